@@ -1,0 +1,296 @@
+// The service framework every emulated service uses: a route table in one place, request
+// ids, per-route counters, the fault hook, and wire-format errors from the service's own
+// error factory. Transport (servers) lives in main.mts; state lives in state.mts.
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+
+export interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  /** Objects are sent as JSON; strings and bytes as they are; undefined = empty body. */
+  body?: unknown;
+}
+
+export interface RouteContext {
+  req: IncomingMessage;
+  method: string;
+  url: URL;
+  params: Record<string, string>;
+  body: Buffer;
+  /** The route pattern that matched, e.g. "/:tenant/oauth2/v2.0/token". */
+  route: string;
+  service: string;
+  requestId: string;
+  /** Local port the request came in on (Key Vault tells vaults apart by it). */
+  localPort: number;
+  header(name: string): string | undefined;
+  text(): string;
+}
+
+export interface Route {
+  method: string;
+  /** Segments: literal, `:name` (one segment), `*name` (the rest, may be empty). */
+  path: string;
+  handler: (ctx: RouteContext) => Reply | Promise<Reply>;
+}
+
+export interface ServiceDef {
+  name: string;
+  routes: Route[];
+  /** The answer for a path or method no route serves (services answer in their own wire format; never 200). */
+  notFound(ctx: RouteContext, allowedMethods: string[]): Reply;
+  /** Turns an injected fault status into the service's wire format. */
+  faultReply?(ctx: RouteContext, status: number): Reply;
+  /** Case-insensitive path matching (ARM); default false. */
+  caseInsensitive?: boolean;
+}
+
+/** Throw from a handler to answer with a prepared reply. */
+export class HttpReplyError extends Error {
+  reply: Reply;
+  constructor(reply: Reply) {
+    super(`HTTP ${reply.status}`);
+    this.reply = reply;
+  }
+}
+
+// ---------------------------------------------------------------- faults and counters
+
+export type FaultKind = "status" | "delay" | "reset" | "drop";
+
+export interface FaultSpec {
+  service: string;
+  method?: string;
+  /** A route pattern exactly as registered, e.g. "/api/batchUsageEvent". */
+  route?: string;
+  /** Or a path prefix. */
+  path?: string;
+  kind: FaultKind;
+  status?: number;
+  retryAfter?: number;
+  body?: unknown;
+  delayMs?: number;
+  /** How many requests it hits; -1 = until cleared. Default 1. */
+  times?: number;
+  /** Instead of times: hit each matching request with this probability (0..1). */
+  rate?: number;
+}
+
+export interface Fault extends FaultSpec {
+  id: string;
+  hits: number;
+}
+
+export class Observability {
+  faults: Fault[] = [];
+  counters: Record<string, Record<string, number>> = {};
+
+  count(service: string, key: string): void {
+    (this.counters[service] ??= {})[key] = ((this.counters[service] ?? {})[key] ?? 0) + 1;
+  }
+
+  addFault(spec: FaultSpec): Fault {
+    const kinds: FaultKind[] = ["status", "delay", "reset", "drop"];
+    if (!spec || typeof spec.service !== "string" || !spec.service) throw new TypeError("Cannot add fault: 'service' is required");
+    if (!kinds.includes(spec.kind)) throw new TypeError(`Cannot add fault: 'kind' must be one of ${kinds.join(", ")}`);
+    if (spec.kind === "status" && !(Number.isInteger(spec.status) && spec.status! >= 100 && spec.status! <= 599)) {
+      throw new TypeError("Cannot add fault: kind 'status' needs an integer 'status' 100..599");
+    }
+    if (spec.kind === "delay" && !(typeof spec.delayMs === "number" && spec.delayMs >= 0)) {
+      throw new TypeError("Cannot add fault: kind 'delay' needs 'delayMs' >= 0");
+    }
+    if (spec.rate !== undefined && !(spec.rate >= 0 && spec.rate <= 1)) throw new TypeError("Cannot add fault: 'rate' must be within 0..1");
+    if (spec.times !== undefined && !(Number.isInteger(spec.times) && (spec.times >= 1 || spec.times === -1))) {
+      throw new TypeError("Cannot add fault: 'times' must be a positive integer or -1");
+    }
+    const f: Fault = { ...spec, id: randomUUID(), hits: 0, times: spec.rate !== undefined ? -1 : spec.times ?? 1 };
+    this.faults.push(f);
+    return f;
+  }
+
+  /** The fault that hits this request, if any (consumes one of its `times`). */
+  takeFault(service: string, method: string, route: string, path: string): Fault | undefined {
+    for (const f of this.faults) {
+      if (f.service !== service) continue;
+      if (f.method && f.method.toUpperCase() !== method) continue;
+      if (f.route && f.route !== route) continue;
+      if (f.path && !path.startsWith(f.path)) continue;
+      if (f.rate !== undefined && Math.random() >= f.rate) continue;
+      f.hits++;
+      if (f.times !== -1) {
+        f.times!--;
+        if (f.times === 0) this.faults = this.faults.filter((x) => x !== f);
+      }
+      return f;
+    }
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- routing
+
+interface CompiledRoute extends Route {
+  segments: string[];
+}
+
+function splitPath(p: string): string[] {
+  return p.split("/").filter((s) => s.length > 0);
+}
+
+function match(route: CompiledRoute, segs: string[], ci: boolean): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (let i = 0; i < route.segments.length; i++) {
+    const pat = route.segments[i];
+    if (pat.startsWith("*")) {
+      params[pat.slice(1)] = segs.slice(i).join("/");
+      return params;
+    }
+    if (i >= segs.length) return undefined;
+    if (pat.startsWith(":")) params[pat.slice(1)] = decodeURIComponent(segs[i]);
+    else if (ci ? pat.toLowerCase() !== segs[i].toLowerCase() : pat !== segs[i]) return undefined;
+  }
+  return segs.length === route.segments.length ? params : undefined;
+}
+
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpReplyError({ status: 413, body: { error: { code: "RequestEntityTooLarge", message: "The request body is too large." } } }));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+export function sendReply(res: ServerResponse, reply: Reply): void {
+  const headers: Record<string, string> = { ...(reply.headers ?? {}) };
+  let payload: Buffer | undefined;
+  if (reply.body === undefined || reply.body === null) payload = undefined;
+  else if (Buffer.isBuffer(reply.body)) payload = reply.body;
+  else if (reply.body instanceof Uint8Array) payload = Buffer.from(reply.body);
+  else if (typeof reply.body === "string") payload = Buffer.from(reply.body);
+  else {
+    payload = Buffer.from(JSON.stringify(reply.body));
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["Content-Type"] = "application/json; charset=utf-8";
+  }
+  headers["Content-Length"] = String(payload?.length ?? 0);
+  res.writeHead(reply.status, headers);
+  res.end(payload);
+}
+
+function destroySocket(socket: Socket): void {
+  // resetAndDestroy sends a TCP RST where the runtime has it; destroy() otherwise.
+  const s = socket as Socket & { resetAndDestroy?: () => void };
+  if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();
+  else s.destroy();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Builds the request listener of one service. */
+export function createServiceHandler(def: ServiceDef, obs: Observability, log: (msg: string) => void = () => {}) {
+  const routes: CompiledRoute[] = def.routes.map((r) => ({ ...r, method: r.method.toUpperCase(), segments: splitPath(r.path) }));
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = (req.method ?? "GET").toUpperCase();
+    const url = new URL(req.url ?? "/", "https://sandbox.invalid");
+    const segs = splitPath(url.pathname);
+    let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
+    const allowed: string[] = [];
+    for (const r of routes) {
+      const p = match(r, segs, def.caseInsensitive ?? false);
+      if (!p) continue;
+      if (r.method === method) {
+        matched = { route: r, params: p };
+        break;
+      }
+      allowed.push(r.method);
+    }
+    const routeName = matched?.route.path ?? "(unmatched)";
+    let bodyBuf: Buffer = Buffer.alloc(0);
+    const ctx: RouteContext = {
+      req,
+      method,
+      url,
+      params: matched?.params ?? {},
+      get body() {
+        return bodyBuf;
+      },
+      route: routeName,
+      service: def.name,
+      requestId: randomUUID(),
+      localPort: req.socket.localPort ?? 0,
+      header: (n) => {
+        const v = req.headers[n.toLowerCase()];
+        return Array.isArray(v) ? v.join(", ") : v;
+      },
+      text: () => bodyBuf.toString("utf8"),
+    };
+    obs.count(def.name, `${method} ${routeName}`);
+    try {
+      bodyBuf = await readBody(req);
+      const fault = obs.takeFault(def.name, method, routeName, url.pathname);
+      if (fault?.kind === "reset") {
+        destroySocket(req.socket);
+        return;
+      }
+      if (fault?.kind === "delay") await sleep(fault.delayMs ?? 0);
+      if (fault?.kind === "status") {
+        const base = fault.body !== undefined
+          ? { status: fault.status!, body: fault.body }
+          : def.faultReply?.(ctx, fault.status!) ?? { status: fault.status!, body: { error: { code: "InjectedFault", message: `Injected HTTP ${fault.status}.` } } };
+        const headers = { ...(base.headers ?? {}) };
+        if (fault.retryAfter !== undefined) headers["Retry-After"] = String(fault.retryAfter);
+        sendReply(res, { ...base, headers });
+        return;
+      }
+      let reply: Reply;
+      if (!matched) reply = def.notFound(ctx, allowed);
+      else {
+        try {
+          reply = await matched.route.handler(ctx);
+        } catch (err) {
+          if (err instanceof HttpReplyError) reply = err.reply;
+          else throw err;
+        }
+      }
+      if (fault?.kind === "drop") {
+        // The request was processed (state changed); the caller never learns the outcome.
+        destroySocket(req.socket);
+        return;
+      }
+      if (!res.destroyed) sendReply(res, reply);
+    } catch (err) {
+      if (err instanceof HttpReplyError) {
+        if (!res.destroyed && !res.headersSent) sendReply(res, err.reply);
+        return;
+      }
+      // A sandbox bug: loud in the log and on the wire, never a silent success.
+      log(`[${def.name}] ${method} ${url.pathname}: internal error: ${(err as Error).stack ?? err}`);
+      if (!res.destroyed && !res.headersSent) {
+        sendReply(res, { status: 500, body: { error: { code: "SandboxInternalError", message: String((err as Error).message ?? err) } } });
+      }
+    }
+  };
+}
+
+/** Parses a JSON body or throws the service's own bad-request reply. */
+export function parseJsonBody<T = unknown>(ctx: RouteContext, bad: (reason: string) => Reply): T {
+  const text = ctx.text();
+  if (!text.trim()) throw new HttpReplyError(bad("The request body is empty."));
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new HttpReplyError(bad("The request body is not valid JSON."));
+  }
+}

@@ -1,0 +1,475 @@
+// In-memory state of one sandbox instance: the seeded world, every ARM resource, RBAC,
+// the clock and the behaviour switches. Services keep their own data in `stores`.
+import { randomUUID } from "node:crypto";
+
+// ---------------------------------------------------------------- the seeded world
+
+export interface WorldSeed {
+  isv: {
+    tenantId: string;
+    tenantName: string;
+    subscriptionId: string;
+    subscriptionName: string;
+    location: string;
+    user: { objectId: string; upn: string; displayName: string };
+  };
+  /** Marketplace offers: each plan declares its custom meter dimensions (Partner Center dimension ids). */
+  offers: Array<{ publisher: string; product: string; plans: Array<{ name: string; dimensions: string[] }> }>;
+  customers: Array<{
+    name: string;
+    tenantId: string;
+    tenantName: string;
+    subscriptionId: string;
+    subscriptionName: string;
+    location: string;
+    resourceGroup: string;
+    managedResourceGroup: string;
+    app: {
+      name: string;
+      resourceUsageId: string;
+      plan: { name: string; publisher: string; product: string; version: string };
+      provisioningState?: string;
+    };
+  }>;
+  options?: DeepPartial<SandboxOptions>;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** The `world` block of sandbox.json: what tests and the demo need to address the seeded customers. */
+export interface WorldSummary {
+  isv: { tenantId: string; subscriptionId: string; userObjectId: string; userPrincipalName: string; location: string };
+  customers: Array<{
+    name: string;
+    tenantId: string;
+    subscriptionId: string;
+    resourceGroup: string;
+    managedResourceGroup: string;
+    managedAppId: string;
+    resourceUsageId: string;
+    planId: string;
+    dimensions: string[];
+  }>;
+}
+
+// ---------------------------------------------------------------- behaviour switches
+// Where azure-facts.md marks a behaviour unconfirmed, the default here is the one it names.
+
+export interface SandboxOptions {
+  entra: {
+    /** Clock skew allowed on assertion exp/nbf (unconfirmed; facts §2.3 → 300 s). */
+    clockSkewS: number;
+    /** How long a fetched issuer JWKS is reused (unconfirmed; facts §2.4 → fetch per exchange = 0). */
+    jwksCacheTtlS: number;
+    /** A new FIC fails with AADSTS70021 for this long after creation (facts §2.1 → 0). */
+    ficPropagationDelayMs: number;
+    /** Answer subject mismatches with the legacy 70021 instead of 700213. */
+    legacyMismatchError: boolean;
+    /** Accept http:// issuers (unconfirmed → https required). */
+    allowHttpIssuer: boolean;
+    /** Accept JWKS keys without use/alg, padded or standard-base64 n/e (as the 2023 bash tool published). */
+    lenientJwks: boolean;
+    /** Reject a second use of the same assertion jti (unconfirmed → reuse allowed). */
+    singleUseJti: boolean;
+    /** Lifetime of managed identity access tokens (facts §2.5: expires_in 86399). */
+    managedIdentityTokenLifetimeS: number;
+    /** Lifetime of user tokens handed out by the az stand-in. */
+    userTokenLifetimeS: number;
+  };
+  metering: {
+    /** Accepted `aud` values of metering tokens (unconfirmed form → configurable). */
+    audiences: string[];
+    /** Whether planId is part of the duplicate key (unconfirmed → no). */
+    dedupeIncludesPlan: boolean;
+    /** Future skew tolerated on effectiveStartTime (unconfirmed → 0 s). */
+    futureSkewS: number;
+    /** Name of the generic batch item failure status (spec: Error; metered-billing-accelerator: UsageEventError). */
+    errorStatusName: string;
+  };
+}
+
+export const DEFAULT_OPTIONS: SandboxOptions = {
+  entra: {
+    clockSkewS: 300,
+    jwksCacheTtlS: 0,
+    ficPropagationDelayMs: 0,
+    legacyMismatchError: false,
+    allowHttpIssuer: false,
+    lenientJwks: false,
+    singleUseJti: false,
+    managedIdentityTokenLifetimeS: 86399,
+    userTokenLifetimeS: 3599,
+  },
+  metering: {
+    audiences: ["20e940b3-4c77-4b0b-9a53-9e16a1b010a7"],
+    dedupeIncludesPlan: false,
+    futureSkewS: 0,
+    errorStatusName: "Error",
+  },
+};
+
+export function mergeOptions<T>(base: T, patch: unknown): T {
+  if (patch === undefined || patch === null || typeof patch !== "object" || Array.isArray(patch)) return base;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (!(k in out)) throw new RangeError(`Cannot set option: unknown key '${k}'`);
+    const cur = out[k];
+    if (cur !== null && typeof cur === "object" && !Array.isArray(cur)) out[k] = mergeOptions(cur, v);
+    else {
+      if (typeof v !== typeof cur || Array.isArray(v) !== Array.isArray(cur)) {
+        throw new TypeError(`Cannot set option '${k}': expected ${Array.isArray(cur) ? "array" : typeof cur}`);
+      }
+      out[k] = v;
+    }
+  }
+  return out as T;
+}
+
+// ---------------------------------------------------------------- ARM resources and RBAC
+
+export interface ArmResource {
+  id: string;
+  name: string;
+  type: string;
+  location?: string;
+  kind?: string;
+  managedBy?: string;
+  sku?: Record<string, unknown>;
+  plan?: Record<string, unknown>;
+  identity?: Record<string, unknown>;
+  tags?: Record<string, string>;
+  properties: Record<string, unknown>;
+  /** Tenant that owns the subscription the resource lives in. */
+  tenantId: string;
+  subscriptionId: string;
+  resourceGroup?: string;
+  createdAtMs: number;
+  [extra: string]: unknown;
+}
+
+export const ROLE = {
+  Owner: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+  Contributor: "b24988ac-6180-42a0-ab88-20f7382dd24c",
+  Reader: "acdd72a7-3c48-4ae5-b1e1-b0e1aa6e1b44",
+  ManagedIdentityContributor: "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59",
+  KeyVaultAdministrator: "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+  KeyVaultCryptoOfficer: "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+  KeyVaultCryptoUser: "12338af0-0e69-4776-bea7-57ae8d297424",
+  KeyVaultSecretsOfficer: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+  KeyVaultSecretsUser: "4633458b-17de-408a-b874-0445c86b69e6",
+  StorageBlobDataContributor: "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+  StorageBlobDataReader: "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+  ServiceBusDataOwner: "090c5cfd-751d-490a-894a-3ce6f1109419",
+  ServiceBusDataSender: "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
+  ServiceBusDataReceiver: "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
+} as const;
+
+/** Built-in role definitions, reduced to the actions the sandbox checks. Patterns use `*` like Azure's. */
+export const ROLE_DEFINITIONS: Record<string, { roleName: string; actions: string[]; notActions: string[]; dataActions: string[] }> = {
+  [ROLE.Owner]: { roleName: "Owner", actions: ["*"], notActions: [], dataActions: [] },
+  [ROLE.Contributor]: {
+    roleName: "Contributor",
+    actions: ["*"],
+    notActions: ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"],
+    dataActions: [],
+  },
+  [ROLE.Reader]: { roleName: "Reader", actions: ["*/read"], notActions: [], dataActions: [] },
+  [ROLE.ManagedIdentityContributor]: {
+    roleName: "Managed Identity Contributor",
+    actions: ["Microsoft.ManagedIdentity/userAssignedIdentities/*", "Microsoft.Resources/subscriptions/resourceGroups/read"],
+    notActions: [],
+    dataActions: [],
+  },
+  [ROLE.KeyVaultAdministrator]: {
+    roleName: "Key Vault Administrator",
+    actions: ["Microsoft.KeyVault/*/read"],
+    notActions: [],
+    dataActions: ["Microsoft.KeyVault/vaults/*"],
+  },
+  [ROLE.KeyVaultCryptoOfficer]: {
+    roleName: "Key Vault Crypto Officer",
+    actions: ["Microsoft.KeyVault/*/read"],
+    notActions: [],
+    dataActions: ["Microsoft.KeyVault/vaults/keys/*", "Microsoft.KeyVault/vaults/keyrotationpolicies/*"],
+  },
+  [ROLE.KeyVaultCryptoUser]: {
+    roleName: "Key Vault Crypto User",
+    actions: [],
+    notActions: [],
+    dataActions: [
+      "Microsoft.KeyVault/vaults/keys/read",
+      "Microsoft.KeyVault/vaults/keys/update/action",
+      "Microsoft.KeyVault/vaults/keys/backup/action",
+      "Microsoft.KeyVault/vaults/keys/encrypt/action",
+      "Microsoft.KeyVault/vaults/keys/decrypt/action",
+      "Microsoft.KeyVault/vaults/keys/wrap/action",
+      "Microsoft.KeyVault/vaults/keys/unwrap/action",
+      "Microsoft.KeyVault/vaults/keys/sign/action",
+      "Microsoft.KeyVault/vaults/keys/verify/action",
+    ],
+  },
+  [ROLE.KeyVaultSecretsOfficer]: {
+    roleName: "Key Vault Secrets Officer",
+    actions: ["Microsoft.KeyVault/*/read"],
+    notActions: [],
+    dataActions: ["Microsoft.KeyVault/vaults/secrets/*"],
+  },
+  [ROLE.KeyVaultSecretsUser]: {
+    roleName: "Key Vault Secrets User",
+    actions: [],
+    notActions: [],
+    dataActions: ["Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"],
+  },
+  [ROLE.StorageBlobDataContributor]: {
+    roleName: "Storage Blob Data Contributor",
+    actions: ["Microsoft.Storage/storageAccounts/blobServices/containers/*"],
+    notActions: [],
+    dataActions: ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
+  },
+  [ROLE.StorageBlobDataReader]: {
+    roleName: "Storage Blob Data Reader",
+    actions: ["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
+    notActions: [],
+    dataActions: ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"],
+  },
+  [ROLE.ServiceBusDataOwner]: {
+    roleName: "Azure Service Bus Data Owner",
+    actions: ["Microsoft.ServiceBus/*"],
+    notActions: [],
+    dataActions: ["Microsoft.ServiceBus/*"],
+  },
+  [ROLE.ServiceBusDataSender]: {
+    roleName: "Azure Service Bus Data Sender",
+    actions: ["Microsoft.ServiceBus/*/queues/read"],
+    notActions: [],
+    dataActions: ["Microsoft.ServiceBus/*/send/action"],
+  },
+  [ROLE.ServiceBusDataReceiver]: {
+    roleName: "Azure Service Bus Data Receiver",
+    actions: ["Microsoft.ServiceBus/*/queues/read"],
+    notActions: [],
+    dataActions: ["Microsoft.ServiceBus/*/receive/action"],
+  },
+};
+
+export function actionMatches(pattern: string, action: string): boolean {
+  const re = new RegExp("^" + pattern.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*") + "$", "i");
+  return re.test(action);
+}
+
+/** True when `scope` equals `ancestor` or lies beneath it (ARM ids, case-insensitive, whole segments). */
+export function scopeContains(ancestor: string, scope: string): boolean {
+  const a = ancestor.replace(/\/+$/, "").toLowerCase();
+  const s = scope.replace(/\/+$/, "").toLowerCase();
+  return a === "" || s === a || s.startsWith(a + "/");
+}
+
+// ---------------------------------------------------------------- the state
+
+export interface Tenant { tenantId: string; displayName: string; defaultDomain: string }
+export interface Subscription { subscriptionId: string; displayName: string; tenantId: string; state: string }
+export interface User { objectId: string; tenantId: string; userPrincipalName: string; displayName: string }
+
+export class SandboxState {
+  seed: WorldSeed;
+  options: SandboxOptions;
+  clockOffsetMs = 0;
+  tenants = new Map<string, Tenant>();
+  subscriptions = new Map<string, Subscription>();
+  users = new Map<string, User>();
+  /** Every ARM resource, keyed by lower-cased id. */
+  resources = new Map<string, ArmResource>();
+  /** Per-service data (keys, secrets, usage events, …), created on first use. */
+  stores = new Map<string, unknown>();
+  /** The az stand-in's selected subscription. */
+  azSubscriptionId: string;
+
+  constructor(seed: WorldSeed) {
+    this.seed = seed;
+    this.options = mergeOptions(DEFAULT_OPTIONS, seed.options ?? {});
+    this.azSubscriptionId = seed.isv.subscriptionId;
+    this.loadSeed(seed);
+  }
+
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  store<T>(name: string, init: () => T): T {
+    let s = this.stores.get(name) as T | undefined;
+    if (s === undefined) {
+      s = init();
+      this.stores.set(name, s);
+    }
+    return s;
+  }
+
+  // ---- resources
+  getResource(id: string): ArmResource | undefined {
+    return this.resources.get(id.replace(/\/+$/, "").toLowerCase());
+  }
+
+  putResource(r: ArmResource): ArmResource {
+    this.resources.set(r.id.toLowerCase(), r);
+    return r;
+  }
+
+  deleteResource(id: string): boolean {
+    const key = id.toLowerCase();
+    let found = this.resources.delete(key);
+    for (const k of [...this.resources.keys()]) {
+      if (k.startsWith(key + "/")) found = this.resources.delete(k) || found;
+    }
+    return found;
+  }
+
+  listResources(filter: (r: ArmResource) => boolean = () => true): ArmResource[] {
+    return [...this.resources.values()].filter(filter);
+  }
+
+  ofType(type: string): ArmResource[] {
+    const t = type.toLowerCase();
+    return this.listResources((r) => r.type.toLowerCase() === t);
+  }
+
+  managedApps(): ArmResource[] {
+    return this.ofType("Microsoft.Solutions/applications");
+  }
+
+  /** The managed application whose managed resource group contains `scope`. */
+  appForScope(scope: string): ArmResource | undefined {
+    return this.managedApps().find((a) => scopeContains(String(a.properties.managedResourceGroupId ?? ""), scope));
+  }
+
+  findIdentityByClientId(clientId: string): ArmResource | undefined {
+    const c = clientId.toLowerCase();
+    return this.ofType("Microsoft.ManagedIdentity/userAssignedIdentities")
+      .find((r) => String(r.properties.clientId ?? "").toLowerCase() === c);
+  }
+
+  findIdentityByPrincipalId(principalId: string): ArmResource | undefined {
+    const p = principalId.toLowerCase();
+    return this.ofType("Microsoft.ManagedIdentity/userAssignedIdentities")
+      .find((r) => String(r.properties.principalId ?? "").toLowerCase() === p);
+  }
+
+  federatedCredentialsOf(identityId: string): ArmResource[] {
+    const prefix = identityId.toLowerCase() + "/federatedidentitycredentials/";
+    return [...this.resources.entries()].filter(([k]) => k.startsWith(prefix) && !k.slice(prefix.length).includes("/")).map(([, r]) => r);
+  }
+
+  // ---- RBAC
+  /** Role definition ids that `principalId` holds at `scope`: role assignments at or above it, and managed app authorizations on the MRG. */
+  rolesAt(principalId: string, scope: string): string[] {
+    const p = principalId.toLowerCase();
+    const roles: string[] = [];
+    for (const ra of this.ofType("Microsoft.Authorization/roleAssignments")) {
+      const props = ra.properties as { principalId?: string; roleDefinitionId?: string; scope?: string };
+      if (String(props.principalId ?? "").toLowerCase() !== p) continue;
+      if (!scopeContains(String(props.scope ?? ""), scope)) continue;
+      roles.push(String(props.roleDefinitionId ?? "").split("/").pop()!.toLowerCase());
+    }
+    for (const app of this.managedApps()) {
+      const mrg = String(app.properties.managedResourceGroupId ?? "");
+      if (!mrg || !scopeContains(mrg, scope)) continue;
+      const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string; roleDefinitionId: string }>;
+      for (const a of auths) if (a.principalId.toLowerCase() === p) roles.push(a.roleDefinitionId.toLowerCase());
+    }
+    return roles;
+  }
+
+  /** Whether `principalId` may perform `action` (control plane) or `dataAction` at `scope`. */
+  isAllowed(principalId: string, scope: string, action: { action?: string; dataAction?: string }): boolean {
+    for (const roleId of this.rolesAt(principalId, scope)) {
+      const def = ROLE_DEFINITIONS[roleId];
+      if (!def) continue;
+      if (action.action) {
+        const ok = def.actions.some((p) => actionMatches(p, action.action!)) &&
+          !def.notActions.some((p) => actionMatches(p, action.action!));
+        if (ok) return true;
+      }
+      if (action.dataAction && def.dataActions.some((p) => actionMatches(p, action.dataAction!))) return true;
+    }
+    return false;
+  }
+
+  // ---- seed
+  private loadSeed(seed: WorldSeed): void {
+    const t0 = this.now();
+    const isv = seed.isv;
+    this.tenants.set(isv.tenantId, { tenantId: isv.tenantId, displayName: isv.tenantName, defaultDomain: `${isv.tenantName}.onmicrosoft.com` });
+    this.subscriptions.set(isv.subscriptionId, { subscriptionId: isv.subscriptionId, displayName: isv.subscriptionName, tenantId: isv.tenantId, state: "Enabled" });
+    this.users.set(isv.user.objectId, { objectId: isv.user.objectId, tenantId: isv.tenantId, userPrincipalName: isv.user.upn, displayName: isv.user.displayName });
+    this.putResource({
+      id: `/subscriptions/${isv.subscriptionId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}`,
+      name: "", type: "Microsoft.Authorization/roleAssignments", tenantId: isv.tenantId, subscriptionId: isv.subscriptionId,
+      properties: { principalId: isv.user.objectId, principalType: "User", scope: `/subscriptions/${isv.subscriptionId}`, roleDefinitionId: `/subscriptions/${isv.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.Owner}` },
+      createdAtMs: t0,
+    });
+    for (const c of seed.customers) {
+      this.tenants.set(c.tenantId, { tenantId: c.tenantId, displayName: c.tenantName, defaultDomain: `${c.tenantName}.onmicrosoft.com` });
+      this.subscriptions.set(c.subscriptionId, { subscriptionId: c.subscriptionId, displayName: c.subscriptionName, tenantId: c.tenantId, state: "Enabled" });
+      const sub = `/subscriptions/${c.subscriptionId}`;
+      const rgId = `${sub}/resourceGroups/${c.resourceGroup}`;
+      const mrgId = `${sub}/resourceGroups/${c.managedResourceGroup}`;
+      const appId = `${rgId}/providers/Microsoft.Solutions/applications/${c.app.name}`;
+      const base = { tenantId: c.tenantId, subscriptionId: c.subscriptionId, location: c.location, createdAtMs: t0 };
+      this.putResource({ ...base, id: rgId, name: c.resourceGroup, type: "Microsoft.Resources/resourceGroups", resourceGroup: c.resourceGroup, properties: { provisioningState: "Succeeded" } });
+      this.putResource({ ...base, id: mrgId, name: c.managedResourceGroup, type: "Microsoft.Resources/resourceGroups", resourceGroup: c.managedResourceGroup, managedBy: appId, properties: { provisioningState: "Succeeded" } });
+      const provisioningState = c.app.provisioningState ?? "Succeeded";
+      this.putResource({
+        ...base,
+        id: appId,
+        name: c.app.name,
+        type: "Microsoft.Solutions/applications",
+        resourceGroup: c.resourceGroup,
+        kind: "MarketPlace",
+        managedBy: undefined,
+        plan: { ...c.app.plan, promotionCode: "" },
+        identity: { type: "SystemAssigned", principalId: randomUUID(), tenantId: c.tenantId },
+        properties: {
+          managedResourceGroupId: mrgId,
+          provisioningState,
+          // billingDetails only exist once provisioning succeeded (facts §5).
+          billingDetails: provisioningState === "Succeeded" ? { resourceUsageId: c.app.resourceUsageId } : null,
+          publisherTenantId: isv.tenantId,
+          customerSupport: { contactName: "", email: "", phone: "" },
+          authorizations: [{ principalId: isv.user.objectId, roleDefinitionId: ROLE.Owner }],
+          createdBy: { oid: randomUUID(), puid: "", applicationId: "" },
+          jitAccessPolicy: { jitAccessEnabled: false },
+        },
+      });
+    }
+  }
+
+  /** The world block of sandbox.json. */
+  summary(): WorldSummary {
+    const seed = this.seed;
+    return {
+      isv: {
+        tenantId: seed.isv.tenantId,
+        subscriptionId: seed.isv.subscriptionId,
+        userObjectId: seed.isv.user.objectId,
+        userPrincipalName: seed.isv.user.upn,
+        location: seed.isv.location,
+      },
+      customers: seed.customers.map((c) => ({
+        name: c.name,
+        tenantId: c.tenantId,
+        subscriptionId: c.subscriptionId,
+        resourceGroup: c.resourceGroup,
+        managedResourceGroup: c.managedResourceGroup,
+        managedAppId: `/subscriptions/${c.subscriptionId}/resourceGroups/${c.resourceGroup}/providers/Microsoft.Solutions/applications/${c.app.name}`,
+        resourceUsageId: c.app.resourceUsageId,
+        planId: c.app.plan.name,
+        dimensions: this.dimensionsOf(c.app.plan.product, c.app.plan.name) ?? [],
+      })),
+    };
+  }
+
+  /** Dimensions the offer's plan declares, or undefined when the plan is unknown. */
+  dimensionsOf(product: string, planName: string): string[] | undefined {
+    const offer = this.seed.offers.find((o) => o.product === product);
+    return offer?.plans.find((p) => p.name === planName)?.dimensions;
+  }
+}

@@ -1,0 +1,274 @@
+// The sandbox process: a local Azure. Starts Azurite (Storage) as a child process and the
+// emulated Entra, ARM, Key Vault and Marketplace metering services on HTTPS ports of 127.0.0.1,
+// plus the plain-HTTP admin API; writes DIR/env and DIR/sandbox.json.
+// Run through sandbox/cli.mts; tests call startSandbox() in-process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createTlsMaterial, tlsPaths, writeTlsMaterial, type TlsMaterial } from "./core/ca.mts";
+import { createServiceHandler, Observability, type ServiceDef } from "./core/http.mts";
+import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
+import { TokenService } from "./core/tokens.mts";
+import { createAdminService } from "./services/admin.mts";
+import { createArmService } from "./services/arm.mts";
+import { createEntraService } from "./services/entra.mts";
+import { createKeyVaultService, type KeyVaultHooks } from "./services/keyvault.mts";
+import { createMeteringService } from "./services/metering.mts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(HERE, "..");
+export const DEFAULT_WORLD_FILE = join(HERE, "world.json");
+
+/** Azurite's well-known development account (published by Microsoft; not a secret). */
+export const AZURITE_ACCOUNT = {
+  name: "devstoreaccount1",
+  key: "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+};
+
+export interface Endpoints {
+  entra: string;
+  arm: string;
+  metering: string;
+  blob: string;
+  admin: string;
+}
+
+export interface ListeningServer {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** What every service module receives. */
+export interface SandboxContext {
+  state: SandboxState;
+  tokens: TokenService;
+  obs: Observability;
+  tls: TlsMaterial;
+  /** Filled before the first request can arrive. */
+  endpoints: Endpoints;
+  azurite: { blobEndpoint: string; accountName: string; accountKey: string } | undefined;
+  /** Opens another HTTPS port for a service (Key Vault: one per vault). */
+  listenHttps(def: ServiceDef): Promise<ListeningServer>;
+  /** Set once the Key Vault service exists; ARM calls it when a vault is created. */
+  keyVault: KeyVaultHooks;
+  log(msg: string): void;
+}
+
+export interface SandboxHandle {
+  dir: string;
+  endpoints: Endpoints;
+  caCertPath: string;
+  world: WorldSummary;
+  state: SandboxState;
+  tokens: TokenService;
+  obs: Observability;
+  /** Environment for processes that should use the sandbox (same as DIR/env). */
+  env: Record<string, string>;
+  azuritePid: number | undefined;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  dir: string;
+  /** World seed; default sandbox/world.json. */
+  seed?: WorldSeed;
+  /** Reuse TLS material the calling process already trusts (tests); default: make a new CA. */
+  tls?: TlsMaterial;
+  /** Start Azurite (default true). */
+  azurite?: boolean;
+  log?: (msg: string) => void;
+}
+
+export async function loadWorldSeed(file = DEFAULT_WORLD_FILE): Promise<WorldSeed> {
+  return JSON.parse(await readFile(file, "utf8")) as WorldSeed;
+}
+
+function listen(server: Server, port = 0): Promise<number> {
+  return new Promise((res, rej) => {
+    server.once("error", rej);
+    server.listen(port, "127.0.0.1", () => res((server.address() as { port: number }).port));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((res) => {
+    server.close(() => res());
+    (server as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
+}
+
+async function startAzurite(dir: string, certPath: string, keyPath: string, log: (m: string) => void): Promise<{ child: ChildProcess; endpoint: string }> {
+  const location = join(dir, "azurite");
+  await mkdir(location, { recursive: true });
+  const main = join(REPO_ROOT, "node_modules", "azurite", "dist", "src", "blob", "main.js");
+  // Azurite is plain JavaScript: run it with a Node binary even when the sandbox runs on Deno.
+  const nodeBin = process.versions.deno ? "node" : process.execPath;
+  const child = spawn(nodeBin, [
+    main, "--location", location, "--blobHost", "127.0.0.1", "--blobPort", "0",
+    "--cert", certPath, "--key", keyPath, "--oauth", "basic",
+    "--disableTelemetry", "--skipApiVersionCheck", "--silent",
+  ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, AZURITE_ACCOUNTS: "" } });
+  return await new Promise((res, rej) => {
+    let out = "";
+    const timer = setTimeout(() => rej(new Error(`Azurite did not start in 20 s:\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listens on (https?:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res({ child, endpoint: `${m[1].replace(/\/$/, "")}/${AZURITE_ACCOUNT.name}` });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d: Buffer) => { out += d.toString(); log(`[azurite] ${d.toString().trim()}`); });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      rej(new Error(`Azurite exited with code ${code}:\n${out}`));
+    });
+  });
+}
+
+export function envFileText(env: Record<string, string>, binDir: string): string {
+  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const lines = Object.entries(env).filter(([k]) => k !== "PATH").map(([k, v]) => `export ${k}=${q(v)}`);
+  lines.push(`export PATH=${q(binDir)}:"$PATH"`);
+  return `# Written by the metering sandbox: source it to point the scripts at the local Azure.\n${lines.join("\n")}\n`;
+}
+
+export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
+  const dir = resolve(opts.dir);
+  const log = opts.log ?? ((m: string) => process.stderr.write(m + "\n"));
+  await mkdir(dir, { recursive: true });
+  const seed = opts.seed ?? await loadWorldSeed();
+  const state = new SandboxState(seed);
+  const tokens = await TokenService.create(state);
+  const obs = new Observability();
+  const tls = opts.tls ?? await createTlsMaterial();
+  const paths = await writeTlsMaterial(dir, tls);
+
+  const servers: Server[] = [];
+  const listenHttps = async (def: ServiceDef): Promise<ListeningServer> => {
+    const handler = createServiceHandler(def, obs, log);
+    const server = createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, (req: IncomingMessage, res: ServerResponse) => void handler(req, res));
+    server.keepAliveTimeout = 5_000;
+    const port = await listen(server);
+    servers.push(server);
+    return { port, url: `https://127.0.0.1:${port}`, close: () => closeServer(server) };
+  };
+
+  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "" };
+  const ctx: SandboxContext = {
+    state, tokens, obs, tls, endpoints, azurite: undefined, listenHttps, log,
+    keyVault: undefined as unknown as KeyVaultHooks,
+  };
+
+  let azuriteChild: ChildProcess | undefined;
+  const stopAll = async () => {
+    await Promise.all(servers.map(closeServer));
+    if (azuriteChild && azuriteChild.exitCode === null) {
+      const exited = new Promise((r) => azuriteChild!.once("exit", r));
+      azuriteChild.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (azuriteChild.exitCode === null) azuriteChild.kill("SIGKILL");
+    }
+  };
+
+  try {
+    const azuriteStart = opts.azurite === false ? undefined : startAzurite(dir, paths.certPath, paths.keyPath, log);
+    const keyVault = createKeyVaultService(ctx);
+    ctx.keyVault = keyVault.hooks;
+    const [entra, arm, metering] = await Promise.all([
+      listenHttps(createEntraService(ctx)),
+      listenHttps(createArmService(ctx)),
+      listenHttps(createMeteringService(ctx)),
+    ]);
+    endpoints.entra = entra.url;
+    endpoints.arm = arm.url;
+    endpoints.metering = metering.url;
+
+    const adminHandler = createServiceHandler(createAdminService(ctx), obs, log);
+    const admin = createHttpServer((req, res) => void adminHandler(req, res));
+    endpoints.admin = `http://127.0.0.1:${await listen(admin)}`;
+    servers.push(admin);
+
+    if (azuriteStart) {
+      const az = await azuriteStart;
+      azuriteChild = az.child;
+      endpoints.blob = az.endpoint;
+      ctx.azurite = { blobEndpoint: az.endpoint, accountName: AZURITE_ACCOUNT.name, accountKey: AZURITE_ACCOUNT.key };
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  const binDir = join(dir, "bin");
+  await mkdir(binDir, { recursive: true });
+  const azScript = `#!/bin/sh\n# The sandbox's az stand-in: forwards to the sandbox admin API.\n` +
+    `METERING_SANDBOX_ADMIN="\${METERING_SANDBOX_ADMIN:-${endpoints.admin}}" exec node '${join(REPO_ROOT, "sandbox", "az", "az.mjs")}' "$@"\n`;
+  await writeFile(join(binDir, "az"), azScript);
+  await chmod(join(binDir, "az"), 0o755);
+
+  const env: Record<string, string> = {
+    AZURE_AUTHORITY_HOST: endpoints.entra,
+    METERING_API_BASE_URL: endpoints.metering,
+    METERING_DISABLE_INSTANCE_DISCOVERY: "true",
+    METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true",
+    AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+    NODE_EXTRA_CA_CERTS: paths.caCertPath,
+    DENO_CERT: paths.caCertPath,
+    METERING_SANDBOX_ADMIN: endpoints.admin,
+    METERING_SANDBOX_DIR: dir,
+    PATH: `${binDir}:${process.env.PATH ?? ""}`,
+  };
+  await writeFile(join(dir, "env"), envFileText(env, binDir));
+  const world = state.summary();
+  const handle: SandboxHandle = {
+    dir, endpoints, caCertPath: paths.caCertPath, world, state, tokens, obs, env,
+    azuritePid: azuriteChild?.pid,
+    stop: async () => {
+      await stopAll();
+      await rm(join(dir, "sandbox.json"), { force: true });
+    },
+  };
+  await writeFile(join(dir, "sandbox.json"), JSON.stringify({
+    pid: process.pid,
+    azuritePid: azuriteChild?.pid,
+    endpoints,
+    caCertPath: paths.caCertPath,
+    envFile: join(dir, "env"),
+    world,
+  }, null, 2) + "\n");
+  return handle;
+}
+
+export { tlsPaths };
+
+// Run as a process: `main.mts --dir DIR [--world FILE]` (sandbox/cli.mts does this).
+if (import.meta.main ?? (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url))) {
+  const { parseArgs } = await import("node:util");
+  const { values } = parseArgs({ options: { dir: { type: "string" }, world: { type: "string" } }, strict: true });
+  if (!values.dir) {
+    process.stderr.write("usage: main.mts --dir DIR [--world FILE]\n");
+    process.exitCode = 2;
+  } else {
+    const { readTlsMaterial } = await import("./core/ca.mts");
+    // The CLI made the CA before starting this process, so this process already trusts it.
+    const tls = await readTlsMaterial(values.dir).catch(() => undefined);
+    const sb = await startSandbox({ dir: values.dir, tls, seed: await loadWorldSeed(values.world) });
+    let stopping = false;
+    const shutdown = async () => {
+      if (stopping) return;
+      stopping = true;
+      await sb.stop();
+      process.exitCode = 0;
+      setTimeout(() => process.exit(0), 100).unref?.();
+    };
+    process.on("SIGTERM", shutdown);
+    process.on("SIGINT", shutdown);
+  }
+}

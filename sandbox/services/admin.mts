@@ -1,0 +1,139 @@
+// The sandbox's admin API (plain HTTP): the world, recorded usage events and tokens, request
+// counters, fault injection, behaviour switches, the clock, and the az stand-in's back end.
+import { HttpReplyError, parseJsonBody, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
+import { mergeOptions, scopeContains } from "../core/state.mts";
+import type { SandboxContext } from "../main.mts";
+import { listAcceptedEvents } from "./metering.mts";
+
+const bad = (message: string): Reply => ({ status: 400, body: { error: { code: "BadRequest", message } } });
+
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw new HttpReplyError(bad(err.message));
+    throw err;
+  }
+}
+
+/** The back end of the az stand-in: who is signed in, which subscription is selected, user tokens. */
+export function createAzContext(ctx: SandboxContext) {
+  const { state, tokens } = ctx;
+  const user = state.seed.isv.user;
+  const visibleSubscriptions = () =>
+    [...state.subscriptions.values()].filter((s) =>
+      s.tenantId === state.seed.isv.tenantId ||
+      state.listResources((r) => r.subscriptionId === s.subscriptionId).some((r) => state.rolesAt(user.objectId, r.id).length > 0)
+    );
+  return {
+    armEndpoint: ctx.endpoints.arm,
+    fetch: globalThis.fetch.bind(globalThis),
+    async getUserToken(o: { resource: string; tenantId?: string }) {
+      const tenantId = o.tenantId ?? state.seed.isv.tenantId;
+      if (!state.tenants.has(tenantId)) throw new Error(`AADSTS90002: Tenant '${tenantId}' not found.`);
+      const lifetimeS = state.options.entra.userTokenLifetimeS;
+      const { token, claims } = await tokens.issue({
+        tenantId,
+        audience: o.resource,
+        objectId: user.objectId,
+        idtyp: "user",
+        lifetimeS,
+        grant: "az",
+        extraClaims: { upn: user.upn, unique_name: user.upn, name: user.displayName, scp: "user_impersonation", amr: ["pwd"], appid: "04b07795-8ddb-461a-bbee-02f9e1bf7b46" },
+      });
+      return { accessToken: token, expiresOnEpochS: Number(claims.exp), tenantId };
+    },
+    account: {
+      get() {
+        const s = state.subscriptions.get(state.azSubscriptionId)!;
+        return { subscriptionId: s.subscriptionId, subscriptionName: s.displayName, tenantId: s.tenantId, user: { name: user.upn, type: "user" as const } };
+      },
+      set(idOrName: string) {
+        const s = visibleSubscriptions().find((x) => x.subscriptionId === idOrName.toLowerCase() || x.displayName === idOrName);
+        if (!s) throw new Error(`The subscription of '${idOrName}' doesn't exist in cloud 'AzureCloud'.`);
+        state.azSubscriptionId = s.subscriptionId;
+      },
+    },
+    listSubscriptions() {
+      return visibleSubscriptions().map((s) => ({ subscriptionId: s.subscriptionId, name: s.displayName, tenantId: s.tenantId }));
+    },
+  };
+}
+
+export function createAdminService(ctx: SandboxContext): ServiceDef {
+  const { state, obs, tokens } = ctx;
+  const json = (body: unknown, status = 200): Reply => ({ status, body });
+  let azContext: ReturnType<typeof createAzContext> | undefined;
+
+  return {
+    name: "admin",
+    notFound: (c, allowed) =>
+      allowed.length
+        ? { status: 405, headers: { Allow: allowed.join(", ") }, body: { error: { code: "MethodNotAllowed", message: `${c.method} is not allowed here.` } } }
+        : { status: 501, body: { error: { code: "NotImplemented", message: `The admin API has no route ${c.method} ${c.url.pathname}.` } } },
+    routes: [
+      { method: "GET", path: "/world", handler: () => json(state.summary()) },
+      { method: "GET", path: "/metering/events", handler: () => json(listAcceptedEvents(state)) },
+      { method: "GET", path: "/requests", handler: () => json(obs.counters) },
+      {
+        method: "DELETE", path: "/requests", handler: () => {
+          obs.counters = {};
+          return { status: 204 };
+        },
+      },
+      { method: "GET", path: "/tokens", handler: () => json(tokens.issued) },
+      { method: "GET", path: "/faults", handler: () => json(obs.faults) },
+      {
+        method: "POST", path: "/faults", handler: (c: RouteContext) => {
+          const body = parseJsonBody<FaultSpec | FaultSpec[]>(c, bad);
+          const specs = Array.isArray(body) ? body : [body];
+          return json(guard(() => specs.map((s) => obs.addFault(s))), 201);
+        },
+      },
+      {
+        method: "DELETE", path: "/faults", handler: () => {
+          obs.faults = [];
+          return { status: 204 };
+        },
+      },
+      { method: "GET", path: "/options", handler: () => json(state.options) },
+      {
+        method: "PATCH", path: "/options", handler: (c) => {
+          const patch = parseJsonBody(c, bad);
+          state.options = guard(() => mergeOptions(state.options, patch));
+          return json(state.options);
+        },
+      },
+      {
+        method: "POST", path: "/clock", handler: (c) => {
+          const body = parseJsonBody<{ offsetMs?: unknown }>(c, bad);
+          if (typeof body.offsetMs !== "number" || !Number.isFinite(body.offsetMs)) throw new HttpReplyError(bad("'offsetMs' must be a finite number."));
+          state.clockOffsetMs = body.offsetMs;
+          return json({ offsetMs: state.clockOffsetMs, now: new Date(state.now()).toISOString() });
+        },
+      },
+      {
+        method: "GET", path: "/role-assignments", handler: (c) => {
+          const scope = c.url.searchParams.get("scope") ?? "";
+          return json(state.ofType("Microsoft.Authorization/roleAssignments").filter((r) => scopeContains(scope, String(r.properties.scope ?? ""))));
+        },
+      },
+      {
+        method: "POST", path: "/az", handler: async (c) => {
+          const body = parseJsonBody<{ argv?: unknown; cwd?: unknown; stdin?: unknown }>(c, bad);
+          if (!Array.isArray(body.argv) || !body.argv.every((a) => typeof a === "string") || typeof body.cwd !== "string") {
+            throw new HttpReplyError(bad("Expected {argv: string[], cwd: string, stdin?: string}."));
+          }
+          const { runAz } = await import("../az/commands.mts");
+          azContext ??= createAzContext(ctx);
+          azContext.armEndpoint = ctx.endpoints.arm;
+          const result = await runAz(
+            { argv: body.argv as string[], cwd: body.cwd, stdin: typeof body.stdin === "string" ? body.stdin : undefined },
+            azContext,
+          );
+          return json(result);
+        },
+      },
+    ],
+  };
+}
