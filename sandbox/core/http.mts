@@ -138,6 +138,15 @@ function splitPath(p: string): string[] {
   return p.split("/").filter((s) => s.length > 0);
 }
 
+/** A path segment percent-decoded; a malformed escape (`%E0%A4%A`) stays as sent instead of throwing outside any handler. */
+function _decodeSegment(seg: string): string {
+  try {
+    return decodeURIComponent(seg);
+  } catch {
+    return seg;
+  }
+}
+
 function match(route: CompiledRoute, segs: string[], ci: boolean): Record<string, string> | undefined {
   const params: Record<string, string> = {};
   for (let i = 0; i < route.segments.length; i++) {
@@ -147,7 +156,7 @@ function match(route: CompiledRoute, segs: string[], ci: boolean): Record<string
       return params;
     }
     if (i >= segs.length) return undefined;
-    if (pat.startsWith(":")) params[pat.slice(1)] = decodeURIComponent(segs[i]);
+    if (pat.startsWith(":")) params[pat.slice(1)] = _decodeSegment(segs[i]);
     else if (ci ? pat.toLowerCase() !== segs[i].toLowerCase() : pat !== segs[i]) return undefined;
   }
   return segs.length === route.segments.length ? params : undefined;
