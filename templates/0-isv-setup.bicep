@@ -1,0 +1,124 @@
+// ISV setup: everything the publisher needs in its own tenant to act as an OIDC issuer.
+// Deploy into the ISV's resource group:
+//   az deployment group create -g <rg> -f templates/0-isv-setup.bicep -p userObjectId=<your object id>
+//
+// - A storage account with a public-read blob container. The issuer's discovery document
+//   (.well-known/openid-configuration) and its JWKS live there; Entra fetches them anonymously.
+// - A Key Vault (RBAC mode) holding an RSA key that can only sign. The private half never
+//   leaves the vault; the scripts ask the vault to sign each client assertion.
+// - Key Vault Crypto Officer on that vault for the user running the scripts.
+
+@description('Azure region for every resource; defaults to the resource group\'s region.')
+param location string = resourceGroup().location
+
+@description('Storage account that serves the issuer documents (3-24 lowercase letters and digits, globally unique).')
+@minLength(3)
+@maxLength(24)
+param storageAccountName string = 'idp${uniqueString(resourceGroup().id)}'
+
+@description('Blob container with anonymous read access; the issuer URL is https://<account>.blob.core.windows.net/<container>.')
+param containerName string = 'public'
+
+@description('Key Vault that holds the signing key (3-24 characters, globally unique).')
+@minLength(3)
+@maxLength(24)
+param keyVaultName string = 'idp${uniqueString(resourceGroup().id)}'
+
+@description('Name of the RSA signing key in the vault.')
+param keyName string = 'idpkey'
+
+@description('RSA key size in bits.')
+@allowed([
+  2048
+  3072
+  4096
+])
+param keySize int = 4096
+
+@description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault.')
+param userObjectId string
+
+// Built-in role "Key Vault Crypto Officer": all key operations, including sign.
+var cryptoOfficerRoleId = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
+
+// Public blob access is the point here: Entra must read the discovery document and JWKS
+// without credentials. Azure Policy in some organisations denies allowBlobPublicAccess;
+// the deployment then fails on this resource.
+resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
+  name: storageAccountName
+  location: location
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    allowBlobPublicAccess: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource blobServices 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// 'Blob' = anonymous read of blobs, no anonymous listing of the container.
+resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
+  parent: blobServices
+  name: containerName
+  properties: {
+    publicAccess: 'Blob'
+  }
+}
+
+// RBAC authorization instead of access policies, so the role assignment below is all it takes.
+// Soft delete stays on (the original turned it off): a deleted vault can be recovered, and its
+// name stays reserved for the retention period.
+resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
+  name: keyVaultName
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+  }
+}
+
+// The signing key. keyOps limits what the vault will do with it: sign, and verify for checks.
+resource key 'Microsoft.KeyVault/vaults/keys@2025-05-01' = {
+  parent: vault
+  name: keyName
+  properties: {
+    kty: 'RSA'
+    keySize: keySize
+    keyOps: [
+      'sign'
+      'verify'
+    ]
+  }
+}
+
+// guid() keeps the assignment name stable, so redeploying does not create duplicates.
+resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, userObjectId, cryptoOfficerRoleId)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoOfficerRoleId)
+    principalId: userObjectId
+    principalType: 'User'
+  }
+}
+
+output storageAccountName string = storage.name
+output containerName string = container.name
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output keyVaultName string = vault.name
+output keyVaultUri string = vault.properties.vaultUri
+output keyUri string = key.properties.keyUri
+output keyUriWithVersion string = key.properties.keyUriWithVersion
