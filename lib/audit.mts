@@ -1,0 +1,148 @@
+// audit.jsonl: an append-only log of every request to the metering API and its answer, one
+// JSON object per line. It holds decoded token claims for accountability but never a token,
+// an assertion or a signature: a guard refuses any record that looks like it holds one.
+import { mkdir, open, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { AuditLeakError } from "./errors.mts";
+
+export interface AuditRecord {
+  /** ISO 8601 UTC time the record was written. */
+  time: string;
+  /** What happened, e.g. `usageEvent.intent`, `usageEvent`. */
+  operation: string;
+  /** Links an intent record to its outcome record. */
+  id?: string;
+  customer?: { subscriptionId: string; managedResourceGroup: string };
+  request?: { method: string; url: string; headers: Record<string, string>; body: unknown };
+  response?: { status: number; requestId?: string; correlationId?: string; body: unknown };
+  /** Claims of the access token used (decoded, unsigned; no signature). */
+  tokenClaims?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+// A compact JWS/JWT: base64url header starting `{"` (eyJ), payload, signature.
+const JWT_RE = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;
+const SECRET_KEYS = new Set(["authorization", "client_assertion", "access_token", "refresh_token", "id_token", "assertion", "client_secret", "password", "token"]);
+
+/** Header names and values to log: everything except Authorization, cookies and similar. */
+export function redactHeaders(headers: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || lower === "authorization" || lower === "cookie" || lower === "set-cookie" || lower === "proxy-authorization") continue;
+    out[lower] = value;
+  }
+  return out;
+}
+
+/**
+ * Paths inside `value` that look like secrets: JWT-shaped strings, `Bearer …` strings, or
+ * keys such as authorization / access_token / client_assertion with a value. Pure.
+ */
+export function findSecrets(value: unknown, path = "$"): string[] {
+  if (typeof value === "string") {
+    return JWT_RE.test(value) || /^bearer\s+\S/i.test(value) ? [path] : [];
+  }
+  if (Array.isArray(value)) return value.flatMap((v, i) => findSecrets(v, `${path}[${i}]`));
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).flatMap(([k, v]) => {
+      const here = `${path}.${k}`;
+      if (SECRET_KEYS.has(k.toLowerCase()) && v !== undefined && v !== null && v !== "") return [here];
+      return findSecrets(v, here);
+    });
+  }
+  return [];
+}
+
+/** Builds a record with the current time; drops Authorization from request headers. Pure apart from the clock. */
+export function buildAuditRecord(options: Omit<AuditRecord, "time"> & { now?: Date | number }): AuditRecord {
+  const { now, ...rest } = options;
+  const record = { time: new Date(now === undefined ? Date.now() : +now).toISOString(), ...rest } as AuditRecord;
+  if (record.request) record.request = { ...record.request, headers: redactHeaders(record.request.headers ?? {}) };
+  return record;
+}
+
+/** Serialises a record to one line, refusing anything that looks like a token. */
+export function serializeAuditRecord(record: AuditRecord): string {
+  const leaks = findSecrets(record);
+  if (leaks.length > 0) {
+    throw new AuditLeakError(`Cannot write audit record ${record.operation}: it holds what looks like a token at ${leaks.join(", ")}`);
+  }
+  const line = JSON.stringify(record);
+  if (line.includes("\n")) throw new AuditLeakError("Cannot write audit record: serialised record spans lines");
+  return line;
+}
+
+/**
+ * Appends one record as a line: O_APPEND, one write, fsync. If an earlier write was torn
+ * (the file does not end in a newline), the record starts on a fresh line.
+ * Creates the file (mode 0600) and its directory (0700) when missing.
+ */
+export async function appendAuditRecord(options: { path: string; record: AuditRecord }): Promise<void> {
+  const line = serializeAuditRecord(options.record);
+  await mkdir(dirname(options.path), { recursive: true, mode: 0o700 });
+  const handle = await open(options.path, "a+", 0o600);
+  try {
+    const { size } = await handle.stat();
+    let prefix = "";
+    if (size > 0) {
+      const last = new Uint8Array(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) prefix = "\n";
+    }
+    await handle.write(`${prefix}${line}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface AuditLog {
+  records: AuditRecord[];
+  /** Lines that are not JSON objects (1-based line numbers), e.g. a torn write repaired later. */
+  invalidLines: { line: number; text: string }[];
+  /** A last line without newline that is not JSON: a write cut short; ignored. */
+  tornTail?: string;
+}
+
+/** Reads audit.jsonl line by line; a missing file is an empty log. Tolerates a torn last line. */
+export async function readAuditLog(options: { path: string }): Promise<AuditLog> {
+  let text: string;
+  try {
+    text = await readFile(options.path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: [], invalidLines: [] };
+    throw error;
+  }
+  return parseAuditLog(text);
+}
+
+/** Parses audit.jsonl text. Pure. */
+export function parseAuditLog(text: string): AuditLog {
+  const lines = text.split("\n");
+  const records: AuditRecord[] = [];
+  const invalidLines: { line: number; text: string }[] = [];
+  let tornTail: string | undefined;
+  lines.forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    const isLast = i === lines.length - 1; // no newline after it
+    try {
+      const value = JSON.parse(raw);
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+        records.push(value as AuditRecord);
+        return;
+      }
+    } catch {
+      // falls through
+    }
+    if (isLast) tornTail = raw;
+    else invalidLines.push({ line: i + 1, text: raw });
+  });
+  return { records, invalidLines, ...(tornTail !== undefined ? { tornTail } : {}) };
+}
+
+/** Intent records (operation ending `.intent`) that have no record with the same id after them. */
+export function findPendingIntents(records: AuditRecord[]): AuditRecord[] {
+  const done = new Set(records.filter((r) => r.id && !r.operation.endsWith(".intent")).map((r) => r.id));
+  return records.filter((r) => r.operation.endsWith(".intent") && r.id && !done.has(r.id));
+}

@@ -1,0 +1,72 @@
+// What every script shares: strict argument parsing, exit codes and one-line error messages.
+// Returns strings and numbers; the scripts do the printing. Kept free of SDK imports so
+// `--help` stays fast.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MeteringError, UsageError } from "./errors.mts";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+type OptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+
+/** The flags every script takes. */
+export const COMMON_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  verbose: { type: "boolean", short: "v" },
+} as const satisfies OptionsConfig;
+
+/**
+ * Parses argv strictly: unknown flags, missing flag values and a wrong number of
+ * positionals throw UsageError. `--help` short-circuits the positional count check.
+ */
+export function parseCommandLine<O extends OptionsConfig>(options: {
+  args: string[];
+  options: O;
+  /** Names of the required positionals, in order. */
+  positionals?: string[];
+}): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: options.args, options: { ...COMMON_OPTIONS, ...options.options }, strict: true, allowPositionals: true });
+  } catch (cause) {
+    throw new UsageError(`Cannot parse arguments: ${String((cause as Error).message).split("\n")[0].replace(/\. To specify a positional.*$/, "")}`, { cause });
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const names = options.positionals ?? [];
+  if (!values.help && parsed.positionals.length !== names.length) {
+    const want = names.length === 0 ? "no arguments" : names.map((n) => `<${n}>`).join(" ");
+    throw new UsageError(`Cannot run: expected ${want}, got ${parsed.positionals.length} argument(s)`);
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+/** Exit code for an error: 2 for usage and input errors (nothing changed), else 1. */
+export function exitCodeFor(error: unknown): number {
+  const code = (error as MeteringError)?.code;
+  return code === "ERR_USAGE" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING"
+    ? EXIT_USAGE
+    : EXIT_FAILED;
+}
+
+/**
+ * The lines to print for an error: one actionable line by default; with `verbose`, the
+ * error code, detail and the cause chain (messages only, no stacks unless it is a bug).
+ */
+export function formatError(error: unknown, options: { verbose?: boolean } = {}): string {
+  const e = error as Partial<MeteringError>;
+  const known = error instanceof MeteringError;
+  const first = known ? String(e.message) : `Unexpected error: ${String(e?.message ?? error).split("\n")[0]}`;
+  if (!options.verbose) return known ? first : `${first} (run again with --verbose for details)`;
+  const lines = [first];
+  if (known) lines.push(`  code: ${e.code}`);
+  if (known && e.detail) lines.push(...e.detail.split("\n").map((l) => `  ${l}`));
+  let cause = (e as { cause?: unknown })?.cause;
+  for (let depth = 0; cause && depth < 6; depth++) {
+    const c = cause as Error;
+    lines.push(`  caused by: ${c?.name ?? "Error"}: ${String(c?.message ?? c).split("\n").join("\n    ")}`);
+    cause = (c as { cause?: unknown })?.cause;
+  }
+  if (!known && e?.stack) lines.push(e.stack);
+  return lines.join("\n");
+}

@@ -1,0 +1,162 @@
+// Typed errors for everything lib/ can fail at. Like jose: a base class with a stable `code`
+// on class and instance, one subclass per failure a caller can act on, `cause` kept.
+
+/** Base class of every error lib/ throws on purpose. */
+export class MeteringError extends Error {
+  static code = "ERR_METERING";
+  code = "ERR_METERING";
+  /** Longer explanation and fix, for `--verbose` or a troubleshooting line. */
+  detail?: string;
+
+  constructor(message: string, options?: { cause?: unknown; detail?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = this.constructor.name;
+    if (options?.detail !== undefined) this.detail = options.detail;
+  }
+}
+
+/** Bad command-line input: a script prints its usage and exits 2. Nothing was changed. */
+export class UsageError extends MeteringError {
+  static override code = "ERR_USAGE";
+  override code = "ERR_USAGE";
+}
+
+/** config.json does not exist (yet). */
+export class ConfigMissingError extends MeteringError {
+  static override code = "ERR_CONFIG_MISSING";
+  override code = "ERR_CONFIG_MISSING";
+  path: string;
+  constructor(message: string, options: { path: string; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+  }
+}
+
+/** config.json is unreadable, not JSON, or misses keys the operation needs. */
+export class ConfigInvalidError extends MeteringError {
+  static override code = "ERR_CONFIG_INVALID";
+  override code = "ERR_CONFIG_INVALID";
+  path: string;
+  /** One entry per missing or invalid key, e.g. `publisher.idp.issuer: missing`. */
+  problems: string[];
+  constructor(message: string, options: { path: string; problems: string[]; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+    this.problems = options.problems;
+  }
+}
+
+/** The customer (subscription, managed resource group) is not in config.json. */
+export class CustomerNotConnectedError extends MeteringError {
+  static override code = "ERR_CUSTOMER_NOT_CONNECTED";
+  override code = "ERR_CUSTOMER_NOT_CONNECTED";
+}
+
+/** The `az` executable is not on PATH. */
+export class AzNotFoundError extends MeteringError {
+  static override code = "ERR_AZ_NOT_FOUND";
+  override code = "ERR_AZ_NOT_FOUND";
+}
+
+/** An `az` command exited non-zero or printed something that is not JSON. */
+export class AzError extends MeteringError {
+  static override code = "ERR_AZ";
+  override code = "ERR_AZ";
+  /** The az arguments (never holds secrets: we pass none to az). */
+  args: string[];
+  exitCode: number | null;
+  stderr: string;
+  /** The `ERROR: …` line az printed, without the prefix, when there was one. */
+  errorLine?: string;
+  constructor(
+    message: string,
+    options: { args: string[]; exitCode: number | null; stderr: string; errorLine?: string; cause?: unknown },
+  ) {
+    super(message, { cause: options.cause, detail: options.stderr.trim() || undefined });
+    this.args = options.args;
+    this.exitCode = options.exitCode;
+    this.stderr = options.stderr;
+    if (options.errorLine !== undefined) this.errorLine = options.errorLine;
+  }
+}
+
+/** ARM answered, but not with what we need (no managing app, no billing details, bad paging). */
+export class ArmError extends MeteringError {
+  static override code = "ERR_ARM";
+  override code = "ERR_ARM";
+}
+
+/** The managed resource group is not managed by a managed application. */
+export class NotManagedResourceGroupError extends ArmError {
+  static override code = "ERR_NOT_MANAGED_RESOURCE_GROUP";
+  override code = "ERR_NOT_MANAGED_RESOURCE_GROUP";
+}
+
+/** The managed application has no billing details yet (not provisioned, or not a Marketplace app). */
+export class ManagedAppNotBillableError extends ArmError {
+  static override code = "ERR_MANAGED_APP_NOT_BILLABLE";
+  override code = "ERR_MANAGED_APP_NOT_BILLABLE";
+}
+
+/** Key Vault refused or failed to return a key or a signature. */
+export class SigningError extends MeteringError {
+  static override code = "ERR_SIGNING";
+  override code = "ERR_SIGNING";
+}
+
+/** Uploading the issuer documents to Blob Storage failed. */
+export class IssuerPublishError extends MeteringError {
+  static override code = "ERR_ISSUER_PUBLISH";
+  override code = "ERR_ISSUER_PUBLISH";
+}
+
+/** An issuer document could not be fetched anonymously (network, status, not JSON). */
+export class IssuerFetchError extends MeteringError {
+  static override code = "ERR_ISSUER_FETCH";
+  override code = "ERR_ISSUER_FETCH";
+  url: string;
+  status?: number;
+  constructor(message: string, options: { url: string; status?: number; cause?: unknown }) {
+    super(message, options);
+    this.url = options.url;
+    if (options.status !== undefined) this.status = options.status;
+  }
+}
+
+/** The published issuer documents do not match what Entra needs (issuer, jwks_uri, key, signature). */
+export class IssuerVerificationError extends MeteringError {
+  static override code = "ERR_ISSUER_VERIFICATION";
+  override code = "ERR_ISSUER_VERIFICATION";
+}
+
+/** Entra refused to exchange the client assertion for a token. */
+export class FederationError extends MeteringError {
+  static override code = "ERR_FEDERATION";
+  override code = "ERR_FEDERATION";
+  /** The AADSTS error number, e.g. 700213, when Entra sent one. */
+  aadsts?: number;
+  /** The OAuth error, e.g. `invalid_client`. */
+  oauthError?: string;
+  constructor(message: string, options: { aadsts?: number; oauthError?: string; detail?: string; cause?: unknown }) {
+    super(message, options);
+    if (options.aadsts !== undefined) this.aadsts = options.aadsts;
+    if (options.oauthError !== undefined) this.oauthError = options.oauthError;
+  }
+}
+
+/** The metering API could not be reached, or answered with something we cannot read. */
+export class MeteringApiError extends MeteringError {
+  static override code = "ERR_METERING_API";
+  override code = "ERR_METERING_API";
+  httpStatus?: number;
+  constructor(message: string, options?: { httpStatus?: number; cause?: unknown; detail?: string }) {
+    super(message, options);
+    if (options?.httpStatus !== undefined) this.httpStatus = options.httpStatus;
+  }
+}
+
+/** A record about to go into the audit log holds something that looks like a token. */
+export class AuditLeakError extends MeteringError {
+  static override code = "ERR_AUDIT_LEAK";
+  override code = "ERR_AUDIT_LEAK";
+}

@@ -1,0 +1,42 @@
+// Where the tool keeps its state (config.json, audit.jsonl). Cloud Shell loses everything
+// outside $HOME/clouddrive between sessions, so there the state goes onto the clouddrive.
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const CONFIG_FILE_NAME = "config.json";
+export const AUDIT_FILE_NAME = "audit.jsonl";
+
+export interface DataDirOptions {
+  /** Environment to read; defaults to `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Directory relative paths resolve against; defaults to `process.cwd()`. */
+  cwd?: string;
+}
+
+/**
+ * Resolves the state directory: `$METERING_DATA_DIR`, else `$HOME/clouddrive/metering-data`
+ * in Azure Cloud Shell (`AZURE_HTTP_USER_AGENT` starts with `cloud-shell/`), else
+ * `./metering-data`. Always returns an absolute path; creates nothing.
+ *
+ * @example
+ * resolveDataDir({ env: { METERING_DATA_DIR: "/tmp/m" } }) // "/tmp/m"
+ */
+export function resolveDataDir(options: DataDirOptions = {}): string {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  if (env.METERING_DATA_DIR) return resolve(cwd, env.METERING_DATA_DIR);
+  if (env.AZURE_HTTP_USER_AGENT?.startsWith("cloud-shell/")) {
+    return join(env.HOME || homedir(), "clouddrive", "metering-data");
+  }
+  return resolve(cwd, "metering-data");
+}
+
+/** Path of config.json inside a data directory. */
+export function configPathIn(dataDir: string): string {
+  return join(dataDir, CONFIG_FILE_NAME);
+}
+
+/** Path of audit.jsonl inside a data directory. */
+export function auditPathIn(dataDir: string): string {
+  return join(dataDir, AUDIT_FILE_NAME);
+}
