@@ -11,6 +11,8 @@ export const DISCOVERY_PATH = ".well-known/openid-configuration";
 export const JWKS_PATH = ".well-known/jwks.json";
 export const ISSUER_DOCUMENT_CONTENT_TYPE = "application/json";
 export const FETCH_TIMEOUT_MS = 10_000;
+/** Entra rejects weaker keys (AADSTS50032); the setup template creates 4096 bits. */
+export const MIN_RSA_BITS = 2048;
 
 /** A public RSA signing key as published: kty, use, alg, kid, n, e (base64url). */
 export interface PublicJwk {
@@ -89,6 +91,10 @@ export async function buildPublicJwk(options: { n: Uint8Array | string; e: Uint8
     normalised = await exportJWK(key);
   } catch (cause) {
     throw new TypeError(`Cannot build JWK: not a valid RSA public key (${(cause as Error).message})`, { cause });
+  }
+  const bits = normalised.n ? base64url.decode(normalised.n).length * 8 : 0;
+  if (bits < MIN_RSA_BITS || !normalised.e) {
+    throw new TypeError(`Cannot build JWK: the RSA modulus has ${bits} bits, expected at least ${MIN_RSA_BITS}`);
   }
   const kid = await calculateJwkThumbprint({ kty: "RSA", n: normalised.n!, e: normalised.e! }, "sha256");
   return { kty: "RSA", use: "sig", alg: "RS256", kid, n: normalised.n!, e: normalised.e! };

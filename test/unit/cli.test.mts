@@ -1,0 +1,63 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { exitCodeFor, formatError, parseCommandLine } from "../../lib/cli.mts";
+import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, UsageError } from "../../lib/errors.mts";
+
+const parse = suite("parseCommandLine()");
+const options = { json: { type: "boolean" }, name: { type: "string" } } as const;
+
+parse("returns values and positionals", () => {
+  const { values, positionals } = parseCommandLine({ args: ["a", "--json", "b", "--name", "x"], options, positionals: ["one", "two"] });
+  assert.is(values.json, true);
+  assert.is(values.name, "x");
+  assert.equal(positionals, ["a", "b"]);
+});
+parse("rejects an unknown flag as a usage error", () => {
+  try {
+    parseCommandLine({ args: ["--bogus"], options });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, UsageError);
+    assert.is((error as Error).message, "Cannot parse arguments: Unknown option '--bogus'");
+  }
+});
+parse("rejects a wrong number of positionals", () => {
+  try {
+    parseCommandLine({ args: ["a"], options, positionals: ["one", "two"] });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, UsageError);
+    assert.is((error as Error).message, "Cannot run: expected <one> <two>, got 1 argument(s)");
+  }
+});
+parse("--help skips the positional count", () => {
+  assert.is(parseCommandLine({ args: ["--help"], options, positionals: ["one"] }).values.help, true);
+  assert.is(parseCommandLine({ args: ["-h"], options }).values.help, true);
+});
+parse.run();
+
+const exit = suite("exitCodeFor()");
+exit("2 for usage and input errors, 1 otherwise", () => {
+  assert.is(exitCodeFor(new UsageError("x")), 2);
+  assert.is(exitCodeFor(new CustomerNotConnectedError("x")), 2);
+  assert.is(exitCodeFor(new ConfigInvalidError("x", { path: "p", problems: [] })), 2);
+  assert.is(exitCodeFor(new FederationError("x", {})), 1);
+  assert.is(exitCodeFor(new Error("x")), 1);
+});
+exit.run();
+
+const format = suite("formatError()");
+format("prints one line by default", () => {
+  const error = new AzError("Cannot run az group create: boom", { args: [], exitCode: 1, stderr: "WARNING: x\nERROR: boom\n" });
+  assert.is(formatError(error), "Cannot run az group create: boom");
+});
+format("adds code, detail and causes with verbose", () => {
+  const error = new FederationError("Cannot get a token", { aadsts: 700213, detail: "AADSTS700213: full text", cause: new Error("inner") });
+  const text = formatError(error, { verbose: true });
+  assert.match(text, /^Cannot get a token\n  code: ERR_FEDERATION\n  AADSTS700213: full text\n  caused by: Error: inner$/);
+});
+format("marks unexpected errors and hints at --verbose", () => {
+  assert.is(formatError(new TypeError("bad\nmore")), "Unexpected error: bad (run again with --verbose for details)");
+  assert.match(formatError(new TypeError("bad"), { verbose: true }), /TypeError: bad\n\s+at /);
+});
+format.run();
