@@ -1,13 +1,582 @@
-// Emulated Microsoft Entra ID: tenant OIDC metadata, v1/v2 token endpoints, client-assertion
-// (workload identity federation) validation as azure-facts.md §2 describes.
-import type { ServiceDef } from "../core/http.mts";
+// Emulated Microsoft Entra ID: tenant OIDC metadata and keys, and the v1/v2 token endpoints for
+// the client-credentials grant with a client assertion (workload identity federation onto a
+// user-assigned managed identity), validated in the order of azure-facts.md §2.7 and answered
+// with the AADSTS codes, statuses and messages of §2.6.
+import { randomUUID } from "node:crypto";
+import * as jose from "jose";
+import { type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
+import type { ArmResource, Tenant } from "../core/state.mts";
 import type { SandboxContext } from "../main.mts";
 
+// ---------------------------------------------------------------- constants
+
+/** The Marketplace metering API's application id (facts §3). */
+export const METERING_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
+
+/** Resources a token can be requested for; compared case-insensitively without trailing slashes. */
+export const KNOWN_RESOURCES: readonly string[] = [
+  METERING_APP_ID,
+  `api://${METERING_APP_ID}`,
+  "https://management.azure.com/",
+  "https://management.core.windows.net/",
+  "https://vault.azure.net",
+  "https://storage.azure.com/",
+  "https://servicebus.azure.net",
+  "https://graph.microsoft.com",
+];
+
+const GRANT_CLIENT_CREDENTIALS = "client_credentials";
+const ASSERTION_TYPE_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** Entra's cap on a federated assertion's exp − iat: `1.01:00:00` (facts §2.3). */
+const MAX_ASSERTION_LIFETIME_S = 25 * 3600;
+/** Entra stores only the first 100 keys of an issuer's JWKS (facts §2.4). */
+const MAX_JWKS_KEYS = 100;
+const MIN_RSA_MODULUS_BITS = 2048;
+const OIDC_FETCH_TIMEOUT_MS = 10_000;
+/** Hosts whose tokens are Entra's own (facts §2.1: not usable for federation). */
+const ENTRA_ISSUER_HOSTS = ["sts.windows.net", "login.microsoftonline.com", "login.windows.net", "login.microsoft.com"];
+
+const DOC_WIF = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+const DOC_BREAKING_CHANGE = "https://learn.microsoft.com/entra/identity-platform/reference-breaking-changes#august-2024";
+const DOC_CERT_CREDENTIALS = "https://learn.microsoft.com/entra/identity-platform/certificate-credentials";
+const NO_MATCH = "No matching federated identity record found for presented assertion";
+const CHECK_FIC = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.";
+const CHECK_FIC_SUBJECT = "Check your federated identity credential Subject, Audience and Issuer against the presented assertion.";
+const WRONG_TENANT_HINT = "This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.";
+
+// ---------------------------------------------------------------- the error factory
+
+/** One AADSTS error: HTTP status, OAuth `error` value and message template (facts §2.6). */
+const AADSTS = {
+  7000218: { status: 400, error: "invalid_request", message: () => "The request body must contain the following parameter: 'client_assertion' or 'client_secret'." },
+  900144: { status: 400, error: "invalid_request", message: (name: string) => `The request body must contain the following parameter: '${name}'.` },
+  901002: { status: 400, error: "invalid_request", message: () => "The 'resource' request parameter isn't supported." },
+  1002012: {
+    status: 400, error: "invalid_scope",
+    message: (scope: string) => `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+  },
+  700022: {
+    status: 400, error: "invalid_scope",
+    message: (scope: string) => `The provided value for the input parameter scope is not valid because it contains more than one resource. Scope ${scope} is not valid.`,
+  },
+  90002: {
+    status: 400, error: "invalid_tenant",
+    message: (tenant: string) => `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
+  },
+  700016: {
+    status: 400, error: "unauthorized_client",
+    message: (clientId: string, tenantName: string) => `Application with identifier '${clientId}' was not found in the directory '${tenantName}'. ${WRONG_TENANT_HINT}`,
+  },
+  7000215: {
+    status: 401, error: "invalid_client",
+    message: (clientId: string) => `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+  },
+  500011: {
+    status: 400, error: "invalid_resource",
+    message: (resource: string, tenantName: string) => `The resource principal named ${resource} was not found in the tenant named ${tenantName}. ${WRONG_TENANT_HINT}`,
+  },
+  50027: { status: 401, error: "invalid_client", message: (reason: string) => `Invalid JWT token. ${reason}` },
+  700222: { status: 401, error: "invalid_client", message: () => "AAD-issued tokens may not be used for federated identity flows." },
+  70023: {
+    status: 401, error: "invalid_client",
+    message: (iat: number, exp: number) => `External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00. Token issued at ${iat}. Token expires on ${exp}.`,
+  },
+  70021: {
+    status: 401, error: "invalid_client",
+    message: (iss: string, sub: string, aud: string) => `${NO_MATCH}. Assertion Issuer: '${iss}'. Assertion Subject: '${sub}'. Assertion Audience: '${aud}'. ${DOC_WIF}`,
+  },
+  700211: { status: 401, error: "invalid_client", message: (iss: string) => `${NO_MATCH} issuer '${iss}'. ${CHECK_FIC} ${DOC_WIF}` },
+  700212: { status: 401, error: "invalid_client", message: (aud: string) => `${NO_MATCH} audience '${aud}'. ${CHECK_FIC} ${DOC_WIF}` },
+  700213: { status: 401, error: "invalid_client", message: (sub: string) => `${NO_MATCH} subject '${sub}'. ${CHECK_FIC_SUBJECT} ${DOC_WIF}` },
+  7002138: {
+    status: 401, error: "invalid_client",
+    message: (sub: string) => `${NO_MATCH} subject '${sub}'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. ${CHECK_FIC_SUBJECT} See breaking change notification and remediation at: ${DOC_BREAKING_CHANGE}.`,
+  },
+  50166: { status: 400, error: "invalid_request", message: () => "Request to External OIDC endpoint failed." },
+  7000272: {
+    status: 401, error: "invalid_client",
+    message: (kid: string, iss: string) => `The certificate with identifier ${kid} used to sign the federated credential could not be found in the metadata of identity provider ${iss}. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token.`,
+  },
+  700027: { status: 401, error: "invalid_client", message: () => "Client assertion failed signature validation." },
+  50032: {
+    status: 401, error: "invalid_client",
+    message: (kid: string, bits: number) => `WeakRsaKey: the RSA key with identifier ${kid} has ${bits} bits; keys used to sign assertions must have at least ${MIN_RSA_MODULUS_BITS} bits.`,
+  },
+  700024: {
+    status: 401, error: "invalid_client",
+    message: (nowMs: number, nbfS: number, expS: number) => `Client assertion is not within its valid time range. Current time: ${_dotNetTime(nowMs)}, assertion valid from ${_dotNetTime(nbfS * 1000)}, expiry time of assertion ${_dotNetTime(expS * 1000)}. Review the documentation at ${DOC_CERT_CREDENTIALS} .`,
+  },
+  900561: {
+    status: 405, error: "invalid_request",
+    message: (allowed: string, method: string) => `The endpoint only accepts ${allowed} requests. Received a ${method} request.`,
+  },
+} as const;
+
+type AadstsCode = keyof typeof AADSTS;
+type MessageArgs<C extends AadstsCode> = Parameters<(typeof AADSTS)[C]["message"]>;
+
+/** A failed token request; turned into Entra's error body by `_errorReply`. */
+class AadstsError extends Error {
+  readonly aadsts: AadstsCode;
+  readonly status: number;
+  readonly error: string;
+  constructor(code: AadstsCode, message: string) {
+    super(message);
+    this.name = "AadstsError";
+    this.aadsts = code;
+    this.status = AADSTS[code].status;
+    this.error = AADSTS[code].error;
+  }
+}
+
+function aadsts<C extends AadstsCode>(code: C, ...args: MessageArgs<C>): AadstsError {
+  const template = AADSTS[code].message as (...a: MessageArgs<C>) => string;
+  return new AadstsError(code, template(...args));
+}
+
+/** `2024-05-28T02:19:01.0000000Z`: the 7-digit fraction .NET prints (facts §2.6, 700024). */
+function _dotNetTime(ms: number): string {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return String(ms / 1000);
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$10000Z");
+}
+
+/** `2025-04-22 01:01:11Z`, the timestamp format of Entra's error bodies. */
+function _errorTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
+}
+
+const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Entra echoes a caller's `client-request-id` (header or query) as the correlation id. */
+function _correlationId(rc: RouteContext): string {
+  const given = rc.header("client-request-id") ?? rc.url.searchParams.get("client-request-id") ?? "";
+  return GUID_RE.test(given) ? given.toLowerCase() : randomUUID();
+}
+
+function _traceHeaders(rc: RouteContext, correlationId: string): Record<string, string> {
+  return {
+    "Cache-Control": "no-store, no-cache",
+    Pragma: "no-cache",
+    "x-ms-request-id": rc.requestId,
+    "client-request-id": correlationId,
+  };
+}
+
+function _errorBody(rc: RouteContext, nowMs: number, error: string, description: string, codes: number[]): { headers: Record<string, string>; body: Record<string, unknown> } {
+  const correlationId = _correlationId(rc);
+  const timestamp = _errorTimestamp(nowMs);
+  return {
+    headers: _traceHeaders(rc, correlationId),
+    body: {
+      error,
+      error_description: `${description} Trace ID: ${rc.requestId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
+      error_codes: codes,
+      timestamp,
+      trace_id: rc.requestId,
+      correlation_id: correlationId,
+      ...(codes.length ? { error_uri: `https://login.microsoftonline.com/error?code=${codes[0]}` } : {}),
+    },
+  };
+}
+
+function _errorReply(rc: RouteContext, nowMs: number, err: AadstsError): Reply {
+  const { headers, body } = _errorBody(rc, nowMs, err.error, `AADSTS${err.aadsts}: ${err.message}`, [err.aadsts]);
+  return { status: err.status, headers, body };
+}
+
+// ---------------------------------------------------------------- the service
+
+interface IssuerKeys {
+  keys: unknown[];
+  fetchedAtMs: number;
+}
+
+/** The resource a v2 scope names: the scope minus its `/.default` suffix. */
+function _resourceOfScope(scope: string): string {
+  return scope.slice(0, -"/.default".length);
+}
+
+function _normResource(r: string): string {
+  return r.replace(/\/+$/, "").toLowerCase();
+}
+
+const KNOWN_RESOURCE_SET = new Set(KNOWN_RESOURCES.map(_normResource));
+
+function _isEntraIssuer(iss: string, ownOrigin: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(iss);
+  } catch {
+    return false;
+  }
+  if (ownOrigin && url.origin === ownOrigin) return true;
+  const host = url.hostname.toLowerCase();
+  return ENTRA_ISSUER_HOSTS.some((h) => host === h || host.endsWith("." + h));
+}
+
+/** Bits of an RSA modulus given as base64url. */
+function _modulusBits(n: string): number {
+  const bytes = jose.base64url.decode(n);
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]));
+}
+
+const B64URL_RE = /^[A-Za-z0-9_-]+$/;
+const B64_ANY_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/**
+ * The RSA public key of a JWKS entry in the shape Entra accepts, or undefined. Strict: kty RSA,
+ * use sig, alg RS256 when present, unpadded base64url n/e. Lenient (the 2023 bash tool's JWKS):
+ * use/alg may be missing, n/e may be padded or standard base64.
+ */
+function _usableRsaKey(k: Record<string, unknown>, lenient: boolean): { n: string; e: string } | undefined {
+  if (k.kty !== "RSA" || typeof k.n !== "string" || typeof k.e !== "string") return undefined;
+  if (k.alg !== undefined && k.alg !== "RS256") return undefined;
+  if (lenient) {
+    if (k.use !== undefined && k.use !== "sig") return undefined;
+    if (!B64_ANY_RE.test(k.n) || !B64_ANY_RE.test(k.e)) return undefined;
+    const fix = (s: string) => s.replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    return { n: fix(k.n), e: fix(k.e) };
+  }
+  if (k.use !== "sig") return undefined;
+  if (!B64URL_RE.test(k.n) || !B64URL_RE.test(k.e)) return undefined;
+  return { n: k.n, e: k.e };
+}
+
+/**
+ * The emulated Entra ID service: `/{tenant}/v2.0/.well-known/openid-configuration` (and v1),
+ * `/{tenant}/discovery[/v2.0]/keys`, `/{tenant}/oauth2[/v2.0]/token`.
+ *
+ * @example
+ * const def = createEntraService(ctx);
+ * await ctx.listenHttps(def);
+ */
 export function createEntraService(ctx: SandboxContext): ServiceDef {
-  void ctx;
+  const { state, tokens } = ctx;
+  const issuerKeys = new Map<string, IssuerKeys>();
+  /** Used assertion ids (`iss` + `jti`) with their expiry, for options.entra.singleUseJti. */
+  const usedJtis = new Map<string, number>();
+
+  const base = () => ctx.endpoints.entra;
+
+  const findTenant = (segment: string): Tenant | undefined => {
+    const s = segment.toLowerCase();
+    for (const t of state.tenants.values()) {
+      if (t.tenantId.toLowerCase() === s || t.defaultDomain.toLowerCase() === s) return t;
+    }
+    return undefined;
+  };
+
+  /** Runs a handler, turning AadstsError into Entra's error body. */
+  const entraRoute = (fn: (rc: RouteContext) => Promise<Reply> | Reply) => async (rc: RouteContext): Promise<Reply> => {
+    try {
+      return await fn(rc);
+    } catch (err) {
+      if (err instanceof AadstsError) return _errorReply(rc, state.now(), err);
+      throw err;
+    }
+  };
+
+  // ---- metadata
+
+  /** `{tenant}` of a metadata path: a seeded tenant, or the multi-tenant aliases (placeholder issuer). */
+  const metadataTenant = (segment: string): { pathTenant: string; issuerTenant: string } => {
+    const alias = segment.toLowerCase();
+    if (alias === "common" || alias === "organizations") return { pathTenant: alias, issuerTenant: "{tenantid}" };
+    const t = findTenant(segment);
+    if (!t) throw aadsts(90002, segment);
+    return { pathTenant: t.tenantId, issuerTenant: t.tenantId };
+  };
+
+  const openIdConfigurationV2 = (rc: RouteContext): Reply => {
+    const { pathTenant, issuerTenant } = metadataTenant(rc.params.tenant);
+    const root = `${base()}/${pathTenant}`;
+    return {
+      status: 200,
+      body: {
+        token_endpoint: `${root}/oauth2/v2.0/token`,
+        token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        jwks_uri: `${root}/discovery/v2.0/keys`,
+        response_modes_supported: ["query", "fragment", "form_post"],
+        subject_types_supported: ["pairwise"],
+        id_token_signing_alg_values_supported: ["RS256"],
+        response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
+        scopes_supported: ["openid", "profile", "email", "offline_access"],
+        // Same origin as the authority: MSAL accepts an issuer whose scheme, host and port match it.
+        issuer: `${base()}/${issuerTenant}/v2.0`,
+        request_uri_parameter_supported: false,
+        authorization_endpoint: `${root}/oauth2/v2.0/authorize`,
+        device_authorization_endpoint: `${root}/oauth2/v2.0/devicecode`,
+        end_session_endpoint: `${root}/oauth2/v2.0/logout`,
+        http_logout_supported: true,
+        frontchannel_logout_supported: true,
+        claims_supported: ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "azp", "idtyp", "xms_mirid"],
+        tenant_region_scope: "EU",
+        cloud_instance_name: "microsoftonline.com",
+        cloud_graph_host_name: "graph.windows.net",
+        msgraph_host: "graph.microsoft.com",
+      },
+    };
+  };
+
+  const openIdConfigurationV1 = (rc: RouteContext): Reply => {
+    const { pathTenant, issuerTenant } = metadataTenant(rc.params.tenant);
+    const root = `${base()}/${pathTenant}`;
+    return {
+      status: 200,
+      body: {
+        token_endpoint: `${root}/oauth2/token`,
+        token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        jwks_uri: `${root}/discovery/keys`,
+        response_modes_supported: ["query", "fragment", "form_post"],
+        subject_types_supported: ["pairwise"],
+        id_token_signing_alg_values_supported: ["RS256"],
+        response_types_supported: ["code", "id_token", "code id_token", "token id_token", "token"],
+        scopes_supported: ["openid"],
+        // The v1 issuer: what the access tokens of this service carry in `iss`.
+        issuer: `https://sts.windows.net/${issuerTenant}/`,
+        authorization_endpoint: `${root}/oauth2/authorize`,
+        end_session_endpoint: `${root}/oauth2/logout`,
+        http_logout_supported: true,
+        frontchannel_logout_supported: true,
+        claims_supported: ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "idtyp", "xms_mirid"],
+        tenant_region_scope: "EU",
+        cloud_instance_name: "microsoftonline.com",
+        cloud_graph_host_name: "graph.windows.net",
+        msgraph_host: "graph.microsoft.com",
+      },
+    };
+  };
+
+  const keys = (rc: RouteContext): Reply => {
+    metadataTenant(rc.params.tenant);
+    return { status: 200, body: tokens.jwks() };
+  };
+
+  // ---- the issuer's OIDC discovery and JWKS
+
+  const fail50166 = (iss: string, reason: string): AadstsError => {
+    ctx.log(`[entra] OIDC discovery for issuer '${iss}' failed: ${reason}`);
+    return aadsts(50166);
+  };
+
+  const fetchJson = async (iss: string, what: string, url: string): Promise<unknown> => {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw fail50166(iss, `${what} URL '${url}' is not a URL`);
+    }
+    const httpOk = parsed.protocol === "https:" || (parsed.protocol === "http:" && state.options.entra.allowHttpIssuer);
+    if (!httpOk) throw fail50166(iss, `${what} URL '${url}' is not https`);
+    let res: Response;
+    try {
+      res = await fetch(parsed, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(OIDC_FETCH_TIMEOUT_MS) });
+    } catch (err) {
+      throw fail50166(iss, `GET ${url}: ${(err as Error).message}`);
+    }
+    const text = await res.text().catch(() => undefined);
+    if (!res.ok) throw fail50166(iss, `GET ${url}: HTTP ${res.status}`);
+    try {
+      return JSON.parse(text ?? "");
+    } catch {
+      throw fail50166(iss, `GET ${url}: the body is not JSON`);
+    }
+  };
+
+  /** The first 100 JWKS entries of `iss`, fetched through its discovery document or from the TTL cache. */
+  const loadIssuerKeys = async (iss: string): Promise<unknown[]> => {
+    const ttlMs = state.options.entra.jwksCacheTtlS * 1000;
+    const cached = issuerKeys.get(iss);
+    if (cached && ttlMs > 0 && state.now() < cached.fetchedAtMs + ttlMs) return cached.keys;
+    const discoveryUrl = `${iss.endsWith("/") ? iss.slice(0, -1) : iss}/.well-known/openid-configuration`;
+    const discovery = await fetchJson(iss, "discovery", discoveryUrl) as { issuer?: unknown; jwks_uri?: unknown } | null;
+    if (!discovery || typeof discovery !== "object") throw fail50166(iss, "the discovery document is not a JSON object");
+    if (discovery.issuer !== iss) throw fail50166(iss, `the discovery document names issuer '${String(discovery.issuer)}'`);
+    if (typeof discovery.jwks_uri !== "string") throw fail50166(iss, "the discovery document has no jwks_uri");
+    const jwks = await fetchJson(iss, "jwks_uri", discovery.jwks_uri) as { keys?: unknown } | null;
+    if (!jwks || typeof jwks !== "object" || !Array.isArray(jwks.keys)) throw fail50166(iss, "the JWKS has no 'keys' array");
+    const entry = { keys: jwks.keys.slice(0, MAX_JWKS_KEYS), fetchedAtMs: state.now() };
+    issuerKeys.set(iss, entry);
+    return entry.keys;
+  };
+
+  // ---- the token endpoints
+
+  const readForm = (rc: RouteContext): URLSearchParams => {
+    // Entra reads form-urlencoded bodies only; any other body counts as no parameters at all.
+    const type = (rc.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    if (type && type !== "application/x-www-form-urlencoded") return new URLSearchParams();
+    return new URLSearchParams(rc.text());
+  };
+
+  const matchFederatedCredential = (identity: ArmResource, iss: string, sub: string, aud: string[]): ArmResource => {
+    const fics = state.federatedCredentialsOf(identity.id);
+    const byIssuer = fics.filter((f) => f.properties.issuer === iss);
+    if (byIssuer.length === 0) throw aadsts(700211, iss);
+    const byAudience = byIssuer.filter((f) => {
+      const audiences = f.properties.audiences;
+      return Array.isArray(audiences) && aud.includes(String(audiences[0]));
+    });
+    if (byAudience.length === 0) throw aadsts(700212, aud.join(","));
+    const match = byAudience.find((f) => f.properties.subject === sub);
+    if (match) return match;
+    if (byAudience.some((f) => String(f.properties.subject ?? "").toLowerCase() === sub.toLowerCase())) throw aadsts(7002138, sub);
+    if (state.options.entra.legacyMismatchError) throw aadsts(70021, iss, sub, aud.join(","));
+    throw aadsts(700213, sub);
+  };
+
+  const token = (version: "v1" | "v2") => async (rc: RouteContext): Promise<Reply> => {
+    const opts = state.options.entra;
+    const form = readForm(rc);
+    const field = (name: string) => form.get(name) ?? "";
+
+    // 1. The form, the tenant, the client and the resource.
+    const assertion = field("client_assertion");
+    if (!assertion && !field("client_secret")) throw aadsts(7000218);
+    if (field("grant_type") !== GRANT_CLIENT_CREDENTIALS) throw aadsts(900144, "grant_type");
+    if (!field("client_id")) throw aadsts(900144, "client_id");
+    if (assertion && field("client_assertion_type") !== ASSERTION_TYPE_JWT_BEARER) throw aadsts(900144, "client_assertion_type");
+    let resource: string;
+    if (version === "v2") {
+      if (form.has("resource")) throw aadsts(901002);
+      const scope = field("scope");
+      const scopes = scope.split(/\s+/).filter(Boolean);
+      if (scopes.length === 0) throw aadsts(900144, "scope");
+      const bad = scopes.find((s) => !s.endsWith("/.default"));
+      if (bad !== undefined) throw aadsts(1002012, bad);
+      const resources = scopes.map(_resourceOfScope);
+      if (new Set(resources.map(_normResource)).size > 1) throw aadsts(700022, scope);
+      resource = resources[0];
+    } else {
+      resource = field("resource");
+      if (!resource) throw aadsts(900144, "resource");
+    }
+    const tenant = findTenant(rc.params.tenant);
+    if (!tenant) throw aadsts(90002, rc.params.tenant);
+    const clientId = field("client_id");
+    const identity = state.findIdentityByClientId(clientId);
+    const identityTenant = String(identity?.properties.tenantId ?? identity?.tenantId ?? "").toLowerCase();
+    if (!identity || identityTenant !== tenant.tenantId.toLowerCase()) throw aadsts(700016, clientId, tenant.displayName);
+    if (!KNOWN_RESOURCE_SET.has(_normResource(resource))) throw aadsts(500011, resource, tenant.displayName);
+    // A managed identity has no secrets: only the federated assertion can authenticate it.
+    if (!assertion) throw aadsts(7000215, clientId);
+
+    // 2. The assertion is a JWT, from a non-Entra issuer.
+    let header: jose.ProtectedHeaderParameters;
+    let claims: jose.JWTPayload;
+    try {
+      header = jose.decodeProtectedHeader(assertion);
+      claims = jose.decodeJwt(assertion);
+    } catch (err) {
+      throw aadsts(50027, `The assertion is not a well-formed JWT (${(err as Error).message}).`);
+    }
+    const iss = claims.iss;
+    if (typeof iss !== "string" || !iss) throw aadsts(50027, "The assertion has no 'iss' claim.");
+    for (const c of ["exp", "iat", "nbf"] as const) {
+      if (claims[c] !== undefined && typeof claims[c] !== "number") throw aadsts(50027, `The assertion's '${c}' claim is not a number.`);
+    }
+    if (claims.exp === undefined) throw aadsts(50027, "The assertion has no 'exp' claim.");
+    const exp = claims.exp;
+    if (_isEntraIssuer(iss, base())) throw aadsts(700222);
+
+    // 3. Lifetime cap; a missing iat counts as 0 (facts §2.3: "Token issued at 0").
+    const iat = claims.iat ?? 0;
+    if (exp - iat > MAX_ASSERTION_LIFETIME_S) throw aadsts(70023, iat, exp);
+
+    // 4. A federated credential of the identity matches issuer, audience and subject exactly.
+    const sub = typeof claims.sub === "string" ? claims.sub : "";
+    const aud = (Array.isArray(claims.aud) ? claims.aud : [claims.aud ?? ""]).map(String);
+    const fic = matchFederatedCredential(identity, iss, sub, aud);
+    if (state.now() - fic.createdAtMs < opts.ficPropagationDelayMs) throw aadsts(70021, iss, sub, aud.join(","));
+
+    // 5. The issuer's discovery document and JWKS.
+    const jwks = await loadIssuerKeys(iss);
+
+    // 6. The signing key and the signature.
+    const kid = typeof header.kid === "string" ? header.kid : "";
+    const entry = jwks.find((k): k is Record<string, unknown> => !!k && typeof k === "object" && (k as { kid?: unknown }).kid === kid);
+    const rsa = entry && _usableRsaKey(entry, opts.lenientJwks);
+    if (!rsa) throw aadsts(7000272, kid, iss);
+    if (header.alg !== "RS256") throw aadsts(700027);
+    const bits = _modulusBits(rsa.n);
+    if (bits < MIN_RSA_MODULUS_BITS) throw aadsts(50032, kid, bits);
+    try {
+      const key = await jose.importJWK({ kty: "RSA", n: rsa.n, e: rsa.e }, "RS256");
+      await jose.compactVerify(assertion, key, { algorithms: ["RS256"] });
+    } catch {
+      throw aadsts(700027);
+    }
+
+    // 7. The time window, with skew; then the optional single use of jti.
+    const nowMs = state.now();
+    const nowS = nowMs / 1000;
+    const skewS = opts.clockSkewS;
+    const nbf = claims.nbf;
+    if (nowS >= exp + skewS || (nbf !== undefined && nowS < nbf - skewS)) throw aadsts(700024, nowMs, nbf ?? iat, exp);
+    if (opts.singleUseJti && typeof claims.jti === "string") {
+      for (const [k, until] of usedJtis) if (until + skewS < nowS) usedJtis.delete(k);
+      const key = `${iss}\n${claims.jti}`;
+      if (usedJtis.has(key)) throw aadsts(50027, `The assertion with jti '${claims.jti}' has already been used.`);
+      usedJtis.set(key, exp);
+    }
+
+    // 8. The managed identity's access token.
+    const { token: accessToken, claims: issued } = await tokens.issue({
+      tenantId: tenant.tenantId,
+      audience: resource,
+      objectId: String(identity.properties.principalId ?? ""),
+      appId: String(identity.properties.clientId ?? clientId),
+      idtyp: "app",
+      lifetimeS: opts.managedIdentityTokenLifetimeS,
+      grant: "client_assertion",
+      extraClaims: { xms_mirid: identity.id },
+    });
+    const expiresIn = Number(issued.exp) - Math.floor(state.now() / 1000);
+    const headers = _traceHeaders(rc, _correlationId(rc));
+    if (version === "v2") {
+      return { status: 200, headers, body: { token_type: "Bearer", expires_in: expiresIn, ext_expires_in: expiresIn, access_token: accessToken } };
+    }
+    return {
+      status: 200,
+      headers,
+      body: {
+        token_type: "Bearer",
+        expires_in: String(expiresIn),
+        ext_expires_in: String(expiresIn),
+        expires_on: String(issued.exp),
+        not_before: String(issued.nbf),
+        resource,
+        access_token: accessToken,
+      },
+    };
+  };
+
   return {
     name: "entra",
-    routes: [],
-    notFound: () => ({ status: 404, body: { error: "not_found", error_description: "Unknown route." } }),
+    routes: [
+      { method: "GET", path: "/:tenant/v2.0/.well-known/openid-configuration", handler: entraRoute(openIdConfigurationV2) },
+      { method: "GET", path: "/:tenant/.well-known/openid-configuration", handler: entraRoute(openIdConfigurationV1) },
+      { method: "GET", path: "/:tenant/discovery/v2.0/keys", handler: entraRoute(keys) },
+      { method: "GET", path: "/:tenant/discovery/keys", handler: entraRoute(keys) },
+      { method: "POST", path: "/:tenant/oauth2/v2.0/token", handler: entraRoute(token("v2")) },
+      { method: "POST", path: "/:tenant/oauth2/token", handler: entraRoute(token("v1")) },
+    ],
+    notFound: (rc, allowed) => {
+      if (allowed.length) {
+        const allow = [...new Set(allowed)].join(", ");
+        const reply = _errorReply(rc, state.now(), aadsts(900561, allow, rc.method));
+        return { ...reply, headers: { ...reply.headers, Allow: allow } };
+      }
+      const { headers, body } = _errorBody(rc, state.now(), "not_found", `The Entra endpoint '${rc.url.pathname}' does not exist.`, []);
+      return { status: 404, headers, body };
+    },
+    faultReply: (rc, status) => {
+      const error = status === 429 ? "temporarily_unavailable" : status >= 500 ? "server_error" : "invalid_request";
+      const { headers, body } = _errorBody(rc, state.now(), error, `The service answered HTTP ${status} (injected fault).`, []);
+      return { status, headers, body };
+    },
   };
 }
