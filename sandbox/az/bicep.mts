@@ -48,7 +48,9 @@ export type Expr =
   | { kind: "binary"; op: string; left: Expr; right: Expr; pos: Pos }
   | { kind: "ternary"; cond: Expr; then: Expr; otherwise: Expr; pos: Pos };
 export interface ObjectProp {
+  /** The literal name; for an interpolated name ('${expr}': ...) the source text, with keyExpr set. */
   key: string;
+  keyExpr?: Expr;
   value: Expr;
   pos: Pos;
 }
@@ -543,6 +545,7 @@ class _Parser {
       case "array":
         return e.items.map((x) => this.constant(x, where));
       case "object":
+        if (e.props.some((p) => p.keyExpr)) break;
         return Object.fromEntries(e.props.map((p) => [p.key, this.constant(p.value, where)]));
       case "unary":
         if (e.op === "-" && e.operand.kind === "int") return -e.operand.value;
@@ -808,17 +811,22 @@ class _Parser {
       const t = this.peek();
       if (t.t === "ident" && t.v === "resource" && this.isIdent(undefined, 1)) this.err(t.pos, `Nested resource declarations are ${UNSUPPORTED}; declare the child at the top level with 'parent:'`);
       let key: string;
-      if (t.t === "ident") key = t.v;
-      else if (t.t === "str" && t.holes.length === 0) key = t.parts[0];
-      else if (t.t === "str") this.err(t.pos, `Interpolated property names are ${UNSUPPORTED}`);
-      else this.err(t.pos, "Expected a property name at this location");
-      this.next();
+      let keyExpr: Expr | undefined;
+      if (t.t === "ident" || (t.t === "str" && t.holes.length === 0)) {
+        key = t.t === "ident" ? t.v : t.parts[0];
+        this.next();
+      } else if (t.t === "str") {
+        keyExpr = this.parsePrimary();
+        key = t.parts.join("${...}");
+      } else {
+        this.err(t.pos, "Expected a property name at this location");
+      }
       this.expectPunct(":");
       this.skipNl();
       const value = this.parseExpr();
-      if (seen.has(key.toLowerCase())) this.err(t.pos, `The property '${key}' is declared more than once in this object`);
+      if (!keyExpr && seen.has(key.toLowerCase())) this.err(t.pos, `The property '${key}' is declared more than once in this object`);
       seen.add(key.toLowerCase());
-      props.push({ key, value, pos: t.pos });
+      props.push(keyExpr ? { key, keyExpr, value, pos: t.pos } : { key, value, pos: t.pos });
       this.separator("}");
     }
     this.next();
@@ -1133,7 +1141,10 @@ function _walk(e: Expr, visit: (e: Expr) => void): void {
       e.exprs.forEach((x) => _walk(x, visit));
       break;
     case "object":
-      e.props.forEach((p) => _walk(p.value, visit));
+      e.props.forEach((p) => {
+        if (p.keyExpr) _walk(p.keyExpr, visit);
+        _walk(p.value, visit);
+      });
       break;
     case "array":
       e.items.forEach((x) => _walk(x, visit));
@@ -1482,7 +1493,7 @@ class _Evaluator {
       case "ident":
         return this.lookup(e.name, e.pos);
       case "object":
-        return Object.fromEntries(e.props.map((p) => [p.key, this.evaluate(p.value)]));
+        return Object.fromEntries(e.props.map((p) => [p.keyExpr ? _toText(this.evaluate(p.keyExpr)) : p.key, this.evaluate(p.value)]));
       case "array":
         return e.items.map((x) => this.evaluate(x));
       case "member": {
@@ -1628,7 +1639,8 @@ class _Evaluator {
     }
     const body: Record<string, unknown> = {};
     for (const p of r.body.props) {
-      if (!["name", "parent", "scope", "dependsOn"].includes(p.key)) body[p.key] = this.evaluate(p.value);
+      if (p.keyExpr) body[_toText(this.evaluate(p.keyExpr))] = this.evaluate(p.value);
+      else if (!["name", "parent", "scope", "dependsOn"].includes(p.key)) body[p.key] = this.evaluate(p.value);
     }
     return { id, name, body };
   }

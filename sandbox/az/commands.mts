@@ -134,6 +134,8 @@ interface ArgSpec {
   names: string[];
   required?: boolean;
   flag?: boolean;
+  /** A flag that may be followed by true/false (az's three-state flags, e.g. --no-prompt). */
+  optionalBool?: boolean;
   /** nargs='+' (repeated options accumulate). */
   multi?: boolean;
   /** az enum values (matched case-insensitively). */
@@ -192,6 +194,7 @@ function _parseArgs(tokens: string[], command: Command): Parsed {
     if (spec.flag) {
       if (eq > 0) throw _usage(`argument ${_display(spec)}: ignored explicit argument '${token.slice(eq + 1)}'`);
       parsed[spec.dest] = true;
+      if (spec.optionalBool && /^(true|false)$/i.test(tokens[i + 1] ?? "")) parsed[spec.dest] = tokens[++i].toLowerCase() === "true";
       continue;
     }
     const values: string[] = [];
@@ -933,7 +936,7 @@ const COMMANDS: Command[] = [
       { dest: "parameters", names: ["--parameters", "-p"], multi: true },
       { dest: "mode", names: ["--mode"], choices: ["Incremental", "Complete"] },
       { dest: "noWait", names: ["--no-wait"], flag: true },
-      { dest: "noPrompt", names: ["--no-prompt"], flag: true },
+      { dest: "noPrompt", names: ["--no-prompt"], flag: true, optionalBool: true },
       SUBSCRIPTION_ARG,
     ],
     unsupported: ["--what-if", "-c", "--confirm-with-what-if", "--rollback-on-error", "--query-string", "-q", "--aux-tenants", "--what-if-exclude-change-types", "-x", "--what-if-result-format", "-r", "--proceed-if-no-change", "--validation-level"],

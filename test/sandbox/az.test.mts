@@ -500,7 +500,7 @@ deploy("deploys connect-customer into a customer's group with a JSON parameters 
   reset();
   const parameters = JSON.stringify({ issuer: { value: "https://idp.example/public" }, subject: { value: "metering from isv" } });
   const r = await az("deployment", "group", "create", "--subscription", CUSTOMER.subscriptionId, "--resource-group", "mrg-contoso",
-    "--name", "connect", "--template-file", "templates/1-connect-customer.bicep", "--parameters", parameters, "--query", "properties.outputs");
+    "--name", "connect", "--template-file", "templates/1-connect-customer.bicep", "--parameters", parameters, "--no-prompt", "true", "--query", "properties.outputs");
   assert.is(r.exitCode, 0, r.stderr);
   const mrg = `/subscriptions/${CUSTOMER.subscriptionId}/resourceGroups/mrg-contoso`;
   assert.equal(json(r), {

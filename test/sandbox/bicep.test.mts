@@ -415,6 +415,27 @@ expr("functions", async () => {
   assert.is(o.us, uniqueString("a", "b"));
 });
 
+expr("interpolated property names, as in userAssignedIdentities", async () => {
+  const arm = fakeArm();
+  await deploy([
+    "resource uami 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {",
+    "  name: 'id1'",
+    "  location: 'x'",
+    "}",
+    "resource app 'Microsoft.Web/sites@2024-04-01' = {",
+    "  name: 'app'",
+    "  location: 'x'",
+    "  identity: {",
+    "    type: 'UserAssigned'",
+    "    userAssignedIdentities: { '${uami.id}': {} }",
+    "  }",
+    "}",
+  ].join("\n"), {}, arm);
+  const uamiId = `${RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1`;
+  assert.equal(arm.calls.map((c) => c.id.split("/").pop()), ["id1", "app"]);
+  assert.equal(arm.calls[1].body!.identity, { type: "UserAssigned", userAssignedIdentities: { [uamiId]: {} } });
+});
+
 expr("runtime expression errors fail the output with ARM's wording", async () => {
   const missing = (await rejection(deploy("var o = { a: 1, b: 2 }\noutput x int = o.c\n", {}))) as DeploymentError;
   assert.is(missing.code, "DeploymentOutputEvaluationFailed");
