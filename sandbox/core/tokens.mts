@@ -48,15 +48,17 @@ const VERIFY_SKEW_S = 300;
 export class TokenService {
   readonly kid: string;
   private privateKey: CryptoKey;
+  private publicKey: CryptoKey;
   readonly publicJwk: jose.JWK;
   private state: SandboxState;
   /** Claims of every token issued, for the admin API (never the token itself). */
   readonly issued: IssuedTokenRecord[] = [];
 
-  private constructor(state: SandboxState, kid: string, privateKey: CryptoKey, publicJwk: jose.JWK) {
+  private constructor(state: SandboxState, kid: string, privateKey: CryptoKey, publicKey: CryptoKey, publicJwk: jose.JWK) {
     this.state = state;
     this.kid = kid;
     this.privateKey = privateKey;
+    this.publicKey = publicKey;
     this.publicJwk = publicJwk;
   }
 
@@ -64,7 +66,7 @@ export class TokenService {
     const { privateKey, publicKey } = await jose.generateKeyPair("RS256", { modulusLength: 2048 });
     const jwk = await jose.exportJWK(publicKey);
     const kid = await jose.calculateJwkThumbprint(jwk);
-    return new TokenService(state, kid, privateKey as CryptoKey, { ...jwk, kid, use: "sig", alg: "RS256" });
+    return new TokenService(state, kid, privateKey, publicKey, { ...jwk, kid, use: "sig", alg: "RS256" });
   }
 
   jwks(): { keys: jose.JWK[] } {
@@ -121,7 +123,7 @@ export class TokenService {
     if (!m) throw new BearerError("malformed", "Authorization header is not a Bearer token.");
     let payload: jose.JWTPayload;
     try {
-      ({ payload } = await jose.jwtVerify(m[1], this.publicJwk as unknown as jose.KeyLike, {
+      ({ payload } = await jose.jwtVerify(m[1], this.publicKey, {
         algorithms: ["RS256"],
         currentDate: new Date(this.state.now()),
         clockTolerance: VERIFY_SKEW_S,
