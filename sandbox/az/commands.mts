@@ -225,7 +225,19 @@ function _parseArgs(tokens: string[], command: Command): Parsed {
   if (output !== undefined && !OUTPUT_FORMATS.includes(output)) {
     throw _usage(`argument --output/-o: invalid choice: '${output}' (choose from ${OUTPUT_FORMATS.map((f) => `'${f}'`).join(", ")})`);
   }
+  if (output === "yaml" || output === "yamlc") throw _usage("--output yaml is not supported by the sandbox's az stand-in; use json, tsv, table or none");
   return parsed;
+}
+
+/** --query is checked while parsing, as az's argparse type does: a bad query changes nothing. */
+function _compileQuery(args: Parsed): ((data: unknown) => unknown) | undefined {
+  if (typeof args.query !== "string") return undefined;
+  try {
+    return compileQuery(args.query);
+  } catch (e) {
+    if (e instanceof JmesPathError) throw _usage(`argument --query: invalid jmespath_type value: '${args.query}' (${e.message})`);
+    throw e;
+  }
 }
 
 /** az (knack) replaces `@file` and `key=@file` arguments by the file's content; `@-` reads stdin. */
@@ -317,20 +329,10 @@ function _pyJson(v: unknown): string {
   return `{${Object.entries(v).map(([k, x]) => `${ascii(k)}: ${_pyJson(x)}`).join(", ")}}`;
 }
 
-function _format(output: Output, args: Parsed): string {
+function _format(output: Output, args: Parsed, query: ((data: unknown) => unknown) | undefined): string {
   if (!output) return "";
   if ("text" in output) return output.text;
-  let value = output.value;
-  if (typeof args.query === "string") {
-    let query: (data: unknown) => unknown;
-    try {
-      query = compileQuery(args.query);
-    } catch (e) {
-      if (e instanceof JmesPathError) throw _usage(`argument --query: invalid jmespath_type value: '${args.query}' (${e.message})`);
-      throw e;
-    }
-    value = query(value);
-  }
+  const value = query ? query(output.value) : output.value;
   if (value === null || value === undefined) return "";
   switch ((args.output as string | undefined) ?? "json") {
     case "none":
@@ -339,9 +341,6 @@ function _format(output: Output, args: Parsed): string {
       return _tsv(value);
     case "table":
       return _table(value);
-    case "yaml":
-    case "yamlc":
-      throw _usage("--output yaml is not supported by the sandbox's az stand-in; use json, tsv, table or none");
     default:
       return `${JSON.stringify(_sortKeys(value), null, 2)}\n`;
   }
@@ -1077,7 +1076,8 @@ export async function runAz(req: AzRequest, ctx: AzContext): Promise<AzResult> {
     const tokens = await _expandFileArguments(argv.slice(command.path.split(" ").length), req);
     args = _parseArgs(tokens, command);
     if (args.help) return { exitCode: 0, stdout: _commandHelp(command), stderr: "" };
-    const stdout = _format(await command.run(args, env), args);
+    const query = _compileQuery(args);
+    const stdout = _format(await command.run(args, env), args, query);
     return { exitCode: 0, stdout, stderr: args.onlyShowErrors ? "" : env.warnings.map((w) => `${w}\n`).join("") };
   } catch (e) {
     const warnings = args.onlyShowErrors ? "" : env.warnings.map((w) => `${w}\n`).join("");

@@ -210,10 +210,11 @@ usage("unrecognized arguments, bad values and unsupported options are usage erro
     "ERROR: argument --method/-m: 'fetch' is not a valid value for '--method'. Allowed values: delete, get, head, options, patch, post, put.\n");
   const whatIf = await az("deployment", "group", "create", "-g", "rg", "-f", "t.bicep", "--what-if");
   assert.equal([whatIf.exitCode, whatIf.stderr], [2, "ERROR: argument --what-if is not supported by the sandbox's az stand-in\n"]);
-  const query = await az("account", "show", "--query", "[?");
+  const query = await az("group", "create", "-n", "never", "-l", "x", "--query", "[?");
   assert.is(query.exitCode, 2);
   assert.match(query.stderr, /^ERROR: argument --query: invalid jmespath_type value: '\[\?'/);
-  assert.equal(arm.requests, []);
+  assert.is((await az("group", "create", "-n", "never", "-l", "x", "-o", "yaml")).exitCode, 2);
+  assert.equal(arm.requests, [], "a usage error changes nothing");
 });
 
 usage("help, version and config set", async () => {
@@ -615,6 +616,9 @@ output("tsv and table follow knack; multi-select keeps its order", async () => {
   assert.match(lines[0], /^EnvironmentName\s+HomeTenantId\s+IsDefault\s+Name\s+State\s+TenantId$/);
   assert.match(lines[1], /^-+ {2}-+/);
   assert.is(lines.length, 5);
+  assert.is((await az("account", "list", "--query", "[?isDefault].id", "-o", "tsv")).stdout, `${ISV.subscriptionId}\n`);
+  assert.is((await az("account", "list", "--query", "[?name == 'Contoso Production'] | [0].tenantId", "-o", "tsv")).stdout, `${CUSTOMER.tenantId}\n`);
+  assert.is((await az("account", "list", "--query", "length([-1].user.*)")).stdout, "2\n");
   assert.equal(await az("account", "show", "-o", "none"), { exitCode: 0, stdout: "", stderr: "" });
   assert.is((await az("account", "show", "--query", "nothing.here")).stdout, "");
 });
