@@ -141,7 +141,9 @@ export function explainAadsts(code: number, context: AadstsContext = {}): string
   }
   const fix = entry.fix.replace(/\{(issuer|subject|audience|tenantId|clientId|kid)\}/g, (_, key: keyof AadstsContext) => {
     const value = context[key];
-    return value === undefined ? `(${key})` : JSON.stringify(value);
+    if (value === undefined) return `(${key})`;
+    // Free-form values are quoted so spaces and case stand out; URLs and ids read better bare.
+    return key === "subject" || key === "audience" ? JSON.stringify(value) : value;
   });
   return `AADSTS${code}: ${entry.meaning} ${fix}`;
 }

@@ -95,6 +95,14 @@ export function toFederationError(error: unknown, identity: FederatedIdentity & 
       kid: identity.kid,
     })}`, { aadsts, oauthError, detail: description, cause: error });
   }
+  if (chain.some((e) => e.errorCode === "network_error")) {
+    const host = process.env.AZURE_AUTHORITY_HOST || "https://login.microsoftonline.com";
+    return new FederationError(`Cannot get a token for ${who}: Entra at ${host} could not be reached or answered with a server error; try again later`, {
+      oauthError: "network_error",
+      detail: description,
+      cause: error,
+    });
+  }
   const first = String((error as Error)?.message ?? error).split("\n")[0];
   return new FederationError(`Cannot get a token for ${who}: ${first}`, {
     oauthError,

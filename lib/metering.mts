@@ -239,6 +239,8 @@ export interface SendOptions {
   /** Replaces the HTTP client (tests); the retry policies still apply. */
   httpClient?: HttpClient;
   retryOptions?: PipelineRetryOptions;
+  /** Allow plain http (a local test server only: the bearer token would travel in clear). */
+  allowInsecureConnection?: boolean;
 }
 
 interface _RawResponse {
@@ -261,6 +263,7 @@ async function _send(request: UsageRequestDescription, options: SendOptions): Pr
     headers,
     body: JSON.stringify(request.body),
     timeout: REQUEST_TIMEOUT_MS,
+    allowInsecureConnection: options.allowInsecureConnection === true,
   });
   let response;
   try {

@@ -1,0 +1,54 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { AADSTS_ERRORS, explainAadsts, findAadstsCode, isTransientAadsts } from "../../lib/aadsts.mts";
+
+// Every code in azure-facts.md §2.6.
+const FACTS_CODES = [70021, 700211, 700212, 700213, 7002138, 70023, 700024, 7000272, 50166, 90061, 501661, 700222, 50027, 700027, 7000218, 900144, 700016, 90002, 1002012, 901002, 500011];
+
+const table = suite("AADSTS_ERRORS");
+table("explains every code of the facts sheet", () => {
+  const missing = FACTS_CODES.filter((code) => !AADSTS_ERRORS[code]);
+  assert.equal(missing, []);
+});
+table("each entry has a meaning and a fix in plain sentences", () => {
+  for (const [code, entry] of Object.entries(AADSTS_ERRORS)) {
+    assert.ok(entry.meaning.length > 20 && entry.meaning.endsWith("."), `meaning of ${code}`);
+    assert.ok(entry.fix.length > 20 && /[.)]$/.test(entry.fix), `fix of ${code}`);
+  }
+});
+table.run();
+
+const explain = suite("explainAadsts()");
+explain("fills in the configured issuer, subject and audience", () => {
+  const text = explainAadsts(70021, { issuer: "https://i.example/public", subject: "sub A", audience: "api://AzureADTokenExchange" });
+  assert.match(text, /^AADSTS70021: No federated credential on the UAMI matches/);
+  assert.match(text, /issuer https:\/\/i\.example\/public, subject "sub A" and audience "api:\/\/AzureADTokenExchange"/);
+});
+explain("marks missing context values instead of printing undefined", () => {
+  const text = explainAadsts(7000272, {});
+  assert.match(text, /kid \(kid\)/);
+  assert.not.match(text, /undefined/);
+});
+explain("points to Entra's error page for unknown codes", () => {
+  assert.is(explainAadsts(123456), "AADSTS123456: see https://login.microsoftonline.com/error?code=123456");
+});
+explain.run();
+
+const find = suite("findAadstsCode()");
+find("prefers error_codes[0], else the AADSTS number in the text", () => {
+  assert.is(findAadstsCode({ errorCodes: [700213, 1], text: "AADSTS70021: x" }), 700213);
+  assert.is(findAadstsCode({ errorCodes: ["700211"] }), 700211);
+  assert.is(findAadstsCode({ text: "invalid_client: AADSTS7002138: NM subject" }), 7002138);
+  assert.is(findAadstsCode({ errorCodes: [], text: "nothing" }), undefined);
+});
+find.run();
+
+const transient = suite("isTransientAadsts()");
+transient("only FIC replication errors are transient", () => {
+  assert.ok(isTransientAadsts(70021));
+  assert.ok(isTransientAadsts(700213));
+  assert.not.ok(isTransientAadsts(7002138));
+  assert.not.ok(isTransientAadsts(700027));
+  assert.not.ok(isTransientAadsts(undefined));
+});
+transient.run();
