@@ -22,7 +22,7 @@ export interface TestKey {
 export async function makeTestKey(kid = "test-kid"): Promise<TestKey> {
   const { privateKey, publicKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
   const jwk = await exportJWK(publicKey);
-  return { signer: createLocalSigner({ privateKey, kid }), publicKey, publicJwk: { kty: "RSA", n: jwk.n!, e: jwk.e! } };
+  return { signer: createLocalSigner({ privateKey: privateKey as CryptoKey, kid }), publicKey: publicKey as CryptoKey, publicJwk: { kty: "RSA", n: jwk.n!, e: jwk.e! } };
 }
 
 export const PUBLISHER_TENANT = "11111111-1111-4111-8111-111111111111";
