@@ -7,7 +7,7 @@ import { getCustomer, loadConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { buildUsageEvent, describeUsageRequest, type UsageOutcome } from "../lib/metering.mts";
-import { appendAuditRecord, buildAuditRecord } from "../lib/audit.mts";
+import { appendAuditRecord, buildAuditRecord, findPendingIntents, readAuditLog } from "../lib/audit.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
 
@@ -46,6 +46,7 @@ const POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dim
 // long after 1-connect-customer, so a real misconfiguration still fails fast.
 const FRESH_CONNECTION_MS = 15 * 60_000;
 const FEDERATION_RETRY = { attempts: 6, delayMs: 5_000, maxDelayMs: 30_000 };
+const DAY_MS = 24 * 3_600_000;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -73,6 +74,8 @@ async function main(args: string[]): Promise<number> {
     const idp = config.publisher.idp!;
     const event = buildUsageEvent({ billing: customer.billing, planId: customer.planName, dimension, quantity, hoursAgo });
     const request = describeUsageRequest({ event });
+    const auditPath = auditPathIn(dataDir);
+    await warnAboutPendingIntents(auditPath, { subscriptionId, managedResourceGroup });
 
     if (values["dry-run"]) {
       const federation = { issuer: idp.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
@@ -109,7 +112,6 @@ async function main(args: string[]): Promise<number> {
         progress(`AADSTS${(error as { aadsts?: number }).aadsts}: the new federated credential may not have reached Entra yet; retrying in ${delayMs / 1000} s`),
     });
 
-    const auditPath = auditPathIn(dataDir);
     const id = randomUUID();
     const who = { subscriptionId, managedResourceGroup };
     // The intent goes to disk before sending, so a crash mid-request leaves a trace to resend.
@@ -141,6 +143,26 @@ async function main(args: string[]): Promise<number> {
     const code = exitCodeFor(error);
     if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
     return code;
+  }
+}
+
+/**
+ * A run that died between sending and recording the answer leaves an intent without an
+ * outcome. Resending is safe (the API answers Duplicate), so point the user at it while the
+ * event is still inside the API's 24-hour window.
+ */
+async function warnAboutPendingIntents(auditPath: string, who: { subscriptionId: string; managedResourceGroup: string }) {
+  const { records } = await readAuditLog({ path: auditPath });
+  const now = Date.now();
+  const pending = findPendingIntents(records).filter((r) => {
+    const body = r.request?.body as { effectiveStartTime?: string } | undefined;
+    const age = now - Date.parse(body?.effectiveStartTime ?? "");
+    return r.customer?.subscriptionId.toLowerCase() === who.subscriptionId.toLowerCase() &&
+      r.customer?.managedResourceGroup.toLowerCase() === who.managedResourceGroup.toLowerCase() && age < DAY_MS;
+  });
+  for (const r of pending) {
+    const e = r.request?.body as { dimension?: string; quantity?: number; effectiveStartTime?: string };
+    progress(`Note: an earlier run sent ${e.quantity} ${e.dimension} for ${e.effectiveStartTime} at ${r.time} without recording the answer; run 2-emit-meter again with those values to make sure it counted (a duplicate is harmless)`);
   }
 }
 

@@ -316,4 +316,28 @@ emit("a missing config says to run 0-add-defaults (exit 2)", async () => {
     await t.cleanup();
   }
 });
+emit("points at an earlier event sent without a recorded answer (also in a dry run)", async () => {
+  const t = await setup({ ...bashEraConfig() });
+  try {
+    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString().replace(".000Z", "Z");
+    const old = new Date(Date.now() - 25 * 3_600_000).toISOString();
+    const intent = {
+      time: new Date().toISOString(), operation: "usageEvent.intent", id: "i1", customer: { subscriptionId: CUSTOMER_SUB, managedResourceGroup: MRG },
+      request: { method: "POST", url: "u", headers: {}, body: { dimension: "dim9", quantity: 3, effectiveStartTime: hour } },
+    };
+    const records = [
+      intent,
+      { ...intent, id: "answered" }, { ...intent, id: "answered", operation: "usageEvent" },
+      { ...intent, id: "expired", request: { ...intent.request, body: { ...intent.request.body, dimension: "old", effectiveStartTime: old } } },
+      { ...intent, id: "other", customer: { subscriptionId: CUSTOMER_SUB, managedResourceGroup: "other" } },
+    ];
+    await writeFile(join(t.dir, "audit.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const r = await run("2-emit-meter.mts", [CUSTOMER_SUB, MRG, "1", "dim1", "1", "--dry-run"], t.env);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^Note: an earlier run sent 3 dim9 for ${hour} at .* without recording the answer`));
+  } finally {
+    await t.cleanup();
+  }
+});
 emit.run();
