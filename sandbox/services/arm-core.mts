@@ -1,0 +1,464 @@
+// The machinery every emulated ARM resource provider shares: ARM's error factory and response
+// headers, api-version tables, bearer authentication, RBAC checks with ARM's messages, id
+// helpers and the wire view of a stored resource. Route modules (arm-*.mts) build on `Arm`.
+import { randomUUID } from "node:crypto";
+import * as jose from "jose";
+import { HttpReplyError, type Reply, type Route, type RouteContext } from "../core/http.mts";
+import { ROLE_DEFINITIONS, actionMatches, scopeContains, type ArmResource, type SandboxState, type Subscription } from "../core/state.mts";
+import { BearerError } from "../core/tokens.mts";
+import type { SandboxContext } from "../main.mts";
+
+// ---------------------------------------------------------------- api-versions
+// Real api-versions of each resource type (newest first, as ARM lists them in its messages).
+
+const RESOURCES_API = [
+  "2025-04-01", "2025-03-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-12-01", "2022-09-01",
+  "2022-05-01", "2022-01-01", "2021-04-01", "2021-01-01", "2020-10-01", "2020-08-01", "2020-06-01", "2020-01-01",
+  "2019-11-01", "2019-10-01", "2019-09-01", "2019-08-01", "2019-07-01", "2019-06-01", "2019-05-10", "2019-05-01",
+  "2019-03-01", "2018-11-01", "2018-09-01", "2018-08-01", "2018-07-01", "2018-06-01", "2018-05-01", "2018-02-01",
+  "2018-01-01", "2017-12-01", "2017-08-01", "2017-06-01", "2017-05-10", "2017-05-01", "2017-03-01", "2016-09-01",
+  "2016-07-01", "2016-06-01", "2016-02-01", "2015-11-01", "2015-01-01", "2014-04-01",
+];
+const SUBSCRIPTIONS_API = [
+  "2022-12-01", "2021-01-01", "2020-01-01", "2019-11-01", "2019-06-01", "2019-05-01", "2019-03-01", "2018-11-01",
+  "2018-09-01", "2018-08-01", "2018-07-01", "2018-06-01", "2018-05-01", "2018-02-01", "2018-01-01", "2017-12-01",
+  "2017-08-01", "2017-06-01", "2017-05-10", "2017-05-01", "2017-03-01", "2016-09-01", "2016-07-01", "2016-06-01",
+  "2016-02-01", "2015-11-01", "2015-01-01", "2014-04-01",
+];
+const SOLUTIONS_API = ["2023-12-01-preview", "2021-07-01", "2021-02-01-preview", "2020-08-21-preview", "2019-07-01", "2018-09-01-preview", "2018-06-01", "2018-03-01", "2018-02-01", "2017-12-01", "2017-09-01"];
+/** listTokens exists from 2018-09-01-preview (facts §5); refreshPermissions from 2019-07-01. */
+export const LIST_TOKENS_API = ["2023-12-01-preview", "2021-07-01", "2019-07-01", "2018-09-01-preview"];
+export const REFRESH_PERMISSIONS_API = ["2023-12-01-preview", "2021-07-01", "2019-07-01"];
+const MSI_API = ["2025-01-31-preview", "2024-11-30", "2023-07-31-preview", "2023-01-31", "2022-01-31-preview", "2021-09-30-preview", "2018-11-30", "2015-08-31-preview"];
+const FIC_API = ["2025-01-31-preview", "2024-11-30", "2023-07-31-preview", "2023-01-31", "2022-01-31-preview"];
+const STORAGE_API = [
+  "2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-04-01", "2023-01-01", "2022-09-01", "2022-05-01",
+  "2021-09-01", "2021-08-01", "2021-06-01", "2021-04-01", "2021-02-01", "2021-01-01", "2019-06-01", "2019-04-01",
+  "2018-11-01", "2018-07-01", "2018-02-01", "2017-10-01", "2017-06-01", "2016-12-01", "2016-05-01", "2016-01-01",
+];
+const KEYVAULT_API = [
+  "2025-05-01", "2024-12-01-preview", "2024-11-01", "2024-04-01-preview", "2023-08-01-preview", "2023-07-01", "2023-02-01",
+  "2022-11-01", "2022-07-01", "2022-02-01-preview", "2021-11-01-preview", "2021-10-01", "2021-06-01-preview",
+  "2021-04-01-preview", "2020-04-01-preview", "2019-09-01", "2018-02-14", "2016-10-01", "2015-06-01",
+];
+/** ARM-level keys exist from 2019-09-01. */
+const KEYVAULT_KEYS_API = KEYVAULT_API.slice(0, KEYVAULT_API.indexOf("2019-09-01") + 1);
+const ROLE_ASSIGNMENTS_API = [
+  "2022-04-01", "2022-01-01-preview", "2021-04-01-preview", "2020-10-01-preview", "2020-08-01-preview", "2020-04-01-preview",
+  "2020-03-01-preview", "2019-04-01-preview", "2018-12-01-preview", "2018-09-01-preview", "2018-07-01", "2018-01-01-preview",
+  "2017-10-01-preview", "2017-09-01", "2017-05-01", "2016-07-01", "2015-07-01", "2015-06-01", "2015-05-01-preview",
+];
+const ROLE_DEFINITIONS_API = ["2022-05-01-preview", "2022-04-01", "2018-01-01-preview", "2017-09-01", "2017-05-01", "2016-07-01", "2015-07-01", "2015-06-01"];
+/** Resource Graph: the versions whose request and response shapes the sandbox implements (facts §5). */
+const GRAPH_API = ["2024-04-01", "2022-10-01", "2021-03-01"];
+
+/** Lower-cased full resource type → its api-versions. */
+export const API_VERSIONS: Record<string, string[]> = {
+  "microsoft.resources/subscriptions": SUBSCRIPTIONS_API,
+  "microsoft.resources/tenants": SUBSCRIPTIONS_API,
+  "microsoft.resources/resourcegroups": RESOURCES_API,
+  "microsoft.resources/resources": RESOURCES_API,
+  "microsoft.resources/deployments": RESOURCES_API,
+  "microsoft.resources/operationresults": RESOURCES_API,
+  "microsoft.solutions/applications": SOLUTIONS_API,
+  "microsoft.solutions/locations/operationstatuses": SOLUTIONS_API,
+  "microsoft.managedidentity/userassignedidentities": MSI_API,
+  "microsoft.managedidentity/userassignedidentities/federatedidentitycredentials": FIC_API,
+  "microsoft.storage/storageaccounts": STORAGE_API,
+  "microsoft.storage/storageaccounts/blobservices": STORAGE_API,
+  "microsoft.storage/storageaccounts/blobservices/containers": STORAGE_API,
+  "microsoft.keyvault/vaults": KEYVAULT_API,
+  "microsoft.keyvault/vaults/keys": KEYVAULT_KEYS_API,
+  "microsoft.keyvault/vaults/secrets": KEYVAULT_API,
+  "microsoft.authorization/roleassignments": ROLE_ASSIGNMENTS_API,
+  "microsoft.authorization/roledefinitions": ROLE_DEFINITIONS_API,
+  "microsoft.resourcegraph/resources": GRAPH_API,
+};
+
+/** Resource providers the sandbox knows (lower-case → canonical casing), for InvalidResourceNamespace. */
+export const NAMESPACES: Record<string, string> = Object.fromEntries(
+  ["Microsoft.Resources", "Microsoft.Solutions", "Microsoft.ManagedIdentity", "Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Authorization", "Microsoft.ResourceGraph"]
+    .map((n) => [n.toLowerCase(), n]),
+);
+
+// Public Azure regions (names as ARM normalises them).
+export const REGIONS = [
+  "eastus", "eastus2", "southcentralus", "westus2", "westus3", "australiaeast", "southeastasia", "northeurope", "swedencentral",
+  "uksouth", "westeurope", "centralus", "southafricanorth", "centralindia", "eastasia", "japaneast", "koreacentral",
+  "newzealandnorth", "canadacentral", "francecentral", "germanywestcentral", "italynorth", "norwayeast", "polandcentral",
+  "spaincentral", "switzerlandnorth", "mexicocentral", "uaenorth", "brazilsouth", "israelcentral", "qatarcentral",
+  "northcentralus", "westus", "japanwest", "westcentralus", "southafricawest", "australiacentral", "australiacentral2",
+  "australiasoutheast", "koreasouth", "southindia", "westindia", "canadaeast", "francesouth", "germanynorth", "norwaywest",
+  "switzerlandwest", "ukwest", "uaecentral", "brazilsoutheast", "malaysiasouth", "malaysiawest", "indonesiacentral",
+  "chilecentral", "austriaeast", "belgiumcentral", "denmarkeast",
+];
+
+// ---------------------------------------------------------------- errors and replies
+
+/** ARM's error body. */
+export function armError(status: number, code: string, message: string, headers?: Record<string, string>, details?: unknown[]): Reply {
+  return { status, headers, body: { error: { code, message, ...(details ? { details } : {}) } } };
+}
+
+/** Throws an ARM error reply. */
+export function fail(status: number, code: string, message: string, headers?: Record<string, string>, details?: unknown[]): never {
+  throw new HttpReplyError(armError(status, code, message, headers, details));
+}
+
+const STATUS_CODES: Record<number, string> = {
+  400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 408: "RequestTimeout", 409: "Conflict",
+  429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout",
+};
+
+/** An injected fault in ARM's shape. */
+export function armFaultReply(_c: RouteContext, status: number): Reply {
+  const code = STATUS_CODES[status] ?? `Http${status}`;
+  const message = status === 429
+    ? "The request is being throttled as the limit has been reached for operation type. Please retry after the time given in the Retry-After header."
+    : `The service returned HTTP ${status} (injected by the sandbox).`;
+  return armError(status, code, message);
+}
+
+/** Adds the headers ARM puts on every response. */
+export function withArmHeaders(c: RouteContext, reply: Reply): Reply {
+  const correlation = c.header("x-ms-correlation-request-id") ?? c.requestId;
+  const headers: Record<string, string> = {
+    "Cache-Control": "no-cache",
+    Pragma: "no-cache",
+    Expires: "-1",
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "x-ms-request-id": c.requestId,
+    "x-ms-correlation-request-id": correlation,
+    "x-ms-routing-request-id": `WESTEUROPE:${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z:${c.requestId}`,
+    ...(reply.headers ?? {}),
+  };
+  const clientRequestId = c.header("x-ms-client-request-id");
+  if (clientRequestId && c.header("x-ms-return-client-request-id") !== "false") headers["x-ms-client-request-id"] = clientRequestId;
+  return { ...reply, headers };
+}
+
+export const ok = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, headers });
+
+// ---------------------------------------------------------------- ids and names
+
+export const isGuid = (s: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+
+/** ARM's normalised location: "West Europe" → "westeurope". */
+export const normLocation = (l: string): string => l.replace(/\s+/g, "").toLowerCase();
+
+export const subscriptionScope = (sub: string): string => `/subscriptions/${sub}`;
+export const rgId = (sub: string, rg: string): string => `/subscriptions/${sub}/resourceGroups/${rg}`;
+
+/** The last segment of an ARM id. */
+export const lastSegment = (id: string): string => id.replace(/\/+$/, "").split("/").pop() ?? "";
+
+/** Fields of a stored resource that are the sandbox's own bookkeeping, never on the wire. */
+const WIRE_FIELDS = ["id", "name", "type", "location", "kind", "managedBy", "sku", "plan", "identity", "tags", "etag", "zones", "properties", "systemData"];
+
+/** The wire view of a stored resource. */
+export function toWire(r: ArmResource): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of WIRE_FIELDS) if (r[k] !== undefined) out[k] = r[k];
+  if (!out.name) out.name = lastSegment(r.id);
+  return out;
+}
+
+export function systemData(createdBy: Caller | undefined, atMs: number, prev?: Record<string, unknown>): Record<string, unknown> {
+  const at = new Date(atMs).toISOString();
+  const by = createdBy?.displayName ?? "";
+  const byType = createdBy?.idtyp === "app" ? "Application" : "User";
+  return prev
+    ? { ...prev, lastModifiedBy: by, lastModifiedByType: byType, lastModifiedAt: at }
+    : { createdBy: by, createdByType: byType, createdAt: at, lastModifiedBy: by, lastModifiedByType: byType, lastModifiedAt: at };
+}
+
+// ---------------------------------------------------------------- the caller
+
+export interface Caller {
+  oid: string;
+  tid: string;
+  idtyp: "app" | "user";
+  /** upn for users, appid for applications: what ARM shows in systemData. */
+  displayName: string;
+  claims: jose.JWTPayload;
+}
+
+export interface ArmCall {
+  c: RouteContext;
+  p: Record<string, string>;
+  caller: Caller;
+  apiVersion: string;
+  /** The subscription named by `:subscriptionId`, when the route has one. */
+  sub: Subscription;
+  /** The JSON body ({} when empty); malformed JSON → 400 InvalidRequestContent. */
+  body<T = Record<string, unknown>>(): T;
+}
+
+export interface ArmRouteSpec {
+  method: string;
+  path: string;
+  /** Full resource type, e.g. "Microsoft.ManagedIdentity/userAssignedIdentities": picks the api-versions. */
+  type: string;
+  /** Override of the api-versions of `type` (actions with their own list). */
+  versions?: string[];
+  handler: (a: ArmCall) => Reply | Promise<Reply>;
+}
+
+export const ARM_AUDIENCES = ["https://management.azure.com/", "https://management.core.windows.net/"];
+const ARM_AUDIENCE_LIST = "'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'";
+
+// ---------------------------------------------------------------- the shared provider toolkit
+
+export class Arm {
+  readonly ctx: SandboxContext;
+  readonly state: SandboxState;
+
+  constructor(ctx: SandboxContext) {
+    this.ctx = ctx;
+    this.state = ctx.state;
+  }
+
+  // ---- authentication
+
+  private challenge(tenant: string, description: string): Record<string, string> {
+    return { "WWW-Authenticate": `Bearer authorization_uri="${this.ctx.endpoints.entra}/${tenant}", error="invalid_token", error_description="${description}"` };
+  }
+
+  /** The tenant a 401 points at: the subscription's when the path names a known one, else the ISV's home tenant. */
+  private challengeTenant(c: RouteContext): string {
+    const m = /^\/subscriptions\/([^/]+)/i.exec(c.url.pathname);
+    const sub = m ? this.state.subscriptions.get(m[1].toLowerCase()) : undefined;
+    return sub?.tenantId ?? "common";
+  }
+
+  /** Verifies the bearer token the way ARM does, answering 401 with ARM's codes and messages. */
+  async authenticate(c: RouteContext): Promise<Caller> {
+    const header = c.header("authorization");
+    const tenant = this.challengeTenant(c);
+    if (!header) {
+      fail(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
+        this.challenge(tenant, "The authentication failed because of missing 'Authorization' header."));
+    }
+    let claims: jose.JWTPayload;
+    try {
+      claims = await this.ctx.tokens.verifyBearer(header, ARM_AUDIENCES);
+    } catch (err) {
+      if (!(err instanceof BearerError)) throw err;
+      const h = this.challenge(tenant, "The access token is invalid.");
+      let peek: jose.JWTPayload = {};
+      try {
+        peek = jose.decodeJwt(header.replace(/^Bearer\s+/i, ""));
+      } catch { /* not a JWT at all */ }
+      switch (err.code) {
+        case "malformed":
+          if (!/^Bearer\s/i.test(header.trim())) {
+            fail(401, "AuthenticationFailedInvalidHeader", "Authentication failed. The 'Authorization' header is provided in an invalid format.", this.challenge(tenant, "The authentication failed because of invalid 'Authorization' header."));
+          }
+          fail(401, "InvalidAuthenticationToken", "The access token is invalid.", h);
+        case "expired": {
+          const exp = typeof peek.exp === "number" ? new Date(peek.exp * 1000) : new Date(0);
+          fail(401, "ExpiredAuthenticationToken",
+            `The access token expiry UTC time '${armTime(exp)}' is earlier than current UTC time '${armTime(new Date(this.state.now()))}'.`,
+            this.challenge(tenant, "The access token expiry UTC time is earlier than current UTC time."));
+        }
+        case "audience":
+          fail(401, "InvalidAuthenticationToken",
+            `The access token has been obtained for wrong audience or resource '${String(peek.aud ?? "")}'. It should exactly match with one of the allowed audiences ${ARM_AUDIENCE_LIST}.`, h);
+        case "issuer":
+          fail(401, "InvalidAuthenticationTokenTenant", `The access token is from the wrong issuer '${String(peek.iss ?? "")}'.`, h);
+        default:
+          fail(401, "InvalidAuthenticationToken", "The access token is invalid.", h);
+      }
+    }
+    return {
+      oid: String(claims.oid ?? ""),
+      tid: String(claims.tid ?? ""),
+      idtyp: claims.idtyp === "app" ? "app" : "user",
+      displayName: String(claims.upn ?? claims.appid ?? claims.oid ?? ""),
+      claims,
+    };
+  }
+
+  // ---- authorization
+
+  /**
+   * RBAC: role assignments and managed-app authorizations on the MRG (state.isAllowed), plus the
+   * publisher's view of the application resource itself. Facts §5: the publisher reading customers'
+   * apps is unconfirmed; [orig] relies on it, so an app's `authorizations` also cover the app.
+   */
+  allowed(oid: string, scope: string, action: string): boolean {
+    if (this.state.isAllowed(oid, scope, { action })) return true;
+    const p = oid.toLowerCase();
+    for (const app of this.state.managedApps()) {
+      if (!scopeContains(app.id, scope)) continue;
+      for (const a of (app.properties.authorizations ?? []) as Array<{ principalId: string; roleDefinitionId: string }>) {
+        if (a.principalId.toLowerCase() !== p) continue;
+        const def = ROLE_DEFINITIONS[lastSegment(a.roleDefinitionId).toLowerCase()];
+        if (def && def.actions.some((x) => actionMatches(x, action)) && !def.notActions.some((x) => actionMatches(x, action))) return true;
+      }
+    }
+    return false;
+  }
+
+  /** 403 AuthorizationFailed unless the caller may perform `action` over `scope`. */
+  authorize(caller: Caller, scope: string, action: string): void {
+    if (this.allowed(caller.oid, scope, action)) return;
+    fail(403, "AuthorizationFailed",
+      `The client '${caller.oid}' with object id '${caller.oid}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`);
+  }
+
+  /** Whether the principal holds any role at, above or below `scope` (what makes a subscription visible). */
+  hasAnyRoleAround(oid: string, scope: string): boolean {
+    const p = oid.toLowerCase();
+    for (const ra of this.state.ofType("Microsoft.Authorization/roleAssignments")) {
+      const props = ra.properties as { principalId?: string; scope?: string };
+      if (String(props.principalId ?? "").toLowerCase() !== p) continue;
+      const s = String(props.scope ?? "");
+      if (scopeContains(s, scope) || scopeContains(scope, s)) return true;
+    }
+    for (const app of this.state.managedApps()) {
+      const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string }>;
+      if (!auths.some((a) => a.principalId.toLowerCase() === p)) continue;
+      const mrg = String(app.properties.managedResourceGroupId ?? "");
+      if (scopeContains(scope, app.id) || scopeContains(scope, mrg) || scopeContains(mrg, scope)) return true;
+    }
+    return false;
+  }
+
+  /** Subscriptions the caller sees: any role in them (cross-tenant through managed-app authorizations, as Lighthouse-like projections). */
+  visibleSubscriptions(caller: Caller): Subscription[] {
+    return [...this.state.subscriptions.values()].filter((s) => this.hasAnyRoleAround(caller.oid, subscriptionScope(s.subscriptionId)));
+  }
+
+  /** A token from another tenant is refused unless the caller has access projected into this subscription. */
+  checkTenant(caller: Caller, sub: Subscription): void {
+    if (caller.tid.toLowerCase() === sub.tenantId.toLowerCase()) return;
+    if (this.hasAnyRoleAround(caller.oid, subscriptionScope(sub.subscriptionId))) return;
+    const want = sub.tenantId;
+    fail(401, "InvalidAuthenticationTokenTenant",
+      `The access token is from the wrong issuer 'https://sts.windows.net/${caller.tid}/'. It must match the tenant 'https://sts.windows.net/${want}/' associated with this subscription. Please use the authority (URL) 'https://login.windows.net/${want}' to get the token. Note, if the subscription is transferred to another tenant there is no impact to the services, but information about new tenant could take time to propagate (up to an hour). If you just transferred your subscription and see this error message, please try back later.`,
+      this.challenge(want, "The access token is from the wrong issuer."));
+  }
+
+  // ---- request plumbing
+
+  apiVersionOf(c: RouteContext): string {
+    const v = c.url.searchParams.get("api-version");
+    if (!v) fail(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+    return v;
+  }
+
+  /** 400 when `apiVersion` is not one of the type's: ARM's wording differs for its own types and for providers. */
+  checkApiVersion(type: string, apiVersion: string, versions?: string[], location?: string): void {
+    const list = versions ?? API_VERSIONS[type.toLowerCase()];
+    if (!list) throw new Error(`arm: no api-versions for ${type}`);
+    if (list.some((v) => v.toLowerCase() === apiVersion.toLowerCase())) return;
+    const [ns, ...rest] = type.split("/");
+    if (ns.toLowerCase() === "microsoft.resources" || ns.toLowerCase() === "microsoft.resourcegraph") {
+      fail(400, "InvalidApiVersionParameter", `The api-version '${apiVersion}' is invalid. The supported versions are '${list.join(",")}'.`);
+    }
+    const shortType = rest.join("/");
+    if (location) {
+      fail(400, "NoRegisteredProviderFound",
+        `No registered resource provider found for location '${location}' and API version '${apiVersion}' for type '${shortType}'. The supported api-versions are '${list.join(", ")}'. The supported locations are '${REGIONS.join(", ")}'.`);
+    }
+    fail(400, "InvalidResourceType",
+      `The resource type '${shortType}' could not be found in the namespace '${ns}' for api version '${apiVersion}'. The supported api-versions are '${list.join(",")}'.`);
+  }
+
+  subscriptionOr404(id: string): Subscription {
+    const sub = this.state.subscriptions.get(id.toLowerCase());
+    if (!sub) fail(404, "SubscriptionNotFound", `The subscription '${id}' could not be found.`);
+    return sub;
+  }
+
+  /** The stored resource group, or 404 ResourceGroupNotFound. */
+  rgOr404(sub: Subscription, rg: string): ArmResource {
+    const r = this.state.getResource(rgId(sub.subscriptionId, rg));
+    if (!r || r.type !== "Microsoft.Resources/resourceGroups") fail(404, "ResourceGroupNotFound", `Resource group '${rg}' could not be found.`);
+    return r;
+  }
+
+  notFound(type: string, name: string, rg: string): never {
+    fail(404, "ResourceNotFound", `The Resource '${type}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+  }
+
+  /** 400 LocationRequired / LocationNotAvailableForResourceType; returns the normalised location. */
+  location(body: { location?: unknown }, type: string): string {
+    if (typeof body.location !== "string" || !body.location.trim()) fail(400, "LocationRequired", "The location property is required for this definition.");
+    const loc = normLocation(body.location);
+    if (REGIONS.includes(loc)) return loc;
+    if (type === "Microsoft.Resources/resourceGroups") {
+      fail(400, "LocationNotAvailableForResourceGroup", `The provided location '${body.location}' is not available for resource group. List of available regions is '${REGIONS.join(",")}'.`);
+    }
+    fail(400, "LocationNotAvailableForResourceType", `The provided location '${body.location}' is not available for resource type '${type}'. List of available regions for the resource type is '${REGIONS.join(",")}'.`);
+  }
+
+  /** Wraps a handler: authentication, api-version, subscription and tenant checks, ARM headers. */
+  route(spec: ArmRouteSpec): Route {
+    return {
+      method: spec.method,
+      path: spec.path,
+      handler: (c) => this.run(c, async (caller, apiVersion) => {
+        let sub = undefined as unknown as Subscription;
+        if (c.params.subscriptionId !== undefined) {
+          sub = this.subscriptionOr404(c.params.subscriptionId);
+        }
+        let bodyCache: unknown;
+        const body = <T,>(): T => {
+          if (bodyCache === undefined) bodyCache = parseArmJson(c);
+          return bodyCache as T;
+        };
+        // A PUT that names a location is answered with the location-specific wording, as ARM does.
+        let location: string | undefined;
+        if (spec.method === "PUT") {
+          try {
+            const b = body<{ location?: unknown }>();
+            if (typeof b?.location === "string") location = normLocation(b.location);
+          } catch { /* the handler reports the bad body */ }
+        }
+        this.checkApiVersion(spec.type, apiVersion, spec.versions, location);
+        if (sub) this.checkTenant(caller, sub);
+        return await spec.handler({ c, p: c.params, caller, apiVersion, sub, body });
+      }),
+    };
+  }
+
+  /** Authentication, api-version presence and ARM headers around any handler. */
+  async run(c: RouteContext, fn: (caller: Caller, apiVersion: string) => Reply | Promise<Reply>): Promise<Reply> {
+    try {
+      const caller = await this.authenticate(c);
+      const apiVersion = this.apiVersionOf(c);
+      const reply = await fn(caller, apiVersion);
+      if (c.method === "HEAD") return withArmHeaders(c, { ...reply, body: undefined });
+      return withArmHeaders(c, reply);
+    } catch (err) {
+      if (err instanceof HttpReplyError) return withArmHeaders(c, err.reply);
+      throw err;
+    }
+  }
+}
+
+export function parseArmJson(c: RouteContext): unknown {
+  const text = c.text();
+  if (!text.trim()) return {};
+  try {
+    const v = JSON.parse(text);
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      fail(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'Expected a JSON object.'.");
+    }
+    return v;
+  } catch (err) {
+    if (err instanceof HttpReplyError) throw err;
+    fail(400, "InvalidRequestContent", `The request content was invalid and could not be deserialized: '${(err as Error).message}'.`);
+  }
+}
+
+/** ARM's time format in auth messages: 05/14/2024 10:11:12. */
+function armTime(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+}
+
+export const newGuid = (): string => randomUUID();
