@@ -9,7 +9,12 @@ import type { HttpClient, PipelineRetryOptions } from "@azure/core-rest-pipeline
 export const METERING_API_VERSION = "2018-08-31";
 export const DEFAULT_METERING_API_BASE_URL = "https://marketplaceapi.microsoft.com";
 export const MAX_BATCH_SIZE = 25;
-export const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Deadline for one submission, retries included. An AbortSignal rather than the pipeline's
+ * per-request `timeout`: @typespec/ts-http-runtime leaves that timer running when the
+ * connection fails, which kept the process alive for the full timeout.
+ */
+export const SUBMIT_DEADLINE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 
 /** One usage event as the API takes it. Both ids are sent, as the original tool did. */
@@ -241,6 +246,8 @@ export interface SendOptions {
   retryOptions?: PipelineRetryOptions;
   /** Allow plain http (a local test server only: the bearer token would travel in clear). */
   allowInsecureConnection?: boolean;
+  /** Give up after this long, retries included; default SUBMIT_DEADLINE_MS. */
+  deadlineMs?: number;
 }
 
 interface _RawResponse {
@@ -262,7 +269,7 @@ async function _send(request: UsageRequestDescription, options: SendOptions): Pr
     method: request.method,
     headers,
     body: JSON.stringify(request.body),
-    timeout: REQUEST_TIMEOUT_MS,
+    abortSignal: AbortSignal.timeout(options.deadlineMs ?? SUBMIT_DEADLINE_MS),
     allowInsecureConnection: options.allowInsecureConnection === true,
   });
   let response;
@@ -270,7 +277,10 @@ async function _send(request: UsageRequestDescription, options: SendOptions): Pr
     response = await pipeline.sendRequest(options.httpClient ?? rp.createDefaultHttpClient(), pipelineRequest);
   } catch (cause) {
     const e = cause as { code?: string; message?: string; statusCode?: number };
-    const reason = [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
+    const timedOut = (cause as Error)?.name === "AbortError";
+    const reason = timedOut
+      ? `no answer within ${(options.deadlineMs ?? SUBMIT_DEADLINE_MS) / 1000} s`
+      : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
     throw new MeteringApiError(
       `Cannot reach the metering API at ${new URL(request.url).origin}: ${reason} (resending later is safe: the API detects duplicates)`,
       { httpStatus: e.statusCode, cause },

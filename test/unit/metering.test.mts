@@ -248,6 +248,19 @@ submit("a refused connection is a MeteringApiError after retries", async () => {
     assert.match((error as Error).message, /^Cannot reach the metering API at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
   }
 });
+submit("gives up at the deadline when the server never answers", async () => {
+  await withServer([() => {}], async (baseUrl) => {
+    const started = Date.now();
+    try {
+      await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, deadlineMs: 200 });
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, MeteringApiError);
+      assert.match((error as Error).message, /: no answer within 0\.2 s \(resending later is safe/);
+      assert.ok(Date.now() - started < 2000);
+    }
+  });
+});
 submit("refuses plain http unless allowed, sending nothing", async () => {
   await withServer([json(200, ACCEPTED)], async (baseUrl, seen) => {
     try {
