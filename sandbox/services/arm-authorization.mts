@@ -2,7 +2,7 @@
 // group, resource, child resource) and the built-in role definitions the sandbox knows.
 import type { Route } from "../core/http.mts";
 import { ROLE_DEFINITIONS, scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, isGuid, lastSegment, ok, type ArmCall } from "./arm-core.mts";
+import { Arm, decodeSegment, fail, isGuid, lastSegment, ok, type ArmCall } from "./arm-core.mts";
 
 const RA_TYPE = "Microsoft.Authorization/roleAssignments";
 const RD_TYPE = "Microsoft.Authorization/roleDefinitions";
@@ -22,7 +22,7 @@ const SCOPE_PATTERNS = [
 
 /** The scope part of a request path ("" for the tenant root), decoded. */
 function scopeOf(pathname: string): string {
-  const segs = pathname.split("/").filter(Boolean).map((s) => decodeURIComponent(s));
+  const segs = pathname.split("/").filter(Boolean).map(decodeSegment);
   for (let i = segs.length - 2; i >= 0; i--) {
     if (segs[i].toLowerCase() === "providers" && segs[i + 1].toLowerCase() === "microsoft.authorization") {
       return segs.slice(0, i).length ? "/" + segs.slice(0, i).join("/") : "";

@@ -150,6 +150,25 @@ export const normLocation = (l: string): string => l.replace(/\s+/g, "").toLower
 export const subscriptionScope = (sub: string): string => `/subscriptions/${sub}`;
 export const rgId = (sub: string, rg: string): string => `/subscriptions/${sub}/resourceGroups/${rg}`;
 
+/** decodeURIComponent that leaves a malformed escape as it is (a bad path is a 4xx, never a crash). */
+export function decodeSegment(seg: string): string {
+  try {
+    return decodeURIComponent(seg);
+  } catch {
+    return seg;
+  }
+}
+
+/** `tags` of a request body: absent, or an object of strings (else 400 InvalidRequestContent). */
+export function tagsOf(body: { tags?: unknown }): Record<string, string> | undefined {
+  const t = body.tags;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t !== "object" || Array.isArray(t) || !Object.values(t).every((v) => typeof v === "string")) {
+    fail(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'tags must be an object of string values.'.");
+  }
+  return t as Record<string, string>;
+}
+
 /** The last segment of an ARM id. */
 export const lastSegment = (id: string): string => id.replace(/\/+$/, "").split("/").pop() ?? "";
 
@@ -250,26 +269,22 @@ export class Arm {
       try {
         peek = jose.decodeJwt(header.replace(/^Bearer\s+/i, ""));
       } catch { /* not a JWT at all */ }
-      switch (err.code) {
-        case "malformed":
-          if (!/^Bearer\s/i.test(header.trim())) {
-            fail(401, "AuthenticationFailedInvalidHeader", "Authentication failed. The 'Authorization' header is provided in an invalid format.", this.challenge(tenant, "The authentication failed because of invalid 'Authorization' header."));
-          }
-          fail(401, "InvalidAuthenticationToken", "The access token is invalid.", h);
-        case "expired": {
-          const exp = typeof peek.exp === "number" ? new Date(peek.exp * 1000) : new Date(0);
-          fail(401, "ExpiredAuthenticationToken",
-            `The access token expiry UTC time '${armTime(exp)}' is earlier than current UTC time '${armTime(new Date(this.state.now()))}'.`,
-            this.challenge(tenant, "The access token expiry UTC time is earlier than current UTC time."));
-        }
-        case "audience":
-          fail(401, "InvalidAuthenticationToken",
-            `The access token has been obtained for wrong audience or resource '${String(peek.aud ?? "")}'. It should exactly match with one of the allowed audiences ${ARM_AUDIENCE_LIST}.`, h);
-        case "issuer":
-          fail(401, "InvalidAuthenticationTokenTenant", `The access token is from the wrong issuer '${String(peek.iss ?? "")}'.`, h);
-        default:
-          fail(401, "InvalidAuthenticationToken", "The access token is invalid.", h);
+      if (err.code === "malformed" && !/^Bearer\s/i.test(header.trim())) {
+        fail(401, "AuthenticationFailedInvalidHeader", "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+          this.challenge(tenant, "The authentication failed because of invalid 'Authorization' header."));
       }
+      if (err.code === "expired") {
+        const exp = typeof peek.exp === "number" ? new Date(peek.exp * 1000) : new Date(0);
+        fail(401, "ExpiredAuthenticationToken",
+          `The access token expiry UTC time '${armTime(exp)}' is earlier than current UTC time '${armTime(new Date(this.state.now()))}'.`,
+          this.challenge(tenant, "The access token expiry UTC time is earlier than current UTC time."));
+      }
+      if (err.code === "audience") {
+        fail(401, "InvalidAuthenticationToken",
+          `The access token has been obtained for wrong audience or resource '${String(peek.aud ?? "")}'. It should exactly match with one of the allowed audiences ${ARM_AUDIENCE_LIST}.`, h);
+      }
+      if (err.code === "issuer") fail(401, "InvalidAuthenticationTokenTenant", `The access token is from the wrong issuer '${String(peek.iss ?? "")}'.`, h);
+      fail(401, "InvalidAuthenticationToken", "The access token is invalid.", h);
     }
     return {
       oid: String(claims.oid ?? ""),

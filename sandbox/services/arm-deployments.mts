@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import type { Route } from "../core/http.mts";
 import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, rgId, toWire, type ArmCall } from "./arm-core.mts";
+import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
 
 const DEPLOYMENT_TYPE = "Microsoft.Resources/deployments";
 const BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.Resources/deployments";
@@ -63,7 +63,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
         const r: ArmResource = {
           id: existing?.id ?? `${rg.id}/providers/${DEPLOYMENT_TYPE}/${name}`,
           name, type: DEPLOYMENT_TYPE,
-          ...(body.tags ? { tags: body.tags } : {}),
+          ...(tagsOf(body) ? { tags: tagsOf(body) } : {}),
           properties: {
             ...(template !== undefined ? { templateHash: BigInt("0x" + createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 15)).toString() } : {}),
             parameters: {},

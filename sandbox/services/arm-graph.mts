@@ -77,6 +77,9 @@ export function graphRoutes(arm: Arm): Route[] {
       }
       subs = (body.subscriptions as string[]).map((s) => s.toLowerCase());
     }
+    if (body.options !== undefined && body.options !== null && (typeof body.options !== "object" || Array.isArray(body.options))) {
+      graphError("'options' must be an object.", "InvalidParameter", "'options' must be an object with $top, $skip, $skipToken or resultFormat.");
+    }
     const o = body.options ?? {};
     const format = o.resultFormat ?? "objectArray";
     if (format !== "objectArray" && format !== "table") graphError(`The result format '${String(format)}' is invalid.`, "InvalidParameter", "resultFormat must be 'objectArray' or 'table'.");

@@ -2,7 +2,7 @@
 // with Entra's FIC rules (azure-facts.md §2.1) and the 409 on concurrent writes to one identity.
 import type { Route } from "../core/http.mts";
 import type { ArmResource } from "../core/state.mts";
-import { Arm, fail, newGuid, ok, rgId, systemData, toWire, type ArmCall } from "./arm-core.mts";
+import { Arm, fail, newGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
 
 const UAMI_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities";
 const FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
@@ -34,8 +34,6 @@ export function identityRoutes(arm: Arm): Route[] {
   const ficId = (a: ArmCall) => `${uamiId(a)}/federatedIdentityCredentials/${a.p.federatedIdentityCredentialResourceName}`;
 
   const requireRg = (a: ArmCall) => arm.rgOr404(a.sub, a.p.resourceGroupName);
-
-  const uamiWire = (r: ArmResource) => toWire(r);
 
   /** The identity a FIC hangs on, or `missing` for the error of the operation. */
   const parentOf = (a: ArmCall, missing: "parent" | "resource"): ArmResource => {
@@ -127,7 +125,7 @@ export function identityRoutes(arm: Arm): Route[] {
       handler: (a) => ok({
         value: state.ofType(UAMI_TYPE)
           .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${UAMI_TYPE}/read`))
-          .sort((x, y) => x.id.localeCompare(y.id)).map(uamiWire),
+          .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
     arm.route({
@@ -138,7 +136,7 @@ export function identityRoutes(arm: Arm): Route[] {
         return ok({
           value: state.ofType(UAMI_TYPE)
             .filter((r) => r.subscriptionId === a.sub.subscriptionId && (r.resourceGroup ?? "").toLowerCase() === rg.name.toLowerCase())
-            .sort((x, y) => x.id.localeCompare(y.id)).map(uamiWire),
+            .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
         });
       },
     }),
@@ -161,14 +159,14 @@ export function identityRoutes(arm: Arm): Route[] {
           name: existing?.name ?? name,
           type: UAMI_TYPE,
           location,
-          tags: body.tags ?? existing?.tags ?? {},
+          tags: tagsOf(body) ?? existing?.tags ?? {},
           properties: props,
           systemData: systemData(a.caller, state.now(), existing?.systemData as Record<string, unknown> | undefined),
           tenantId: a.sub.tenantId, subscriptionId: a.sub.subscriptionId, resourceGroup: rg.name,
           createdAtMs: existing?.createdAtMs ?? state.now(),
         };
         state.putResource(r);
-        return ok(uamiWire(r), existing ? 200 : 201);
+        return ok(toWire(r), existing ? 200 : 201);
       },
     }),
     arm.route({
@@ -179,9 +177,9 @@ export function identityRoutes(arm: Arm): Route[] {
         const r = state.getResource(uamiId(a));
         if (!r || r.type !== UAMI_TYPE) arm.notFound(UAMI_TYPE, a.p.resourceName, a.p.resourceGroupName);
         const body = a.body<{ tags?: Record<string, string> }>();
-        if (body.tags) r.tags = body.tags;
+        r.tags = tagsOf(body) ?? r.tags;
         r.systemData = systemData(a.caller, state.now(), r.systemData as Record<string, unknown>);
-        return ok(uamiWire(r));
+        return ok(toWire(r));
       },
     }),
     arm.route({
@@ -191,7 +189,7 @@ export function identityRoutes(arm: Arm): Route[] {
         requireRg(a);
         const r = state.getResource(uamiId(a));
         if (!r || r.type !== UAMI_TYPE) arm.notFound(UAMI_TYPE, a.p.resourceName, a.p.resourceGroupName);
-        return ok(uamiWire(r));
+        return ok(toWire(r));
       },
     }),
     arm.route({

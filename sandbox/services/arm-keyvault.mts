@@ -2,7 +2,7 @@
 // Keys and secrets live in the data plane's store (keyvault-store.mts); ARM reads them from there.
 import type { Route } from "../core/http.mts";
 import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, isGuid, ok, rgId, systemData, toWire, type ArmCall } from "./arm-core.mts";
+import { Arm, fail, isGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
 import {
   KvError, createKeyVersion, findKey, findSecret, keyArmView, secretArmView, setSecretVersion, vaultStore, type VaultData,
 } from "./keyvault-store.mts";
@@ -70,7 +70,7 @@ export function keyVaultRoutes(arm: Arm): Route[] {
       name: existing?.name ?? name,
       type: VAULT_TYPE,
       location,
-      tags: body.tags ?? existing?.tags ?? {},
+      tags: tagsOf(body) ?? existing?.tags ?? {},
       properties: {
         enabledForDeployment: false,
         enabledForDiskEncryption: false,

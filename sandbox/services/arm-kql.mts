@@ -178,8 +178,7 @@ class Parser {
           by: this.list(() => {
             const e = this.expr();
             let desc = true; // KQL's default order is descending
-            if (this.isWord("asc")) (this.next(), desc = false);
-            else if (this.isWord("desc")) this.next();
+            if (this.isWord("asc") || this.isWord("desc")) desc = this.next().v.toLowerCase() === "desc";
             return { e, desc };
           }),
         };

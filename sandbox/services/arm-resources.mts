@@ -2,7 +2,7 @@
 // URLs of the asynchronous operations the other providers start.
 import type { Route } from "../core/http.mts";
 import { scopeContains, type ArmResource, type Subscription } from "../core/state.mts";
-import { Arm, fail, ok, rgId, subscriptionScope, toWire, type ArmCall, type Caller } from "./arm-core.mts";
+import { Arm, fail, ok, rgId, subscriptionScope, tagsOf, toWire, type ArmCall, type Caller } from "./arm-core.mts";
 
 const RG_TYPE = "Microsoft.Resources/resourceGroups";
 
@@ -138,7 +138,7 @@ export function resourceRoutes(arm: Arm): Route[] {
         const rg: ArmResource = {
           ...(existing ?? {}),
           id, name: existing?.name ?? name, type: RG_TYPE, location,
-          tags: body.tags ?? existing?.tags,
+          tags: tagsOf(body) ?? existing?.tags,
           managedBy: existing?.managedBy ?? body.managedBy,
           properties: { provisioningState: "Succeeded" },
           tenantId: a.sub.tenantId, subscriptionId: a.sub.subscriptionId, resourceGroup: existing?.name ?? name,
@@ -170,7 +170,7 @@ export function resourceRoutes(arm: Arm): Route[] {
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
         arm.authorize(a.caller, rg.id, "Microsoft.Resources/subscriptions/resourceGroups/write");
         const body = a.body<{ tags?: Record<string, string> }>();
-        if (body.tags) rg.tags = body.tags;
+        rg.tags = tagsOf(body) ?? rg.tags;
         return ok(rgWire(rg));
       },
     }),

@@ -6,7 +6,7 @@
 // creates the container in Azurite, with the anonymous access the ARM request asks for.
 import type { Route } from "../core/http.mts";
 import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, rgId, systemData, toWire, type ArmCall } from "./arm-core.mts";
+import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
 
 const ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts";
 const BLOB_SERVICE_TYPE = "Microsoft.Storage/storageAccounts/blobServices";
@@ -62,17 +62,13 @@ export function storageRoutes(arm: Arm): Route[] {
   const containersOf = (account: ArmResource) =>
     state.listResources((r) => r.type === CONTAINER_TYPE && scopeContains(account.id, r.id));
 
-  const accountWire = (r: ArmResource) => toWire(r);
-
-  const containerWire = (r: ArmResource) => toWire(r);
-
   return [
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/providers/Microsoft.Storage/storageAccounts", type: ACCOUNT_TYPE,
       handler: (a) => ok({
         value: state.ofType(ACCOUNT_TYPE)
           .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${ACCOUNT_TYPE}/read`))
-          .sort((x, y) => x.id.localeCompare(y.id)).map(accountWire),
+          .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
     arm.route({
@@ -80,7 +76,7 @@ export function storageRoutes(arm: Arm): Route[] {
       handler: (a) => {
         arm.authorize(a.caller, rgId(a.sub.subscriptionId, a.p.resourceGroupName), `${ACCOUNT_TYPE}/read`);
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
-        return ok({ value: state.ofType(ACCOUNT_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.id.localeCompare(y.id)).map(accountWire) });
+        return ok({ value: state.ofType(ACCOUNT_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.id.localeCompare(y.id)).map(toWire) });
       },
     }),
     arm.route({
@@ -107,7 +103,7 @@ export function storageRoutes(arm: Arm): Route[] {
           id: existing?.id ?? `${rg.id}/providers/${ACCOUNT_TYPE}/${name}`,
           name, type: ACCOUNT_TYPE, location, kind: body.kind,
           sku: { name: body.sku.name, tier: body.sku.name.startsWith("Premium") ? "Premium" : "Standard" },
-          tags: body.tags ?? existing?.tags ?? {},
+          tags: tagsOf(body) ?? existing?.tags ?? {},
           properties: {
             ...(existing?.properties ?? {}),
             ...given,
@@ -129,14 +125,14 @@ export function storageRoutes(arm: Arm): Route[] {
         state.putResource(r);
         // A changed allowBlobPublicAccess changes what anonymous callers may read in existing containers.
         for (const c of containersOf(r)) await applyInAzurite(c.name, effectiveAccess(r, c));
-        return ok(accountWire(r), existing ? 200 : 201);
+        return ok(toWire(r), existing ? 200 : 201);
       },
     }),
     arm.route({
       method: "GET", path: `${ACCOUNT_BASE}/:accountName`, type: ACCOUNT_TYPE,
       handler: (a) => {
         arm.authorize(a.caller, accountId(a), `${ACCOUNT_TYPE}/read`);
-        return ok(accountWire(accountOr404(a)));
+        return ok(toWire(accountOr404(a)));
       },
     }),
     arm.route({
@@ -211,7 +207,7 @@ export function storageRoutes(arm: Arm): Route[] {
         arm.authorize(a.caller, `${accountId(a)}/blobServices/default`, `${CONTAINER_TYPE}/read`);
         requireDefault(a);
         const acct = accountOr404(a);
-        return ok({ value: containersOf(acct).sort((x, y) => x.name.localeCompare(y.name)).map(containerWire) });
+        return ok({ value: containersOf(acct).sort((x, y) => x.name.localeCompare(y.name)).map(toWire) });
       },
     }),
     arm.route({
@@ -250,7 +246,7 @@ export function storageRoutes(arm: Arm): Route[] {
         };
         await applyInAzurite(name, effectiveAccess(acct, r));
         state.putResource(r);
-        return ok(containerWire(r), existing ? 200 : 201);
+        return ok(toWire(r), existing ? 200 : 201);
       },
     }),
     arm.route({
@@ -262,7 +258,7 @@ export function storageRoutes(arm: Arm): Route[] {
         accountOr404(a);
         const r = state.getResource(id);
         if (!r || r.type !== CONTAINER_TYPE) fail(404, "ContainerNotFound", "The specified container does not exist.");
-        return ok(containerWire(r));
+        return ok(toWire(r));
       },
     }),
     arm.route({

@@ -7,7 +7,7 @@
 import type { Reply, RouteContext, ServiceDef } from "../core/http.mts";
 import type { SandboxContext } from "../main.mts";
 import { authorizationRoutes } from "./arm-authorization.mts";
-import { API_VERSIONS, Arm, NAMESPACES, armError, armFaultReply, fail, withArmHeaders, type Caller } from "./arm-core.mts";
+import { API_VERSIONS, Arm, NAMESPACES, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./arm-core.mts";
 import { deploymentRoutes } from "./arm-deployments.mts";
 import { graphRoutes } from "./arm-graph.mts";
 import { identityRoutes } from "./arm-identity.mts";
@@ -21,7 +21,7 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
 
   /** The answer ARM gives for a path no provider route matched (after authentication). */
   const unserved = (c: RouteContext, caller: Caller, apiVersion: string): Reply => {
-    const segs = c.url.pathname.split("/").filter(Boolean).map((s) => decodeURIComponent(s));
+    const segs = c.url.pathname.split("/").filter(Boolean).map(decodeSegment);
     const lower = segs.map((s) => s.toLowerCase());
     let i = 0;
     let rgName: string | undefined;

@@ -11,7 +11,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { AZURITE_ACCOUNT } from "../../sandbox/main.mts";
-import { startTestSandbox } from "../helpers/sandbox.mts";
+import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 
 const sb = await startTestSandbox();
 const ARM = sb.endpoints.arm;
@@ -193,6 +193,15 @@ Routes("a method a resource type does not support: 405; a path ARM does not have
   assertError(await arm("GET", `/no/such/thing?api-version=2020-01-01`), 404, "NotFound");
 });
 
+Routes("an injected fault answers in ARM's shape with Retry-After and request ids, then ARM behaves again", async () => {
+  await admin(sb, "POST", "/faults", { service: "arm", path: "/subscriptions", kind: "status", status: 429, retryAfter: 3 });
+  const a = await arm("GET", `/subscriptions?api-version=2022-12-01`);
+  assertError(a, 429, "TooManyRequests");
+  assert.is(a.headers.get("retry-after"), "3");
+  assert.ok(a.headers.get("x-ms-request-id"));
+  assert.is((await arm("GET", `/subscriptions?api-version=2022-12-01`)).status, 200);
+});
+
 Routes("paths match case-insensitively, as in ARM", async () => {
   const a = await arm("GET", `${fabrikam.managedAppId.toLowerCase()}?api-version=2019-07-01`);
   assert.is(a.status, 200, JSON.stringify(a.json));
@@ -237,6 +246,8 @@ Groups("PUT creates (201) then updates (200); location is required and cannot ch
   assert.equal(created.json, { id: `${isvSub}/resourceGroups/Groups-RG`, name: "Groups-RG", type: "Microsoft.Resources/resourceGroups", location: "westeurope", tags: { a: "1" }, properties: { provisioningState: "Succeeded" } });
   assert.is((await arm("PUT", path, { body: { location: "westeurope" } })).status, 200);
   assertError(await arm("PUT", path, { body: { location: "eastus" } }), 409, "InvalidResourceGroupLocation");
+  assertError(await arm("PUT", path, { body: { location: "westeurope", tags: ["not", "an", "object"] } }), 400, "InvalidRequestContent");
+  assertError(await arm("PUT", path, { body: "[]" }), 400, "InvalidRequestContent");
   const got = await arm("GET", `${rgPath(isv.subscriptionId, "groups-rg")}?${RG_API}`);
   assert.is(got.json.name, "Groups-RG");
 });
