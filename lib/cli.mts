@@ -70,3 +70,13 @@ export function formatError(error: unknown, options: { verbose?: boolean } = {})
   if (!known && e?.stack) lines.push(e.stack);
   return lines.join("\n");
 }
+
+/**
+ * What a script prints to stderr for an error, and its exit code: the formatted error, plus
+ * the usage text after a usage error.
+ */
+export function describeFailure(error: unknown, options: { verbose?: boolean; usage: string }): { text: string; exitCode: number } {
+  let text = `${formatError(error, options)}\n`;
+  if ((error as { code?: string })?.code === "ERR_USAGE") text += `\n${options.usage}`;
+  return { text, exitCode: exitCodeFor(error) };
+}

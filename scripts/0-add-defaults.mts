@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Records the publisher's defaults in config.json: subscription and tenant of the signed-in
 // az account, the resource group and region the ISV setup will use.
-import { EXIT_OK, exitCodeFor, formatError, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
 import { updateConfig, withPublisher } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName } from "../lib/validate.mts";
@@ -84,9 +84,9 @@ async function main(args: string[]): Promise<number> {
     }
     return EXIT_OK;
   } catch (error) {
-    process.stderr.write(`${formatError(error, { verbose })}\n`);
-    if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
-    return exitCodeFor(error);
+    const failure = describeFailure(error, { verbose, usage: USAGE });
+    process.stderr.write(failure.text);
+    return failure.exitCode;
   }
 }
 

@@ -2,7 +2,7 @@
 // Sets up the ISV's OIDC issuer: deploys storage and Key Vault (templates/0-isv-setup.bicep),
 // publishes the discovery document and JWKS, proves them with a Key Vault-signed test JWT.
 import { fileURLToPath } from "node:url";
-import { EXIT_OK, exitCodeFor, formatError, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
 import { loadConfig, updateConfig, withPublisher, type IdpConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { MeteringError } from "../lib/errors.mts";
@@ -140,9 +140,9 @@ async function main(args: string[]): Promise<number> {
     }
     return EXIT_OK;
   } catch (error) {
-    process.stderr.write(`${formatError(error, { verbose })}\n`);
-    if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
-    return exitCodeFor(error);
+    const failure = describeFailure(error, { verbose, usage: USAGE });
+    process.stderr.write(failure.text);
+    return failure.exitCode;
   }
 }
 

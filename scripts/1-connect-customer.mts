@@ -2,7 +2,7 @@
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
 import { fileURLToPath } from "node:url";
-import { EXIT_OK, exitCodeFor, formatError, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
 import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -123,9 +123,9 @@ async function main(args: string[]): Promise<number> {
     printCustomer(customer, json);
     return EXIT_OK;
   } catch (error) {
-    process.stderr.write(`${formatError(error, { verbose })}\n`);
-    if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
-    return exitCodeFor(error);
+    const failure = describeFailure(error, { verbose, usage: USAGE });
+    process.stderr.write(failure.text);
+    return failure.exitCode;
   }
 }
 

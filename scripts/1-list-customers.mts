@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Lists the managed applications the ISV can see (Azure Resource Graph through az), with
 // their managed resource group, plan, state, and whether they are connected in config.json.
-import { EXIT_OK, exitCodeFor, formatError, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
 import { findCustomer, loadConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 
@@ -65,9 +65,9 @@ async function main(args: string[]): Promise<number> {
     progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected`);
     return EXIT_OK;
   } catch (error) {
-    process.stderr.write(`${formatError(error, { verbose })}\n`);
-    if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
-    return exitCodeFor(error);
+    const failure = describeFailure(error, { verbose, usage: USAGE });
+    process.stderr.write(failure.text);
+    return failure.exitCode;
   }
 }
 

@@ -2,7 +2,7 @@
 // Emits one usage event for a connected customer: signs in as the UAMI in the customer's
 // managed resource group through federation (no secret anywhere) and posts to the metering API.
 import { randomUUID } from "node:crypto";
-import { EXIT_FAILED, EXIT_OK, exitCodeFor, formatError, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_FAILED, EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
 import { getCustomer, loadConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -139,10 +139,9 @@ async function main(args: string[]): Promise<number> {
     });
     return report(outcome, { json });
   } catch (error) {
-    process.stderr.write(`${formatError(error, { verbose })}\n`);
-    const code = exitCodeFor(error);
-    if ((error as { code?: string }).code === "ERR_USAGE") process.stderr.write(`\n${USAGE}`);
-    return code;
+    const failure = describeFailure(error, { verbose, usage: USAGE });
+    process.stderr.write(failure.text);
+    return failure.exitCode;
   }
 }
 

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { exitCodeFor, formatError, parseCommandLine } from "../../lib/cli.mts";
+import { describeFailure, exitCodeFor, formatError, parseCommandLine } from "../../lib/cli.mts";
 import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, UsageError } from "../../lib/errors.mts";
 
 const parse = suite("parseCommandLine()");
@@ -61,3 +61,10 @@ format("marks unexpected errors and hints at --verbose", () => {
   assert.match(formatError(new TypeError("bad"), { verbose: true }), /TypeError: bad\n\s+at /);
 });
 format.run();
+
+const failure = suite("describeFailure()");
+failure("appends the usage after a usage error only", () => {
+  assert.equal(describeFailure(new UsageError("Cannot use x"), { usage: "Usage: s\n" }), { text: "Cannot use x\n\nUsage: s\n", exitCode: 2 });
+  assert.equal(describeFailure(new FederationError("Cannot get a token", {}), { usage: "Usage: s\n" }), { text: "Cannot get a token\n", exitCode: 1 });
+});
+failure.run();
