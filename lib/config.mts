@@ -81,11 +81,11 @@ function _isHttpsUrl(value: unknown): boolean {
   }
 }
 
-/** Collects problems as `path: what is wrong`, so one message can name all of them. */
 function _join(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
+/** Collects problems as `path: what is wrong`, so one message can name all of them. */
 class _Problems {
   list: string[] = [];
   missing(path: string) {

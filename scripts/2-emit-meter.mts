@@ -34,6 +34,9 @@ Environment:
   AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, METERING_DISABLE_INSTANCE_DISCOVERY,
   METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION (see docs/internals.md)
 
+Within 15 minutes of 1-connect-customer, Entra's "no matching federated credential" errors
+are retried for about 35 s: a new credential takes a while to reach Entra.
+
 Exit codes:
   0  accepted, or a duplicate of an accepted event with the same quantity
   1  rejected, failed, or a duplicate whose accepted quantity differs
@@ -45,7 +48,7 @@ const POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dim
 // Federated credentials take minutes to reach Entra; retry transient AADSTS errors only this
 // long after 1-connect-customer, so a real misconfiguration still fails fast.
 const FRESH_CONNECTION_MS = 15 * 60_000;
-const FEDERATION_RETRY = { attempts: 6, delayMs: 5_000, maxDelayMs: 30_000 };
+const FEDERATION_RETRY = { attempts: 4, delayMs: 5_000, maxDelayMs: 20_000 };
 const DAY_MS = 24 * 3_600_000;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
