@@ -82,7 +82,7 @@ export const NAMESPACES: Record<string, string> = Object.fromEntries(
 );
 
 // Public Azure regions (names as ARM normalises them).
-export const REGIONS = [
+const REGIONS = [
   "eastus", "eastus2", "southcentralus", "westus2", "westus3", "australiaeast", "southeastasia", "northeurope", "swedencentral",
   "uksouth", "westeurope", "centralus", "southafricanorth", "centralindia", "eastasia", "japaneast", "koreacentral",
   "newzealandnorth", "canadacentral", "francecentral", "germanywestcentral", "italynorth", "norwayeast", "polandcentral",
@@ -145,7 +145,7 @@ export const ok = (body: unknown, status = 200, headers?: Record<string, string>
 export const isGuid = (s: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 
 /** ARM's normalised location: "West Europe" → "westeurope". */
-export const normLocation = (l: string): string => l.replace(/\s+/g, "").toLowerCase();
+const normLocation = (l: string): string => l.replace(/\s+/g, "").toLowerCase();
 
 export const subscriptionScope = (sub: string): string => `/subscriptions/${sub}`;
 export const rgId = (sub: string, rg: string): string => `/subscriptions/${sub}/resourceGroups/${rg}`;
@@ -224,7 +224,7 @@ export interface ArmRouteSpec {
   handler: (a: ArmCall) => Reply | Promise<Reply>;
 }
 
-export const ARM_AUDIENCES = ["https://management.azure.com/", "https://management.core.windows.net/"];
+const ARM_AUDIENCES = ["https://management.azure.com/", "https://management.core.windows.net/"];
 const ARM_AUDIENCE_LIST = "'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'";
 
 // ---------------------------------------------------------------- the shared provider toolkit
@@ -455,7 +455,7 @@ export class Arm {
   }
 }
 
-export function parseArmJson(c: RouteContext): unknown {
+function parseArmJson(c: RouteContext): unknown {
   const text = c.text();
   if (!text.trim()) return {};
   try {

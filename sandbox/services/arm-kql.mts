@@ -327,7 +327,7 @@ export function parseKql(q: string): Query {
 // ---------------------------------------------------------------- evaluation
 
 /** KQL's tostring(): null → "", dynamic values as JSON. */
-export function kqlString(v: unknown): string {
+function kqlString(v: unknown): string {
   if (v === null || v === undefined) return "";
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
@@ -483,7 +483,7 @@ function evalCall(fn: string, args: Expr[], row: Row): unknown {
 }
 
 /** Columns each stage leaves, checked before running: an unknown column is an error even on zero rows. */
-export function checkColumns(q: Query, baseColumns: string[]): string[] {
+function checkColumns(q: Query, baseColumns: string[]): string[] {
   let cols = [...baseColumns];
   const need = (e: Expr) => {
     for (const c of columnsIn(e, new Set())) {

@@ -205,7 +205,7 @@ export function resourceRoutes(arm: Arm): Route[] {
 }
 
 /** Top-level tracked resources (provider/type/name) passing `filter` that the caller can read. */
-export function listTracked(arm: Arm, a: ArmCall, filter: (r: ArmResource) => boolean): Record<string, unknown>[] {
+function listTracked(arm: Arm, a: ArmCall, filter: (r: ArmResource) => boolean): Record<string, unknown>[] {
   return arm.state.listResources((r) => isTracked(r) && filter(r) && arm.allowed(a.caller.oid, r.id, `${r.type}/read`))
     .sort((x, y) => x.id.localeCompare(y.id))
     .map(toWire);

@@ -108,7 +108,7 @@ export function storageRoutes(arm: Arm): Route[] {
             ...(existing?.properties ?? {}),
             ...given,
             // New accounts disallow anonymous blob access unless the request allows it (Azure's default since 2023).
-            allowBlobPublicAccess: given.allowBlobPublicAccess === true,
+            allowBlobPublicAccess: (given.allowBlobPublicAccess ?? existing?.properties.allowBlobPublicAccess) === true,
             minimumTlsVersion: given.minimumTlsVersion ?? existing?.properties.minimumTlsVersion ?? "TLS1_2",
             supportsHttpsTrafficOnly: given.supportsHttpsTrafficOnly ?? existing?.properties.supportsHttpsTrafficOnly ?? true,
             ...(body.kind === "StorageV2" || body.kind === "BlobStorage" ? { accessTier: given.accessTier ?? "Hot" } : {}),

@@ -46,8 +46,14 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
         fail(400, "InvalidResourceType", `The resource type '${shortType}' could not be found in the namespace '${ns}' for api version '${apiVersion}'.`);
       }
       arm.checkApiVersion(fullType, apiVersion);
+      if (c.method === "HEAD") {
+        // ARM's existence check on any resource id: 204 or 404, for callers who may read it.
+        const id = "/" + segs.join("/");
+        arm.authorize(caller, id, `${fullType}/read`);
+        if (sub && rgName) arm.rgOr404(sub, rgName);
+        return { status: arm.state.getResource(id) ? 204 : 404 };
+      }
       if (sub && rgName) arm.rgOr404(sub, rgName);
-      if (c.method === "HEAD") return { status: arm.state.getResource(c.url.pathname) ? 204 : 404 };
       fail(405, "MethodNotAllowed", `The requested resource does not support http method '${c.method}'.`);
     }
     if (sub && i < segs.length) {

@@ -68,12 +68,12 @@ export interface VaultData {
   close(): Promise<void>;
 }
 
-export const KEY_SIZES = [2048, 3072, 4096];
-export const KEY_TYPES = ["RSA", "RSA-HSM"];
-export const KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
+const KEY_SIZES = [2048, 3072, 4096];
+const KEY_TYPES = ["RSA", "RSA-HSM"];
+const KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
 /** What Key Vault grants an RSA key created without key_ops. */
 const DEFAULT_RSA_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"];
-export const OBJECT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+const OBJECT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION = /^[0-9a-f]{32}$/i;
 const MAX_SECRET_CHARS = 25 * 1024;
 
@@ -83,7 +83,7 @@ const DIGEST_INFO_PREFIX: Record<string, { prefix: Buffer; digestBytes: number }
   RS384: { prefix: Buffer.from("3041300d060960864801650304020205000430", "hex"), digestBytes: 48 },
   RS512: { prefix: Buffer.from("3051300d060960864801650304020305000440", "hex"), digestBytes: 64 },
 };
-export const SIGN_ALGORITHMS = Object.keys(DIGEST_INFO_PREFIX);
+const SIGN_ALGORITHMS = Object.keys(DIGEST_INFO_PREFIX);
 
 /** Every vault's objects, by lower-cased vault resource id. */
 export function vaultStore(state: SandboxState): Map<string, VaultData> {
@@ -121,7 +121,7 @@ function checkTags(tags: unknown): Record<string, string> | undefined {
   return tags as Record<string, string>;
 }
 
-export function checkKeyOps(ops: unknown): string[] | undefined {
+function checkKeyOps(ops: unknown): string[] | undefined {
   if (ops === undefined || ops === null) return undefined;
   if (!Array.isArray(ops)) throw new KvError(400, "BadParameter", "Property 'key_ops' must be an array.");
   for (const op of ops) {
@@ -293,7 +293,7 @@ const attrsWire = (a: ObjectAttributes, r: Recovery) => ({
 });
 
 export const keyId = (vault: VaultData, name: string, version?: string) => `${vault.uri}keys/${name}${version ? `/${version}` : ""}`;
-export const secretId = (vault: VaultData, name: string, version?: string) => `${vault.uri}secrets/${name}${version ? `/${version}` : ""}`;
+const secretId = (vault: VaultData, name: string, version?: string) => `${vault.uri}secrets/${name}${version ? `/${version}` : ""}`;
 
 /** The data plane's KeyBundle (public half only). */
 export function keyBundle(vault: VaultData, name: string, kv: KeyVersion, r: Recovery): Record<string, unknown> {

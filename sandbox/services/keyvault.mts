@@ -20,7 +20,7 @@ export interface KeyVaultHooks {
 
 const VAULT_AUDIENCE = "https://vault.azure.net";
 /** Data-plane api-versions the sandbox answers (facts §4: same shapes for all). */
-export const KEYVAULT_DATA_API_VERSIONS = ["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"];
+const KEYVAULT_DATA_API_VERSIONS = ["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"];
 const LATEST_API_VERSION = "2026-04-01";
 
 function kvError(status: number, code: string, message: string, inner?: string, headers?: Record<string, string>): Reply {

@@ -521,10 +521,14 @@ Msi("a credential on a missing identity: 404; delete of a credential and of the 
   assert.is(missing.code, "ResourceNotFound");
 });
 
-Msi("a customer-tenant principal without a role is refused with 403", async () => {
+Msi("a customer-tenant principal without a role is refused with 403, also for HEAD", async () => {
   const err = await rejection(msiFor(fabrikam, CUSTOMER_NOBODY).userAssignedIdentities.get(MRG, "metering-submission-uami"));
   assert.is(err.statusCode, 403);
   assert.is(err.code, "AuthorizationFailed");
+  const path = `${mrgPath(fabrikam)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/metering-submission-uami?${MSI_API}`;
+  assert.is((await arm("HEAD", path)).status, 204);
+  assert.is((await arm("HEAD", path.replace("metering-submission-uami", "no-such-uami"))).status, 404);
+  assert.is((await arm("HEAD", path, { who: CUSTOMER_NOBODY })).status, 403);
 });
 
 Msi.run();
