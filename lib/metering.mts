@@ -100,12 +100,6 @@ export function describeUsageRequest(options: {
   };
 }
 
-/** Item statuses of the spec's StatusEnum; `UsageEventError` is what some clients see instead of `Error`. */
-export const USAGE_STATUSES = [
-  "Accepted", "Expired", "Duplicate", "Error", "UsageEventError", "ResourceNotFound", "ResourceNotAuthorized",
-  "ResourceNotActive", "InvalidDimension", "InvalidQuantity", "BadArgument",
-] as const;
-
 export interface UsageErrorDetail {
   code?: string;
   target?: string;
