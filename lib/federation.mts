@@ -2,7 +2,7 @@
 // tenant exchanges it for a token of the UAMI in the managed resource group. MSAL caches
 // tokens per credential instance, so there is one credential per (tenant, UAMI).
 import { decodeJwt } from "jose";
-import { buildClientAssertion } from "./assertion.mts";
+import { ASSERTION_LIFETIME_S, buildClientAssertion } from "./assertion.mts";
 import { explainAadsts, findAadstsCode } from "./aadsts.mts";
 import { FederationError, SigningError } from "./errors.mts";
 import type { Signer } from "./signer.mts";
@@ -11,6 +11,8 @@ import type { TokenCredential } from "@azure/identity";
 /** App id of the Marketplace metering API. */
 export const METERING_RESOURCE_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 export const METERING_SCOPE = `${METERING_RESOURCE_ID}/.default`;
+/** A cached assertion is not handed out when it has less than this left to live. */
+export const ASSERTION_REUSE_MARGIN_S = 60;
 
 /** The UAMI to sign in as, and the federated credential's subject and audience. */
 export interface FederatedIdentity {
@@ -129,16 +131,28 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
     const key = JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
     let credential = credentials.get(key);
     if (!credential) {
-      const getAssertion = async () => {
+      // MSAL (msal-node 7) calls getAssertion twice per token request, even on a cache hit, so
+      // one signed assertion is reused until shortly before it expires: one Key Vault signature
+      // per identity instead of two per getToken.
+      let cached: { assertion: Promise<string>; reuseUntilMs: number } | undefined;
+      const getAssertion = () => {
+        const nowMs = (options.now ?? Date.now)();
+        if (cached && nowMs < cached.reuseUntilMs) return cached.assertion;
         assertionsSigned++;
-        return await buildClientAssertion({
+        const lifetimeS = options.assertionLifetimeS ?? ASSERTION_LIFETIME_S;
+        const assertion = buildClientAssertion({
           issuer: options.issuer,
           subject: identity.subject,
           audience: identity.audience,
-          now: (options.now ?? Date.now)(),
-          lifetimeS: options.assertionLifetimeS,
+          now: nowMs,
+          lifetimeS,
           signer: options.signer,
         });
+        const entry = { assertion, reuseUntilMs: nowMs + Math.max(0, lifetimeS - ASSERTION_REUSE_MARGIN_S) * 1000 };
+        cached = entry;
+        // A failed signature must not be reused.
+        assertion.catch(() => { if (cached === entry) cached = undefined; });
+        return assertion;
       };
       credential = Promise.resolve(factory(identity.tenantId, identity.clientId, getAssertion, {
         disableInstanceDiscovery: env.METERING_DISABLE_INSTANCE_DISCOVERY === "true",

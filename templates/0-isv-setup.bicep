@@ -35,11 +35,14 @@ param keyName string = 'idpkey'
 ])
 param keySize int = 4096
 
-@description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault.')
+@description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault and Storage Blob Data Contributor on the issuer container.')
 param userObjectId string
 
 // Built-in role "Key Vault Crypto Officer": all key operations, including sign.
 var cryptoOfficerRoleId = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
+// Built-in role "Storage Blob Data Contributor": the scripts upload the issuer documents with
+// the signed-in user's token (no account keys), which needs this data-plane role.
+var blobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 // Public blob access is the point here: Entra must read the discovery document and JWKS
 // without credentials. Azure Policy in some organisations denies allowBlobPublicAccess;
@@ -110,6 +113,16 @@ resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoOfficerRoleId)
+    principalId: userObjectId
+    principalType: 'User'
+  }
+}
+
+resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(container.id, userObjectId, blobDataContributorRoleId)
+  scope: container
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
     principalId: userObjectId
     principalType: 'User'
   }

@@ -66,7 +66,7 @@ export class TokenService {
     const { privateKey, publicKey } = await jose.generateKeyPair("RS256", { modulusLength: 2048 });
     const jwk = await jose.exportJWK(publicKey);
     const kid = await jose.calculateJwkThumbprint(jwk);
-    return new TokenService(state, kid, privateKey, publicKey, { ...jwk, kid, use: "sig", alg: "RS256" });
+    return new TokenService(state, kid, privateKey as unknown as CryptoKey, publicKey as unknown as CryptoKey, { ...jwk, kid, use: "sig", alg: "RS256" });
   }
 
   jwks(): { keys: jose.JWK[] } {

@@ -66,6 +66,10 @@ W("0-isv-setup deploys, publishes anonymous-readable issuer documents and record
   const roles = sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((ra) =>
     String(ra.properties.principalId) === sb.world.isv.userObjectId && /14b46e9e-c2b7-41b4-b07b-48a6ebf60603$/.test(String(ra.properties.roleDefinitionId)));
   assert.is(roles.length, 1);
+  const blobRoles = sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((ra) =>
+    String(ra.properties.principalId) === sb.world.isv.userObjectId && /ba92f5b4-2d11-453d-a403-e96b0029c9fe$/.test(String(ra.properties.roleDefinitionId)) &&
+    /\/containers\/public$/i.test(String(ra.properties.scope)));
+  assert.is(blobRoles.length, 1, "Storage Blob Data Contributor on the issuer container");
 });
 
 W("0-isv-setup run again changes nothing: same config, same JWKS, no new key version", async () => {

@@ -117,6 +117,7 @@ parse("reads the ISV setup template's declarations", () => {
     "vault Microsoft.KeyVault/vaults@2025-05-01",
     "key Microsoft.KeyVault/vaults/keys@2025-05-01",
     "cryptoOfficer Microsoft.Authorization/roleAssignments@2022-04-01",
+    "blobDataContributor Microsoft.Authorization/roleAssignments@2022-04-01",
   ]);
   assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion"]);
 });
@@ -180,6 +181,8 @@ templates("ISV setup puts storage, container, vault, key and role assignment in 
   const vaultId = `${RG_ID}/providers/Microsoft.KeyVault/vaults/${account}`;
   const roleId = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
   const assignmentId = `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${guid(vaultId, USER, roleId)}`;
+  const containerId = `${RG_ID}/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/public`;
+  const blobRoleId = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
   assert.equal(arm.calls.map((c) => `${c.method} ${c.id}`), [
     `PUT ${RG_ID}/providers/Microsoft.Storage/storageAccounts/${account}`,
     `PUT ${RG_ID}/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default`,
@@ -187,6 +190,7 @@ templates("ISV setup puts storage, container, vault, key and role assignment in 
     `PUT ${vaultId}`,
     `PUT ${vaultId}/keys/idpkey`,
     `PUT ${assignmentId}`,
+    `PUT ${containerId}/providers/Microsoft.Authorization/roleAssignments/${guid(containerId, USER, blobRoleId)}`,
   ]);
   assert.equal(result.resourceIds, arm.calls.map((c) => c.id));
   const [storage, , container, vault, key, assignment] = arm.calls;

@@ -49,6 +49,39 @@ source("signs an assertion with iss, sub, aud and kid and returns the token with
   const { payload } = await jwtVerify(assertions[0], key.publicKey, { issuer: ISSUER, subject: identity.subject, audience: identity.audience });
   assert.ok(payload.exp! - payload.iat! <= 600);
 });
+source("reuses one signed assertion across MSAL's repeated getAssertion calls, and signs anew near expiry", async () => {
+  const key = await makeTestKey();
+  const token = await fakeAccessToken({});
+  const assertions: string[] = [];
+  let nowMs = Date.UTC(2026, 0, 1, 12);
+  const tokens = createFederatedTokenSource({
+    issuer: ISSUER, signer: key.signer, env: {}, now: () => nowMs, assertionLifetimeS: 300,
+    createCredential: recordingFactory(token, [], assertions),
+  });
+  await tokens.getToken(identity);
+  await tokens.getToken(identity);
+  await tokens.getToken(identity);
+  assert.is(tokens.assertionsSigned, 1);
+  assert.is(new Set(assertions).size, 1);
+  nowMs += (300 - 60) * 1000; // inside the reuse margin: a fresh signature
+  await tokens.getToken(identity);
+  assert.is(tokens.assertionsSigned, 2);
+  assert.is(new Set(assertions).size, 2);
+});
+source("does not reuse a failed signature", async () => {
+  let calls = 0;
+  const key = await makeTestKey();
+  const flaky = { kid: key.signer.kid, sign: async (d: Uint8Array) => { if (calls++ === 0) throw new Error("vault unavailable"); return key.signer.sign(d); } };
+  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: flaky, env: {}, createCredential: recordingFactory(await fakeAccessToken({}), [], []) });
+  try {
+    await tokens.getToken(identity);
+    assert.unreachable("the first signature fails");
+  } catch (err) {
+    assert.not.instance(err, assert.Assertion);
+  }
+  await tokens.getToken(identity);
+  assert.is(calls, 2);
+});
 source("keeps one credential per (tenant, UAMI)", async () => {
   const key = await makeTestKey();
   const token = await fakeAccessToken({});
