@@ -465,7 +465,7 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   assert.equal(d.properties.outputs.blobEndpoint, { type: "String", value: `https://${account}.blob.core.windows.net/` });
   assert.equal(d.properties.outputs.keyUriWithVersion.value, `https://${account}.vault.azure.net/keys/idpkey/00112233445566778899aabbccddeeff`);
   assert.equal(d.properties.parameters.keySize, { type: "Int", value: 2048 });
-  assert.is(d.properties.outputResources.length, 6);
+  assert.is(d.properties.outputResources.length, 7); // storage, blob service, container, vault, key, two role assignments;
   assert.is(d.properties.outputResources[0].resourceGroup, "isv-rg");
   assert.ok("templateHash" in d.properties && "correlationId" in d.properties);
 
