@@ -465,7 +465,7 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   assert.equal(d.properties.outputs.blobEndpoint, { type: "String", value: `https://${account}.blob.core.windows.net/` });
   assert.equal(d.properties.outputs.keyUriWithVersion.value, `https://${account}.vault.azure.net/keys/idpkey/00112233445566778899aabbccddeeff`);
   assert.equal(d.properties.parameters.keySize, { type: "Int", value: 2048 });
-  assert.is(d.properties.outputResources.length, 7); // storage, blob service, container, vault, key, two role assignments;
+  assert.is(d.properties.outputResources.length, 7); // storage, blob service, container, vault, key, two role assignments
   assert.is(d.properties.outputResources[0].resourceGroup, "isv-rg");
   assert.ok("templateHash" in d.properties && "correlationId" in d.properties);
 
@@ -480,8 +480,10 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
     `PUT ~/providers/Microsoft.KeyVault/vaults/${account}`,
     `PUT ~/providers/Microsoft.KeyVault/vaults/${account}/keys/idpkey`,
     calls[8],
+    calls[9],
     "PUT ~/providers/Microsoft.Resources/deployments/0-isv-setup",
   ]);
+  assert.match(calls[9], new RegExp(`^PUT ~/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/public/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
   assert.match(calls[8], new RegExp(`^PUT ~/providers/Microsoft.KeyVault/vaults/${account}/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
   const key = arm.requests[7];
   assert.equal([key.query["api-version"], key.body], ["2025-05-01", { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } }]);
