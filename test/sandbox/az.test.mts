@@ -488,7 +488,8 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   const key = arm.requests[7];
   assert.equal([key.query["api-version"], key.body], ["2025-05-01", { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } }]);
   assert.is((arm.requests[8].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
-  const record = arm.requests[9];
+  assert.is((arm.requests[9].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
+  const record = arm.requests[10];
   assert.is(record.query["api-version"], "2022-09-01");
   assert.equal(Object.keys((record.body as { properties: object }).properties), ["mode", "parameters", "outputs", "provisioningState", "outputResources"]);
 
