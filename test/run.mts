@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Runs every uvu test file as its own process and prints one closing line: `N passed, N failed`.
 //
-// Usage: npm test [-- [--runtime node|node24|deno] [--only unit|sandbox|e2e] [--jobs N] [FILTER]]
+// Usage: npm test [-- [--runtime node|node24|deno] [--only unit|sandbox|e2e] [--jobs N] [FILTER...]]
 //   --runtime  which runtime runs the test files (default: the one running this script)
 //   --only     one folder of test/
 //   --jobs     files run at once (default 2)
-//   FILTER     a substring of the test file path
+//   FILTER     substrings of test file paths: a file runs when its path contains any of them
 // Exit codes: 0 all passed, 1 something failed, 2 usage error.
 import { spawn } from "node:child_process";
 import { readdir, mkdtemp, rm } from "node:fs/promises";
@@ -36,7 +36,7 @@ try {
 }
 const { values, positionals } = opts;
 if (values.help) {
-  process.stdout.write("Usage: npm test [-- [--runtime node|node20|node24|deno] [--only unit|sandbox|e2e] [--jobs N] [FILTER]]\n");
+  process.stdout.write("Usage: npm test [-- [--runtime node|node20|node24|deno] [--only unit|sandbox|e2e] [--jobs N] [FILTER...]]\n");
   process.exit(0);
 }
 const runner = values.runtime ? RUNTIMES[values.runtime]?.() : tsRunner();
@@ -61,7 +61,7 @@ async function findTests(dir: string): Promise<string[]> {
 }
 
 const files = (await findTests(join(ROOT, "test", values.only ?? "")))
-  .filter((f) => positionals.every((p) => relative(ROOT, f).includes(p)));
+  .filter((f) => positionals.length === 0 || positionals.some((p) => relative(ROOT, f).includes(p)));
 if (files.length === 0) {
   process.stderr.write("no test files matched\n");
   process.exit(2);
