@@ -66,6 +66,13 @@ try {
   }
   const events = await (await fetch(`${info.endpoints.admin}/metering/events`)).json() as unknown[];
   process.stdout.write(`metering events recorded by the sandbox: ${events.length}\n`);
+  const rssMb = (pid: number | undefined) => {
+    if (!pid) return 0;
+    const m = /VmRSS:\s+(\d+)/.exec(spawnSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" }).stdout ?? "");
+    return m ? Number(m[1]) / 1024 : 0;
+  };
+  const sbMb = rssMb(info.pid), azMb = rssMb(info.azuritePid);
+  process.stdout.write(`sandbox memory after this workload: ${(sbMb + azMb).toFixed(0)} MB (sandbox ${sbMb.toFixed(0)} MB + Azurite ${azMb.toFixed(0)} MB)\n`);
 } finally {
   spawnSync(tsRunner()[0], [...tsRunner().slice(1), cli, "stop", "--dir", sbDir], { encoding: "utf8" });
   await rm(sbDir, { recursive: true, force: true });
