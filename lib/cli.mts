@@ -80,3 +80,44 @@ export function describeFailure(error: unknown, options: { verbose?: boolean; us
   if ((error as { code?: string })?.code === "ERR_USAGE") text += `\n${options.usage}`;
   return { text, exitCode: exitCodeFor(error) };
 }
+
+/** Where a command writes: the script passes process.stdout/stderr, tests pass collectors. */
+export interface CommandIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const PROCESS_IO: CommandIO = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+};
+
+/**
+ * The frame every script shares: strict parsing, `--help`, and one line a person can act on
+ * (details with --verbose) for any error. Returns the exit code for `process.exitCode`.
+ */
+export async function runCommand<O extends OptionsConfig>(options: {
+  args: string[];
+  usage: string;
+  options: O;
+  positionals?: string[];
+  io?: CommandIO;
+  run(parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }): Promise<number>;
+}): Promise<number> {
+  const io = options.io ?? PROCESS_IO;
+  // Known before parsing, so that even a parse error can be shown in detail.
+  let verbose = options.args.includes("--verbose") || options.args.includes("-v");
+  try {
+    const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals });
+    if (parsed.values.help) {
+      io.out(options.usage);
+      return EXIT_OK;
+    }
+    verbose = parsed.values.verbose === true;
+    return await options.run(parsed);
+  } catch (error) {
+    const failure = describeFailure(error, { verbose, usage: options.usage });
+    io.err(failure.text);
+    return failure.exitCode;
+  }
+}

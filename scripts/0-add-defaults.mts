@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Records the publisher's defaults in config.json: subscription and tenant of the signed-in
 // az account, the resource group and region the ISV setup will use.
-import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { updateConfig, withPublisher } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName } from "../lib/validate.mts";
@@ -38,15 +38,8 @@ const OPTIONS = {
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 
-async function main(args: string[]): Promise<number> {
-  let verbose = args.includes("--verbose") || args.includes("-v");
-  try {
-    const { values } = parseCommandLine({ args, options: OPTIONS });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    verbose = values.verbose === true;
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const resourceGroup = values["resource-group"] === undefined
       ? undefined
       : parseResourceGroupName(values["resource-group"] as string, "--resource-group");
@@ -83,11 +76,7 @@ async function main(args: string[]): Promise<number> {
       out(`publisher.location        ${loc}`);
     }
     return EXIT_OK;
-  } catch (error) {
-    const failure = describeFailure(error, { verbose, usage: USAGE });
-    process.stderr.write(failure.text);
-    return failure.exitCode;
-  }
+  } });
 }
 
 process.exitCode = await main(process.argv.slice(2));

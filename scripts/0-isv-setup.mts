@@ -2,7 +2,7 @@
 // Sets up the ISV's OIDC issuer: deploys storage and Key Vault (templates/0-isv-setup.bicep),
 // publishes the discovery document and JWKS, proves them with a Key Vault-signed test JWT.
 import { fileURLToPath } from "node:url";
-import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { loadConfig, updateConfig, withPublisher, type IdpConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { MeteringError } from "../lib/errors.mts";
@@ -47,15 +47,8 @@ function isForbidden(error: unknown): boolean {
   return false;
 }
 
-async function main(args: string[]): Promise<number> {
-  let verbose = args.includes("--verbose") || args.includes("-v");
-  try {
-    const { values } = parseCommandLine({ args, options: OPTIONS });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    verbose = values.verbose === true;
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const path = configPathIn(resolveDataDir());
     const config = await loadConfig({ path, stage: "defaults" });
     const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
@@ -139,11 +132,7 @@ async function main(args: string[]): Promise<number> {
       out("verified   yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS");
     }
     return EXIT_OK;
-  } catch (error) {
-    const failure = describeFailure(error, { verbose, usage: USAGE });
-    process.stderr.write(failure.text);
-    return failure.exitCode;
-  }
+  } });
 }
 
 process.exitCode = await main(process.argv.slice(2));

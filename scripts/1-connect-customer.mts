@@ -2,7 +2,7 @@
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
 import { fileURLToPath } from "node:url";
-import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -58,15 +58,8 @@ function printCustomer(customer: CustomerConfig, json: boolean) {
   }
 }
 
-async function main(args: string[]): Promise<number> {
-  let verbose = args.includes("--verbose") || args.includes("-v");
-  try {
-    const { values, positionals } = parseCommandLine({ args, options: OPTIONS, positionals: ["subscription", "managed-resource-group"] });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    verbose = values.verbose === true;
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group"], run: async ({ values, positionals }) => {
     const json = values.json === true;
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
@@ -122,11 +115,7 @@ async function main(args: string[]): Promise<number> {
     progress(`Connected ${subscriptionId}/${managedResourceGroup}; recorded in ${path} (Entra may take a few minutes to accept the new credential)`);
     printCustomer(customer, json);
     return EXIT_OK;
-  } catch (error) {
-    const failure = describeFailure(error, { verbose, usage: USAGE });
-    process.stderr.write(failure.text);
-    return failure.exitCode;
-  }
+  } });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Lists the managed applications the ISV can see (Azure Resource Graph through az), with
 // their managed resource group, plan, state, and whether they are connected in config.json.
-import { EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { findCustomer, loadConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 
@@ -33,15 +33,8 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join("  "));
 }
 
-async function main(args: string[]): Promise<number> {
-  let verbose = args.includes("--verbose") || args.includes("-v");
-  try {
-    const { values } = parseCommandLine({ args, options: OPTIONS });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    verbose = values.verbose === true;
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const config = await loadConfig({ path: configPathIn(resolveDataDir()), allowMissing: true });
     const { listManagedApps } = await import("../lib/arm.mts");
     const apps = await listManagedApps();
@@ -64,11 +57,7 @@ async function main(args: string[]): Promise<number> {
     for (const line of lines) out(line);
     progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected`);
     return EXIT_OK;
-  } catch (error) {
-    const failure = describeFailure(error, { verbose, usage: USAGE });
-    process.stderr.write(failure.text);
-    return failure.exitCode;
-  }
+  } });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -2,7 +2,7 @@
 // Emits one usage event for a connected customer: signs in as the UAMI in the customer's
 // managed resource group through federation (no secret anywhere) and posts to the metering API.
 import { randomUUID } from "node:crypto";
-import { EXIT_FAILED, EXIT_OK, describeFailure, parseCommandLine } from "../lib/cli.mts";
+import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
 import { getCustomer, loadConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -54,15 +54,8 @@ const DAY_MS = 24 * 3_600_000;
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 
-async function main(args: string[]): Promise<number> {
-  let verbose = args.includes("--verbose") || args.includes("-v");
-  try {
-    const { values, positionals } = parseCommandLine({ args, options: OPTIONS, positionals: POSITIONALS });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    verbose = values.verbose === true;
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: POSITIONALS, run: async ({ values, positionals }) => {
     const json = values.json === true;
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
@@ -141,11 +134,7 @@ async function main(args: string[]): Promise<number> {
       }),
     });
     return report(outcome, { json });
-  } catch (error) {
-    const failure = describeFailure(error, { verbose, usage: USAGE });
-    process.stderr.write(failure.text);
-    return failure.exitCode;
-  }
+  } });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeFailure, exitCodeFor, formatError, parseCommandLine } from "../../lib/cli.mts";
+import { describeFailure, exitCodeFor, formatError, parseCommandLine, runCommand } from "../../lib/cli.mts";
 import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, UsageError } from "../../lib/errors.mts";
 
 const parse = suite("parseCommandLine()");
@@ -68,3 +68,43 @@ failure("appends the usage after a usage error only", () => {
   assert.equal(describeFailure(new FederationError("Cannot get a token", {}), { usage: "Usage: s\n" }), { text: "Cannot get a token\n", exitCode: 1 });
 });
 failure.run();
+
+const frame = suite("runCommand()");
+const collect = () => {
+  const io = { outText: "", errText: "", out(t: string) { io.outText += t; }, err(t: string) { io.errText += t; } };
+  return io;
+};
+frame("--help prints the usage to out and never runs the command", async () => {
+  const io = collect();
+  let ran = false;
+  const code = await runCommand({ args: ["--help"], usage: "Usage: x\n", options: {}, positionals: ["a"], io, run: async () => { ran = true; return 0; } });
+  assert.is(code, 0);
+  assert.is(io.outText, "Usage: x\n");
+  assert.not.ok(ran);
+});
+frame("an unknown flag is a usage error: exit 2, one line on err, the command not run", async () => {
+  const io = collect();
+  let ran = false;
+  const code = await runCommand({ args: ["--nope"], usage: "Usage: x\n", options: {}, io, run: async () => { ran = true; return 0; } });
+  assert.is(code, 2);
+  assert.match(io.errText, /nope/);
+  assert.not.ok(ran);
+});
+frame("passes parsed values and positionals, returns the command's exit code", async () => {
+  const io = collect();
+  const code = await runCommand({
+    args: ["p1", "--json"], usage: "u", options: { json: { type: "boolean" } }, positionals: ["one"], io,
+    run: async ({ values, positionals }) => (values.json === true && positionals[0] === "p1" ? 1 : 0),
+  });
+  assert.is(code, 1);
+});
+frame("an error thrown by the command becomes exit 1 and a message without a stack unless --verbose", async () => {
+  for (const verbose of [false, true]) {
+    const io = collect();
+    const code = await runCommand({ args: verbose ? ["--verbose"] : [], usage: "u", options: {}, io, run: async () => { throw new Error("Cannot do it: broken"); } });
+    assert.is(code, 1);
+    assert.match(io.errText, /Cannot do it: broken/);
+    assert.is(/\n\s+at /.test(io.errText), verbose);
+  }
+});
+frame.run();
