@@ -1,7 +1,9 @@
 // audit.jsonl: an append-only log of every request to the metering API and its answer, one
 // JSON object per line. It holds decoded token claims for accountability but never a token,
 // an assertion or a signature: a guard refuses any record that looks like it holds one.
+import { createReadStream } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { dirname } from "node:path";
 import { AuditLeakError } from "./errors.mts";
 
@@ -117,6 +119,42 @@ export async function readAuditLog(options: { path: string }): Promise<AuditLog>
   return parseAuditLog(text);
 }
 
+/**
+ * Streams audit.jsonl record by record (memory stays flat however long the log is); a
+ * missing file has no records. Lines that are not JSON objects (a torn write) are skipped
+ * and counted.
+ */
+export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void }): Promise<{ records: number; invalidLines: number }> {
+  let records = 0;
+  let invalidLines = 0;
+  const stream = createReadStream(options.path, { encoding: "utf8" });
+  try {
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    for await (const raw of lines) {
+      if (raw.trim() === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        invalidLines++;
+        continue;
+      }
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        invalidLines++;
+        continue;
+      }
+      records++;
+      options.onRecord(value as AuditRecord);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0 };
+    throw error;
+  } finally {
+    stream.destroy();
+  }
+  return { records, invalidLines };
+}
+
 /** Parses audit.jsonl text. Pure. */
 export function parseAuditLog(text: string): AuditLog {
   const lines = text.split("\n");
@@ -145,4 +183,50 @@ export function parseAuditLog(text: string): AuditLog {
 export function findPendingIntents(records: AuditRecord[]): AuditRecord[] {
   const done = new Set(records.filter((r) => r.id && !r.operation.endsWith(".intent")).map((r) => r.id));
   return records.filter((r) => r.operation.endsWith(".intent") && r.id && !done.has(r.id));
+}
+
+export interface AuditWriter {
+  /** Appends one record (time added, Authorization dropped, leak guard applied) and fsyncs it. */
+  append(record: Omit<AuditRecord, "time">): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * An open audit log for many appends: one handle, appends in call order (one at a time),
+ * each written with one write and fsynced before its promise resolves. A torn last line left
+ * by a killed run is closed with a newline first.
+ */
+export async function createAuditWriter(options: { path: string }): Promise<AuditWriter> {
+  await mkdir(dirname(options.path), { recursive: true, mode: 0o700 });
+  const handle = await open(options.path, "a+", 0o600);
+  let needsNewline = false;
+  const { size } = await handle.stat();
+  if (size > 0) {
+    const last = new Uint8Array(1);
+    await handle.read(last, 0, 1, size - 1);
+    needsNewline = last[0] !== 0x0a;
+  }
+  let tail: Promise<void> = Promise.resolve();
+  let closed = false;
+  return {
+    append(record) {
+      if (closed) return Promise.reject(new Error("Cannot append to the audit log: the writer is closed"));
+      const line = serializeAuditRecord(buildAuditRecord(record as Omit<AuditRecord, "time">));
+      const write = async () => {
+        const prefix = needsNewline ? "\n" : "";
+        needsNewline = false;
+        await handle.write(`${prefix}${line}\n`);
+        await handle.sync();
+      };
+      const done = tail.then(write);
+      tail = done.catch(() => {});
+      return done;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await tail;
+      await handle.close();
+    },
+  };
 }

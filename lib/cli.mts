@@ -23,8 +23,8 @@ export const COMMON_OPTIONS = {
 export function parseCommandLine<O extends OptionsConfig>(options: {
   args: string[];
   options: O;
-  /** Names of the required positionals, in order. */
-  positionals?: string[];
+  /** Names of the required positionals, in order; a function picks them from the flags given. */
+  positionals?: string[] | ((values: Record<string, string | boolean | undefined>) => string[]);
 }): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   let parsed;
   try {
@@ -33,7 +33,7 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
     throw new UsageError(`Cannot parse arguments: ${String((cause as Error).message).split("\n")[0].replace(/\. To specify a positional.*$/, "")}`, { cause });
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  const names = options.positionals ?? [];
+  const names = (typeof options.positionals === "function" ? options.positionals(values) : options.positionals) ?? [];
   if (!values.help && parsed.positionals.length !== names.length) {
     const want = names.length === 0 ? "no arguments" : names.map((n) => `<${n}>`).join(" ");
     throw new UsageError(`Cannot run: expected ${want}, got ${parsed.positionals.length} argument(s)`);
@@ -100,7 +100,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   args: string[];
   usage: string;
   options: O;
-  positionals?: string[];
+  positionals?: string[] | ((values: Record<string, string | boolean | undefined>) => string[]);
   io?: CommandIO;
   run(parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }): Promise<number>;
 }): Promise<number> {

@@ -160,3 +160,14 @@ export class AuditLeakError extends MeteringError {
   static override code = "ERR_AUDIT_LEAK";
   override code = "ERR_AUDIT_LEAK";
 }
+
+/** Another run holds the data directory's run lock and did not finish in time. */
+export class RunLockedError extends MeteringError {
+  static override code = "ERR_RUN_LOCKED";
+  override code = "ERR_RUN_LOCKED";
+  path: string;
+  constructor(message: string, options: { path: string; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+  }
+}

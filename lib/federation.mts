@@ -33,7 +33,7 @@ export type CredentialFactory = (
   tenantId: string,
   clientId: string,
   getAssertion: () => Promise<string>,
-  options: { disableInstanceDiscovery: boolean },
+  options: { disableInstanceDiscovery: boolean; [key: string]: unknown },
 ) => TokenCredential | Promise<TokenCredential>;
 
 export interface FederatedTokenSourceOptions {
@@ -47,6 +47,11 @@ export interface FederatedTokenSourceOptions {
   env?: Record<string, string | undefined>;
   /** Replaces ClientAssertionCredential (tests). */
   createCredential?: CredentialFactory;
+  /**
+   * More options for the credential of one identity (pipeline policies, retry settings), e.g.
+   * a propagation retry for a credential created minutes ago. Called once per identity.
+   */
+  credentialOptions?: (identity: FederatedIdentity) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 export interface FederatedTokenSource {
@@ -154,9 +159,10 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
         assertion.catch(() => { if (cached === entry) cached = undefined; });
         return assertion;
       };
-      credential = Promise.resolve(factory(identity.tenantId, identity.clientId, getAssertion, {
+      credential = (async () => factory(identity.tenantId, identity.clientId, getAssertion, {
+        ...(await options.credentialOptions?.(identity)),
         disableInstanceDiscovery: env.METERING_DISABLE_INSTANCE_DISCOVERY === "true",
-      }));
+      }))();
       credentials.set(key, credential);
     }
     return credential;

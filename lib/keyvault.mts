@@ -1,17 +1,19 @@
 // Key Vault access for the signing key: client options from the environment and reading the
 // key's public half. The SDK is imported lazily so scripts start fast.
 import { SigningError } from "./errors.mts";
+import { baseClientOptions, type SdkClientOptions } from "./http-policies.mts";
 import type { TokenCredential } from "@azure/identity";
 
 /**
  * Options every Key Vault client gets. `METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION=true`
  * turns off the SDK's check that the vault host ends in the challenge's resource domain
- * (needed for vaults outside *.vault.azure.net).
+ * (needed for vaults outside *.vault.azure.net). Retries and the per-try timeout come from
+ * lib/http-policies.mts.
  */
-export function keyVaultClientOptions(env: Record<string, string | undefined> = process.env): {
+export function keyVaultClientOptions(env: Record<string, string | undefined> = process.env): SdkClientOptions & {
   disableChallengeResourceVerification: boolean;
 } {
-  return { disableChallengeResourceVerification: env.METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION === "true" };
+  return { ...baseClientOptions(env), disableChallengeResourceVerification: env.METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION === "true" };
 }
 
 /** The parts of a Key Vault key id `https://<vault>/keys/<name>[/<version>]`. */

@@ -231,17 +231,24 @@ export function parseBatchResponse(options: {
 export interface SendOptions {
   /** Bearer token for the metering API (aud 20e940b3-…). */
   accessToken: string;
-  /** Default: METERING_API_BASE_URL or the public API. */
-  baseUrl?: string;
   requestId?: string;
   correlationId?: string;
+}
+
+export interface MeteringClientOptions {
+  /** Default: METERING_API_BASE_URL or the public API. */
+  baseUrl?: string;
   /** Replaces the HTTP client (tests); the retry policies still apply. */
   httpClient?: HttpClient;
+  /** The SDK retry policy's settings; default DEFAULT_RETRY_OPTIONS (5 tries, backoff with jitter). */
   retryOptions?: PipelineRetryOptions;
+  /** One attempt's timeout before it is retried; default METERING_HTTP_TRY_TIMEOUT_MS or 30 s. */
+  tryTimeoutMs?: number;
   /** Allow plain http (a local test server only: the bearer token would travel in clear). */
   allowInsecureConnection?: boolean;
   /** Give up after this long, retries included; default SUBMIT_DEADLINE_MS. */
   deadlineMs?: number;
+  env?: Record<string, string | undefined>;
 }
 
 interface _RawResponse {
@@ -251,63 +258,102 @@ interface _RawResponse {
   correlationId?: string;
 }
 
-async function _send(request: UsageRequestDescription, options: SendOptions): Promise<_RawResponse> {
-  const rp = await import("@azure/core-rest-pipeline");
-  const pipeline = rp.createPipelineFromOptions({
-    retryOptions: { maxRetries: 3, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, ...options.retryOptions },
-    userAgentOptions: { userAgentPrefix: "metering-federation" },
-  });
-  const headers = rp.createHttpHeaders({ ...request.headers, authorization: `Bearer ${options.accessToken}` });
-  const pipelineRequest = rp.createPipelineRequest({
-    url: request.url,
-    method: request.method,
-    headers,
-    body: JSON.stringify(request.body),
-    abortSignal: AbortSignal.timeout(options.deadlineMs ?? SUBMIT_DEADLINE_MS),
-    allowInsecureConnection: options.allowInsecureConnection === true,
-  });
-  let response;
-  try {
-    response = await pipeline.sendRequest(options.httpClient ?? rp.createDefaultHttpClient(), pipelineRequest);
-  } catch (cause) {
-    const e = cause as { code?: string; message?: string; statusCode?: number };
-    const timedOut = (cause as Error)?.name === "AbortError";
-    const reason = timedOut
-      ? `no answer within ${(options.deadlineMs ?? SUBMIT_DEADLINE_MS) / 1000} s`
-      : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
-    throw new MeteringApiError(
-      `Cannot reach the metering API at ${new URL(request.url).origin}: ${reason} (resending later is safe: the API detects duplicates)`,
-      { httpStatus: e.statusCode, cause },
-    );
-  }
-  return {
-    httpStatus: response.status,
-    bodyText: response.bodyAsText,
-    requestId: response.headers.get("x-ms-requestid") ?? request.headers["x-ms-requestid"],
-    correlationId: response.headers.get("x-ms-correlationid") ?? request.headers["x-ms-correlationid"],
-  };
+/** Sends usage events over one pipeline and one HTTP client (connections are reused). */
+export interface MeteringClient {
+  /**
+   * POSTs one usage event and returns its outcome. Throws MeteringApiError only when no HTTP
+   * answer arrived (after retries); every HTTP status is an outcome.
+   */
+  submitUsageEvent(options: SendOptions & { event: UsageEvent; request?: UsageRequestDescription }): Promise<UsageOutcome>;
+  /** POSTs 1 to 25 events in one batch and returns per-event outcomes in request order. */
+  submitUsageBatch(options: SendOptions & { events: UsageEvent[]; request?: UsageRequestDescription }): Promise<BatchOutcome>;
 }
 
 /**
- * POSTs one usage event and returns its outcome. Throws MeteringApiError only when no HTTP
- * answer arrived (after retries); every HTTP status is an outcome.
+ * A metering client: core-rest-pipeline's retry policy (network errors, 408, 5xx with
+ * exponential backoff and jitter; 429/503 after Retry-After), a per-try timeout, and a
+ * deadline for each submission, retries included.
  *
  * @example
- * const outcome = await submitUsageEvent({ event, accessToken });
+ * const client = await createMeteringClient();
+ * const outcome = await client.submitUsageEvent({ event, accessToken });
  * if (outcome.status === "Duplicate") console.log(outcome.original);
  */
-export async function submitUsageEvent(options: SendOptions & { event: UsageEvent; request?: UsageRequestDescription }): Promise<UsageOutcome> {
-  const request = options.request ?? describeUsageRequest({ ...options, event: options.event });
-  const raw = await _send(request, options);
-  return parseUsageEventResponse({ ...raw, event: options.event });
+export async function createMeteringClient(options: MeteringClientOptions = {}): Promise<MeteringClient> {
+  const rp = await import("@azure/core-rest-pipeline");
+  const { DEFAULT_RETRY_OPTIONS, tryTimeoutFromEnv, tryTimeoutPolicy } = await import("./http-policies.mts");
+  const env = options.env ?? process.env;
+  const baseUrl = options.baseUrl ?? meteringBaseUrl(env);
+  const deadlineMs = options.deadlineMs ?? SUBMIT_DEADLINE_MS;
+  const pipeline = rp.createPipelineFromOptions({
+    retryOptions: { ...DEFAULT_RETRY_OPTIONS, ...options.retryOptions },
+    userAgentOptions: { userAgentPrefix: "metering-federation" },
+  });
+  pipeline.addPolicy(tryTimeoutPolicy(options.tryTimeoutMs ?? tryTimeoutFromEnv(env)), { afterPhase: "Retry" });
+  const httpClient = options.httpClient ?? rp.createDefaultHttpClient();
+
+  async function send(request: UsageRequestDescription, accessToken: string): Promise<_RawResponse> {
+    const headers = rp.createHttpHeaders({ ...request.headers, authorization: `Bearer ${accessToken}` });
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), deadlineMs);
+    const pipelineRequest = rp.createPipelineRequest({
+      url: request.url,
+      method: request.method,
+      headers,
+      body: JSON.stringify(request.body),
+      abortSignal: deadline.signal,
+      allowInsecureConnection: options.allowInsecureConnection === true,
+    });
+    let response;
+    try {
+      response = await pipeline.sendRequest(httpClient, pipelineRequest);
+    } catch (cause) {
+      const e = cause as { code?: string; message?: string; statusCode?: number };
+      const reason = deadline.signal.aborted
+        ? `no answer within ${deadlineMs / 1000} s, retries included`
+        : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
+      throw new MeteringApiError(
+        `Cannot reach the metering API at ${new URL(request.url).origin}: ${reason} (resending later is safe: the API detects duplicates)`,
+        { httpStatus: e.statusCode, cause },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return {
+      httpStatus: response.status,
+      bodyText: response.bodyAsText,
+      requestId: response.headers.get("x-ms-requestid") ?? request.headers["x-ms-requestid"],
+      correlationId: response.headers.get("x-ms-correlationid") ?? request.headers["x-ms-correlationid"],
+    };
+  }
+
+  return {
+    async submitUsageEvent(o) {
+      const request = o.request ?? describeUsageRequest({ ...o, baseUrl, event: o.event });
+      const raw = await send(request, o.accessToken);
+      return parseUsageEventResponse({ ...raw, event: o.event });
+    },
+    async submitUsageBatch(o) {
+      if (o.events.length < 1 || o.events.length > MAX_BATCH_SIZE) {
+        throw new RangeError(`Cannot submit batch: expected 1 to ${MAX_BATCH_SIZE} events, got ${o.events.length}`);
+      }
+      const request = o.request ?? describeUsageRequest({ ...o, baseUrl, events: o.events });
+      const raw = await send(request, o.accessToken);
+      return parseBatchResponse({ ...raw, events: o.events });
+    },
+  };
 }
 
-/** POSTs up to 25 events in one batch and returns per-event outcomes in request order. */
-export async function submitUsageBatch(options: SendOptions & { events: UsageEvent[]; request?: UsageRequestDescription }): Promise<BatchOutcome> {
-  if (options.events.length < 1 || options.events.length > MAX_BATCH_SIZE) {
-    throw new RangeError(`Cannot submit batch: expected 1 to ${MAX_BATCH_SIZE} events, got ${options.events.length}`);
-  }
-  const request = options.request ?? describeUsageRequest({ ...options, events: options.events });
-  const raw = await _send(request, options);
-  return parseBatchResponse({ ...raw, events: options.events });
+/** One event through a one-off client; see MeteringClient.submitUsageEvent. */
+export async function submitUsageEvent(
+  options: SendOptions & MeteringClientOptions & { event: UsageEvent; request?: UsageRequestDescription },
+): Promise<UsageOutcome> {
+  return (await createMeteringClient(options)).submitUsageEvent(options);
+}
+
+/** One batch through a one-off client; see MeteringClient.submitUsageBatch. */
+export async function submitUsageBatch(
+  options: SendOptions & MeteringClientOptions & { events: UsageEvent[]; request?: UsageRequestDescription },
+): Promise<BatchOutcome> {
+  return (await createMeteringClient(options)).submitUsageBatch(options);
 }

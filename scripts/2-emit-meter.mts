@@ -1,20 +1,27 @@
 #!/usr/bin/env node
-// Emits one usage event for a connected customer: signs in as the UAMI in the customer's
-// managed resource group through federation (no secret anywhere) and posts to the metering API.
-import { randomUUID } from "node:crypto";
+// Sends usage events to the Marketplace metering API as each customer's UAMI (workload
+// identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
+import { readFile } from "node:fs/promises";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { getCustomer, loadConfig } from "../lib/config.mts";
+import { UsageError } from "../lib/errors.mts";
+import { getCustomer, loadConfig, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { buildUsageEvent, describeUsageRequest, type UsageOutcome } from "../lib/metering.mts";
-import { appendAuditRecord, buildAuditRecord, findPendingIntents, readAuditLog } from "../lib/audit.mts";
+import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
+import { formatOfPath, parseUsageFile, sniffFormat, type RowProblem, type UsageRow } from "../lib/usage-file.mts";
+import { loadLedger, planSubmission, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
+       2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
+       2-emit-meter.mts --resend [options]
 
-Sends one usage event for the managed application behind a connected customer's managed
-resource group, signed in as that customer's UAMI through workload identity federation.
+Sends usage events to the Marketplace metering API, signed in as each customer's UAMI
+through workload identity federation. Exactly once: every event's intent is written to the
+audit log (fsynced) before it is sent and its outcome after; an event whose outcome never
+arrived is sent again on the next run (the API's duplicate rule makes that safe), and an
+event the audit log shows as accepted is not sent again.
 
-Arguments:
+Arguments (one event):
   subscription             customer subscription id (GUID)
   managed-resource-group   the managed application's managed resource group
   hours-ago                0..23: the event covers the UTC hour that many hours back (0 = this hour)
@@ -22,181 +29,328 @@ Arguments:
   quantity                 units above the plan's included quantity, a number > 0
 
 Options:
-  --dry-run      print the request that would be sent; sign nothing, send nothing
-  --json         print the outcome (or the dry-run request) as JSON
-  -v, --verbose  show details on errors
-  -h, --help     show this help
+  --file PATH         events from a file: CSV with a header row, or JSON Lines (.jsonl);
+                      - reads stdin. Columns: subscription, managed-resource-group,
+                      dimension, quantity, and hours-ago or effective-start-time (ISO 8601
+                      with Z, within the last 24 hours)
+  --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
+  --resend            only send again the events of earlier runs that have no outcome
+  --concurrency N     customers in flight at once, 1..64 (default 8)
+  --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
+  --force             send even events the audit log shows as accepted (the API answers Duplicate)
+  --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --dry-run           show what would be sent; sign nothing, send nothing, write nothing
+  --json              print the outcome as JSON (one event) or a JSON report (file)
+  -v, --verbose       show details on errors
+  -h, --help          show this help
 
 Environment:
   METERING_DATA_DIR         state directory (config.json, audit.jsonl); default ./metering-data,
                             or $HOME/clouddrive/metering-data in Cloud Shell
   METERING_API_BASE_URL     metering API; default https://marketplaceapi.microsoft.com
+  METERING_HTTP_TRY_TIMEOUT_MS  one HTTP attempt's timeout before it is retried (default 30000)
   AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, METERING_DISABLE_INSTANCE_DISCOVERY,
   METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION (see docs/internals.md)
 
-Within 15 minutes of 1-connect-customer, Entra's "no matching federated credential" errors
-are retried for about 35 s: a new credential takes a while to reach Entra.
+Transient failures (network errors, timeouts, 429 after Retry-After, 5xx) are retried with
+backoff; within 15 minutes of 1-connect-customer, Entra's "no matching federated credential"
+errors are too. Refusals (Expired, InvalidDimension, ResourceNotFound, …) are recorded, not retried.
 
 Exit codes:
-  0  accepted, or a duplicate of an accepted event with the same quantity
-  1  rejected, failed, or a duplicate whose accepted quantity differs
-  2  usage or input error, or customer not connected (nothing sent)
+  0  every event accepted (or already accepted with the same quantity)
+  1  any event not accepted: refused, unconfirmed, a duplicate whose accepted quantity
+     differs, or rows skipped with --skip-invalid
+  2  usage or input error, or customer not connected (nothing sent, nothing written)
 `;
 
-const OPTIONS = { "dry-run": { type: "boolean" }, json: { type: "boolean" } } as const;
-const POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
-// Federated credentials take minutes to reach Entra; retry transient AADSTS errors only this
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  json: { type: "boolean" },
+  file: { type: "string" },
+  format: { type: "string" },
+  resend: { type: "boolean" },
+  concurrency: { type: "string" },
+  "skip-invalid": { type: "boolean" },
+  force: { type: "boolean" },
+  "wait-lock": { type: "string" },
+} as const;
+const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
+// Federated credentials take minutes to reach Entra; retry the propagation errors only this
 // long after 1-connect-customer, so a real misconfiguration still fails fast.
 const FRESH_CONNECTION_MS = 15 * 60_000;
-const FEDERATION_RETRY = { attempts: 4, delayMs: 5_000, maxDelayMs: 20_000 };
-const DAY_MS = 24 * 3_600_000;
+const MAX_PROBLEMS_SHOWN = 20;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 
-function main(args: string[]): Promise<number> {
-  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: POSITIONALS, run: async ({ values, positionals }) => {
-    const json = values.json === true;
-    const subscriptionId = parseSubscriptionId(positionals[0]);
-    const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
-    const hoursAgo = parseHoursAgo(positionals[2]);
-    const dimension = parseDimension(positionals[3]);
-    const quantity = parseQuantity(positionals[4]);
+function intOption(value: string | boolean | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`Cannot use --${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
+  return n;
+}
 
-    const dataDir = resolveDataDir();
-    const configPath = configPathIn(dataDir);
-    const config = await loadConfig({ path: configPath, stage: "idp" });
-    const customer = getCustomer(config, { subscriptionId, managedResourceGroup, path: configPath });
-    const idp = config.publisher.idp!;
-    const event = buildUsageEvent({ billing: customer.billing, planId: customer.planName, dimension, quantity, hoursAgo });
-    const request = describeUsageRequest({ event });
-    const auditPath = auditPathIn(dataDir);
-    await warnAboutPendingIntents(auditPath, { subscriptionId, managedResourceGroup });
-
-    if (values["dry-run"]) {
-      const federation = { issuer: idp.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
-      if (json) out(JSON.stringify({ dryRun: true, request, federation }, null, 2));
-      else {
-        out(`${request.method} ${request.url}`);
-        for (const [k, v] of Object.entries(request.headers)) out(`${k}: ${v}`);
-        out(`authorization: Bearer <token of UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}; not requested in a dry run>`);
-        out("");
-        out(JSON.stringify(request.body, null, 2));
-      }
-      return EXIT_OK;
-    }
-
-    const { createIsvCredential } = await import("../lib/isv-credential.mts");
-    const { createKeyVaultSigner } = await import("../lib/signer.mts");
-    const { createFederatedTokenSource } = await import("../lib/federation.mts");
-    const { isTransientAadsts } = await import("../lib/aadsts.mts");
-    const { retry } = await import("../lib/retry.mts");
-    const { submitUsageEvent } = await import("../lib/metering.mts");
-
-    const credential = await createIsvCredential();
-    const signer = await createKeyVaultSigner({ keyId: idp.keyId, kid: idp.keyJson.kid, credential });
-    const tokens = createFederatedTokenSource({ issuer: idp.issuer, signer });
-    const identity = { tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience };
-    const connectedAt = Date.parse(String(customer.connectedAt ?? ""));
-    const fresh = Date.now() - connectedAt < FRESH_CONNECTION_MS;
-    progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
-    const token = await retry(() => tokens.getToken(identity), {
-      ...FEDERATION_RETRY,
-      attempts: fresh ? FEDERATION_RETRY.attempts : 1,
-      isRetryable: (e) => isTransientAadsts((e as { aadsts?: number }).aadsts),
-      onRetry: ({ delayMs, error }) =>
-        progress(`AADSTS${(error as { aadsts?: number }).aadsts}: the new federated credential may not have reached Entra yet; retrying in ${delayMs / 1000} s`),
-    });
-
-    const id = randomUUID();
-    const who = { subscriptionId, managedResourceGroup };
-    // The intent goes to disk before sending, so a crash mid-request leaves a trace to resend.
-    await appendAuditRecord({ path: auditPath, record: buildAuditRecord({ operation: "usageEvent.intent", id, customer: who, request }) });
-    progress(`Sending ${quantity} ${dimension} for ${event.effectiveStartTime}`);
-    let outcome: UsageOutcome;
+async function readInput(file: string, format: string | undefined): Promise<{ text: string; format: "csv" | "jsonl" }> {
+  if (format !== undefined && format !== "csv" && format !== "jsonl") {
+    throw new UsageError(`Cannot use --format ${JSON.stringify(format)}: expected csv or jsonl`);
+  }
+  let text: string;
+  if (file === "-") {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString("utf8");
+  } else {
     try {
-      outcome = await submitUsageEvent({ event, request, accessToken: token.token });
-    } catch (error) {
-      await appendAuditRecord({
-        path: auditPath,
-        record: buildAuditRecord({
-          operation: "usageEvent", id, customer: who, request, tokenClaims: token.claims,
-          error: { code: (error as { code?: string }).code, message: (error as Error).message },
-        }),
-      });
-      throw error;
+      text = await readFile(file, "utf8");
+    } catch (cause) {
+      throw new UsageError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
     }
-    await appendAuditRecord({
-      path: auditPath,
-      record: buildAuditRecord({
-        operation: "usageEvent", id, customer: who, request, tokenClaims: token.claims, outcome: outcome.status,
-        response: { status: outcome.httpStatus, requestId: outcome.requestId, correlationId: outcome.correlationId, body: outcome.body },
-      }),
-    });
-    return report(outcome, { json });
-  } });
+  }
+  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? sniffFormat(text) : formatOfPath(file));
+  if (!chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
+  return { text, format: chosen };
 }
 
-/**
- * A run that died between sending and recording the answer leaves an intent without an
- * outcome. Resending is safe (the API answers Duplicate), so point the user at it while the
- * event is still inside the API's 24-hour window.
- */
-async function warnAboutPendingIntents(auditPath: string, who: { subscriptionId: string; managedResourceGroup: string }) {
-  const { records } = await readAuditLog({ path: auditPath });
-  const now = Date.now();
-  const pending = findPendingIntents(records).filter((r) => {
-    const body = r.request?.body as { effectiveStartTime?: string } | undefined;
-    const age = now - Date.parse(body?.effectiveStartTime ?? "");
-    return r.customer?.subscriptionId.toLowerCase() === who.subscriptionId.toLowerCase() &&
-      r.customer?.managedResourceGroup.toLowerCase() === who.managedResourceGroup.toLowerCase() && age < DAY_MS;
+function problemsError(problems: RowProblem[], source: string): UsageError {
+  const sorted = [...problems].sort((a, b) => a.line - b.line);
+  const shown = sorted.slice(0, MAX_PROBLEMS_SHOWN).map((p) => `  line ${p.line}: ${p.message}`);
+  const more = sorted.length > MAX_PROBLEMS_SHOWN ? [`  … and ${sorted.length - MAX_PROBLEMS_SHOWN} more`] : [];
+  return new UsageError(
+    `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
+    { detail: [...shown, ...more].join("\n") },
+  );
+}
+
+function main(args: string[]): Promise<number> {
+  return runCommand({
+    args, usage: USAGE, options: OPTIONS,
+    positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
+    run: async ({ values, positionals }) => {
+      const json = values.json === true;
+      const concurrency = intOption(values.concurrency, "concurrency", 1, 64, 8);
+      const waitLockS = intOption(values["wait-lock"], "wait-lock", 0, 86_400, 600);
+      if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
+      const single = values.file === undefined && !values.resend;
+      const now = Date.now();
+
+      // 1. Input, checked in full before anything is signed, sent or written.
+      let rows: UsageRow[] = [];
+      let problems: RowProblem[] = [];
+      let source = "the event";
+      if (single) {
+        const subscriptionId = parseSubscriptionId(positionals[0]);
+        const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+        const hoursAgo = parseHoursAgo(positionals[2]);
+        const dimension = parseDimension(positionals[3]);
+        const quantity = parseQuantity(positionals[4]);
+        rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
+      } else if (values.file !== undefined) {
+        const file = String(values.file);
+        source = file === "-" ? "stdin" : file;
+        const input = await readInput(file, values.format as string | undefined);
+        ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now }));
+        if (rows.length === 0 && problems.length === 0) throw new UsageError(`Cannot send ${source}: it holds no events`);
+      }
+
+      const dataDir = resolveDataDir();
+      const configPath = configPathIn(dataDir);
+      const config = await loadConfig({ path: configPath, stage: "idp" });
+      // One event for a customer that is not connected: say how to connect it (exit 2).
+      if (single) getCustomer(config, { ...rows[0], path: configPath });
+      const auditPath = auditPathIn(dataDir);
+
+      if (values["dry-run"]) {
+        const { ledger } = await loadLedger({ auditPath, now });
+        const plan = planSubmission({ rows, config, ledger, force: values.force === true, now });
+        return dryRun(plan, { config, json, single, problems, source, skipInvalid: values["skip-invalid"] === true });
+      }
+      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
+
+      // 2. One run at a time per data directory: two runs could otherwise both send an open event.
+      const { acquireRunLock } = await import("../lib/run-lock.mts");
+      const lock = await acquireRunLock({
+        dir: dataDir,
+        waitMs: waitLockS * 1000,
+        onWait: (holder) => progress(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${waitLockS} s)`),
+      });
+      try {
+        const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now() });
+        if (invalidLines > 0) progress(`Note: ${invalidLines} line(s) of ${auditPath} are not JSON (a write cut short by a crash) and were skipped`);
+        const plan = planSubmission({ rows, config, ledger, force: values.force === true, now: Date.now() });
+        const rowProblems = [...plan.unknownCustomers, ...plan.duplicateRows];
+        if (rowProblems.length > 0 && !values["skip-invalid"]) throw problemsError([...problems, ...rowProblems], source);
+        problems = [...problems, ...rowProblems];
+        for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
+        warnStranded(plan);
+        const resends = plan.work.filter((w) => w.resend).length;
+        if (resends > 0) progress(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
+
+        const sent = plan.work.length > 0 ? await send(plan, { config, auditPath, concurrency, single }) : [];
+        const reports = [...plan.settled, ...sent];
+        const { counts, ok } = summarise(reports);
+        if (single && !values.resend) {
+          const mine = reports.find((r) => r.line === 0) ?? reports[0];
+          for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
+          return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
+        }
+        reportMany(reports, { counts, json, skipped: problems, customers: new Set(plan.work.map((w) => w.key.split("|")[0])).size });
+        return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
+      } finally {
+        await lock.release();
+      }
+    },
   });
-  for (const r of pending) {
-    const e = r.request?.body as { dimension?: string; quantity?: number; effectiveStartTime?: string };
-    progress(`Note: an earlier run sent ${e.quantity} ${e.dimension} for ${e.effectiveStartTime} at ${r.time} without recording the answer; run 2-emit-meter again with those values to make sure it counted (a duplicate is harmless)`);
+}
+
+async function send(plan: SubmissionPlan, options: { config: MeteringConfig; auditPath: string; concurrency: number; single: boolean }): Promise<EventReport[]> {
+  const { createIsvCredential } = await import("../lib/isv-credential.mts");
+  const { createKeyVaultSigner } = await import("../lib/signer.mts");
+  const { createFederatedTokenSource } = await import("../lib/federation.mts");
+  const { sdkClientOptions } = await import("../lib/http-policies.mts");
+  const { createMeteringClient } = await import("../lib/metering.mts");
+  const { createProgress } = await import("../lib/progress.mts");
+  const { runSubmission } = await import("../lib/submission.mts");
+
+  const idp = options.config.publisher.idp!;
+  const credential = await createIsvCredential();
+  const signer = await createKeyVaultSigner({ keyId: idp.keyId, kid: idp.keyJson.kid, credential });
+  const fresh = new Set<string>();
+  const tokens = createFederatedTokenSource({
+    issuer: idp.issuer,
+    signer,
+    credentialOptions: (identity) => sdkClientOptions({
+      propagation: fresh.has(identity.clientId)
+        ? { onRetry: ({ aadsts, retryAfterInMs }) => progress(`AADSTS${aadsts} for UAMI ${identity.clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`) }
+        : undefined,
+    }),
+  });
+  const client = await createMeteringClient();
+  const total = plan.work.length;
+  const bar = createProgress({ stream: process.stderr, total, label: "events", enabled: !options.single && total > 25 });
+  if (options.single) {
+    const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
+    progress(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
+  } else {
+    progress(`Sending ${total} event(s) for ${new Set(plan.work.map((w) => w.key.split("|")[0])).size} customer(s), ${options.concurrency} at a time`);
+  }
+  const reports = await runSubmission({
+    work: plan.work,
+    config: options.config,
+    auditPath: options.auditPath,
+    client,
+    mode: options.single ? "single" : "batch",
+    concurrency: options.concurrency,
+    getToken: (customer: CustomerConfig) => {
+      if (Date.now() - Date.parse(String(customer.connectedAt ?? "")) < FRESH_CONNECTION_MS) fresh.add(customer.uamiClientId);
+      return tokens.getToken({ tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience });
+    },
+    onProgress: (p) => bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`),
+  });
+  bar.done();
+  return reports;
+}
+
+function warnStranded(plan: SubmissionPlan) {
+  for (const w of plan.stranded) {
+    progress(`Warning: ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime} (${w.customer.subscriptionId}/${w.customer.managedResourceGroup}) was sent by an earlier run without a recorded outcome and can no longer be sent again (past the 24-hour window or customer disconnected); check it in Partner Center`);
   }
 }
 
-function report(outcome: UsageOutcome, options: { json: boolean }): number {
-  const { event } = outcome;
-  const code = outcome.ok ? EXIT_OK : EXIT_FAILED;
-  if (options.json) {
-    const { body: _body, ...rest } = outcome;
-    out(JSON.stringify(rest, null, 2));
+function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[]; source: string; skipInvalid: boolean }): number {
+  const problems = [...o.problems, ...plan.unknownCustomers, ...plan.duplicateRows];
+  if (problems.length > 0 && !o.skipInvalid) throw problemsError(problems, o.source);
+  if (o.single) {
+    const w = plan.work.find((i) => i.line === 0);
+    const settled = plan.settled.find((r) => r.line === 0);
+    const customer = getCustomer(o.config, { ...(w ?? settled)!.customer, path: "config.json" });
+    const request = describeUsageRequest({ event: (w ?? settled)!.event });
+    const federation = { issuer: o.config.publisher.idp!.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
+    if (o.json) out(JSON.stringify({ dryRun: true, wouldSend: w !== undefined, ...(settled ? { settled } : {}), request, federation }, null, 2));
+    else {
+      if (settled) progress(`Would not send: ${settled.status} (${settled.message})`);
+      out(`${request.method} ${request.url}`);
+      for (const [k, v] of Object.entries(request.headers)) out(`${k}: ${v}`);
+      out(`authorization: Bearer <token of UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}; not requested in a dry run>`);
+      out("");
+      out(JSON.stringify(request.body, null, 2));
+    }
+    return EXIT_OK;
   }
-  const ids = `request id ${outcome.requestId ?? "-"}, correlation id ${outcome.correlationId ?? "-"}`;
-  switch (outcome.status) {
+  const perCustomer = new Map<string, number>();
+  for (const w of plan.work) perCustomer.set(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`, (perCustomer.get(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`) ?? 0) + 1);
+  const calls = [...perCustomer.values()].reduce((n, c) => n + Math.ceil(c / 25), 0);
+  if (o.json) {
+    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, stranded: plan.stranded, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
+  } else {
+    out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.size} customer(s) in ${calls} batch call(s)`);
+    for (const r of plan.settled) out(`Would not send line ${r.line}: ${r.status}: ${r.message}`);
+    for (const p of problems) out(`Would skip line ${p.line}: ${p.message}`);
+  }
+  return EXIT_OK;
+}
+
+/** Prints one event's outcome the way a person reads it. Returns its exit code. */
+function reportOne(r: EventReport, options: { json: boolean }): number {
+  const code = r.ok ? EXIT_OK : EXIT_FAILED;
+  if (options.json) out(JSON.stringify(r, null, 2));
+  const { event } = r;
+  const ids = `request id ${r.requestId ?? "-"}, correlation id ${r.correlationId ?? "-"}`;
+  const what = `${event.quantity} ${event.dimension} for ${event.effectiveStartTime}`;
+  switch (r.status) {
     case "Accepted":
       if (!options.json) {
-        out(`Accepted: ${event.quantity} ${event.dimension} for ${event.effectiveStartTime}, plan ${event.planId}`);
-        out(`usageEventId ${outcome.accepted?.usageEventId ?? "-"}, messageTime ${outcome.accepted?.messageTime ?? "-"} (${ids})`);
+        out(`Accepted: ${what}, plan ${event.planId}`);
+        out(`usageEventId ${r.usageEventId ?? "-"} (${ids})`);
       }
       break;
-    case "Duplicate": {
-      const original = outcome.original;
+    case "AlreadyAccepted":
+      if (!options.json) out(`Already accepted: ${what}; ${r.message} (use --force to send it anyway)`);
+      break;
+    case "Duplicate":
       if (!options.json) {
-        out(`Duplicate: an event for this resource, dimension and hour was accepted before:`);
-        out(JSON.stringify(original ?? outcome.body, null, 2));
+        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
+        out(JSON.stringify(r.original ?? {}, null, 2));
       }
-      if (outcome.quantityMatches) {
-        progress(`The accepted event has the same quantity (${event.quantity}): nothing more to do.`);
-      } else {
-        progress(`Cannot record ${event.quantity} ${event.dimension} for ${event.effectiveStartTime}: the API kept the earlier event with quantity ${original?.quantity ?? "unknown"}; bill the difference in another hour (${ids})`);
+      progress(`The accepted event has the same quantity (${event.quantity}): nothing more to do.`);
+      break;
+    case "Conflict":
+      if (!options.json && r.original) {
+        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
+        out(JSON.stringify(r.original, null, 2));
       }
+      progress(`Cannot record ${what}: ${r.message}`);
       break;
-    }
-    case "BadArgument": {
-      const details = (outcome.error?.details ?? []).map((d) => `${d.target ?? "?"}: ${d.message ?? d.code ?? ""}`).join("; ");
-      progress(`Cannot record the event: the API rejected it (HTTP 400 ${outcome.error?.code ?? ""}): ${details || outcome.error?.message || "no details"} (${ids})`);
-      break;
-    }
     case "Forbidden":
-      progress(`Cannot record the event: the API refused the token (HTTP ${outcome.httpStatus}); the UAMI must sit in this app's managed resource group and the app must be a Marketplace offer with metering (${ids})`);
+      progress(`Cannot record the event: the API refused the token (HTTP ${r.httpStatus}); the UAMI must sit in this app's managed resource group and the app must be a Marketplace offer with metering (${ids})`);
+      break;
+    case "NotSent":
+      progress(r.message ?? "Cannot record the event: no token");
       break;
     default:
-      progress(`Cannot record the event: HTTP ${outcome.httpStatus} ${outcome.error?.code ?? ""} ${outcome.error?.message ?? ""} (${ids}; resending is safe)`);
+      progress(`Cannot record ${what}: ${r.status}${r.message ? `: ${r.message}` : ""} (${ids})`);
   }
   return code;
+}
+
+/** The end of a file run: a table per status, failures listed, or the JSON report. */
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number }) {
+  if (o.json) {
+    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, events: reports }, null, 2));
+    return;
+  }
+  const failures = reports.filter((r) => !r.ok);
+  for (const r of failures.slice(0, MAX_PROBLEMS_SHOWN)) {
+    const where = r.line !== undefined ? `line ${r.line}` : "earlier run";
+    progress(`${r.status}: ${where}, ${r.customer.subscriptionId}/${r.customer.managedResourceGroup} ${r.event.quantity} ${r.event.dimension} ${r.event.effectiveStartTime}${r.message ? `: ${r.message}` : ""}`);
+  }
+  if (failures.length > MAX_PROBLEMS_SHOWN) progress(`… and ${failures.length - MAX_PROBLEMS_SHOWN} more not accepted (--json lists them all)`);
+  const rows = Object.entries(o.counts).sort((a, b) => b[1] - a[1]);
+  if (o.skipped.length > 0) rows.push(["Invalid (skipped)", o.skipped.length]);
+  const width = Math.max(6, ...rows.map(([s]) => s.length));
+  out(`${"status".padEnd(width)}  events`);
+  for (const [status, n] of rows) out(`${status.padEnd(width)}  ${String(n).padStart(6)}`);
+  const okCount = reports.filter((r) => r.ok).length;
+  out(`${okCount} ok, ${reports.length - okCount + o.skipped.length} not accepted`);
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -157,9 +157,19 @@ W("2-emit-meter: the metering API accepts exactly the event, via a token of the 
   assert.is(last.tokenClaims.appid, cc.uamiClientId);
 });
 
-W("2-emit-meter again: 409 Duplicate with the same quantity prints the original and exits 0", async () => {
+W("2-emit-meter again: the audit log shows it accepted, so nothing is sent and it exits 0", async () => {
   const dim = customer.dimensions[0];
+  const callsBefore = await meteringCalls();
   const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "5"], { env });
+  assert.is(r.code, 0, describe(r));
+  assert.match(r.stdout, /Already accepted/);
+  assert.is(await meteringCalls(), callsBefore, "no call to the metering API");
+  assert.is((await events()).length, 1);
+});
+
+W("2-emit-meter --force: 409 Duplicate with the same quantity prints the original and exits 0", async () => {
+  const dim = customer.dimensions[0];
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "5", "--force"], { env });
   assert.is(r.code, 0, describe(r));
   const original = (await events())[0];
   assert.ok(r.stdout.includes(String(original.usageEventId)), "the original usageEventId is printed");
@@ -167,11 +177,24 @@ W("2-emit-meter again: 409 Duplicate with the same quantity prints the original 
   assert.is((await readAudit()).at(-1)!.response.status, 409);
 });
 
-W("2-emit-meter with another quantity for an accepted hour: Duplicate, exit 1, nothing billed twice", async () => {
+W("2-emit-meter with another quantity for an accepted hour: Conflict, exit 1, nothing sent or billed twice", async () => {
   const dim = customer.dimensions[0];
+  const callsBefore = await meteringCalls();
   const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "7"], { env });
   assert.is(r.code, 1, describe(r));
-  assert.match(r.stdout + r.stderr, /5/);
+  assert.match(r.stderr, /already holds quantity 5/);
+  assert.is(await meteringCalls(), callsBefore, "the audit log settles it without a call");
+  const evs = await events();
+  assert.is(evs.length, 1);
+  assert.is(evs[0].quantity, 5);
+});
+
+W("2-emit-meter --force with another quantity: the API answers Duplicate with the original 5, exit 1", async () => {
+  const dim = customer.dimensions[0];
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "7", "--force"], { env });
+  assert.is(r.code, 1, describe(r));
+  assert.match(r.stderr, /quantity 5/);
+  assert.is((await readAudit()).at(-1)!.response.status, 409);
   const evs = await events();
   assert.is(evs.length, 1);
   assert.is(evs[0].quantity, 5);

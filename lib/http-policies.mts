@@ -1,0 +1,124 @@
+// Pipeline policies every Azure SDK client of ours gets, on top of the SDK's own retry policy
+// (exponential backoff with jitter on network errors, 408 and 5xx; Retry-After on 429/503):
+// - a per-try timeout, so one hung attempt becomes a retryable ETIMEDOUT instead of eating
+//   the whole deadline (the SDK's own `timeout` aborts without a retry and leaks its timer);
+// - for Entra token requests of a federated credential created minutes ago, a retry of the
+//   "no matching federated credential" errors, which last until the credential has propagated.
+// The retry loops are the SDK's (core-rest-pipeline retryPolicy); these only decide.
+import type { AdditionalPolicyConfig, PipelinePolicy, PipelineRetryOptions, RetryStrategy } from "@azure/core-rest-pipeline";
+
+/** Retries of the SDK retry policy for our calls: 5 tries in all. */
+export const DEFAULT_RETRY_OPTIONS: PipelineRetryOptions = { maxRetries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 15_000 };
+/** One attempt gets this long before it counts as a network timeout and is retried. */
+export const DEFAULT_TRY_TIMEOUT_MS = 30_000;
+/** AADSTS codes Entra answers while a new federated credential is still propagating (facts §2.1, §2.6). */
+export const PROPAGATION_AADSTS = [70021, 700213, 700211, 700016];
+export const PROPAGATION_RETRY = { maxRetries: 5, retryDelayInMs: 3_000, maxRetryDelayInMs: 20_000 };
+
+/** Options from the environment: METERING_HTTP_TRY_TIMEOUT_MS overrides the per-try timeout. */
+export function tryTimeoutFromEnv(env: Record<string, string | undefined> = process.env): number {
+  const v = Number(env.METERING_HTTP_TRY_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : DEFAULT_TRY_TIMEOUT_MS;
+}
+
+/**
+ * A policy for the per-retry phase: aborts an attempt after `ms` and throws a RestError with
+ * code ETIMEDOUT, which the SDK's exponential retry strategy treats as a network error.
+ * An abort from the caller's own signal passes through unchanged.
+ */
+export function tryTimeoutPolicy(ms: number): PipelinePolicy {
+  return {
+    name: "meteringTryTimeout",
+    async sendRequest(request, next) {
+      const outer = request.abortSignal;
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), ms);
+      const onOuterAbort = () => controller.abort();
+      outer?.addEventListener("abort", onOuterAbort);
+      request.abortSignal = controller.signal;
+      try {
+        return await next(request);
+      } catch (error) {
+        if (controller.signal.aborted && !outer?.aborted) {
+          const { RestError } = await import("@azure/core-rest-pipeline");
+          throw new RestError(`no answer within ${ms / 1000} s`, { code: "ETIMEDOUT", request });
+        }
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        outer?.removeEventListener("abort", onOuterAbort);
+        request.abortSignal = outer;
+      }
+    },
+  };
+}
+
+/** The AADSTS code in an Entra error body (`error_codes` array, or the description text). */
+export function aadstsOfBody(text: string | undefined | null): number | undefined {
+  if (!text) return undefined;
+  try {
+    const codes = (JSON.parse(text) as { error_codes?: unknown }).error_codes;
+    if (Array.isArray(codes) && typeof codes[0] === "number") return codes[0];
+  } catch {
+    // not JSON: look in the text
+  }
+  const m = /AADSTS(\d+)/.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * A strategy for core-rest-pipeline's retryPolicy: retries 400/401 answers of a token
+ * endpoint whose AADSTS code says the federated credential has not propagated yet, with
+ * exponential backoff and jitter. `onRetry` is told before each wait.
+ */
+export function propagationRetryStrategy(options: {
+  retryDelayInMs?: number;
+  maxRetryDelayInMs?: number;
+  onRetry?: (info: { aadsts: number; retryAfterInMs: number; retryCount: number }) => void;
+} = {}): RetryStrategy {
+  const base = options.retryDelayInMs ?? PROPAGATION_RETRY.retryDelayInMs;
+  const max = options.maxRetryDelayInMs ?? PROPAGATION_RETRY.maxRetryDelayInMs;
+  return {
+    name: "federatedCredentialPropagation",
+    retry({ retryCount, response }) {
+      if (!response || (response.status !== 400 && response.status !== 401) || !/\/oauth2\/(v2\.0\/)?token\b/.test(response.request.url)) {
+        return { skipStrategy: true };
+      }
+      const aadsts = aadstsOfBody(response.bodyAsText);
+      if (aadsts === undefined || !PROPAGATION_AADSTS.includes(aadsts)) return { skipStrategy: true };
+      const clamped = Math.min(max, base * 2 ** retryCount);
+      const retryAfterInMs = clamped / 2 + Math.random() * (clamped / 2);
+      options.onRetry?.({ aadsts, retryAfterInMs, retryCount });
+      return { retryAfterInMs };
+    },
+  };
+}
+
+export interface SdkClientOptions {
+  retryOptions: PipelineRetryOptions;
+  additionalPolicies: AdditionalPolicyConfig[];
+}
+
+/** Client options for any Azure SDK client: our retry settings and the per-try timeout. */
+export function baseClientOptions(env: Record<string, string | undefined> = process.env): SdkClientOptions {
+  return { retryOptions: DEFAULT_RETRY_OPTIONS, additionalPolicies: [{ policy: tryTimeoutPolicy(tryTimeoutFromEnv(env)), position: "perRetry" }] };
+}
+
+/**
+ * baseClientOptions, plus with `propagation` the propagation retry for a federated
+ * credential's token requests.
+ */
+export async function sdkClientOptions(options: {
+  env?: Record<string, string | undefined>;
+  propagation?: Parameters<typeof propagationRetryStrategy>[0] & { maxRetries?: number };
+} = {}): Promise<SdkClientOptions> {
+  const { retryOptions, additionalPolicies } = baseClientOptions(options.env);
+  if (options.propagation) {
+    const { retryPolicy } = await import("@azure/core-rest-pipeline");
+    additionalPolicies.push({
+      policy: retryPolicy([propagationRetryStrategy(options.propagation)], { maxRetries: options.propagation.maxRetries ?? PROPAGATION_RETRY.maxRetries }),
+      position: "perCall",
+    });
+  }
+  return { retryOptions, additionalPolicies };
+}

@@ -1,0 +1,169 @@
+// What the audit log says about each usage event, keyed like the API's duplicate rule:
+// (resource, dimension, UTC hour). An event is `accepted` once the API holds a quantity for
+// its key, `failed` when the API refused it for good, and `open` while its fate is unknown:
+// an intent without an outcome (the process died, the answer was lost) or a transient failure.
+// Open events are sent again; the API's duplicate rule makes that safe.
+import { hourOf } from "./usage-file.mts";
+import type { AuditRecord } from "./audit.mts";
+import type { UsageEvent, UsageOutcome } from "./metering.mts";
+
+export type EventState = "accepted" | "open" | "failed";
+
+export interface CustomerRef {
+  subscriptionId: string;
+  managedResourceGroup: string;
+}
+
+/** One event's outcome as recorded in an outcome record's `events` array. */
+export interface EventResult {
+  key: string;
+  /** API status (Accepted, Duplicate, Expired, …), or Unconfirmed / Forbidden / HTTP errors. */
+  status: string;
+  state: EventState;
+  /** The quantity the API holds for the key (ours when Accepted, the original's when Duplicate). */
+  billedQuantity?: number;
+}
+
+export interface LedgerEntry {
+  key: string;
+  state: EventState;
+  /** The event as last sent. */
+  event: UsageEvent;
+  customer: CustomerRef;
+  status: string;
+  billedQuantity?: number;
+  /** Time of the record that set this state. */
+  time: string;
+}
+
+/** Statuses after which sending the same event again cannot succeed (facts §1.4). */
+const FINAL_FAILURES = new Set([
+  "Expired", "ResourceNotFound", "ResourceNotAuthorized", "ResourceNotActive",
+  "InvalidDimension", "InvalidQuantity", "BadArgument", "Forbidden",
+]);
+
+/**
+ * The duplicate-rule key of an event: usage resource id (any case), dimension, UTC hour.
+ * @example usageKey({ resourceId: "A1…", dimension: "cpu", effectiveStartTime: "2024-05-01T13:25:00Z", … }) // "a1…|cpu|2024-05-01T13:00:00Z"
+ */
+export function usageKey(event: Pick<UsageEvent, "resourceId" | "dimension" | "effectiveStartTime">): string {
+  return `${event.resourceId.toLowerCase()}|${event.dimension}|${hourOf(event.effectiveStartTime)}`;
+}
+
+/** Whether an HTTP status means "try again later" (throttled, timed out, server trouble). */
+export function isTransientHttpStatus(status: number | undefined): boolean {
+  return status === undefined || status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * What one outcome means for its event. Pure.
+ * Accepted, and Duplicate (whatever the quantity: the API holds a quantity for the key now),
+ * are `accepted`; refusals that cannot change are `failed`; the rest (batch item `Error`,
+ * 429/5xx after retries, unknown statuses) are `open`: resending is the only way to learn.
+ */
+export function resultOf(outcome: UsageOutcome): EventResult {
+  const key = usageKey(outcome.event);
+  if (outcome.status === "Accepted") return { key, status: "Accepted", state: "accepted", billedQuantity: outcome.event.quantity };
+  if (outcome.status === "Duplicate") {
+    const q = Number(outcome.original?.quantity);
+    return { key, status: "Duplicate", state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) };
+  }
+  if (FINAL_FAILURES.has(outcome.status)) return { key, status: outcome.status, state: "failed" };
+  if (outcome.status === "Error" && !isTransientHttpStatus(outcome.httpStatus)) {
+    return { key, status: `HTTP ${outcome.httpStatus}`, state: "failed" };
+  }
+  return { key, status: outcome.status === "Error" && outcome.httpStatus !== 200 ? `HTTP ${outcome.httpStatus}` : outcome.status, state: "open" };
+}
+
+/** Events named by an intent record: a single event body, or a batch's `request` array. */
+export function eventsOfIntent(record: AuditRecord): UsageEvent[] {
+  const body = record.request?.body as { request?: unknown } | UsageEvent | undefined;
+  if (!body || typeof body !== "object") return [];
+  const list = Array.isArray((body as { request?: unknown }).request) ? (body as { request: unknown[] }).request : [body];
+  return list.filter((e): e is UsageEvent => {
+    const v = e as Partial<UsageEvent>;
+    return typeof v?.resourceId === "string" && typeof v.dimension === "string" && typeof v.effectiveStartTime === "string" && typeof v.quantity === "number";
+  });
+}
+
+/** Results of a session-1 single-event outcome record (no `events` array). */
+function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[] {
+  const event = events[0];
+  if (!event) return [];
+  const key = usageKey(event);
+  const status = typeof record.outcome === "string" ? record.outcome : undefined;
+  if (status === "Accepted") return [{ key, status, state: "accepted", billedQuantity: event.quantity }];
+  if (status === "Duplicate") {
+    const q = Number((record.response?.body as any)?.additionalInfo?.acceptedMessage?.quantity);
+    return [{ key, status, state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) }];
+  }
+  if (status && FINAL_FAILURES.has(status)) return [{ key, status, state: "failed" }];
+  if (status && !isTransientHttpStatus(record.response?.status)) return [{ key, status, state: "failed" }];
+  return [{ key, status: status ?? "Unconfirmed", state: "open" }];
+}
+
+/**
+ * Folds audit records, in log order, into one entry per key. Feed it with `add` (streaming)
+ * and read `entries`. Only keys whose hour is at or after `sinceMs` are kept: older events
+ * are past the API's 24-hour window and can neither be sent nor resent.
+ */
+export class Ledger {
+  readonly entries = new Map<string, LedgerEntry>();
+  /** Intents seen, by id, until their outcome arrives. */
+  readonly #intents = new Map<string, { events: UsageEvent[]; customer: CustomerRef }>();
+  readonly #sinceMs: number;
+
+  constructor(options: { sinceMs?: number } = {}) {
+    this.#sinceMs = options.sinceMs ?? -Infinity;
+  }
+
+  #keep(event: UsageEvent): boolean {
+    return Date.parse(hourOf(event.effectiveStartTime)) >= this.#sinceMs;
+  }
+
+  #set(entry: LedgerEntry) {
+    const before = this.entries.get(entry.key);
+    // Once the API holds a quantity for a key, nothing later changes what it holds.
+    if (before?.state === "accepted" && entry.state !== "accepted") return;
+    if (before?.state === "accepted" && before.billedQuantity !== undefined && entry.billedQuantity === undefined) return;
+    this.entries.set(entry.key, entry);
+  }
+
+  add(record: AuditRecord): void {
+    const op = record.operation;
+    if (op !== "usageEvent" && op !== "batchUsageEvent" && op !== "usageEvent.intent" && op !== "batchUsageEvent.intent") return;
+    const customer = record.customer as CustomerRef | undefined;
+    if (!customer || typeof record.id !== "string") return;
+    if (op.endsWith(".intent")) {
+      const events = eventsOfIntent(record).filter((e) => this.#keep(e));
+      if (events.length === 0) return;
+      this.#intents.set(record.id, { events, customer });
+      for (const event of events) {
+        const key = usageKey(event);
+        const before = this.entries.get(key);
+        if (before?.state === "accepted") continue;
+        this.#set({ key, state: "open", event, customer, status: "Pending", time: record.time });
+      }
+      return;
+    }
+    const intent = this.#intents.get(record.id);
+    if (!intent) return;
+    this.#intents.delete(record.id);
+    const results: EventResult[] = Array.isArray(record.events) ? (record.events as EventResult[]) : _legacyResults(record, intent.events);
+    const byKey = new Map(results.map((r) => [r.key, r]));
+    for (const event of intent.events) {
+      const key = usageKey(event);
+      const r = byKey.get(key) ?? { key, status: "Unconfirmed", state: "open" as const };
+      this.#set({ key, state: r.state, event, customer, status: r.status, billedQuantity: r.billedQuantity, time: record.time });
+    }
+  }
+
+  /** Entries whose fate is unknown: to be sent again. */
+  open(): LedgerEntry[] {
+    return [...this.entries.values()].filter((e) => e.state === "open");
+  }
+
+  get(key: string): LedgerEntry | undefined {
+    return this.entries.get(key);
+  }
+}

@@ -1,0 +1,333 @@
+// Exactly-once submission of usage events: decide what to send from the audit log (the
+// ledger), then per customer take one federated token, send in batches of at most 25, and
+// write each batch's intent (fsynced) before sending and its outcome after. Customers run
+// concurrently up to a bound. The caller holds the data directory's run lock.
+import { randomUUID } from "node:crypto";
+import { createAuditWriter, type AuditWriter } from "./audit.mts";
+import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
+import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState } from "./ledger.mts";
+import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";
+import { USAGE_WINDOW_MS, type RowProblem, type UsageRow } from "./usage-file.mts";
+import type { FederatedToken } from "./federation.mts";
+
+/** One event to send, from an input row or from an earlier run's unconfirmed intent. */
+export interface WorkItem {
+  event: UsageEvent;
+  customer: CustomerRef;
+  key: string;
+  /** Input line, when the event comes from the input. */
+  line?: number;
+  /** True when an earlier run sent (or meant to send) this event without learning its fate. */
+  resend?: boolean;
+}
+
+/** What became of one event. */
+export interface EventReport {
+  key: string;
+  line?: number;
+  customer: CustomerRef;
+  event: UsageEvent;
+  /**
+   * Accepted, Duplicate (same quantity: fine), AlreadyAccepted (the audit log says so; not
+   * sent), Conflict (the API holds another quantity for this hour), an API status (Expired,
+   * InvalidDimension, …), Unconfirmed (no answer; resent next run), NotSent (no token).
+   */
+  status: string;
+  ok: boolean;
+  /** Whether this run sent it. */
+  sent: boolean;
+  resend?: boolean;
+  state?: EventState;
+  billedQuantity?: number;
+  message?: string;
+  /** From the API's answer, when there was one. */
+  httpStatus?: number;
+  usageEventId?: string;
+  /** For a Duplicate: the event the API accepted first. */
+  original?: Record<string, unknown>;
+  requestId?: string;
+  correlationId?: string;
+}
+
+export interface SubmissionPlan {
+  work: WorkItem[];
+  /** Events settled without a call (already accepted, or a known conflict). */
+  settled: EventReport[];
+  /** Unconfirmed events of earlier runs that cannot be sent again (past the 24-hour window, or customer gone). */
+  stranded: WorkItem[];
+  /** Rows that name the same customer, dimension and hour as an earlier row. */
+  duplicateRows: RowProblem[];
+  /** Rows whose customer is not connected. */
+  unknownCustomers: RowProblem[];
+}
+
+/** Lower-cased "subscription/mrg": one group of events, one token. */
+export function customerKey(c: CustomerRef): string {
+  return `${c.subscriptionId.toLowerCase()}/${c.managedResourceGroup.toLowerCase()}`;
+}
+
+/**
+ * Decides what to send. Pure apart from `now`.
+ * - A row whose key the API already holds with the same quantity is AlreadyAccepted (not sent),
+ *   with another quantity a Conflict (not sent), unless `force`.
+ * - An unconfirmed event of an earlier run is sent again as it was recorded; a row for the same
+ *   hour with another quantity is a Conflict (the earlier quantity may already be billed).
+ * - Unconfirmed events no input row mentions are sent again too, while inside the API's window.
+ */
+export function planSubmission(options: {
+  rows: UsageRow[];
+  config: MeteringConfig;
+  ledger: Ledger;
+  force?: boolean;
+  now?: number;
+}): SubmissionPlan {
+  const now = options.now ?? Date.now();
+  const plan: SubmissionPlan = { work: [], settled: [], stranded: [], duplicateRows: [], unknownCustomers: [] };
+  const seenRows = new Map<string, number>();
+  const planned = new Set<string>();
+  const inWindow = (e: UsageEvent) => {
+    const age = now - Date.parse(e.effectiveStartTime);
+    return age >= 0 && age < USAGE_WINDOW_MS;
+  };
+
+  for (const row of options.rows) {
+    const found = findCustomer(options.config, row);
+    const customer = found?.customer as CustomerConfig | undefined;
+    if (!found || !customer?.billing?.resourceId) {
+      plan.unknownCustomers.push({ line: row.line, message: `customer ${row.subscriptionId}/${row.managedResourceGroup} is not connected (run 1-connect-customer first)` });
+      continue;
+    }
+    const ref = { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup };
+    const event: UsageEvent = {
+      resourceId: customer.billing.resourceId,
+      resourceUri: customer.billing.resourceUri,
+      planId: customer.planName,
+      dimension: row.dimension,
+      quantity: row.quantity,
+      effectiveStartTime: row.effectiveStartTime,
+    };
+    const key = usageKey(event);
+    const first = seenRows.get(key);
+    if (first !== undefined) {
+      plan.duplicateRows.push({ line: row.line, message: `same customer, dimension and hour as line ${first}: the API keeps one event per hour, so add the quantities into one row` });
+      continue;
+    }
+    seenRows.set(key, row.line);
+    const entry = options.ledger.get(key);
+    const item: WorkItem = { event, customer: ref, key, line: row.line };
+    if (options.force || !entry || entry.state === "failed") {
+      plan.work.push(item);
+      planned.add(key);
+      continue;
+    }
+    if (entry.state === "accepted") {
+      const billed = entry.billedQuantity ?? entry.event.quantity;
+      const same = billed === row.quantity;
+      plan.settled.push({
+        key, line: row.line, customer: ref, event, sent: false, state: "accepted", billedQuantity: billed,
+        status: same ? "AlreadyAccepted" : "Conflict",
+        ok: same,
+        message: same
+          ? `accepted earlier (${entry.time}); not sent again`
+          : `the API already holds quantity ${billed} for this hour (recorded ${entry.time}); ${row.quantity} cannot be billed for it: bill the difference in another hour`,
+      });
+      continue;
+    }
+    // Open: an earlier run's event with an unknown fate. Send what that run meant to send.
+    plan.work.push({ event: entry.event, customer: entry.customer, key, line: row.line, resend: true });
+    planned.add(key);
+    if (entry.event.quantity !== row.quantity) {
+      plan.settled.push({
+        key, line: row.line, customer: ref, event, sent: false, status: "Conflict", ok: false,
+        message: `an earlier run (${entry.time}) sent quantity ${entry.event.quantity} for this hour without learning the outcome; that event is resent and ${row.quantity} is not sent`,
+      });
+    }
+  }
+
+  for (const entry of options.ledger.open()) {
+    if (planned.has(entry.key)) continue;
+    const item: WorkItem = { event: entry.event, customer: entry.customer, key: entry.key, resend: true };
+    if (!inWindow(entry.event) || !findCustomer(options.config, entry.customer)) plan.stranded.push(item);
+    else plan.work.push(item);
+  }
+  return plan;
+}
+
+export interface SubmissionProgress {
+  eventsDone: number;
+  eventsTotal: number;
+  customersDone: number;
+  customersTotal: number;
+}
+
+export interface RunSubmissionOptions {
+  work: WorkItem[];
+  config: MeteringConfig;
+  auditPath: string;
+  client: MeteringClient;
+  /** A federated token for a customer (cached by the caller's token source). */
+  getToken(customer: CustomerConfig, ref: CustomerRef): Promise<FederatedToken>;
+  /** `batch` (batchUsageEvent, up to 25 per call) or `single` (usageEvent, one per call). */
+  mode?: "batch" | "single";
+  batchSize?: number;
+  /** Customers in flight at once; default 8. */
+  concurrency?: number;
+  onProgress?: (progress: SubmissionProgress) => void;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function forEachConcurrently<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+function _chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Per-event outcomes of a batch the API refused as a whole, or answered without results. */
+function _wholeBatchResults(events: UsageEvent[], httpStatus: number): EventResult[] {
+  const outcome = (event: UsageEvent): UsageOutcome => ({
+    status: httpStatus === 401 || httpStatus === 403 ? "Forbidden" : httpStatus === 400 ? "BadArgument" : "Error",
+    ok: false, httpStatus, event, body: null,
+  });
+  return events.map((e) => resultOf(outcome(e)));
+}
+
+function _report(item: WorkItem, result: EventResult, extra: { message?: string; outcome?: UsageOutcome } = {}): EventReport {
+  const { event } = item;
+  let status = result.status;
+  let ok = false;
+  let message = extra.message;
+  if (result.status === "Accepted") ok = true;
+  else if (result.status === "Duplicate") {
+    ok = result.billedQuantity === event.quantity;
+    if (!ok) {
+      status = "Conflict";
+      message = `the API kept an earlier event with quantity ${result.billedQuantity ?? "unknown"} for this hour; ${event.quantity} was not billed: bill the difference in another hour`;
+    }
+  } else if (result.state === "open") {
+    message ??= "no final answer; sent again on the next run (safe: the API detects duplicates)";
+  }
+  const o = extra.outcome;
+  const usageEventId = o?.accepted?.usageEventId;
+  return {
+    key: item.key, line: item.line, customer: item.customer, event, status, ok, sent: true,
+    resend: item.resend, state: result.state, billedQuantity: result.billedQuantity, ...(message ? { message } : {}),
+    ...(o ? { httpStatus: o.httpStatus, requestId: o.requestId, correlationId: o.correlationId } : {}),
+    ...(typeof usageEventId === "string" ? { usageEventId } : {}),
+    ...(o?.original ? { original: o.original } : {}),
+  };
+}
+
+/** Sends the planned work; every event gets exactly one report. Throws only on audit I/O errors. */
+export async function runSubmission(options: RunSubmissionOptions): Promise<EventReport[]> {
+  const mode = options.mode ?? "batch";
+  const size = mode === "single" ? 1 : Math.min(options.batchSize ?? MAX_BATCH_SIZE, MAX_BATCH_SIZE);
+  const groups = new Map<string, WorkItem[]>();
+  for (const item of options.work) {
+    const k = customerKey(item.customer);
+    (groups.get(k) ?? groups.set(k, []).get(k)!).push(item);
+  }
+  const reports: EventReport[] = [];
+  const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
+  const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
+  try {
+    await forEachConcurrently([...groups.values()], options.concurrency ?? 8, async (items) => {
+      const ref = items[0].customer;
+      const customer = findCustomer(options.config, ref)?.customer as CustomerConfig;
+      for (const chunk of _chunks(items, size)) {
+        let token: FederatedToken;
+        try {
+          token = await options.getToken(customer, ref);
+        } catch (error) {
+          // Nothing was sent: no intent, no outcome; the events stay as they were.
+          const message = String((error as Error)?.message ?? error);
+          const rest = items.slice(items.indexOf(chunk[0]));
+          for (const item of rest) reports.push({ key: item.key, line: item.line, customer: item.customer, event: item.event, status: "NotSent", ok: false, sent: false, resend: item.resend, message });
+          progress.eventsDone += rest.length;
+          options.onProgress?.({ ...progress });
+          break;
+        }
+        reports.push(...(await _sendChunk(chunk, { ...options, mode, writer, token })));
+        progress.eventsDone += chunk.length;
+        options.onProgress?.({ ...progress });
+      }
+      progress.customersDone++;
+      options.onProgress?.({ ...progress });
+    });
+  } finally {
+    await writer.close();
+  }
+  return reports;
+}
+
+async function _sendChunk(
+  chunk: WorkItem[],
+  options: RunSubmissionOptions & { mode: "batch" | "single"; writer: AuditWriter; token: FederatedToken },
+): Promise<EventReport[]> {
+  const id = randomUUID();
+  const events = chunk.map((i) => i.event);
+  const batch = options.mode === "batch";
+  const request: UsageRequestDescription = batch ? describeUsageRequest({ events }) : describeUsageRequest({ event: events[0] });
+  const operation = batch ? "batchUsageEvent" : "usageEvent";
+  const customer = chunk[0].customer;
+  // The intent is on disk (fsynced) before the request leaves: a crash from here on leaves
+  // an intent without an outcome, and the next run sends these events again.
+  await options.writer.append({ operation: `${operation}.intent`, id, customer, request });
+  let results: EventResult[];
+  let outcomes: UsageOutcome[] | undefined;
+  let response: { status: number; requestId?: string; correlationId?: string; body: unknown } | undefined;
+  let failure: string | undefined;
+  try {
+    if (batch) {
+      const answer = await options.client.submitUsageBatch({ events, request, accessToken: options.token.token });
+      response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
+      outcomes = answer.results.length === events.length ? answer.results : undefined;
+      results = outcomes ? outcomes.map(resultOf) : _wholeBatchResults(events, answer.httpStatus);
+      if (!outcomes && answer.error?.message) failure = `the API refused the batch (HTTP ${answer.httpStatus}): ${answer.error.message}`;
+    } else {
+      const answer = await options.client.submitUsageEvent({ event: events[0], request, accessToken: options.token.token });
+      response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
+      outcomes = [answer];
+      results = [resultOf(answer)];
+    }
+  } catch (error) {
+    failure = String((error as Error)?.message ?? error);
+    results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
+    await options.writer.append({
+      operation, id, customer, request, tokenClaims: options.token.claims, events: results,
+      error: { code: (error as { code?: string }).code, message: failure },
+    });
+    return chunk.map((item, i) => _report(item, results[i], { message: failure }));
+  }
+  await options.writer.append({ operation, id, customer, request, tokenClaims: options.token.claims, response, events: results });
+  return chunk.map((item, i) => {
+    const o = outcomes?.[i];
+    const detail = o && !o.ok && o.status !== "Duplicate" && o.error
+      ? [o.error.code, ...(o.error.details ?? []).map((d) => `${d.target ?? ""}: ${d.message ?? d.code ?? ""}`), o.error.message].filter(Boolean).join("; ")
+      : failure;
+    return _report(item, results[i], { outcome: o, ...(detail ? { message: detail } : {}) });
+  });
+}
+
+/** Counts per status, in a stable order (ok statuses first). */
+export function summarise(reports: EventReport[]): { counts: Record<string, number>; ok: boolean } {
+  const counts: Record<string, number> = {};
+  for (const r of reports) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  return { counts, ok: reports.every((r) => r.ok) };
+}
+
+/** Reads the ledger of the audit log for events whose hour is at most 48 hours old. */
+export async function loadLedger(options: { auditPath: string; now?: number }): Promise<{ ledger: Ledger; invalidLines: number }> {
+  const { scanAuditLog } = await import("./audit.mts");
+  const now = options.now ?? Date.now();
+  const ledger = new Ledger({ sinceMs: now - 2 * USAGE_WINDOW_MS });
+  const { invalidLines } = await scanAuditLog({ path: options.auditPath, onRecord: (r) => ledger.add(r) });
+  return { ledger, invalidLines };
+}
