@@ -1,18 +1,11 @@
 #!/usr/bin/env node
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
-import { fileURLToPath } from "node:url";
 import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { MeteringError } from "../lib/errors.mts";
-
-const TEMPLATE_FILE = fileURLToPath(new URL("../templates/1-connect-customer.bicep", import.meta.url));
-const DEPLOYMENT_NAME = "metering-connect-customer";
-const AUDIENCE = "api://AzureADTokenExchange";
-const UAMI_NAME = "metering-submission-uami";
-const REQUIRED_OUTPUTS = ["uamiId", "uamiName", "uamiClientId", "uamiPrincipalId", "tenantId"];
+import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/connect.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -71,46 +64,12 @@ function main(args: string[]): Promise<number> {
       printCustomer(existing.customer as CustomerConfig, json);
       return EXIT_OK;
     }
-    const idp = config.publisher.idp!;
-    const previous = existing?.customer as Partial<CustomerConfig> | undefined;
-    // Keep the subject a re-connect used before, so a running setup keeps matching.
-    const subject = previous?.subject ?? `metering-submission-via-uami from ${config.publisher.aadTenantId}`;
-    const uamiName = previous?.uamiName ?? UAMI_NAME;
-
-    const { getBillableManagedApp } = await import("../lib/arm.mts");
-    const az = await import("../lib/az.mts");
-    progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
-    const app = await getBillableManagedApp({ subscriptionId, managedResourceGroup });
-
-    progress(`Deploying ${uamiName} with a federated credential for ${idp.issuer}`);
-    const deployment = await az.deploymentGroupCreate({
-      subscriptionId,
-      resourceGroup: managedResourceGroup,
-      name: DEPLOYMENT_NAME,
-      templateFile: TEMPLATE_FILE,
-      parameters: { issuer: idp.issuer, subject, audience: AUDIENCE, uamiName },
+    const { connectCustomer } = await import("../lib/connect.mts");
+    const customer = await connectCustomer({
+      config, subscriptionId, managedResourceGroup,
+      previous: existing?.customer as Partial<CustomerConfig> | undefined,
+      onProgress: progress,
     });
-    const outputs = az.deploymentOutputs(deployment);
-    const output = (name: string) => az.getDeploymentOutput(outputs, name) as string;
-    const missing = REQUIRED_OUTPUTS.filter((name) => typeof output(name) !== "string" || output(name) === "");
-    if (missing.length > 0) {
-      throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
-    }
-
-    const customer: CustomerConfig = {
-      ...previous,
-      uamiClientId: output("uamiClientId"),
-      tenantId: output("tenantId"),
-      subject,
-      audience: AUDIENCE,
-      uamiName: output("uamiName"),
-      billing: { resourceId: app.resourceUsageId, resourceUri: app.id },
-      planName: app.planName,
-      uamiId: output("uamiId"),
-      uamiPrincipalId: output("uamiPrincipalId"),
-      // 2-emit-meter retries Entra's "no matching credential" for a while after this time.
-      connectedAt: new Date().toISOString(),
-    };
     await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
     progress(`Connected ${subscriptionId}/${managedResourceGroup}; recorded in ${path} (Entra may take a few minutes to accept the new credential)`);
     printCustomer(customer, json);
