@@ -1,0 +1,144 @@
+// Each transient fault alone, injected by the sandbox, on each call 2-emit-meter makes: the
+// single usageEvent call, the batchUsageEvent call, Entra's token exchange and the Key Vault
+// signature. Every run must end with the event(s) accepted exactly once with the intended
+// quantity, the faulted call retried, and the audit log agreeing. Also: Entra's propagation
+// error for a fresh connection is retried until the credential works.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { admin, startTestSandbox } from "../helpers/sandbox.mts";
+import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { fleetCustomers, fleetSeed, setupFleet } from "../helpers/fleet.mts";
+import { loadWorldSeed } from "../../sandbox/main.mts";
+import { loadLedger } from "../../lib/submission.mts";
+
+const seed = fleetSeed(await loadWorldSeed(), { customers: 3, dimensions: 6 });
+const sb = await startTestSandbox({ seed });
+// One attempt may take 1 s before it counts as a timeout (the default is 30 s).
+const env = { ...(await sandboxEnv(sb)), METERING_HTTP_TRY_TIMEOUT_MS: "1000" };
+const dataDir = env.METERING_DATA_DIR;
+const auditPath = join(dataDir, "audit.jsonl");
+const all = fleetCustomers(seed);
+const [c1, c2, fresh] = all;
+await setupFleet({ env, seed: { ...seed, customers: seed.customers.slice(0, 2) } });
+
+type Ev = { resourceId: string; dimension: string; quantity: number; effectiveStartTime: string };
+const events = () => admin<Ev[]>(sb, "GET", "/metering/events");
+const counters = () => admin<Record<string, Record<string, number>>>(sb, "GET", "/requests");
+const hourStart = (hoursAgo: number) => {
+  const d = new Date(Date.now() - hoursAgo * 3_600_000);
+  d.setUTCMinutes(0, 0, 0);
+  return d.getTime();
+};
+
+const FAULTS: Array<{ name: string; spec: Record<string, unknown> }> = [
+  { name: "429 with Retry-After", spec: { kind: "status", status: 429, retryAfter: 1 } },
+  { name: "500", spec: { kind: "status", status: 500 } },
+  { name: "503", spec: { kind: "status", status: 503 } },
+  { name: "connection reset", spec: { kind: "reset" } },
+  { name: "delay past the timeout", spec: { kind: "delay", delayMs: 3000 } },
+  { name: "accepted, then the connection dropped", spec: { kind: "drop" } },
+];
+const TARGETS: Array<{ name: string; service: string; route: string; batch: boolean }> = [
+  { name: "single usageEvent", service: "metering", route: "/api/usageEvent", batch: false },
+  { name: "batchUsageEvent", service: "metering", route: "/api/batchUsageEvent", batch: true },
+  { name: "token exchange", service: "entra", route: "/:tenant/oauth2/v2.0/token", batch: true },
+  { name: "Key Vault sign", service: "keyvault", route: "/keys/:name/:version/sign", batch: false },
+];
+
+const F = suite("transient faults");
+let hour = 0;
+let dimIndex = 0;
+
+for (const target of TARGETS) {
+  for (const fault of FAULTS) {
+    F(`${fault.name} on the ${target.name}: retried, accepted exactly once`, async () => {
+      // A fresh (hour, dimension) slot per case.
+      if (dimIndex >= c1.dimensions.length) {
+        dimIndex = 0;
+        hour++;
+      }
+      const dim = c1.dimensions[dimIndex++];
+      const hoursAgo = 1 + hour;
+      await admin(sb, "DELETE", "/requests");
+      await admin(sb, "DELETE", "/faults");
+      await admin(sb, "POST", "/faults", { service: target.service, route: target.route, method: "POST", times: 1, ...fault.spec });
+      let r;
+      const expected: Array<{ c: typeof c1; q: number }> = [];
+      if (target.batch) {
+        const path = join(dataDir, "..", `faults-${Date.now()}.csv`);
+        const lines = ["subscription,managed-resource-group,dimension,quantity,hours-ago"];
+        for (const [i, c] of [c1, c2].entries()) {
+          lines.push(`${c.subscriptionId},${c.managedResourceGroup},${dim},${i + 3},${hoursAgo}`);
+          expected.push({ c, q: i + 3 });
+        }
+        await writeFile(path, `${lines.join("\n")}\n`);
+        r = await runScript("2-emit-meter.mts", ["--file", path, "--concurrency", "1"], { env });
+      } else {
+        r = await runScript("2-emit-meter.mts", [c1.subscriptionId, c1.managedResourceGroup, String(hoursAgo), dim, "2"], { env });
+        expected.push({ c: c1, q: 2 });
+      }
+      assert.is(r.code, 0, describe(r));
+      assert.equal(await admin(sb, "GET", "/faults"), [], "the one-time fault was used up");
+      const c = await counters();
+      const calls = Object.entries(c[target.service] ?? {}).filter(([k]) => k === `POST ${target.route}`).reduce((a, [, v]) => a + v, 0);
+      assert.ok(calls >= 2, `the faulted call was retried: ${JSON.stringify(c[target.service])}`);
+      const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(hoursAgo) && e.dimension === dim);
+      assert.is(evs.length, expected.length, JSON.stringify(evs));
+      for (const { c: cust, q } of expected) {
+        const mine = evs.filter((e) => e.resourceId === cust.resourceUsageId);
+        assert.is(mine.length, 1);
+        assert.is(mine[0].quantity, q);
+      }
+      const { ledger } = await loadLedger({ auditPath });
+      assert.is(ledger.open().length, 0, "the audit log has an outcome for every intent");
+    });
+  }
+}
+
+F("a fault that outlasts every retry leaves the event open; the next run sends it again and closes it", async () => {
+  await admin(sb, "DELETE", "/faults");
+  const dim = c2.dimensions[5];
+  await admin(sb, "POST", "/faults", { service: "metering", route: "/api/usageEvent", method: "POST", kind: "drop", times: -1 });
+  const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, "12", dim, "9"], { env });
+  assert.is(r.code, 1, describe(r));
+  assert.match(r.stderr, /sent again on the next run|resending later is safe/);
+  // The first attempt was accepted before the connection dropped.
+  const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12));
+  assert.is(accepted.length, 1);
+  let { ledger } = await loadLedger({ auditPath });
+  assert.is(ledger.open().length, 1);
+  await admin(sb, "DELETE", "/faults");
+  // Any run resends it: here one with nothing else to do.
+  const again = await runScript("2-emit-meter.mts", ["--resend", "--json"], { env });
+  assert.is(again.code, 0, describe(again));
+  assert.equal(JSON.parse(again.stdout).counts, { Duplicate: 1 });
+  ({ ledger } = await loadLedger({ auditPath }));
+  assert.is(ledger.open().length, 0);
+  assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12)).length, 1);
+});
+
+F("a fresh connection: Entra's propagation error (AADSTS70021) is retried until the credential works", async () => {
+  await admin(sb, "DELETE", "/faults");
+  await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 5000 } });
+  try {
+    const connect = await runScript("1-connect-customer.mts", [fresh.subscriptionId, fresh.managedResourceGroup], { env });
+    assert.is(connect.code, 0, describe(connect));
+    await admin(sb, "DELETE", "/requests");
+    const r = await runScript("2-emit-meter.mts", [fresh.subscriptionId, fresh.managedResourceGroup, "1", fresh.dimensions[0], "1"], { env });
+    assert.is(r.code, 0, describe(r));
+    assert.match(r.stderr, /AADSTS70021 .*retrying/);
+    const c = await counters();
+    assert.ok((c.entra?.["POST /:tenant/oauth2/v2.0/token"] ?? 0) >= 2, JSON.stringify(c.entra));
+    assert.is((await events()).filter((e) => e.resourceId === fresh.resourceUsageId).length, 1);
+  } finally {
+    await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 0 } });
+  }
+});
+
+F.after(async () => {
+  await sb.stop();
+});
+
+F.run();
