@@ -2,12 +2,20 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { describeKeyVaultError, getKeyVaultPublicKey, keyVaultClientOptions, parseKeyId } from "../../lib/keyvault.mts";
 import { SigningError } from "../../lib/errors.mts";
+import { DEFAULT_RETRY_OPTIONS } from "../../lib/http-policies.mts";
 
 const options = suite("keyVaultClientOptions()");
 options("disables challenge resource verification only for the exact value 'true'", () => {
-  assert.equal(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true" }), { disableChallengeResourceVerification: true });
-  assert.equal(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "1" }), { disableChallengeResourceVerification: false });
-  assert.equal(keyVaultClientOptions({}), { disableChallengeResourceVerification: false });
+  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true" }).disableChallengeResourceVerification, true);
+  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "1" }).disableChallengeResourceVerification, false);
+  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "TRUE" }).disableChallengeResourceVerification, false);
+  assert.is(keyVaultClientOptions({}).disableChallengeResourceVerification, false);
+});
+options("carries our retry options and the per-try timeout policy", () => {
+  const o = keyVaultClientOptions({});
+  assert.equal(o.retryOptions, DEFAULT_RETRY_OPTIONS);
+  assert.equal(o.additionalPolicies.map((p) => [p.policy.name, p.position]), [["meteringTryTimeout", "perRetry"]]);
+  assert.equal(Object.keys(o).sort(), ["additionalPolicies", "disableChallengeResourceVerification", "retryOptions"]);
 });
 options.run();
 

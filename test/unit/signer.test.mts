@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { base64url, compactVerify, decodeProtectedHeader } from "jose";
 import { signJwt, type Signer } from "../../lib/signer.mts";
-import { keyVaultClientOptions, parseKeyId } from "../../lib/keyvault.mts";
+import { parseKeyId } from "../../lib/keyvault.mts";
 import { SigningError } from "../../lib/errors.mts";
 import { makeTestKey } from "./_support.mts";
 
@@ -57,11 +57,3 @@ keyId("rejects other URLs", () => {
   }
 });
 keyId.run();
-
-const kvOptions = suite("keyVaultClientOptions()");
-kvOptions("disables challenge verification only for the exact value true", () => {
-  assert.equal(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true" }), { disableChallengeResourceVerification: true });
-  assert.equal(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "1" }), { disableChallengeResourceVerification: false });
-  assert.equal(keyVaultClientOptions({}), { disableChallengeResourceVerification: false });
-});
-kvOptions.run();

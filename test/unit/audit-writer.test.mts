@@ -1,0 +1,166 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createAuditWriter, parseAuditLog, scanAuditLog, type AuditRecord } from "../../lib/audit.mts";
+import { AuditLeakError } from "../../lib/errors.mts";
+import { buildClientAssertion } from "../../lib/assertion.mts";
+import { makeTestKey, tempDir } from "./_support.mts";
+
+async function inTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await cleanup();
+  }
+}
+
+const writer = suite("createAuditWriter()");
+writer("creates the file 0600 in a new directory and stamps each record with the time", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "nested", "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    const before = Date.now();
+    await w.append({ operation: "a", id: "1" });
+    await w.close();
+    assert.is((await stat(path)).mode & 0o777, 0o600);
+    const [record] = parseAuditLog(await readFile(path, "utf8")).records;
+    assert.equal({ ...record, time: "" }, { time: "", operation: "a", id: "1" });
+    assert.ok(Date.parse(record.time) >= before - 1 && Date.parse(record.time) <= Date.now());
+  });
+});
+writer("appends concurrent calls in call order, one line each", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => w.append({ operation: `op${i}`, pad: "x".repeat(i * 300) })));
+    await w.close();
+    const text = await readFile(path, "utf8");
+    const lines = text.split("\n");
+    assert.is(lines.pop(), "", "ends with a newline");
+    assert.is(lines.length, 40);
+    assert.equal(lines.map((l) => (JSON.parse(l) as AuditRecord).operation), Array.from({ length: 40 }, (_, i) => `op${i}`));
+  });
+});
+writer("appends to what is there and drops Authorization from request headers", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    await writeFile(path, '{"time":"t0","operation":"old"}\n');
+    const w = await createAuditWriter({ path });
+    await w.append({ operation: "new", request: { method: "POST", url: "u", headers: { Authorization: "x", "X-Ms-RequestId": "r" }, body: null } });
+    await w.close();
+    const { records, invalidLines } = parseAuditLog(await readFile(path, "utf8"));
+    assert.equal(invalidLines, []);
+    assert.equal(records.map((r) => r.operation), ["old", "new"]);
+    assert.equal(records[1].request!.headers, { "x-ms-requestid": "r" });
+  });
+});
+writer("closes a torn last line with a newline before its first record", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    await writeFile(path, '{"time":"t0","operation":"a"}\n{"time":"t1","oper');
+    const w = await createAuditWriter({ path });
+    await w.append({ operation: "b" });
+    await w.append({ operation: "c" });
+    await w.close();
+    const text = await readFile(path, "utf8");
+    assert.match(text, /^\{"time":"t0","operation":"a"\}\n\{"time":"t1","oper\n\{"time":"[^"]+","operation":"b"\}\n\{"time":"[^"]+","operation":"c"\}\n$/);
+    const log = parseAuditLog(text);
+    assert.equal(log.records.map((r) => r.operation), ["a", "b", "c"]);
+    assert.equal(log.invalidLines, [{ line: 2, text: '{"time":"t1","oper' }]);
+  });
+});
+writer("refuses a record holding a JWT with AuditLeakError, writes nothing for it, and keeps working", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const key = await makeTestKey();
+    const jwt = await buildClientAssertion({ issuer: "https://i.example/x", subject: "s", signer: key.signer });
+    const w = await createAuditWriter({ path });
+    await w.append({ operation: "first" });
+    try {
+      await w.append({ operation: "leaky", response: { status: 200, body: { echoed: jwt } } });
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, AuditLeakError);
+      assert.is((error as AuditLeakError).code, "ERR_AUDIT_LEAK");
+      assert.match((error as Error).message, /^Cannot write audit record leaky: .*\$\.response\.body\.echoed/);
+      assert.not.match((error as Error).message, /eyJ/);
+    }
+    await w.append({ operation: "after" });
+    await w.close();
+    const text = await readFile(path, "utf8");
+    assert.not.match(text, /eyJ/);
+    assert.equal(parseAuditLog(text).records.map((r) => r.operation), ["first", "after"]);
+  });
+});
+writer("rejects an append after close, and close twice is harmless", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    await w.append({ operation: "a" });
+    await w.close();
+    await w.close();
+    try {
+      await w.append({ operation: "late" });
+      assert.unreachable();
+    } catch (error) {
+      assert.is((error as Error).message, "Cannot append to the audit log: the writer is closed");
+    }
+    assert.equal(parseAuditLog(await readFile(path, "utf8")).records.map((r) => r.operation), ["a"]);
+  });
+});
+writer("close waits for appends still in flight", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    const pending = Array.from({ length: 10 }, (_, i) => w.append({ operation: `op${i}` }));
+    await w.close();
+    await Promise.all(pending);
+    assert.is(parseAuditLog(await readFile(path, "utf8")).records.length, 10);
+  });
+});
+writer.run();
+
+const scan = suite("scanAuditLog()");
+scan("streams records in order, skipping blank lines and counting lines that are not objects", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    await writeFile(path, '{"time":"1","operation":"a"}\n\n   \n{"time":"2","op\n[1,2]\n"text"\nnull\n{"time":"3","operation":"b"}\r\n{"time":"4","operation":"c"}');
+    const seen: string[] = [];
+    const result = await scanAuditLog({ path, onRecord: (r) => seen.push(r.operation) });
+    assert.equal(seen, ["a", "b", "c"]);
+    assert.equal(result, { records: 3, invalidLines: 4 });
+  });
+});
+scan("reads a long log without holding it as one string", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const line = JSON.stringify({ time: "t", operation: "x", pad: "y".repeat(1000) });
+    await writeFile(path, `${line}\n`.repeat(5000));
+    let n = 0;
+    assert.equal(await scanAuditLog({ path, onRecord: () => void n++ }), { records: 5000, invalidLines: 0 });
+    assert.is(n, 5000);
+  });
+});
+scan("a missing file, or a missing directory, has no records", async () => {
+  await inTemp(async (dir) => {
+    let called = false;
+    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "no", "such", "audit.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0 });
+    assert.is(called, false);
+  });
+});
+scan("reads what createAuditWriter wrote", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    await w.append({ operation: "x", id: "1" });
+    await w.append({ operation: "y", id: "2" });
+    await w.close();
+    const ids: unknown[] = [];
+    assert.equal(await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) }), { records: 2, invalidLines: 0 });
+    assert.equal(ids, ["1", "2"]);
+  });
+});
+scan.run();

@@ -1,0 +1,312 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { checkRow, formatOfPath, hourOf, parseUsageFile, sniffFormat, splitCsvLine, USAGE_WINDOW_MS } from "../../lib/usage-file.mts";
+
+// Frozen clock: every time in this file is relative to NOW, never to the real clock.
+const NOW = Date.parse("2026-11-23T12:34:56Z");
+const SUB = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
+const MRG = "mrg-app1-20240101";
+const HEADER = "subscription,managed-resource-group,dimension,quantity,hours-ago";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const csv = (text: string, now = NOW) => parseUsageFile(text, { format: "csv", now });
+const jsonl = (text: string, now = NOW) => parseUsageFile(text, { format: "jsonl", now });
+
+const split = suite("splitCsvLine()");
+split("splits on commas and keeps empty fields", () => {
+  assert.equal(splitCsvLine("a,b,,d"), ["a", "b", "", "d"]);
+  assert.equal(splitCsvLine("a,"), ["a", ""]);
+  assert.equal(splitCsvLine(""), [""]);
+});
+split("unquotes quoted fields, keeps commas inside them and turns \"\" into a quote", () => {
+  assert.equal(splitCsvLine('a,"b, c","say ""hi""",d'), ["a", "b, c", 'say "hi"', "d"]);
+  assert.equal(splitCsvLine('""'), [""]);
+  assert.equal(splitCsvLine('"x",'), ["x", ""]);
+});
+split("allows spaces between a closing quote and the comma", () => {
+  assert.equal(splitCsvLine('"a"  ,b'), ["a", "b"]);
+});
+split("returns undefined for an unterminated quote or text after a closing quote", () => {
+  assert.is(splitCsvLine('a,"b'), undefined);
+  assert.is(splitCsvLine('"a""'), undefined);
+  assert.is(splitCsvLine('"a"x,b'), undefined);
+});
+split.run();
+
+const check = suite("checkRow()");
+const good = { subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: "2.5", hoursAgo: "1" };
+check("resolves hours-ago to the start of that UTC hour and keeps the line number", () => {
+  const { row, problems } = checkRow(good, { line: 7, now: NOW });
+  assert.equal(problems, []);
+  assert.equal(row, { line: 7, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 2.5, effectiveStartTime: "2026-11-23T11:00:00Z" });
+});
+check("trims string values and accepts numbers", () => {
+  const { row } = checkRow({ subscriptionId: ` ${SUB} `, managedResourceGroup: ` ${MRG}`, dimension: " cpu ", quantity: 3, hoursAgo: 0 }, { line: 1, now: NOW });
+  assert.equal(row, { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 3, effectiveStartTime: "2026-11-23T12:00:00Z" });
+});
+check("reports every problem of a row at once and returns no row", () => {
+  const { row, problems } = checkRow({ subscriptionId: "nope", managedResourceGroup: "bad/rg", dimension: "a\u0001b", quantity: "0" }, { line: 1, now: NOW });
+  assert.is(row, undefined);
+  assert.equal(problems, [
+    'subscription "nope" is not a GUID',
+    'managed resource group "bad/rg" is not a valid resource group name',
+    "dimension holds control characters",
+    'quantity "0" is not a number greater than 0',
+    "hours-ago or effective-start-time is missing",
+  ]);
+});
+check("names each missing required field", () => {
+  const { problems } = checkRow({ hoursAgo: "1", dimension: "  " }, { line: 1, now: NOW });
+  assert.equal(problems, ["subscriptionId is missing", "managedResourceGroup is missing", "dimension is missing", "quantity is missing"]);
+});
+check("accepts decimal quantities with a sign, a leading dot or an exponent", () => {
+  for (const [text, value] of [["+2", 2], [".5", 0.5], ["1e3", 1000], ["2.", 2], ["0.001", 0.001]] as const) {
+    assert.is(checkRow({ ...good, quantity: text }, { line: 1, now: NOW }).row?.quantity, value, text);
+  }
+});
+check("refuses zero, negative, non-decimal and non-finite quantities", () => {
+  for (const q of ["0", "-1", "abc", "0x10", "Infinity", "1,5", "NaN", "1e999"]) {
+    const { row, problems } = checkRow({ ...good, quantity: q }, { line: 1, now: NOW });
+    assert.is(row, undefined, q);
+    assert.equal(problems, [`quantity ${JSON.stringify(q)} is not a number greater than 0`], q);
+  }
+  assert.equal(checkRow({ ...good, quantity: -2 }, { line: 1, now: NOW }).problems, ['quantity "-2" is not a number greater than 0']);
+  assert.equal(checkRow({ ...good, quantity: 0 }, { line: 1, now: NOW }).problems, ['quantity "0" is not a number greater than 0']);
+});
+check("takes hours-ago only as an integer from 0 to 23", () => {
+  assert.is(checkRow({ ...good, hoursAgo: "23" }, { line: 1, now: NOW }).row?.effectiveStartTime, "2026-11-22T13:00:00Z");
+  for (const h of ["24", "-1", "1.5", "1e1", "x", "100"]) {
+    assert.equal(checkRow({ ...good, hoursAgo: h }, { line: 1, now: NOW }).problems, [`hours-ago ${JSON.stringify(h)} is not an integer from 0 to 23`], h);
+  }
+});
+check("refuses both hours-ago and effective-start-time, and neither", () => {
+  assert.equal(checkRow({ ...good, effectiveStartTime: "2026-11-23T10:00:00Z" }, { line: 1, now: NOW }).problems, ["give either hours-ago or effective-start-time, not both"]);
+  assert.equal(checkRow({ ...good, hoursAgo: "", effectiveStartTime: " " }, { line: 1, now: NOW }).problems, ["hours-ago or effective-start-time is missing"]);
+});
+check("takes an ISO time with Z or an offset and writes it in UTC without milliseconds", () => {
+  const at = (t: string) => checkRow({ ...good, hoursAgo: undefined, effectiveStartTime: t }, { line: 1, now: NOW });
+  assert.is(at("2026-11-23T10:15:00Z").row?.effectiveStartTime, "2026-11-23T10:15:00Z");
+  assert.is(at("2026-11-23T12:15:00+02:00").row?.effectiveStartTime, "2026-11-23T10:15:00Z");
+  assert.is(at("2026-11-23T10:15Z").row?.effectiveStartTime, "2026-11-23T10:15:00Z");
+  assert.is(at("2026-11-23T10:15:00.999Z").row?.effectiveStartTime, "2026-11-23T10:15:00Z");
+});
+check("refuses an ISO time without a zone, a date alone and garbage", () => {
+  for (const t of ["2026-11-23T10:00:00", "2026-11-23", "2026-11-23 10:00:00Z", "yesterday", "2026-13-45T10:00:00Z"]) {
+    const { row, problems } = checkRow({ ...good, hoursAgo: undefined, effectiveStartTime: t }, { line: 1, now: NOW });
+    assert.is(row, undefined, t);
+    assert.equal(problems, [`effective-start-time ${JSON.stringify(t)} is not an ISO 8601 time with a zone, e.g. 2024-05-01T13:00:00Z`], t);
+  }
+});
+check("keeps the API's window 0 <= now - t < 24 h exactly at its edges", () => {
+  const at = (ms: number) => checkRow({ ...good, hoursAgo: undefined, effectiveStartTime: iso(ms) }, { line: 1, now: NOW });
+  const outside = (ms: number) => [`effective-start-time ${iso(ms)} is outside the API's window (the last 24 hours, not in the future)`];
+  assert.ok(at(NOW).row, "now itself is inside");
+  assert.ok(at(NOW - USAGE_WINDOW_MS + 1).row, "24 h minus 1 ms ago is inside");
+  assert.equal(at(NOW - USAGE_WINDOW_MS).problems, outside(NOW - USAGE_WINDOW_MS), "exactly 24 h ago is outside");
+  assert.equal(at(NOW + 1).problems, outside(NOW + 1), "1 ms in the future is outside");
+  assert.equal(at(NOW + 3_600_000).problems, outside(NOW + 3_600_000));
+});
+check.run();
+
+const parseCsv = suite("parseUsageFile() csv");
+parseCsv("reads rows under the documented header", () => {
+  const { rows, problems } = csv(`${HEADER}\n${SUB},${MRG},cpu,5,0\n${SUB},${MRG},mem,1.5,2\n`);
+  assert.equal(problems, []);
+  assert.equal(rows, [
+    { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z" },
+    { line: 3, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 1.5, effectiveStartTime: "2026-11-23T10:00:00Z" },
+  ]);
+});
+parseCsv("matches header names without case, dashes, underscores or spaces, and the aliases", () => {
+  for (const header of [
+    "SubscriptionId,ManagedResourceGroup,Dimension,QUANTITY,HoursAgo",
+    "subscription_id,managed_resource_group,dimension,quantity,hours_ago",
+    "Subscription , Managed Resource Group,dimension,quantity,Hours Ago",
+    "subscription,MRG,dimension,quantity,hours-ago",
+    '"subscription","mrg","dimension","quantity","hours-ago"',
+  ]) {
+    const { rows, problems } = csv(`${header}\n${SUB},${MRG},cpu,5,1`);
+    assert.equal(problems, [], header);
+    assert.is(rows.length, 1, header);
+    assert.is(rows[0].effectiveStartTime, "2026-11-23T11:00:00Z");
+  }
+});
+parseCsv("takes columns in any order", () => {
+  const { rows } = csv(`quantity,hours-ago,dimension,mrg,subscription\n7,3,cpu,${MRG},${SUB}`);
+  assert.equal(rows.map((r) => [r.subscriptionId, r.managedResourceGroup, r.dimension, r.quantity, r.effectiveStartTime]), [[SUB, MRG, "cpu", 7, "2026-11-23T09:00:00Z"]]);
+});
+parseCsv("unquotes cells, including \"\" escapes and commas", () => {
+  const { rows, problems } = csv(`${HEADER}\n"${SUB}","${MRG}","cpu ""fast"", big","5","0"`);
+  assert.equal(problems, []);
+  assert.is(rows[0].dimension, 'cpu "fast", big');
+});
+parseCsv("reports an unterminated quote and a wrong column count with the line, and keeps the good rows", () => {
+  const { rows, problems } = csv(`${HEADER}\n${SUB},${MRG},"cpu,5,0\n${SUB},${MRG},cpu,5\n${SUB},${MRG},cpu,5,0,extra\n${SUB},${MRG},ok,5,0`);
+  assert.equal(problems, [
+    { line: 2, message: "unterminated quote" },
+    { line: 3, message: "expected 5 columns, got 4" },
+    { line: 4, message: "expected 5 columns, got 6" },
+  ]);
+  assert.equal(rows.map((r) => [r.line, r.dimension]), [[5, "ok"]]);
+});
+parseCsv("joins a row's problems with '; ' under its line number", () => {
+  const { rows, problems } = csv(`${HEADER}\nnope,${MRG},cpu,0,1`);
+  assert.equal(rows, []);
+  assert.equal(problems, [{ line: 2, message: 'subscription "nope" is not a GUID; quantity "0" is not a number greater than 0' }]);
+});
+parseCsv("refuses a header with an unknown column, naming it and the expected columns", () => {
+  const { rows, problems } = csv(`${HEADER},colour\n${SUB},${MRG},cpu,5,0,red`);
+  assert.equal(rows, []);
+  assert.equal(problems, [{
+    line: 1,
+    message: 'bad header: unknown column "colour" (expected subscription, managed-resource-group, dimension, quantity, and hours-ago or effective-start-time)',
+  }]);
+});
+parseCsv("refuses a header with missing or duplicated columns, listing every fault", () => {
+  assert.match(csv("subscription,dimension,quantity,hours-ago\n").problems[0].message, /^bad header: missing column managedResourceGroup \(/);
+  assert.match(csv(`${HEADER},Quantity\n`).problems[0].message, /^bad header: column quantity given twice \(/);
+  assert.match(csv("subscription,mrg,dimension,quantity\n").problems[0].message, /^bad header: missing column hours-ago or effective-start-time \(/);
+  assert.match(csv("subscription,subscription_id,x\n").problems[0].message,
+    /^bad header: unknown column "x"; missing column managedResourceGroup, dimension, quantity; column subscriptionId given twice; missing column hours-ago or effective-start-time \(/);
+});
+parseCsv("does not read rows after a bad header", () => {
+  const { rows, problems } = csv(`${HEADER},x\n${SUB},${MRG},cpu,5,0,1\n`);
+  assert.equal(rows, []);
+  assert.is(problems.length, 1);
+});
+parseCsv("an empty or blank file is one problem on line 1", () => {
+  for (const text of ["", "\n\n", "  \r\n"]) {
+    assert.equal(csv(text), { rows: [], problems: [{ line: 1, message: "the file is empty; expected a header row with subscription, managed-resource-group, dimension, quantity, and hours-ago or effective-start-time" }] });
+  }
+});
+parseCsv("a header alone gives no rows and no problems", () => {
+  assert.equal(csv(`${HEADER}\n`), { rows: [], problems: [] });
+});
+parseCsv("takes both time columns, one value per row", () => {
+  const text = `subscription,mrg,dimension,quantity,hours-ago,effective-start-time\n${SUB},${MRG},a,1,2,\n${SUB},${MRG},b,1,,2026-11-23T08:30:00Z\n${SUB},${MRG},c,1,2,2026-11-23T08:30:00Z\n${SUB},${MRG},d,1,,`;
+  const { rows, problems } = csv(text);
+  assert.equal(rows.map((r) => [r.dimension, r.effectiveStartTime]), [["a", "2026-11-23T10:00:00Z"], ["b", "2026-11-23T08:30:00Z"]]);
+  assert.equal(problems, [
+    { line: 4, message: "give either hours-ago or effective-start-time, not both" },
+    { line: 5, message: "hours-ago or effective-start-time is missing" },
+  ]);
+});
+parseCsv("refuses an ISO time without a zone and times outside the window, with a frozen now", () => {
+  const text = [
+    "subscription,mrg,dimension,quantity,effective-start-time",
+    `${SUB},${MRG},nozone,1,2026-11-23T10:00:00`,
+    `${SUB},${MRG},edge-in,1,${iso(NOW - USAGE_WINDOW_MS + 1000)}`,
+    `${SUB},${MRG},edge-out,1,${iso(NOW - USAGE_WINDOW_MS)}`,
+    `${SUB},${MRG},future,1,2026-11-23T12:35:00Z`,
+    `${SUB},${MRG},now,1,2026-11-23T12:34:56Z`,
+  ].join("\n");
+  const { rows, problems } = csv(text);
+  assert.equal(rows.map((r) => [r.dimension, r.effectiveStartTime]), [["edge-in", "2026-11-22T12:34:57Z"], ["now", "2026-11-23T12:34:56Z"]]);
+  assert.equal(problems.map((p) => p.line), [2, 4, 5]);
+  assert.match(problems[0].message, /not an ISO 8601 time with a zone/);
+  assert.match(problems[1].message, /outside the API's window/);
+  assert.match(problems[2].message, /^effective-start-time 2026-11-23T12:35:00Z is outside the API's window/);
+});
+parseCsv("strips a BOM, reads CRLF and skips blank lines while keeping line numbers", () => {
+  const text = `\uFEFF\r\n${HEADER}\r\n\r\n${SUB},${MRG},cpu,5,0\r\n   \r\n${SUB},${MRG},mem,6,1\r\n`;
+  const { rows, problems } = csv(text);
+  assert.equal(problems, []);
+  assert.equal(rows.map((r) => [r.line, r.dimension, r.quantity]), [[4, "cpu", 5], [6, "mem", 6]]);
+});
+parseCsv("trims spaces around unquoted cells", () => {
+  const { rows, problems } = csv(`${HEADER}\n ${SUB} , ${MRG} , cpu , 5 , 0 `);
+  assert.equal(problems, []);
+  assert.equal(rows.map((r) => [r.subscriptionId, r.managedResourceGroup, r.dimension, r.quantity]), [[SUB, MRG, "cpu", 5]]);
+});
+parseCsv("uses the real clock when no now is given", () => {
+  const { rows } = parseUsageFile(`${HEADER}\n${SUB},${MRG},cpu,5,0`, { format: "csv" });
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  assert.ok([hour, hour - 3_600_000].includes(Date.parse(rows[0].effectiveStartTime)));
+});
+parseCsv.run();
+
+const parseJsonl = suite("parseUsageFile() jsonl");
+parseJsonl("reads camelCase keys with numbers or strings", () => {
+  const text = [
+    JSON.stringify({ subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, hoursAgo: 0 }),
+    JSON.stringify({ subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: "2.5", effectiveStartTime: "2026-11-23T11:20:00Z" }),
+  ].join("\n");
+  const { rows, problems } = jsonl(text);
+  assert.equal(problems, []);
+  assert.equal(rows, [
+    { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z" },
+    { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 2.5, effectiveStartTime: "2026-11-23T11:20:00Z" },
+  ]);
+});
+parseJsonl("reads kebab-case keys and the aliases", () => {
+  const { rows, problems } = jsonl(JSON.stringify({ subscription: SUB, "managed-resource-group": MRG, dimension: "cpu", quantity: 1, "hours-ago": 3 })
+    + "\n" + JSON.stringify({ subscription: SUB, mrg: MRG, dimension: "cpu", quantity: 1, "effective-start-time": "2026-11-23T01:00:00Z" }));
+  assert.equal(problems, []);
+  assert.equal(rows.map((r) => r.effectiveStartTime), ["2026-11-23T09:00:00Z", "2026-11-23T01:00:00Z"]);
+});
+parseJsonl("refuses a line with an unknown key, naming the key", () => {
+  const { rows, problems } = jsonl(JSON.stringify({ subscriptionId: SUB, mrg: MRG, dimension: "cpu", quantity: 1, hoursAgo: 0, colour: "red", size: 1 }));
+  assert.equal(rows, []);
+  assert.equal(problems, [{ line: 1, message: 'unknown key "colour", "size" (expected subscription, managed-resource-group, dimension, quantity, and hours-ago or effective-start-time)' }]);
+});
+parseJsonl("refuses lines that are not JSON objects, and skips blank lines and a BOM", () => {
+  const ok = JSON.stringify({ subscriptionId: SUB, mrg: MRG, dimension: "cpu", quantity: 1, hoursAgo: 0 });
+  const { rows, problems } = jsonl(`\uFEFF${ok}\r\n[1]\n\n42\nnull\n"text"\n{"subscriptionId":\n${ok}`);
+  assert.equal(rows.map((r) => r.line), [1, 8]);
+  assert.equal(problems, [2, 4, 5, 6, 7].map((line) => ({ line, message: "not a JSON object" })));
+});
+parseJsonl("checks values as in CSV: quantity, hours, the window", () => {
+  const base = { subscriptionId: SUB, mrg: MRG, dimension: "cpu" };
+  const { rows, problems } = jsonl([
+    { ...base, quantity: 0, hoursAgo: 1 },
+    { ...base, quantity: 1, hoursAgo: 24 },
+    { ...base, quantity: 1, hoursAgo: 1, effectiveStartTime: "2026-11-23T11:00:00Z" },
+    { ...base, quantity: 1, effectiveStartTime: "2026-11-24T00:00:00Z" },
+    { ...base, quantity: 1 },
+  ].map((o) => JSON.stringify(o)).join("\n"));
+  assert.equal(rows, []);
+  assert.equal(problems, [
+    { line: 1, message: 'quantity "0" is not a number greater than 0' },
+    { line: 2, message: 'hours-ago "24" is not an integer from 0 to 23' },
+    { line: 3, message: "give either hours-ago or effective-start-time, not both" },
+    { line: 4, message: "effective-start-time 2026-11-24T00:00:00Z is outside the API's window (the last 24 hours, not in the future)" },
+    { line: 5, message: "hours-ago or effective-start-time is missing" },
+  ]);
+});
+parseJsonl("an empty file has neither rows nor problems", () => {
+  assert.equal(jsonl(""), { rows: [], problems: [] });
+});
+parseJsonl.run();
+
+const format = suite("formatOfPath()");
+format("knows .csv, .jsonl and .ndjson in any case, and nothing else", () => {
+  assert.is(formatOfPath("/data/usage.csv"), "csv");
+  assert.is(formatOfPath("USAGE.CSV"), "csv");
+  assert.is(formatOfPath("u.jsonl"), "jsonl");
+  assert.is(formatOfPath("u.NDJSON"), "jsonl");
+  assert.is(formatOfPath("u.json"), undefined);
+  assert.is(formatOfPath("u.txt"), undefined);
+  assert.is(formatOfPath("csv"), undefined);
+  assert.is(formatOfPath("u.csv.gz"), undefined);
+});
+format.run();
+
+const sniff = suite("sniffFormat()");
+sniff("is jsonl when the text starts with {, after whitespace or a BOM; csv otherwise", () => {
+  assert.is(sniffFormat('{"a":1}'), "jsonl");
+  assert.is(sniffFormat('\n  \t{"a":1}'), "jsonl");
+  assert.is(sniffFormat('\uFEFF{"a":1}'), "jsonl");
+  assert.is(sniffFormat(HEADER), "csv");
+  assert.is(sniffFormat("[1]"), "csv");
+  assert.is(sniffFormat(""), "csv");
+});
+sniff.run();
+
+const hour = suite("hourOf()");
+hour("is the start of the UTC hour holding the time", () => {
+  assert.is(hourOf("2024-05-01T13:25:59Z"), "2024-05-01T13:00:00Z");
+  assert.is(hourOf("2024-05-01T13:00:00Z"), "2024-05-01T13:00:00Z");
+  assert.is(hourOf("2024-05-01T13:59:59.999Z"), "2024-05-01T13:00:00Z");
+  assert.is(hourOf("2024-05-01T00:30:00+02:00"), "2024-04-30T22:00:00Z");
+});
+hour.run();
