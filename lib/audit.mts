@@ -211,7 +211,12 @@ export async function createAuditWriter(options: { path: string }): Promise<Audi
   return {
     append(record) {
       if (closed) return Promise.reject(new Error("Cannot append to the audit log: the writer is closed"));
-      const line = serializeAuditRecord(buildAuditRecord(record as Omit<AuditRecord, "time">));
+      let line: string;
+      try {
+        line = serializeAuditRecord(buildAuditRecord(record as Omit<AuditRecord, "time">));
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const write = async () => {
         const prefix = needsNewline ? "\n" : "";
         needsNewline = false;

@@ -69,10 +69,14 @@ export function resultOf(outcome: UsageOutcome): EventResult {
     return { key, status: "Duplicate", state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) };
   }
   if (FINAL_FAILURES.has(outcome.status)) return { key, status: outcome.status, state: "failed" };
-  if (outcome.status === "Error" && !isTransientHttpStatus(outcome.httpStatus)) {
-    return { key, status: `HTTP ${outcome.httpStatus}`, state: "failed" };
+  if (outcome.status === "Error" && outcome.httpStatus !== 200) {
+    // A whole answer of the single endpoint: 408/429/5xx left after retries is worth another
+    // try later; any other status (404, 415, …) will not change by itself.
+    return { key, status: `HTTP ${outcome.httpStatus}`, state: isTransientHttpStatus(outcome.httpStatus) ? "open" : "failed" };
   }
-  return { key, status: outcome.status === "Error" && outcome.httpStatus !== 200 ? `HTTP ${outcome.httpStatus}` : outcome.status, state: "open" };
+  // A batch item's `Error` (or metered-billing-accelerator's `UsageEventError`), a missing item,
+  // or a status this client does not know: the fate is unknown, and a resend is safe.
+  return { key, status: outcome.status, state: "open" };
 }
 
 /** Events named by an intent record: a single event body, or a batch's `request` array. */
@@ -82,7 +86,8 @@ export function eventsOfIntent(record: AuditRecord): UsageEvent[] {
   const list = Array.isArray((body as { request?: unknown }).request) ? (body as { request: unknown[] }).request : [body];
   return list.filter((e): e is UsageEvent => {
     const v = e as Partial<UsageEvent>;
-    return typeof v?.resourceId === "string" && typeof v.dimension === "string" && typeof v.effectiveStartTime === "string" && typeof v.quantity === "number";
+    return typeof v?.resourceId === "string" && typeof v.dimension === "string" && typeof v.quantity === "number" &&
+      typeof v.effectiveStartTime === "string" && !Number.isNaN(Date.parse(v.effectiveStartTime));
   });
 }
 

@@ -191,12 +191,13 @@ function _chunks<T>(items: T[], size: number): T[][] {
 }
 
 /** Per-event outcomes of a batch the API refused as a whole, or answered without results. */
-function _wholeBatchResults(events: UsageEvent[], httpStatus: number): EventResult[] {
-  const outcome = (event: UsageEvent): UsageOutcome => ({
+function _wholeBatchOutcomes(events: UsageEvent[], answer: { httpStatus: number; requestId?: string; correlationId?: string }): UsageOutcome[] {
+  const { httpStatus } = answer;
+  return events.map((event) => ({
+    // A 200 without a usable result array: the fate is unknown (status Error → open).
     status: httpStatus === 401 || httpStatus === 403 ? "Forbidden" : httpStatus === 400 ? "BadArgument" : "Error",
-    ok: false, httpStatus, event, body: null,
-  });
-  return events.map((e) => resultOf(outcome(e)));
+    ok: false, httpStatus, event, body: null, requestId: answer.requestId, correlationId: answer.correlationId,
+  }));
 }
 
 function _report(item: WorkItem, result: EventResult, extra: { message?: string; outcome?: UsageOutcome } = {}): EventReport {
@@ -288,9 +289,10 @@ async function _sendChunk(
     if (batch) {
       const answer = await options.client.submitUsageBatch({ events, request, accessToken: options.token.token });
       response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
-      outcomes = answer.results.length === events.length ? answer.results : undefined;
-      results = outcomes ? outcomes.map(resultOf) : _wholeBatchResults(events, answer.httpStatus);
-      if (!outcomes && answer.error?.message) failure = `the API refused the batch (HTTP ${answer.httpStatus}): ${answer.error.message}`;
+      const whole = answer.results.length !== events.length;
+      outcomes = whole ? _wholeBatchOutcomes(events, answer) : answer.results;
+      results = outcomes.map(resultOf);
+      if (whole) failure = `the API answered the batch as a whole (HTTP ${answer.httpStatus})${answer.error?.message ? `: ${answer.error.message}` : ""}`;
     } else {
       const answer = await options.client.submitUsageEvent({ event: events[0], request, accessToken: options.token.token });
       response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
@@ -309,7 +311,7 @@ async function _sendChunk(
   await options.writer.append({ operation, id, customer, request, tokenClaims: options.token.claims, response, events: results });
   return chunk.map((item, i) => {
     const o = outcomes?.[i];
-    const detail = o && !o.ok && o.status !== "Duplicate" && o.error
+    const detail = o && !o.ok && o.status !== "Duplicate" && o.error && o.body !== null
       ? [o.error.code, ...(o.error.details ?? []).map((d) => `${d.target ?? ""}: ${d.message ?? d.code ?? ""}`), o.error.message].filter(Boolean).join("; ")
       : failure;
     return _report(item, results[i], { outcome: o, ...(detail ? { message: detail } : {}) });

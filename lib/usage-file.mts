@@ -198,12 +198,15 @@ export function parseUsageFile(text: string, options: { format: UsageFileFormat;
       }
       const values: Partial<Record<Field, unknown>> = {};
       const unknown: string[] = [];
+      const twice: string[] = [];
       for (const [k, v] of Object.entries(value)) {
         const f = fieldOf(k);
-        if (f) values[f] = v;
-        else unknown.push(k);
+        if (!f) unknown.push(k);
+        else if (f in values) twice.push(k);
+        else values[f] = v;
       }
       if (unknown.length > 0) problems.push({ line: i + 1, message: `unknown key ${unknown.map((k) => JSON.stringify(k)).join(", ")} (expected ${COLUMNS_HINT})` });
+      else if (twice.length > 0) problems.push({ line: i + 1, message: `key ${twice.map((k) => JSON.stringify(k)).join(", ")} names a field given already` });
       else add(i + 1, values);
     });
     return { rows, problems };

@@ -71,6 +71,17 @@ writer("closes a torn last line with a newline before its first record", async (
     assert.equal(log.invalidLines, [{ line: 2, text: '{"time":"t1","oper' }]);
   });
 });
+writer("a leak is a rejected promise, not a synchronous throw, so .catch() sees it", async () => {
+  await inTemp(async (dir) => {
+    const key = await makeTestKey();
+    const jwt = await buildClientAssertion({ issuer: "https://i.example/x", subject: "s", signer: key.signer });
+    const w = await createAuditWriter({ path: join(dir, "audit.jsonl") });
+    let caught: unknown;
+    await w.append({ operation: "leaky", note: jwt }).catch((e) => (caught = e));
+    assert.instance(caught, AuditLeakError);
+    await w.close();
+  });
+});
 writer("refuses a record holding a JWT with AuditLeakError, writes nothing for it, and keeps working", async () => {
   await inTemp(async (dir) => {
     const path = join(dir, "audit.jsonl");

@@ -64,6 +64,10 @@ result("other HTTP errors such as 404 fail for good as 'HTTP n'", () => {
   assert.equal(resultOf(single(404, { code: "NotFound" })), { key: keyOf(ev), status: "HTTP 404", state: "failed" });
   assert.equal(resultOf(single(413)), { key: keyOf(ev), status: "HTTP 413", state: "failed" });
 });
+result("a batch item 'Error' (HTTP 200) is open: its fate is unknown, so it is sent again", () => {
+  assert.equal(resultOf(item("Error")), { key: keyOf(ev), status: "Error", state: "open" });
+  assert.equal(resultOf(item("UsageEventError")), { key: keyOf(ev), status: "UsageEventError", state: "open" });
+});
 result("an unknown batch item status stays open under that status", () => {
   assert.equal(resultOf(item("SomethingNew")), { key: keyOf(ev), status: "SomethingNew", state: "open" });
 });
@@ -78,6 +82,13 @@ intents("reads the events of a batch body in order, dropping junk", () => {
   const record = intentRecord("i", ref(A), [ev, e2], { batch: true });
   (record.request!.body as { request: unknown[] }).request.splice(1, 0, null, "x", 7, { ...ev, quantity: "5" }, { ...ev, resourceId: undefined }, { dimension: "d" });
   assert.equal(eventsOfIntent(record), [ev, e2]);
+});
+intents("drops an event whose effectiveStartTime is not a time, so one bad line cannot stop later runs", () => {
+  const record = intentRecord("i", ref(A), [ev, { ...ev, effectiveStartTime: "garbage" }], { batch: true });
+  assert.equal(eventsOfIntent(record), [ev]);
+  const l = new Ledger();
+  l.add(intentRecord("j", ref(A), [{ ...ev, effectiveStartTime: "garbage" }]));
+  assert.is(l.entries.size, 0);
 });
 intents("is empty without a request, a body, or with a non-object body", () => {
   const base: AuditRecord = { time: "t", operation: "usageEvent.intent", id: "i" };

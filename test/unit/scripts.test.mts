@@ -316,26 +316,30 @@ emit("a missing config says to run 0-add-defaults (exit 2)", async () => {
     await t.cleanup();
   }
 });
-emit("points at an earlier event sent without a recorded answer (also in a dry run)", async () => {
+emit("--resend --dry-run: an earlier event without an outcome would be sent again; expired or disconnected ones are stranded", async () => {
   const t = await setup({ ...bashEraConfig() });
   try {
     const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString().replace(".000Z", "Z");
     const old = new Date(Date.now() - 25 * 3_600_000).toISOString();
+    const event = { resourceId: "55555555-5555-4555-8555-555555555555", resourceUri: "/x", planId: "p", dimension: "dim9", quantity: 3, effectiveStartTime: hour };
     const intent = {
       time: new Date().toISOString(), operation: "usageEvent.intent", id: "i1", customer: { subscriptionId: CUSTOMER_SUB, managedResourceGroup: MRG },
-      request: { method: "POST", url: "u", headers: {}, body: { dimension: "dim9", quantity: 3, effectiveStartTime: hour } },
+      request: { method: "POST", url: "u", headers: {}, body: event },
     };
+    const answered = { ...event, dimension: "dim8" };
     const records = [
       intent,
-      { ...intent, id: "answered" }, { ...intent, id: "answered", operation: "usageEvent" },
-      { ...intent, id: "expired", request: { ...intent.request, body: { ...intent.request.body, dimension: "old", effectiveStartTime: old } } },
-      { ...intent, id: "other", customer: { subscriptionId: CUSTOMER_SUB, managedResourceGroup: "other" } },
+      { ...intent, id: "answered", request: { ...intent.request, body: answered } },
+      { ...intent, id: "answered", operation: "usageEvent", events: [{ key: `${answered.resourceId}|dim8|${hour}`, status: "Accepted", state: "accepted", billedQuantity: 3 }] },
+      { ...intent, id: "expired", request: { ...intent.request, body: { ...event, dimension: "old", effectiveStartTime: old } } },
+      { ...intent, id: "other", customer: { subscriptionId: CUSTOMER_SUB, managedResourceGroup: "other" }, request: { ...intent.request, body: { ...event, resourceId: "66666666-6666-4666-8666-666666666666" } } },
     ];
     await writeFile(join(t.dir, "audit.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
-    const r = await run("2-emit-meter.mts", [CUSTOMER_SUB, MRG, "1", "dim1", "1", "--dry-run"], t.env);
+    const r = await run("2-emit-meter.mts", ["--resend", "--dry-run", "--json"], t.env);
     assert.is(r.code, 0, r.stderr);
-    assert.is(r.stderr.trim().split("\n").length, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^Note: an earlier run sent 3 dim9 for ${hour} at .* without recording the answer`));
+    const plan = JSON.parse(r.stdout);
+    assert.equal(plan.wouldSend.map((w: { event: { dimension: string }; resend: boolean }) => [w.event.dimension, w.resend]), [["dim9", true]]);
+    assert.equal(plan.stranded.map((w: { event: { dimension: string } }) => w.event.dimension).sort(), ["dim9", "old"]);
   } finally {
     await t.cleanup();
   }

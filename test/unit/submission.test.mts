@@ -362,7 +362,7 @@ run("a batch refused with 400 is BadArgument with the API's message; a whole-bat
       work, config, auditPath, getToken: fakeTokens().getToken,
       client: fakeClient(() => ({ httpStatus: 400, body: { code: "BadArgument", message: "Too many events" } })).client,
     });
-    assert.equal([bad[0].status, bad[0].state, bad[0].message], ["BadArgument", "failed", "the API refused the batch (HTTP 400): Too many events"]);
+    assert.equal([bad[0].status, bad[0].state, bad[0].message], ["BadArgument", "failed", "the API answered the batch as a whole (HTTP 400): Too many events"]);
     const down = await runSubmission({ work, config, auditPath, getToken: fakeTokens().getToken, client: fakeClient(() => ({ httpStatus: 500, body: { message: "oops" } })).client });
     assert.equal([down[0].status, down[0].state, down[0].ok], ["HTTP 500", "open", false]);
     assert.match(down[0].message!, /HTTP 500.*oops/);

@@ -238,6 +238,11 @@ parseJsonl("reads camelCase keys with numbers or strings", () => {
     { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 2.5, effectiveStartTime: "2026-11-23T11:20:00Z" },
   ]);
 });
+parseJsonl("refuses a line that names a field twice under two spellings", () => {
+  const { rows, problems } = jsonl(JSON.stringify({ subscription: "nope", subscriptionId: SUB, mrg: MRG, dimension: "cpu", quantity: 1, hoursAgo: 1 }));
+  assert.equal(rows, []);
+  assert.equal(problems, [{ line: 1, message: 'key "subscriptionId" names a field given already' }]);
+});
 parseJsonl("reads kebab-case keys and the aliases", () => {
   const { rows, problems } = jsonl(JSON.stringify({ subscription: SUB, "managed-resource-group": MRG, dimension: "cpu", quantity: 1, "hours-ago": 3 })
     + "\n" + JSON.stringify({ subscription: SUB, mrg: MRG, dimension: "cpu", quantity: 1, "effective-start-time": "2026-11-23T01:00:00Z" }));
