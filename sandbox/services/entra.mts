@@ -533,6 +533,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       lifetimeS: opts.managedIdentityTokenLifetimeS,
       grant: "client_assertion",
       extraClaims: { xms_mirid: identity.id },
+      assertion: { iss, sub, kid },
     });
     const expiresIn = Number(issued.exp) - Math.floor(state.now() / 1000);
     const headers = _traceHeaders(rc, _correlationId(rc));
