@@ -3,7 +3,7 @@
 // managed resource group through federation (no secret anywhere) and posts to the metering API.
 import { randomUUID } from "node:crypto";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { getCustomer, loadConfig } from "../lib/config.mts";
+import { getCustomer, loadConfig, signingKeyOf } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { buildUsageEvent, describeUsageRequest, type UsageOutcome } from "../lib/metering.mts";
@@ -94,7 +94,7 @@ function main(args: string[]): Promise<number> {
     const { submitUsageEvent } = await import("../lib/metering.mts");
 
     const credential = await createIsvCredential();
-    const signer = await createKeyVaultSigner({ keyId: idp.keyId, kid: idp.keyJson.kid, credential });
+    const signer = await createKeyVaultSigner({ ...signingKeyOf(idp), credential });
     const tokens = createFederatedTokenSource({ issuer: idp.issuer, signer });
     const identity = { tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience };
     const connectedAt = Date.parse(String(customer.connectedAt ?? ""));
