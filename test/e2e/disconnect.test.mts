@@ -79,8 +79,8 @@ X("disconnect: FIC and UAMI leave the MRG, the entry leaves config, the audit lo
 
 X("an event sent without a recorded answer blocks the disconnect; --force goes ahead", async () => {
   // The emitting process dies while the metering API holds the request: the intent stays unanswered.
-  await admin(sb, "POST", "/faults", { service: "metering", kind: "delay", delayMs: 60_000, times: 1 });
-  const killed = await runScript("2-emit-meter.mts", [...whoOf(second), "1", second.dimensions[0], "4"], { env, timeoutMs: 15_000 });
+  await admin(sb, "POST", "/faults", { service: "metering", kind: "delay", delayMs: 25_000, times: 1 });
+  const killed = await runScript("2-emit-meter.mts", [...whoOf(second), "1", second.dimensions[0], "4"], { env, timeoutMs: 12_000 });
   await admin(sb, "DELETE", "/faults");
   assert.is(killed.code, null, `expected a killed process: ${describe(killed)}`);
   const intents = (await readAudit()).trim().split("\n").map((l) => JSON.parse(l)).filter((x) => x.operation === "usageEvent.intent" && x.customer.managedResourceGroup === second.managedResourceGroup);
