@@ -85,7 +85,7 @@ const TITLES: Record<string, string> = {
 export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const log = options.onProgress ?? (() => {});
-  const run = async <T,>(id: string, target: string, fn: () => Promise<{ detail: string; value?: T }>): Promise<T | undefined> => {
+  const run = async <T,>(id: string, target: string, fn: () => { detail: string; value?: T } | Promise<{ detail: string; value?: T }>): Promise<T | undefined> => {
     log(`checking ${target}: ${TITLES[id]}`);
     try {
       const { detail, value } = await fn();
@@ -149,7 +149,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
     return { detail: `GET ${url}: 200 without credentials`, value: doc as Record<string, unknown> };
   });
   if (discovery) {
-    await run("discovery-issuer", "publisher", async () => {
+    await run("discovery-issuer", "publisher", () => {
       const published = discovery.issuer;
       if (typeof published !== "string") return broken("the discovery document has no issuer", "run 0-isv-setup to republish it");
       const how = describeMismatch({ expected: issuer, actual: published });
@@ -183,7 +183,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   if (!discovery) skip("jwks", "publisher", "no discovery document");
 
   if (jwks) {
-    await run("jwks-keys", "publisher", async () => {
+    await run("jwks-keys", "publisher", () => {
       const problems: string[] = [];
       jwks.keys.forEach((k, i) => {
         const p = jwkProblems(k);
@@ -239,7 +239,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
       return { detail: `signed a test JWT with ${active.keyId}`, value: s };
     });
     if (jwks && kvJwk) {
-      await run("key-matches-jwks", "publisher", async () => {
+      await run("key-matches-jwks", "publisher", () => {
         const entry = jwks.keys.find((k) => k?.kid === active.kid);
         if (!entry) return broken(`the JWKS has no key with the signing kid ${active.kid}: Entra answers AADSTS7000272`, "run 0-isv-setup to republish the JWKS (during a rotation: a key signs only after phase 2 of 0-isv-setup --rotate-key)");
         if (entry.n !== kvJwk.n || entry.e !== kvJwk.e) {
@@ -287,7 +287,7 @@ function _statusOf(error: unknown): number | undefined {
   return undefined;
 }
 
-type Run = <T>(id: string, target: string, fn: () => Promise<{ detail: string; value?: T }>) => Promise<T | undefined>;
+type Run = <T>(id: string, target: string, fn: () => { detail: string; value?: T } | Promise<{ detail: string; value?: T }>) => Promise<T | undefined>;
 
 /** How a federated credential differs from what config says, field by field; [] when it matches exactly. */
 export function ficDifferences(fic: FederatedCredential, want: { issuer: string; subject: string; audience: string }): string[] {
@@ -315,7 +315,7 @@ async function _checkCustomer(o: {
   const target = `${subscriptionId}/${managedResourceGroup}`;
   const reconnect = `run 1-connect-customer ${subscriptionId} ${managedResourceGroup} --force`;
   const arm = { azRest: options.azRest, command: options.command, env: options.env };
-  const ok = await run("customer-config", target, async () => {
+  const ok = await run("customer-config", target, () => {
     const problems = customerProblems(o.entry, `customers.${subscriptionId}.${managedResourceGroup}`);
     if (problems.length) return broken(problems.join("; "), reconnect);
     return { detail: "UAMI, tenant, subject, audience, billing ids and plan recorded" };

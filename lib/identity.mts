@@ -23,6 +23,12 @@ export interface FederatedCredential {
   audiences: string[];
 }
 
+/** The `properties` bag of an ARM resource as an object of unknowns. */
+function _props(resource: Record<string, unknown> | null | undefined): Record<string, unknown> {
+  const p = resource?.properties;
+  return typeof p === "object" && p !== null ? (p as Record<string, unknown>) : {};
+}
+
 async function _rest(options: ArmOptions): Promise<AzRest> {
   return options.azRest ?? (await import("./az.mts")).rest;
 }
@@ -48,14 +54,14 @@ function _fail(what: string, cause: unknown): ArmError {
 /** The identity, or undefined when ARM says it does not exist. */
 export async function getUserAssignedIdentity(options: { id: string } & ArmOptions): Promise<UserAssignedIdentity | undefined> {
   const rest = await _rest(options);
-  let raw: Record<string, any> | null;
+  let raw: Record<string, unknown> | null;
   try {
-    raw = (await rest({ command: options.command, env: options.env, method: "GET", url: `${options.id}?api-version=${MANAGED_IDENTITY_API_VERSION}` })) as Record<string, any> | null;
+    raw = (await rest({ command: options.command, env: options.env, method: "GET", url: `${options.id}?api-version=${MANAGED_IDENTITY_API_VERSION}` })) as Record<string, unknown> | null;
   } catch (cause) {
     if (isArmNotFound(cause)) return undefined;
     throw _fail(`read managed identity ${options.id}`, cause);
   }
-  const p = raw?.properties ?? {};
+  const p = _props(raw);
   return { id: String(raw?.id ?? options.id), name: String(raw?.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") };
 }
 
@@ -65,7 +71,7 @@ export async function listFederatedCredentials(options: { uamiId: string } & Arm
   const out: FederatedCredential[] = [];
   let url: string | undefined = `${options.uamiId}/federatedIdentityCredentials?api-version=${MANAGED_IDENTITY_API_VERSION}`;
   for (let page = 0; url && page < 50; page++) {
-    let answer: { value?: Record<string, any>[]; nextLink?: string } | null;
+    let answer: { value?: Record<string, unknown>[]; nextLink?: string } | null;
     try {
       answer = (await rest({ command: options.command, env: options.env, method: "GET", url })) as typeof answer;
     } catch (cause) {
@@ -73,7 +79,7 @@ export async function listFederatedCredentials(options: { uamiId: string } & Arm
       throw _fail(`list the federated credentials of ${options.uamiId}`, cause);
     }
     for (const f of answer?.value ?? []) {
-      const p = f.properties ?? {};
+      const p = _props(f);
       out.push({ id: String(f.id), name: String(f.name), issuer: String(p.issuer ?? ""), subject: String(p.subject ?? ""), audiences: Array.isArray(p.audiences) ? p.audiences.map(String) : [] });
     }
     url = answer?.nextLink || undefined;

@@ -36,6 +36,7 @@ const doctor = async (args: string[] = []) => {
   return { r, report, check, failed };
 };
 
+// deno-lint-ignore no-explicit-any
 async function armCall(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const token = (await sb.tokens.issue({ tenantId: sb.world.isv.tenantId, audience: "https://management.azure.com/", objectId: sb.world.isv.userObjectId, idtyp: "user", lifetimeS: 3600, grant: "test" })).token;
   const res = await fetch(sb.endpoints.arm + path, {
@@ -89,7 +90,7 @@ D("a healthy setup: every link ✓, exit 0, and the token check really exchanged
   assert.is(await federatedTokens(), before + 1);
   const table = await runScript("doctor.mts", who, { env });
   assert.is(table.code, 0, describe(table));
-  assert.match(table.stdout, /^  ✓ config\.json complete and valid/m);
+  assert.match(table.stdout, /^ {2}✓ config\.json complete and valid/m);
   assert.not.match(table.stdout, /✗/);
 });
 

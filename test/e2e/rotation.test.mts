@@ -21,7 +21,7 @@ const env = await sandboxEnv(sb);
 const customer = sb.world.customers[0];
 const configPath = (dir = env.METERING_DATA_DIR) => join(dir, "config.json");
 const readConfig = async (dir?: string) => JSON.parse(await readFile(configPath(dir), "utf8"));
-const writeConfig = async (config: unknown, dir?: string) => writeFile(configPath(dir), JSON.stringify(config, null, 2));
+const writeConfig = (config: unknown, dir?: string) => writeFile(configPath(dir), JSON.stringify(config, null, 2));
 
 interface TokenRecord { grant: string; assertion?: { iss: string; sub: string; kid: string } }
 const federatedTokens = async () => (await admin<TokenRecord[]>(sb, "GET", "/tokens")).filter((t) => t.grant === "client_assertion");
