@@ -54,8 +54,8 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
     fix: "Check this machine's clock (UTC, synchronised with NTP); assertions are valid from their iat for at most 10 minutes.",
   },
   7000272: {
-    meaning: "The key id (kid) in the assertion header is not in the issuer's published JWKS.",
-    fix: "The JWKS at {issuer}/.well-known/jwks.json must contain kid {kid}; run 0-isv-setup again to republish it (Entra may cache the old JWKS for a while).",
+    meaning: "The key id (kid) in the assertion header is not in the issuer's JWKS as Entra last fetched it.",
+    fix: "The JWKS at {issuer}/.well-known/jwks.json must contain kid {kid}, and Entra may keep an older copy cached for hours. A new signing key must be published first and may sign only after publisher.idp.jwksCacheSeconds: rotate with 0-isv-setup --rotate-key (three phases), never by editing publisher.idp.keys; run doctor to compare the signing key with the JWKS, or 0-isv-setup to republish it.",
   },
   50166: OIDC_FETCH,
   90061: OIDC_FETCH,
@@ -70,7 +70,11 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
   },
   700027: {
     meaning: "The assertion's signature does not verify with the published key.",
-    fix: "The JWKS at {issuer}/.well-known/jwks.json must hold the public half of the Key Vault key that signs (kid {kid}); run 0-isv-setup again. Only RS256 is supported.",
+    fix: "The JWKS at {issuer}/.well-known/jwks.json must hold the public half of the Key Vault key that signs (kid {kid}); run doctor to compare them, then 0-isv-setup to republish. Only RS256 is supported.",
+  },
+  900384: {
+    meaning: "The assertion's signature does not verify (JWT token failed signature validation).",
+    fix: "The JWKS at {issuer}/.well-known/jwks.json must hold the public half of the Key Vault key that signs (kid {kid}); run doctor to compare them, then 0-isv-setup to republish.",
   },
   50032: {
     meaning: "The signing key is too weak.",
@@ -96,6 +100,18 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
   1002012: {
     meaning: "The token request's scope lacks the /.default suffix.",
     fix: "This is a bug in the tool: the metering scope must be 20e940b3-4c77-4b0b-9a53-9e16a1b010a7/.default.",
+  },
+  700022: {
+    meaning: "The token request named more than one resource in its scope.",
+    fix: "This is a bug in the tool: request one resource per token (scope <resource>/.default).",
+  },
+  7000215: {
+    meaning: "The token request carried a client secret; a managed identity has none and signs in only with the federated assertion.",
+    fix: "This is a bug or a foreign tool: the UAMI {clientId} must be used with a client assertion signed by your issuer.",
+  },
+  900561: {
+    meaning: "The token endpoint was called with the wrong HTTP method.",
+    fix: "This is a bug in the tool or a proxy in between: token requests are POSTs; check AZURE_AUTHORITY_HOST.",
   },
   901002: {
     meaning: "The v2 token endpoint got a v1 'resource' parameter.",

@@ -25,6 +25,8 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   options: O;
   /** Names of the required positionals, in order; a function picks them from the flags given. */
   positionals?: string[] | ((values: Record<string, string | boolean | undefined>) => string[]);
+  /** Names of positionals that may follow, all together or none. */
+  optionalPositionals?: string[];
 }): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   let parsed;
   try {
@@ -34,8 +36,13 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const names = (typeof options.positionals === "function" ? options.positionals(values) : options.positionals) ?? [];
-  if (!values.help && parsed.positionals.length !== names.length) {
-    const want = names.length === 0 ? "no arguments" : names.map((n) => `<${n}>`).join(" ");
+  const optional = options.optionalPositionals ?? [];
+  const count = parsed.positionals.length;
+  if (!values.help && count !== names.length && (optional.length === 0 || count !== names.length + optional.length)) {
+    const required = names.map((n) => `<${n}>`).join(" ");
+    const want = optional.length
+      ? `${required ? `${required} ` : ""}[${optional.map((n) => `<${n}>`).join(" ")}]`
+      : names.length === 0 ? "no arguments" : required;
     throw new UsageError(`Cannot run: expected ${want}, got ${parsed.positionals.length} argument(s)`);
   }
   return { values, positionals: parsed.positionals };
@@ -101,6 +108,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   usage: string;
   options: O;
   positionals?: string[] | ((values: Record<string, string | boolean | undefined>) => string[]);
+  optionalPositionals?: string[];
   io?: CommandIO;
   run(parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }): Promise<number>;
 }): Promise<number> {
@@ -108,7 +116,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   // Known before parsing, so that even a parse error can be shown in detail.
   let verbose = options.args.includes("--verbose") || options.args.includes("-v");
   try {
-    const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals });
+    const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals, optionalPositionals: options.optionalPositionals });
     if (parsed.values.help) {
       io.out(options.usage);
       return EXIT_OK;

@@ -16,6 +16,40 @@ export interface IdpConfig {
   keyId: string;
   /** The published public JWK; its `kid` goes into every assertion header. */
   keyJson: { kid: string; kty: string; n: string; e: string; [key: string]: unknown };
+  /**
+   * Every signing key this issuer has had, with its rotation state (see lib/rotation.mts).
+   * Absent in bash-era files: then `keyId`/`keyJson` are the one active key. When present,
+   * `keyId`/`keyJson` mirror the active entry so older readers keep working.
+   */
+  keys?: IdpKey[];
+  /** Seconds the new key stays published before it may sign (Entra's JWKS cache; default 24 h). */
+  jwksCacheSeconds?: number;
+  /** Seconds an old key stays published after it stopped signing (default: longest assertion lifetime + skew). */
+  retireAfterSeconds?: number;
+  [key: string]: unknown;
+}
+
+/** Where a signing key is in its life: in the JWKS only, signing (and in the JWKS), or gone from the JWKS. */
+export type IdpKeyState = "published" | "active" | "retired";
+
+/** One signing key of the issuer: a Key Vault key version and its published JWK. */
+export interface IdpKey {
+  /** RFC 7638 thumbprint of the public key: the JWKS `kid` and the assertion header's `kid`. */
+  kid: string;
+  /** Versioned Key Vault key URL. */
+  keyId: string;
+  state: IdpKeyState;
+  /** When the key entered its current state (ISO 8601). */
+  since: string;
+  /** When it was first published in the JWKS. */
+  publishedAt?: string;
+  /** When it started signing. */
+  activatedAt?: string;
+  /** When it stopped signing (the next key took over); it stays published until retired. */
+  deactivatedAt?: string;
+  retiredAt?: string;
+  /** The public JWK as published (kty, use, alg, kid, n, e). */
+  jwk: { kid: string; kty: string; n: string; e: string; [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -160,7 +194,70 @@ export function configProblems(doc: unknown, options: { stage: ConfigStage }): s
     p.check(jwk, "n", "publisher.idp.keyJson", _isNonEmptyString, "expected a string");
     p.check(jwk, "e", "publisher.idp.keyJson", _isNonEmptyString, "expected a string");
   }
+  for (const name of ["jwksCacheSeconds", "retireAfterSeconds"]) {
+    if (idp[name] !== undefined) {
+      p.check(idp, name, "publisher.idp", (v) => typeof v === "number" && Number.isInteger(v) && v >= 0, "expected a whole number of seconds >= 0");
+    }
+  }
+  if (idp.keys !== undefined) p.list.push(...idpKeysProblems(idp.keys));
   return p.list;
+}
+
+const KEY_STATES: readonly string[] = ["published", "active", "retired"];
+
+/** Problems of publisher.idp.keys: the shape of each entry, exactly one active key. Pure. */
+export function idpKeysProblems(keys: unknown): string[] {
+  const p = new _Problems();
+  const path = "publisher.idp.keys";
+  if (!Array.isArray(keys)) return [`${path}: expected an array, got ${_short(keys)}`];
+  keys.forEach((key, i) => {
+    const at = `${path}[${i}]`;
+    if (!_isObject(key)) {
+      p.list.push(`${at}: expected an object, got ${_short(key)}`);
+      return;
+    }
+    p.check(key, "kid", at, _isNonEmptyString, "expected a string");
+    p.check(key, "keyId", at, _isHttpsUrl, "expected a versioned Key Vault key URL");
+    p.check(key, "state", at, (v) => typeof v === "string" && KEY_STATES.includes(v), `expected one of ${KEY_STATES.join(", ")}`);
+    p.check(key, "since", at, (v) => typeof v === "string" && !Number.isNaN(Date.parse(v)), "expected an ISO 8601 time");
+    const jwk = p.object(key, "jwk", at);
+    if (jwk) {
+      p.check(jwk, "kid", `${at}.jwk`, (v) => v === key.kid, `expected the entry's kid ${_short(key.kid)}`);
+      p.check(jwk, "n", `${at}.jwk`, _isNonEmptyString, "expected a string");
+      p.check(jwk, "e", `${at}.jwk`, _isNonEmptyString, "expected a string");
+    }
+  });
+  const active = keys.filter((k) => _isObject(k) && k.state === "active").length;
+  if (active !== 1) p.list.push(`${path}: expected exactly one key with state "active", found ${active}`);
+  return p.list;
+}
+
+/**
+ * The issuer's keys with their rotation state. A bash-era idp (no `keys`) is one active key:
+ * `keyId` and `keyJson`. Pure.
+ */
+export function idpKeysOf(idp: IdpConfig): IdpKey[] {
+  if (Array.isArray(idp.keys)) return idp.keys;
+  return [{ kid: idp.keyJson.kid, keyId: idp.keyId, state: "active", since: "1970-01-01T00:00:00.000Z", jwk: idp.keyJson }];
+}
+
+/**
+ * The key that signs assertions now: its versioned Key Vault id and the kid that goes into
+ * the JWT header. Scripts take the signer's key from here, never from idp.keyId directly.
+ *
+ * @example
+ * const signer = await createKeyVaultSigner({ ...signingKeyOf(idp), credential });
+ */
+export function signingKeyOf(idp: IdpConfig): { keyId: string; kid: string } {
+  const active = idpKeysOf(idp).find((k) => k.state === "active");
+  if (!active) throw new ConfigInvalidError("Cannot find the signing key: publisher.idp.keys has no active key (run 0-isv-setup)", { path: "config.json", problems: ["publisher.idp.keys: no active key"] });
+  return { keyId: active.keyId, kid: active.kid };
+}
+
+/** Keys that belong in the JWKS: every key not retired, active first. Pure. */
+export function publishedKeysOf(idp: IdpConfig): IdpKey[] {
+  const keys = idpKeysOf(idp).filter((k) => k.state !== "retired");
+  return [...keys.filter((k) => k.state === "active"), ...keys.filter((k) => k.state !== "active")];
 }
 
 /** Lists what is missing or invalid in one customers[sub][mrg] entry. Pure. */
@@ -370,6 +467,17 @@ export function withCustomer(
   const sub = found?.subscriptionId ?? options.subscriptionId;
   const mrg = found?.managedResourceGroup ?? options.managedResourceGroup;
   const customers = { ...config.customers, [sub]: { ...(config.customers[sub] ?? {}), [mrg]: options.customer } };
+  return { ...config, customers };
+}
+
+/** Returns a copy of config without a customer entry (an emptied subscription goes too). */
+export function withoutCustomer(config: MeteringConfig, options: { subscriptionId: string; managedResourceGroup: string }): MeteringConfig {
+  const found = findCustomer(config, options);
+  if (!found) return config;
+  const { [found.managedResourceGroup]: _removed, ...groups } = config.customers[found.subscriptionId];
+  const customers = { ...config.customers };
+  if (Object.keys(groups).length === 0) delete customers[found.subscriptionId];
+  else customers[found.subscriptionId] = groups;
   return { ...config, customers };
 }
 

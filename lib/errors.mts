@@ -171,3 +171,21 @@ export class RunLockedError extends MeteringError {
     this.path = options.path;
   }
 }
+
+/** A key rotation phase was asked for before its waiting time is over. Nothing was changed. */
+export class RotationNotDueError extends MeteringError {
+  static override code = "ERR_ROTATION_NOT_DUE";
+  override code = "ERR_ROTATION_NOT_DUE";
+  /** When the phase may run (epoch milliseconds). */
+  dueAtMs: number;
+  constructor(message: string, options: { dueAtMs: number; detail?: string }) {
+    super(message, { detail: options.detail });
+    this.dueAtMs = options.dueAtMs;
+  }
+}
+
+/** The customer still has usage events without a recorded answer; disconnecting would orphan them. */
+export class PendingEventsError extends MeteringError {
+  static override code = "ERR_PENDING_EVENTS";
+  override code = "ERR_PENDING_EVENTS";
+}

@@ -63,6 +63,27 @@ export function issuerFromBlobEndpoint(options: { blobEndpoint: string; containe
   return issuer;
 }
 
+/**
+ * Splits an issuer URL into the blob endpoint and container it is served from (the inverse
+ * of issuerFromBlobEndpoint). Throws TypeError when the issuer does not end in the container.
+ */
+export function blobLocationOfIssuer(options: { issuer: string; containerName: string }): { blobEndpoint: string; containerName: string } {
+  const suffix = `/${options.containerName}`;
+  if (!options.containerName || !options.issuer.endsWith(suffix)) {
+    throw new TypeError(`Cannot find the blob container of issuer ${JSON.stringify(options.issuer)}: it does not end in /${options.containerName} (publisher.optional.containerName)`);
+  }
+  return { blobEndpoint: `${options.issuer.slice(0, -suffix.length)}/`, containerName: options.containerName };
+}
+
+/** Bits of an RSA modulus given as base64url (leading zero bytes ignored). */
+export function rsaModulusBits(n: string): number {
+  const bytes = base64url.decode(n);
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]));
+}
+
 /** Minimal OIDC discovery document Entra needs (azwi's shape). */
 export function buildDiscoveryDocument(options: { issuer: string }): DiscoveryDocument {
   assertIssuerUrl(options.issuer);
@@ -100,8 +121,14 @@ export async function buildPublicJwk(options: { n: Uint8Array | string; e: Uint8
   return { kty: "RSA", use: "sig", alg: "RS256", kid, n: normalised.n!, e: normalised.e! };
 }
 
-/** The JWKS document: `{"keys": [...]}`. */
+/** Entra stores only the first 100 keys of a JWKS (azure-facts.md §2.4). */
+export const MAX_JWKS_KEYS = 100;
+
+/** The JWKS document: `{"keys": [...]}`. Throws RangeError for more than 100 keys (Entra would ignore the rest). */
 export function buildJwks(keys: PublicJwk[]): { keys: PublicJwk[] } {
+  if (keys.length > MAX_JWKS_KEYS) {
+    throw new RangeError(`Cannot build JWKS: ${keys.length} keys, but Entra reads only the first ${MAX_JWKS_KEYS}`);
+  }
   return { keys: keys.map((k) => ({ kty: k.kty, use: k.use, alg: k.alg, kid: k.kid, n: k.n, e: k.e })) };
 }
 

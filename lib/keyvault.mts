@@ -77,3 +77,28 @@ export async function getKeyVaultPublicKey(options: {
   }
   return { keyId: key.id, kty: jwk.kty, n: jwk.n, e: jwk.e, keyOps: (jwk.keyOps ?? []) as string[] };
 }
+
+/**
+ * Creates a new version of a Key Vault RSA key (needs `keys/create`: Key Vault Crypto
+ * Officer) with the same size as `keySizeBits`, usable only to sign and verify. Returns the
+ * new version's public half.
+ */
+export async function createKeyVaultKeyVersion(options: {
+  keyUri: string;
+  keySizeBits: number;
+  credential: TokenCredential;
+  env?: Record<string, string | undefined>;
+}): Promise<KeyVaultPublicKey> {
+  const { vaultUrl, name } = parseKeyId(options.keyUri);
+  const { KeyClient } = await import("@azure/keyvault-keys");
+  const client = new KeyClient(vaultUrl, options.credential, keyVaultClientOptions(options.env));
+  let key;
+  try {
+    key = await client.createRsaKey(name, { keySize: options.keySizeBits, keyOps: ["sign", "verify"] });
+  } catch (cause) {
+    throw new SigningError(`Cannot create a new version of key ${options.keyUri}: ${describeKeyVaultError(cause)}`, { cause });
+  }
+  const jwk = key.key;
+  if (!key.id || !jwk?.n || !jwk?.e) throw new SigningError(`Cannot use the new version of ${options.keyUri}: the vault returned no RSA public key`);
+  return { keyId: key.id, kty: jwk.kty ?? "RSA", n: jwk.n, e: jwk.e, keyOps: (jwk.keyOps ?? []) as string[] };
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Sets up the ISV's OIDC issuer: deploys storage and Key Vault (templates/0-isv-setup.bicep),
-// publishes the discovery document and JWKS, proves them with a Key Vault-signed test JWT.
+// publishes the discovery document and JWKS, proves them; --rotate-key rotates the signing key.
 import { fileURLToPath } from "node:url";
 import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { loadConfig, updateConfig, withPublisher, type IdpConfig } from "../lib/config.mts";
+import {
+  configProblems, idpKeysOf, loadConfig, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
+} from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { MeteringError } from "../lib/errors.mts";
 
@@ -20,9 +22,19 @@ templates/0-isv-setup.bicep there (public-read blob container, Key Vault with an
 sign-only key, Key Vault Crypto Officer for you), publishes the issuer's
 .well-known/openid-configuration and .well-known/jwks.json, then verifies both anonymously
 with a test JWT signed by the Key Vault key. Records publisher.idp in config.json.
-Running it again changes nothing.
+Running it again changes nothing (it republishes every key the rotation state publishes).
+
+--rotate-key runs the next phase of a signing-key rotation; run it three times, minutes or
+days apart. Each phase refuses to run early and says when it can:
+  1  create a new key version in Key Vault; publish the JWKS with the old and the new key
+  2  once the new key has been published for publisher.idp.jwksCacheSeconds (default 86400,
+     Entra's JWKS cache), sign with the new key
+  3  once publisher.idp.retireAfterSeconds (default 900: the longest assertion lifetime plus
+     clock skew) have passed, remove the old key from the JWKS
+Emissions keep working through every phase.
 
 Options:
+  --rotate-key   run the next key rotation phase (needs a finished setup)
   --json         print the resulting publisher.idp as JSON
   -v, --verbose  show details on errors
   -h, --help     show this help
@@ -30,11 +42,14 @@ Options:
 Environment:
   METERING_DATA_DIR, AZURE_TOKEN_CREDENTIALS, METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION,
   METERING_DISABLE_INSTANCE_DISCOVERY (see docs/internals.md); \`az\` must be on PATH and signed in
+  METERING_ROTATION_NOW  ISO 8601 time that --rotate-key takes as now when checking waiting
+                         times (rehearsals; setting it ahead skips a wait on your own risk)
 
-Exit codes: 0 ok, 1 failed, 2 usage error or missing defaults (run 0-add-defaults)
+Exit codes: 0 ok, 1 failed (or a rotation phase is not due yet: nothing changed),
+            2 usage error or missing defaults (run 0-add-defaults)
 `;
 
-const OPTIONS = { json: { type: "boolean" } } as const;
+const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" } } as const;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -50,6 +65,7 @@ function isForbidden(error: unknown): boolean {
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const path = configPathIn(resolveDataDir());
+    if (values["rotate-key"]) return await rotateKey(path, values.json === true);
     const config = await loadConfig({ path, stage: "defaults" });
     const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
 
@@ -89,24 +105,38 @@ function main(args: string[]): Promise<number> {
     const containerName = output("containerName") as string;
     const issuer = issuerLib.issuerFromBlobEndpoint({ blobEndpoint, containerName });
 
-    progress(`Reading the public key ${output("keyUriWithVersion")}`);
-    const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential }), rbacRetry);
-    if (!key.keyOps.includes("sign")) throw new MeteringError(`Cannot sign with key ${key.keyId}: its key_ops ${JSON.stringify(key.keyOps)} lack "sign"`);
-    const jwk = await issuerLib.buildPublicJwk(key);
+    // A finished setup of the same key keeps its rotation state: the template's keyUriWithVersion
+    // is the newest version, which during a rotation is not (yet) the signing key.
+    const previous = rotationStateToKeep(config, output("keyUri") as string);
+    let keys: IdpKey[];
+    if (previous) {
+      keys = idpKeysOf(previous);
+      progress(`Keeping the signing keys of ${previous.keyUri} (${keys.filter((k) => k.state !== "retired").length} published)`);
+    } else {
+      progress(`Reading the public key ${output("keyUriWithVersion")}`);
+      const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential }), rbacRetry);
+      if (!key.keyOps.includes("sign")) throw new MeteringError(`Cannot sign with key ${key.keyId}: its key_ops ${JSON.stringify(key.keyOps)} lack "sign"`);
+      const jwk = await issuerLib.buildPublicJwk(key);
+      const at = new Date().toISOString();
+      keys = [{ kid: jwk.kid, keyId: key.keyId, state: "active", since: at, publishedAt: at, activatedAt: at, jwk: { ...jwk } }];
+    }
+    const active = keys.find((k) => k.state === "active")!;
+    const { publishedJwksOf } = await import("../lib/rotate-key.mts");
+    const jwks = publishedJwksOf({ ...previous, keys } as IdpConfig);
 
     progress(`Publishing the issuer documents of ${issuer}`);
     const published = await retry(
-      () => issuerLib.publishIssuerDocuments({ blobEndpoint, containerName, credential, documents: issuerLib.issuerDocuments({ issuer, keys: [jwk] }) }),
+      () => issuerLib.publishIssuerDocuments({ blobEndpoint, containerName, credential, documents: issuerLib.issuerDocuments({ issuer, keys: jwks }) }),
       rbacRetry,
     );
     for (const p of published.uploaded) progress(`  uploaded ${p}`);
     for (const p of published.unchanged) progress(`  unchanged ${p}`);
 
     progress("Verifying: anonymous fetch of both documents, then a Key Vault-signed test JWT");
-    const signer = await createKeyVaultSigner({ keyId: key.keyId, kid: jwk.kid, credential });
+    const signer = await createKeyVaultSigner({ keyId: active.keyId, kid: active.kid, credential });
     const verified = await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
 
-    const idp: IdpConfig = { issuer, keyUri: output("keyUri") as string, keyId: key.keyId, keyJson: { ...jwk } };
+    const idp: IdpConfig = { issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys };
     const { config: saved, changed } = await updateConfig({
       path,
       update: (current) =>
@@ -127,12 +157,44 @@ function main(args: string[]): Promise<number> {
       out(`issuer     ${issuer}`);
       out(`discovery  ${issuer}/${issuerLib.DISCOVERY_PATH}`);
       out(`jwks       ${verified.jwksUri}`);
-      out(`kid        ${jwk.kid}`);
-      out(`key        ${key.keyId}`);
+      out(`kid        ${active.kid}`);
+      out(`key        ${active.keyId}`);
       out("verified   yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS");
     }
     return EXIT_OK;
   } });
+}
+
+/** The idp of config when it is complete, records its keys, and uses the deployed key; else undefined. */
+function rotationStateToKeep(config: MeteringConfig, keyUri: string): IdpConfig | undefined {
+  const idp = config.publisher.idp;
+  if (!idp || !Array.isArray(idp.keys) || idp.keyUri !== keyUri) return undefined;
+  return configProblems(config, { stage: "idp" }).length === 0 ? idp : undefined;
+}
+
+/** --rotate-key: the next rotation phase, or a refusal that says when it can run (nothing changed). */
+async function rotateKey(path: string, json: boolean): Promise<number> {
+  const rotation = await import("../lib/rotation.mts");
+  const config = await loadConfig({ path, stage: "idp" });
+  const nowMs = rotation.rotationNow();
+  const step = rotation.nextRotationStep(config.publisher.idp!);
+  rotation.assertRotationDue(step, nowMs);
+
+  const { createIsvCredential } = await import("../lib/isv-credential.mts");
+  const { runRotationPhase } = await import("../lib/rotate-key.mts");
+  const credential = await createIsvCredential();
+  const { idp, next } = await runRotationPhase({ config, step, nowMs, credential, onProgress: progress });
+  await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...current.publisher.idp, ...idp } }) });
+  progress(`Wrote ${path}`);
+
+  const dueAt = next.phase === "publish" ? null : new Date(next.dueAtMs).toISOString();
+  if (json) out(JSON.stringify({ phase: step.number, done: step.phase, keys: idp.keys, next: { phase: next.phase, dueAt } }, null, 2));
+  else {
+    out(`phase      ${step.number} of 3 (${step.phase}) done`);
+    for (const k of idp.keys ?? []) out(`key        ${k.state.padEnd(9)} ${k.kid}  ${k.keyId}  since ${k.since}`);
+    out(`next       ${dueAt ? `phase ${next.number} of 3 (${next.phase}) from ${dueAt}` : "rotation complete; the next --rotate-key starts a new one"}`);
+  }
+  return EXIT_OK;
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
 import { UsageError } from "../lib/errors.mts";
-import { getCustomer, loadConfig, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
+import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
@@ -213,7 +213,7 @@ async function send(plan: SubmissionPlan, options: { config: MeteringConfig; aud
 
   const idp = options.config.publisher.idp!;
   const credential = await createIsvCredential();
-  const signer = await createKeyVaultSigner({ keyId: idp.keyId, kid: idp.keyJson.kid, credential });
+  const signer = await createKeyVaultSigner({ ...signingKeyOf(idp), credential });
   const fresh = new Set<string>();
   const tokens = createFederatedTokenSource({
     issuer: idp.issuer,

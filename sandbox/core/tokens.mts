@@ -14,6 +14,8 @@ export interface IssuedTokenRecord {
   idtyp: "app" | "user";
   grant: string;
   xms_mirid?: string;
+  /** For federated sign-ins: the client assertion's issuer, subject and signing key id (never the assertion). */
+  assertion?: { iss: string; sub: string; kid: string };
   iat: number;
   exp: number;
 }
@@ -29,6 +31,8 @@ export interface IssueOptions {
   /** How the token was obtained (client_assertion, az, listTokens, imds …), kept in the admin record. */
   grant: string;
   extraClaims?: Record<string, unknown>;
+  /** Recorded with the token's claims for the admin API; not put into the token. */
+  assertion?: IssuedTokenRecord["assertion"];
 }
 
 export type BearerFailure = "missing" | "malformed" | "signature" | "expired" | "not_yet_valid" | "audience" | "issuer";
@@ -107,6 +111,7 @@ export class TokenService {
       idtyp: o.idtyp,
       grant: o.grant,
       xms_mirid: typeof claims.xms_mirid === "string" ? claims.xms_mirid : undefined,
+      ...(o.assertion ? { assertion: o.assertion } : {}),
       iat: claims.iat!,
       exp: claims.exp!,
     });

@@ -105,7 +105,8 @@ export function identityRoutes(arm: Arm): Route[] {
   const paged = (a: ArmCall, items: Record<string, unknown>[]) => {
     const top = a.c.url.searchParams.get("$top");
     const skip = Number(a.c.url.searchParams.get("$skiptoken") ?? "0");
-    const n = top === null ? items.length : Number(top);
+    // Without $top every item comes in one page, also when there is none.
+    const n = top === null ? Math.max(items.length, 1) : Number(top);
     if (!Number.isInteger(n) || n < 1) bad(`The value '${top}' of $top is invalid.`);
     if (!Number.isInteger(skip) || skip < 0) bad("The $skiptoken is invalid.");
     const page = items.slice(skip, skip + n);

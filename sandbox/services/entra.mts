@@ -113,6 +113,9 @@ const AADSTS = {
 } as const;
 
 type AadstsCode = keyof typeof AADSTS;
+
+/** Every AADSTS code this emulator can answer with (the product must explain each). */
+export const EMULATED_AADSTS_CODES: readonly number[] = Object.keys(AADSTS).map(Number);
 type MessageArgs<C extends AadstsCode> = Parameters<(typeof AADSTS)[C]["message"]>;
 
 /** A failed token request; turned into Entra's error body by `_errorReply`. */
@@ -533,6 +536,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       lifetimeS: opts.managedIdentityTokenLifetimeS,
       grant: "client_assertion",
       extraClaims: { xms_mirid: identity.id },
+      assertion: { iss, sub, kid },
     });
     const expiresIn = Number(issued.exp) - Math.floor(state.now() / 1000);
     const headers = _traceHeaders(rc, _correlationId(rc));

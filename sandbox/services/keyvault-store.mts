@@ -62,6 +62,8 @@ export interface VaultData {
   uri: string;
   port: number;
   keys: Map<string, Versioned<KeyVersion>>;
+  /** Soft-deleted keys (every version), by lower-cased name, with the deletion time in epoch seconds. */
+  deletedKeys: Map<string, Versioned<KeyVersion> & { deletedDate: number }>;
   secrets: Map<string, Versioned<SecretVersion>>;
   /** The sandbox state: every change is mirrored there as the ARM child resource (vaults/keys, vaults/secrets). */
   state: SandboxState;
@@ -143,6 +145,9 @@ export interface CreateKeyParams {
 /** Creates a new version of key `name` (a new key when there is none). */
 export async function createKeyVersion(vault: VaultData, name: string, p: CreateKeyParams, nowS: number): Promise<KeyVersion> {
   checkName(name);
+  if (vault.deletedKeys.has(name.toLowerCase())) {
+    throw new KvError(409, "Conflict", `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`, "ObjectIsDeletedButRecoverable");
+  }
   if (typeof p.kty !== "string" || !p.kty) throw new KvError(400, "BadParameter", "Property 'kty' is required.");
   if (!KEY_TYPES.includes(p.kty)) {
     throw new KvError(400, "BadParameter", `Key type '${p.kty}' is not supported by this sandbox; use ${KEY_TYPES.join(" or ")}.`);
@@ -165,6 +170,29 @@ export async function createKeyVersion(vault: VaultData, name: string, p: Create
   vault.keys.set(lname, entry);
   mirrorToArm(vault, "keys", entry.name);
   return kv;
+}
+
+/**
+ * Deletes key `name` with all its versions (Key Vault has no per-version delete). With soft
+ * delete the key is kept as deleted until purged; recover and purge are not emulated.
+ */
+export function deleteKey(vault: VaultData, name: string, nowS: number): Versioned<KeyVersion> & { deletedDate: number } {
+  const { name: stored } = findKey(vault, name);
+  const lname = stored.toLowerCase();
+  const entry = vault.keys.get(lname)!;
+  vault.keys.delete(lname);
+  const deleted = { ...entry, deletedDate: nowS };
+  vault.deletedKeys.set(lname, deleted);
+  vault.state.deleteResource(`${vault.id}/keys/${stored}`);
+  return deleted;
+}
+
+/** A soft-deleted key, or 404 KeyNotFound. */
+export function findDeletedKey(vault: VaultData, name: string): Versioned<KeyVersion> & { deletedDate: number } {
+  checkName(name);
+  const entry = vault.deletedKeys.get(name.toLowerCase());
+  if (!entry) throw new KvError(404, "KeyNotFound", `Deleted Key not found: ${name}`);
+  return entry;
 }
 
 /** Key `name` at `version` (latest when empty), or 404 KeyNotFound. */
@@ -301,6 +329,17 @@ export function keyBundle(vault: VaultData, name: string, kv: KeyVersion, r: Rec
     key: { kid: keyId(vault, name, kv.version), kty: kv.kty, key_ops: kv.keyOps, n: kv.n, e: kv.e },
     attributes: { ...attrsWire(kv.attributes, r), exportable: false },
     ...(kv.tags ? { tags: kv.tags } : {}),
+  };
+}
+
+/** The data plane's DeletedKeyBundle: the latest version's public half plus the deletion facts. */
+export function deletedKeyBundle(vault: VaultData, entry: Versioned<KeyVersion> & { deletedDate: number }, r: Recovery): Record<string, unknown> {
+  const latest = entry.versions.at(-1)!;
+  return {
+    ...keyBundle(vault, entry.name, latest, r),
+    recoveryId: `${vault.uri}deletedkeys/${entry.name}`,
+    deletedDate: entry.deletedDate,
+    scheduledPurgeDate: entry.deletedDate + (r.recoverableDays ?? 90) * 86400,
   };
 }
 

@@ -7,7 +7,7 @@ import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "
 import { BearerError } from "../core/tokens.mts";
 import type { SandboxContext } from "../main.mts";
 import {
-  KvError, checkUsable, createKeyVersion, decodeBase64Any, findKey, findSecret, keyBundle, keyItem, recoveryOf, secretBundle,
+  KvError, checkUsable, createKeyVersion, decodeBase64Any, deleteKey, deletedKeyBundle, findDeletedKey, findKey, findSecret, keyBundle, keyItem, recoveryOf, secretBundle,
   secretItem, setSecretVersion, signDigest, updateKeyVersion, vaultStore, verifyDigest, type Recovery, type VaultData,
 } from "./keyvault-store.mts";
 
@@ -43,6 +43,9 @@ const P = {
   keyGet: { data: "Microsoft.KeyVault/vaults/keys/read", policy: ["keys", "get"] },
   keyList: { data: "Microsoft.KeyVault/vaults/keys/read", policy: ["keys", "list"] },
   keyUpdate: { data: "Microsoft.KeyVault/vaults/keys/update/action", policy: ["keys", "update"] },
+  keyDelete: { data: "Microsoft.KeyVault/vaults/keys/delete", policy: ["keys", "delete"] },
+  // Which data action guards reading deleted keys is unconfirmed; the sandbox asks for keys/read.
+  deletedKeyGet: { data: "Microsoft.KeyVault/vaults/keys/read", policy: ["keys", "get"] },
   keySign: { data: "Microsoft.KeyVault/vaults/keys/sign/action", policy: ["keys", "sign"] },
   keyVerify: { data: "Microsoft.KeyVault/vaults/keys/verify/action", policy: ["keys", "verify"] },
   secretSet: { data: "Microsoft.KeyVault/vaults/secrets/setSecret/action", policy: ["secrets", "set"] },
@@ -257,6 +260,15 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
       { method: "GET", path: "/keys/:name", handler: handle(P.keyGet, getKey) },
       { method: "GET", path: "/keys/:name/:version", handler: handle(P.keyGet, getKey) },
       { method: "PATCH", path: "/keys/:name", handler: handle(P.keyUpdate, updateKey) },
+      {
+        // Deletes every version; there is no per-version delete in Key Vault (disable a version instead).
+        method: "DELETE", path: "/keys/:name", handler: handle(P.keyDelete, (k) =>
+          ok(deletedKeyBundle(k.vault, deleteKey(k.vault, k.c.params.name, k.nowS), k.recovery))),
+      },
+      {
+        method: "GET", path: "/deletedkeys/:name", handler: handle(P.deletedKeyGet, (k) =>
+          ok(deletedKeyBundle(k.vault, findDeletedKey(k.vault, k.c.params.name), k.recovery))),
+      },
       { method: "PATCH", path: "/keys/:name/:version", handler: handle(P.keyUpdate, updateKey) },
 
       // ---- secrets
@@ -300,7 +312,7 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
           const server = await ctx.listenHttps(service);
           const data: VaultData = {
             id: vault.id, name: vault.name, tenantId: vault.tenantId, uri: `${server.url}/`, port: server.port,
-            keys: new Map(), secrets: new Map(), state, close: () => server.close(),
+            keys: new Map(), deletedKeys: new Map(), secrets: new Map(), state, close: () => server.close(),
           };
           vaults.set(key, data);
           byPort.set(server.port, data);

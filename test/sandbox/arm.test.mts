@@ -413,6 +413,14 @@ Msi("the identity lists by resource group and by subscription", async () => {
   assert.ok(bySub.includes("metering-submission-uami"));
 });
 
+Msi("an identity without federated credentials lists none (200, empty page)", async () => {
+  await msi.userAssignedIdentities.createOrUpdate(MRG, "no-credentials-yet", { location: "westeurope" });
+  const names = [];
+  for await (const x of msi.federatedIdentityCredentials.list(MRG, "no-credentials-yet")) names.push(x.name);
+  assert.equal(names, []);
+  await msi.userAssignedIdentities.delete(MRG, "no-credentials-yet");
+});
+
 Msi("a federated credential is created (201 body parsed), read, listed and carries createdAtMs for Entra", async () => {
   const before = sb.state.now();
   const created = await msi.federatedIdentityCredentials.createOrUpdate(MRG, "metering-submission-uami", "fed", fic("metering-submission-via-uami"));

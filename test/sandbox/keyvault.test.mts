@@ -305,6 +305,47 @@ Keys("unknown keys and versions are 404 KeyNotFound in Key Vault's shape; export
   assert.is(JSON.stringify(exp.json).includes('"d"'), false);
 });
 
+Keys("a disabled version refuses to sign and to be read while the other versions keep signing", async () => {
+  const client = new KeyClient(vaultUri, credential(OFFICER), SDK_OPTIONS);
+  const v1 = await client.createKey("rotate-disable", "RSA", { keySize: 2048, keyOps: ["sign", "verify"] });
+  const v2 = await client.createKey("rotate-disable", "RSA", { keySize: 2048, keyOps: ["sign", "verify"] });
+  const updated = await client.updateKeyProperties("rotate-disable", v1.properties.version!, { enabled: false });
+  assert.is(updated.properties.enabled, false);
+  const old = new CryptographyClient(v1.id!, credential(OFFICER), SDK_OPTIONS);
+  const refused = await rejection(old.signData("RS256", Buffer.from("x")));
+  assert.is(refused.statusCode, 403);
+  assert.is(refused.code, "Forbidden");
+  assert.match(refused.message, /disabled/);
+  const current = new CryptographyClient(v2.id!, credential(OFFICER), SDK_OPTIONS);
+  assert.is((await current.signData("RS256", Buffer.from("x"))).keyID, v2.id);
+  const read = await rejection(client.getKey("rotate-disable", { version: v1.properties.version }));
+  assert.is(read.statusCode, 403);
+  assert.is(read.details?.error?.innerError?.code, "KeyDisabled");
+});
+
+Keys("beginDeleteKey deletes every version; the key is then KeyNotFound, readable as deleted, and its name is taken", async () => {
+  const client = new KeyClient(vaultUri, credential(OFFICER), SDK_OPTIONS);
+  const v1 = await client.createKey("doomed", "RSA", { keySize: 2048, keyOps: ["sign", "verify"] });
+  await client.createKey("doomed", "RSA", { keySize: 2048, keyOps: ["sign", "verify"] });
+  const poller = await client.beginDeleteKey("doomed", { intervalInMs: 10 });
+  const deleted = await poller.pollUntilDone();
+  assert.is(deleted.name, "doomed");
+  assert.is(deleted.properties.recoveryId, `${vaultUri}deletedkeys/doomed`);
+  assert.ok(deleted.properties.deletedOn instanceof Date);
+  assert.ok(deleted.properties.scheduledPurgeDate! > deleted.properties.deletedOn!);
+  const gone = await rejection(client.getKey("doomed", { version: v1.properties.version }));
+  assert.is(gone.statusCode, 404);
+  assert.is(gone.code, "KeyNotFound");
+  const signer = new CryptographyClient(v1.id!, credential(OFFICER), SDK_OPTIONS);
+  assert.is((await rejection(signer.signData("RS256", Buffer.from("x")))).statusCode, 404);
+  assert.is((await client.getDeletedKey("doomed")).name, "doomed");
+  const reuse = await rejection(client.createKey("doomed", "RSA"));
+  assert.is(reuse.statusCode, 409);
+  assert.is(sb.state.getResource(`${vaultId}/keys/doomed`), undefined, "the ARM view of the key is gone");
+  const signerOnly = await kv("DELETE", `/keys/idpkey?${KV_API}`, { who: SIGNER });
+  assert.is(signerOnly.status, 403, "Crypto User may not delete keys");
+});
+
 Keys.run();
 
 // ---------------------------------------------------------------- RBAC
@@ -396,9 +437,9 @@ Secrets("unknown routes are 404 and unimplemented operations 501, in Key Vault's
   const a = await kv("GET", `/widgets?${KV_API}`, { who: OFFICER });
   assert.is(a.status, 404);
   assert.is(a.json.error.code, "NotFound");
-  const del = await kv("DELETE", `/keys/idpkey?${KV_API}`, { who: OFFICER });
-  assert.is(del.status, 501);
-  assert.is(del.json.error.code, "NotImplemented");
+  const backup = await kv("POST", `/keys/idpkey/backup?${KV_API}`, { who: OFFICER });
+  assert.is(backup.status, 501);
+  assert.is(backup.json.error.code, "NotImplemented");
 });
 
 Secrets.after(() => sb.stop());

@@ -30,6 +30,18 @@ parse("rejects a wrong number of positionals", () => {
     assert.is((error as Error).message, "Cannot run: expected <one> <two>, got 1 argument(s)");
   }
 });
+parse("optional positionals come all together or not at all", () => {
+  const optionalPositionals = ["sub", "rg"];
+  assert.equal(parseCommandLine({ args: [], options, optionalPositionals }).positionals, []);
+  assert.equal(parseCommandLine({ args: ["a", "b"], options, optionalPositionals }).positionals, ["a", "b"]);
+  try {
+    parseCommandLine({ args: ["a"], options, optionalPositionals });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, UsageError);
+    assert.is((error as Error).message, "Cannot run: expected [<sub> <rg>], got 1 argument(s)");
+  }
+});
 parse("--help skips the positional count", () => {
   assert.is(parseCommandLine({ args: ["--help"], options, positionals: ["one"] }).values.help, true);
   assert.is(parseCommandLine({ args: ["-h"], options }).values.help, true);

@@ -161,7 +161,7 @@ mapError("reads MSAL's ServerError in the cause chain", () => {
   const e = toFederationError(wrapped, { ...identity, issuer: ISSUER, kid: "k" }) as FederationError;
   assert.is(e.aadsts, 7000272);
   assert.is(e.oauthError, "invalid_client");
-  assert.match(e.message, /JWKS at https:\/\/idpabc\.blob\.core\.windows\.net\/public\/\.well-known\/jwks\.json must contain kid k;/);
+  assert.match(e.message, /JWKS at https:\/\/idpabc\.blob\.core\.windows\.net\/public\/\.well-known\/jwks\.json must contain kid k, /);
 });
 mapError("says Entra could not be reached for MSAL's network_error", () => {
   const client = Object.assign(new Error("network_error: See https://aka.ms/msal.js.errors#network_error for details"), { name: "ClientAuthError", errorCode: "network_error" });

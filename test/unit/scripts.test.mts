@@ -84,7 +84,7 @@ async function setup(config?: unknown) {
 }
 
 const help = suite("every script --help");
-for (const script of ["0-add-defaults.mts", "0-isv-setup.mts", "1-list-customers.mts", "1-connect-customer.mts", "2-emit-meter.mts"]) {
+for (const script of ["0-add-defaults.mts", "0-isv-setup.mts", "1-list-customers.mts", "1-connect-customer.mts", "1-disconnect-customer.mts", "2-emit-meter.mts", "doctor.mts"]) {
   help(`${script} prints its usage and exits 0`, async () => {
     const r = await run(script, ["--help"], {});
     assert.is(r.code, 0);

@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// Disconnects a customer: deletes the federated credential and the UAMI from the managed
+// resource group and the customer from config.json; the audit log stays (plus one record).
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
+import { loadConfig, updateConfig, withoutCustomer } from "../lib/config.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { PendingEventsError } from "../lib/errors.mts";
+import type { DisconnectPlan } from "../lib/offboard.mts";
+
+const USAGE = `Usage: 1-disconnect-customer.mts <subscription> <managed-resource-group> [options]
+
+Removes what 1-connect-customer put in place: the federated credential(s) of the customer's
+UAMI, the UAMI itself (both in the managed resource group), and the customer's entry in
+config.json. The audit log is kept as it is; a "customer.disconnect" record is appended.
+Refuses while usage events of this customer are pending in the audit log (sent without a
+recorded answer): run 2-emit-meter again with their values to settle them, or use --force.
+
+Arguments:
+  subscription             customer subscription id (GUID)
+  managed-resource-group   the managed application's managed resource group
+
+Options:
+  --dry-run      show what would be deleted; delete nothing
+  --force        disconnect even with pending usage events
+  --json         print the plan (or the result) as JSON
+  -v, --verbose  show details on errors
+  -h, --help     show this help
+
+Environment:
+  METERING_DATA_DIR  state directory; \`az\` must be on PATH and signed in as a user the
+                     managed application authorizes
+
+Exit codes: 0 disconnected (or a dry run), 1 failed or refused (pending events),
+            2 usage error or customer not connected
+`;
+
+const OPTIONS = { "dry-run": { type: "boolean" }, force: { type: "boolean" }, json: { type: "boolean" } } as const;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+
+function describePlan(plan: DisconnectPlan, verb: string) {
+  for (const f of plan.federatedCredentials) out(`${verb} federated credential  ${f.id} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`);
+  out(plan.uamiExists ? `${verb} managed identity      ${plan.uamiId} (clientId ${plan.customer.uamiClientId})` : `(managed identity ${plan.uamiId} is already gone)`);
+  out(`${verb} config entry          customers.${plan.subscriptionId}.${plan.managedResourceGroup}`);
+  out(`kept   audit log`);
+}
+
+function pendingText(plan: DisconnectPlan): string {
+  return plan.pendingIntents.map((r) => {
+    const e = r.request?.body as { dimension?: string; quantity?: number; effectiveStartTime?: string } | undefined;
+    return `${e?.quantity} ${e?.dimension} for ${e?.effectiveStartTime} (sent ${r.time})`;
+  }).join("; ");
+}
+
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group"], run: async ({ values, positionals }) => {
+    const subscriptionId = parseSubscriptionId(positionals[0]);
+    const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+    const dataDir = resolveDataDir();
+    const configPath = configPathIn(dataDir);
+    const auditPath = auditPathIn(dataDir);
+    const config = await loadConfig({ path: configPath });
+    const { planDisconnect, executeDisconnect } = await import("../lib/offboard.mts");
+    progress(`Reading what ${subscriptionId}/${managedResourceGroup} has`);
+    const plan = await planDisconnect({ config, configPath, auditPath, subscriptionId, managedResourceGroup });
+    const pending = plan.pendingIntents.length;
+
+    if (values["dry-run"]) {
+      if (values.json) out(JSON.stringify({ dryRun: true, ...plan, pendingIntents: plan.pendingIntents.map((r) => r.id) }, null, 2));
+      else describePlan(plan, "would delete");
+      if (pending && !values.force) progress(`Without --force this would be refused: ${pending} usage event(s) pending: ${pendingText(plan)}`);
+      return EXIT_OK;
+    }
+    if (pending && !values.force) {
+      throw new PendingEventsError(
+        `Cannot disconnect ${plan.subscriptionId}/${plan.managedResourceGroup}: ${pending} usage event(s) were sent without a recorded answer: ${pendingText(plan)}; run 2-emit-meter again with those values to settle them (a duplicate is harmless), or use --force`,
+      );
+    }
+
+    const result = await executeDisconnect(plan, { onProgress: progress });
+    const who = { subscriptionId: plan.subscriptionId, managedResourceGroup: plan.managedResourceGroup };
+    await updateConfig({ path: configPath, update: (current) => withoutCustomer(current, who) });
+    const { appendAuditRecord, buildAuditRecord } = await import("../lib/audit.mts");
+    await appendAuditRecord({
+      path: auditPath,
+      record: buildAuditRecord({
+        operation: "customer.disconnect", customer: who, uamiId: plan.uamiId, uamiClientId: plan.customer.uamiClientId,
+        deletedCredentials: result.deletedCredentials, deletedIdentity: result.deletedIdentity,
+        ...(pending ? { forcedWithPendingIntents: plan.pendingIntents.map((r) => r.id) } : {}),
+      }),
+    });
+    progress(`Disconnected ${who.subscriptionId}/${who.managedResourceGroup}; removed from ${configPath}, audit log kept`);
+    if (values.json) out(JSON.stringify({ ...who, uamiId: plan.uamiId, ...result }, null, 2));
+    else describePlan(plan, "deleted");
+    return EXIT_OK;
+  } });
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// Checks every link of the trust chain (config, credential, Key Vault key, issuer documents,
+// customers' identities, token exchange, billing) and prints ✓ or ✗ with a fix for each ✗.
+import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import type { DoctorCheck } from "../lib/doctor.mts";
+
+const USAGE = `Usage: doctor.mts [<subscription> <managed-resource-group>] [options]
+
+Checks every link federation and metering depend on and prints ✓ (ok), ✗ (broken, with the
+fix) or - (skipped: an earlier link is broken):
+  publisher  config.json complete and valid; the ISV credential works; the Key Vault signing
+             key exists, can sign and equals the JWKS entry of its kid; the discovery document
+             and JWKS are readable anonymously, the discovery issuer equals publisher.idp.issuer
+             exactly, jwks_uri points to the JWKS, every key has kty/use/alg/kid/n/e; a test
+             assertion verifies against the published JWKS
+  customer   the UAMI and its federated credential exist and issuer, subject and audience match
+             config exactly (a case-only or trailing-slash difference is named); the token
+             exchange works; the managed app has billing details and a plan that config
+             records; the dimensions in the audit log were not refused as unknown
+With a subscription and managed resource group, only that customer is checked.
+
+Options:
+  --json         print the findings as JSON: {ok, checks: [{id, target, title, status, detail, fix}]}
+  -v, --verbose  show details on errors
+  -h, --help     show this help
+
+Environment:
+  METERING_DATA_DIR, AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, METERING_DISABLE_INSTANCE_DISCOVERY,
+  METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION (see docs/internals.md); \`az\` on PATH, signed in
+
+Exit codes: 0 every link works, 1 at least one ✗, 2 usage error or customer not connected
+`;
+
+const OPTIONS = { json: { type: "boolean" } } as const;
+const MARK: Record<DoctorCheck["status"], string> = { ok: "✓", fail: "✗", skip: "-" };
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+
+function printTable(checks: DoctorCheck[]) {
+  const width = Math.max(...checks.map((c) => c.title.length));
+  let target = "";
+  for (const c of checks) {
+    if (c.target !== target) {
+      target = c.target;
+      out(target === "publisher" ? "publisher" : `customer ${target}`);
+    }
+    out(`  ${MARK[c.status]} ${c.title.padEnd(width)}  ${c.detail}`);
+    if (c.fix) out(`    fix: ${c.fix}`);
+  }
+}
+
+function main(args: string[]): Promise<number> {
+  return runCommand({
+    args, usage: USAGE, options: OPTIONS, optionalPositionals: ["subscription", "managed-resource-group"],
+    run: async ({ values, positionals }) => {
+      const customer = positionals.length === 2
+        ? { subscriptionId: parseSubscriptionId(positionals[0]), managedResourceGroup: parseResourceGroupName(positionals[1], "managed resource group") }
+        : undefined;
+      const dataDir = resolveDataDir();
+      const { runDoctor } = await import("../lib/doctor.mts");
+      const checks = await runDoctor({
+        configPath: configPathIn(dataDir),
+        auditPath: auditPathIn(dataDir),
+        customer,
+        onProgress: values.verbose ? progress : undefined,
+      });
+      const failed = checks.filter((c) => c.status === "fail").length;
+      if (values.json) out(JSON.stringify({ ok: failed === 0, checks }, null, 2));
+      else printTable(checks);
+      progress(failed === 0 ? `${checks.filter((c) => c.status === "ok").length} ok, 0 broken` : `${checks.filter((c) => c.status === "ok").length} ok, ${failed} broken`);
+      return failed === 0 ? EXIT_OK : EXIT_FAILED;
+    },
+  });
+}
+
+process.exitCode = await main(process.argv.slice(2));
