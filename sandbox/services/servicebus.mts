@@ -35,7 +35,7 @@ const SENDER_PROPERTIES = ["MessageId", "Label", "CorrelationId", "ReplyTo", "To
 /** Headers that are HTTP's or Service Bus's own, never user properties. */
 const RESERVED_HEADERS = new Set([
   "authorization", "content-type", "content-length", "host", "connection", "accept", "accept-encoding", "accept-language", "user-agent",
-  "brokerproperties", "transfer-encoding", "expect", "keep-alive", "te", "traceparent", "tracestate", "request-id", "date", "cache-control", "pragma",
+  "brokerproperties", "transfer-encoding", "expect", "keep-alive", "te", "traceparent", "tracestate", "request-id", "date", "cache-control", "pragma", "origin", "referer",
 ]);
 const POLL_INTERVAL_MS = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -187,7 +187,7 @@ export function createServiceBusService(ctx: SandboxContext): { service: Service
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i];
       const lower = name.toLowerCase();
-      if (RESERVED_HEADERS.has(lower) || lower.startsWith("x-ms-")) continue;
+      if (RESERVED_HEADERS.has(lower) || lower.startsWith("x-ms-") || lower.startsWith("sec-fetch-")) continue;
       userProperties[name] = _parsePropertyValue(raw[i + 1]);
     }
     enqueue(k.q, { body: k.c.body, contentType: k.c.header("content-type"), sender: senderProperties(k, broker), userProperties }, k.nowMs);
