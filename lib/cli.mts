@@ -25,6 +25,8 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   options: O;
   /** Names of the required positionals, in order. */
   positionals?: string[];
+  /** Names of positionals that may follow the required ones. */
+  optionalPositionals?: string[];
 }): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   let parsed;
   try {
@@ -34,9 +36,13 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const names = options.positionals ?? [];
-  if (!values.help && parsed.positionals.length !== names.length) {
-    const want = names.length === 0 ? "no arguments" : names.map((n) => `<${n}>`).join(" ");
-    throw new UsageError(`Cannot run: expected ${want}, got ${parsed.positionals.length} argument(s)`);
+  const optional = options.optionalPositionals ?? [];
+  const count = parsed.positionals.length;
+  if (!values.help && (count < names.length || count > names.length + optional.length)) {
+    const want = names.length + optional.length === 0
+      ? "no arguments"
+      : [...names.map((n) => `<${n}>`), ...optional.map((n) => `[${n}]`)].join(" ");
+    throw new UsageError(`Cannot run: expected ${want}, got ${count} argument(s)`);
   }
   return { values, positionals: parsed.positionals };
 }
@@ -44,7 +50,8 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
 /** Exit code for an error: 2 for usage and input errors (nothing changed), else 1. */
 export function exitCodeFor(error: unknown): number {
   const code = (error as MeteringError)?.code;
-  return code === "ERR_USAGE" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING"
+  return code === "ERR_USAGE" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING" ||
+      code === "ERR_RESOURCE_NOT_FOUND"
     ? EXIT_USAGE
     : EXIT_FAILED;
 }
@@ -101,6 +108,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   usage: string;
   options: O;
   positionals?: string[];
+  optionalPositionals?: string[];
   io?: CommandIO;
   run(parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }): Promise<number>;
 }): Promise<number> {
@@ -108,7 +116,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   // Known before parsing, so that even a parse error can be shown in detail.
   let verbose = options.args.includes("--verbose") || options.args.includes("-v");
   try {
-    const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals });
+    const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals, optionalPositionals: options.optionalPositionals });
     if (parsed.values.help) {
       io.out(options.usage);
       return EXIT_OK;

@@ -7,6 +7,7 @@ import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConf
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { MeteringError } from "../lib/errors.mts";
+import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/roles.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/1-connect-customer.bicep", import.meta.url));
 const DEPLOYMENT_NAME = "metering-connect-customer";
@@ -27,6 +28,9 @@ Arguments:
   managed-resource-group   the managed application's managed resource group
 
 Options:
+  --grant ROLE   also give the UAMI this role on the managed resource group, through the same
+                 template (repeatable; by name or role definition id): ${Object.keys(BUILT_IN_ROLES).join(", ")}.
+                 Deploys again when already connected; earlier grants are kept
   --force        deploy and record again even if already connected
   --json         print the customer's config entry as JSON
   -v, --verbose  show details on errors
@@ -39,7 +43,7 @@ Environment:
 Exit codes: 0 connected (or already connected), 1 failed, 2 usage error or ISV setup missing
 `;
 
-const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" } } as const;
+const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true } } as const;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -55,6 +59,8 @@ function printCustomer(customer: CustomerConfig, json: boolean) {
     out(`planName      ${customer.planName}`);
     out(`resourceId    ${customer.billing.resourceId}`);
     out(`resourceUri   ${customer.billing.resourceUri}`);
+    const grants = Array.isArray(customer.grantedRoleDefinitionIds) ? customer.grantedRoleDefinitionIds as string[] : [];
+    if (grants.length > 0) out(`grants        ${grants.map((id) => roleName(id) ?? id).join(", ")} (on the managed resource group)`);
   }
 }
 
@@ -63,10 +69,11 @@ function main(args: string[]): Promise<number> {
     const json = values.json === true;
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+    const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
     const path = configPathIn(resolveDataDir());
     const config = await loadConfig({ path, stage: "idp" });
     const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
-    if (existing && !values.force) {
+    if (existing && !values.force && requested.length === 0) {
       progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
       printCustomer(existing.customer as CustomerConfig, json);
       return EXIT_OK;
@@ -76,19 +83,22 @@ function main(args: string[]): Promise<number> {
     // Keep the subject a re-connect used before, so a running setup keeps matching.
     const subject = previous?.subject ?? `metering-submission-via-uami from ${config.publisher.aadTenantId}`;
     const uamiName = previous?.uamiName ?? UAMI_NAME;
+    // Incremental deployments leave earlier grants in place; listing them again keeps the record whole.
+    const previousGrants = Array.isArray(previous?.grantedRoleDefinitionIds) ? previous.grantedRoleDefinitionIds as string[] : [];
+    const grantRoleDefinitionIds = [...new Set([...previousGrants, ...requested.map((r) => r.id)])];
 
     const { getBillableManagedApp } = await import("../lib/arm.mts");
     const az = await import("../lib/az.mts");
     progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
     const app = await getBillableManagedApp({ subscriptionId, managedResourceGroup });
 
-    progress(`Deploying ${uamiName} with a federated credential for ${idp.issuer}`);
+    progress(`Deploying ${uamiName} with a federated credential for ${idp.issuer}${requested.length ? `, granting ${requested.map((r) => r.name).join(", ")}` : ""}`);
     const deployment = await az.deploymentGroupCreate({
       subscriptionId,
       resourceGroup: managedResourceGroup,
       name: DEPLOYMENT_NAME,
       templateFile: TEMPLATE_FILE,
-      parameters: { issuer: idp.issuer, subject, audience: AUDIENCE, uamiName },
+      parameters: { issuer: idp.issuer, subject, audience: AUDIENCE, uamiName, grantRoleDefinitionIds },
     });
     const outputs = az.deploymentOutputs(deployment);
     const output = (name: string) => az.getDeploymentOutput(outputs, name) as string;
@@ -108,6 +118,7 @@ function main(args: string[]): Promise<number> {
       planName: app.planName,
       uamiId: output("uamiId"),
       uamiPrincipalId: output("uamiPrincipalId"),
+      grantedRoleDefinitionIds: grantRoleDefinitionIds,
       // 2-emit-meter retries Entra's "no matching credential" for a while after this time.
       connectedAt: new Date().toISOString(),
     };
