@@ -4,11 +4,28 @@
 import { ArmError, AzError, ResourceNotFoundError } from "./errors.mts";
 import type { ArmOptions } from "./arm.mts";
 
-const NOT_FOUND_CODES = /^\((ResourceNotFound|ResourceGroupNotFound|ParentResourceNotFound|NotFound|SubscriptionNotFound)\)/;
+const NOT_FOUND_CODES = ["ResourceNotFound", "ResourceGroupNotFound", "ParentResourceNotFound", "NotFound", "SubscriptionNotFound"];
+
+/**
+ * ARM's error code and message from az's error line: `(Code) message` (az's SDK-based commands) or
+ * `Not Found({"error":{"code":…,"message":…}})` (az rest). Pure.
+ */
+export function parseAzArmError(line: string): { code?: string; message: string } {
+  const sdk = /^\((\w+)\)\s*(.*)$/s.exec(line);
+  if (sdk) return { code: sdk[1], message: sdk[2] };
+  const rest = /^[^({]*\((\{.*\})\)\s*$/s.exec(line);
+  if (rest) {
+    try {
+      const e = (JSON.parse(rest[1]) as { error?: { code?: string; message?: string } }).error;
+      if (e?.code) return { code: e.code, message: e.message ?? line };
+    } catch { /* not JSON after all */ }
+  }
+  return { message: line };
+}
 
 /** True when az reported one of ARM's "does not exist" errors. */
 export function isArmNotFound(error: unknown): boolean {
-  return error instanceof AzError && NOT_FOUND_CODES.test(error.errorLine ?? "");
+  return error instanceof AzError && NOT_FOUND_CODES.includes(parseAzArmError(error.errorLine ?? "").code ?? "");
 }
 
 /** One `az rest` call; ARM's "not found" → ResourceNotFoundError naming `what`, other failures → ArmError. */
@@ -26,9 +43,12 @@ export async function armRequest(options: {
     return await rest({ method: options.method, url: options.url, body: options.body, command: options.command, env: options.env });
   } catch (cause) {
     if (isArmNotFound(cause)) {
-      throw new ResourceNotFoundError(`Cannot find ${options.what}: ${(cause as AzError).errorLine!.replace(NOT_FOUND_CODES, "").trim()}${options.hint ? ` (${options.hint})` : ""}`, { cause });
+      throw new ResourceNotFoundError(`Cannot find ${options.what}: ${parseAzArmError((cause as AzError).errorLine!).message}${options.hint ? ` (${options.hint})` : ""}`, { cause });
     }
-    if (cause instanceof AzError) throw new ArmError(`Cannot ${options.method === "GET" ? "read" : "change"} ${options.what}: ${cause.errorLine ?? cause.message}`, { cause, detail: cause.detail });
+    if (cause instanceof AzError) {
+      const e = parseAzArmError(cause.errorLine ?? cause.message);
+      throw new ArmError(`Cannot ${options.method === "GET" ? "read" : "change"} ${options.what}: ${e.code ? `${e.code}: ` : ""}${e.message}`, { cause, detail: cause.detail });
+    }
     throw cause;
   }
 }
