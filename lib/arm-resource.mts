@@ -47,7 +47,11 @@ export async function armRequest(options: {
     }
     if (cause instanceof AzError) {
       const e = parseAzArmError(cause.errorLine ?? cause.message);
-      throw new ArmError(`Cannot ${options.method === "GET" ? "read" : "change"} ${options.what}: ${e.code ? `${e.code}: ` : ""}${e.message}`, { cause, detail: cause.detail });
+      // ARM answers 403 for a resource group that does not exist where the caller has no rights, too.
+      const hint = e.code === "AuthorizationFailed"
+        ? " (check the subscription and managed resource group; the signed-in user must be covered by the plan's authorizations)"
+        : "";
+      throw new ArmError(`Cannot ${options.method === "GET" ? "read" : "change"} ${options.what}: ${e.code ? `${e.code}: ` : ""}${e.message}${hint}`, { cause, detail: cause.detail });
     }
     throw cause;
   }

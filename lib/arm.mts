@@ -78,10 +78,14 @@ export async function getManagedAppResource(
 ): Promise<{ id: string; raw: Record<string, any> }> {
   const rest = await _rest(options);
   const where = `${options.subscriptionId}/${options.managedResourceGroup}`;
-  const group = (await rest({
-    ..._azOptions(options),
+  const { armRequest } = await import("./arm-resource.mts");
+  const group = (await armRequest({
+    ...options,
+    azRest: rest,
     method: "GET",
     url: `/subscriptions/${_encode(options.subscriptionId)}/resourceGroups/${_encode(options.managedResourceGroup)}?api-version=${RESOURCE_GROUPS_API_VERSION}`,
+    what: `resource group ${where}`,
+    hint: "check the subscription and the managed resource group's name",
   })) as { managedBy?: string } | null;
   const appId = group?.managedBy;
   if (typeof appId !== "string" || !/\/providers\/Microsoft\.Solutions\/applications\//i.test(appId)) {

@@ -89,7 +89,7 @@ export function createServiceBusService(ctx: SandboxContext): { service: Service
     const queueName = c.params.queue ?? "";
     const dlq = (c.params.sub ?? "") !== "";
     const tracker = ns ? `${hostOf(ns)}:Queue:${queueName}${dlq ? "|$DeadLetterQueue" : ""}` : "unknown";
-    const fail = (status: number, detail: string): never => {
+    const fail: (status: number, detail: string) => never = (status, detail) => {
       throw new HttpReplyError(sbError(status, detail, c.requestId, tracker));
     };
     try {
@@ -127,7 +127,7 @@ export function createServiceBusService(ctx: SandboxContext): { service: Service
     }
   };
 
-  const badRequest = (k: SbCall, detail: string): never => {
+  const badRequest: (k: SbCall, detail: string) => never = (k, detail) => {
     throw new HttpReplyError(sbError(400, detail, k.c.requestId, `${hostOf(k.ns)}:Queue:${k.q.name}`));
   };
 
