@@ -98,7 +98,7 @@ function main(args: string[]): Promise<number> {
       resourceGroup: managedResourceGroup,
       name: DEPLOYMENT_NAME,
       templateFile: TEMPLATE_FILE,
-      parameters: { issuer: idp.issuer, subject, audience: AUDIENCE, uamiName, grantRoleDefinitionIds },
+      parameters: { issuer: idp.issuer, subject, audience: AUDIENCE, uamiName, ...(grantRoleDefinitionIds.length ? { grantRoleDefinitionIds } : {}) },
     });
     const outputs = az.deploymentOutputs(deployment);
     const output = (name: string) => az.getDeploymentOutput(outputs, name) as string;
@@ -118,7 +118,7 @@ function main(args: string[]): Promise<number> {
       planName: app.planName,
       uamiId: output("uamiId"),
       uamiPrincipalId: output("uamiPrincipalId"),
-      grantedRoleDefinitionIds: grantRoleDefinitionIds,
+      ...(grantRoleDefinitionIds.length ? { grantedRoleDefinitionIds: grantRoleDefinitionIds } : {}),
       // 2-emit-meter retries Entra's "no matching credential" for a while after this time.
       connectedAt: new Date().toISOString(),
     };

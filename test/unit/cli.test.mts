@@ -108,3 +108,22 @@ frame("an error thrown by the command becomes exit 1 and a message without a sta
   }
 });
 frame.run();
+
+const optional = suite("parseCommandLine() optional positionals");
+optional("accepts the required ones plus up to the optional ones, and says so when not", async () => {
+  const { parseCommandLine } = await import("../../lib/cli.mts");
+  const { UsageError } = await import("../../lib/errors.mts");
+  const spec = { options: {}, positionals: ["a", "b"], optionalPositionals: ["c"] };
+  assert.equal(parseCommandLine({ ...spec, args: ["1", "2"] }).positionals, ["1", "2"]);
+  assert.equal(parseCommandLine({ ...spec, args: ["1", "2", "3"] }).positionals, ["1", "2", "3"]);
+  for (const args of [["1"], ["1", "2", "3", "4"]]) {
+    try {
+      parseCommandLine({ ...spec, args });
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, UsageError);
+      assert.match((e as Error).message, /expected <a> <b> \[c\]/);
+    }
+  }
+});
+optional.run();
