@@ -68,12 +68,24 @@ function _toManagedApp(raw: Record<string, any>): ManagedApp {
 export async function getManagedAppForResourceGroup(
   options: { subscriptionId: string; managedResourceGroup: string } & ArmOptions,
 ): Promise<ManagedApp> {
+  const { id, raw } = await getManagedAppResource(options);
+  return { ..._toManagedApp(raw), id: raw.id ?? id };
+}
+
+/** The managed application of a resource group as ARM returns it (all of §5's fields), with its id. */
+export async function getManagedAppResource(
+  options: { subscriptionId: string; managedResourceGroup: string } & ArmOptions,
+): Promise<{ id: string; raw: Record<string, any> }> {
   const rest = await _rest(options);
   const where = `${options.subscriptionId}/${options.managedResourceGroup}`;
-  const group = (await rest({
-    ..._azOptions(options),
+  const { armRequest } = await import("./arm-resource.mts");
+  const group = (await armRequest({
+    ...options,
+    azRest: rest,
     method: "GET",
     url: `/subscriptions/${_encode(options.subscriptionId)}/resourceGroups/${_encode(options.managedResourceGroup)}?api-version=${RESOURCE_GROUPS_API_VERSION}`,
+    what: `resource group ${where}`,
+    hint: "check the subscription and the managed resource group's name",
   })) as { managedBy?: string } | null;
   const appId = group?.managedBy;
   if (typeof appId !== "string" || !/\/providers\/Microsoft\.Solutions\/applications\//i.test(appId)) {
@@ -89,7 +101,7 @@ export async function getManagedAppForResourceGroup(
     throw new ArmError(`Cannot read managed application ${appId}: ${line} (the ISV user needs access to the app, e.g. through the plan's authorizations)`, { cause });
   }
   if (!raw || typeof raw !== "object") throw new ArmError(`Cannot read managed application ${appId}: empty answer`);
-  return { ..._toManagedApp(raw), id: raw.id ?? appId };
+  return { id: raw.id ?? appId, raw };
 }
 
 /** Like getManagedAppForResourceGroup, but insists the app can be billed (has resourceUsageId and a plan). */

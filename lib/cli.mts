@@ -25,7 +25,7 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   options: O;
   /** Names of the required positionals, in order; a function picks them from the flags given. */
   positionals?: string[] | ((values: Record<string, string | boolean | undefined>) => string[]);
-  /** Names of positionals that may follow, all together or none. */
+  /** Names of positionals that may follow the required ones (any leading part of them). */
   optionalPositionals?: string[];
 }): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   let parsed;
@@ -38,12 +38,11 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   const names = (typeof options.positionals === "function" ? options.positionals(values) : options.positionals) ?? [];
   const optional = options.optionalPositionals ?? [];
   const count = parsed.positionals.length;
-  if (!values.help && count !== names.length && (optional.length === 0 || count !== names.length + optional.length)) {
-    const required = names.map((n) => `<${n}>`).join(" ");
-    const want = optional.length
-      ? `${required ? `${required} ` : ""}[${optional.map((n) => `<${n}>`).join(" ")}]`
-      : names.length === 0 ? "no arguments" : required;
-    throw new UsageError(`Cannot run: expected ${want}, got ${parsed.positionals.length} argument(s)`);
+  if (!values.help && (count < names.length || count > names.length + optional.length)) {
+    const want = names.length + optional.length === 0
+      ? "no arguments"
+      : [...names.map((n) => `<${n}>`), ...optional.map((n) => `[${n}]`)].join(" ");
+    throw new UsageError(`Cannot run: expected ${want}, got ${count} argument(s)`);
   }
   return { values, positionals: parsed.positionals };
 }
@@ -51,7 +50,8 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
 /** Exit code for an error: 2 for usage and input errors (nothing changed), else 1. */
 export function exitCodeFor(error: unknown): number {
   const code = (error as MeteringError)?.code;
-  return code === "ERR_USAGE" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING"
+  return code === "ERR_USAGE" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING" ||
+      code === "ERR_RESOURCE_NOT_FOUND"
     ? EXIT_USAGE
     : EXIT_FAILED;
 }

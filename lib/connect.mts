@@ -26,9 +26,15 @@ export async function connectCustomer(options: {
   subscriptionId: string;
   managedResourceGroup: string;
   previous?: Partial<CustomerConfig>;
+  /** Role definition ids to grant the UAMI on the MRG (through the template); earlier grants are kept. */
+  grantRoleDefinitionIds?: string[];
   onProgress?: (text: string) => void;
 }): Promise<CustomerConfig> {
   const { subscriptionId, managedResourceGroup, previous } = options;
+  // Incremental deployments leave earlier grants in place; listing them again keeps the record whole.
+  const previousGrants = Array.isArray(previous?.grantedRoleDefinitionIds) ? previous.grantedRoleDefinitionIds as string[] : [];
+  const grantRoleDefinitionIds = [...new Set([...previousGrants, ...(options.grantRoleDefinitionIds ?? [])])];
+  const newGrants = (options.grantRoleDefinitionIds ?? []).length;
   const idp = options.config.publisher.idp!;
   const subject = previous?.subject ?? defaultSubject(options.config);
   const uamiName = previous?.uamiName ?? UAMI_NAME;
@@ -37,13 +43,13 @@ export async function connectCustomer(options: {
   options.onProgress?.(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
   const app = await getBillableManagedApp({ subscriptionId, managedResourceGroup });
 
-  options.onProgress?.(`Deploying ${uamiName} with a federated credential for ${idp.issuer}`);
+  options.onProgress?.(`Deploying ${uamiName} with a federated credential for ${idp.issuer}${newGrants ? ` and ${newGrants} role grant(s)` : ""}`);
   const deployment = await az.deploymentGroupCreate({
     subscriptionId,
     resourceGroup: managedResourceGroup,
     name: CONNECT_DEPLOYMENT_NAME,
     templateFile: CONNECT_TEMPLATE_FILE,
-    parameters: { issuer: idp.issuer, subject, audience: FEDERATION_AUDIENCE, uamiName },
+    parameters: { issuer: idp.issuer, subject, audience: FEDERATION_AUDIENCE, uamiName, ...(grantRoleDefinitionIds.length ? { grantRoleDefinitionIds } : {}) },
   });
   const outputs = az.deploymentOutputs(deployment);
   const output = (name: string) => az.getDeploymentOutput(outputs, name) as string;
@@ -62,6 +68,7 @@ export async function connectCustomer(options: {
     planName: app.planName,
     uamiId: output("uamiId"),
     uamiPrincipalId: output("uamiPrincipalId"),
+    ...(grantRoleDefinitionIds.length ? { grantedRoleDefinitionIds: grantRoleDefinitionIds } : {}),
     // 2-emit-meter retries Entra's propagation errors for a while after this time.
     connectedAt: new Date().toISOString(),
   };

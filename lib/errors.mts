@@ -98,6 +98,40 @@ export class ManagedAppNotBillableError extends ArmError {
   override code = "ERR_MANAGED_APP_NOT_BILLABLE";
 }
 
+/**
+ * A resource named on the command line does not exist (a vault, a namespace, a queue, a managed
+ * application): like a usage error, nothing was changed, and the script exits 2.
+ */
+export class ResourceNotFoundError extends MeteringError {
+  static override code = "ERR_RESOURCE_NOT_FOUND";
+  override code = "ERR_RESOURCE_NOT_FOUND";
+}
+
+/** A data-plane service (Key Vault secrets, Service Bus) answered with an error. */
+export class DataPlaneError extends MeteringError {
+  static override code = "ERR_DATA_PLANE";
+  override code = "ERR_DATA_PLANE";
+  /** `keyvault` or `servicebus`. */
+  service: string;
+  httpStatus?: number;
+  constructor(message: string, options: { service: string; httpStatus?: number; detail?: string; cause?: unknown }) {
+    super(message, options);
+    this.service = options.service;
+    if (options.httpStatus !== undefined) this.httpStatus = options.httpStatus;
+  }
+}
+
+/** The identity lacks the data role the operation needs (HTTP 403); `role` names the one to grant. */
+export class AccessDeniedError extends DataPlaneError {
+  static override code = "ERR_ACCESS_DENIED";
+  override code = "ERR_ACCESS_DENIED";
+  role: string;
+  constructor(message: string, options: { service: string; role: string; httpStatus?: number; detail?: string; cause?: unknown }) {
+    super(message, options);
+    this.role = options.role;
+  }
+}
+
 /** Key Vault refused or failed to return a key or a signature. */
 export class SigningError extends MeteringError {
   static override code = "ERR_SIGNING";

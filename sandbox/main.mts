@@ -16,7 +16,9 @@ import { createAdminService } from "./services/admin.mts";
 import { createArmService } from "./services/arm.mts";
 import { createEntraService } from "./services/entra.mts";
 import { createKeyVaultService, type KeyVaultHooks } from "./services/keyvault.mts";
+import { createManagedIdentityService } from "./services/managed-identity.mts";
 import { createMeteringService } from "./services/metering.mts";
+import { createServiceBusService, type ServiceBusHooks } from "./services/servicebus.mts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, "..");
@@ -34,6 +36,8 @@ export interface Endpoints {
   metering: string;
   blob: string;
   admin: string;
+  /** Plain-HTTP managed identity endpoint of the ISV's compute: IMDS paths and App Service's /msi/token. */
+  managedIdentity: string;
 }
 
 export interface ListeningServer {
@@ -55,6 +59,8 @@ export interface SandboxContext {
   listenHttps(def: ServiceDef): Promise<ListeningServer>;
   /** Set once the Key Vault service exists; ARM calls it when a vault is created. */
   keyVault: KeyVaultHooks;
+  /** Set once the Service Bus service exists; ARM calls it when a namespace is created. */
+  serviceBus: ServiceBusHooks;
   log(msg: string): void;
 }
 
@@ -160,13 +166,15 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     return { port, url: `https://127.0.0.1:${port}`, close: () => closeServer(server) };
   };
 
-  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "" };
+  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "" };
   const ctx: SandboxContext = {
     state, tokens, obs, tls, endpoints, azurite: undefined, listenHttps, log,
     keyVault: undefined as unknown as KeyVaultHooks,
+    serviceBus: undefined as unknown as ServiceBusHooks,
   };
 
   let azuriteChild: ChildProcess | undefined;
+  let identityHeader = "";
   const stopAll = async () => {
     await Promise.all(servers.map(closeServer));
     if (azuriteChild && azuriteChild.exitCode === null) {
@@ -181,6 +189,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     const azuriteStart = opts.azurite === false ? undefined : startAzurite(dir, paths.certPath, paths.keyPath, log);
     const keyVault = createKeyVaultService(ctx);
     ctx.keyVault = keyVault.hooks;
+    ctx.serviceBus = createServiceBusService(ctx).hooks;
     const [entra, arm, metering] = await Promise.all([
       listenHttps(createEntraService(ctx)),
       listenHttps(createArmService(ctx)),
@@ -194,6 +203,13 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     const admin = createHttpServer((req, res) => void adminHandler(req, res));
     endpoints.admin = `http://127.0.0.1:${await listen(admin)}`;
     servers.push(admin);
+
+    const mi = createManagedIdentityService(ctx);
+    identityHeader = mi.identityHeader;
+    const miHandler = createServiceHandler(mi.service, obs, log);
+    const miServer = createHttpServer((req, res) => void miHandler(req, res));
+    endpoints.managedIdentity = `http://127.0.0.1:${await listen(miServer)}`;
+    servers.push(miServer);
 
     if (azuriteStart) {
       const az = await azuriteStart;
@@ -221,6 +237,11 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
     NODE_EXTRA_CA_CERTS: paths.caCertPath,
     DENO_CERT: paths.caCertPath,
+    // The ISV's compute has a managed identity (App Service style): the ISV credential falls back
+    // to it when az is not there (2-emit-meter from a timer job). IMDS is reachable too, through
+    // AZURE_POD_IDENTITY_AUTHORITY_HOST=<endpoints.managedIdentity>, which is left unset here.
+    IDENTITY_ENDPOINT: `${endpoints.managedIdentity}/msi/token`,
+    IDENTITY_HEADER: identityHeader,
     METERING_SANDBOX_ADMIN: endpoints.admin,
     METERING_SANDBOX_DIR: dir,
     PATH: `${binDir}:${process.env.PATH ?? ""}`,

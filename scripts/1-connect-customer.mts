@@ -5,6 +5,7 @@ import { EXIT_OK, runCommand } from "../lib/cli.mts";
 import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/roles.mts";
 import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/connect.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
@@ -20,6 +21,9 @@ Arguments:
   managed-resource-group   the managed application's managed resource group
 
 Options:
+  --grant ROLE   also give the UAMI this role on the managed resource group, through the same
+                 template (repeatable; by name or role definition id): ${Object.keys(BUILT_IN_ROLES).join(", ")}.
+                 Deploys again when already connected; earlier grants are kept
   --force        deploy and record again even if already connected
   --json         print the customer's config entry as JSON
   -v, --verbose  show details on errors
@@ -32,7 +36,7 @@ Environment:
 Exit codes: 0 connected (or already connected), 1 failed, 2 usage error or ISV setup missing
 `;
 
-const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" } } as const;
+const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true } } as const;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -48,6 +52,8 @@ function printCustomer(customer: CustomerConfig, json: boolean) {
     out(`planName      ${customer.planName}`);
     out(`resourceId    ${customer.billing.resourceId}`);
     out(`resourceUri   ${customer.billing.resourceUri}`);
+    const grants = Array.isArray(customer.grantedRoleDefinitionIds) ? customer.grantedRoleDefinitionIds as string[] : [];
+    if (grants.length > 0) out(`grants        ${grants.map((id) => roleName(id) ?? id).join(", ")} (on the managed resource group)`);
   }
 }
 
@@ -56,10 +62,11 @@ function main(args: string[]): Promise<number> {
     const json = values.json === true;
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+    const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
     const path = configPathIn(resolveDataDir());
     const config = await loadConfig({ path, stage: "idp" });
     const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
-    if (existing && !values.force) {
+    if (existing && !values.force && requested.length === 0) {
       progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
       printCustomer(existing.customer as CustomerConfig, json);
       return EXIT_OK;
@@ -68,6 +75,7 @@ function main(args: string[]): Promise<number> {
     const customer = await connectCustomer({
       config, subscriptionId, managedResourceGroup,
       previous: existing?.customer as Partial<CustomerConfig> | undefined,
+      grantRoleDefinitionIds: requested.map((r) => r.id),
       onProgress: progress,
     });
     await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Checks every link of the trust chain (config, credential, Key Vault key, issuer documents,
 // customers' identities, token exchange, billing) and prints ✓ or ✗ with a fix for each ✗.
+import { UsageError } from "../lib/errors.mts";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -56,6 +57,7 @@ function main(args: string[]): Promise<number> {
   return runCommand({
     args, usage: USAGE, options: OPTIONS, optionalPositionals: ["subscription", "managed-resource-group"],
     run: async ({ values, positionals }) => {
+      if (positionals.length === 1) throw new UsageError("Cannot run: expected no arguments, or <subscription> <managed-resource-group>, got 1 argument(s)");
       const customer = positionals.length === 2
         ? { subscriptionId: parseSubscriptionId(positionals[0]), managedResourceGroup: parseResourceGroupName(positionals[1], "managed resource group") }
         : undefined;

@@ -25,6 +25,9 @@ param subject string
 @description('Audience of the JWT; Entra recommends this value.')
 param audience string = 'api://AzureADTokenExchange'
 
+@description('Built-in role definition ids (GUIDs) to grant the identity on this resource group, e.g. Key Vault Secrets Officer b86a8fe4-44ce-4948-aee5-eccb2c155cd7 (1-connect-customer --grant).')
+param grantRoleDefinitionIds array = []
+
 resource uami 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: uamiName
   location: location
@@ -43,6 +46,17 @@ resource fic 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentity
     ]
   }
 }
+
+// Data-plane roles for the identity on the managed resource group (Key Vault secrets, Service Bus
+// queues, blobs, ...). The name is deterministic, so a redeployment finds the same assignment.
+resource grants 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleDefinitionId in grantRoleDefinitionIds: {
+  name: guid(resourceGroup().id, uami.id, roleDefinitionId)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
+    principalId: uami.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}]
 
 output uamiId string = uami.id
 output uamiName string = uami.name

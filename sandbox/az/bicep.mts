@@ -82,6 +82,8 @@ export interface ResourceDecl {
   apiVersion: string;
   existing: boolean;
   body: ObjectExpr;
+  /** A resource loop `[for item in iterable: {...}]` / `[for (item, index) in iterable: {...}]`. */
+  loop?: { item: string; index?: string; iterable: Expr };
   description?: string;
   pos: Pos;
 }
@@ -626,9 +628,38 @@ class _Parser {
     this.expectPunct("=");
     const t = this.peek();
     if (t.t === "ident" && t.v === "if") this.err(t.pos, `Conditional resources ('if') are ${UNSUPPORTED}`);
-    if (t.t === "punct" && t.v === "[") this.err(t.pos, `Resource loops ('for') are ${UNSUPPORTED}`);
-    if (!this.isPunct("{")) this.err(t.pos, "Expected the \"{\" character at this location");
+    let loop: ResourceDecl["loop"];
+    if (t.t === "punct" && t.v === "[") {
+      if (existing) this.err(t.pos, `Loops over existing resources are ${UNSUPPORTED}`);
+      this.next();
+      this.skipNl();
+      if (!this.isIdent("for")) this.err(this.peek().pos, `Expected 'for' after "[" in a resource declaration`);
+      this.next();
+      let item: string;
+      let index: string | undefined;
+      if (this.isPunct("(")) {
+        this.next();
+        item = this.expectIdent("the loop item variable").v;
+        this.expectPunct(",");
+        index = this.expectIdent("the loop index variable").v;
+        this.expectPunct(")");
+      } else {
+        item = this.expectIdent("the loop item variable").v;
+      }
+      if (!this.isIdent("in")) this.err(this.peek().pos, "Expected 'in' in the resource loop");
+      this.next();
+      const iterable = this.parseExpr();
+      this.expectPunct(":");
+      this.skipNl();
+      if (this.isIdent("if")) this.err(this.peek().pos, `Filtered loops ('if') are ${UNSUPPORTED}`);
+      loop = { item, index, iterable };
+    }
+    if (!this.isPunct("{")) this.err(this.peek().pos, "Expected the \"{\" character at this location");
     const body = this.parsePrimary() as ObjectExpr;
+    if (loop) {
+      this.skipNl();
+      this.expectPunct("]");
+    }
     const keys = new Map(body.props.map((p) => [p.key, p]));
     if (!keys.has("name")) this.err(body.pos, `The resource '${symbol.v}' has no 'name' property`);
     if (existing) {
@@ -642,7 +673,7 @@ class _Parser {
     if (dependsOn && (dependsOn.value.kind !== "array" || dependsOn.value.items.some((x) => x.kind !== "ident"))) {
       this.err(dependsOn.pos, "'dependsOn' must be an array of resource symbolic names");
     }
-    return { symbol: symbol.v, type, apiVersion, existing, body, description: d.description as string | undefined, pos };
+    return { symbol: symbol.v, type, apiVersion, existing, body, ...(loop ? { loop } : {}), description: d.description as string | undefined, pos };
   }
 
   // --- expressions
@@ -1201,9 +1232,10 @@ function _check(tpl: BicepTemplate): void {
     outputs.add(o.name);
   }
 
-  const checkExpr = (e: Expr, onlyParams: boolean) =>
+  const checkExpr = (e: Expr, onlyParams: boolean, locals: Set<string> = new Set()) =>
     _walk(e, (x) => {
       if (x.kind === "ident") {
+        if (locals.has(x.name)) return;
         const kind = kinds.get(x.name);
         if (!kind) fail(x.pos, `The name '${x.name}' does not exist in the current context.`);
         if (onlyParams && kind !== "param") fail(x.pos, `This symbol cannot be referenced here. Only other parameters can be referenced in parameter default values ('${x.name}' is a ${kind}).`);
@@ -1224,7 +1256,8 @@ function _check(tpl: BicepTemplate): void {
   tpl.outputs.forEach((o) => checkExpr(o.value, false));
   const byName = new Map(tpl.resources.map((r) => [r.symbol, r]));
   for (const r of tpl.resources) {
-    checkExpr(r.body, false);
+    if (r.loop) checkExpr(r.loop.iterable, false);
+    checkExpr(r.body, false, new Set([r.loop?.item, r.loop?.index].filter((x): x is string => x !== undefined)));
     for (const p of r.body.props) {
       if (p.key === "parent") {
         const parent = byName.get((p.value as { name: string }).name);
@@ -1270,6 +1303,8 @@ function _deploymentOrder(tpl: BicepTemplate): ResourceDecl[] {
   const deps = new Map<string, Set<string>>();
   for (const r of tpl.resources) {
     const d = resourcesReferencedBy(r.body);
+    if (r.loop) resourcesReferencedBy(r.loop.iterable).forEach((x) => d.add(x));
+    for (const local of [r.loop?.item, r.loop?.index]) if (local) d.delete(local);
     if (d.has(r.symbol)) throw new BicepSyntaxError(tpl.fileName, r.pos, `The resource '${r.symbol}' refers to itself.`);
     deps.set(r.symbol, d);
   }
@@ -1343,6 +1378,8 @@ class _Evaluator {
   vars = new Map<string, Value>();
   varsResolving = new Set<string>();
   resources = new Map<string, Value>();
+  /** Loop variables of the resource loop being planned. */
+  locals = new Map<string, Value>();
   functions: Record<string, FnSpec>;
 
   constructor(tpl: BicepTemplate, opts: DeployBicepOptions) {
@@ -1464,6 +1501,7 @@ class _Evaluator {
   // --- expressions
 
   lookup(name: string, pos: Pos): Value {
+    if (this.locals.has(name)) return this.locals.get(name)!;
     const p = this.tpl.params.find((x) => x.name === name);
     if (p) return this.param(p);
     const v = this.tpl.vars.find((x) => x.name === name);
@@ -1667,13 +1705,16 @@ export async function deployBicep(opts: DeployBicepOptions): Promise<DeployBicep
       details,
     }, [...resourceIds]);
 
-  for (const r of _deploymentOrder(tpl)) {
+  const templateError = (r: ResourceDecl, e: _ExpressionError) =>
+    failed([{ code: "InvalidTemplate", message: `Unable to process template language expressions for resource '${r.symbol}' at line '${e.pos.line}' and column '${e.pos.column}'. '${e.message}'` }]);
+  /** Plans and puts (or reads) one resource; returns its value for later references. */
+  const deployOne = async (r: ResourceDecl): Promise<Value> => {
     let plan: { id: string; name: string; body: Record<string, unknown> };
     try {
       plan = ev.plan(r);
     } catch (e) {
       if (!(e instanceof _ExpressionError)) throw e;
-      throw failed([{ code: "InvalidTemplate", message: `Unable to process template language expressions for resource '${r.symbol}' at line '${e.pos.line}' and column '${e.pos.column}'. '${e.message}'` }]);
+      throw templateError(r, e);
     }
     let returned: Record<string, unknown>;
     try {
@@ -1684,7 +1725,35 @@ export async function deployBicep(opts: DeployBicepOptions): Promise<DeployBicep
     if (!r.existing) resourceIds.push(plan.id);
     // id, name, type and apiVersion are what the template declares (compile-time in Bicep);
     // everything else is what the provider returned (reference() in ARM).
-    ev.resources.set(r.symbol, { ...(returned as { [k: string]: Value }), id: plan.id, name: plan.name, type: r.type, apiVersion: r.apiVersion });
+    return { ...(returned as { [k: string]: Value }), id: plan.id, name: plan.name, type: r.type, apiVersion: r.apiVersion };
+  };
+
+  for (const r of _deploymentOrder(tpl)) {
+    if (!r.loop) {
+      ev.resources.set(r.symbol, await deployOne(r));
+      continue;
+    }
+    // A resource loop: one resource per element, in order; the symbol then stands for the array.
+    let items: Value;
+    try {
+      items = ev.evaluate(r.loop.iterable);
+    } catch (e) {
+      if (!(e instanceof _ExpressionError)) throw e;
+      throw templateError(r, e);
+    }
+    if (!Array.isArray(items)) {
+      throw templateError(r, new _ExpressionError(r.loop.iterable.pos, `The loop expression must be an array, not a value of type '${_typeName(items)}'.`));
+    }
+    const values: Value[] = [];
+    for (let i = 0; i < items.length; i++) {
+      ev.locals = new Map([[r.loop.item, items[i]], ...(r.loop.index ? [[r.loop.index, i] as [string, Value]] : [])]);
+      try {
+        values.push(await deployOne(r));
+      } finally {
+        ev.locals = new Map();
+      }
+    }
+    ev.resources.set(r.symbol, values);
   }
 
   const outputs: Record<string, { type: string; value: unknown }> = {};

@@ -12,6 +12,11 @@ export interface WorldSeed {
     subscriptionName: string;
     location: string;
     user: { objectId: string; upn: string; displayName: string };
+    /**
+     * The managed identity of the ISV's own compute (a timer job): what the sandbox's managed
+     * identity endpoint (IMDS and App Service style) hands out tokens for.
+     */
+    managedIdentity?: { principalId: string; clientId: string; resourceId: string };
   };
   /** Marketplace offers: each plan declares its custom meter dimensions (Partner Center dimension ids). */
   offers: Array<{ publisher: string; product: string; plans: Array<{ name: string; dimensions: string[] }> }>;
@@ -38,7 +43,14 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 
 /** The `world` block of sandbox.json: what tests and the demo need to address the seeded customers. */
 export interface WorldSummary {
-  isv: { tenantId: string; subscriptionId: string; userObjectId: string; userPrincipalName: string; location: string };
+  isv: {
+    tenantId: string;
+    subscriptionId: string;
+    userObjectId: string;
+    userPrincipalName: string;
+    location: string;
+    managedIdentity?: { principalId: string; clientId: string; resourceId: string };
+  };
   customers: Array<{
     name: string;
     tenantId: string;
@@ -86,6 +98,19 @@ export interface SandboxOptions {
     /** Name of the generic batch item failure status (spec: Error; metered-billing-accelerator: UsageEventError). */
     errorStatusName: string;
   };
+  serviceBus: {
+    /** Accepted `aud` values of Service Bus tokens (facts §6: https://servicebus.azure.net). */
+    audiences: string[];
+    /** Longest long poll (`timeout=` of receive) the emulator honours, in seconds (unconfirmed → 60). */
+    maxReceiveTimeoutS: number;
+  };
+  arm: {
+    /**
+     * Reading or deleting role assignments in another tenant's subscription needs `&tenantId=<that
+     * tenant>` (facts §5 shows it on every cross-tenant call; that it is required is unconfirmed → yes).
+     */
+    crossTenantRoleAssignmentsNeedTenantId: boolean;
+  };
 }
 
 export const DEFAULT_OPTIONS: SandboxOptions = {
@@ -105,6 +130,13 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
     dedupeIncludesPlan: false,
     futureSkewS: 0,
     errorStatusName: "Error",
+  },
+  serviceBus: {
+    audiences: ["https://servicebus.azure.net"],
+    maxReceiveTimeoutS: 60,
+  },
+  arm: {
+    crossTenantRoleAssignmentsNeedTenantId: true,
   },
 };
 
@@ -452,6 +484,7 @@ export class SandboxState {
         userObjectId: seed.isv.user.objectId,
         userPrincipalName: seed.isv.user.upn,
         location: seed.isv.location,
+        ...(seed.isv.managedIdentity ? { managedIdentity: { ...seed.isv.managedIdentity } } : {}),
       },
       customers: seed.customers.map((c) => ({
         name: c.name,

@@ -3,7 +3,26 @@
 import { HttpReplyError, parseJsonBody, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
 import { mergeOptions, scopeContains } from "../core/state.mts";
 import type { SandboxContext } from "../main.mts";
+import { vaultStore } from "./keyvault-store.mts";
 import { listAcceptedEvents } from "./metering.mts";
+import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus-store.mts";
+
+/** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */
+function _messageView(m: SbMessage) {
+  return {
+    sequenceNumber: m.sequenceNumber,
+    messageId: m.messageId,
+    body: m.body.toString("utf8"),
+    contentType: m.contentType ?? null,
+    label: m.sender.Label ?? null,
+    correlationId: m.sender.CorrelationId ?? null,
+    userProperties: m.userProperties,
+    deliveryCount: m.deliveryCount,
+    locked: m.lock !== undefined,
+    enqueuedTimeUtc: new Date(m.enqueuedAtMs).toISOString(),
+    ...(m.deadLetterReason ? { deadLetterReason: m.deadLetterReason } : {}),
+  };
+}
 
 const bad = (message: string): Reply => ({ status: 400, body: { error: { code: "BadRequest", message } } });
 
@@ -82,6 +101,45 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
         },
       },
       { method: "GET", path: "/tokens", handler: () => json(tokens.issued) },
+      {
+        // Every queue (filter: ?namespace=NAME&queue=NAME): its messages, dead letters and completions.
+        method: "GET", path: "/servicebus/queues", handler: (c) => {
+          const nsName = c.url.searchParams.get("namespace")?.toLowerCase();
+          const queueName = c.url.searchParams.get("queue")?.toLowerCase();
+          const out = [];
+          for (const ns of namespaceStore(state).values()) {
+            if (nsName && ns.name.toLowerCase() !== nsName) continue;
+            for (const q of ns.queues.values()) {
+              if (queueName && q.name.toLowerCase() !== queueName) continue;
+              sweepLocks(q, state.now());
+              out.push({
+                namespace: ns.name, namespaceId: ns.id, queue: q.name, queueId: q.id,
+                lockDurationMs: q.lockDurationMs, maxDeliveryCount: q.maxDeliveryCount, completedCount: q.completedCount,
+                messages: q.messages.map(_messageView), deadLetters: q.deadLetters.map(_messageView),
+              });
+            }
+          }
+          return json(out);
+        },
+      },
+      {
+        // Every secret of every vault (filter: ?vault=NAME), latest version first in `versions`.
+        method: "GET", path: "/keyvault/secrets", handler: (c) => {
+          const vaultName = c.url.searchParams.get("vault")?.toLowerCase();
+          const out = [];
+          for (const v of vaultStore(state).values()) {
+            if (vaultName && v.name.toLowerCase() !== vaultName) continue;
+            for (const s of v.secrets.values()) {
+              out.push({
+                vault: v.name, vaultId: v.id, name: s.name,
+                value: s.versions.at(-1)!.value, contentType: s.versions.at(-1)!.contentType ?? null,
+                versions: s.versions.map((x) => x.version).reverse(),
+              });
+            }
+          }
+          return json(out);
+        },
+      },
       { method: "GET", path: "/faults", handler: () => json(obs.faults) },
       {
         method: "POST", path: "/faults", handler: (c: RouteContext) => {

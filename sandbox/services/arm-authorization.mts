@@ -47,6 +47,28 @@ export function authorizationRoutes(arm: Arm): Route[] {
     return res.id;
   };
 
+  /**
+   * `&tenantId=` on role assignment calls (facts §5, arsenvlad's cross-tenant sample): when given it
+   * must name the subscription's tenant; a caller from another tenant (a publisher reading or
+   * deleting assignments in a customer's managed resource group) must give it when
+   * options.arm.crossTenantRoleAssignmentsNeedTenantId is on. Writes are exempt: deployments make
+   * them without it. Status, code and wording are the sandbox's own (unconfirmed).
+   */
+  const checkTenantParam = (a: ArmCall) => {
+    const subTenant = a.p.subscriptionId ? a.sub.tenantId : undefined;
+    if (!subTenant) return;
+    const given = a.c.url.searchParams.get("tenantId");
+    if (given !== null) {
+      if (given.toLowerCase() !== subTenant.toLowerCase()) {
+        fail(403, "AuthorizationFailed", `The tenantId '${given}' is not the tenant of subscription '${a.sub.subscriptionId}' ('${subTenant}'); role assignments there are managed in that tenant.`);
+      }
+      return;
+    }
+    if (state.options.arm.crossTenantRoleAssignmentsNeedTenantId && a.caller.tid.toLowerCase() !== subTenant.toLowerCase()) {
+      fail(403, "AuthorizationFailed", `The client '${a.caller.oid}' of tenant '${a.caller.tid}' does not have authorization to perform action '${RA_TYPE}/read' in tenant '${subTenant}' without naming it: add '&tenantId=${subTenant}' to the request.`);
+    }
+  };
+
   const roleDefinitionIdFor = (scope: string, roleId: string) => {
     const sub = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0];
     return `${sub ?? ""}/providers/${RD_TYPE}/${roleId}`;
@@ -156,6 +178,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
   };
 
   const getAssignment = (a: ArmCall) => {
+    checkTenantParam(a);
     const scope = resolveScope(a);
     arm.authorize(a.caller, scope || "/", `${RA_TYPE}/read`);
     const r = state.getResource(raIdOf(scope, a.p.roleAssignmentName));
@@ -164,6 +187,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
   };
 
   const deleteAssignment = (a: ArmCall) => {
+    checkTenantParam(a);
     const scope = resolveScope(a);
     arm.authorize(a.caller, scope || "/", `${RA_TYPE}/delete`);
     const r = state.getResource(raIdOf(scope, a.p.roleAssignmentName));
@@ -189,6 +213,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
   };
 
   const listAssignments = (a: ArmCall) => {
+    checkTenantParam(a);
     const scope = resolveScope(a);
     arm.authorize(a.caller, scope || "/", `${RA_TYPE}/read`);
     const f = parseFilter(a.c.url.searchParams.get("$filter"));

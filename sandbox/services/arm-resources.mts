@@ -76,6 +76,7 @@ export function resourceRoutes(arm: Arm): Route[] {
     }
     for (const r of state.listResources((x) => x.subscriptionId === rg.subscriptionId && (x.resourceGroup ?? "").toLowerCase() === rg.name.toLowerCase())) {
       void arm.ctx.keyVault.closeVault?.(r.id);
+      void arm.ctx.serviceBus.closeNamespace(r.id);
     }
     state.deleteResource(rg.id);
     const opId = `RESOURCEGROUPDELETIONJOB-${rg.name.toUpperCase()}-${a.c.requestId.slice(0, 8).toUpperCase()}`;

@@ -13,6 +13,7 @@ import { graphRoutes } from "./arm-graph.mts";
 import { identityRoutes } from "./arm-identity.mts";
 import { keyVaultRoutes } from "./arm-keyvault.mts";
 import { resourceRoutes } from "./arm-resources.mts";
+import { serviceBusRoutes } from "./arm-servicebus.mts";
 import { solutionsRoutes } from "./arm-solutions.mts";
 import { storageRoutes } from "./arm-storage.mts";
 
@@ -75,6 +76,7 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
       ...identityRoutes(arm),
       ...storageRoutes(arm),
       ...keyVaultRoutes(arm),
+      ...serviceBusRoutes(arm),
       ...authorizationRoutes(arm),
       ...deploymentRoutes(arm),
       ...graphRoutes(arm),

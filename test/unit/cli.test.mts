@@ -30,16 +30,17 @@ parse("rejects a wrong number of positionals", () => {
     assert.is((error as Error).message, "Cannot run: expected <one> <two>, got 1 argument(s)");
   }
 });
-parse("optional positionals come all together or not at all", () => {
+parse("optional positionals may be left off from the end; more than all of them is an error", () => {
   const optionalPositionals = ["sub", "rg"];
   assert.equal(parseCommandLine({ args: [], options, optionalPositionals }).positionals, []);
+  assert.equal(parseCommandLine({ args: ["a"], options, optionalPositionals }).positionals, ["a"]);
   assert.equal(parseCommandLine({ args: ["a", "b"], options, optionalPositionals }).positionals, ["a", "b"]);
   try {
-    parseCommandLine({ args: ["a"], options, optionalPositionals });
+    parseCommandLine({ args: ["a", "b", "c"], options, optionalPositionals });
     assert.unreachable();
   } catch (error) {
     assert.instance(error, UsageError);
-    assert.is((error as Error).message, "Cannot run: expected [<sub> <rg>], got 1 argument(s)");
+    assert.is((error as Error).message, "Cannot run: expected [sub] [rg], got 3 argument(s)");
   }
 });
 parse("--help skips the positional count", () => {
@@ -120,3 +121,22 @@ frame("an error thrown by the command becomes exit 1 and a message without a sta
   }
 });
 frame.run();
+
+const optional = suite("parseCommandLine() optional positionals");
+optional("accepts the required ones plus up to the optional ones, and says so when not", async () => {
+  const { parseCommandLine } = await import("../../lib/cli.mts");
+  const { UsageError } = await import("../../lib/errors.mts");
+  const spec = { options: {}, positionals: ["a", "b"], optionalPositionals: ["c"] };
+  assert.equal(parseCommandLine({ ...spec, args: ["1", "2"] }).positionals, ["1", "2"]);
+  assert.equal(parseCommandLine({ ...spec, args: ["1", "2", "3"] }).positionals, ["1", "2", "3"]);
+  for (const args of [["1"], ["1", "2", "3", "4"]]) {
+    try {
+      parseCommandLine({ ...spec, args });
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, UsageError);
+      assert.match((e as Error).message, /expected <a> <b> \[c\]/);
+    }
+  }
+});
+optional.run();

@@ -45,3 +45,47 @@ create("returns a TokenCredential without touching the network", async () => {
   assert.type(credential.getToken, "function");
 });
 create.run();
+
+const fallback = suite("withFallback() / managedIdentitySource()");
+const unavailable = (name: string) => Object.assign(new Error(`${name} unavailable`), { name: "CredentialUnavailableError" });
+const good = { getToken: async () => ({ token: "t", expiresOnTimestamp: 1 }) };
+fallback("falls back when the primary is unavailable, also inside an AggregateAuthenticationError", async () => {
+  const { withFallback } = await import("../../lib/isv-credential.mts");
+  assert.is((await withFallback({ getToken: async () => { throw unavailable("az"); } }, good).getToken("s"))?.token, "t");
+  const aggregate = Object.assign(new Error("chain"), { name: "AggregateAuthenticationError", errors: [unavailable("az")] });
+  assert.is((await withFallback({ getToken: async () => { throw aggregate; } }, good).getToken("s"))?.token, "t");
+});
+fallback("a real failure of the primary is not hidden; a failing fallback reports both", async () => {
+  const { withFallback } = await import("../../lib/isv-credential.mts");
+  const real = Object.assign(new Error("AADSTS700016"), { name: "AuthenticationError" });
+  try {
+    await withFallback({ getToken: async () => { throw real; } }, good).getToken("s");
+    assert.unreachable();
+  } catch (e) {
+    assert.is(e, real);
+  }
+  try {
+    await withFallback({ getToken: async () => { throw unavailable("az"); } }, { getToken: async () => { throw new Error("IMDS down"); } }).getToken("s");
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /az unavailable.*managed identity fallback failed too: IMDS down/);
+  }
+});
+fallback("sources as @azure/identity picks them", async () => {
+  const { managedIdentitySource } = await import("../../lib/isv-credential.mts");
+  assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IDENTITY_HEADER: "h" }), "App Service");
+  assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IMDS_ENDPOINT: "http://y" }), "Azure Arc");
+  assert.is(managedIdentitySource({ MSI_ENDPOINT: "http://x" }), "Cloud Shell");
+  assert.is(managedIdentitySource({ AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://x" }), "IMDS");
+  assert.is(managedIdentitySource({}), undefined);
+});
+fallback("createIsvCredential adds the fallback only where AZURE_TOKEN_CREDENTIALS left the managed identity out", async () => {
+  const { createIsvCredential } = await import("../../lib/isv-credential.mts");
+  const { DefaultAzureCredential } = await import("@azure/identity");
+  const mi = { IDENTITY_ENDPOINT: "http://127.0.0.1:1/msi/token", IDENTITY_HEADER: "h" };
+  assert.instance(await createIsvCredential({ env: { ...mi } }), DefaultAzureCredential);
+  assert.instance(await createIsvCredential({ env: { ...mi, AZURE_TOKEN_CREDENTIALS: "prod" } }), DefaultAzureCredential);
+  assert.instance(await createIsvCredential({ env: { AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" } }), DefaultAzureCredential);
+  assert.not.instance(await createIsvCredential({ env: { ...mi, AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" } }), DefaultAzureCredential);
+});
+fallback.run();

@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+// Sets, gets and lists secrets in a Key Vault inside a customer's managed resource group, as the
+// customer's federated UAMI (or the managed app's own identity via listTokens). No secret on argv.
+import { Buffer } from "node:buffer";
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
+import { UsageError } from "../lib/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+
+const USAGE = `Usage: 3-keyvault-secret.mts <subscription> <managed-resource-group> <vault> set|get|list [name] [options]
+
+Works with secrets in a Key Vault (RBAC) inside the customer's managed resource group. By default
+as the customer's UAMI (workload identity federation: 1-connect-customer --grant "Key Vault Secrets
+Officer" gives it the role), or with --via list-tokens as the managed application's
+system-assigned identity (a token from the app's listTokens action).
+
+Commands:
+  set <name>   store a new version; the value comes from stdin (one trailing newline dropped) or --file
+  get <name>   print the current value (with --json: value and attributes)
+  list         names and attributes of the vault's secrets (never values)
+
+Arguments:
+  subscription             customer subscription id (GUID)
+  managed-resource-group   the managed application's managed resource group
+  vault                    the Key Vault's name (it must be in that resource group)
+
+Options:
+  --file PATH          set: read the value from this file (as is)
+  --content-type T     set: the secret's contentType
+  --via MODE           uami (default) or list-tokens
+  --json               print the result as JSON
+  -v, --verbose        show details on errors
+  -h, --help           show this help
+
+A secret value is never taken from the command line (shell history, process lists) and never
+written to the audit log, which records each request and answer with the value's length only.
+The vault's address comes from ARM (az rest); the data-plane calls use the customer's identity.
+
+Exit codes: 0 ok, 1 failed (e.g. a missing role: the message names it), 2 usage error, unknown
+vault or secret, customer not connected
+`;
+
+const OPTIONS = {
+  file: { type: "string" },
+  "content-type": { type: "string" },
+  via: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+const COMMANDS = ["set", "get", "list"];
+const VAULT_API_VERSION = "2023-07-01";
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+
+async function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+function main(args: string[]): Promise<number> {
+  return runCommand({
+    args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "vault", "command"], optionalPositionals: ["name", "value"],
+    run: async ({ values, positionals }) => {
+      const subscriptionId = parseSubscriptionId(positionals[0]);
+      const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+      const vault = positionals[2];
+      const command = positionals[3];
+      if (!/^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/.test(vault)) throw new UsageError(`Cannot use vault ${JSON.stringify(vault)}: expected a Key Vault name (3-24 letters, digits and hyphens)`);
+      if (!COMMANDS.includes(command)) throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected set, get or list`);
+      if (positionals[5] !== undefined) {
+        throw new UsageError("Cannot take a secret value from the command line (it would stay in shell history and process lists): pipe it on stdin or use --file PATH");
+      }
+      const { parseSecretName } = await import("../lib/keyvault-secrets.mts");
+      const name = command === "list" ? undefined : parseSecretName(positionals[4]);
+      if (command === "list" && positionals[4] !== undefined) throw new UsageError("Cannot run list: it takes no secret name");
+      if (command !== "set" && (values.file !== undefined || values["content-type"] !== undefined)) throw new UsageError(`Cannot run ${command}: --file and --content-type belong to set`);
+      const via = String(values.via ?? "uami");
+      if (via !== "uami" && via !== "list-tokens") throw new UsageError(`Cannot use --via ${JSON.stringify(via)}: expected uami or list-tokens`);
+
+      let value: string | undefined;
+      if (command === "set") {
+        if (values.file !== undefined) {
+          const { readFile } = await import("node:fs/promises");
+          try {
+            value = await readFile(String(values.file), "utf8");
+          } catch (cause) {
+            throw new UsageError(`Cannot read the secret value from ${JSON.stringify(values.file)}: ${(cause as Error).message}`, { cause });
+          }
+        } else {
+          if (process.stdin.isTTY) throw new UsageError("Cannot read the secret value: pipe it on stdin (printf %s \"$VALUE\" | …) or use --file PATH");
+          value = (await readStdin()).replace(/\r?\n$/, "");
+        }
+        if (value === "") throw new UsageError("Cannot set an empty secret: no value on stdin or in the file");
+      }
+
+      const { loadConnectedCustomer, openCustomerSession, staticTokenCredential } = await import("../lib/customer-session.mts");
+      const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
+      const { armRequest } = await import("../lib/arm-resource.mts");
+      const vaultId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${vault}`;
+      progress(`Reading Key Vault ${vault} of ${subscriptionId}/${managedResourceGroup}`);
+      const vaultResource = await armRequest({
+        method: "GET", url: `${vaultId}?api-version=${VAULT_API_VERSION}`,
+        what: `Key Vault '${vault}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the vault's name; it must be in the managed resource group",
+      }) as { properties?: { vaultUri?: string } };
+      const vaultUrl = vaultResource?.properties?.vaultUri;
+      if (!vaultUrl) throw new UsageError(`Cannot use Key Vault '${vault}': ARM reports no vaultUri`);
+
+      const kv = await import("../lib/keyvault-secrets.mts");
+      const { createRestClient } = await import("../lib/rest.mts");
+      const { summarizeToken } = await import("../lib/token-info.mts");
+      let credential;
+      let who: string;
+      let tokenClaims: Record<string, unknown>;
+      if (via === "list-tokens") {
+        const app = await import("../lib/managed-app.mts");
+        const { details } = await app.getManagedAppDetails({ subscriptionId, managedResourceGroup });
+        progress(`Getting a Key Vault token of ${details.id}'s system-assigned identity (listTokens)`);
+        const listed = await app.listManagedAppTokens({ appId: details.id, audience: "https://vault.azure.net" });
+        const t = listed.tokens[0];
+        credential = staticTokenCredential(t.token, t.expiresOnTimestamp);
+        tokenClaims = summarizeToken(t.token).claims;
+        who = `The managed application's system-assigned identity (principal ${details.identity?.principalId ?? "?"})`;
+      } else {
+        progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
+        const session = await openCustomerSession({ config, customer });
+        const t = await session.getToken(kv.KEYVAULT_SCOPE);
+        credential = session.credential;
+        tokenClaims = t.claims;
+        who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`;
+      }
+      const client = await createRestClient({ credential, scope: kv.KEYVAULT_SCOPE });
+      const { auditExchange } = await import("../lib/exchange-audit.mts");
+      const audit = (operation: string, request: { method: string; url: string; body?: unknown }, response?: { status: number; headers: Record<string, string>; json(): unknown }, error?: Error) =>
+        auditExchange({
+          path: auditPath,
+          record: {
+            operation, customer: { subscriptionId, managedResourceGroup }, request, tokenClaims, via,
+            ...(response ? { response: { status: response.status, requestId: response.headers["x-ms-request-id"], body: response.json() ?? null } } : {}),
+            ...(error ? { error: { code: (error as { code?: string }).code, message: error.message } } : {}),
+          },
+        });
+      const secretUrl = `${vaultUrl}secrets/${name ?? ""}`;
+
+      try {
+        if (command === "set") {
+          const { info, response } = await kv.setSecret({ client, vaultUrl, name: name!, value: value!, contentType: values["content-type"] as string | undefined, who });
+          await audit("keyvault.setSecret", { method: "PUT", url: secretUrl, body: { value: value! } }, response);
+          if (values.json) out(JSON.stringify(info, null, 2));
+          else out(`Stored ${info.name} version ${info.version ?? "-"} in ${vault}`);
+        } else if (command === "get") {
+          const { info, value: secret, response } = await kv.getSecret({ client, vaultUrl, name: name!, who });
+          await audit("keyvault.getSecret", { method: "GET", url: secretUrl }, response);
+          if (values.json) out(JSON.stringify({ ...info, value: secret }, null, 2));
+          else out(secret);
+        } else {
+          const { secrets, responses } = await kv.listSecrets({ client, vaultUrl, who });
+          for (const r of responses) await audit("keyvault.listSecrets", { method: "GET", url: `${vaultUrl}secrets` }, r);
+          if (values.json) out(JSON.stringify(secrets, null, 2));
+          else {
+            if (secrets.length === 0) progress(`No secrets in ${vault}.`);
+            for (const s of secrets) out(`${s.name}\t${s.enabled === false ? "disabled" : "enabled"}\t${s.updated ?? "-"}${s.contentType ? `\t${s.contentType}` : ""}`);
+          }
+        }
+      } catch (error) {
+        await audit(`keyvault.${command}Secret`, { method: command === "set" ? "PUT" : "GET", url: secretUrl, ...(command === "set" ? { body: { value: value! } } : {}) }, undefined, error as Error);
+        throw error;
+      }
+      return EXIT_OK;
+    },
+  });
+}
+
+process.exitCode = await main(process.argv.slice(2));

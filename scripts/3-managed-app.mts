@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// Acts on a customer's managed application as the publisher, through ARM: show it, refresh its
+// permissions, list tokens of its identities, and list or delete role assignments in its MRG.
+import { EXIT_OK, runCommand } from "../lib/cli.mts";
+import { UsageError } from "../lib/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+
+const COMMANDS = ["show", "refresh-permissions", "list-tokens", "role-assignments"];
+
+const USAGE = `Usage: 3-managed-app.mts <subscription> <managed-resource-group> <command> [options]
+
+Publisher-side operations on the managed application behind a managed resource group, through
+ARM (az rest, signed in as a user the plan's authorizations cover). Every request and answer
+goes to the audit log (tokens replaced by their claims).
+
+Commands:
+  show                  plan, billing details, provisioning state, identity and authorizations
+  refresh-permissions   POST refreshPermissions (ARM finishes it asynchronously)
+  list-tokens           POST listTokens: tokens of the app's system-assigned identity, or of the
+                        user-assigned identities given with --identity; prints claims and expiry
+  role-assignments      role assignments at the managed resource group, read in the customer's
+                        tenant (&tenantId=); --delete ID removes one
+
+Arguments:
+  subscription             customer subscription id (GUID)
+  managed-resource-group   the managed application's managed resource group
+
+Options:
+  --audience A      list-tokens: the tokens' audience (default https://management.azure.com/)
+  --identity ID     list-tokens: a user-assigned identity resource id (repeatable)
+  --raw             list-tokens: print only the tokens, one per line (the only way one is printed)
+  --delete ID       role-assignments: delete this assignment (its GUID name or full id)
+  --json            print the result as JSON
+  -v, --verbose     show details on errors
+  -h, --help        show this help
+
+Environment: METERING_DATA_DIR (audit log); az on PATH, signed in.
+
+Exit codes: 0 ok, 1 failed, 2 usage error or unknown managed resource group / assignment
+`;
+
+const OPTIONS = {
+  audience: { type: "string" },
+  identity: { type: "string", multiple: true },
+  raw: { type: "boolean" },
+  delete: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "command"], run: async ({ values, positionals }) => {
+    const subscriptionId = parseSubscriptionId(positionals[0]);
+    const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+    const command = positionals[2];
+    if (!COMMANDS.includes(command)) throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected one of ${COMMANDS.join(", ")}`);
+    const identities = (values.identity as unknown as string[] | undefined) ?? [];
+    const misplaced = [
+      command !== "list-tokens" && (values.audience !== undefined || identities.length > 0 || values.raw) && "--audience, --identity and --raw belong to list-tokens",
+      command !== "role-assignments" && values.delete !== undefined && "--delete belongs to role-assignments",
+      values.raw && values.json && "--raw and --json exclude each other",
+    ].filter(Boolean);
+    if (misplaced.length > 0) throw new UsageError(`Cannot run ${command}: ${misplaced.join("; ")}`);
+    for (const id of identities) {
+      if (!/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i.test(id)) {
+        throw new UsageError(`Cannot use --identity ${JSON.stringify(id)}: expected a user-assigned identity resource id /subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`);
+      }
+    }
+    if (values.audience !== undefined && !/^\S+$/.test(String(values.audience))) throw new UsageError(`Cannot use --audience ${JSON.stringify(values.audience)}: expected a resource URI or app id`);
+    if (values.delete !== undefined && !/^(\/subscriptions\/\S+\/roleAssignments\/)?[0-9a-f-]{36}$/i.test(String(values.delete))) {
+      throw new UsageError(`Cannot use --delete ${JSON.stringify(values.delete)}: expected a role assignment name (GUID) or id`);
+    }
+
+    const { resolveDataDir, auditPathIn } = await import("../lib/paths.mts");
+    const { auditExchange } = await import("../lib/exchange-audit.mts");
+    const app = await import("../lib/managed-app.mts");
+    const auditPath = auditPathIn(resolveDataDir());
+    const who = { subscriptionId, managedResourceGroup };
+    const audit = (operation: string, request: { method: string; url: string; body?: unknown }, body: unknown, extra: Record<string, unknown> = {}) =>
+      auditExchange({ path: auditPath, record: { operation, customer: who, request, response: { status: 200, body }, ...extra } });
+    const json = values.json === true;
+
+    progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
+    const { details, raw } = await app.getManagedAppDetails(who);
+    await audit("managedApp.show", { method: "GET", url: `${details.id}?api-version=2019-07-01` }, raw);
+
+    if (command === "show") {
+      if (json) out(JSON.stringify(details, null, 2));
+      else {
+        out(`id                 ${details.id}`);
+        out(`kind               ${details.kind ?? "-"}`);
+        out(`provisioningState  ${details.provisioningState ?? "-"}`);
+        out(`plan               ${details.plan ? `${details.plan.name} (${details.plan.publisher}/${details.plan.product} ${details.plan.version ?? ""})`.trim() : "-"}`);
+        out(`resourceUsageId    ${details.billingDetails?.resourceUsageId ?? "- (no billing details: not provisioned, or not a Marketplace app)"}`);
+        out(`managedRG          ${details.managedResourceGroupId ?? "-"}`);
+        out(`identity           ${details.identity?.type ?? "None"}${details.identity?.principalId ? ` principalId ${details.identity.principalId}` : ""}${details.identity?.tenantId ? ` tenant ${details.identity.tenantId}` : ""}`);
+        for (const id of Object.keys(details.identity?.userAssignedIdentities ?? {})) out(`                   user-assigned ${id}`);
+        for (const a of details.authorizations) out(`authorization      ${a.principalId} ${a.roleName ?? a.roleDefinitionId}`);
+      }
+      return EXIT_OK;
+    }
+
+    if (command === "refresh-permissions") {
+      const url = `${details.id}/refreshPermissions?api-version=${app.REFRESH_PERMISSIONS_API_VERSION}`;
+      const answer = await app.refreshPermissions({ appId: details.id });
+      await audit("managedApp.refreshPermissions", { method: "POST", url }, answer ?? null);
+      const after = await app.getManagedAppDetails(who);
+      if (json) out(JSON.stringify({ refreshed: details.id, provisioningState: after.details.provisioningState }, null, 2));
+      else out(`refreshPermissions accepted for ${details.id}; provisioningState ${after.details.provisioningState ?? "-"}`);
+      return EXIT_OK;
+    }
+
+    if (command === "list-tokens") {
+      const { summarizeToken, formatTokenSummary } = await import("../lib/token-info.mts");
+      const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities });
+      await audit("managedApp.listTokens", { method: "POST", url: `${details.id}/listTokens?api-version=${app.LIST_TOKENS_API_VERSION}`, body: result.request }, result.response);
+      if (values.raw) {
+        for (const t of result.tokens) out(t.token);
+        return EXIT_OK;
+      }
+      const rows = result.tokens.map((t) => ({ resourceId: t.resourceId, audience: t.audience, ...summarizeToken(t.token, { expiresOnTimestamp: t.expiresOnTimestamp }) }));
+      if (json) out(JSON.stringify(rows, null, 2));
+      else {
+        rows.forEach((r, i) => {
+          if (i > 0) out("");
+          out(`token ${i + 1} of ${rows.length}: ${r.resourceId ?? "?"}`);
+          out(formatTokenSummary(r));
+        });
+      }
+      return EXIT_OK;
+    }
+
+    // role-assignments
+    const { findCustomer, loadConfig } = await import("../lib/config.mts");
+    const { configPathIn } = await import("../lib/paths.mts");
+    const config = await loadConfig({ path: configPathIn(resolveDataDir()), stage: "any" }).catch(() => undefined);
+    const connected = config ? findCustomer(config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined : undefined;
+    const tenantId = connected?.tenantId ?? details.identity?.tenantId;
+    if (!tenantId) throw new UsageError(`Cannot tell the customer's tenant of ${details.id}: connect the customer first (1-connect-customer)`);
+    if (values.delete !== undefined) {
+      await app.deleteRoleAssignment({ ...who, tenantId, assignment: String(values.delete) });
+      await audit("roleAssignments.delete", { method: "DELETE", url: String(values.delete) }, null, { tenantId });
+      if (json) out(JSON.stringify({ deleted: values.delete }, null, 2));
+      else out(`Deleted role assignment ${values.delete}`);
+      return EXIT_OK;
+    }
+    const rows = await app.listRoleAssignments({ ...who, tenantId });
+    await audit("roleAssignments.list", { method: "GET", url: `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.Authorization/roleAssignments?tenantId=${tenantId}&$filter=atScope()` }, rows);
+    if (json) out(JSON.stringify(rows, null, 2));
+    else {
+      if (rows.length === 0) progress("No role assignments at this managed resource group.");
+      for (const r of rows) {
+        const mine = connected?.uamiPrincipalId && r.principalId.toLowerCase() === connected.uamiPrincipalId.toLowerCase() ? "  (the metering UAMI)" : "";
+        out(`${r.name}  ${(r.roleName ?? r.roleDefinitionId.split("/").pop()!).padEnd(32)}  ${r.principalType ?? "?"} ${r.principalId}  ${r.scope}${mine}`);
+      }
+    }
+    return EXIT_OK;
+  } });
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+// Exchanges messages with a customer over Service Bus queues in its managed resource group, as the
+// customer's federated UAMI (no client secret): send a command, receive status replies.
+import { Buffer } from "node:buffer";
+import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
+import { UsageError } from "../lib/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+
+const USAGE = `Usage: 3-servicebus.mts <subscription> <managed-resource-group> <namespace> send|receive <queue> [options]
+
+The command-queue / status-queue pattern between provider and customer over the Service Bus REST
+API, signed in as the customer's UAMI (1-connect-customer --grant "Azure Service Bus Data Sender"
+and/or "Azure Service Bus Data Receiver"). The namespace must be in the managed resource group;
+its endpoint comes from ARM (serviceBusEndpoint).
+
+Commands:
+  send <queue>      send one message: the body from --body FILE, or stdin (--body - or nothing)
+  receive <queue>   peek-lock messages; each is printed as one JSON line on stdout, then completed;
+                    a message that cannot be printed is abandoned (Service Bus delivers it again and
+                    dead-letters it after the queue's maxDeliveryCount)
+
+Options:
+  --body FILE|-     send: the message body (default: stdin)
+  --content-type T  send: the body's content type (default application/json when the body is JSON, else text/plain)
+  --property k=v    send: a user property (repeatable)
+  --label L         send: the message's Label (subject)
+  --correlation-id ID  send: the message's CorrelationId
+  --message-id ID   send: the message's MessageId (default: chosen by Service Bus)
+  --max N           receive: at most N messages (default 1)
+  --wait S          receive: wait up to S seconds for a message (default 0: only what is there)
+  --watch           receive: keep receiving until Ctrl-C (waits 30 s per poll unless --wait)
+  --json            send: print the sent message's details as JSON
+  -v, --verbose     show details on errors
+  -h, --help        show this help
+
+Data goes to stdout as JSON lines ({"messageId", "sequenceNumber", "deliveryCount", "label",
+"correlationId", "contentType", "properties", "body"} with the body as text, or "bodyBase64" when
+it is not UTF-8); progress to stderr. Every request and answer goes to the audit log (bodies by
+size and SHA-256, not content).
+
+Exit codes: 0 ok (also when no message came), 1 failed (e.g. a missing role: the message names
+it), 2 usage error, unknown namespace or queue, customer not connected
+`;
+
+const OPTIONS = {
+  body: { type: "string" },
+  "content-type": { type: "string" },
+  property: { type: "string", multiple: true },
+  label: { type: "string" },
+  "correlation-id": { type: "string" },
+  "message-id": { type: "string" },
+  max: { type: "string" },
+  wait: { type: "string" },
+  watch: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+const NAMESPACE_API_VERSION = "2021-11-01";
+const WATCH_WAIT_S = 30;
+const MAX_WAIT_S = 60;
+
+const progress = (text: string) => process.stderr.write(`${text}\n`);
+/** Writes one line to stdout and resolves once it is handed to the OS (a broken pipe rejects). */
+const writeLine = (text: string) => new Promise<void>((resolve, reject) => {
+  process.stdout.write(`${text}\n`, (error) => error ? reject(error) : resolve());
+});
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks);
+}
+
+function parseCount(value: unknown, name: string, min: number, max: number): number {
+  const n = /^\d+$/.test(String(value)) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`Cannot use --${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+function main(args: string[]): Promise<number> {
+  return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "namespace", "command", "queue"], run: async ({ values, positionals }) => {
+    const subscriptionId = parseSubscriptionId(positionals[0]);
+    const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
+    const namespace = positionals[2];
+    const command = positionals[3];
+    if (!/^[a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9]$/.test(namespace)) throw new UsageError(`Cannot use namespace ${JSON.stringify(namespace)}: expected a Service Bus namespace name (6-50 letters, digits and hyphens)`);
+    if (command !== "send" && command !== "receive") throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected send or receive`);
+    const sb = await import("../lib/servicebus.mts");
+    const queue = sb.parseQueueName(positionals[4]);
+    const sendOnly = ["body", "content-type", "property", "label", "correlation-id", "message-id", "json"].filter((k) => values[k] !== undefined);
+    const receiveOnly = ["max", "wait", "watch"].filter((k) => values[k] !== undefined);
+    if (command === "send" && receiveOnly.length) throw new UsageError(`Cannot run send: ${receiveOnly.map((k) => `--${k}`).join(", ")} belong to receive`);
+    if (command === "receive" && sendOnly.length) throw new UsageError(`Cannot run receive: ${sendOnly.map((k) => `--${k}`).join(", ")} belong to send`);
+    const properties = sb.parseProperties((values.property as unknown as string[] | undefined) ?? []);
+    const max = values.max === undefined ? 1 : parseCount(values.max, "max", 1, 10_000);
+    const waitS = values.wait === undefined ? (values.watch ? WATCH_WAIT_S : 0) : parseCount(values.wait, "wait", 0, MAX_WAIT_S);
+    if (values.watch && values.max !== undefined) throw new UsageError("Cannot use --watch with --max: --watch receives until Ctrl-C");
+
+    let body: Uint8Array | undefined;
+    if (command === "send") {
+      const source = values.body === undefined ? "-" : String(values.body);
+      if (source === "-") {
+        if (process.stdin.isTTY) throw new UsageError("Cannot read the message body: pipe it on stdin or use --body FILE");
+        body = await readStdin();
+      } else {
+        const { readFile } = await import("node:fs/promises");
+        try {
+          body = await readFile(source);
+        } catch (cause) {
+          throw new UsageError(`Cannot read the message body from ${JSON.stringify(source)}: ${(cause as Error).message}`, { cause });
+        }
+      }
+      if (body.length === 0) throw new UsageError("Cannot send an empty message: no body on stdin or in the file");
+    }
+
+    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customer-session.mts");
+    const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
+    const { armRequest } = await import("../lib/arm-resource.mts");
+    const nsId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.ServiceBus/namespaces/${namespace}`;
+    progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
+    const ns = await armRequest({
+      method: "GET", url: `${nsId}?api-version=${NAMESPACE_API_VERSION}`,
+      what: `Service Bus namespace '${namespace}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the namespace's name; it must be in the managed resource group",
+    }) as { properties?: { serviceBusEndpoint?: string } };
+    const endpoint = ns?.properties?.serviceBusEndpoint;
+    if (!endpoint) throw new UsageError(`Cannot use namespace '${namespace}': ARM reports no serviceBusEndpoint`);
+    await armRequest({
+      method: "GET", url: `${nsId}/queues/${encodeURIComponent(queue)}?api-version=${NAMESPACE_API_VERSION}`,
+      what: `queue '${queue}' of Service Bus namespace '${namespace}'`, hint: "check the queue's name",
+    });
+
+    progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
+    const session = await openCustomerSession({ config, customer });
+    const token = await session.getToken(sb.SERVICEBUS_SCOPE);
+    const { createRestClient } = await import("../lib/rest.mts");
+    const client = await createRestClient({ credential: session.credential, scope: sb.SERVICEBUS_SCOPE });
+    const who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? token.claims.oid ?? "?")})`;
+    const { auditExchange } = await import("../lib/exchange-audit.mts");
+    const { createHash } = await import("node:crypto");
+    const digest = (b: Uint8Array) => ({ bytes: b.length, sha256: createHash("sha256").update(b).digest("hex") });
+    const queueUrl = `${endpoint.replace(/\/$/, "")}/${queue}`;
+    const audit = (operation: string, request: { method: string; url: string; body?: unknown }, response?: { status: number; headers: Record<string, string> }, extra: Record<string, unknown> = {}) =>
+      auditExchange({
+        path: auditPath,
+        record: {
+          operation, customer: { subscriptionId, managedResourceGroup }, request, tokenClaims: token.claims, ...extra,
+          ...(response ? { response: { status: response.status, requestId: response.headers["x-ms-request-id"] ?? response.headers["x-ms-client-request-id"] } } : {}),
+        },
+      });
+
+    if (command === "send") {
+      let contentType = values["content-type"] as string | undefined;
+      if (!contentType) {
+        try {
+          JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+          contentType = "application/json";
+        } catch {
+          contentType = "text/plain";
+        }
+      }
+      const broker = {
+        ...(values["message-id"] !== undefined ? { MessageId: String(values["message-id"]) } : {}),
+        ...(values.label !== undefined ? { Label: String(values.label) } : {}),
+        ...(values["correlation-id"] !== undefined ? { CorrelationId: String(values["correlation-id"]) } : {}),
+      };
+      const request = { method: "POST", url: `${queueUrl}/messages`, body: { ...digest(body!), contentType, properties, broker } };
+      try {
+        const res = await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
+        await audit("servicebus.send", request, res);
+      } catch (error) {
+        await audit("servicebus.send", request, undefined, { error: { code: (error as { code?: string }).code, message: (error as Error).message } });
+        throw error;
+      }
+      const sent = { queue, namespace, bytes: body!.length, contentType, properties, ...broker };
+      if (values.json) await writeLine(JSON.stringify(sent, null, 2));
+      progress(`Sent ${body!.length} bytes to ${namespace}/${queue}`);
+      return EXIT_OK;
+    }
+
+    const controller = new AbortController();
+    const stop = () => {
+      progress("Stopping after the current message");
+      controller.abort();
+    };
+    if (values.watch) {
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    }
+    let outcome;
+    try {
+      outcome = await sb.receiveMessages({
+        client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who,
+        handle: async (m) => {
+          let text: string | undefined;
+          try {
+            text = new TextDecoder("utf-8", { fatal: true }).decode(m.body);
+          } catch {
+            text = undefined;
+          }
+          await writeLine(JSON.stringify({
+            messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, enqueuedTimeUtc: m.enqueuedTimeUtc,
+            label: m.label, correlationId: m.correlationId, contentType: m.contentType, properties: m.properties,
+            ...(text !== undefined ? { body: text } : { bodyBase64: Buffer.from(m.body).toString("base64") }),
+          }));
+        },
+        onExchange: (what, res, m) => audit(`servicebus.${what}`, {
+          method: what === "receive" ? "POST" : what === "complete" ? "DELETE" : "PUT",
+          url: what === "receive" ? `${queueUrl}/messages/head?timeout=${waitS}` : String(m?.lockUri ?? ""),
+        }, res, m ? { message: { messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, ...digest(m.body) } } : {}),
+      });
+    } catch (error) {
+      if (controller.signal.aborted && (error as Error)?.name === "AbortError") return EXIT_OK;
+      throw error;
+    } finally {
+      process.removeListener("SIGINT", stop);
+      process.removeListener("SIGTERM", stop);
+    }
+    progress(`${outcome.completed} message(s) received and completed${outcome.abandoned ? `, ${outcome.abandoned} abandoned` : ""}${outcome.completed === 0 ? ` (none waiting in ${namespace}/${queue})` : ""}`);
+    return outcome.abandoned ? EXIT_FAILED : EXIT_OK;
+  } });
+}
+
+process.exitCode = await main(process.argv.slice(2));

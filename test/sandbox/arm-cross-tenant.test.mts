@@ -1,0 +1,120 @@
+// Role assignments by tenant (azure-facts.md §5): a publisher reading or deleting role
+// assignments in a customer's managed resource group names the customer's tenant with
+// `&tenantId=`; a wrong tenant is refused. And the Bicep resource loop the connect template uses
+// to grant roles, deployed through the az stand-in's evaluator into the real ARM emulator.
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { deployBicep } from "../../sandbox/az/bicep.mts";
+import { ROLE } from "../../sandbox/core/state.mts";
+import { admin, startTestSandbox } from "../helpers/sandbox.mts";
+import { arm, grantRole } from "../helpers/arm.mts";
+
+const sb = await startTestSandbox({ azurite: false });
+const customer = sb.world.customers[1];
+const mrg = `/subscriptions/${customer.subscriptionId}/resourceGroups/${customer.managedResourceGroup}`;
+const RA = `${mrg}/providers/Microsoft.Authorization/roleAssignments`;
+const API = "api-version=2022-04-01";
+
+const T = suite("cross-tenant role assignments");
+
+T("listing in the customer's MRG needs &tenantId=<customer tenant>; the wrong tenant is refused", async () => {
+  const principal = randomUUID();
+  await grantRole(sb, mrg, principal, ROLE.KeyVaultSecretsUser);
+  const without = await arm(sb, "GET", `${RA}?${API}&$filter=atScope()`);
+  assert.is(without.status, 403);
+  assert.match(without.json.error.message, new RegExp(`tenantId=${customer.tenantId}`));
+  const wrong = await arm(sb, "GET", `${RA}?${API}&tenantId=${sb.world.isv.tenantId}`);
+  assert.is(wrong.status, 403);
+  const ok = await arm(sb, "GET", `${RA}?${API}&tenantId=${customer.tenantId}&$filter=atScope()`);
+  assert.is(ok.status, 200);
+  assert.ok(ok.json.value.some((r: { properties: { principalId: string } }) => r.properties.principalId === principal));
+});
+
+T("deleting needs the tenant too, and removes the assignment", async () => {
+  const principal = randomUUID();
+  await grantRole(sb, mrg, principal, ROLE.ServiceBusDataSender);
+  const all = await arm(sb, "GET", `${RA}?${API}&tenantId=${customer.tenantId}&$filter=principalId eq '${principal}'`);
+  const name = all.json.value[0].name;
+  assert.is((await arm(sb, "DELETE", `${RA}/${name}?${API}`)).status, 403);
+  assert.is((await arm(sb, "DELETE", `${RA}/${name}?${API}&tenantId=${customer.tenantId}`)).status, 200);
+  const left = await admin<Array<{ properties: { principalId: string } }>>(sb, "GET", `/role-assignments?scope=${encodeURIComponent(mrg)}`);
+  assert.not.ok(left.some((r) => r.properties.principalId === principal));
+});
+
+T("the option turns the requirement off", async () => {
+  await admin(sb, "PATCH", "/options", { arm: { crossTenantRoleAssignmentsNeedTenantId: false } });
+  try {
+    assert.is((await arm(sb, "GET", `${RA}?${API}`)).status, 200);
+  } finally {
+    await admin(sb, "PATCH", "/options", { arm: { crossTenantRoleAssignmentsNeedTenantId: true } });
+  }
+});
+
+T.run();
+
+const Loops = suite("Bicep resource loops (connect template grants)");
+const CONNECT = readFileSync(fileURLToPath(new URL("../../templates/1-connect-customer.bicep", import.meta.url)), "utf8");
+
+function context() {
+  return {
+    subscriptionId: customer.subscriptionId,
+    tenantId: customer.tenantId,
+    resourceGroup: { id: mrg, name: customer.managedResourceGroup, location: "westeurope" },
+    deployer: { objectId: sb.world.isv.userObjectId, tenantId: sb.world.isv.tenantId },
+    deploymentName: "loop-test",
+  };
+}
+
+Loops("one role assignment per element, named deterministically; none for an empty array", async () => {
+  const puts: Array<{ id: string; body: any }> = [];
+  const put = async (id: string, _v: string, body: Record<string, unknown>) => {
+    puts.push({ id, body });
+    return { id, properties: { ...(body.properties as object), principalId: "p-1", clientId: "c-1", tenantId: customer.tenantId } };
+  };
+  const params = { issuer: "https://issuer.example/x", subject: "s" };
+  const none = await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: params, context: context(), putResource: put, getResource: put as any });
+  assert.is(puts.filter((p) => /roleAssignments/.test(p.id)).length, 0);
+  assert.is(none.resourceIds.length, 2);
+  puts.length = 0;
+  const roles = [ROLE.KeyVaultSecretsOfficer, ROLE.ServiceBusDataSender];
+  const two = await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: { ...params, grantRoleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
+  const ras = puts.filter((p) => /roleAssignments/.test(p.id));
+  assert.is(ras.length, 2);
+  assert.ok(ras[0].id.startsWith(`${mrg}/providers/Microsoft.Authorization/roleAssignments/`));
+  assert.equal(ras.map((r) => r.body.properties.roleDefinitionId), roles.map((r) => `/subscriptions/${customer.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${r}`));
+  assert.ok(ras.every((r) => r.body.properties.principalId === "p-1" && r.body.properties.principalType === "ServicePrincipal"));
+  assert.is.not(ras[0].id, ras[1].id);
+  assert.is(two.resourceIds.length, 4);
+  puts.length = 0;
+  await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: { ...params, grantRoleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
+  assert.equal(puts.filter((p) => /roleAssignments/.test(p.id)).map((p) => p.id), ras.map((r) => r.id), "same names on redeployment");
+});
+
+Loops("loop syntax: index form, a non-array is a template error, filters are refused", async () => {
+  const src = `param xs array\nresource ids 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = [for (x, i) in xs: {\n  name: 'id-\${i}-\${x}'\n  location: 'westeurope'\n}]\noutput n int = length(ids)\n`;
+  const got: string[] = [];
+  const put = async (id: string) => { got.push(id); return { id, properties: {} }; };
+  const r = await deployBicep({ source: src, fileName: "l.bicep", parameters: { xs: ["a", "b"] }, context: context(), putResource: put, getResource: put as any });
+  assert.equal(got.map((id) => id.split("/").pop()), ["id-0-a", "id-1-b"]);
+  assert.is(r.outputs.n.value, 2);
+  let e: any;
+  try {
+    await deployBicep({ source: src.replace("param xs array", "param xs object"), fileName: "l.bicep", parameters: { xs: {} }, context: context(), putResource: put, getResource: put as any });
+  } catch (err) {
+    e = err;
+  }
+  assert.match(JSON.stringify(e?.error ?? e?.message), /must be an array/);
+  let syntax: any;
+  try {
+    await deployBicep({ source: src.replace("in xs:", "in xs: if (true)"), fileName: "l.bicep", parameters: { xs: [] }, context: context(), putResource: put, getResource: put as any });
+  } catch (err) {
+    syntax = err;
+  }
+  assert.match(String(syntax?.message), /not supported/);
+});
+
+Loops.after(() => sb.stop());
+Loops.run();
