@@ -140,6 +140,23 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   },
 };
 
+/** A Map that counts its changes, so indexes built from it know when they are stale. */
+export class VersionedMap<K, V> extends Map<K, V> {
+  version = 0;
+  override set(key: K, value: V): this {
+    this.version++;
+    return super.set(key, value);
+  }
+  override delete(key: K): boolean {
+    this.version++;
+    return super.delete(key);
+  }
+  override clear(): void {
+    this.version++;
+    super.clear();
+  }
+}
+
 export function mergeOptions<T>(base: T, patch: unknown): T {
   if (patch === undefined || patch === null || typeof patch !== "object" || Array.isArray(patch)) return base;
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
@@ -310,7 +327,7 @@ export class SandboxState {
   subscriptions = new Map<string, Subscription>();
   users = new Map<string, User>();
   /** Every ARM resource, keyed by lower-cased id. */
-  resources = new Map<string, ArmResource>();
+  resources: Map<string, ArmResource> = new VersionedMap<string, ArmResource>();
   /** Per-service data (keys, secrets, usage events, …), created on first use. */
   stores = new Map<string, unknown>();
   /** The az stand-in's selected subscription. */
@@ -359,9 +376,20 @@ export class SandboxState {
     return [...this.resources.values()].filter(filter);
   }
 
+  #byType = { version: -1, types: new Map<string, ArmResource[]>() };
+
+  /** Resources of one type (any case). Indexed per type and rebuilt after any change to `resources`. */
   ofType(type: string): ArmResource[] {
-    const t = type.toLowerCase();
-    return this.listResources((r) => r.type.toLowerCase() === t);
+    const version = (this.resources as VersionedMap<string, ArmResource>).version;
+    if (this.#byType.version !== version) {
+      const types = new Map<string, ArmResource[]>();
+      for (const r of this.resources.values()) {
+        const t = r.type.toLowerCase();
+        (types.get(t) ?? types.set(t, []).get(t)!).push(r);
+      }
+      this.#byType = { version, types };
+    }
+    return [...(this.#byType.types.get(type.toLowerCase()) ?? [])];
   }
 
   managedApps(): ArmResource[] {

@@ -154,6 +154,27 @@ B("refusals are recorded, not retried: an unknown dimension costs one call and e
   assert.equal(JSON.parse(again.stdout).counts, { AlreadyAccepted: 1, InvalidDimension: 1 });
 });
 
+B("an event the API finds expired (its clock is ahead) is recorded as Expired, not retried, exit 1", async () => {
+  const c = customers[3];
+  const before = await meteringCalls();
+  // The sandbox's clock runs 2 h ahead: an event 23 hours back is 25 hours old for the API.
+  // (Entra then needs the skew to take our assertion's times: that part is not under test.)
+  await admin(sb, "PATCH", "/options", { entra: { clockSkewS: 3 * 3600 } });
+  await admin(sb, "POST", "/clock", { offsetMs: 2 * 3_600_000 });
+  try {
+    const text = `subscription,managed-resource-group,dimension,quantity,hours-ago\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[0]},1,23\n`;
+    const r = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", text), "--json"], { env });
+    assert.is(r.code, 1, describe(r));
+    assert.equal(JSON.parse(r.stdout).counts, { Expired: 1 });
+    assert.is(await meteringCalls(), before + 1, "one call, no retry");
+    const { ledger } = await loadLedger({ auditPath });
+    assert.is(ledger.open().length, 0, "Expired is final");
+  } finally {
+    await admin(sb, "POST", "/clock", { offsetMs: 0 });
+    await admin(sb, "PATCH", "/options", { entra: { clockSkewS: 300 } });
+  }
+});
+
 B("two runs at once over overlapping files: each event sent once, the log intact", async () => {
   const hours = 9;
   const a = fleetCsv(customers.slice(0, 4), { hoursAgo: hours });
