@@ -6,24 +6,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
-import { fleetCsv, fleetCustomers, fleetSeed, setupFleet } from "../helpers/fleet.mts";
-import { loadWorldSeed } from "../../sandbox/main.mts";
+import { admin } from "../helpers/sandbox.mts";
+import { describe, runScript } from "../helpers/scripts.mts";
+import { fleetCsv, hourStart, startFleet, type AcceptedEvent } from "../helpers/fleet.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
 const METERING_AUDIENCE = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
-const seed = fleetSeed(await loadWorldSeed(), { customers: 6, dimensions: 5 });
-const sb = await startTestSandbox({ seed });
-const env = await sandboxEnv(sb);
-const dataDir = env.METERING_DATA_DIR;
-const auditPath = join(dataDir, "audit.jsonl");
-const customers = fleetCustomers(seed);
-await setupFleet({ env, seed });
-
-type Ev = { resourceId: string; dimension: string; quantity: number; effectiveStartTime: string };
-const events = () => admin<Ev[]>(sb, "GET", "/metering/events");
-const counters = () => admin<Record<string, Record<string, number>>>(sb, "GET", "/requests");
+const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({ customers: 6, dimensions: 5 });
+type Ev = AcceptedEvent;
 const sum = (o: Record<string, number> | undefined, re: RegExp) => Object.entries(o ?? {}).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
 const meteringCalls = async () => sum((await counters()).metering, /./);
 const readAuditText = () => readFile(auditPath, "utf8").catch(() => "");
@@ -31,11 +21,6 @@ const file = async (name: string, text: string) => {
   const path = join(dataDir, "..", `${Date.now()}-${Math.random().toString(36).slice(2)}-${name}`);
   await writeFile(path, text);
   return path;
-};
-const hourStart = (hoursAgo: number) => {
-  const d = new Date(Date.now() - hoursAgo * 3_600_000);
-  d.setUTCMinutes(0, 0, 0);
-  return d.getTime();
 };
 const keyOf = (e: Ev) => `${e.resourceId}|${e.dimension}|${Date.parse(e.effectiveStartTime)}`;
 

@@ -8,26 +8,15 @@ import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
-import { fleetCustomers, fleetSeed, setupFleet } from "../helpers/fleet.mts";
-import { loadWorldSeed } from "../../sandbox/main.mts";
+import { describe, ROOT, runScript } from "../helpers/scripts.mts";
+import { startFleet } from "../helpers/fleet.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
 // 22 rounds (hours 1..22 back; the calibration run takes hour 23), of which at least 20 must be killed.
 const ROUNDS = 22;
 const MIN_KILLS = 20;
-const seed = fleetSeed(await loadWorldSeed(), { customers: 20, dimensions: 25 });
-const sb = await startTestSandbox({ seed });
-const env = await sandboxEnv(sb);
-const dataDir = env.METERING_DATA_DIR;
-const auditPath = join(dataDir, "audit.jsonl");
-const customers = fleetCustomers(seed);
-await setupFleet({ env, seed });
-
-type Ev = { resourceId: string; dimension: string; quantity: number; effectiveStartTime: string };
-const events = () => admin<Ev[]>(sb, "GET", "/metering/events");
+const { sb, env, dataDir, auditPath, customers, events } = await startFleet({ customers: 20, dimensions: 25 });
 const auditSize = () => stat(auditPath).then((s) => s.size, () => 0);
 
 /** Starts 2-emit-meter on `file`; kills it with SIGKILL after `killAfter()` resolves (unless it ended). */

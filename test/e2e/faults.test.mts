@@ -7,30 +7,17 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
-import { fleetCustomers, fleetSeed, setupFleet } from "../helpers/fleet.mts";
-import { loadWorldSeed } from "../../sandbox/main.mts";
+import { admin } from "../helpers/sandbox.mts";
+import { describe, runScript } from "../helpers/scripts.mts";
+import { hourStart, startFleet } from "../helpers/fleet.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
-const seed = fleetSeed(await loadWorldSeed(), { customers: 3, dimensions: 6 });
-const sb = await startTestSandbox({ seed });
-// One attempt may take 1 s before it counts as a timeout (the default is 30 s).
-const env = { ...(await sandboxEnv(sb)), METERING_HTTP_TRY_TIMEOUT_MS: "1000" };
-const dataDir = env.METERING_DATA_DIR;
-const auditPath = join(dataDir, "audit.jsonl");
-const all = fleetCustomers(seed);
-const [c1, c2, fresh] = all;
-await setupFleet({ env, seed: { ...seed, customers: seed.customers.slice(0, 2) } });
-
-type Ev = { resourceId: string; dimension: string; quantity: number; effectiveStartTime: string };
-const events = () => admin<Ev[]>(sb, "GET", "/metering/events");
-const counters = () => admin<Record<string, Record<string, number>>>(sb, "GET", "/requests");
-const hourStart = (hoursAgo: number) => {
-  const d = new Date(Date.now() - hoursAgo * 3_600_000);
-  d.setUTCMinutes(0, 0, 0);
-  return d.getTime();
-};
+// The third customer is connected by a test, fresh. One attempt may take 1 s before it counts
+// as a timeout (the default is 30 s).
+const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({
+  customers: 3, dimensions: 6, connect: 2, env: { METERING_HTTP_TRY_TIMEOUT_MS: "1000" },
+});
+const [c1, c2, fresh] = customers;
 
 const FAULTS: Array<{ name: string; spec: Record<string, unknown> }> = [
   { name: "429 with Retry-After", spec: { kind: "status", status: 429, retryAfter: 1 } },

@@ -114,3 +114,34 @@ export function fleetCsv(customers: FleetCustomer[], options: { hoursAgo?: numbe
   });
   return { csv: `${lines.join("\n")}\n`, rows: lines.length - 1 };
 }
+
+export type AcceptedEvent = { resourceId: string; dimension: string; quantity: number; effectiveStartTime: string; usageEventId?: string };
+
+/**
+ * A test sandbox seeded with a fleet, the ISV set up and the first `connect` customers
+ * (default all) connected, with the accessors the scale tests share.
+ */
+export async function startFleet(options: { customers: number; dimensions: number; connect?: number; env?: Record<string, string> }) {
+  const { startTestSandbox, admin } = await import("./sandbox.mts");
+  const { sandboxEnv } = await import("./scripts.mts");
+  const { loadWorldSeed } = await import("../../sandbox/main.mts");
+  const seed = fleetSeed(await loadWorldSeed(), options);
+  const sb = await startTestSandbox({ seed });
+  const env = { ...(await sandboxEnv(sb)), ...options.env };
+  const dataDir = env.METERING_DATA_DIR;
+  await setupFleet({ env, seed: { ...seed, customers: seed.customers.slice(0, options.connect ?? seed.customers.length) } });
+  return {
+    sb, seed, env, dataDir,
+    auditPath: join(dataDir, "audit.jsonl"),
+    customers: fleetCustomers(seed),
+    /** Every usage event the metering emulator accepted. */
+    events: () => admin<AcceptedEvent[]>(sb, "GET", "/metering/events"),
+    /** The sandbox's request counters per service and route. */
+    counters: () => admin<Record<string, Record<string, number>>>(sb, "GET", "/requests"),
+  };
+}
+
+/** Start of the UTC hour `hoursAgo` hours back, in epoch milliseconds. */
+export function hourStart(hoursAgo: number, now = Date.now()): number {
+  return Math.floor((now - hoursAgo * 3_600_000) / 3_600_000) * 3_600_000;
+}
