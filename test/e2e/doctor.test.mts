@@ -8,6 +8,7 @@ import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-bl
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { AZURITE_ACCOUNT } from "../../sandbox/main.mts";
+import { arm } from "../helpers/arm.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 
@@ -36,21 +37,10 @@ const doctor = async (args: string[] = []) => {
   return { r, report, check, failed };
 };
 
-// deno-lint-ignore no-explicit-any
-async function armCall(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const token = (await sb.tokens.issue({ tenantId: sb.world.isv.tenantId, audience: "https://management.azure.com/", objectId: sb.world.isv.userObjectId, idtyp: "user", lifetimeS: 3600, grant: "test" })).token;
-  const res = await fetch(sb.endpoints.arm + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 const MI_API = "api-version=2023-01-31";
 const ficPath = async () => `${(await readConfig()).customers[customer.subscriptionId][customer.managedResourceGroup].uamiId}/federatedIdentityCredentials/fed`;
 const putFic = async (properties: Record<string, unknown>) => {
-  const r = await armCall("PUT", `${await ficPath()}?${MI_API}`, { properties });
+  const r = await arm(sb, "PUT", `${await ficPath()}?${MI_API}`, { properties });
   assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.json));
 };
 const ficProps = async () => {
@@ -140,7 +130,7 @@ D("discovery document whose issuer has a trailing slash: ✗ with the exact diff
 
 D("private container: discovery ✗ with the public-access fix; Entra answers 50166", async () => {
   const path = await containerPath();
-  assert.is((await armCall("PUT", path, { properties: { publicAccess: "None" } })).status, 200);
+  assert.is((await arm(sb, "PUT", path, { properties: { publicAccess: "None" } })).status, 200);
   try {
     const { r, check, failed } = await doctor(who);
     assert.is(r.code, 1, describe(r));
@@ -152,7 +142,7 @@ D("private container: discovery ✗ with the public-access fix; Entra answers 50
     assert.is(check("test-assertion").status, "skip");
     assert.match(check("token").detail, /AADSTS50166/);
   } finally {
-    assert.is((await armCall("PUT", path, { properties: { publicAccess: "Blob" } })).status, 200);
+    assert.is((await arm(sb, "PUT", path, { properties: { publicAccess: "Blob" } })).status, 200);
   }
   assert.is((await doctor(who)).r.code, 0);
 });
@@ -172,7 +162,7 @@ D("JWKS key without use and alg: ✗ naming the missing fields; 0-isv-setup repa
 });
 
 D("missing federated credential: ✗ fic, and the exchange fails with AADSTS700211", async () => {
-  assert.is((await armCall("DELETE", `${await ficPath()}?${MI_API}`)).status, 200);
+  assert.is((await arm(sb, "DELETE", `${await ficPath()}?${MI_API}`)).status, 200);
   try {
     const { r, check, failed } = await doctor(who);
     assert.is(r.code, 1, describe(r));
@@ -187,8 +177,8 @@ D("missing federated credential: ✗ fic, and the exchange fails with AADSTS7002
 D("stale config (the UAMI was recreated with a new client id): ✗ uami; 1-connect-customer --force repairs it", async () => {
   const cc = (await readConfig()).customers[customer.subscriptionId][customer.managedResourceGroup];
   const props = await ficProps();
-  assert.is((await armCall("DELETE", `${cc.uamiId}?${MI_API}`)).status, 200);
-  const created = await armCall("PUT", `${cc.uamiId}?${MI_API}`, { location: "westeurope" });
+  assert.is((await arm(sb, "DELETE", `${cc.uamiId}?${MI_API}`)).status, 200);
+  const created = await arm(sb, "PUT", `${cc.uamiId}?${MI_API}`, { location: "westeurope" });
   assert.is(created.status, 201);
   await putFic(props);
   assert.is.not(created.json.properties.clientId, cc.uamiClientId);

@@ -10,6 +10,7 @@ import * as jose from "jose";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
+import { arm } from "../helpers/arm.mts";
 import { startTestSandbox } from "../helpers/sandbox.mts";
 
 const sb = await startTestSandbox({ azurite: false });
@@ -46,17 +47,6 @@ function credential(who: Who) {
 
 const SDK_OPTIONS = { disableChallengeResourceVerification: true };
 
-// deno-lint-ignore no-explicit-any
-async function armCall(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const token = (await sb.tokens.issue({ tenantId: isv.tenantId, audience: "https://management.azure.com/", objectId: isv.userObjectId, idtyp: "user", lifetimeS: 3600, grant: "test" })).token;
-  const res = await fetch(sb.endpoints.arm + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 // deno-lint-ignore no-explicit-any
 async function kv(method: string, path: string, o: { token?: string; who?: Who; body?: unknown; rawBody?: string } = {}): Promise<{ status: number; headers: Headers; json: any }> {
@@ -85,8 +75,8 @@ const sha256 = (s: string | Uint8Array) => createHash("sha256").update(s).digest
 // ---------------------------------------------------------------- the world: a vault and a key made through ARM
 
 const rgId = `/subscriptions/${isv.subscriptionId}/resourceGroups/idp-rg`;
-assert.is((await armCall("PUT", `${rgId}?api-version=2021-04-01`, { location: "westeurope" })).status, 201);
-const vaultRes = await armCall("PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/idpvault1?api-version=2025-05-01`, {
+assert.is((await arm(sb, "PUT", `${rgId}?api-version=2021-04-01`, { location: "westeurope" })).status, 201);
+const vaultRes = await arm(sb, "PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/idpvault1?api-version=2025-05-01`, {
   location: "westeurope",
   properties: { tenantId: isv.tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: true, enableSoftDelete: true, softDeleteRetentionInDays: 90 },
 });
@@ -94,11 +84,11 @@ assert.is(vaultRes.status, 201, JSON.stringify(vaultRes.json));
 const vaultId: string = vaultRes.json.id;
 const vaultUri: string = vaultRes.json.properties.vaultUri;
 const keyPath = `${vaultId}/keys/idpkey?api-version=2025-05-01`;
-const keyRes = await armCall("PUT", keyPath, { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } });
+const keyRes = await arm(sb, "PUT", keyPath, { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } });
 assert.is(keyRes.status, 200, JSON.stringify(keyRes.json));
 
 async function grant(principalId: string, roleId: string): Promise<void> {
-  const a = await armCall("PUT", `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, {
+  const a = await arm(sb, "PUT", `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, {
     properties: { roleDefinitionId: `/subscriptions/${isv.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${roleId}`, principalId, principalType: "User" },
   });
   assert.is(a.status, 201, JSON.stringify(a.json));
@@ -120,10 +110,10 @@ Arm("the vault's URI is its own HTTPS port on 127.0.0.1; the key's URIs point in
 });
 
 Arm("a re-PUT of the ARM key (same or changed properties) creates no new version (Keys_CreateIfNotExist)", async () => {
-  const again = await armCall("PUT", keyPath, { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } });
+  const again = await arm(sb, "PUT", keyPath, { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } });
   assert.is(again.status, 200);
   assert.is(again.json.properties.keyUriWithVersion, keyRes.json.properties.keyUriWithVersion);
-  const changed = await armCall("PUT", keyPath, { properties: { kty: "RSA", keySize: 4096, keyOps: ["sign"] } });
+  const changed = await arm(sb, "PUT", keyPath, { properties: { kty: "RSA", keySize: 4096, keyOps: ["sign"] } });
   assert.is(changed.json.properties.keyUriWithVersion, keyRes.json.properties.keyUriWithVersion);
   assert.is(changed.json.properties.keySize, 2048);
   const client = new KeyClient(vaultUri, credential(OFFICER), SDK_OPTIONS);
@@ -133,14 +123,14 @@ Arm("a re-PUT of the ARM key (same or changed properties) creates no new version
 });
 
 Arm("ARM refuses bad vault names and key sizes, and a vault name taken elsewhere", async () => {
-  const bad = await armCall("PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/1bad--name?api-version=2025-05-01`, { location: "westeurope", properties: { tenantId: isv.tenantId, sku: { family: "A", name: "standard" } } });
+  const bad = await arm(sb, "PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/1bad--name?api-version=2025-05-01`, { location: "westeurope", properties: { tenantId: isv.tenantId, sku: { family: "A", name: "standard" } } });
   assert.is(bad.status, 400);
   assert.is(bad.json.error.code, "VaultNameNotValid");
-  const size = await armCall("PUT", `${vaultId}/keys/oddsize?api-version=2025-05-01`, { properties: { kty: "RSA", keySize: 1024 } });
+  const size = await arm(sb, "PUT", `${vaultId}/keys/oddsize?api-version=2025-05-01`, { properties: { kty: "RSA", keySize: 1024 } });
   assert.is(size.status, 400);
   assert.match(size.json.error.message, /1024/);
-  assert.is((await armCall("PUT", `/subscriptions/${isv.subscriptionId}/resourceGroups/other-rg?api-version=2021-04-01`, { location: "westeurope" })).status, 201);
-  const taken = await armCall("PUT", `/subscriptions/${isv.subscriptionId}/resourceGroups/other-rg/providers/Microsoft.KeyVault/vaults/IDPVAULT1?api-version=2025-05-01`, {
+  assert.is((await arm(sb, "PUT", `/subscriptions/${isv.subscriptionId}/resourceGroups/other-rg?api-version=2021-04-01`, { location: "westeurope" })).status, 201);
+  const taken = await arm(sb, "PUT", `/subscriptions/${isv.subscriptionId}/resourceGroups/other-rg/providers/Microsoft.KeyVault/vaults/IDPVAULT1?api-version=2025-05-01`, {
     location: "westeurope", properties: { tenantId: isv.tenantId, sku: { family: "A", name: "standard" } },
   });
   assert.is(taken.status, 409);
@@ -148,11 +138,11 @@ Arm("ARM refuses bad vault names and key sizes, and a vault name taken elsewhere
 });
 
 Arm("an ARM secret stores the value in the vault but ARM never returns it", async () => {
-  const put = await armCall("PUT", `${vaultId}/secrets/arm-secret?api-version=2025-05-01`, { properties: { value: "s3cr3t", contentType: "text/plain" } });
+  const put = await arm(sb, "PUT", `${vaultId}/secrets/arm-secret?api-version=2025-05-01`, { properties: { value: "s3cr3t", contentType: "text/plain" } });
   assert.is(put.status, 201, JSON.stringify(put.json));
   assert.is(put.json.properties.value, undefined);
   assert.is(JSON.stringify(put.json).includes("s3cr3t"), false);
-  const got = await armCall("GET", `${vaultId}/secrets/arm-secret?api-version=2025-05-01`);
+  const got = await arm(sb, "GET", `${vaultId}/secrets/arm-secret?api-version=2025-05-01`);
   assert.is(JSON.stringify(got.json).includes("s3cr3t"), false);
   const secrets = new SecretClient(vaultUri, credential(OFFICER), SDK_OPTIONS);
   assert.is((await secrets.getSecret("arm-secret")).value, "s3cr3t");
@@ -269,7 +259,7 @@ Keys("unversioned sign uses the latest version; versions are 32 lower-hex and li
   const old = await client.getKey("rotating", { version: v1.properties.version });
   assert.is(old.id, v1.id);
   // ARM and the sandbox's ARM state follow the data plane's current version.
-  assert.is((await armCall("GET", `${vaultId}/keys/rotating?api-version=2025-05-01`)).json.properties.keyUriWithVersion, v2.id);
+  assert.is((await arm(sb, "GET", `${vaultId}/keys/rotating?api-version=2025-05-01`)).json.properties.keyUriWithVersion, v2.id);
   assert.is(sb.state.getResource(`${vaultId}/keys/rotating`)?.properties.keyUriWithVersion, v2.id);
 });
 
@@ -377,7 +367,7 @@ Rbac("Crypto User can read and sign but cannot create keys or read secrets", asy
 });
 
 Rbac("a vault without RBAC authorization uses its access policies (AccessDenied otherwise)", async () => {
-  const res = await armCall("PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/policyvault1?api-version=2023-07-01`, {
+  const res = await arm(sb, "PUT", `${rgId}/providers/Microsoft.KeyVault/vaults/policyvault1?api-version=2023-07-01`, {
     location: "westeurope",
     properties: {
       tenantId: isv.tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: false,
