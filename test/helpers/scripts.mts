@@ -25,12 +25,17 @@ export interface RunOptions {
 
 /** Runs `scripts/<name>` with args; resolves when it exits (never rejects on a non-zero exit). */
 export function runScript(name: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
+  return runFile(join("scripts", name), args, o);
+}
+
+/** Runs any TypeScript file of the repository (path relative to its root) like `runScript`. */
+export function runFile(path: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
   const [cmd, ...pre] = tsRunner();
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
   const t0 = Date.now();
   return new Promise((res, rej) => {
-    const child = spawn(cmd, [...pre, join(ROOT, "scripts", name), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "", stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
