@@ -120,14 +120,40 @@ export async function readAuditLog(options: { path: string }): Promise<AuditLog>
 }
 
 /**
+ * How far out of time order two records of audit.jsonl can be. Records are appended in the
+ * order they are written, stamped with the writer's clock; two processes (a run and a
+ * disconnect, say) or two machines sharing the Cloud Shell drive differ by seconds, not hours.
+ * A clock set back by more than this would hide records from `scanAuditLog({ sinceMs })`.
+ */
+export const AUDIT_ORDER_SLACK_MS = 6 * 3_600_000;
+
+/** Below this distance the search stops and the rest is read: reading 1 MiB costs less than seeking. */
+const SEARCH_SPAN = 1 << 20;
+const PROBE_CHUNK = 64 * 1024;
+
+/**
  * Streams audit.jsonl record by record (memory stays flat however long the log is); a
  * missing file has no records. Lines that are not JSON objects (a torn write) are skipped
  * and counted.
+ *
+ * With `sinceMs`, only the part of the log that can hold records written at or after it is
+ * read: a binary search over the file (by each line's `time`) finds where records older than
+ * `sinceMs - AUDIT_ORDER_SLACK_MS` end, so an hourly run reads the last two days, not months.
+ * Records before that point are not passed on; records after it are, whatever their time.
  */
-export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void }): Promise<{ records: number; invalidLines: number }> {
+export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void; sinceMs?: number }): Promise<{ records: number; invalidLines: number; startOffset: number }> {
   let records = 0;
   let invalidLines = 0;
-  const stream = createReadStream(options.path, { encoding: "utf8" });
+  let startOffset = 0;
+  if (options.sinceMs !== undefined) {
+    try {
+      startOffset = await _offsetSince(options.path, options.sinceMs - AUDIT_ORDER_SLACK_MS);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
+      throw error;
+    }
+  }
+  const stream = createReadStream(options.path, { encoding: "utf8", start: startOffset });
   try {
     const lines = createInterface({ input: stream, crlfDelay: Infinity });
     for await (const raw of lines) {
@@ -147,12 +173,77 @@ export async function scanAuditLog(options: { path: string; onRecord: (record: A
       options.onRecord(value as AuditRecord);
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0 };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
     throw error;
   } finally {
     stream.destroy();
   }
-  return { records, invalidLines };
+  return { records, invalidLines, startOffset };
+}
+
+/**
+ * A line start in the file such that no record before it was written at or after
+ * `thresholdMs + AUDIT_ORDER_SLACK_MS`: the start of a line whose record is older than
+ * `thresholdMs` (or 0). Binary search; a line without a readable time counts as new, which
+ * only makes the search read more.
+ */
+async function _offsetSince(path: string, thresholdMs: number): Promise<number> {
+  const handle = await open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    let lo = 0;
+    let hi = size;
+    while (hi - lo > SEARCH_SPAN) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const probe = await _lineAfter(handle, mid, size);
+      if (probe && probe.time < thresholdMs) lo = probe.start;
+      else hi = mid;
+    }
+    return lo;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The first line that starts after byte `pos` (pos itself excluded) and its record's time, if any. */
+async function _lineAfter(handle: Awaited<ReturnType<typeof open>>, pos: number, size: number): Promise<{ start: number; time: number } | undefined> {
+  const chunk = new Uint8Array(PROBE_CHUNK);
+  let at = pos;
+  let start = -1;
+  const bytes: Uint8Array[] = [];
+  while (at < size) {
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, at);
+    if (bytesRead === 0) break;
+    let from = 0;
+    if (start < 0) {
+      const nl = chunk.subarray(0, bytesRead).indexOf(0x0a);
+      if (nl < 0) {
+        at += bytesRead;
+        continue;
+      }
+      start = at + nl + 1;
+      from = nl + 1;
+    }
+    const end = chunk.subarray(from, bytesRead).indexOf(0x0a);
+    if (end >= 0) {
+      bytes.push(chunk.slice(from, from + end));
+      break;
+    }
+    bytes.push(chunk.slice(from, bytesRead));
+    at += bytesRead;
+  }
+  if (start < 0 || start >= size) return undefined;
+  const joined = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
+  bytes.reduce((at, b) => (joined.set(b, at), at + b.length), 0);
+  const line = new TextDecoder().decode(joined);
+  let time = Number.NaN;
+  try {
+    const value = JSON.parse(line) as { time?: unknown };
+    if (typeof value?.time === "string") time = Date.parse(value.time);
+  } catch {
+    // a torn line: its time is unknown
+  }
+  return { start, time: Number.isNaN(time) ? Infinity : time };
 }
 
 /** Parses audit.jsonl text. Pure. */
@@ -177,12 +268,6 @@ export function parseAuditLog(text: string): AuditLog {
     else invalidLines.push({ line: i + 1, text: raw });
   });
   return { records, invalidLines, ...(tornTail !== undefined ? { tornTail } : {}) };
-}
-
-/** Intent records (operation ending `.intent`) that have no record with the same id after them. */
-export function findPendingIntents(records: AuditRecord[]): AuditRecord[] {
-  const done = new Set(records.filter((r) => r.id && !r.operation.endsWith(".intent")).map((r) => r.id));
-  return records.filter((r) => r.operation.endsWith(".intent") && r.id && !done.has(r.id));
 }
 
 export interface AuditWriter {

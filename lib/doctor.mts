@@ -5,7 +5,7 @@
 // broken link (only for bad input: a customer that is not in config).
 import { createLocalJWKSet, importJWK, jwtVerify } from "jose";
 import { buildClientAssertion, DEFAULT_AUDIENCE } from "./assertion.mts";
-import { readAuditLog } from "./audit.mts";
+import { scanAuditLog, type AuditRecord } from "./audit.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "./arm.mts";
 import {
   customerProblems, findCustomer, idpKeysOf, loadConfig, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig, type MeteringConfig,
@@ -384,8 +384,16 @@ async function _checkCustomer(o: {
   });
 
   await run("dimensions", target, async () => {
-    const { records } = await readAuditLog({ path: options.auditPath });
-    const verdicts = dimensionVerdicts(records, { subscriptionId, managedResourceGroup });
+    // The whole log, streamed; only this customer's answered requests are kept.
+    const mine: AuditRecord[] = [];
+    const lower = (s: unknown) => typeof s === "string" ? s.toLowerCase() : undefined;
+    await scanAuditLog({
+      path: options.auditPath,
+      onRecord: (r) => {
+        if (r.response && lower(r.customer?.subscriptionId) === subscriptionId.toLowerCase() && lower(r.customer?.managedResourceGroup) === managedResourceGroup.toLowerCase()) mine.push(r);
+      },
+    });
+    const verdicts = dimensionVerdicts(mine, { subscriptionId, managedResourceGroup });
     if (verdicts.length === 0) return { detail: "no usage sent yet" };
     const unknown = verdicts.filter((v) => v.invalid > 0 && v.accepted === 0);
     if (unknown.length) {

@@ -1,11 +1,14 @@
 // Offboarding a customer: what goes (the federated credentials, the UAMI, the config entry) and
 // what stays (the audit log, which only gains a record of the disconnect). Planning reads ARM
-// and the audit log; executing deletes in ARM. Config is the caller's to update afterwards.
-import { findPendingIntents, readAuditLog, type AuditRecord } from "./audit.mts";
+// and the audit log's ledger (the same one 2-emit-meter uses); executing deletes in ARM. Config
+// is the caller's to update afterwards.
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
 import { CustomerNotConnectedError } from "./errors.mts";
 import { deleteArmResource, getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "./identity.mts";
 import type { ArmOptions } from "./arm.mts";
+import type { LedgerEntry } from "./ledger.mts";
+import { loadLedger } from "./submission.mts";
+import { USAGE_WINDOW_MS } from "./usage-file.mts";
 
 export interface DisconnectPlan {
   /** Keys as config.json spells them. */
@@ -16,8 +19,12 @@ export interface DisconnectPlan {
   /** False when the identity is already gone (then only the config entry goes). */
   uamiExists: boolean;
   federatedCredentials: FederatedCredential[];
-  /** Usage intents of this customer without a recorded answer. */
-  pendingIntents: AuditRecord[];
+  /**
+   * Usage events of this customer whose fate is unknown (sent without a recorded answer, or
+   * answered with a batch item Error) and that `2-emit-meter --resend` can still settle: their
+   * hour is inside the API's 24-hour window.
+   */
+  pendingEvents: LedgerEntry[];
 }
 
 /**
@@ -30,6 +37,7 @@ export async function planDisconnect(options: {
   auditPath: string;
   subscriptionId: string;
   managedResourceGroup: string;
+  now?: number;
 } & ArmOptions): Promise<DisconnectPlan> {
   const found = findCustomer(options.config, options);
   if (!found) {
@@ -41,12 +49,14 @@ export async function planDisconnect(options: {
     : userAssignedIdentityId({ subscriptionId: found.subscriptionId, resourceGroup: found.managedResourceGroup, name: customer.uamiName ?? "metering-submission-uami" });
   const uami = await getUserAssignedIdentity({ ...options, id: uamiId });
   const federatedCredentials = uami ? await listFederatedCredentials({ ...options, uamiId }) : [];
-  const { records } = await readAuditLog({ path: options.auditPath });
+  const now = options.now ?? Date.now();
+  const { ledger } = await loadLedger({ auditPath: options.auditPath, now });
   const lower = (s: string | undefined) => (s ?? "").toLowerCase();
-  const pendingIntents = findPendingIntents(records).filter((r) =>
-    lower(r.customer?.subscriptionId) === lower(found.subscriptionId) && lower(r.customer?.managedResourceGroup) === lower(found.managedResourceGroup)
+  const pendingEvents = ledger.open().filter((e) =>
+    lower(e.customer.subscriptionId) === lower(found.subscriptionId) && lower(e.customer.managedResourceGroup) === lower(found.managedResourceGroup) &&
+    now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS
   );
-  return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, pendingIntents };
+  return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, pendingEvents };
 }
 
 /** Deletes the plan's federated credentials, then the identity. Safe to run again (404 = already gone). */

@@ -325,11 +325,16 @@ export function summarise(reports: EventReport[]): { counts: Record<string, numb
   return { counts, ok: reports.every((r) => r.ok) };
 }
 
-/** Reads the ledger of the audit log for events whose hour is at most 48 hours old. */
+/**
+ * Reads the ledger of the audit log for events whose hour is at most 48 hours old. Only the
+ * tail of the log that can hold them is read (a record is written after its event's hour), so
+ * the cost follows the last two days of usage, not the age of the log.
+ */
 export async function loadLedger(options: { auditPath: string; now?: number }): Promise<{ ledger: Ledger; invalidLines: number }> {
   const { scanAuditLog } = await import("./audit.mts");
   const now = options.now ?? Date.now();
-  const ledger = new Ledger({ sinceMs: now - 2 * USAGE_WINDOW_MS });
-  const { invalidLines } = await scanAuditLog({ path: options.auditPath, onRecord: (r) => ledger.add(r) });
+  const sinceMs = now - 2 * USAGE_WINDOW_MS;
+  const ledger = new Ledger({ sinceMs });
+  const { invalidLines } = await scanAuditLog({ path: options.auditPath, sinceMs, onRecord: (r) => ledger.add(r) });
   return { ledger, invalidLines };
 }

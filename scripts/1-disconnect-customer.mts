@@ -14,7 +14,8 @@ Removes what 1-connect-customer put in place: the federated credential(s) of the
 UAMI, the UAMI itself (both in the managed resource group), and the customer's entry in
 config.json. The audit log is kept as it is; a "customer.disconnect" record is appended.
 Refuses while usage events of this customer are pending in the audit log (sent without a
-recorded answer): run 2-emit-meter again with their values to settle them, or use --force.
+recorded answer, within the API's 24-hour window): settle them with 2-emit-meter.mts --resend
+first, or use --force.
 
 Arguments:
   subscription             customer subscription id (GUID)
@@ -48,9 +49,9 @@ function describePlan(plan: DisconnectPlan, verb: string) {
 }
 
 function pendingText(plan: DisconnectPlan): string {
-  return plan.pendingIntents.map((r) => {
-    const e = r.request?.body as { dimension?: string; quantity?: number; effectiveStartTime?: string } | undefined;
-    return `${e?.quantity} ${e?.dimension} for ${e?.effectiveStartTime} (sent ${r.time})`;
+  return plan.pendingEvents.map((p) => {
+    const fate = p.status === "Pending" ? `sent ${p.time}, no answer recorded` : `answered ${p.status} at ${p.time}`;
+    return `${p.event.quantity} ${p.event.dimension} for ${p.event.effectiveStartTime} (${fate})`;
   }).join("; ");
 }
 
@@ -65,17 +66,17 @@ function main(args: string[]): Promise<number> {
     const { planDisconnect, executeDisconnect } = await import("../lib/offboard.mts");
     progress(`Reading what ${subscriptionId}/${managedResourceGroup} has`);
     const plan = await planDisconnect({ config, configPath, auditPath, subscriptionId, managedResourceGroup });
-    const pending = plan.pendingIntents.length;
+    const pending = plan.pendingEvents.length;
 
     if (values["dry-run"]) {
-      if (values.json) out(JSON.stringify({ dryRun: true, ...plan, pendingIntents: plan.pendingIntents.map((r) => r.id) }, null, 2));
+      if (values.json) out(JSON.stringify({ dryRun: true, ...plan, pendingEvents: plan.pendingEvents.map((p) => ({ key: p.key, ...p.event, status: p.status, time: p.time })) }, null, 2));
       else describePlan(plan, "would delete");
       if (pending && !values.force) progress(`Without --force this would be refused: ${pending} usage event(s) pending: ${pendingText(plan)}`);
       return EXIT_OK;
     }
     if (pending && !values.force) {
       throw new PendingEventsError(
-        `Cannot disconnect ${plan.subscriptionId}/${plan.managedResourceGroup}: ${pending} usage event(s) were sent without a recorded answer: ${pendingText(plan)}; run 2-emit-meter again with those values to settle them (a duplicate is harmless), or use --force`,
+        `Cannot disconnect ${plan.subscriptionId}/${plan.managedResourceGroup}: ${pending} usage event(s) were sent without a recorded answer: ${pendingText(plan)}; settle them with 2-emit-meter.mts --resend (a duplicate is harmless), or use --force`,
       );
     }
 
@@ -88,7 +89,7 @@ function main(args: string[]): Promise<number> {
       record: buildAuditRecord({
         operation: "customer.disconnect", customer: who, uamiId: plan.uamiId, uamiClientId: plan.customer.uamiClientId,
         deletedCredentials: result.deletedCredentials, deletedIdentity: result.deletedIdentity,
-        ...(pending ? { forcedWithPendingIntents: plan.pendingIntents.map((r) => r.id) } : {}),
+        ...(pending ? { forcedWithPendingEvents: plan.pendingEvents.map((p) => p.key) } : {}),
       }),
     });
     progress(`Disconnected ${who.subscriptionId}/${who.managedResourceGroup}; removed from ${configPath}, audit log kept`);

@@ -2,7 +2,7 @@
 // with a usage event sent but never answered (the emitting process was killed mid-request) is
 // refused unless --force; a disconnect removes the FIC and the UAMI from the sandbox's ARM state
 // and the entry from config.json, and keeps every line of the audit log.
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -11,7 +11,7 @@ import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 
 const sb = await startTestSandbox();
 const env = await sandboxEnv(sb);
-const [first, second] = sb.world.customers;
+const [first, second, third] = sb.world.customers;
 const whoOf = (c: typeof first) => [c.subscriptionId, c.managedResourceGroup];
 const configPath = join(env.METERING_DATA_DIR, "config.json");
 const auditPath = join(env.METERING_DATA_DIR, "audit.jsonl");
@@ -77,34 +77,59 @@ X("disconnect: FIC and UAMI leave the MRG, the entry leaves config, the audit lo
   assert.not.ok(JSON.parse(doctor.stdout).checks.some((c: { target: string }) => c.target.includes(first.managedResourceGroup)));
 });
 
-X("an event sent without a recorded answer blocks the disconnect; --force goes ahead", async () => {
-  // The emitting process dies while the metering API holds the request: the intent stays unanswered.
+X("events sent without a recorded answer block the disconnect, named with their values; --force goes ahead", async () => {
+  // The emitting process dies while the metering API holds its batch: the intent stays unanswered.
+  const usage = join(env.METERING_DATA_DIR, "pending.csv");
+  await writeFile(usage, `subscription,managed-resource-group,dimension,quantity,hours-ago\n${whoOf(second).join(",")},${second.dimensions[0]},4,1\n${whoOf(second).join(",")},${second.dimensions[0]},6.5,2\n`);
   await admin(sb, "POST", "/faults", { service: "metering", kind: "delay", delayMs: 25_000, times: 1 });
-  const killed = await runScript("2-emit-meter.mts", [...whoOf(second), "1", second.dimensions[0], "4"], { env, timeoutMs: 12_000 });
+  const killed = await runScript("2-emit-meter.mts", ["--file", usage], { env, timeoutMs: 12_000 });
   await admin(sb, "DELETE", "/faults");
   assert.is(killed.code, null, `expected a killed process: ${describe(killed)}`);
-  const intents = (await readAudit()).trim().split("\n").map((l) => JSON.parse(l)).filter((x) => x.operation === "usageEvent.intent" && x.customer.managedResourceGroup === second.managedResourceGroup);
+  const intents = (await readAudit()).trim().split("\n").map((l) => JSON.parse(l)).filter((x) => x.operation === "batchUsageEvent.intent" && x.customer.managedResourceGroup === second.managedResourceGroup);
   assert.is(intents.length, 1);
+  const keys = intents[0].request.body.request.map((e: { resourceId: string; dimension: string; effectiveStartTime: string }) => `${e.resourceId.toLowerCase()}|${e.dimension}|${e.effectiveStartTime.slice(0, 13)}:00:00Z`).sort();
 
   const cc = await entryOf(second);
   const configBefore = await readFile(configPath, "utf8");
   const refused = await runScript("1-disconnect-customer.mts", whoOf(second), { env });
   assert.is(refused.code, 1, describe(refused));
-  assert.match(refused.stderr, /1 usage event\(s\) were sent without a recorded answer: 4 /);
+  assert.match(refused.stderr, new RegExp(`2 usage event\\(s\\) were sent without a recorded answer: (4 ${second.dimensions[0]} for \\S+ \\(sent [^)]+, no answer recorded\\); 6.5|6.5 ${second.dimensions[0]} for \\S+ \\(sent [^)]+, no answer recorded\\); 4) `), describe(refused));
+  assert.match(refused.stderr, /2-emit-meter.mts --resend/);
   assert.match(refused.stderr, /--force/);
   assert.is(await readFile(configPath, "utf8"), configBefore);
   assert.ok(uamiOf(cc.uamiClientId), "nothing deleted");
 
-  const dry = await runScript("1-disconnect-customer.mts", [...whoOf(second), "--dry-run"], { env });
+  const dry = await runScript("1-disconnect-customer.mts", [...whoOf(second), "--dry-run", "--json"], { env });
   assert.is(dry.code, 0, describe(dry));
   assert.match(dry.stderr, /would be refused/);
+  assert.equal(JSON.parse(dry.stdout).pendingEvents.map((p: { key: string }) => p.key).sort(), keys);
 
   const forced = await runScript("1-disconnect-customer.mts", [...whoOf(second), "--force"], { env });
   assert.is(forced.code, 0, describe(forced));
   assert.is(uamiOf(cc.uamiClientId), undefined);
   assert.is(await entryOf(second), undefined);
   const last = JSON.parse((await readAudit()).trim().split("\n").at(-1)!);
-  assert.equal(last.forcedWithPendingIntents, [intents[0].id]);
+  assert.equal([...last.forcedWithPendingEvents].sort(), keys);
+});
+
+X("once the pending events are settled by --resend, the disconnect goes ahead without --force", async () => {
+  const connect = await runScript("1-connect-customer.mts", whoOf(third), { env });
+  assert.is(connect.code, 0, describe(connect));
+  const usage = join(env.METERING_DATA_DIR, "pending-third.csv");
+  await writeFile(usage, `subscription,managed-resource-group,dimension,quantity,hours-ago\n${whoOf(third).join(",")},${third.dimensions[0]},2,3\n`);
+  await admin(sb, "POST", "/faults", { service: "metering", kind: "delay", delayMs: 25_000, times: 1 });
+  const killed = await runScript("2-emit-meter.mts", ["--file", usage], { env, timeoutMs: 12_000 });
+  await admin(sb, "DELETE", "/faults");
+  assert.is(killed.code, null, `expected a killed process: ${describe(killed)}`);
+  assert.is((await runScript("1-disconnect-customer.mts", whoOf(third), { env })).code, 1, "refused while pending");
+
+  const resend = await runScript("2-emit-meter.mts", ["--resend"], { env });
+  assert.is(resend.code, 0, describe(resend));
+  const billed = (await admin<Array<{ dimension: string; quantity: number; resourceId: string }>>(sb, "GET", "/metering/events")).filter((e) => e.resourceId === third.resourceUsageId);
+  assert.equal(billed.map((e) => [e.dimension, e.quantity]), [[third.dimensions[0], 2]], "the delayed batch and the resend bill once");
+  const r = await runScript("1-disconnect-customer.mts", whoOf(third), { env });
+  assert.is(r.code, 0, describe(r));
+  assert.is(await entryOf(third), undefined);
 });
 
 X("a customer that is not connected, and bad input: exit 2, nothing changed", async () => {

@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createAuditWriter, parseAuditLog, scanAuditLog, type AuditRecord } from "../../lib/audit.mts";
+import { AUDIT_ORDER_SLACK_MS, createAuditWriter, parseAuditLog, scanAuditLog, type AuditRecord } from "../../lib/audit.mts";
 import { AuditLeakError } from "../../lib/errors.mts";
 import { buildClientAssertion } from "../../lib/assertion.mts";
 import { makeTestKey, tempDir } from "./_support.mts";
@@ -141,7 +141,7 @@ scan("streams records in order, skipping blank lines and counting lines that are
     const seen: string[] = [];
     const result = await scanAuditLog({ path, onRecord: (r) => seen.push(r.operation) });
     assert.equal(seen, ["a", "b", "c"]);
-    assert.equal(result, { records: 3, invalidLines: 4 });
+    assert.equal(result, { records: 3, invalidLines: 4, startOffset: 0 });
   });
 });
 scan("reads a long log without holding it as one string", async () => {
@@ -150,15 +150,15 @@ scan("reads a long log without holding it as one string", async () => {
     const line = JSON.stringify({ time: "t", operation: "x", pad: "y".repeat(1000) });
     await writeFile(path, `${line}\n`.repeat(5000));
     let n = 0;
-    assert.equal(await scanAuditLog({ path, onRecord: () => void n++ }), { records: 5000, invalidLines: 0 });
+    assert.equal(await scanAuditLog({ path, onRecord: () => void n++ }), { records: 5000, invalidLines: 0, startOffset: 0 });
     assert.is(n, 5000);
   });
 });
 scan("a missing file, or a missing directory, has no records", async () => {
   await inTemp(async (dir) => {
     let called = false;
-    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0 });
-    assert.equal(await scanAuditLog({ path: join(dir, "no", "such", "audit.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "no", "such", "audit.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0 });
     assert.is(called, false);
   });
 });
@@ -170,8 +170,84 @@ scan("reads what createAuditWriter wrote", async () => {
     await w.append({ operation: "y", id: "2" });
     await w.close();
     const ids: unknown[] = [];
-    assert.equal(await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) }), { records: 2, invalidLines: 0 });
+    assert.equal(await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) }), { records: 2, invalidLines: 0, startOffset: 0 });
     assert.equal(ids, ["1", "2"]);
+  });
+});
+
+// A log of `days` days, `perHour` records an hour, oldest first; `extra(i, time)` may add lines.
+function longLog(o: { days: number; perHour: number; endMs: number; pad?: number; extra?: (i: number, t: number) => string[] }): { text: string; times: number[] } {
+  const lines: string[] = [];
+  const times: number[] = [];
+  const n = o.days * 24 * o.perHour;
+  const step = 3_600_000 / o.perHour;
+  for (let i = 0; i < n; i++) {
+    const t = o.endMs - (n - i) * step;
+    lines.push(JSON.stringify({ time: new Date(t).toISOString(), operation: "usageEvent", id: `r${i}`, pad: "p".repeat(o.pad ?? 600) }));
+    times.push(t);
+    for (const x of o.extra?.(i, t) ?? []) {
+      lines.push(x);
+      const parsed = (() => { try { return JSON.parse(x); } catch { return undefined; } })();
+      if (parsed?.time) times.push(Date.parse(parsed.time));
+    }
+  }
+  return { text: lines.join("\n") + "\n", times };
+}
+const END = Date.parse("2026-11-23T12:00:00Z");
+const DAY = 86_400_000;
+
+scan("sinceMs: reads only the tail that can hold newer records, and every newer record is in it", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const { text, times } = longLog({ days: 30, perHour: 20, endMs: END });
+    await writeFile(path, text);
+    const sinceMs = END - 2 * DAY;
+    const seen: number[] = [];
+    const result = await scanAuditLog({ path, sinceMs, onRecord: (r) => seen.push(Date.parse(r.time)) });
+    assert.is(result.invalidLines, 0, "the scan starts at a line boundary");
+    assert.is(seen.filter((t) => t >= sinceMs).length, times.filter((t) => t >= sinceMs).length, "every record at or after sinceMs");
+    // 2 days + 6 h of slack + at most 1 MiB of the 30 days: far less than the whole log.
+    assert.ok(result.records < times.length / 8, `${result.records} of ${times.length} records read`);
+    assert.ok(result.startOffset > text.length / 2, `started at ${result.startOffset} of ${text.length}`);
+    // What is read before the slack's start is less than the 1 MiB where the search stops.
+    const lineBytes = text.length / times.length;
+    const early = seen.filter((t) => t < sinceMs - AUDIT_ORDER_SLACK_MS).length;
+    assert.ok(early * lineBytes <= (1 << 20) + 2 * lineBytes, `${early} records older than the slack read`);
+  });
+});
+scan("sinceMs: records out of order by less than the slack, torn lines and lines longer than a read are all survived", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const sinceMs = END - 2 * DAY;
+    const { text, times } = longLog({
+      days: 20, perHour: 12, endMs: END,
+      extra: (i, t) => [
+        ...(i % 97 === 0 ? ['{"time":"2026-', "not json at all"] : []),
+        ...(i % 501 === 0 ? [JSON.stringify({ time: new Date(t).toISOString(), operation: "big", pad: "b".repeat(200_000) })] : []),
+        // A record stamped 5 h later than its neighbours (another process's clock or queue).
+        ...(Math.abs(t - (sinceMs - 4 * 3_600_000)) < 3_600_000 / 12 ? [JSON.stringify({ time: new Date(sinceMs + 3_600_000).toISOString(), operation: "early", id: "early" })] : []),
+      ],
+    });
+    await writeFile(path, text);
+    const seen: string[] = [];
+    const seenTimes: number[] = [];
+    await scanAuditLog({ path, sinceMs, onRecord: (r) => (seen.push(String(r.id)), seenTimes.push(Date.parse(r.time))) });
+    assert.ok(seen.includes("early"), "a record 5 h out of order is still read");
+    assert.is(seenTimes.filter((t) => t >= sinceMs).length, times.filter((t) => t >= sinceMs).length);
+    assert.ok(seen.length < times.length / 4, `${seen.length} of ${times.length} read`);
+  });
+});
+scan("sinceMs: a short log is read whole; a log all newer than sinceMs too; a missing file has no records", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const short = longLog({ days: 3, perHour: 2, endMs: END });
+    await writeFile(path, short.text);
+    assert.equal(await scanAuditLog({ path, sinceMs: END - DAY, onRecord: () => {} }), { records: short.times.length, invalidLines: 0, startOffset: 0 });
+    const recent = longLog({ days: 1, perHour: 400, endMs: END });
+    await writeFile(path, recent.text);
+    assert.ok(recent.text.length > 4 << 20, "a log of several MiB");
+    assert.equal(await scanAuditLog({ path, sinceMs: END - 2 * DAY, onRecord: () => {} }), { records: recent.times.length, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), sinceMs: END, onRecord: () => {} }), { records: 0, invalidLines: 0, startOffset: 0 });
   });
 });
 scan.run();

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { appendFile, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  appendAuditRecord, buildAuditRecord, findPendingIntents, findSecrets, parseAuditLog, readAuditLog, redactHeaders,
+  appendAuditRecord, buildAuditRecord, findSecrets, parseAuditLog, readAuditLog, redactHeaders,
   serializeAuditRecord,
 } from "../../lib/audit.mts";
 import { AuditLeakError } from "../../lib/errors.mts";
@@ -158,13 +158,3 @@ parse("reads what appendAuditRecord wrote, even with extra appends by others", a
 });
 parse.run();
 
-const pending = suite("findPendingIntents()");
-pending("returns intents without an outcome record", () => {
-  const records = [
-    { time: "1", operation: "usageEvent.intent", id: "a" },
-    { time: "2", operation: "usageEvent", id: "a" },
-    { time: "3", operation: "usageEvent.intent", id: "b" },
-  ];
-  assert.equal(findPendingIntents(records).map((r) => r.id), ["b"]);
-});
-pending.run();
