@@ -51,7 +51,7 @@ export interface FederatedTokenSourceOptions {
    * More options for the credential of one identity (pipeline policies, retry settings), e.g.
    * a propagation retry for a credential created minutes ago. Called once per identity.
    */
-  credentialOptions?: (identity: FederatedIdentity) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  credentialOptions?: (identity: FederatedIdentity) => object | Promise<object>;
 }
 
 export interface FederatedTokenSource {

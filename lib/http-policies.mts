@@ -5,7 +5,13 @@
 // - for Entra token requests of a federated credential created minutes ago, a retry of the
 //   "no matching federated credential" errors, which last until the credential has propagated.
 // The retry loops are the SDK's (core-rest-pipeline retryPolicy); these only decide.
-import type { AdditionalPolicyConfig, PipelinePolicy, PipelineRetryOptions, RetryStrategy } from "@azure/core-rest-pipeline";
+import type { PipelinePolicy, PipelineRetryOptions, RetryStrategy } from "@azure/core-rest-pipeline";
+
+/** A policy for an SDK client's `additionalPolicies` (@azure/core-client's AdditionalPolicyConfig). */
+export interface AdditionalPolicyConfig {
+  policy: PipelinePolicy;
+  position: "perCall" | "perRetry";
+}
 
 /** Retries of the SDK retry policy for our calls: 5 tries in all. */
 export const DEFAULT_RETRY_OPTIONS: PipelineRetryOptions = { maxRetries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 15_000 };

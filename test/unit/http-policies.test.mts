@@ -9,6 +9,8 @@ import {
   propagationRetryStrategy, sdkClientOptions, tryTimeoutFromEnv, tryTimeoutPolicy,
 } from "../../lib/http-policies.mts";
 
+type AbortSignalLike = NonNullable<PipelineRequest["abortSignal"]>;
+
 // No network: every `next` and HttpClient here is a fake.
 const TOKEN_URL = "https://login.microsoftonline.com/44444444-4444-4444-8444-444444444444/oauth2/v2.0/token";
 
@@ -17,7 +19,7 @@ function respond(request: PipelineRequest, status = 200, bodyAsText = "ok"): Pip
 }
 
 /** A `next` that never answers; it rejects as fetch does once the request's signal aborts. */
-function hangUntilAborted(seen: AbortSignal[] = []): SendRequest {
+function hangUntilAborted(seen: AbortSignalLike[] = []): SendRequest {
   return (request) => new Promise((_, reject) => {
     const signal = request.abortSignal!;
     seen.push(signal);
@@ -89,7 +91,7 @@ timeout("gives the attempt its own signal and restores the request's signal afte
 timeout("passes a fast answer through unchanged and stops its timer", async () => {
   const request = createPipelineRequest({ url: "https://api.example/x" });
   const response = respond(request, 204, "");
-  let signal: AbortSignal | undefined;
+  let signal: AbortSignalLike | undefined;
   const got = await tryTimeoutPolicy(30).sendRequest(request, async (r) => ((signal = r.abortSignal), response));
   assert.is(got, response);
   await new Promise((r) => setTimeout(r, 60));
