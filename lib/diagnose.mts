@@ -1,6 +1,7 @@
 // Pure comparisons the doctor reports in a person's words: how two strings that must be
 // identical differ (Entra compares issuer, subject and audience byte for byte), what a JWKS
 // entry lacks, and which meter dimensions the audit log shows as accepted or rejected.
+import { isSameCustomer } from "./ledger.mts";
 import type { AuditRecord } from "./audit.mts";
 
 /**
@@ -62,9 +63,7 @@ const _isInvalidDimension = (status: unknown, body: unknown): boolean => {
  * (request.body = the event) and batch records (request.body.request[], response.body.result[]). Pure.
  */
 export function dimensionVerdicts(records: AuditRecord[], customer: { subscriptionId: string; managedResourceGroup: string }): DimensionVerdict[] {
-  const same = (r: AuditRecord) =>
-    r.customer?.subscriptionId?.toLowerCase() === customer.subscriptionId.toLowerCase() &&
-    r.customer?.managedResourceGroup?.toLowerCase() === customer.managedResourceGroup.toLowerCase();
+  const same = (r: AuditRecord) => isSameCustomer(r.customer, customer);
   const verdicts = new Map<string, DimensionVerdict>();
   const count = (dimension: unknown, planId: unknown, status: unknown, body: unknown) => {
     if (typeof dimension !== "string" || dimension === "") return;

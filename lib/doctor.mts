@@ -6,6 +6,7 @@
 import { createLocalJWKSet, importJWK, jwtVerify } from "jose";
 import { buildClientAssertion, DEFAULT_AUDIENCE } from "./assertion.mts";
 import { scanAuditLog, type AuditRecord } from "./audit.mts";
+import { isSameCustomer } from "./ledger.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "./arm.mts";
 import {
   customerProblems, findCustomer, idpKeysOf, loadConfig, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig, type MeteringConfig,
@@ -386,14 +387,9 @@ async function _checkCustomer(o: {
   await run("dimensions", target, async () => {
     // The whole log, streamed; only this customer's answered requests are kept.
     const mine: AuditRecord[] = [];
-    const lower = (s: unknown) => typeof s === "string" ? s.toLowerCase() : undefined;
-    await scanAuditLog({
-      path: options.auditPath,
-      onRecord: (r) => {
-        if (r.response && lower(r.customer?.subscriptionId) === subscriptionId.toLowerCase() && lower(r.customer?.managedResourceGroup) === managedResourceGroup.toLowerCase()) mine.push(r);
-      },
-    });
-    const verdicts = dimensionVerdicts(mine, { subscriptionId, managedResourceGroup });
+    const who = { subscriptionId, managedResourceGroup };
+    await scanAuditLog({ path: options.auditPath, onRecord: (r) => void (r.response && isSameCustomer(r.customer, who) && mine.push(r)) });
+    const verdicts = dimensionVerdicts(mine, who);
     if (verdicts.length === 0) return { detail: "no usage sent yet" };
     const unknown = verdicts.filter((v) => v.invalid > 0 && v.accepted === 0);
     if (unknown.length) {

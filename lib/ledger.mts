@@ -14,6 +14,13 @@ export interface CustomerRef {
   managedResourceGroup: string;
 }
 
+/** Whether a record's customer is `customer` (Azure ids and names compare without case). */
+export function isSameCustomer(a: Partial<CustomerRef> | undefined, customer: CustomerRef): boolean {
+  return typeof a?.subscriptionId === "string" && typeof a.managedResourceGroup === "string" &&
+    a.subscriptionId.toLowerCase() === customer.subscriptionId.toLowerCase() &&
+    a.managedResourceGroup.toLowerCase() === customer.managedResourceGroup.toLowerCase();
+}
+
 /** One event's outcome as recorded in an outcome record's `events` array. */
 export interface EventResult {
   key: string;

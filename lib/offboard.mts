@@ -6,7 +6,7 @@ import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config
 import { CustomerNotConnectedError } from "./errors.mts";
 import { deleteArmResource, getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "./identity.mts";
 import type { ArmOptions } from "./arm.mts";
-import type { LedgerEntry } from "./ledger.mts";
+import { isSameCustomer, type LedgerEntry } from "./ledger.mts";
 import { loadLedger } from "./submission.mts";
 import { USAGE_WINDOW_MS } from "./usage-file.mts";
 
@@ -51,11 +51,7 @@ export async function planDisconnect(options: {
   const federatedCredentials = uami ? await listFederatedCredentials({ ...options, uamiId }) : [];
   const now = options.now ?? Date.now();
   const { ledger } = await loadLedger({ auditPath: options.auditPath, now });
-  const lower = (s: string | undefined) => (s ?? "").toLowerCase();
-  const pendingEvents = ledger.open().filter((e) =>
-    lower(e.customer.subscriptionId) === lower(found.subscriptionId) && lower(e.customer.managedResourceGroup) === lower(found.managedResourceGroup) &&
-    now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS
-  );
+  const pendingEvents = ledger.open().filter((e) => isSameCustomer(e.customer, found) && now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS);
   return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, pendingEvents };
 }
 

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { eventsOfIntent, Ledger, resultOf, usageKey } from "../../lib/ledger.mts";
+import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey } from "../../lib/ledger.mts";
 import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering.mts";
 import type { AuditRecord } from "../../lib/audit.mts";
 import { A, B, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
@@ -230,3 +230,14 @@ ledger("an outcome is matched to its intent by id only once", () => {
   assert.is(l.get(keyOf(ev))?.state, "open");
 });
 ledger.run();
+
+const same = suite("isSameCustomer()");
+same("compares subscription and managed resource group without case; anything missing is another customer", () => {
+  const c = { subscriptionId: "AAAAAAAA-1111-4111-8111-111111111111", managedResourceGroup: "mrg-App" };
+  assert.ok(isSameCustomer({ subscriptionId: c.subscriptionId.toLowerCase(), managedResourceGroup: "MRG-APP" }, c));
+  assert.not.ok(isSameCustomer({ subscriptionId: c.subscriptionId, managedResourceGroup: "mrg-app2" }, c));
+  assert.not.ok(isSameCustomer({ subscriptionId: "bbbbbbbb-1111-4111-8111-111111111111", managedResourceGroup: "mrg-app" }, c));
+  assert.not.ok(isSameCustomer({ subscriptionId: c.subscriptionId }, c));
+  assert.not.ok(isSameCustomer(undefined, c));
+});
+same.run();
