@@ -5,7 +5,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { dirname } from "node:path";
-import { AuditLeakError } from "./errors.mts";
+import { AuditLeakError, AuditWriteError } from "./errors.mts";
 
 export interface AuditRecord {
   /** ISO 8601 UTC time the record was written. */
@@ -75,25 +75,80 @@ export function serializeAuditRecord(record: AuditRecord): string {
   return line;
 }
 
+/** What a person reads for the errors a full, quota-bound, failing or read-only disk gives. */
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EIO: "input/output error",
+  EROFS: "read-only file system",
+  EFBIG: "file too large",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+};
+
+/** `no space left on device` for ENOSPC, and so on; the error's own message otherwise. */
+export function describeWriteError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return (code && WRITE_ERRORS[code]) ?? String((error as Error)?.message ?? error);
+}
+
 /**
- * Appends one record as a line: O_APPEND, one write, fsync. If an earlier write was torn
- * (the file does not end in a newline), the record starts on a fresh line.
- * Creates the file (mode 0600) and its directory (0700) when missing.
+ * Writes every byte of `text` at the end of the file, then fsyncs. One write(2) may write
+ * less than asked (a nearly full disk, a quota on an SMB share) and still succeed; the rest
+ * is written by the next call, which then fails with the real cause (ENOSPC, EDQUOT, …).
+ * A write that makes no progress is an I/O error rather than a loop. Throws AuditWriteError.
  */
-export async function appendAuditRecord(options: { path: string; record: AuditRecord }): Promise<void> {
-  const line = serializeAuditRecord(options.record);
-  await mkdir(dirname(options.path), { recursive: true, mode: 0o700 });
-  const handle = await open(options.path, "a+", 0o600);
+async function _writeDurably(handle: Awaited<ReturnType<typeof open>>, text: string, path: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  try {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+      if (!(bytesWritten > 0)) throw Object.assign(new Error("the write made no progress"), { code: "EIO" });
+      offset += bytesWritten;
+    }
+    await handle.sync();
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    throw new AuditWriteError(`Cannot write to ${path}: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });
+  }
+}
+
+/** Opens (creating, mode 0600, directory 0700) the log for appending; whether its last line lacks a newline. */
+async function _openForAppend(path: string): Promise<{ handle: Awaited<ReturnType<typeof open>>; torn: boolean }> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    handle = await open(path, "a+", 0o600);
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    throw new AuditWriteError(`Cannot open ${path} for appending: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });
+  }
   try {
     const { size } = await handle.stat();
-    let prefix = "";
+    let torn = false;
     if (size > 0) {
       const last = new Uint8Array(1);
       await handle.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) prefix = "\n";
+      torn = last[0] !== 0x0a;
     }
-    await handle.write(`${prefix}${line}\n`);
-    await handle.sync();
+    return { handle, torn };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/**
+ * Appends one record as a line: O_APPEND, every byte written, fsync. If an earlier write was
+ * torn (the file does not end in a newline), the record starts on a fresh line. Throws
+ * AuditWriteError when the record cannot be made durable.
+ */
+export async function appendAuditRecord(options: { path: string; record: AuditRecord }): Promise<void> {
+  const line = serializeAuditRecord(options.record);
+  const { handle, torn } = await _openForAppend(options.path);
+  try {
+    await _writeDurably(handle, `${torn ? "\n" : ""}${line}\n`, options.path);
   } finally {
     await handle.close();
   }
@@ -278,19 +333,16 @@ export interface AuditWriter {
 
 /**
  * An open audit log for many appends: one handle, appends in call order (one at a time),
- * each written with one write and fsynced before its promise resolves. A torn last line left
- * by a killed run is closed with a newline first.
+ * each written in full and fsynced before its promise resolves. A torn last line left by a
+ * killed run is closed with a newline first. After one append fails (AuditWriteError) every
+ * later append fails too, with the same cause: the log's end is no longer known, and a run
+ * must not go on as if later records were safe.
  */
 export async function createAuditWriter(options: { path: string }): Promise<AuditWriter> {
-  await mkdir(dirname(options.path), { recursive: true, mode: 0o700 });
-  const handle = await open(options.path, "a+", 0o600);
-  let needsNewline = false;
-  const { size } = await handle.stat();
-  if (size > 0) {
-    const last = new Uint8Array(1);
-    await handle.read(last, 0, 1, size - 1);
-    needsNewline = last[0] !== 0x0a;
-  }
+  const opened = await _openForAppend(options.path);
+  const { handle } = opened;
+  let needsNewline = opened.torn;
+  let broken: AuditWriteError | undefined;
   let tail: Promise<void> = Promise.resolve();
   let closed = false;
   return {
@@ -303,10 +355,17 @@ export async function createAuditWriter(options: { path: string }): Promise<Audi
         return Promise.reject(error);
       }
       const write = async () => {
+        if (broken) throw broken;
         const prefix = needsNewline ? "\n" : "";
+        // Until this write is known complete, the file may end mid-line.
+        needsNewline = true;
+        try {
+          await _writeDurably(handle, `${prefix}${line}\n`, options.path);
+        } catch (error) {
+          broken = error as AuditWriteError;
+          throw error;
+        }
         needsNewline = false;
-        await handle.write(`${prefix}${line}\n`);
-        await handle.sync();
       };
       const done = tail.then(write);
       tail = done.catch(() => {});

@@ -195,6 +195,24 @@ export class AuditLeakError extends MeteringError {
   override code = "ERR_AUDIT_LEAK";
 }
 
+/**
+ * A record could not be made durable in the audit log: the disk is full, over quota, failing
+ * or read-only. A record counts only when every byte of it is on disk, so nothing that needed
+ * it may go ahead (no batch is sent without its intent).
+ */
+export class AuditWriteError extends MeteringError {
+  static override code = "ERR_AUDIT_WRITE";
+  override code = "ERR_AUDIT_WRITE";
+  path: string;
+  /** The system's error code (ENOSPC, EDQUOT, EIO, EROFS, …), when there was one. */
+  errno?: string;
+  constructor(message: string, options: { path: string; errno?: string; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+    if (options.errno !== undefined) this.errno = options.errno;
+  }
+}
+
 /** Another run holds the data directory's run lock and did not finish in time. */
 export class RunLockedError extends MeteringError {
   static override code = "ERR_RUN_LOCKED";

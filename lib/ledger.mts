@@ -2,12 +2,15 @@
 // (resource, dimension, UTC hour). An event is `accepted` once the API holds a quantity for
 // its key, `failed` when the API refused it for good, and `open` while its fate is unknown:
 // an intent without an outcome (the process died, the answer was lost) or a transient failure.
-// Open events are sent again; the API's duplicate rule makes that safe.
+// Open events are sent again; the API's duplicate rule makes that safe. An open event whose
+// resend the API refuses for good (Expired: the resend came too late) is `unknown`, never
+// `failed`: the first send may have been billed, so it must not be billed again by anyone
+// reading "not billed"; it stays listed until it is reconciled.
 import { hourOf } from "./usage-file.mts";
 import type { AuditRecord } from "./audit.mts";
 import type { UsageEvent, UsageOutcome } from "./metering.mts";
 
-export type EventState = "accepted" | "open" | "failed";
+export type EventState = "accepted" | "open" | "failed" | "unknown";
 
 export interface CustomerRef {
   subscriptionId: string;
@@ -31,6 +34,14 @@ export interface EventResult {
   billedQuantity?: number;
 }
 
+/** What a run recorded in its intents about its input, so that a rerun of the same input can finish it. */
+export interface RunInput {
+  /** SHA-256 (hex) of the input: the file's bytes, or the single event's arguments. */
+  digest: string;
+  /** The instant the run counted its rows' hours-ago from (ISO 8601). */
+  resolvedAt: string;
+}
+
 export interface LedgerEntry {
   key: string;
   state: EventState;
@@ -41,6 +52,12 @@ export interface LedgerEntry {
   billedQuantity?: number;
   /** Time of the record that set this state. */
   time: string;
+  /** While the fate is not known (open, unknown): when the first unanswered send was recorded. */
+  sentAt?: string;
+  /** Whether the last send was a resend of an event whose fate was not known. */
+  resent?: boolean;
+  /** The input of the run that last sent it, when that run recorded one. */
+  input?: RunInput;
 }
 
 /** Statuses after which sending the same event again cannot succeed (facts §1.4). */
@@ -63,12 +80,26 @@ export function isTransientHttpStatus(status: number | undefined): boolean {
 }
 
 /**
- * What one outcome means for its event. Pure.
+ * What one outcome means for its event. Pure. With `resend` (the event was sent before
+ * without a known fate), a final refusal makes it `unknown` instead of `failed`.
  * Accepted, and Duplicate (whatever the quantity: the API holds a quantity for the key now),
  * are `accepted`; refusals that cannot change are `failed`; the rest (batch item `Error`,
  * 429/5xx after retries, unknown statuses) are `open`: resending is the only way to learn.
  */
-export function resultOf(outcome: UsageOutcome): EventResult {
+export function resultOf(outcome: UsageOutcome, options: { resend?: boolean } = {}): EventResult {
+  const result = _resultOf(outcome);
+  return options.resend ? unresolvedIfRefused(result) : result;
+}
+
+/**
+ * A result for a resend of an event whose fate was unknown: a final refusal (Expired, …)
+ * says nothing about the first send, which the API may hold, so the event is `unknown`.
+ */
+export function unresolvedIfRefused(result: EventResult): EventResult {
+  return result.state === "failed" ? { ...result, state: "unknown" } : result;
+}
+
+function _resultOf(outcome: UsageOutcome): EventResult {
   const key = usageKey(outcome.event);
   if (outcome.status === "Accepted") return { key, status: "Accepted", state: "accepted", billedQuantity: outcome.event.quantity };
   if (outcome.status === "Duplicate") {
@@ -117,20 +148,28 @@ function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[
 /**
  * Folds audit records, in log order, into one entry per key. Feed it with `add` (streaming)
  * and read `entries`. Only keys whose hour is at or after `sinceMs` are kept: older events
- * are past the API's 24-hour window and can neither be sent nor resent.
+ * are past the API's 24-hour window and can neither be sent nor resent. With
+ * `unresolvedSinceMs` (earlier), older keys are followed too, but kept only while their fate
+ * is not known (open, unknown): a full scan that lists what still needs reconciling.
  */
 export class Ledger {
   readonly entries = new Map<string, LedgerEntry>();
   /** Intents seen, by id, until their outcome arrives. */
   readonly #intents = new Map<string, { events: UsageEvent[]; customer: CustomerRef }>();
   readonly #sinceMs: number;
+  readonly #unresolvedSinceMs: number;
 
-  constructor(options: { sinceMs?: number } = {}) {
+  constructor(options: { sinceMs?: number; unresolvedSinceMs?: number } = {}) {
     this.#sinceMs = options.sinceMs ?? -Infinity;
+    this.#unresolvedSinceMs = Math.min(this.#sinceMs, options.unresolvedSinceMs ?? Infinity);
+  }
+
+  #hourMs(event: UsageEvent): number {
+    return Date.parse(hourOf(event.effectiveStartTime));
   }
 
   #keep(event: UsageEvent): boolean {
-    return Date.parse(hourOf(event.effectiveStartTime)) >= this.#sinceMs;
+    return this.#hourMs(event) >= this.#unresolvedSinceMs;
   }
 
   #set(entry: LedgerEntry) {
@@ -138,6 +177,11 @@ export class Ledger {
     // Once the API holds a quantity for a key, nothing later changes what it holds.
     if (before?.state === "accepted" && entry.state !== "accepted") return;
     if (before?.state === "accepted" && before.billedQuantity !== undefined && entry.billedQuantity === undefined) return;
+    // An old key is followed only while its fate is not known.
+    if ((entry.state === "accepted" || entry.state === "failed") && this.#hourMs(entry.event) < this.#sinceMs) {
+      this.entries.delete(entry.key);
+      return;
+    }
     this.entries.set(entry.key, entry);
   }
 
@@ -150,11 +194,21 @@ export class Ledger {
       const events = eventsOfIntent(record).filter((e) => this.#keep(e));
       if (events.length === 0) return;
       this.#intents.set(record.id, { events, customer });
+      const input = _runInputOf(record);
       for (const event of events) {
         const key = usageKey(event);
         const before = this.entries.get(key);
         if (before?.state === "accepted") continue;
-        this.#set({ key, state: "open", event, customer, status: "Pending", time: record.time });
+        const unresolved = before?.state === "open" || before?.state === "unknown";
+        // The run that first sent an unresolved event keeps it, whoever resends it, so a rerun
+        // of that run's input still finds it unfinished.
+        const owner = unresolved ? before.input ?? input : input;
+        this.#set({
+          key, state: "open", event, customer, status: "Pending", time: record.time,
+          sentAt: unresolved ? before.sentAt ?? before.time : record.time,
+          resent: unresolved,
+          ...(owner ? { input: owner } : {}),
+        });
       }
       return;
     }
@@ -165,17 +219,51 @@ export class Ledger {
     const byKey = new Map(results.map((r) => [r.key, r]));
     for (const event of intent.events) {
       const key = usageKey(event);
-      const r = byKey.get(key) ?? { key, status: "Unconfirmed", state: "open" as const };
-      this.#set({ key, state: r.state, event, customer, status: r.status, billedQuantity: r.billedQuantity, time: record.time });
+      const sent = this.entries.get(key);
+      let r = byKey.get(key) ?? { key, status: "Unconfirmed", state: "open" as const };
+      // Records of runs that did not know the rule yet: the ledger applies it itself.
+      if (sent?.resent) r = unresolvedIfRefused(r);
+      const unresolved = r.state === "open" || r.state === "unknown";
+      this.#set({
+        key, state: r.state, event, customer, status: r.status, billedQuantity: r.billedQuantity, time: record.time,
+        ...(unresolved && sent?.sentAt ? { sentAt: sent.sentAt } : {}),
+        ...(sent?.resent ? { resent: true } : {}),
+        ...(sent?.input ? { input: sent.input } : {}),
+      });
     }
   }
 
-  /** Entries whose fate is unknown: to be sent again. */
-  open(): LedgerEntry[] {
-    return [...this.entries.values()].filter((e) => e.state === "open");
+  /**
+   * Entries whose fate is not known (open, or unknown after a refused resend). Inside the API's
+   * window a resend is safe and may settle them (Accepted or Duplicate); past it, only
+   * reconciliation with the API's own records can.
+   */
+  unresolved(): LedgerEntry[] {
+    return [...this.entries.values()].filter((e) => e.state === "open" || e.state === "unknown");
+  }
+
+  /**
+   * The latest run of this input with events still unresolved: its input and the instant its
+   * rows were resolved against. A rerun of the same input resolves its rows against that
+   * instant, so it finishes that run instead of billing the same rows again for other hours.
+   */
+  unfinishedRun(digest: string): RunInput | undefined {
+    let latest: RunInput | undefined;
+    for (const e of this.unresolved()) {
+      if (e.input?.digest !== digest) continue;
+      if (!latest || Date.parse(e.input.resolvedAt) > Date.parse(latest.resolvedAt)) latest = e.input;
+    }
+    return latest;
   }
 
   get(key: string): LedgerEntry | undefined {
     return this.entries.get(key);
   }
+}
+
+/** The `input` an intent record carries, when it is well formed. */
+function _runInputOf(record: AuditRecord): RunInput | undefined {
+  const input = record.input as Partial<RunInput> | undefined;
+  if (typeof input?.digest !== "string" || typeof input.resolvedAt !== "string" || Number.isNaN(Date.parse(input.resolvedAt))) return undefined;
+  return { digest: input.digest, resolvedAt: input.resolvedAt };
 }

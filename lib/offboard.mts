@@ -51,7 +51,7 @@ export async function planDisconnect(options: {
   const federatedCredentials = uami ? await listFederatedCredentials({ ...options, uamiId }) : [];
   const now = options.now ?? Date.now();
   const { ledger } = await loadLedger({ auditPath: options.auditPath, now });
-  const pendingEvents = ledger.open().filter((e) => isSameCustomer(e.customer, found) && now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS);
+  const pendingEvents = ledger.unresolved().filter((e) => isSameCustomer(e.customer, found) && now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS);
   return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, pendingEvents };
 }
 

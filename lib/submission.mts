@@ -3,10 +3,11 @@
 // write each batch's intent (fsynced) before sending and its outcome after. Customers run
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
-import { createAuditWriter, type AuditWriter } from "./audit.mts";
+import { createAuditWriter, describeWriteError, type AuditWriter } from "./audit.mts";
+import { AuditWriteError } from "./errors.mts";
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
-import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState } from "./ledger.mts";
-import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";
+import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState, type LedgerEntry, type RunInput } from "./ledger.mts";
+import { describeUsageRequest, effectiveStartTime, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";
 import { USAGE_WINDOW_MS, type RowProblem, type UsageRow } from "./usage-file.mts";
 import type { FederatedToken } from "./federation.mts";
 
@@ -19,6 +20,8 @@ export interface WorkItem {
   line?: number;
   /** True when an earlier run sent (or meant to send) this event without learning its fate. */
   resend?: boolean;
+  /** For a resend: when the first unanswered send was recorded. */
+  sentAt?: string;
 }
 
 /** What became of one event. */
@@ -30,7 +33,9 @@ export interface EventReport {
   /**
    * Accepted, Duplicate (same quantity: fine), AlreadyAccepted (the audit log says so; not
    * sent), Conflict (the API holds another quantity for this hour), an API status (Expired,
-   * InvalidDimension, …), Unconfirmed (no answer; resent next run), NotSent (no token).
+   * InvalidDimension, …), Unconfirmed (no answer; resent next run), Unknown (sent without an
+   * answer and now past settling by a resend: it may have been billed), NotSent (no token, or
+   * the audit log could not record the intent).
    */
   status: string;
   ok: boolean;
@@ -51,10 +56,12 @@ export interface EventReport {
 
 export interface SubmissionPlan {
   work: WorkItem[];
-  /** Events settled without a call (already accepted, or a known conflict). */
+  /**
+   * Events reported without a call: already accepted, a known conflict, or Unknown (an earlier
+   * run's event without a known fate that a resend can no longer settle: past the 24-hour
+   * window, or the customer is gone).
+   */
   settled: EventReport[];
-  /** Unconfirmed events of earlier runs that cannot be sent again (past the 24-hour window, or customer gone). */
-  stranded: WorkItem[];
   /** Rows that name the same customer, dimension and hour as an earlier row. */
   duplicateRows: RowProblem[];
   /** Rows whose customer is not connected. */
@@ -70,9 +77,11 @@ export function customerKey(c: CustomerRef): string {
  * Decides what to send. Pure apart from `now`.
  * - A row whose key the API already holds with the same quantity is AlreadyAccepted (not sent),
  *   with another quantity a Conflict (not sent), unless `force`.
- * - An unconfirmed event of an earlier run is sent again as it was recorded; a row for the same
- *   hour with another quantity is a Conflict (the earlier quantity may already be billed).
- * - Unconfirmed events no input row mentions are sent again too, while inside the API's window.
+ * - An earlier run's event whose fate is not known (open, or unknown after a refused resend) is
+ *   sent again as it was recorded, while inside the API's window; a row for the same hour with
+ *   another quantity is a Conflict (the earlier quantity may already be billed).
+ * - Such events no input row mentions are sent again too; past the window (or with the
+ *   customer gone) each is reported Unknown: it may have been billed.
  */
 export function planSubmission(options: {
   rows: UsageRow[];
@@ -82,7 +91,7 @@ export function planSubmission(options: {
   now?: number;
 }): SubmissionPlan {
   const now = options.now ?? Date.now();
-  const plan: SubmissionPlan = { work: [], settled: [], stranded: [], duplicateRows: [], unknownCustomers: [] };
+  const plan: SubmissionPlan = { work: [], settled: [], duplicateRows: [], unknownCustomers: [] };
   const seenRows = new Map<string, number>();
   const planned = new Set<string>();
   const inWindow = (e: UsageEvent) => {
@@ -133,9 +142,14 @@ export function planSubmission(options: {
       });
       continue;
     }
-    // Open: an earlier run's event with an unknown fate. Send what that run meant to send.
-    plan.work.push({ event: entry.event, customer: entry.customer, key, line: row.line, resend: true });
+    // Open or unknown: an earlier run's event whose fate is not known. Send what that run
+    // meant to send, while a resend can still settle it.
     planned.add(key);
+    if (!inWindow(entry.event)) {
+      plan.settled.push(unknownReport(entry, { line: row.line, reason: "window" }));
+      continue;
+    }
+    plan.work.push({ event: entry.event, customer: entry.customer, key, line: row.line, resend: true, ...(entry.sentAt ? { sentAt: entry.sentAt } : {}) });
     if (entry.event.quantity !== row.quantity) {
       plan.settled.push({
         key, line: row.line, customer: ref, event, sent: false, status: "Conflict", ok: false,
@@ -144,13 +158,46 @@ export function planSubmission(options: {
     }
   }
 
-  for (const entry of options.ledger.open()) {
+  for (const entry of options.ledger.unresolved()) {
     if (planned.has(entry.key)) continue;
-    const item: WorkItem = { event: entry.event, customer: entry.customer, key: entry.key, resend: true };
-    if (!inWindow(entry.event) || !findCustomer(options.config, entry.customer)) plan.stranded.push(item);
-    else plan.work.push(item);
+    if (!inWindow(entry.event)) plan.settled.push(unknownReport(entry, { reason: "window" }));
+    else if (!findCustomer(options.config, entry.customer)) plan.settled.push(unknownReport(entry, { reason: "customer" }));
+    else plan.work.push({ event: entry.event, customer: entry.customer, key: entry.key, resend: true, ...(entry.sentAt ? { sentAt: entry.sentAt } : {}) });
   }
   return plan;
+}
+
+/**
+ * The report of an event sent without a known fate that no resend can settle now: the API may
+ * hold it from the first send, so it is neither billed nor "not billed" until reconciled.
+ */
+export function unknownReport(entry: LedgerEntry, options: { line?: number; reason: "window" | "customer" }): EventReport {
+  const refused = entry.state === "unknown" ? `; a resend was refused (${entry.status})` : "";
+  const why = options.reason === "window" ? "now past the API's window" : "the customer is no longer connected";
+  return {
+    key: entry.key, ...(options.line !== undefined ? { line: options.line } : {}), customer: entry.customer, event: entry.event,
+    status: "Unknown", ok: false, sent: false, resend: true, state: entry.state,
+    message: `sent at ${entry.sentAt ?? entry.time}, no answer${refused}, ${why}; it may have been billed: check Partner Center before billing it again`,
+  };
+}
+
+/**
+ * The instant a run counts its rows' hours-ago from. Normally `now`; but when an earlier run
+ * of the same input (same digest) left events unresolved and its instant is still inside the
+ * API's window, that earlier instant: the rerun then finishes that run (its rows resolve to
+ * the hours it sent) instead of billing the same rows again for the current hours. A run of
+ * the same input after a finished run keeps its own instant (an hourly job bills each hour).
+ */
+export function resolveRunInstant(options: { ledger: Ledger; digest: string; now: number }): { input: RunInput; resumed: boolean } {
+  const earlier = options.ledger.unfinishedRun(options.digest);
+  if (earlier && options.now - Date.parse(earlier.resolvedAt) < USAGE_WINDOW_MS) return { input: earlier, resumed: true };
+  return { input: { digest: options.digest, resolvedAt: new Date(options.now).toISOString() }, resumed: false };
+}
+
+/** Rows with their hours-ago counted from another instant; rows with an absolute time stay as they are. Pure. */
+export function resolveRowsAt(rows: UsageRow[], instant: string): UsageRow[] {
+  const now = Date.parse(instant);
+  return rows.map((row) => (row.hoursAgo === undefined ? row : { ...row, effectiveStartTime: effectiveStartTime({ hoursAgo: row.hoursAgo, now }) }));
 }
 
 export interface SubmissionProgress {
@@ -172,6 +219,8 @@ export interface RunSubmissionOptions {
   batchSize?: number;
   /** Customers in flight at once; default 8. */
   concurrency?: number;
+  /** This run's input, recorded in every intent so that a rerun of it can finish this run. */
+  input?: RunInput;
   onProgress?: (progress: SubmissionProgress) => void;
 }
 
@@ -212,6 +261,11 @@ function _report(item: WorkItem, result: EventResult, extra: { message?: string;
       status = "Conflict";
       message = `the API kept an earlier event with quantity ${result.billedQuantity ?? "unknown"} for this hour; ${event.quantity} was not billed: bill the difference in another hour`;
     }
+  } else if (result.state === "unknown") {
+    // A resend refused for good says nothing about the first send: never "not billed".
+    status = "Unknown";
+    const past = result.status === "Expired" ? ", now past the API's window" : "";
+    message = `sent at ${item.sentAt ?? "an earlier run"}, no answer; this resend was refused (${result.status}${extra.message ? `: ${extra.message}` : ""})${past}; it may have been billed: check Partner Center before billing it again`;
   } else if (result.state === "open") {
     message ??= "no final answer; sent again on the next run (safe: the API detects duplicates)";
   }
@@ -226,7 +280,19 @@ function _report(item: WorkItem, result: EventResult, extra: { message?: string;
   };
 }
 
-/** Sends the planned work; every event gets exactly one report. Throws only on audit I/O errors. */
+/** A report for an event this run did not send. */
+function _notSent(item: WorkItem, message: string): EventReport {
+  return { key: item.key, line: item.line, customer: item.customer, event: item.event, status: "NotSent", ok: false, sent: false, resend: item.resend, message };
+}
+
+const _batches = (n: number, events: number) => `${n} batch${n === 1 ? "" : "es"} (${events} event${events === 1 ? "" : "s"})`;
+
+/**
+ * Sends the planned work; every event gets exactly one report. When the audit log cannot
+ * record an intent, that batch is not sent and no further batch is (of any customer); the
+ * batches already in flight finish. Then it throws AuditWriteError saying exactly what this
+ * run sent and recorded, sent without recording its outcome, and did not send.
+ */
 export async function runSubmission(options: RunSubmissionOptions): Promise<EventReport[]> {
   const mode = options.mode ?? "batch";
   const size = mode === "single" ? 1 : Math.min(options.batchSize ?? MAX_BATCH_SIZE, MAX_BATCH_SIZE);
@@ -237,25 +303,50 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
   }
   const reports: EventReport[] = [];
   const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
+  const tally = { recorded: [0, 0], unrecorded: [0, 0] };
+  let auditFailure: { error: AuditWriteError; stage: "intent" | "outcome" } | undefined;
   const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
   try {
     await forEachConcurrently([...groups.values()], options.concurrency ?? 8, async (items) => {
       const ref = items[0].customer;
       const customer = findCustomer(options.config, ref)?.customer as CustomerConfig;
       for (const chunk of _chunks(items, size)) {
+        const rest = items.slice(items.indexOf(chunk[0]));
+        const skipRest = () => {
+          const message = `not sent: the audit log could not record ${auditFailure!.stage === "intent" ? "an intent" : "an outcome"} (${describeWriteError(auditFailure!.error.cause)})`;
+          for (const item of rest) reports.push(_notSent(item, message));
+          progress.eventsDone += rest.length;
+        };
+        if (auditFailure) {
+          skipRest();
+          break;
+        }
         let token: FederatedToken;
         try {
           token = await options.getToken(customer, ref);
         } catch (error) {
           // Nothing was sent: no intent, no outcome; the events stay as they were.
           const message = String((error as Error)?.message ?? error);
-          const rest = items.slice(items.indexOf(chunk[0]));
-          for (const item of rest) reports.push({ key: item.key, line: item.line, customer: item.customer, event: item.event, status: "NotSent", ok: false, sent: false, resend: item.resend, message });
+          for (const item of rest) reports.push(_notSent(item, message));
           progress.eventsDone += rest.length;
           options.onProgress?.({ ...progress });
           break;
         }
-        reports.push(...(await _sendChunk(chunk, { ...options, mode, writer, token })));
+        let sent: { reports: EventReport[]; recorded: boolean; outcomeError?: AuditWriteError };
+        try {
+          sent = await _sendChunk(chunk, { ...options, mode, writer, token });
+        } catch (error) {
+          if (!(error instanceof AuditWriteError)) throw error;
+          // The intent is not durable, so this batch was not sent; nor will any other be.
+          auditFailure ??= { error, stage: "intent" };
+          skipRest();
+          break;
+        }
+        reports.push(...sent.reports);
+        const counter = sent.recorded ? tally.recorded : tally.unrecorded;
+        counter[0]++;
+        counter[1] += chunk.length;
+        if (!sent.recorded) auditFailure ??= { error: sent.outcomeError!, stage: "outcome" };
         progress.eventsDone += chunk.length;
         options.onProgress?.({ ...progress });
       }
@@ -265,57 +356,80 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
   } finally {
     await writer.close();
   }
+  if (auditFailure) {
+    const { error, stage } = auditFailure;
+    const [rb, re] = tally.recorded;
+    const [ub, ue] = tally.unrecorded;
+    const parts = [
+      `Cannot write the ${stage} to ${error.path}: ${describeWriteError(error.cause)}`,
+      `${_batches(rb, re)} ${rb === 1 ? "was" : "were"} sent and recorded in this run`,
+      ...(ub > 0 ? [`${_batches(ub, ue)} ${ub === 1 ? "was" : "were"} sent without a recorded outcome (free space, then run 2-emit-meter.mts --resend: the API's duplicate rule makes resending safe)`] : []),
+      "nothing else was sent",
+    ];
+    throw new AuditWriteError(parts.join("; "), { path: error.path, cause: error.cause, ...(error.errno ? { errno: error.errno } : {}) });
+  }
   return reports;
 }
 
 async function _sendChunk(
   chunk: WorkItem[],
   options: RunSubmissionOptions & { mode: "batch" | "single"; writer: AuditWriter; token: FederatedToken },
-): Promise<EventReport[]> {
+): Promise<{ reports: EventReport[]; recorded: boolean; outcomeError?: AuditWriteError }> {
   const id = randomUUID();
   const events = chunk.map((i) => i.event);
   const batch = options.mode === "batch";
   const request: UsageRequestDescription = batch ? describeUsageRequest({ events }) : describeUsageRequest({ event: events[0] });
   const operation = batch ? "batchUsageEvent" : "usageEvent";
   const customer = chunk[0].customer;
-  // The intent is on disk (fsynced) before the request leaves: a crash from here on leaves
-  // an intent without an outcome, and the next run sends these events again.
-  await options.writer.append({ operation: `${operation}.intent`, id, customer, request });
+  // The intent is on disk (every byte, fsynced) before the request leaves: a crash from here
+  // on leaves an intent without an outcome, and the next run sends these events again. If it
+  // cannot be made durable, this throws and nothing is sent.
+  await options.writer.append({ operation: `${operation}.intent`, id, customer, request, ...(options.input ? { input: options.input } : {}) });
   let results: EventResult[];
   let outcomes: UsageOutcome[] | undefined;
   let response: { status: number; requestId?: string; correlationId?: string; body: unknown } | undefined;
   let failure: string | undefined;
+  let thrown: unknown;
   try {
     if (batch) {
       const answer = await options.client.submitUsageBatch({ events, request, accessToken: options.token.token });
       response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
       const whole = answer.results.length !== events.length;
       outcomes = whole ? _wholeBatchOutcomes(events, answer) : answer.results;
-      results = outcomes.map(resultOf);
+      results = outcomes.map((o, i) => resultOf(o, { resend: chunk[i].resend }));
       if (whole) failure = `the API answered the batch as a whole (HTTP ${answer.httpStatus})${answer.error?.message ? `: ${answer.error.message}` : ""}`;
     } else {
       const answer = await options.client.submitUsageEvent({ event: events[0], request, accessToken: options.token.token });
       response = { status: answer.httpStatus, requestId: answer.requestId, correlationId: answer.correlationId, body: answer.body };
       outcomes = [answer];
-      results = [resultOf(answer)];
+      results = [resultOf(answer, { resend: chunk[0].resend })];
     }
   } catch (error) {
+    thrown = error;
     failure = String((error as Error)?.message ?? error);
     results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
-    await options.writer.append({
-      operation, id, customer, request, tokenClaims: options.token.claims, events: results,
-      error: { code: (error as { code?: string }).code, message: failure },
-    });
-    return chunk.map((item, i) => _report(item, results[i], { message: failure }));
   }
-  await options.writer.append({ operation, id, customer, request, tokenClaims: options.token.claims, response, events: results });
-  return chunk.map((item, i) => {
-    const o = outcomes?.[i];
+  const outcome = thrown === undefined
+    ? { operation, id, customer, request, tokenClaims: options.token.claims, response, events: results }
+    : { operation, id, customer, request, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } };
+  let outcomeError: AuditWriteError | undefined;
+  try {
+    await options.writer.append(outcome);
+  } catch (error) {
+    if (!(error instanceof AuditWriteError)) throw error;
+    // Sent, but the log does not say how it ended: the event stays open, and a resend settles it.
+    outcomeError = error;
+    results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
+    failure = `sent, but the outcome could not be recorded (${describeWriteError(error.cause)})`;
+  }
+  const reports = chunk.map((item, i) => {
+    const o = outcomeError ? undefined : outcomes?.[i];
     const detail = o && !o.ok && o.status !== "Duplicate" && o.error && o.body !== null
       ? [o.error.code, ...(o.error.details ?? []).map((d) => `${d.target ?? ""}: ${d.message ?? d.code ?? ""}`), o.error.message].filter(Boolean).join("; ")
       : failure;
-    return _report(item, results[i], { outcome: o, ...(detail ? { message: detail } : {}) });
+    return _report(item, results[i], { ...(o ? { outcome: o } : {}), ...(detail ? { message: detail } : {}) });
   });
+  return { reports, recorded: !outcomeError, ...(outcomeError ? { outcomeError } : {}) };
 }
 
 /** Counts per status, in a stable order (ok statuses first). */
@@ -328,13 +442,15 @@ export function summarise(reports: EventReport[]): { counts: Record<string, numb
 /**
  * Reads the ledger of the audit log for events whose hour is at most 48 hours old. Only the
  * tail of the log that can hold them is read (a record is written after its event's hour), so
- * the cost follows the last two days of usage, not the age of the log.
+ * the cost follows the last two days of usage, not the age of the log. With `unresolved`, the
+ * whole log is read and older events are kept too while their fate is not known (what
+ * `--resend` and the doctor list until it is reconciled).
  */
-export async function loadLedger(options: { auditPath: string; now?: number }): Promise<{ ledger: Ledger; invalidLines: number }> {
+export async function loadLedger(options: { auditPath: string; now?: number; unresolved?: boolean }): Promise<{ ledger: Ledger; invalidLines: number }> {
   const { scanAuditLog } = await import("./audit.mts");
   const now = options.now ?? Date.now();
   const sinceMs = now - 2 * USAGE_WINDOW_MS;
-  const ledger = new Ledger({ sinceMs });
-  const { invalidLines } = await scanAuditLog({ path: options.auditPath, sinceMs, onRecord: (r) => ledger.add(r) });
+  const ledger = new Ledger({ sinceMs, ...(options.unresolved ? { unresolvedSinceMs: -Infinity } : {}) });
+  const { invalidLines } = await scanAuditLog({ path: options.auditPath, ...(options.unresolved ? {} : { sinceMs }), onRecord: (r) => ledger.add(r) });
   return { ledger, invalidLines };
 }

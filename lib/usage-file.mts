@@ -2,6 +2,7 @@
 // naming the customer (subscription, managed resource group), the dimension, the quantity and
 // the hour (hours-ago, or an ISO effectiveStartTime). Parsing is pure and reports every bad
 // row with its line number, so a run can refuse the whole file before sending anything.
+import { createHash } from "node:crypto";
 import { isGuid, isResourceGroupName, MAX_HOURS_AGO } from "./validate.mts";
 import { effectiveStartTime } from "./metering.mts";
 
@@ -18,6 +19,8 @@ export interface UsageRow {
   quantity: number;
   /** ISO 8601 UTC without milliseconds, e.g. `2026-11-23T10:00:00Z`. */
   effectiveStartTime: string;
+  /** When the row gave hours-ago: how many, so the row can be resolved against another instant. */
+  hoursAgo?: number;
 }
 
 export interface RowProblem {
@@ -134,6 +137,7 @@ export function checkRow(
   }
 
   let time: string | undefined;
+  let hoursAgo: number | undefined;
   const hasHours = present(values.hoursAgo);
   const hasTime = present(values.effectiveStartTime);
   if (hasHours && hasTime) problems.push("give either hours-ago or effective-start-time, not both");
@@ -142,7 +146,10 @@ export function checkRow(
     const h = text(values.hoursAgo);
     const n = /^\d{1,2}$/.test(h) ? Number(h) : NaN;
     if (!(n >= 0 && n <= MAX_HOURS_AGO)) problems.push(`hours-ago ${JSON.stringify(h)} is not an integer from 0 to ${MAX_HOURS_AGO}`);
-    else time = effectiveStartTime({ hoursAgo: n, now: options.now });
+    else {
+      hoursAgo = n;
+      time = effectiveStartTime({ hoursAgo: n, now: options.now });
+    }
   } else {
     const t = text(values.effectiveStartTime);
     const ms = ISO_RE.test(t) ? Date.parse(t) : NaN;
@@ -156,7 +163,7 @@ export function checkRow(
     }
   }
   if (problems.length > 0 || time === undefined) return { problems };
-  return { row: { line: options.line, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: time }, problems };
+  return { row: { line: options.line, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: time, ...(hoursAgo !== undefined ? { hoursAgo } : {}) }, problems };
 }
 
 /** Maps a header or JSON key to a field; undefined for an unknown column. */
@@ -251,4 +258,9 @@ export function parseUsageFile(text: string, options: { format: UsageFileFormat;
 export function hourOf(time: string): string {
   const ms = Math.floor(Date.parse(time) / HOUR_MS) * HOUR_MS;
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** SHA-256 (hex) of an input: what a run records so that a rerun of the same input is known as one. */
+export function inputDigest(input: string | Uint8Array): string {
+  return createHash("sha256").update(input).digest("hex");
 }

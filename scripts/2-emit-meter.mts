@@ -9,7 +9,9 @@ import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
 import { formatOfPath, parseUsageFile, sniffFormat, type RowProblem, type UsageRow } from "../lib/usage-file.mts";
-import { loadLedger, planSubmission, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
+import { loadLedger, planSubmission, resolveRowsAt, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
+import { inputDigest } from "../lib/usage-file.mts";
+import type { Ledger, RunInput } from "../lib/ledger.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -137,18 +139,22 @@ function main(args: string[]): Promise<number> {
       let rows: UsageRow[] = [];
       let problems: RowProblem[] = [];
       let source = "the event";
+      // What identifies this input, so that a rerun of it can finish an unfinished run.
+      let digest: string | undefined;
       if (single) {
         const subscriptionId = parseSubscriptionId(positionals[0]);
         const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
         const hoursAgo = parseHoursAgo(positionals[2]);
         const dimension = parseDimension(positionals[3]);
         const quantity = parseQuantity(positionals[4]);
-        rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
+        rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, hoursAgo, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
+        digest = inputDigest(JSON.stringify([subscriptionId.toLowerCase(), managedResourceGroup.toLowerCase(), hoursAgo, dimension, quantity]));
       } else if (values.file !== undefined) {
         const file = String(values.file);
         source = file === "-" ? "stdin" : file;
         const input = await readInput(file, values.format as string | undefined);
         ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now }));
+        digest = inputDigest(input.text);
         if (rows.length === 0 && problems.length === 0) throw new UsageError(`Cannot send ${source}: it holds no events`);
       }
 
@@ -160,8 +166,9 @@ function main(args: string[]): Promise<number> {
       const auditPath = auditPathIn(dataDir);
 
       if (values["dry-run"]) {
-        const { ledger } = await loadLedger({ auditPath, now });
-        const plan = planSubmission({ rows, config, ledger, force: values.force === true, now });
+        const { ledger } = await loadLedger({ auditPath, now, unresolved: values.resend === true });
+        const run = resumeIfUnfinished({ rows, ledger, digest, now });
+        const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now });
         return dryRun(plan, { config, json, single, problems, source, skipInvalid: values["skip-invalid"] === true });
       }
       if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
@@ -174,20 +181,21 @@ function main(args: string[]): Promise<number> {
         onWait: (holder) => progress(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${waitLockS} s)`),
       });
       try {
-        const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now() });
+        const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now(), unresolved: values.resend === true });
         if (invalidLines > 0) progress(`Note: ${invalidLines} line(s) of ${auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-        const plan = planSubmission({ rows, config, ledger, force: values.force === true, now: Date.now() });
+        const run = resumeIfUnfinished({ rows, ledger, digest, now });
+        const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now: Date.now() });
         const rowProblems = [...plan.unknownCustomers, ...plan.duplicateRows];
         if (rowProblems.length > 0 && !values["skip-invalid"]) throw problemsError([...problems, ...rowProblems], source);
         problems = [...problems, ...rowProblems];
         for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
-        warnStranded(plan);
         const resends = plan.work.filter((w) => w.resend).length;
         if (resends > 0) progress(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
 
-        const sent = plan.work.length > 0 ? await send(plan, { config, auditPath, concurrency, single }) : [];
+        const sent = plan.work.length > 0 ? await send(plan, { config, auditPath, concurrency, single, input: run.input }) : [];
         const reports = [...plan.settled, ...sent];
         const { counts, ok } = summarise(reports);
+        adviseUnfinished(reports);
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
@@ -202,7 +210,7 @@ function main(args: string[]): Promise<number> {
   });
 }
 
-async function send(plan: SubmissionPlan, options: { config: MeteringConfig; auditPath: string; concurrency: number; single: boolean }): Promise<EventReport[]> {
+async function send(plan: SubmissionPlan, options: { config: MeteringConfig; auditPath: string; concurrency: number; single: boolean; input?: RunInput }): Promise<EventReport[]> {
   const { createIsvCredential } = await import("../lib/isv-credential.mts");
   const { createKeyVaultSigner } = await import("../lib/signer.mts");
   const { createFederatedTokenSource } = await import("../lib/federation.mts");
@@ -240,6 +248,7 @@ async function send(plan: SubmissionPlan, options: { config: MeteringConfig; aud
     client,
     mode: options.single ? "single" : "batch",
     concurrency: options.concurrency,
+    ...(options.input ? { input: options.input } : {}),
     getToken: (customer: CustomerConfig) => {
       if (Date.now() - Date.parse(String(customer.connectedAt ?? "")) < FRESH_CONNECTION_MS) fresh.add(customer.uamiClientId);
       return tokens.getToken({ tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience });
@@ -250,9 +259,25 @@ async function send(plan: SubmissionPlan, options: { config: MeteringConfig; aud
   return reports;
 }
 
-function warnStranded(plan: SubmissionPlan) {
-  for (const w of plan.stranded) {
-    progress(`Warning: ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime} (${w.customer.subscriptionId}/${w.customer.managedResourceGroup}) was sent by an earlier run without a recorded outcome and can no longer be sent again (past the 24-hour window or customer disconnected); check it in Partner Center`);
+/**
+ * Rows resolved against the instant of an unfinished earlier run of the same input, when
+ * there is one (so the rerun finishes it and bills no row twice); otherwise as they are.
+ */
+function resumeIfUnfinished(o: { rows: UsageRow[]; ledger: Ledger; digest: string | undefined; now: number }): { rows: UsageRow[]; input?: RunInput } {
+  if (o.digest === undefined) return { rows: o.rows };
+  const { input, resumed } = resolveRunInstant({ ledger: o.ledger, digest: o.digest, now: o.now });
+  if (!resumed) return { rows: o.rows, input };
+  if (o.rows.some((r) => r.hoursAgo !== undefined)) {
+    progress(`This input was sent by a run at ${input.resolvedAt} that did not finish: finishing that run (hours-ago counted from ${input.resolvedAt}, so no row is billed twice). Run it again afterwards to bill the current hours.`);
+  }
+  return { rows: resolveRowsAt(o.rows, input.resolvedAt), input };
+}
+
+/** After a run that left events without a final answer: the command that finishes it. */
+function adviseUnfinished(reports: EventReport[]) {
+  const open = reports.filter((r) => r.state === "open" && r.sent).length;
+  if (open > 0) {
+    progress(`${open} event(s) have no final answer. Finish this run with: node scripts/2-emit-meter.mts --resend (it sends them again as recorded; the API's duplicate rule makes that safe and bills nothing twice).`);
   }
 }
 
@@ -280,10 +305,10 @@ function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean
   for (const w of plan.work) perCustomer.set(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`, (perCustomer.get(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`) ?? 0) + 1);
   const calls = [...perCustomer.values()].reduce((n, c) => n + Math.ceil(c / 25), 0);
   if (o.json) {
-    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, stranded: plan.stranded, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
+    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
   } else {
     out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.size} customer(s) in ${calls} batch call(s)`);
-    for (const r of plan.settled) out(`Would not send line ${r.line}: ${r.status}: ${r.message}`);
+    for (const r of plan.settled) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
     for (const p of problems) out(`Would skip line ${p.line}: ${p.message}`);
   }
   return EXIT_OK;

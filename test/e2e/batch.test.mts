@@ -52,7 +52,7 @@ B("a CSV of 30 events for 6 customers: one token, one signature and one batch ca
   assert.ok(sum(c.keyvault, /sign/) >= customers.length, JSON.stringify(c.keyvault));
   // The audit log agrees: every event accepted with its quantity, nothing open.
   const { ledger } = await loadLedger({ auditPath });
-  assert.is(ledger.open().length, 0);
+  assert.is(ledger.unresolved().length, 0);
   assert.is([...ledger.entries.values()].filter((e) => e.state === "accepted" && Date.parse(e.event.effectiveStartTime) === hourStart(1)).length, rows);
 });
 
@@ -132,7 +132,7 @@ B("refusals are recorded, not retried: an unknown dimension costs one call and e
   assert.match(r.stderr, /InvalidDimension: line 2/);
   assert.is(await meteringCalls(), before + 1);
   const { ledger } = await loadLedger({ auditPath });
-  assert.is(ledger.open().length, 0, "a refusal is final, not open");
+  assert.is(ledger.unresolved().length, 0, "a refusal is final, not open");
   // A rerun sends the refused row again (it was never accepted), but not the accepted one.
   const again = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", text), "--json"], { env });
   assert.is(again.code, 1);
@@ -153,7 +153,7 @@ B("an event the API finds expired (its clock is ahead) is recorded as Expired, n
     assert.equal(JSON.parse(r.stdout).counts, { Expired: 1 });
     assert.is(await meteringCalls(), before + 1, "one call, no retry");
     const { ledger } = await loadLedger({ auditPath });
-    assert.is(ledger.open().length, 0, "Expired is final");
+    assert.is(ledger.unresolved().length, 0, "Expired is final");
   } finally {
     await admin(sb, "POST", "/clock", { offsetMs: 0 });
     await admin(sb, "PATCH", "/options", { entra: { clockSkewS: 300 } });

@@ -79,7 +79,7 @@ for (const target of TARGETS) {
         assert.is(mine[0].quantity, q);
       }
       const { ledger } = await loadLedger({ auditPath });
-      assert.is(ledger.open().length, 0, "the audit log has an outcome for every intent");
+      assert.is(ledger.unresolved().length, 0, "the audit log has an outcome for every intent");
     });
   }
 }
@@ -95,14 +95,14 @@ F("a fault that outlasts every retry leaves the event open; the next run sends i
   const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12));
   assert.is(accepted.length, 1);
   let { ledger } = await loadLedger({ auditPath });
-  assert.is(ledger.open().length, 1);
+  assert.is(ledger.unresolved().length, 1);
   await admin(sb, "DELETE", "/faults");
   // Any run resends it: here one with nothing else to do.
   const again = await runScript("2-emit-meter.mts", ["--resend", "--json"], { env });
   assert.is(again.code, 0, describe(again));
   assert.equal(JSON.parse(again.stdout).counts, { Duplicate: 1 });
   ({ ledger } = await loadLedger({ auditPath }));
-  assert.is(ledger.open().length, 0);
+  assert.is(ledger.unresolved().length, 0);
   assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12)).length, 1);
 });
 

@@ -100,15 +100,15 @@ intents("is empty without a request, a body, or with a non-object body", () => {
 intents.run();
 
 const ledger = suite("Ledger");
-const fold = (records: AuditRecord[], options?: { sinceMs?: number }) => {
+const fold = (records: AuditRecord[], options?: { sinceMs?: number; unresolvedSinceMs?: number }) => {
   const l = new Ledger(options);
   for (const r of records) l.add(r);
   return l;
 };
 ledger("an intent without an outcome is open (Pending) with the event as sent", () => {
   const l = fold([intentRecord("i1", ref(A), [ev], { time: "2026-11-23T12:00:00.000Z" })]);
-  assert.equal(l.get(keyOf(ev)), { key: keyOf(ev), state: "open", event: ev, customer: ref(A), status: "Pending", time: "2026-11-23T12:00:00.000Z" });
-  assert.equal(l.open().map((e) => e.key), [keyOf(ev)]);
+  assert.equal(l.get(keyOf(ev)), { key: keyOf(ev), state: "open", event: ev, customer: ref(A), status: "Pending", time: "2026-11-23T12:00:00.000Z", sentAt: "2026-11-23T12:00:00.000Z", resent: false });
+  assert.equal(l.unresolved().map((e) => e.key), [keyOf(ev)]);
 });
 ledger("an outcome with an events array settles each event of its intent", () => {
   const e2 = usageEvent(A, "mem", 2);
@@ -125,7 +125,7 @@ ledger("an outcome with an events array settles each event of its intent", () =>
   assert.is(l.get(keyOf(e2))?.state, "failed");
   assert.is(l.get(keyOf(e2))?.status, "Expired");
   assert.is(l.get(keyOf(e3))?.state, "open");
-  assert.equal(l.open().map((e) => e.key), [keyOf(e3)]);
+  assert.equal(l.unresolved().map((e) => e.key), [keyOf(e3)]);
 });
 ledger("an event its outcome does not mention stays open as Unconfirmed", () => {
   const e2 = usageEvent(A, "mem", 2);
@@ -140,7 +140,7 @@ ledger("accepted is sticky: a later intent, failure or unconfirmed answer does n
     intentRecord("i2", ref(A), [{ ...ev, quantity: 9 }]),
   ]);
   assert.equal([l.get(keyOf(ev))?.state, l.get(keyOf(ev))?.billedQuantity, l.get(keyOf(ev))?.time], ["accepted", 5, "T1"]);
-  assert.equal(l.open(), []);
+  assert.equal(l.unresolved(), []);
   l.add(outcomeRecord("i2", ref(A), [{ key: keyOf(ev), status: "InvalidQuantity", state: "failed" }]));
   assert.equal([l.get(keyOf(ev))?.state, l.get(keyOf(ev))?.status], ["accepted", "Accepted"]);
   l.add(intentRecord("i3", ref(A), [ev]));
@@ -198,7 +198,7 @@ ledger("session-1 records: a 503 stays open, a 404 or a final status fails, a th
   assert.equal(s("b"), ["failed", "Error"]);
   assert.equal(s("c"), ["failed", "Forbidden"]);
   assert.equal(s("d"), ["open", "Unconfirmed"]);
-  assert.equal(l.open().map((x) => x.event.dimension).sort(), ["a", "d"]);
+  assert.equal(l.unresolved().map((x) => x.event.dimension).sort(), ["a", "d"]);
 });
 ledger("sinceMs drops events whose hour starts before it", () => {
   const old = usageEvent(A, "cpu", 1, hoursAgo(30));
@@ -228,6 +228,61 @@ ledger("an outcome is matched to its intent by id only once", () => {
     outcomeRecord("i1", ref(A), [{ key: keyOf(ev), status: "Accepted", state: "accepted" }]),
   ]);
   assert.is(l.get(keyOf(ev))?.state, "open");
+});
+ledger("a resend of an open event refused for good is unknown, never failed: the first send may be billed", () => {
+  const l = fold([
+    intentRecord("i1", ref(A), [ev], { time: "T1" }),
+    intentRecord("i2", ref(A), [ev], { time: "T2" }),
+    outcomeRecord("i2", ref(A), [{ key: keyOf(ev), status: "Expired", state: "failed" }], { time: "T3" }),
+  ]);
+  assert.equal([l.get(keyOf(ev))?.state, l.get(keyOf(ev))?.status, l.get(keyOf(ev))?.sentAt], ["unknown", "Expired", "T1"]);
+  assert.equal(l.unresolved().map((e) => e.key), [keyOf(ev)]);
+});
+ledger("a first send refused for good is failed; a batch item Error then a refused resend is unknown", () => {
+  const e2 = usageEvent(A, "mem", 2);
+  const l = fold([
+    intentRecord("i1", ref(A), [ev, e2]),
+    outcomeRecord("i1", ref(A), [{ key: keyOf(ev), status: "Expired", state: "failed" }, { key: keyOf(e2), status: "Error", state: "open" }]),
+    intentRecord("i2", ref(A), [e2]),
+    outcomeRecord("i2", ref(A), [{ key: keyOf(e2), status: "InvalidDimension", state: "failed" }]),
+  ]);
+  assert.equal([l.get(keyOf(ev))?.state, l.get(keyOf(e2))?.state], ["failed", "unknown"]);
+});
+ledger("an unknown event resent and answered Duplicate is accepted", () => {
+  const l = fold([
+    intentRecord("i1", ref(A), [ev]),
+    intentRecord("i2", ref(A), [ev]), outcomeRecord("i2", ref(A), [{ key: keyOf(ev), status: "Expired", state: "failed" }]),
+    intentRecord("i3", ref(A), [ev]), outcomeRecord("i3", ref(A), [{ key: keyOf(ev), status: "Duplicate", state: "accepted", billedQuantity: ev.quantity }]),
+  ]);
+  assert.equal([l.get(keyOf(ev))?.state, l.get(keyOf(ev))?.billedQuantity], ["accepted", ev.quantity]);
+  assert.equal(l.unresolved(), []);
+});
+ledger("unfinishedRun: the latest run of an input with unresolved events; the run that first sent an event keeps it", () => {
+  const e2 = usageEvent(A, "mem", 2);
+  const first = { digest: "d1", resolvedAt: "2026-11-23T10:59:00.000Z" };
+  const other = { digest: "d2", resolvedAt: "2026-11-23T11:30:00.000Z" };
+  const withInput = (r: AuditRecord, input: object) => ({ ...r, input });
+  const l = fold([
+    withInput(intentRecord("i1", ref(A), [ev, e2]), first),
+    outcomeRecord("i1", ref(A), [{ key: keyOf(ev), status: "Accepted", state: "accepted", billedQuantity: 1 }, { key: keyOf(e2), status: "Error", state: "open" }]),
+    // Another input's run resends e2 and loses the answer: e2 still belongs to the first run.
+    withInput(intentRecord("i2", ref(A), [e2]), other),
+  ]);
+  assert.equal(l.unfinishedRun("d1"), first);
+  assert.is(l.unfinishedRun("d2"), undefined);
+  l.add(outcomeRecord("i2", ref(A), [{ key: keyOf(e2), status: "Duplicate", state: "accepted", billedQuantity: 2 }]));
+  assert.is(l.unfinishedRun("d1"), undefined, "finished once every event is settled");
+});
+ledger("unresolvedSinceMs keeps old keys only while their fate is unknown", () => {
+  const old = usageEvent(A, "cpu", 1, "2026-11-01T10:00:00Z");
+  const oldDone = usageEvent(A, "mem", 1, "2026-11-01T10:00:00Z");
+  const l = fold([
+    intentRecord("i1", ref(A), [old, oldDone]),
+    outcomeRecord("i1", ref(A), [{ key: keyOf(old), status: "Error", state: "open" }, { key: keyOf(oldDone), status: "Accepted", state: "accepted", billedQuantity: 1 }]),
+  ], { sinceMs: NOW - 48 * 3_600_000, unresolvedSinceMs: -Infinity });
+  assert.equal([...l.entries.keys()], [keyOf(old)]);
+  const tail = fold([intentRecord("i1", ref(A), [old])], { sinceMs: NOW - 48 * 3_600_000 });
+  assert.equal(tail.entries.size, 0);
 });
 ledger.run();
 

@@ -91,7 +91,7 @@ plan("sends rows the audit log knows nothing about, with the customer's billing 
   const p = planSubmission({ rows: [row(A, "cpu", 5, 2)], config, ledger: new Ledger(), now: NOW });
   const e = usageEvent(A, "cpu", 5);
   assert.equal(p.work, [{ event: e, customer: ref(A), key: usageKey(e), line: 2 }]);
-  assert.equal([p.settled, p.stranded, p.duplicateRows, p.unknownCustomers], [[], [], [], []]);
+  assert.equal([p.settled, p.duplicateRows, p.unknownCustomers], [[], [], []]);
 });
 plan("a row already accepted with the same quantity is AlreadyAccepted and not sent", () => {
   const e = usageEvent(A, "cpu", 5);
@@ -129,7 +129,7 @@ plan("an open entry with the same quantity is resent as recorded, with no confli
   const recorded = { ...usageEvent(A, "cpu", 5), effectiveStartTime: hoursAgo(1).replace(":00:00Z", ":20:00Z") };
   const ledger = ledgerOf([intentRecord("i", ref(A), [recorded])]);
   const p = planSubmission({ rows: [row(A, "cpu", 5, 4)], config, ledger, now: NOW });
-  assert.equal(p.work, [{ event: recorded, customer: ref(A), key: usageKey(recorded), line: 4, resend: true }]);
+  assert.equal(p.work, [{ event: recorded, customer: ref(A), key: usageKey(recorded), line: 4, resend: true, sentAt: new Date(NOW).toISOString() }]);
   assert.equal(p.settled, []);
 });
 plan("an open entry with another quantity: the recorded event is resent and the row is a Conflict", () => {
@@ -142,15 +142,32 @@ plan("an open entry with another quantity: the recorded event is resent and the 
   assert.equal([s.status, s.ok, s.sent, s.line, s.event.quantity], ["Conflict", false, false, 4, 8]);
   assert.is(s.message, "an earlier run (T0) sent quantity 5 for this hour without learning the outcome; that event is resent and 8 is not sent");
 });
-plan("open entries no row mentions are resent inside the window, else stranded", () => {
+plan("open entries no row mentions are resent inside the window, else reported Unknown (it may have been billed)", () => {
   const fresh = usageEvent(A, "cpu", 1, hoursAgo(3));
   const edge = usageEvent(A, "mem", 1, hoursAgo(23));
   const tooOld = usageEvent(A, "disk", 1, hoursAgo(25));
   const gone = usageEvent(B, "cpu", 1, hoursAgo(2));
-  const ledger = ledgerOf([intentRecord("i", ref(A), [fresh, edge, tooOld]), intentRecord("j", ref(B), [gone])]);
+  const sentAt = "2026-11-22T11:05:00.000Z";
+  const ledger = ledgerOf([intentRecord("i", ref(A), [fresh, edge, tooOld], { time: sentAt }), intentRecord("j", ref(B), [gone], { time: sentAt })]);
   const p = planSubmission({ rows: [], config: configWith([A, C]), ledger, now: NOW });
-  assert.equal(p.work, [item(fresh, A, { resend: true }), item(edge, A, { resend: true })]);
-  assert.equal(p.stranded, [item(tooOld, A, { resend: true }), item(gone, B, { resend: true })]);
+  assert.equal(p.work, [item(fresh, A, { resend: true, sentAt }), item(edge, A, { resend: true, sentAt })]);
+  assert.equal(p.settled.map((r) => [r.event.dimension, r.status, r.ok, r.sent]), [["disk", "Unknown", false, false], ["cpu", "Unknown", false, false]]);
+  assert.is(p.settled[0].message, `sent at ${sentAt}, no answer, now past the API's window; it may have been billed: check Partner Center before billing it again`);
+  assert.match(p.settled[1].message!, /the customer is no longer connected; it may have been billed/);
+});
+plan("an event whose resend was refused stays Unknown past the window, and is resent inside it (a resend is safe)", () => {
+  const inside = usageEvent(A, "cpu", 1, hoursAgo(3));
+  const past = usageEvent(A, "mem", 1, hoursAgo(25));
+  const ledger = ledgerOf([
+    intentRecord("i1", ref(A), [inside, past], { time: "T1" }),
+    intentRecord("i2", ref(A), [inside, past], { time: "T2" }),
+    outcomeRecord("i2", ref(A), [{ key: usageKey(inside), status: "ResourceNotActive", state: "failed" }, { key: usageKey(past), status: "Expired", state: "failed" }]),
+  ]);
+  assert.equal([ledger.get(usageKey(inside))?.state, ledger.get(usageKey(past))?.state], ["unknown", "unknown"]);
+  const p = planSubmission({ rows: [row(A, "mem", 1, 7, hoursAgo(25))], config, ledger, now: NOW });
+  assert.equal(p.work, [item(inside, A, { resend: true, sentAt: "T1" })]);
+  assert.equal(p.settled.map((r) => [r.line, r.status, r.ok]), [[7, "Unknown", false]]);
+  assert.is(p.settled[0].message, "sent at T1, no answer; a resend was refused (Expired), now past the API's window; it may have been billed: check Partner Center before billing it again");
 });
 plan("an open entry is not sent twice when a row names it", () => {
   const recorded = usageEvent(A, "cpu", 5);
@@ -312,7 +329,7 @@ run("a client that throws leaves the events Unconfirmed and open, with the error
     assert.equal(records[1].events, work.map((w) => ({ key: w.key, status: "Unconfirmed", state: "open" })));
     assert.is(records[1].response, undefined);
     const { ledger } = await loadLedger({ auditPath, now: NOW });
-    assert.equal(ledger.open().map((e) => e.key).sort(), work.map((w) => w.key).sort());
+    assert.equal(ledger.unresolved().map((e) => e.key).sort(), work.map((w) => w.key).sort());
   });
 });
 run("a token failure gives NotSent for that customer's events and writes no intent for them", async () => {
@@ -485,7 +502,7 @@ load("folds a real audit file written by createAuditWriter, keeps 48 hours and c
     assert.is(invalidLines, 2);
     assert.equal([...ledger.entries.keys()].sort(), [usageKey(ok), usageKey(pending)].sort());
     assert.equal([ledger.get(usageKey(ok))?.state, ledger.get(usageKey(ok))?.billedQuantity], ["accepted", 5]);
-    assert.equal(ledger.open().map((e) => e.event), [pending]);
+    assert.equal(ledger.unresolved().map((e) => e.event), [pending]);
   });
 });
 load("a missing audit file is an empty ledger", async () => {
