@@ -5,7 +5,8 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { dirname } from "node:path";
-import { AuditLeakError, AuditWriteError } from "./errors.mts";
+import { AuditLeakError, AuditWriteError, describeWriteError } from "./errors.mts";
+import { writeFully } from "./durable-write.mts";
 
 export interface AuditRecord {
   /** ISO 8601 UTC time the record was written. */
@@ -75,39 +76,10 @@ export function serializeAuditRecord(record: AuditRecord): string {
   return line;
 }
 
-/** What a person reads for the errors a full, quota-bound, failing or read-only disk gives. */
-const WRITE_ERRORS: Record<string, string> = {
-  ENOSPC: "no space left on device",
-  EDQUOT: "disk quota exceeded",
-  EIO: "input/output error",
-  EROFS: "read-only file system",
-  EFBIG: "file too large",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-};
-
-/** `no space left on device` for ENOSPC, and so on; the error's own message otherwise. */
-export function describeWriteError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  return (code && WRITE_ERRORS[code]) ?? String((error as Error)?.message ?? error);
-}
-
-/**
- * Writes every byte of `text` at the end of the file, then fsyncs. One write(2) may write
- * less than asked (a nearly full disk, a quota on an SMB share) and still succeed; the rest
- * is written by the next call, which then fails with the real cause (ENOSPC, EDQUOT, …).
- * A write that makes no progress is an I/O error rather than a loop. Throws AuditWriteError.
- */
+/** Writes a whole record (every byte, fsynced) or throws AuditWriteError with the cause. */
 async function _writeDurably(handle: Awaited<ReturnType<typeof open>>, text: string, path: string): Promise<void> {
-  const bytes = new TextEncoder().encode(text);
   try {
-    let offset = 0;
-    while (offset < bytes.length) {
-      const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
-      if (!(bytesWritten > 0)) throw Object.assign(new Error("the write made no progress"), { code: "EIO" });
-      offset += bytesWritten;
-    }
-    await handle.sync();
+    await writeFully(handle, text);
   } catch (cause) {
     const errno = (cause as NodeJS.ErrnoException)?.code;
     throw new AuditWriteError(`Cannot write to ${path}: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });

@@ -1,10 +1,11 @@
 // config.json: the publisher's setup and one entry per connected customer, in the shape of
 // the original bash tool so an existing file carries over as is (unknown keys are kept).
 // Validation is pure (configProblems, customerProblems); I/O is loadConfig / updateConfig.
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError } from "./errors.mts";
+import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError, describeWriteError, RunLockedError, StateWriteError } from "./errors.mts";
+import { writeFully } from "./durable-write.mts";
 import { isGuid, isResourceGroupName } from "./validate.mts";
 
 export interface IdpConfig {
@@ -364,25 +365,26 @@ export async function saveConfig(options: { path: string; config: MeteringConfig
   return { changed: true };
 }
 
+/** Temp files of a write that a killed run left behind are older than this (a write takes milliseconds). */
+const STRAY_TMP_AGE_MS = 60_000;
+
 async function _writeFileAtomic(path: string, text: string): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.${basename(path)}.${randomUUID()}.tmp`);
-  const handle = await open(tmp, "wx", 0o600);
   try {
-    await handle.writeFile(text, "utf8");
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await _removeStrayTemps(path);
+    const handle = await open(tmp, "wx", 0o600);
+    try {
+      await writeFully(handle, text);
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, path);
-  } catch (error) {
+  } catch (cause) {
     await rm(tmp, { force: true });
-    throw error;
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    throw new StateWriteError(`Cannot write ${path}: ${describeWriteError(cause)}; it still holds its previous content`, { path, cause, ...(errno ? { errno } : {}) });
   }
   // Persist the rename itself; not every platform lets a directory be opened, so best effort.
   try {
@@ -397,42 +399,40 @@ async function _writeFileAtomic(path: string, text: string): Promise<void> {
   }
 }
 
+/** Removes `.config.json.*.tmp` files that runs killed mid-write left beside `path`. */
+async function _removeStrayTemps(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
+    const full = join(dirname(path), name);
+    const s = await stat(full).catch(() => undefined);
+    if (s && Date.now() - s.mtimeMs > STRAY_TMP_AGE_MS) await rm(full, { force: true });
+  }
+}
+
+// config.json has its own lock, with the run lock's rules (a dead holder on this host or an
+// untouched lock is taken over), but a short wait: an update takes milliseconds.
 const LOCK_WAIT_MS = 10_000;
-const LOCK_STALE_MS = 60_000;
 const LOCK_POLL_MS = 50;
 
 async function _withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${path}.lock`;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      const h = await open(lock, "wx", 0o600);
-      await h.writeFile(String(process.pid));
-      await h.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      // A lock left behind by a killed process must not block forever.
-      const info = await stat(lock).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) {
-        await rm(lock, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new ConfigInvalidError(`Cannot update config ${path}: locked by another run (${lock}); delete the lock file if no other run is active`, {
-          path,
-          problems: ["locked"],
-          cause: error,
-        });
-      }
-      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
-    }
+  const { acquireRunLock } = await import("./run-lock.mts");
+  let lock;
+  try {
+    lock = await acquireRunLock({ dir: dirname(path), name: basename(path), waitMs: LOCK_WAIT_MS, pollMs: LOCK_POLL_MS });
+  } catch (error) {
+    if (!(error instanceof RunLockedError)) throw error;
+    throw new ConfigInvalidError(`Cannot update config ${path}: locked by another run (${error.path}); delete the lock file if no other run is active`, {
+      path,
+      problems: ["locked"],
+      cause: error,
+    });
   }
   try {
     return await fn();
   } finally {
-    await rm(lock, { force: true });
+    await lock.release();
   }
 }
 

@@ -195,14 +195,30 @@ export class AuditLeakError extends MeteringError {
   override code = "ERR_AUDIT_LEAK";
 }
 
+/** What a person reads for the errors a full, quota-bound, failing or read-only disk gives. */
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EIO: "input/output error",
+  EROFS: "read-only file system",
+  EFBIG: "file too large",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+};
+
+/** `no space left on device` for ENOSPC, and so on; the error's own message otherwise. */
+export function describeWriteError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return (code && WRITE_ERRORS[code]) ?? String((error as Error)?.message ?? error);
+}
+
 /**
- * A record could not be made durable in the audit log: the disk is full, over quota, failing
- * or read-only. A record counts only when every byte of it is on disk, so nothing that needed
- * it may go ahead (no batch is sent without its intent).
+ * A file in the data directory (the audit log, a lock, config.json) could not be written in
+ * full: the disk is full, over quota, failing or read-only. Nothing that needed it went ahead.
  */
-export class AuditWriteError extends MeteringError {
-  static override code = "ERR_AUDIT_WRITE";
-  override code = "ERR_AUDIT_WRITE";
+export class StateWriteError extends MeteringError {
+  static override code = "ERR_STATE_WRITE";
+  override code = "ERR_STATE_WRITE";
   path: string;
   /** The system's error code (ENOSPC, EDQUOT, EIO, EROFS, …), when there was one. */
   errno?: string;
@@ -211,6 +227,15 @@ export class AuditWriteError extends MeteringError {
     this.path = options.path;
     if (options.errno !== undefined) this.errno = options.errno;
   }
+}
+
+/**
+ * A record could not be made durable in the audit log. A record counts only when every byte
+ * of it is on disk, so nothing that needed it may go ahead (no batch is sent without its intent).
+ */
+export class AuditWriteError extends StateWriteError {
+  static override code = "ERR_AUDIT_WRITE";
+  override code = "ERR_AUDIT_WRITE";
 }
 
 /** Another run holds the data directory's run lock and did not finish in time. */

@@ -11,7 +11,8 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { mkdir, open, readFile, rm, stat, utimes } from "node:fs/promises";
-import { RunLockedError } from "./errors.mts";
+import { describeWriteError, RunLockedError, StateWriteError } from "./errors.mts";
+import { writeFully } from "./durable-write.mts";
 
 export interface LockInfo {
   pid: number;
@@ -77,20 +78,33 @@ export function isStale(lock: { info?: LockInfo; mtimeMs: number }, options: { s
   return false;
 }
 
+/**
+ * Creates the lock file with its content, or returns false when it exists. A lock is never
+ * left empty or half-written: if filling it fails (a full disk, a quota), the file is removed
+ * again and StateWriteError says why, so the next run does not wait for a run that never was.
+ */
 async function _tryCreate(path: string, content: string): Promise<boolean> {
+  let handle;
   try {
-    const handle = await open(path, "wx", 0o600);
-    try {
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    return true;
+    handle = await open(path, "wx", 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
+    throw _writeError(path, error);
   }
+  try {
+    await writeFully(handle, content);
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(path, { force: true });
+    throw _writeError(path, error);
+  }
+  await handle.close();
+  return true;
+}
+
+function _writeError(path: string, cause: unknown): StateWriteError {
+  const errno = (cause as NodeJS.ErrnoException)?.code;
+  return new StateWriteError(`Cannot create the lock ${path}: ${describeWriteError(cause)}; nothing was done`, { path, cause, ...(errno ? { errno } : {}) });
 }
 
 /** Removes the lock at `path` if it still holds `token` (or no readable content), under a breaker file. */

@@ -3,8 +3,8 @@
 // write each batch's intent (fsynced) before sending and its outcome after. Customers run
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
-import { createAuditWriter, describeWriteError, type AuditWriter } from "./audit.mts";
-import { AuditWriteError } from "./errors.mts";
+import { createAuditWriter, type AuditWriter } from "./audit.mts";
+import { AuditWriteError, describeWriteError } from "./errors.mts";
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
 import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState, type LedgerEntry, type RunInput } from "./ledger.mts";
 import { describeUsageRequest, effectiveStartTime, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";

@@ -316,7 +316,7 @@ emit("a missing config says to run 0-add-defaults (exit 2)", async () => {
     await t.cleanup();
   }
 });
-emit("--resend --dry-run: an earlier event without an outcome would be sent again; expired or disconnected ones are stranded", async () => {
+emit("--resend --dry-run: an earlier event without an outcome would be sent again; expired or disconnected ones are Unknown", async () => {
   const t = await setup({ ...bashEraConfig() });
   try {
     const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString().replace(".000Z", "Z");
@@ -339,7 +339,7 @@ emit("--resend --dry-run: an earlier event without an outcome would be sent agai
     assert.is(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout);
     assert.equal(plan.wouldSend.map((w: { event: { dimension: string }; resend: boolean }) => [w.event.dimension, w.resend]), [["dim9", true]]);
-    assert.equal(plan.stranded.map((w: { event: { dimension: string } }) => w.event.dimension).sort(), ["dim9", "old"]);
+    assert.equal(plan.settled.map((w: { event: { dimension: string }; status: string }) => [w.event.dimension, w.status]).sort(), [["dim9", "Unknown"], ["old", "Unknown"]]);
   } finally {
     await t.cleanup();
   }

@@ -38,11 +38,11 @@ const good = { subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu",
 check("resolves hours-ago to the start of that UTC hour and keeps the line number", () => {
   const { row, problems } = checkRow(good, { line: 7, now: NOW });
   assert.equal(problems, []);
-  assert.equal(row, { line: 7, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 2.5, effectiveStartTime: "2026-11-23T11:00:00Z" });
+  assert.equal(row, { line: 7, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 2.5, effectiveStartTime: "2026-11-23T11:00:00Z", hoursAgo: 1 });
 });
 check("trims string values and accepts numbers", () => {
   const { row } = checkRow({ subscriptionId: ` ${SUB} `, managedResourceGroup: ` ${MRG}`, dimension: " cpu ", quantity: 3, hoursAgo: 0 }, { line: 1, now: NOW });
-  assert.equal(row, { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 3, effectiveStartTime: "2026-11-23T12:00:00Z" });
+  assert.equal(row, { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 3, effectiveStartTime: "2026-11-23T12:00:00Z", hoursAgo: 0 });
 });
 check("reports every problem of a row at once and returns no row", () => {
   const { row, problems } = checkRow({ subscriptionId: "nope", managedResourceGroup: "bad/rg", dimension: "a\u0001b", quantity: "0" }, { line: 1, now: NOW });
@@ -113,8 +113,8 @@ parseCsv("reads rows under the documented header", () => {
   const { rows, problems } = csv(`${HEADER}\n${SUB},${MRG},cpu,5,0\n${SUB},${MRG},mem,1.5,2\n`);
   assert.equal(problems, []);
   assert.equal(rows, [
-    { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z" },
-    { line: 3, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 1.5, effectiveStartTime: "2026-11-23T10:00:00Z" },
+    { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z", hoursAgo: 0 },
+    { line: 3, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 1.5, effectiveStartTime: "2026-11-23T10:00:00Z", hoursAgo: 2 },
   ]);
 });
 parseCsv("matches header names without case, dashes, underscores or spaces, and the aliases", () => {
@@ -234,7 +234,7 @@ parseJsonl("reads camelCase keys with numbers or strings", () => {
   const { rows, problems } = jsonl(text);
   assert.equal(problems, []);
   assert.equal(rows, [
-    { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z" },
+    { line: 1, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "cpu", quantity: 5, effectiveStartTime: "2026-11-23T12:00:00Z", hoursAgo: 0 },
     { line: 2, subscriptionId: SUB, managedResourceGroup: MRG, dimension: "mem", quantity: 2.5, effectiveStartTime: "2026-11-23T11:20:00Z" },
   ]);
 });
