@@ -6,7 +6,9 @@
 import { createLocalJWKSet, importJWK, jwtVerify } from "jose";
 import { buildClientAssertion, DEFAULT_AUDIENCE } from "./assertion.mts";
 import { scanAuditLog, type AuditRecord } from "./audit.mts";
-import { isSameCustomer } from "./ledger.mts";
+import { isSameCustomer, type Ledger, type LedgerEntry } from "./ledger.mts";
+import { loadLedger } from "./submission.mts";
+import { USAGE_WINDOW_MS } from "./usage-file.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "./arm.mts";
 import {
   customerProblems, findCustomer, idpKeysOf, loadConfig, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig, type MeteringConfig,
@@ -24,7 +26,7 @@ import type { TokenCredential } from "@azure/identity";
 export type CheckStatus = "ok" | "fail" | "skip";
 
 export interface DoctorCheck {
-  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, customer-config, uami, fic, token, managed-app, dimensions. */
+  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, customer-config, uami, fic, token, managed-app, dimensions, unresolved. */
   id: string;
   /** `publisher`, or `<subscription>/<managed resource group>`. */
   target: string;
@@ -80,6 +82,7 @@ const TITLES: Record<string, string> = {
   token: "token exchange works",
   "managed-app": "managed app has billing details and a plan",
   dimensions: "dimensions in the audit log are known",
+  unresolved: "every usage event sent has a known fate",
 };
 
 /** Runs every check and returns the findings in order. */
@@ -277,7 +280,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
       customers.push({ subscriptionId: sub, managedResourceGroup: mrg, entry });
     }
   }
-  for (const c of customers) await _checkCustomer({ ...c, idp, options, signer, run, skip });
+  // Read once for every customer: the whole log, keeping only events whose fate is not known.
+  let ledger: Promise<Ledger> | undefined;
+  const unresolvedLedger = () => (ledger ??= loadLedger({ auditPath: options.auditPath, now: (options.now ?? Date.now)(), unresolved: true }).then((l) => l.ledger));
+  for (const c of customers) await _checkCustomer({ ...c, idp, options, signer, run, skip, unresolvedLedger });
   return checks;
 }
 
@@ -311,6 +317,7 @@ async function _checkCustomer(o: {
   signer: Signer | undefined;
   run: Run;
   skip: (id: string, target: string, why: string) => void;
+  unresolvedLedger: () => Promise<Ledger>;
 }): Promise<void> {
   const { subscriptionId, managedResourceGroup, idp, options, run, skip } = o;
   const target = `${subscriptionId}/${managedResourceGroup}`;
@@ -323,6 +330,7 @@ async function _checkCustomer(o: {
   });
   if (!ok) {
     for (const id of ["uami", "fic", "token", "managed-app", "dimensions"]) skip(id, target, "incomplete customer entry");
+    await _checkUnresolved({ ...o, target });
     return;
   }
   const customer = o.entry as CustomerConfig;
@@ -399,5 +407,29 @@ async function _checkCustomer(o: {
       );
     }
     return { detail: verdicts.map((v) => `${v.dimension} (${v.accepted} accepted)`).join(", ") };
+  });  await _checkUnresolved({ ...o, target });
+}
+
+/**
+ * Usage events of this customer sent without a known fate. Inside the API's window the next
+ * run sends them again (safe); past it, or after a resend the API refused, nobody can tell
+ * from here whether they were billed, and they stay listed until reconciled.
+ */
+async function _checkUnresolved(o: { subscriptionId: string; managedResourceGroup: string; target: string; run: Run; options: DoctorOptions; unresolvedLedger: () => Promise<Ledger> }) {
+  await o.run("unresolved", o.target, async () => {
+    const who = { subscriptionId: o.subscriptionId, managedResourceGroup: o.managedResourceGroup };
+    const now = (o.options.now ?? Date.now)();
+    const mine = (await o.unresolvedLedger()).unresolved().filter((e) => isSameCustomer(e.customer, who));
+    if (mine.length === 0) return { detail: "every event sent has a final answer" };
+    const inWindow = (e: LedgerEntry) => now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS;
+    const unknown = mine.filter((e) => e.state === "unknown" || !inWindow(e));
+    const pending = mine.length - unknown.length;
+    const pendingText = pending > 0 ? `${pending} event(s) sent without an answer; the next 2-emit-meter run sends them again (safe)` : "";
+    if (unknown.length === 0) return { detail: pendingText };
+    const list = unknown.slice(0, 5).map((e) => `${e.event.quantity} ${e.event.dimension} for ${e.event.effectiveStartTime} (sent ${e.sentAt ?? e.time}${e.state === "unknown" ? `, resend refused: ${e.status}` : ""})`);
+    return broken(
+      `${unknown.length} event(s) sent without an answer can no longer be settled by a resend; they may have been billed: ${list.join("; ")}${unknown.length > 5 ? "; …" : ""}${pendingText ? `; ${pendingText}` : ""}`,
+      "check these hours in Partner Center (or the API's usage records) before billing them again; 2-emit-meter.mts --resend lists them all",
+    );
   });
 }

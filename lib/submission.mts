@@ -265,7 +265,7 @@ function _report(item: WorkItem, result: EventResult, extra: { message?: string;
     // A resend refused for good says nothing about the first send: never "not billed".
     status = "Unknown";
     const past = result.status === "Expired" ? ", now past the API's window" : "";
-    message = `sent at ${item.sentAt ?? "an earlier run"}, no answer; this resend was refused (${result.status}${extra.message ? `: ${extra.message}` : ""})${past}; it may have been billed: check Partner Center before billing it again`;
+    message = `sent at ${item.sentAt ?? "an earlier run"}, no answer; this resend was refused (${result.status})${past}; it may have been billed: check Partner Center before billing it again${extra.message ? ` (the API said: ${extra.message})` : ""}`;
   } else if (result.state === "open") {
     message ??= "no final answer; sent again on the next run (safe: the API detects duplicates)";
   }

@@ -1,9 +1,10 @@
 // Runs the product's scripts as child processes, under the runtime running the tests, with the
 // sandbox's environment (as a user who sourced DIR/env would).
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import type { SandboxHandle } from "../../sandbox/main.mts";
 
@@ -21,7 +22,12 @@ export interface RunOptions {
   stdin?: string;
   cwd?: string;
   timeoutMs?: number;
+  /** Test-only modules (repository paths) loaded before the script, e.g. CLOCK_PRELOAD. */
+  preload?: string[];
 }
+
+/** Moves the script's wall clock by METERING_TEST_CLOCK_OFFSET_MS (see test/helpers/clock-offset.mts). */
+export const CLOCK_PRELOAD = "test/helpers/clock-offset.mts";
 
 /** Runs `scripts/<name>` with args; resolves when it exits (never rejects on a non-zero exit). */
 export function runScript(name: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
@@ -30,23 +36,35 @@ export function runScript(name: string, args: string[], o: RunOptions = {}): Pro
 
 /** Runs any TypeScript file of the repository (path relative to its root) like `runScript`. */
 export function runFile(path: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
+  return startFile(path, args, o).result;
+}
+
+/** Starts `scripts/<name>` like `runScript`, returning the child (to kill it) and its result. */
+export function startScript(name: string, args: string[], o: RunOptions = {}): { child: ChildProcess; result: Promise<RunResult> } {
+  return startFile(join("scripts", name), args, o);
+}
+
+function startFile(path: string, args: string[], o: RunOptions): { child: ChildProcess; result: Promise<RunResult> } {
   const [cmd, ...pre] = tsRunner();
+  // Deno takes `--preload` after `run`; Node takes `--import` (after tsx's, which strips the types).
+  for (const p of o.preload ?? []) pre.push(...(pre[0] === "run" ? ["--preload", join(ROOT, p)] : ["--import", pathToFileURL(join(ROOT, p)).href]));
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
   const t0 = Date.now();
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+  const result = new Promise<RunResult>((res, rej) => {
     let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
     child.on("error", rej);
     const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 120_000);
     child.on("exit", (code) => {
       clearTimeout(timer);
       res({ code, stdout, stderr, ms: Date.now() - t0 });
     });
-    child.stdin.end(o.stdin ?? "");
+    child.stdin!.end(o.stdin ?? "");
   });
+  return { child, result };
 }
 
 /** The environment a user gets from `source DIR/env`, plus a fresh METERING_DATA_DIR. */
