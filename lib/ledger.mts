@@ -137,7 +137,7 @@ function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[
   const status = typeof record.outcome === "string" ? record.outcome : undefined;
   if (status === "Accepted") return [{ key, status, state: "accepted", billedQuantity: event.quantity }];
   if (status === "Duplicate") {
-    const q = Number((record.response?.body as any)?.additionalInfo?.acceptedMessage?.quantity);
+    const q = Number((record.response?.body as { additionalInfo?: { acceptedMessage?: { quantity?: unknown } } } | undefined)?.additionalInfo?.acceptedMessage?.quantity);
     return [{ key, status, state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) }];
   }
   if (status && FINAL_FAILURES.has(status)) return [{ key, status, state: "failed" }];

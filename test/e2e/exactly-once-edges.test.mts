@@ -145,4 +145,7 @@ U("resent past the API's window: Unknown (it may have been billed), never Expire
   assert.is(unresolved?.status, "fail", JSON.stringify(list));
   assert.match(unresolved!.detail, new RegExp(`7 ${dim} for ${iso(hour)}.*resend refused: Expired`));
 });
+U.after(async () => {
+  await sb.stop();
+});
 U.run();

@@ -14,6 +14,13 @@ import { loadLedger } from "../../lib/submission.mts";
 import { usageKey } from "../../lib/ledger.mts";
 
 const probe = await mountTmpfs(64 * 1024);
+/** A fresh 1 MiB disk holding a copy of `config`. */
+async function freshDisk(config: string): Promise<Tmpfs> {
+  const disk = await mountTmpfs(1024 * 1024);
+  if ("skip" in disk) throw new Error(disk.skip);
+  await copyFile(config, join(disk.dir, "config.json"));
+  return disk;
+}
 const F = suite("a full disk under the data directory");
 
 if ("skip" in probe) {
@@ -21,15 +28,12 @@ if ("skip" in probe) {
   F.skip("every byte of a record on disk, or nothing sent", () => {});
 } else {
   await probe.unmount();
-  const { env, dataDir, customers, events } = await startFleet({ customers: 4, dimensions: 25 });
+  const { sb, env, dataDir, customers, events } = await startFleet({ customers: 4, dimensions: 25 });
+  F.after(async () => {
+    await sb.stop();
+  });
   const config = join(dataDir, "config.json");
 
-  async function freshDisk(): Promise<Tmpfs> {
-    const disk = await mountTmpfs(1024 * 1024);
-    if ("skip" in disk) throw new Error(disk.skip);
-    await copyFile(config, join(disk.dir, "config.json"));
-    return disk;
-  }
   const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
 
   // Free space at the start of a run, from "not even the first intent" to "a later outcome".
@@ -39,7 +43,7 @@ if ("skip" in probe) {
 
   BUDGETS_KB.forEach((budgetKb, i) => {
     F(`${budgetKb} KiB free at the start: nothing billed without its intent on disk; the rerun bills each event once`, async () => {
-      const disk = await freshDisk();
+      const disk = await freshDisk(config);
       try {
         const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - (i + 1) * 3_600_000;
         const lines = ["subscription,managed-resource-group,dimension,quantity,effective-start-time"];
@@ -100,7 +104,7 @@ if ("skip" in probe) {
   });
 
   F("no space for the run lock or the config lock: a clear error, no lock left, config unchanged, the next run does not wait", async () => {
-    const disk = await freshDisk();
+    const disk = await freshDisk(config);
     try {
       const runEnv = { ...env, METERING_DATA_DIR: disk.dir };
       const before = await readFile(join(disk.dir, "config.json"), "utf8");

@@ -11,8 +11,7 @@ if (Number.isFinite(offsetMs) && offsetMs !== 0) {
   // A subclass keeps `instanceof Date`, Date.parse, Date.UTC and every method as they are.
   class ShiftedDate extends RealDate {
     constructor(...args: unknown[]) {
-      if (args.length === 0) super(now());
-      else super(...(args as [string | number | Date]));
+      super(...((args.length === 0 ? [now()] : args) as [number]));
     }
     static override now(): number {
       return now();

@@ -1,7 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { hostname } from "node:os";
 import {
   configProblems, customerProblems, findCustomer, getCustomer, loadConfig, parseConfig, saveConfig, updateConfig,
   withCustomer, withPublisher, type CustomerConfig,
@@ -194,6 +195,23 @@ save("replaces the file by rename (a reader never sees a half-written file)", as
   }
 });
 
+save("removes the temp files of writes killed long ago, and keeps a fresh one (another writer's)", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const path = join(dir, "config.json");
+    const stale = join(dir, ".config.json.11111111-1111-4111-8111-111111111111.tmp");
+    const fresh = join(dir, ".config.json.22222222-2222-4222-8222-222222222222.tmp");
+    await writeFile(stale, "{\"half");
+    await writeFile(fresh, "{");
+    const old = new Date(Date.now() - 5 * 60_000);
+    await utimes(stale, old, old);
+    await saveConfig({ path, config: bashEraConfig() as any });
+    assert.equal((await readdir(dir)).sort(), [".config.json.22222222-2222-4222-8222-222222222222.tmp", "config.json"]);
+  } finally {
+    await cleanup();
+  }
+});
+
 save.run();
 
 const update = suite("updateConfig()");
@@ -227,6 +245,19 @@ update("reports unchanged when update returns the same data", async () => {
     await writeFile(path, JSON.stringify(bashEraConfig()));
     const { changed } = await updateConfig({ path, update: (c) => withPublisher(c, { location: "westeurope" }) });
     assert.is(changed, false);
+  } finally {
+    await cleanup();
+  }
+});
+
+update("a lock left by a process that died is taken over at once (the run lock's rules)", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const path = join(dir, "config.json");
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: 999_999_999, host: hostname(), token: "t", startedAt: new Date().toISOString() }));
+    // Before, only its age (60 s) counted: this update waited 10 s and failed as "locked".
+    await updateConfig({ path, update: (c) => withPublisher(c, { location: "westeurope" }) });
+    assert.equal((await readdir(dir)).sort(), ["config.json"]);
   } finally {
     await cleanup();
   }
