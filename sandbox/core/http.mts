@@ -1,9 +1,11 @@
 // The service framework every emulated service uses: a route table in one place, request
 // ids, per-route counters, the fault hook, and wire-format errors from the service's own
-// error factory. Transport (servers) lives in main.mts; state lives in state.mts.
+// error factory. Transport (servers) lives in main.mts, which tells this layer how to cut a
+// connection (connections.mts); state lives in state.mts.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { resetSocket } from "./connections.mts";
 
 export interface Reply {
   status: number;
@@ -198,17 +200,19 @@ export function sendReply(res: ServerResponse, reply: Reply): void {
   res.end(payload);
 }
 
-function destroySocket(socket: Socket): void {
-  // resetAndDestroy sends a TCP RST where the runtime has it; destroy() otherwise.
-  const s = socket as Socket & { resetAndDestroy?: () => void };
-  if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();
-  else s.destroy();
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Builds the request listener of one service. */
-export function createServiceHandler(def: ServiceDef, obs: Observability, log: (msg: string) => void = () => {}) {
+/**
+ * Builds the request listener of one service. `cutConnection` ends the connection of a
+ * request without an answer (faults `reset` and `drop`); the transport passes one that
+ * reaches the TCP socket under TLS (connections.mts), the default resets `req.socket`.
+ */
+export function createServiceHandler(
+  def: ServiceDef,
+  obs: Observability,
+  log: (msg: string) => void = () => {},
+  cutConnection: (socket: Socket) => void = resetSocket,
+) {
   const routes: CompiledRoute[] = def.routes.map((r) => ({ ...r, method: r.method.toUpperCase(), segments: splitPath(r.path) }));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.method ?? "GET").toUpperCase();
@@ -250,7 +254,7 @@ export function createServiceHandler(def: ServiceDef, obs: Observability, log: (
       bodyBuf = await readBody(req);
       const fault = obs.takeFault(def.name, method, routeName, url.pathname);
       if (fault?.kind === "reset") {
-        destroySocket(req.socket);
+        cutConnection(req.socket);
         return;
       }
       if (fault?.kind === "delay") await sleep(fault.delayMs ?? 0);
@@ -275,7 +279,7 @@ export function createServiceHandler(def: ServiceDef, obs: Observability, log: (
       }
       if (fault?.kind === "drop") {
         // The request was processed (state changed); the caller never learns the outcome.
-        destroySocket(req.socket);
+        cutConnection(req.socket);
         return;
       }
       if (!res.destroyed) sendReply(res, reply);
