@@ -1,8 +1,8 @@
-// Connection faults of the service framework, seen by a raw client (node:https, node:http) on an
-// HTTPS port (metering, TLS) and on a plain-HTTP one (the admin API): `reset` cuts the TCP
-// connection before the handler runs, `drop` after it (its side effect stays), and neither
-// answers with any HTTP status. The sandbox runs inside this test process, so it runs on the
-// runtime under test.
+// Connection faults and body limits of the service framework, seen by a raw client (node:https,
+// node:http) on an HTTPS port (metering, TLS) and on a plain-HTTP one (the admin API): `reset`
+// cuts the TCP connection before the handler runs, `drop` after it (its side effect stays), and
+// neither answers with any HTTP status. An oversized body is a 413 the caller reads. The sandbox
+// runs inside this test process, so it runs on the runtime under test.
 import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -164,5 +164,31 @@ Cut("after a cut connection the service answers the next request as usual", asyn
   assert.is(JSON.parse(x.body!).isv.tenantId, sb.world.isv.tenantId);
 });
 
-Cut.after(() => sb.stop());
 Cut.run();
+
+// ================================================================ bodies
+
+const Bodies = suite("request bodies");
+
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+for (const [name, url] of [["HTTPS (metering)", () => `${sb.endpoints.metering}/api/usageEvent?api-version=2018-08-31`], ["plain HTTP (admin)", () => `${sb.endpoints.admin}/faults`]] as const) {
+  Bodies(`a body over 8 MiB on ${name} is answered 413 with its error body, and the connection is closed`, async () => {
+    const x = await raw(url(), { method: "POST", headers: { "content-type": "application/json" }, body: Buffer.alloc(MAX_BODY_BYTES + 1, 0x20) });
+    assert.is(x.status, 413, JSON.stringify(x));
+    assert.equal(JSON.parse(x.body!), { error: { code: "RequestEntityTooLarge", message: "The request body is too large." } });
+    assert.is(x.headers!.connection, "close");
+    // The service is still there.
+    assert.is((await raw(`${sb.endpoints.admin}/world`)).status, 200);
+  });
+}
+
+Bodies("a body of exactly 8 MiB is read", async () => {
+  const x = await raw(`${sb.endpoints.admin}/clock`, { method: "POST", headers: { "content-type": "application/json" }, body: Buffer.alloc(MAX_BODY_BYTES, 0x20) });
+  // Whitespace only: the route's own answer, not the limit's.
+  assert.is(x.status, 400, JSON.stringify(x));
+  assert.match(x.body!, /empty/);
+});
+
+Bodies.after(() => sb.stop());
+Bodies.run();
