@@ -92,23 +92,12 @@ export class Observability {
     (this.counters[service] ??= {})[key] = ((this.counters[service] ?? {})[key] ?? 0) + 1;
   }
 
-  addFault(spec: FaultSpec): Fault {
-    const kinds: FaultKind[] = ["status", "delay", "reset", "drop"];
-    if (!spec || typeof spec.service !== "string" || !spec.service) throw new TypeError("Cannot add fault: 'service' is required");
-    if (!kinds.includes(spec.kind)) throw new TypeError(`Cannot add fault: 'kind' must be one of ${kinds.join(", ")}`);
-    if (spec.kind === "status" && !(Number.isInteger(spec.status) && spec.status! >= 100 && spec.status! <= 599)) {
-      throw new TypeError("Cannot add fault: kind 'status' needs an integer 'status' 100..599");
-    }
-    if (spec.kind === "delay" && !(typeof spec.delayMs === "number" && spec.delayMs >= 0)) {
-      throw new TypeError("Cannot add fault: kind 'delay' needs 'delayMs' >= 0");
-    }
-    if (spec.rate !== undefined && !(spec.rate >= 0 && spec.rate <= 1)) throw new TypeError("Cannot add fault: 'rate' must be within 0..1");
-    if (spec.times !== undefined && !(Number.isInteger(spec.times) && (spec.times >= 1 || spec.times === -1))) {
-      throw new TypeError("Cannot add fault: 'times' must be a positive integer or -1");
-    }
-    const f: Fault = { ...spec, id: randomUUID(), hits: 0, times: spec.rate !== undefined ? -1 : spec.times ?? 1 };
-    this.faults.push(f);
-    return f;
+  /** Adds every fault of `specs`, or none when one of them is malformed (TypeError). */
+  addFaults(specs: FaultSpec[]): Fault[] {
+    for (const spec of specs) _checkFault(spec);
+    const added = specs.map((spec): Fault => ({ ...spec, id: randomUUID(), hits: 0, times: spec.rate !== undefined ? -1 : spec.times ?? 1 }));
+    this.faults.push(...added);
+    return added;
   }
 
   /** The fault that hits this request, if any (consumes one of its `times`). */
@@ -128,6 +117,35 @@ export class Observability {
     }
     return undefined;
   }
+}
+
+/** Throws a TypeError saying what is wrong with a fault spec from the admin API. */
+function _checkFault(spec: FaultSpec): void {
+  const kinds: FaultKind[] = ["status", "delay", "reset", "drop"];
+  if (!_isObject(spec)) throw new TypeError(`Cannot add fault: a fault must be a JSON object, got ${_jsonKind(spec)}`);
+  if (typeof spec.service !== "string" || !spec.service) throw new TypeError("Cannot add fault: 'service' is required");
+  if (!kinds.includes(spec.kind)) throw new TypeError(`Cannot add fault: 'kind' must be one of ${kinds.join(", ")}`);
+  if (spec.kind === "status" && !(Number.isInteger(spec.status) && spec.status! >= 100 && spec.status! <= 599)) {
+    throw new TypeError("Cannot add fault: kind 'status' needs an integer 'status' 100..599");
+  }
+  if (spec.kind === "delay" && !(typeof spec.delayMs === "number" && spec.delayMs >= 0)) {
+    throw new TypeError("Cannot add fault: kind 'delay' needs 'delayMs' >= 0");
+  }
+  if (spec.rate !== undefined && !(spec.rate >= 0 && spec.rate <= 1)) throw new TypeError("Cannot add fault: 'rate' must be within 0..1");
+  if (spec.times !== undefined && !(Number.isInteger(spec.times) && (spec.times >= 1 || spec.times === -1))) {
+    throw new TypeError("Cannot add fault: 'times' must be a positive integer or -1");
+  }
+}
+
+function _isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** How a JSON value that is not the expected object reads in a message: `null`, `an array`, `a number`. */
+function _jsonKind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 // ---------------------------------------------------------------- routing
@@ -316,4 +334,11 @@ export function parseJsonBody<T = unknown>(ctx: RouteContext, bad: (reason: stri
   } catch {
     throw new HttpReplyError(bad("The request body is not valid JSON."));
   }
+}
+
+/** Parses a JSON body that must be an object (not null, an array or a scalar), or throws the service's own bad-request reply. */
+export function parseJsonObject<T extends object = Record<string, unknown>>(ctx: RouteContext, bad: (reason: string) => Reply): T {
+  const value = parseJsonBody(ctx, bad);
+  if (!_isObject(value)) throw new HttpReplyError(bad(`The request body must be a JSON object, got ${_jsonKind(value)}.`));
+  return value as T;
 }

@@ -1,8 +1,9 @@
 // Connection faults and body limits of the service framework, seen by a raw client (node:https,
 // node:http) on an HTTPS port (metering, TLS) and on a plain-HTTP one (the admin API): `reset`
 // cuts the TCP connection before the handler runs, `drop` after it (its side effect stays), and
-// neither answers with any HTTP status. An oversized body is a 413 the caller reads. The sandbox
-// runs inside this test process, so it runs on the runtime under test.
+// neither answers with any HTTP status. An oversized body is a 413 the caller reads; a JSON body
+// that is not an object is a 400 on every admin route that takes one. The sandbox runs inside
+// this test process, so it runs on the runtime under test.
 import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -188,6 +189,38 @@ Bodies("a body of exactly 8 MiB is read", async () => {
   // Whitespace only: the route's own answer, not the limit's.
   assert.is(x.status, 400, JSON.stringify(x));
   assert.match(x.body!, /empty/);
+});
+
+const OBJECT_ROUTES: Array<[string, string]> = [["POST", "/faults"], ["PATCH", "/options"], ["POST", "/clock"], ["POST", "/az"]];
+
+for (const [method, path] of OBJECT_ROUTES) {
+  Bodies(`${method} ${path} answers a JSON body that is not an object (null, a number, a string${path === "/faults" ? "" : ", an array"}) with 400 and why`, async () => {
+    const bodies = ["null", "5", '"text"', ...(path === "/faults" ? ["[null]", "[5]"] : ["[]"])];
+    for (const body of bodies) {
+      const x = await raw(`${sb.endpoints.admin}${path}`, { method, ...json(body) });
+      assert.is(x.status, 400, `${body}: ${JSON.stringify(x)}`);
+      const answer = JSON.parse(x.body!);
+      assert.is(answer.error.code, "BadRequest", body);
+      assert.match(answer.error.message, /JSON object/, `${body}: ${answer.error.message}`);
+    }
+  });
+}
+
+Bodies("POST /faults with one malformed fault among several adds none of them", async () => {
+  const x = await raw(`${sb.endpoints.admin}/faults`, { method: "POST", ...json([{ service: "admin", route: "/world", kind: "reset" }, null]) });
+  assert.is(x.status, 400, JSON.stringify(x));
+  assert.match(JSON.parse(x.body!).error.message, /a fault must be a JSON object, got null/);
+  assert.equal(await admin(sb, "GET", "/faults"), []);
+});
+
+Bodies("PATCH /options refuses null (or any non-object) for a group of options, and changes nothing", async () => {
+  const before = JSON.stringify(sb.state.options);
+  for (const value of [null, 5, "x", []]) {
+    const x = await raw(`${sb.endpoints.admin}/options`, { method: "PATCH", ...json({ entra: value }) });
+    assert.is(x.status, 400, `${JSON.stringify(value)}: ${JSON.stringify(x)}`);
+    assert.match(JSON.parse(x.body!).error.message, /'entra'.*object/, String(x.body));
+  }
+  assert.is(JSON.stringify(sb.state.options), before);
 });
 
 Bodies.after(() => sb.stop());
