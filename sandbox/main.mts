@@ -9,6 +9,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTlsMaterial, tlsPaths, writeTlsMaterial, type TlsMaterial } from "./core/ca.mts";
+import { ConnectionTable } from "./core/connections.mts";
 import { createServiceHandler, Observability, type ServiceDef } from "./core/http.mts";
 import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
 import { TokenService } from "./core/tokens.mts";
@@ -157,9 +158,12 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
   const paths = await writeTlsMaterial(dir, tls);
 
   const servers: Server[] = [];
+  // Faults that cut a connection reset the TCP socket under it, which only the transport knows.
+  const connections = new ConnectionTable();
   const listenHttps = async (def: ServiceDef): Promise<ListeningServer> => {
-    const handler = createServiceHandler(def, obs, log);
+    const handler = createServiceHandler(def, obs, log, connections.cut);
     const server = createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, (req: IncomingMessage, res: ServerResponse) => void handler(req, res));
+    connections.track(server);
     server.keepAliveTimeout = 5_000;
     const port = await listen(server);
     servers.push(server);
@@ -199,15 +203,17 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     endpoints.arm = arm.url;
     endpoints.metering = metering.url;
 
-    const adminHandler = createServiceHandler(createAdminService(ctx), obs, log);
+    const adminHandler = createServiceHandler(createAdminService(ctx), obs, log, connections.cut);
     const admin = createHttpServer((req, res) => void adminHandler(req, res));
+    connections.track(admin);
     endpoints.admin = `http://127.0.0.1:${await listen(admin)}`;
     servers.push(admin);
 
     const mi = createManagedIdentityService(ctx);
     identityHeader = mi.identityHeader;
-    const miHandler = createServiceHandler(mi.service, obs, log);
+    const miHandler = createServiceHandler(mi.service, obs, log, connections.cut);
     const miServer = createHttpServer((req, res) => void miHandler(req, res));
+    connections.track(miServer);
     endpoints.managedIdentity = `http://127.0.0.1:${await listen(miServer)}`;
     servers.push(miServer);
 

@@ -1,9 +1,11 @@
 // The service framework every emulated service uses: a route table in one place, request
 // ids, per-route counters, the fault hook, and wire-format errors from the service's own
-// error factory. Transport (servers) lives in main.mts; state lives in state.mts.
+// error factory. Transport (servers) lives in main.mts, which tells this layer how to cut a
+// connection (connections.mts); state lives in state.mts.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { resetSocket } from "./connections.mts";
 
 export interface Reply {
   status: number;
@@ -90,23 +92,12 @@ export class Observability {
     (this.counters[service] ??= {})[key] = ((this.counters[service] ?? {})[key] ?? 0) + 1;
   }
 
-  addFault(spec: FaultSpec): Fault {
-    const kinds: FaultKind[] = ["status", "delay", "reset", "drop"];
-    if (!spec || typeof spec.service !== "string" || !spec.service) throw new TypeError("Cannot add fault: 'service' is required");
-    if (!kinds.includes(spec.kind)) throw new TypeError(`Cannot add fault: 'kind' must be one of ${kinds.join(", ")}`);
-    if (spec.kind === "status" && !(Number.isInteger(spec.status) && spec.status! >= 100 && spec.status! <= 599)) {
-      throw new TypeError("Cannot add fault: kind 'status' needs an integer 'status' 100..599");
-    }
-    if (spec.kind === "delay" && !(typeof spec.delayMs === "number" && spec.delayMs >= 0)) {
-      throw new TypeError("Cannot add fault: kind 'delay' needs 'delayMs' >= 0");
-    }
-    if (spec.rate !== undefined && !(spec.rate >= 0 && spec.rate <= 1)) throw new TypeError("Cannot add fault: 'rate' must be within 0..1");
-    if (spec.times !== undefined && !(Number.isInteger(spec.times) && (spec.times >= 1 || spec.times === -1))) {
-      throw new TypeError("Cannot add fault: 'times' must be a positive integer or -1");
-    }
-    const f: Fault = { ...spec, id: randomUUID(), hits: 0, times: spec.rate !== undefined ? -1 : spec.times ?? 1 };
-    this.faults.push(f);
-    return f;
+  /** Adds every fault of `specs`, or none when one of them is malformed (TypeError). */
+  addFaults(specs: FaultSpec[]): Fault[] {
+    for (const spec of specs) _checkFault(spec);
+    const added = specs.map((spec): Fault => ({ ...spec, id: randomUUID(), hits: 0, times: spec.rate !== undefined ? -1 : spec.times ?? 1 }));
+    this.faults.push(...added);
+    return added;
   }
 
   /** The fault that hits this request, if any (consumes one of its `times`). */
@@ -126,6 +117,35 @@ export class Observability {
     }
     return undefined;
   }
+}
+
+/** Throws a TypeError saying what is wrong with a fault spec from the admin API. */
+function _checkFault(spec: FaultSpec): void {
+  const kinds: FaultKind[] = ["status", "delay", "reset", "drop"];
+  if (!_isObject(spec)) throw new TypeError(`Cannot add fault: a fault must be a JSON object, got ${_jsonKind(spec)}`);
+  if (typeof spec.service !== "string" || !spec.service) throw new TypeError("Cannot add fault: 'service' is required");
+  if (!kinds.includes(spec.kind)) throw new TypeError(`Cannot add fault: 'kind' must be one of ${kinds.join(", ")}`);
+  if (spec.kind === "status" && !(Number.isInteger(spec.status) && spec.status! >= 100 && spec.status! <= 599)) {
+    throw new TypeError("Cannot add fault: kind 'status' needs an integer 'status' 100..599");
+  }
+  if (spec.kind === "delay" && !(typeof spec.delayMs === "number" && spec.delayMs >= 0)) {
+    throw new TypeError("Cannot add fault: kind 'delay' needs 'delayMs' >= 0");
+  }
+  if (spec.rate !== undefined && !(spec.rate >= 0 && spec.rate <= 1)) throw new TypeError("Cannot add fault: 'rate' must be within 0..1");
+  if (spec.times !== undefined && !(Number.isInteger(spec.times) && (spec.times >= 1 || spec.times === -1))) {
+    throw new TypeError("Cannot add fault: 'times' must be a positive integer or -1");
+  }
+}
+
+function _isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** How a JSON value that is not the expected object reads in a message: `null`, `an array`, `a number`. */
+function _jsonKind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 // ---------------------------------------------------------------- routing
@@ -164,20 +184,30 @@ function match(route: CompiledRoute, segs: string[], ci: boolean): Record<string
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * The request body, or a 413 (then the connection closes) when it is over MAX_BODY_BYTES. An
+ * oversized body is still read to its end, and dropped: a socket closed with unread bytes
+ * answers them with a RST, which can destroy the 413 before the client has read it. A
+ * deliberate shortcut: there is no bound on what is read and dropped (callers are tests).
+ */
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new HttpReplyError({ status: 413, body: { error: { code: "RequestEntityTooLarge", message: "The request body is too large." } } }));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (size <= MAX_BODY_BYTES) chunks.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("end", () => {
+      if (size <= MAX_BODY_BYTES) resolve(Buffer.concat(chunks));
+      else {
+        reject(new HttpReplyError({
+          status: 413,
+          headers: { Connection: "close" },
+          body: { error: { code: "RequestEntityTooLarge", message: "The request body is too large." } },
+        }));
+      }
+    });
     req.on("error", reject);
   });
 }
@@ -198,17 +228,19 @@ export function sendReply(res: ServerResponse, reply: Reply): void {
   res.end(payload);
 }
 
-function destroySocket(socket: Socket): void {
-  // resetAndDestroy sends a TCP RST where the runtime has it; destroy() otherwise.
-  const s = socket as Socket & { resetAndDestroy?: () => void };
-  if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();
-  else s.destroy();
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Builds the request listener of one service. */
-export function createServiceHandler(def: ServiceDef, obs: Observability, log: (msg: string) => void = () => {}) {
+/**
+ * Builds the request listener of one service. `cutConnection` ends the connection of a
+ * request without an answer (faults `reset` and `drop`); the transport passes one that
+ * reaches the TCP socket under TLS (connections.mts), the default resets `req.socket`.
+ */
+export function createServiceHandler(
+  def: ServiceDef,
+  obs: Observability,
+  log: (msg: string) => void = () => {},
+  cutConnection: (socket: Socket) => void = resetSocket,
+) {
   const routes: CompiledRoute[] = def.routes.map((r) => ({ ...r, method: r.method.toUpperCase(), segments: splitPath(r.path) }));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.method ?? "GET").toUpperCase();
@@ -250,7 +282,7 @@ export function createServiceHandler(def: ServiceDef, obs: Observability, log: (
       bodyBuf = await readBody(req);
       const fault = obs.takeFault(def.name, method, routeName, url.pathname);
       if (fault?.kind === "reset") {
-        destroySocket(req.socket);
+        cutConnection(req.socket);
         return;
       }
       if (fault?.kind === "delay") await sleep(fault.delayMs ?? 0);
@@ -275,7 +307,7 @@ export function createServiceHandler(def: ServiceDef, obs: Observability, log: (
       }
       if (fault?.kind === "drop") {
         // The request was processed (state changed); the caller never learns the outcome.
-        destroySocket(req.socket);
+        cutConnection(req.socket);
         return;
       }
       if (!res.destroyed) sendReply(res, reply);
@@ -302,4 +334,11 @@ export function parseJsonBody<T = unknown>(ctx: RouteContext, bad: (reason: stri
   } catch {
     throw new HttpReplyError(bad("The request body is not valid JSON."));
   }
+}
+
+/** Parses a JSON body that must be an object (not null, an array or a scalar), or throws the service's own bad-request reply. */
+export function parseJsonObject<T extends object = Record<string, unknown>>(ctx: RouteContext, bad: (reason: string) => Reply): T {
+  const value = parseJsonBody(ctx, bad);
+  if (!_isObject(value)) throw new HttpReplyError(bad(`The request body must be a JSON object, got ${_jsonKind(value)}.`));
+  return value as T;
 }

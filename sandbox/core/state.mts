@@ -163,8 +163,10 @@ export function mergeOptions<T>(base: T, patch: unknown): T {
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (!(k in out)) throw new RangeError(`Cannot set option: unknown key '${k}'`);
     const cur = out[k];
-    if (cur !== null && typeof cur === "object" && !Array.isArray(cur)) out[k] = mergeOptions(cur, v);
-    else {
+    if (cur !== null && typeof cur === "object" && !Array.isArray(cur)) {
+      if (v === null || typeof v !== "object" || Array.isArray(v)) throw new TypeError(`Cannot set option '${k}': expected an object of options`);
+      out[k] = mergeOptions(cur, v);
+    } else {
       if (typeof v !== typeof cur || Array.isArray(v) !== Array.isArray(cur)) {
         throw new TypeError(`Cannot set option '${k}': expected ${Array.isArray(cur) ? "array" : typeof cur}`);
       }

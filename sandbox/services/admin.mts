@@ -1,6 +1,6 @@
 // The sandbox's admin API (plain HTTP): the world, recorded usage events and tokens, request
 // counters, fault injection, behaviour switches, the clock, and the az stand-in's back end.
-import { HttpReplyError, parseJsonBody, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
+import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
 import { mergeOptions, scopeContains } from "../core/state.mts";
 import type { SandboxContext } from "../main.mts";
 import { vaultStore } from "./keyvault-store.mts";
@@ -143,9 +143,9 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
       { method: "GET", path: "/faults", handler: () => json(obs.faults) },
       {
         method: "POST", path: "/faults", handler: (c: RouteContext) => {
+          // One fault or an array of them; each is checked (a JSON object) before any is added.
           const body = parseJsonBody<FaultSpec | FaultSpec[]>(c, bad);
-          const specs = Array.isArray(body) ? body : [body];
-          return json(guard(() => specs.map((s) => obs.addFault(s))), 201);
+          return json(guard(() => obs.addFaults(Array.isArray(body) ? body : [body])), 201);
         },
       },
       {
@@ -157,14 +157,14 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
       { method: "GET", path: "/options", handler: () => json(state.options) },
       {
         method: "PATCH", path: "/options", handler: (c) => {
-          const patch = parseJsonBody(c, bad);
+          const patch = parseJsonObject(c, bad);
           state.options = guard(() => mergeOptions(state.options, patch));
           return json(state.options);
         },
       },
       {
         method: "POST", path: "/clock", handler: (c) => {
-          const body = parseJsonBody<{ offsetMs?: unknown }>(c, bad);
+          const body = parseJsonObject<{ offsetMs?: unknown }>(c, bad);
           if (typeof body.offsetMs !== "number" || !Number.isFinite(body.offsetMs)) throw new HttpReplyError(bad("'offsetMs' must be a finite number."));
           state.clockOffsetMs = body.offsetMs;
           return json({ offsetMs: state.clockOffsetMs, now: new Date(state.now()).toISOString() });
@@ -178,7 +178,7 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
       },
       {
         method: "POST", path: "/az", handler: async (c) => {
-          const body = parseJsonBody<{ argv?: unknown; cwd?: unknown; stdin?: unknown }>(c, bad);
+          const body = parseJsonObject<{ argv?: unknown; cwd?: unknown; stdin?: unknown }>(c, bad);
           if (!Array.isArray(body.argv) || !body.argv.every((a) => typeof a === "string") || typeof body.cwd !== "string") {
             throw new HttpReplyError(bad("Expected {argv: string[], cwd: string, stdin?: string}."));
           }
