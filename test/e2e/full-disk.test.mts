@@ -61,6 +61,14 @@ if ("skip" in probe) {
         await disk.fillLeaving(budgetKb * 1024);
         const r = await runScript("2-emit-meter.mts", ["--file", file, "--concurrency", "1"], { env: runEnv });
         assert.is(r.code, 1, describe(r));
+        // Each event the emulator holds has a complete intent record in the log, and what it
+        // holds is exactly what the run says it sent.
+        const held = await billed();
+        const { ledger } = await loadLedger({ auditPath: join(disk.dir, "audit.jsonl") });
+        for (const e of held) {
+          const entry = ledger.get(usageKey({ resourceId: e.resourceId, dimension: e.dimension, effectiveStartTime: e.effectiveStartTime }));
+          assert.ok(entry, `billed ${e.dimension} has no intent in the audit log`);
+        }
         const m = /Cannot write the (intent|outcome) to (\S+audit\.jsonl): no space left on device; (\d+) batch(?:es)? \((\d+) events?\) (?:was|were) sent and recorded in this run(?:; (\d+) batch(?:es)? \((\d+) events?\) (?:was|were) sent without a recorded outcome[^;]*)?; nothing else was sent/
           .exec(r.stderr);
         assert.ok(m, `the message says what was sent and what not\n${describe(r)}`);
@@ -69,15 +77,7 @@ if ("skip" in probe) {
         const recorded = Number(m![4]);
         const unrecorded = Number(m![6] ?? 0);
 
-        // What the emulator holds is exactly what the run says it sent, and each of those
-        // events has a complete intent record in the log.
-        const held = await billed();
         assert.is(held.length, recorded + unrecorded, "sent = recorded + sent without an outcome");
-        const { ledger } = await loadLedger({ auditPath: join(disk.dir, "audit.jsonl") });
-        for (const e of held) {
-          const entry = ledger.get(usageKey({ resourceId: e.resourceId, dimension: e.dimension, effectiveStartTime: e.effectiveStartTime }));
-          assert.ok(entry, `billed ${e.dimension} has no intent in the audit log`);
-        }
         const log = await readFile(join(disk.dir, "audit.jsonl"), "utf8").catch(() => "");
         if (log.length > 0 && !log.endsWith("\n")) seen.torn++;
         assert.equal((await readdir(disk.dir)).filter((n) => n.endsWith(".lock") || n.endsWith(".tmp")), [], "no lock or temp file left behind");
