@@ -56,12 +56,14 @@ export interface EventReport {
 
 export interface SubmissionPlan {
   work: WorkItem[];
-  /**
-   * Events reported without a call: already accepted, a known conflict, or Unknown (an earlier
-   * run's event without a known fate that a resend can no longer settle: past the 24-hour
-   * window, or the customer is gone).
-   */
+  /** Rows reported without a call: already accepted, a known conflict, or Unknown (below). */
   settled: EventReport[];
+  /**
+   * Earlier runs' events that no row names, sent without a known fate, that a resend can no
+   * longer settle (past the 24-hour window, or the customer is gone): Unknown, they may have
+   * been billed. `--resend` reports them; other runs only mention them.
+   */
+  unknown: EventReport[];
   /** Rows that name the same customer, dimension and hour as an earlier row. */
   duplicateRows: RowProblem[];
   /** Rows whose customer is not connected. */
@@ -81,7 +83,7 @@ export function customerKey(c: CustomerRef): string {
  *   sent again as it was recorded, while inside the API's window; a row for the same hour with
  *   another quantity is a Conflict (the earlier quantity may already be billed).
  * - Such events no input row mentions are sent again too; past the window (or with the
- *   customer gone) each is reported Unknown: it may have been billed.
+ *   customer gone) each is Unknown (`unknown`): it may have been billed.
  */
 export function planSubmission(options: {
   rows: UsageRow[];
@@ -91,7 +93,7 @@ export function planSubmission(options: {
   now?: number;
 }): SubmissionPlan {
   const now = options.now ?? Date.now();
-  const plan: SubmissionPlan = { work: [], settled: [], duplicateRows: [], unknownCustomers: [] };
+  const plan: SubmissionPlan = { work: [], settled: [], unknown: [], duplicateRows: [], unknownCustomers: [] };
   const seenRows = new Map<string, number>();
   const planned = new Set<string>();
   const inWindow = (e: UsageEvent) => {
@@ -160,8 +162,8 @@ export function planSubmission(options: {
 
   for (const entry of options.ledger.unresolved()) {
     if (planned.has(entry.key)) continue;
-    if (!inWindow(entry.event)) plan.settled.push(unknownReport(entry, { reason: "window" }));
-    else if (!findCustomer(options.config, entry.customer)) plan.settled.push(unknownReport(entry, { reason: "customer" }));
+    if (!inWindow(entry.event)) plan.unknown.push(unknownReport(entry, { reason: "window" }));
+    else if (!findCustomer(options.config, entry.customer)) plan.unknown.push(unknownReport(entry, { reason: "customer" }));
     else plan.work.push({ event: entry.event, customer: entry.customer, key: entry.key, resend: true, ...(entry.sentAt ? { sentAt: entry.sentAt } : {}) });
   }
   return plan;

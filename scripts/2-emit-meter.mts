@@ -193,9 +193,13 @@ function main(args: string[]): Promise<number> {
         if (resends > 0) progress(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
 
         const sent = plan.work.length > 0 ? await send(plan, { config, auditPath, concurrency, single, input: run.input }) : [];
-        const reports = [...plan.settled, ...sent];
+        // --resend is the place to list every event of an unknown fate; other runs mention them.
+        const reports = [...plan.settled, ...(values.resend ? plan.unknown : []), ...sent];
         const { counts, ok } = summarise(reports);
         adviseUnfinished(reports);
+        if (!values.resend && plan.unknown.length > 0) {
+          progress(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
+        }
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
@@ -305,10 +309,10 @@ function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean
   for (const w of plan.work) perCustomer.set(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`, (perCustomer.get(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`) ?? 0) + 1);
   const calls = [...perCustomer.values()].reduce((n, c) => n + Math.ceil(c / 25), 0);
   if (o.json) {
-    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
+    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
   } else {
     out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.size} customer(s) in ${calls} batch call(s)`);
-    for (const r of plan.settled) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
+    for (const r of [...plan.settled, ...plan.unknown]) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
     for (const p of problems) out(`Would skip line ${p.line}: ${p.message}`);
   }
   return EXIT_OK;

@@ -339,7 +339,7 @@ emit("--resend --dry-run: an earlier event without an outcome would be sent agai
     assert.is(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout);
     assert.equal(plan.wouldSend.map((w: { event: { dimension: string }; resend: boolean }) => [w.event.dimension, w.resend]), [["dim9", true]]);
-    assert.equal(plan.settled.map((w: { event: { dimension: string }; status: string }) => [w.event.dimension, w.status]).sort(), [["dim9", "Unknown"], ["old", "Unknown"]]);
+    assert.equal(plan.unknown.map((w: { event: { dimension: string }; status: string }) => [w.event.dimension, w.status]).sort(), [["dim9", "Unknown"], ["old", "Unknown"]]);
   } finally {
     await t.cleanup();
   }

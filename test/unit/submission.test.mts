@@ -91,7 +91,7 @@ plan("sends rows the audit log knows nothing about, with the customer's billing 
   const p = planSubmission({ rows: [row(A, "cpu", 5, 2)], config, ledger: new Ledger(), now: NOW });
   const e = usageEvent(A, "cpu", 5);
   assert.equal(p.work, [{ event: e, customer: ref(A), key: usageKey(e), line: 2 }]);
-  assert.equal([p.settled, p.duplicateRows, p.unknownCustomers], [[], [], []]);
+  assert.equal([p.settled, p.unknown, p.duplicateRows, p.unknownCustomers], [[], [], [], []]);
 });
 plan("a row already accepted with the same quantity is AlreadyAccepted and not sent", () => {
   const e = usageEvent(A, "cpu", 5);
@@ -151,9 +151,10 @@ plan("open entries no row mentions are resent inside the window, else reported U
   const ledger = ledgerOf([intentRecord("i", ref(A), [fresh, edge, tooOld], { time: sentAt }), intentRecord("j", ref(B), [gone], { time: sentAt })]);
   const p = planSubmission({ rows: [], config: configWith([A, C]), ledger, now: NOW });
   assert.equal(p.work, [item(fresh, A, { resend: true, sentAt }), item(edge, A, { resend: true, sentAt })]);
-  assert.equal(p.settled.map((r) => [r.event.dimension, r.status, r.ok, r.sent]), [["disk", "Unknown", false, false], ["cpu", "Unknown", false, false]]);
-  assert.is(p.settled[0].message, `sent at ${sentAt}, no answer, now past the API's window; it may have been billed: check Partner Center before billing it again`);
-  assert.match(p.settled[1].message!, /the customer is no longer connected; it may have been billed/);
+  assert.equal(p.settled, []);
+  assert.equal(p.unknown.map((r) => [r.event.dimension, r.status, r.ok, r.sent]), [["disk", "Unknown", false, false], ["cpu", "Unknown", false, false]]);
+  assert.is(p.unknown[0].message, `sent at ${sentAt}, no answer, now past the API's window; it may have been billed: check Partner Center before billing it again`);
+  assert.match(p.unknown[1].message!, /the customer is no longer connected; it may have been billed/);
 });
 plan("an event whose resend was refused stays Unknown past the window, and is resent inside it (a resend is safe)", () => {
   const inside = usageEvent(A, "cpu", 1, hoursAgo(3));
