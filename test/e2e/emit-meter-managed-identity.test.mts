@@ -2,14 +2,14 @@
 // the managed identity of the ISV's compute (the sandbox's App Service-style endpoint from
 // IDENTITY_ENDPOINT / IDENTITY_HEADER, or IMDS through AZURE_POD_IDENTITY_AUTHORITY_HOST), which
 // signs the assertion in the ISV's Key Vault once it holds Key Vault Crypto User there.
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { grantRole } from "../helpers/arm.mts";
+import { findOnPath, pathWithOnly } from "../helpers/path.mts";
 import { connectCustomer, readAudit } from "../helpers/workflow.mts";
 
 const sb = await startTestSandbox();
@@ -18,9 +18,9 @@ const customer = sb.world.customers[0];
 await connectCustomer(env, customer);
 const mi = sb.world.isv.managedIdentity!;
 
-// A PATH with the runtime and the basic tools, but no az anywhere on it.
-const PATH = [dirname(process.execPath), "/usr/bin", "/bin"].join(":");
-const noAz = { ...env, PATH };
+// A PATH with nothing but the runtime, so no az on it whatever this machine has installed.
+const jobPath = await pathWithOnly([]);
+const noAz = { ...env, PATH: jobPath.PATH };
 const args = (hoursAgo: number, quantity: string) => [customer.subscriptionId, customer.managedResourceGroup, String(hoursAgo), customer.dimensions[0], quantity];
 const vaultId = () => sb.state.ofType("Microsoft.KeyVault/vaults").find((v) => v.subscriptionId === sb.world.isv.subscriptionId)!.id;
 const events = () => admin<Array<Record<string, unknown>>>(sb, "GET", "/metering/events");
@@ -29,8 +29,9 @@ const vaultTokensOfMi = async (grant: string) =>
 
 const T = suite("2-emit-meter with the managed identity");
 
-T("precondition: no az on the PATH the job gets", () => {
-  for (const dir of PATH.split(":")) assert.not.ok(existsSync(join(dir, "az")), `${dir}/az exists`);
+T("precondition: no az on the PATH the job gets, and one on the signed-in user's", () => {
+  assert.is(findOnPath("az", noAz.PATH), undefined);
+  assert.is(findOnPath("az", env.PATH), join(sb.dir, "bin", "az"), "the sandbox's az stand-in comes first");
 });
 
 T("without a role on the ISV's vault the managed identity cannot sign: exit 1 naming the role, nothing billed", async () => {
@@ -78,5 +79,8 @@ T("with az on PATH the signed-in user still comes first", async () => {
   assert.is(lastVault.grant, "az");
 });
 
-T.after(() => sb.stop());
+T.after(async () => {
+  await sb.stop();
+  await jobPath.remove();
+});
 T.run();
