@@ -9,6 +9,7 @@ import { ROLE } from "../../sandbox/core/state.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { grantRole } from "../helpers/arm.mts";
+import { hourBack, hoursAgoOf } from "../helpers/hours.mts";
 import { findOnPath, pathWithOnly } from "../helpers/path.mts";
 import { connectCustomer, readAudit } from "../helpers/workflow.mts";
 
@@ -21,7 +22,8 @@ const mi = sb.world.isv.managedIdentity!;
 // A PATH with nothing but the runtime, so no az on it whatever this machine has installed.
 const jobPath = await pathWithOnly([]);
 const noAz = { ...env, PATH: jobPath.PATH };
-const args = (hoursAgo: number, quantity: string) => [customer.subscriptionId, customer.managedResourceGroup, String(hoursAgo), customer.dimensions[0], quantity];
+// Each test bills its own hour, counted from when this file started (the clock's hour may turn).
+const args = async (hour: number, quantity: string) => [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(hourBack(hour)), customer.dimensions[0], quantity];
 const vaultId = () => sb.state.ofType("Microsoft.KeyVault/vaults").find((v) => v.subscriptionId === sb.world.isv.subscriptionId)!.id;
 const events = () => admin<Array<Record<string, unknown>>>(sb, "GET", "/metering/events");
 const vaultTokensOfMi = async (grant: string) =>
@@ -35,7 +37,7 @@ T("precondition: no az on the PATH the job gets, and one on the signed-in user's
 });
 
 T("without a role on the ISV's vault the managed identity cannot sign: exit 1 naming the role, nothing billed", async () => {
-  const r = await runScript("2-emit-meter.mts", args(1, "4"), { env: noAz });
+  const r = await runScript("2-emit-meter.mts", await args(1, "4"), { env: noAz });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /Key Vault Crypto User/);
   assert.is((await events()).length, 0);
@@ -44,7 +46,7 @@ T("without a role on the ISV's vault the managed identity cannot sign: exit 1 na
 
 T("with Key Vault Crypto User on the vault, the event is accepted with no az and no sign-in", async () => {
   await grantRole(sb, vaultId(), mi.principalId, ROLE.KeyVaultCryptoUser);
-  const r = await runScript("2-emit-meter.mts", args(1, "4"), { env: noAz });
+  const r = await runScript("2-emit-meter.mts", await args(1, "4"), { env: noAz });
   assert.is(r.code, 0, describe(r));
   const evs = await events();
   assert.is(evs.length, 1);
@@ -55,14 +57,14 @@ T("with Key Vault Crypto User on the vault, the event is accepted with no az and
 });
 
 T("AZURE_TOKEN_CREDENTIALS unset: DefaultAzureCredential's own chain finds the managed identity", async () => {
-  const r = await runScript("2-emit-meter.mts", args(2, "6"), { env: { ...noAz, AZURE_TOKEN_CREDENTIALS: undefined } });
+  const r = await runScript("2-emit-meter.mts", await args(2, "6"), { env: { ...noAz, AZURE_TOKEN_CREDENTIALS: undefined } });
   assert.is(r.code, 0, describe(r));
   assert.is((await events()).length, 2);
 });
 
 T("IMDS instead of App Service: AZURE_POD_IDENTITY_AUTHORITY_HOST points the managed identity at the sandbox", async () => {
   const before = (await vaultTokensOfMi("imds")).length;
-  const r = await runScript("2-emit-meter.mts", args(3, "8"), {
+  const r = await runScript("2-emit-meter.mts", await args(3, "8"), {
     env: { ...noAz, IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined, AZURE_POD_IDENTITY_AUTHORITY_HOST: sb.endpoints.managedIdentity },
   });
   assert.is(r.code, 0, describe(r));
@@ -71,7 +73,7 @@ T("IMDS instead of App Service: AZURE_POD_IDENTITY_AUTHORITY_HOST points the man
 });
 
 T("with az on PATH the signed-in user still comes first", async () => {
-  const r = await runScript("2-emit-meter.mts", args(4, "2"), { env });
+  const r = await runScript("2-emit-meter.mts", await args(4, "2"), { env });
   assert.is(r.code, 0, describe(r));
   const issued = await admin<Array<{ oid: string; aud: string; grant: string }>>(sb, "GET", "/tokens");
   const lastVault = issued.filter((t) => t.aud.startsWith("https://vault.azure.net")).at(-1)!;

@@ -9,7 +9,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript } from "../helpers/scripts.mts";
-import { hourStart, startFleet } from "../helpers/fleet.mts";
+import { startFleet } from "../helpers/fleet.mts";
+import { hourBack, hoursAgoOf, isoHour } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
 // The third customer is connected by a test, fresh. One attempt may take 1 s before it counts
@@ -47,7 +48,7 @@ for (const target of TARGETS) {
         hour++;
       }
       const dim = c1.dimensions[dimIndex++];
-      const hoursAgo = 1 + hour;
+      const slot = hourBack(1 + hour);
       await admin(sb, "DELETE", "/requests");
       await admin(sb, "DELETE", "/faults");
       await admin(sb, "POST", "/faults", { service: target.service, route: target.route, method: "POST", times: 1, ...fault.spec });
@@ -55,15 +56,15 @@ for (const target of TARGETS) {
       const expected: Array<{ c: typeof c1; q: number }> = [];
       if (target.batch) {
         const path = join(dataDir, "..", `faults-${Date.now()}.csv`);
-        const lines = ["subscription,managed-resource-group,dimension,quantity,hours-ago"];
+        const lines = ["subscription,managed-resource-group,dimension,quantity,effective-start-time"];
         for (const [i, c] of [c1, c2].entries()) {
-          lines.push(`${c.subscriptionId},${c.managedResourceGroup},${dim},${i + 3},${hoursAgo}`);
+          lines.push(`${c.subscriptionId},${c.managedResourceGroup},${dim},${i + 3},${isoHour(slot)}`);
           expected.push({ c, q: i + 3 });
         }
         await writeFile(path, `${lines.join("\n")}\n`);
         r = await runScript("2-emit-meter.mts", ["--file", path, "--concurrency", "1"], { env });
       } else {
-        r = await runScript("2-emit-meter.mts", [c1.subscriptionId, c1.managedResourceGroup, String(hoursAgo), dim, "2"], { env });
+        r = await runScript("2-emit-meter.mts", [c1.subscriptionId, c1.managedResourceGroup, await hoursAgoOf(slot), dim, "2"], { env });
         expected.push({ c: c1, q: 2 });
       }
       assert.is(r.code, 0, describe(r));
@@ -71,7 +72,7 @@ for (const target of TARGETS) {
       const c = await counters();
       const calls = Object.entries(c[target.service] ?? {}).filter(([k]) => k === `POST ${target.route}`).reduce((a, [, v]) => a + v, 0);
       assert.ok(calls >= 2, `the faulted call was retried: ${JSON.stringify(c[target.service])}`);
-      const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(hoursAgo) && e.dimension === dim);
+      const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === slot && e.dimension === dim);
       assert.is(evs.length, expected.length, JSON.stringify(evs));
       for (const { c: cust, q } of expected) {
         const mine = evs.filter((e) => e.resourceId === cust.resourceUsageId);
@@ -87,12 +88,13 @@ for (const target of TARGETS) {
 F("a fault that outlasts every retry leaves the event open; the next run sends it again and closes it", async () => {
   await admin(sb, "DELETE", "/faults");
   const dim = c2.dimensions[5];
+  const slot = hourBack(12);
   await admin(sb, "POST", "/faults", { service: "metering", route: "/api/usageEvent", method: "POST", kind: "drop", times: -1 });
-  const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, "12", dim, "9"], { env });
+  const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, await hoursAgoOf(slot), dim, "9"], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /sent again on the next run|resending later is safe/);
   // The first attempt was accepted before the connection dropped.
-  const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12));
+  const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === slot);
   assert.is(accepted.length, 1);
   let { ledger } = await loadLedger({ auditPath });
   assert.is(ledger.open().length, 1);
@@ -103,7 +105,7 @@ F("a fault that outlasts every retry leaves the event open; the next run sends i
   assert.equal(JSON.parse(again.stdout).counts, { Duplicate: 1 });
   ({ ledger } = await loadLedger({ auditPath }));
   assert.is(ledger.open().length, 0);
-  assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12)).length, 1);
+  assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === slot).length, 1);
 });
 
 F("a fresh connection: Entra's propagation error (AADSTS70021) is retried until the credential works", async () => {

@@ -14,6 +14,7 @@ import * as assert from "uvu/assert";
 import { vaultStore } from "../../sandbox/services/keyvault-store.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { hourBack, hoursAgoOf } from "../helpers/hours.mts";
 
 const JWKS_CACHE_S = 60;
 const sb = await startTestSandbox({ options: { entra: { jwksCacheTtlS: JWKS_CACHE_S } } });
@@ -45,7 +46,7 @@ let hour = 0;
 const emit = async (dataDir = env.METERING_DATA_DIR) => {
   hour++;
   const before = (await federatedTokens()).length;
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, String(hour), customer.dimensions[0], "1"], {
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(hourBack(hour)), customer.dimensions[0], "1"], {
     env: { ...env, METERING_DATA_DIR: dataDir },
   });
   const tokens = await federatedTokens();

@@ -23,6 +23,13 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+let slowestMs = 0;
+
+/** How long the slowest script run of this process took, in ms (0 before the first). */
+export function slowestRunMs(): number {
+  return slowestMs;
+}
+
 /** Runs `scripts/<name>` with args; resolves when it exits (never rejects on a non-zero exit). */
 export function runScript(name: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
   return runFile(join("scripts", name), args, o);
@@ -43,7 +50,9 @@ export function runFile(path: string, args: string[], o: RunOptions = {}): Promi
     const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 120_000);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      res({ code, stdout, stderr, ms: Date.now() - t0 });
+      const ms = Date.now() - t0;
+      slowestMs = Math.max(slowestMs, ms);
+      res({ code, stdout, stderr, ms });
     });
     child.stdin.end(o.stdin ?? "");
   });
