@@ -20,7 +20,10 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   stdin?: string;
   cwd?: string;
+  /** SIGKILL after this long (default 120 s): a backstop for a script that hangs. */
   timeoutMs?: number;
+  /** SIGKILL as soon as this returns true; asked every 10 ms while the script runs. */
+  killWhen?: () => boolean | Promise<boolean>;
 }
 
 let slowestMs = 0;
@@ -48,12 +51,26 @@ export function runFile(path: string, args: string[], o: RunOptions = {}): Promi
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", rej);
     const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 120_000);
+    let exited = false;
     child.on("exit", (code) => {
+      exited = true;
       clearTimeout(timer);
       const ms = Date.now() - t0;
       slowestMs = Math.max(slowestMs, ms);
       res({ code, stdout, stderr, ms });
     });
+    if (o.killWhen) {
+      const killWhen = o.killWhen;
+      void (async () => {
+        while (!exited) {
+          if (await killWhen()) {
+            child.kill("SIGKILL");
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+    }
     child.stdin.end(o.stdin ?? "");
   });
 }
