@@ -13,10 +13,14 @@ import { startFleet } from "../helpers/fleet.mts";
 import { hourBack, hoursAgoOf, isoHour } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
-// The third customer is connected by a test, fresh. One attempt may take 1 s before it counts
-// as a timeout (the default is 30 s).
+// The third customer is connected by a test, fresh. One attempt may take 2 s before it counts
+// as a timeout (the default is 30 s): a metering call takes 10-50 ms here and up to 0.4 s at a
+// load of 12 on 2 cores, so a busy machine does not turn answers into timeouts (one that did
+// would only be retried). The delay fault holds its request five times as long, so even a
+// timer that fires late times out before the answer comes.
+const TRY_TIMEOUT_MS = 2_000;
 const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({
-  customers: 3, dimensions: 6, connect: 2, env: { METERING_HTTP_TRY_TIMEOUT_MS: "1000" },
+  customers: 3, dimensions: 6, connect: 2, env: { METERING_HTTP_TRY_TIMEOUT_MS: String(TRY_TIMEOUT_MS) },
 });
 const [c1, c2, fresh] = customers;
 
@@ -25,7 +29,7 @@ const FAULTS: Array<{ name: string; spec: Record<string, unknown> }> = [
   { name: "500", spec: { kind: "status", status: 500 } },
   { name: "503", spec: { kind: "status", status: 503 } },
   { name: "connection reset", spec: { kind: "reset" } },
-  { name: "delay past the timeout", spec: { kind: "delay", delayMs: 3000 } },
+  { name: "delay past the timeout", spec: { kind: "delay", delayMs: 5 * TRY_TIMEOUT_MS } },
   { name: "accepted, then the connection dropped", spec: { kind: "drop" } },
 ];
 const TARGETS: Array<{ name: string; service: string; route: string; batch: boolean }> = [
