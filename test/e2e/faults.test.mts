@@ -114,12 +114,20 @@ F("a fault that outlasts every retry leaves the event open; the next run sends i
 
 F("a fresh connection: Entra's propagation error (AADSTS70021) is retried until the credential works", async () => {
   await admin(sb, "DELETE", "/faults");
-  await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 5000 } });
+  // The credential propagates when the test says so: once Entra has refused the exchange and the
+  // script has asked again (whatever the time its start-up took), not after a fixed delay.
+  await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 3_600_000 } });
   try {
     const connect = await runScript("1-connect-customer.mts", [fresh.subscriptionId, fresh.managedResourceGroup], { env });
     assert.is(connect.code, 0, describe(connect));
     await admin(sb, "DELETE", "/requests");
-    const r = await runScript("2-emit-meter.mts", [fresh.subscriptionId, fresh.managedResourceGroup, "1", fresh.dimensions[0], "1"], { env });
+    let ended = false;
+    const run = runScript("2-emit-meter.mts", [fresh.subscriptionId, fresh.managedResourceGroup, "1", fresh.dimensions[0], "1"], { env })
+      .finally(() => (ended = true));
+    const exchanges = () => sb.obs.counters.entra?.["POST /:tenant/oauth2/v2.0/token"] ?? 0;
+    while (!ended && exchanges() < 2) await new Promise((r) => setTimeout(r, 20));
+    await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 0 } });
+    const r = await run;
     assert.is(r.code, 0, describe(r));
     assert.match(r.stderr, /AADSTS70021 .*retrying/);
     const c = await counters();
