@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { describe, inheritedEnv, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { createServiceBus, grantRole, tokenFor, type Principal } from "../helpers/arm.mts";
 import { connectCustomer, customerConfig, JWT_RE, readAudit, roleAssignmentsOf, runOk } from "../helpers/workflow.mts";
 
@@ -104,7 +104,7 @@ T("receive on an empty queue: exit 0 and nothing on stdout; --max takes several 
 T("--watch prints messages as they come and stops cleanly on SIGTERM", async () => {
   const [cmd, ...pre] = tsRunner();
   const child = spawn(cmd, [...pre, join(ROOT, "scripts", "3-servicebus.mts"), customer.subscriptionId, customer.managedResourceGroup, "fabrikam-ops", "receive", "status", "--watch", "--wait", "2"], {
-    env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...inheritedEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";

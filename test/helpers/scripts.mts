@@ -38,11 +38,25 @@ export function runScript(name: string, args: string[], o: RunOptions = {}): Pro
   return runFile(join("scripts", name), args, o);
 }
 
+/**
+ * Variables of this machine a script must not inherit: what points the product or the Azure SDK
+ * at another Azure or identity (a CI runner's AZURE_CLIENT_ID, Cloud Shell's MSI_ENDPOINT, a
+ * developer's METERING_*). A test sets what it needs.
+ */
+const FOREIGN_ENV = /^(AZURE_|ARM_|MSI_|IDENTITY_|IMDS_ENDPOINT$|METERING_(?!TEST_))/;
+
+/** This process's environment without the variables of FOREIGN_ENV. */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !FOREIGN_ENV.test(k)) env[k] = v;
+  return env;
+}
+
 /** Runs any TypeScript file of the repository (path relative to its root) like `runScript`. */
 export function runFile(path: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
   const [cmd, ...pre] = tsRunner();
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
+  for (const [k, v] of Object.entries({ ...inheritedEnv(), ...o.env })) if (v !== undefined) env[k] = v;
   const t0 = Date.now();
   return new Promise((res, rej) => {
     const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
