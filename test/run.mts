@@ -70,8 +70,10 @@ if (files.length === 0) {
 // One CA for the whole run, trusted by every test process from its start.
 const tlsDir = await mkdtemp(join(tmpdir(), "metering-test-tls-"));
 const tlsPaths = await writeTlsMaterial(tlsDir, await createTlsMaterial());
+// Every test talks to 127.0.0.1 only: a proxy of this machine would stand between the tests,
+// the sandbox (whose SDK clients honour it) and its services.
 const env = {
-  ...process.env,
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(https?|all)_proxy$/i.test(k))),
   METERING_TEST_TLS_DIR: tlsDir,
   NODE_EXTRA_CA_CERTS: tlsPaths.caCertPath,
   DENO_CERT: tlsPaths.caCertPath,

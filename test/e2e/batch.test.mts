@@ -8,7 +8,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript } from "../helpers/scripts.mts";
-import { fleetCsv, hourStart, startFleet, type AcceptedEvent } from "../helpers/fleet.mts";
+import { fleetCsv, startFleet, type AcceptedEvent } from "../helpers/fleet.mts";
+import { hourBack, isoHour } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
 const METERING_AUDIENCE = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
@@ -29,12 +30,12 @@ const B = suite("2-emit-meter --file");
 B("a CSV of 30 events for 6 customers: one token, one signature and one batch call per customer; all accepted", async () => {
   await admin(sb, "DELETE", "/requests");
   const tokensBefore = (await admin<Array<{ aud: string }>>(sb, "GET", "/tokens")).filter((t) => t.aud === METERING_AUDIENCE).length;
-  const { csv, rows } = fleetCsv(customers, { hoursAgo: 1 });
+  const { csv, rows } = fleetCsv(customers, { hour: hourBack(1) });
   const path = await file("usage.csv", csv);
   const r = await runScript("2-emit-meter.mts", ["--file", path], { env });
   assert.is(r.code, 0, describe(r));
   assert.match(r.stdout, /Accepted\s+30/);
-  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(1));
+  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourBack(1));
   assert.is(evs.length, rows);
   // Every intended quantity, exactly once.
   customers.forEach((c, ci) => c.dimensions.forEach((d, di) => {
@@ -53,12 +54,12 @@ B("a CSV of 30 events for 6 customers: one token, one signature and one batch ca
   // The audit log agrees: every event accepted with its quantity, nothing open.
   const { ledger } = await loadLedger({ auditPath });
   assert.is(ledger.unresolved().length, 0);
-  assert.is([...ledger.entries.values()].filter((e) => e.state === "accepted" && Date.parse(e.event.effectiveStartTime) === hourStart(1)).length, rows);
+  assert.is([...ledger.entries.values()].filter((e) => e.state === "accepted" && Date.parse(e.event.effectiveStartTime) === hourBack(1)).length, rows);
 });
 
 B("the same file again: everything already accepted per the audit log, no call to the metering API, exit 0", async () => {
   const before = await meteringCalls();
-  const { csv } = fleetCsv(customers, { hoursAgo: 1 });
+  const { csv } = fleetCsv(customers, { hour: hourBack(1) });
   const r = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", csv), "--json"], { env });
   assert.is(r.code, 0, describe(r));
   const report = JSON.parse(r.stdout);
@@ -67,7 +68,7 @@ B("the same file again: everything already accepted per the audit log, no call t
 });
 
 B("JSON Lines on stdin with effective-start-time; --json reports per status", async () => {
-  const t = new Date(hourStart(2) + 15 * 60_000).toISOString();
+  const t = new Date(hourBack(2) + 15 * 60_000).toISOString();
   const lines = customers.slice(0, 3).map((c) => JSON.stringify({ subscriptionId: c.subscriptionId, managedResourceGroup: c.managedResourceGroup, dimension: c.dimensions[0], quantity: 2.5, effectiveStartTime: t }));
   const r = await runScript("2-emit-meter.mts", ["--file", "-", "--json"], { env, stdin: `${lines.join("\n")}\n` });
   assert.is(r.code, 0, describe(r));
@@ -113,12 +114,13 @@ B("malformed files: exit 2, every bad line named, nothing sent and nothing writt
 
 B("--skip-invalid sends the good rows, reports the bad ones and exits 1", async () => {
   const c = customers[1];
-  const text = `subscription,managed-resource-group,dimension,quantity,hours-ago\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[0]},4,7\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[1]},zero,7\n`;
+  const at = isoHour(hourBack(7));
+  const text = `subscription,managed-resource-group,dimension,quantity,effective-start-time\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[0]},4,${at}\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[1]},zero,${at}\n`;
   const r = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", text), "--skip-invalid"], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /Skipped line 3/);
   assert.match(r.stdout, /Invalid \(skipped\)\s+1/);
-  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(7));
+  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourBack(7));
   assert.is(evs.length, 1);
   assert.is(evs[0].quantity, 4);
 });
@@ -126,7 +128,8 @@ B("--skip-invalid sends the good rows, reports the bad ones and exits 1", async 
 B("refusals are recorded, not retried: an unknown dimension costs one call and exits 1 with its line", async () => {
   const c = customers[2];
   const before = await meteringCalls();
-  const text = `subscription,managed-resource-group,dimension,quantity,hours-ago\n${c.subscriptionId},${c.managedResourceGroup},no-such-dimension,1,8\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[0]},1,8\n`;
+  const at = isoHour(hourBack(8));
+  const text = `subscription,managed-resource-group,dimension,quantity,effective-start-time\n${c.subscriptionId},${c.managedResourceGroup},no-such-dimension,1,${at}\n${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[0]},1,${at}\n`;
   const r = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", text)], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /InvalidDimension: line 2/);
@@ -161,10 +164,10 @@ B("an event the API finds expired (its clock is ahead) is recorded as Expired, n
 });
 
 B("two runs at once over overlapping files: each event sent once, the log intact", async () => {
-  const hours = 9;
-  const a = fleetCsv(customers.slice(0, 4), { hoursAgo: hours });
+  const hour = hourBack(9);
+  const a = fleetCsv(customers.slice(0, 4), { hour });
   // Same quantities for the same customer in both files (index in the whole fleet).
-  const b = fleetCsv(customers.slice(2), { hoursAgo: hours, quantityOf: (ci, di) => ci + 2 + di + 1 });
+  const b = fleetCsv(customers.slice(2), { hour, quantityOf: (ci, di) => ci + 2 + di + 1 });
   await admin(sb, "DELETE", "/requests");
   const [ra, rb] = await Promise.all([
     runScript("2-emit-meter.mts", ["--file", await file("a.csv", a.csv), "--json"], { env }),
@@ -173,7 +176,7 @@ B("two runs at once over overlapping files: each event sent once, the log intact
   assert.is(ra.code, 0, describe(ra));
   assert.is(rb.code, 0, describe(rb));
   const union = customers.length * customers[0].dimensions.length;
-  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(hours));
+  const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hour);
   assert.is(evs.length, union);
   assert.is(new Set(evs.map(keyOf)).size, union);
   // Sent once: the two reports together sent each overlapping event once and skipped it once.
@@ -191,7 +194,7 @@ B("two runs at once over overlapping files: each event sent once, the log intact
 B("--dry-run of a file: says what would be sent, sends and writes nothing", async () => {
   const audit = await readAuditText();
   const calls = await meteringCalls();
-  const { csv } = fleetCsv(customers, { hoursAgo: 10 });
+  const { csv } = fleetCsv(customers, { hour: hourBack(10) });
   const r = await runScript("2-emit-meter.mts", ["--file", await file("usage.csv", csv), "--dry-run"], { env });
   assert.is(r.code, 0, describe(r));
   assert.match(r.stdout, /Would send 30 event\(s\) \(0 resent\) for 6 customer\(s\) in 6 batch call\(s\)/);

@@ -8,7 +8,7 @@ import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describe, ROOT, runScript } from "../helpers/scripts.mts";
+import { describe, inheritedEnv, ROOT, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { loadLedger } from "../../lib/submission.mts";
@@ -22,7 +22,7 @@ const auditSize = () => stat(auditPath).then((s) => s.size, () => 0);
 /** Starts 2-emit-meter on `file`; kills it with SIGKILL after `killAfter()` resolves (unless it ended). */
 function runAndKill(file: string, killAfter: (started: number) => Promise<void>): Promise<{ killed: boolean; code: number | null }> {
   const [cmd, ...pre] = tsRunner();
-  const child = spawn(cmd, [...pre, join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+  const child = spawn(cmd, [...pre, join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file], { cwd: ROOT, env: { ...inheritedEnv(), ...env }, stdio: "ignore" });
   let ended = false;
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => { ended = true; r(code); }));
   return (async () => {

@@ -2,14 +2,15 @@
 // the managed identity of the ISV's compute (the sandbox's App Service-style endpoint from
 // IDENTITY_ENDPOINT / IDENTITY_HEADER, or IMDS through AZURE_POD_IDENTITY_AUTHORITY_HOST), which
 // signs the assertion in the ISV's Key Vault once it holds Key Vault Crypto User there.
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { grantRole } from "../helpers/arm.mts";
+import { hourBack, hoursAgoOf } from "../helpers/hours.mts";
+import { findOnPath, pathWithOnly } from "../helpers/path.mts";
 import { connectCustomer, readAudit } from "../helpers/workflow.mts";
 
 const sb = await startTestSandbox();
@@ -18,10 +19,11 @@ const customer = sb.world.customers[0];
 await connectCustomer(env, customer);
 const mi = sb.world.isv.managedIdentity!;
 
-// A PATH with the runtime and the basic tools, but no az anywhere on it.
-const PATH = [dirname(process.execPath), "/usr/bin", "/bin"].join(":");
-const noAz = { ...env, PATH };
-const args = (hoursAgo: number, quantity: string) => [customer.subscriptionId, customer.managedResourceGroup, String(hoursAgo), customer.dimensions[0], quantity];
+// A PATH with nothing but the runtime, so no az on it whatever this machine has installed.
+const jobPath = await pathWithOnly([]);
+const noAz = { ...env, PATH: jobPath.PATH };
+// Each test bills its own hour, counted from when this file started (the clock's hour may turn).
+const args = async (hour: number, quantity: string) => [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(hourBack(hour)), customer.dimensions[0], quantity];
 const vaultId = () => sb.state.ofType("Microsoft.KeyVault/vaults").find((v) => v.subscriptionId === sb.world.isv.subscriptionId)!.id;
 const events = () => admin<Array<Record<string, unknown>>>(sb, "GET", "/metering/events");
 const vaultTokensOfMi = async (grant: string) =>
@@ -29,12 +31,13 @@ const vaultTokensOfMi = async (grant: string) =>
 
 const T = suite("2-emit-meter with the managed identity");
 
-T("precondition: no az on the PATH the job gets", () => {
-  for (const dir of PATH.split(":")) assert.not.ok(existsSync(join(dir, "az")), `${dir}/az exists`);
+T("precondition: no az on the PATH the job gets, and one on the signed-in user's", () => {
+  assert.is(findOnPath("az", noAz.PATH), undefined);
+  assert.is(findOnPath("az", env.PATH), join(sb.dir, "bin", "az"), "the sandbox's az stand-in comes first");
 });
 
 T("without a role on the ISV's vault the managed identity cannot sign: exit 1 naming the role, nothing billed", async () => {
-  const r = await runScript("2-emit-meter.mts", args(1, "4"), { env: noAz });
+  const r = await runScript("2-emit-meter.mts", await args(1, "4"), { env: noAz });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /Key Vault Crypto User/);
   assert.is((await events()).length, 0);
@@ -43,7 +46,7 @@ T("without a role on the ISV's vault the managed identity cannot sign: exit 1 na
 
 T("with Key Vault Crypto User on the vault, the event is accepted with no az and no sign-in", async () => {
   await grantRole(sb, vaultId(), mi.principalId, ROLE.KeyVaultCryptoUser);
-  const r = await runScript("2-emit-meter.mts", args(1, "4"), { env: noAz });
+  const r = await runScript("2-emit-meter.mts", await args(1, "4"), { env: noAz });
   assert.is(r.code, 0, describe(r));
   const evs = await events();
   assert.is(evs.length, 1);
@@ -54,14 +57,14 @@ T("with Key Vault Crypto User on the vault, the event is accepted with no az and
 });
 
 T("AZURE_TOKEN_CREDENTIALS unset: DefaultAzureCredential's own chain finds the managed identity", async () => {
-  const r = await runScript("2-emit-meter.mts", args(2, "6"), { env: { ...noAz, AZURE_TOKEN_CREDENTIALS: undefined } });
+  const r = await runScript("2-emit-meter.mts", await args(2, "6"), { env: { ...noAz, AZURE_TOKEN_CREDENTIALS: undefined } });
   assert.is(r.code, 0, describe(r));
   assert.is((await events()).length, 2);
 });
 
 T("IMDS instead of App Service: AZURE_POD_IDENTITY_AUTHORITY_HOST points the managed identity at the sandbox", async () => {
   const before = (await vaultTokensOfMi("imds")).length;
-  const r = await runScript("2-emit-meter.mts", args(3, "8"), {
+  const r = await runScript("2-emit-meter.mts", await args(3, "8"), {
     env: { ...noAz, IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined, AZURE_POD_IDENTITY_AUTHORITY_HOST: sb.endpoints.managedIdentity },
   });
   assert.is(r.code, 0, describe(r));
@@ -70,7 +73,7 @@ T("IMDS instead of App Service: AZURE_POD_IDENTITY_AUTHORITY_HOST points the man
 });
 
 T("with az on PATH the signed-in user still comes first", async () => {
-  const r = await runScript("2-emit-meter.mts", args(4, "2"), { env });
+  const r = await runScript("2-emit-meter.mts", await args(4, "2"), { env });
   assert.is(r.code, 0, describe(r));
   const issued = await admin<Array<{ oid: string; aud: string; grant: string }>>(sb, "GET", "/tokens");
   const lastVault = issued.filter((t) => t.aud.startsWith("https://vault.azure.net")).at(-1)!;
@@ -78,5 +81,8 @@ T("with az on PATH the signed-in user still comes first", async () => {
   assert.is(lastVault.grant, "az");
 });
 
-T.after(() => sb.stop());
+T.after(async () => {
+  await sb.stop();
+  await jobPath.remove();
+});
 T.run();

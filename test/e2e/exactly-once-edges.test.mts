@@ -3,12 +3,12 @@
 // without an answer whose resend reaches the API past its 24-hour window. Both clocks move: the
 // sandbox's through POST /clock, the scripts' through the test-only clock preload. Every check
 // reads the metering emulator's recorded events and the audit log, not only the output.
-import { stat, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
-import { CLOCK_PRELOAD, describe, runScript, startScript, type RunOptions } from "../helpers/scripts.mts";
+import { CLOCK_PRELOAD, describe, runScript, type RunOptions } from "../helpers/scripts.mts";
 import { hourStart, startFleet, type AcceptedEvent, type FleetCustomer } from "../helpers/fleet.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
@@ -75,19 +75,15 @@ R("killed after the intents were written, rerun in the next hour: exactly the ro
   const sentHour = iso(hourStart(0, Date.now() + clockOffsetMs));
   // Hold every batch call, so the process is surely inside a send when it is killed.
   await admin(sb, "POST", "/faults", { service: "metering", route: "/api/batchUsageEvent", method: "POST", kind: "delay", delayMs: 60_000, times: -1 });
-  const sizeBefore = await stat(auditPath).then((s) => s.size);
-  const started = startScript("2-emit-meter.mts", ["--file", file], {
-    preload: [CLOCK_PRELOAD], env: { ...env, METERING_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs), METERING_HTTP_TRY_TIMEOUT_MS: "120000" },
+  // Killed once both intents (one batch per customer) are in the log.
+  const killed = await run(["--file", file], {
+    env: { METERING_HTTP_TRY_TIMEOUT_MS: "120000" },
+    killWhen: async () => {
+      const { ledger } = await loadLedger({ auditPath, now: Date.now() + clockOffsetMs });
+      return ledger.unresolved().filter((e) => e.event.dimension === dim).length === 2;
+    },
   });
-  // Wait for both intents (one batch per customer) to be in the log, then kill.
-  for (;;) {
-    const { ledger } = await loadLedger({ auditPath, now: Date.now() + clockOffsetMs });
-    if (ledger.unresolved().filter((e) => e.event.dimension === dim).length === 2) break;
-    if ((await stat(auditPath)).size === sizeBefore && started.child.exitCode !== null) assert.unreachable(describe(await started.result));
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  started.child.kill("SIGKILL");
-  await started.result;
+  assert.is(killed.code, null, `killed while sending: ${describe(killed)}`);
   await clearFaults();
 
   await setClocks(clockOffsetMs + HOUR_MS);

@@ -9,13 +9,18 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript } from "../helpers/scripts.mts";
-import { hourStart, startFleet } from "../helpers/fleet.mts";
+import { startFleet } from "../helpers/fleet.mts";
+import { hourBack, hoursAgoOf, isoHour } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/submission.mts";
 
-// The third customer is connected by a test, fresh. One attempt may take 1 s before it counts
-// as a timeout (the default is 30 s).
+// The third customer is connected by a test, fresh. One attempt may take 2 s before it counts
+// as a timeout (the default is 30 s): a metering call takes 10-50 ms here and up to 0.4 s at a
+// load of 12 on 2 cores, so a busy machine does not turn answers into timeouts (one that did
+// would only be retried). The delay fault holds its request five times as long, so even a
+// timer that fires late times out before the answer comes.
+const TRY_TIMEOUT_MS = 2_000;
 const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({
-  customers: 3, dimensions: 6, connect: 2, env: { METERING_HTTP_TRY_TIMEOUT_MS: "1000" },
+  customers: 3, dimensions: 6, connect: 2, env: { METERING_HTTP_TRY_TIMEOUT_MS: String(TRY_TIMEOUT_MS) },
 });
 const [c1, c2, fresh] = customers;
 
@@ -24,7 +29,7 @@ const FAULTS: Array<{ name: string; spec: Record<string, unknown> }> = [
   { name: "500", spec: { kind: "status", status: 500 } },
   { name: "503", spec: { kind: "status", status: 503 } },
   { name: "connection reset", spec: { kind: "reset" } },
-  { name: "delay past the timeout", spec: { kind: "delay", delayMs: 3000 } },
+  { name: "delay past the timeout", spec: { kind: "delay", delayMs: 5 * TRY_TIMEOUT_MS } },
   { name: "accepted, then the connection dropped", spec: { kind: "drop" } },
 ];
 const TARGETS: Array<{ name: string; service: string; route: string; batch: boolean }> = [
@@ -47,7 +52,7 @@ for (const target of TARGETS) {
         hour++;
       }
       const dim = c1.dimensions[dimIndex++];
-      const hoursAgo = 1 + hour;
+      const slot = hourBack(1 + hour);
       await admin(sb, "DELETE", "/requests");
       await admin(sb, "DELETE", "/faults");
       await admin(sb, "POST", "/faults", { service: target.service, route: target.route, method: "POST", times: 1, ...fault.spec });
@@ -55,15 +60,15 @@ for (const target of TARGETS) {
       const expected: Array<{ c: typeof c1; q: number }> = [];
       if (target.batch) {
         const path = join(dataDir, "..", `faults-${Date.now()}.csv`);
-        const lines = ["subscription,managed-resource-group,dimension,quantity,hours-ago"];
+        const lines = ["subscription,managed-resource-group,dimension,quantity,effective-start-time"];
         for (const [i, c] of [c1, c2].entries()) {
-          lines.push(`${c.subscriptionId},${c.managedResourceGroup},${dim},${i + 3},${hoursAgo}`);
+          lines.push(`${c.subscriptionId},${c.managedResourceGroup},${dim},${i + 3},${isoHour(slot)}`);
           expected.push({ c, q: i + 3 });
         }
         await writeFile(path, `${lines.join("\n")}\n`);
         r = await runScript("2-emit-meter.mts", ["--file", path, "--concurrency", "1"], { env });
       } else {
-        r = await runScript("2-emit-meter.mts", [c1.subscriptionId, c1.managedResourceGroup, String(hoursAgo), dim, "2"], { env });
+        r = await runScript("2-emit-meter.mts", [c1.subscriptionId, c1.managedResourceGroup, await hoursAgoOf(slot), dim, "2"], { env });
         expected.push({ c: c1, q: 2 });
       }
       assert.is(r.code, 0, describe(r));
@@ -71,7 +76,7 @@ for (const target of TARGETS) {
       const c = await counters();
       const calls = Object.entries(c[target.service] ?? {}).filter(([k]) => k === `POST ${target.route}`).reduce((a, [, v]) => a + v, 0);
       assert.ok(calls >= 2, `the faulted call was retried: ${JSON.stringify(c[target.service])}`);
-      const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === hourStart(hoursAgo) && e.dimension === dim);
+      const evs = (await events()).filter((e) => Date.parse(e.effectiveStartTime) === slot && e.dimension === dim);
       assert.is(evs.length, expected.length, JSON.stringify(evs));
       for (const { c: cust, q } of expected) {
         const mine = evs.filter((e) => e.resourceId === cust.resourceUsageId);
@@ -87,12 +92,13 @@ for (const target of TARGETS) {
 F("a fault that outlasts every retry leaves the event open; the next run sends it again and closes it", async () => {
   await admin(sb, "DELETE", "/faults");
   const dim = c2.dimensions[5];
+  const slot = hourBack(12);
   await admin(sb, "POST", "/faults", { service: "metering", route: "/api/usageEvent", method: "POST", kind: "drop", times: -1 });
-  const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, "12", dim, "9"], { env });
+  const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, await hoursAgoOf(slot), dim, "9"], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /sent again on the next run|resending later is safe/);
   // The first attempt was accepted before the connection dropped.
-  const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12));
+  const accepted = (await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === slot);
   assert.is(accepted.length, 1);
   let { ledger } = await loadLedger({ auditPath });
   assert.is(ledger.unresolved().length, 1);
@@ -103,17 +109,25 @@ F("a fault that outlasts every retry leaves the event open; the next run sends i
   assert.equal(JSON.parse(again.stdout).counts, { Duplicate: 1 });
   ({ ledger } = await loadLedger({ auditPath }));
   assert.is(ledger.unresolved().length, 0);
-  assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === hourStart(12)).length, 1);
+  assert.is((await events()).filter((e) => e.dimension === dim && Date.parse(e.effectiveStartTime) === slot).length, 1);
 });
 
 F("a fresh connection: Entra's propagation error (AADSTS70021) is retried until the credential works", async () => {
   await admin(sb, "DELETE", "/faults");
-  await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 5000 } });
+  // The credential propagates when the test says so: once Entra has refused the exchange and the
+  // script has asked again (whatever the time its start-up took), not after a fixed delay.
+  await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 3_600_000 } });
   try {
     const connect = await runScript("1-connect-customer.mts", [fresh.subscriptionId, fresh.managedResourceGroup], { env });
     assert.is(connect.code, 0, describe(connect));
     await admin(sb, "DELETE", "/requests");
-    const r = await runScript("2-emit-meter.mts", [fresh.subscriptionId, fresh.managedResourceGroup, "1", fresh.dimensions[0], "1"], { env });
+    let ended = false;
+    const run = runScript("2-emit-meter.mts", [fresh.subscriptionId, fresh.managedResourceGroup, "1", fresh.dimensions[0], "1"], { env })
+      .finally(() => (ended = true));
+    const exchanges = () => sb.obs.counters.entra?.["POST /:tenant/oauth2/v2.0/token"] ?? 0;
+    while (!ended && exchanges() < 2) await new Promise((r) => setTimeout(r, 20));
+    await admin(sb, "PATCH", "/options", { entra: { ficPropagationDelayMs: 0 } });
+    const r = await run;
     assert.is(r.code, 0, describe(r));
     assert.match(r.stderr, /AADSTS70021 .*retrying/);
     const c = await counters();

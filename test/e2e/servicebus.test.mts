@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { describe, inheritedEnv, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { createServiceBus, grantRole, tokenFor, type Principal } from "../helpers/arm.mts";
 import { connectCustomer, customerConfig, JWT_RE, readAudit, roleAssignmentsOf, runOk } from "../helpers/workflow.mts";
 
@@ -104,18 +104,26 @@ T("receive on an empty queue: exit 0 and nothing on stdout; --max takes several 
 T("--watch prints messages as they come and stops cleanly on SIGTERM", async () => {
   const [cmd, ...pre] = tsRunner();
   const child = spawn(cmd, [...pre, join(ROOT, "scripts", "3-servicebus.mts"), customer.subscriptionId, customer.managedResourceGroup, "fabrikam-ops", "receive", "status", "--watch", "--wait", "2"], {
-    env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...inheritedEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const twoLines = new Promise<void>((resolve) => child.stdout.on("data", (d) => {
+  // m4 is sent once the watcher has printed m3, so it arrives while the watcher runs, however
+  // long the start-up took; a watcher that exits first fails the test at once.
+  const lines = () => stdout.split("\n").filter(Boolean).length;
+  const exitedEarly = new Promise<never>((_, rej) => child.once("exit", (code) => rej(new Error(`exited ${code} before two lines: ${stdout} ${stderr}`))));
+  const twoLines = new Promise<void>((resolve, reject) => child.stdout.on("data", (d) => {
+    const before = lines();
     stdout += d;
-    if (stdout.split("\n").filter(Boolean).length >= 2) resolve();
+    if (before === 0 && lines() === 1) {
+      workloadCall("POST", "status/messages", { body: "m4", headers: { "content-type": "text/plain" } }).catch(reject);
+    }
+    if (lines() >= 2) resolve();
   }));
-  await new Promise((r) => setTimeout(r, 1500));
-  await workloadCall("POST", "status/messages", { body: "m4", headers: { "content-type": "text/plain" } });
-  await Promise.race([twoLines, new Promise((_, rej) => setTimeout(() => rej(new Error(`no two lines: ${stdout} ${stderr}`)), 20_000))]);
+  let backstop: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, rej) => (backstop = setTimeout(() => rej(new Error(`no two lines in 120 s: ${stdout} ${stderr}`)), 120_000)));
+  await Promise.race([twoLines, exitedEarly, hung]).finally(() => clearTimeout(backstop));
   child.kill("SIGTERM");
   const code = await new Promise((r) => child.once("close", r));
   // Deno's child_process reports (null, "SIGTERM") for any child it signalled, whatever the child's

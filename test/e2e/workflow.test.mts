@@ -7,6 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { hourBack, hoursAgoOf } from "../helpers/hours.mts";
 
 const METERING_AUDIENCE = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 const JWT_RE = /eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}/;
@@ -23,11 +24,8 @@ const readAudit = async () => (await readFile(auditPath, "utf8").catch(() => "")
 const events = () => admin<Array<Record<string, unknown>>>(sb, "GET", "/metering/events");
 const counters = () => admin<Record<string, Record<string, number>>>(sb, "GET", "/requests");
 const meteringCalls = async () => Object.values((await counters()).metering ?? {}).reduce((a, b) => a + b, 0);
-const hourStart = (hoursAgo: number) => {
-  const d = new Date(sb.state.now() - hoursAgo * 3_600_000);
-  d.setUTCMinutes(0, 0, 0);
-  return d.getTime();
-};
+// The hour the emissions below bill, the same for all of them even when the clock's hour turns.
+const HOUR = hourBack(1);
 
 const W = suite("workflow");
 
@@ -129,7 +127,7 @@ W("1-connect-customer again says it is connected and changes nothing", async () 
 
 W("2-emit-meter: the metering API accepts exactly the event, via a token of the customer's UAMI", async () => {
   const dim = customer.dimensions[0];
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "5"], { env });
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(HOUR), dim, "5"], { env });
   assert.is(r.code, 0, describe(r));
   const evs = await events();
   assert.is(evs.length, 1);
@@ -139,7 +137,7 @@ W("2-emit-meter: the metering API accepts exactly the event, via a token of the 
   assert.is(ev.dimension, dim);
   assert.is(ev.quantity, 5);
   assert.is(ev.planId, customer.planId);
-  assert.is(Date.parse(String(ev.effectiveStartTime)), hourStart(1));
+  assert.is(Date.parse(String(ev.effectiveStartTime)), HOUR);
   const cc = (await readConfig()).customers[customer.subscriptionId][customer.managedResourceGroup];
   const tokens = await admin<Array<{ appid?: string; aud: string; tenantId: string; grant: string }>>(sb, "GET", "/tokens");
   const meteringTokens = tokens.filter((t) => t.aud === METERING_AUDIENCE);
@@ -160,7 +158,7 @@ W("2-emit-meter: the metering API accepts exactly the event, via a token of the 
 W("2-emit-meter again: the audit log shows it accepted, so nothing is sent and it exits 0", async () => {
   const dim = customer.dimensions[0];
   const callsBefore = await meteringCalls();
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "5"], { env });
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(HOUR), dim, "5"], { env });
   assert.is(r.code, 0, describe(r));
   assert.match(r.stdout, /Already accepted/);
   assert.is(await meteringCalls(), callsBefore, "no call to the metering API");
@@ -169,7 +167,7 @@ W("2-emit-meter again: the audit log shows it accepted, so nothing is sent and i
 
 W("2-emit-meter --force: 409 Duplicate with the same quantity prints the original and exits 0", async () => {
   const dim = customer.dimensions[0];
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "5", "--force"], { env });
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(HOUR), dim, "5", "--force"], { env });
   assert.is(r.code, 0, describe(r));
   const original = (await events())[0];
   assert.ok(r.stdout.includes(String(original.usageEventId)), "the original usageEventId is printed");
@@ -180,7 +178,7 @@ W("2-emit-meter --force: 409 Duplicate with the same quantity prints the origina
 W("2-emit-meter with another quantity for an accepted hour: Conflict, exit 1, nothing sent or billed twice", async () => {
   const dim = customer.dimensions[0];
   const callsBefore = await meteringCalls();
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "7"], { env });
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(HOUR), dim, "7"], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /already holds quantity 5/);
   assert.is(await meteringCalls(), callsBefore, "the audit log settles it without a call");
@@ -191,7 +189,7 @@ W("2-emit-meter with another quantity for an accepted hour: Conflict, exit 1, no
 
 W("2-emit-meter --force with another quantity: the API answers Duplicate with the original 5, exit 1", async () => {
   const dim = customer.dimensions[0];
-  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", dim, "7", "--force"], { env });
+  const r = await runScript("2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, await hoursAgoOf(HOUR), dim, "7", "--force"], { env });
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /quantity 5/);
   assert.is((await readAudit()).at(-1)!.response.status, 409);

@@ -9,6 +9,7 @@ import { connectCustomer } from "../../lib/connect.mts";
 import { loadConfig, updateConfig, withCustomer, type CustomerConfig, type MeteringConfig } from "../../lib/config.mts";
 import { forEachConcurrently } from "../../lib/submission.mts";
 import type { WorldSeed } from "../../sandbox/core/state.mts";
+import { isoHour } from "./hours.mts";
 import { describe, runScript } from "./scripts.mts";
 
 export interface FleetCustomer {
@@ -102,14 +103,18 @@ export async function setupFleet(options: {
   return saved;
 }
 
-/** Usage rows as CSV: one per (customer, dimension), hours-ago `hoursAgo`, quantity from `quantityOf`. */
-export function fleetCsv(customers: FleetCustomer[], options: { hoursAgo?: number; perCustomer?: number; quantityOf?: (ci: number, di: number) => number } = {}): { csv: string; rows: number } {
-  const lines = ["subscription,managed-resource-group,dimension,quantity,hours-ago"];
+/**
+ * Usage rows as CSV: one per (customer, dimension), quantity from `quantityOf`, for the hour
+ * `hoursAgo` back (hours-ago) or the hour starting at `hour` (epoch ms; effective-start-time).
+ */
+export function fleetCsv(customers: FleetCustomer[], options: { hoursAgo?: number; hour?: number; perCustomer?: number; quantityOf?: (ci: number, di: number) => number } = {}): { csv: string; rows: number } {
+  const when = options.hour === undefined ? String(options.hoursAgo ?? 1) : isoHour(options.hour);
+  const lines = [`subscription,managed-resource-group,dimension,quantity,${options.hour === undefined ? "hours-ago" : "effective-start-time"}`];
   customers.forEach((c, ci) => {
     const n = Math.min(options.perCustomer ?? c.dimensions.length, c.dimensions.length);
     for (let di = 0; di < n; di++) {
       const q = options.quantityOf?.(ci, di) ?? ci + di + 1;
-      lines.push(`${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[di]},${q},${options.hoursAgo ?? 1}`);
+      lines.push(`${c.subscriptionId},${c.managedResourceGroup},${c.dimensions[di]},${q},${when}`);
     }
   });
   return { csv: `${lines.join("\n")}\n`, rows: lines.length - 1 };
@@ -141,7 +146,4 @@ export async function startFleet(options: { customers: number; dimensions: numbe
   };
 }
 
-/** Start of the UTC hour `hoursAgo` hours back, in epoch milliseconds. */
-export function hourStart(hoursAgo: number, now = Date.now()): number {
-  return Math.floor((now - hoursAgo * 3_600_000) / 3_600_000) * 3_600_000;
-}
+export { hourStart } from "./hours.mts";

@@ -1,6 +1,6 @@
 // Runs the product's scripts as child processes, under the runtime running the tests, with the
 // sandbox's environment (as a user who sourced DIR/env would).
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -21,9 +21,19 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   stdin?: string;
   cwd?: string;
+  /** SIGKILL after this long (default 120 s): a backstop for a script that hangs. */
   timeoutMs?: number;
+  /** SIGKILL as soon as this returns true; asked every 10 ms while the script runs. */
+  killWhen?: () => boolean | Promise<boolean>;
   /** Test-only modules (repository paths) loaded before the script, e.g. CLOCK_PRELOAD. */
   preload?: string[];
+}
+
+let slowestMs = 0;
+
+/** How long the slowest script run of this process took, in ms (0 before the first). */
+export function slowestRunMs(): number {
+  return slowestMs;
 }
 
 /** Moves the script's wall clock by METERING_TEST_CLOCK_OFFSET_MS (see test/helpers/clock-offset.mts). */
@@ -34,37 +44,57 @@ export function runScript(name: string, args: string[], o: RunOptions = {}): Pro
   return runFile(join("scripts", name), args, o);
 }
 
+/**
+ * Variables of this machine a script must not inherit: what points the product or the Azure SDK
+ * at another Azure or identity (a CI runner's AZURE_CLIENT_ID, Cloud Shell's MSI_ENDPOINT, a
+ * developer's METERING_*). A test sets what it needs.
+ */
+const FOREIGN_ENV = /^(AZURE_|ARM_|MSI_|IDENTITY_|IMDS_ENDPOINT$|METERING_(?!TEST_))/;
+
+/** This process's environment without the variables of FOREIGN_ENV. */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !FOREIGN_ENV.test(k)) env[k] = v;
+  return env;
+}
+
 /** Runs any TypeScript file of the repository (path relative to its root) like `runScript`. */
 export function runFile(path: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
-  return startFile(path, args, o).result;
-}
-
-/** Starts `scripts/<name>` like `runScript`, returning the child (to kill it) and its result. */
-export function startScript(name: string, args: string[], o: RunOptions = {}): { child: ChildProcess; result: Promise<RunResult> } {
-  return startFile(join("scripts", name), args, o);
-}
-
-function startFile(path: string, args: string[], o: RunOptions): { child: ChildProcess; result: Promise<RunResult> } {
   const [cmd, ...pre] = tsRunner();
   // Deno takes `--preload` after `run`; Node takes `--import` (after tsx's, which strips the types).
   for (const p of o.preload ?? []) pre.push(...(pre[0] === "run" ? ["--preload", join(ROOT, p)] : ["--import", pathToFileURL(join(ROOT, p)).href]));
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
+  for (const [k, v] of Object.entries({ ...inheritedEnv(), ...o.env })) if (v !== undefined) env[k] = v;
   const t0 = Date.now();
-  const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
-  const result = new Promise<RunResult>((res, rej) => {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, [...pre, join(ROOT, path), ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "", stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
     child.on("error", rej);
     const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 120_000);
+    let exited = false;
     child.on("exit", (code) => {
+      exited = true;
       clearTimeout(timer);
-      res({ code, stdout, stderr, ms: Date.now() - t0 });
+      const ms = Date.now() - t0;
+      slowestMs = Math.max(slowestMs, ms);
+      res({ code, stdout, stderr, ms });
     });
-    child.stdin!.end(o.stdin ?? "");
+    if (o.killWhen) {
+      const killWhen = o.killWhen;
+      void (async () => {
+        while (!exited) {
+          if (await killWhen()) {
+            child.kill("SIGKILL");
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+    }
+    child.stdin.end(o.stdin ?? "");
   });
-  return { child, result };
 }
 
 /** The environment a user gets from `source DIR/env`, plus a fresh METERING_DATA_DIR. */

@@ -776,7 +776,8 @@ Faults("an injected 403 has an empty body, like the real refusal", async () => {
 });
 
 // Fixed event times, and the clock set relative to them. Time only moves forward after a
-// setClock, so "now = T + 24 h" can only be later at the server, and "T + 24 h - 2 s" stays below.
+// setClock, so "now = T + 24 h" can only be later at the server, and "T + 24 h - 1 min" stays
+// below for as long as one request can take on a busy machine (the exact edges are tested below).
 const T = Math.floor(Date.now() / HOUR_MS) * HOUR_MS - 2 * DAY_MS + 17 * 60_000;
 
 async function atClock(nowMs: number, c: Customer, effectiveStartTime: string): Promise<Answer> {
@@ -789,7 +790,7 @@ async function atClock(nowMs: number, c: Customer, effectiveStartTime: string): 
 }
 
 Faults("accepts an event just under 24 h old and refuses one exactly 24 h old", async () => {
-  const under = await atClock(T + DAY_MS - 2_000, freshCustomer(), iso(T));
+  const under = await atClock(T + DAY_MS - 60_000, freshCustomer(), iso(T));
   assert.is(under.status, 200, under.text);
   const exactly = await atClock(T + DAY_MS, freshCustomer(), iso(T));
   assert.is(exactly.status, 400, exactly.text);

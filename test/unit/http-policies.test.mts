@@ -42,8 +42,9 @@ timeout("turns an attempt with no answer within ms into a RestError ETIMEDOUT", 
     assert.is((error as { code?: string }).code, "ETIMEDOUT");
     assert.is((error as Error).message, "no answer within 0.05 s");
     assert.is((error as { request?: unknown }).request, request);
+    // Not before its time; how late a busy machine runs the timer does not matter (nothing else ends the attempt).
     const elapsed = Date.now() - t0;
-    assert.ok(elapsed >= 45 && elapsed < 1_000, `timed out after ${elapsed} ms`);
+    assert.ok(elapsed >= 45, `timed out after ${elapsed} ms`);
   }
 });
 timeout("lets an abort of the caller's own signal pass through as an abort, not ETIMEDOUT", async () => {
@@ -52,12 +53,12 @@ timeout("lets an abort of the caller's own signal pass through as an abort, not 
   setTimeout(() => outer.abort(), 20);
   const t0 = Date.now();
   try {
-    await tryTimeoutPolicy(5_000).sendRequest(request, hangUntilAborted());
+    await tryTimeoutPolicy(60_000).sendRequest(request, hangUntilAborted());
     assert.unreachable();
   } catch (error) {
     assert.is((error as Error).name, "AbortError");
     assert.is.not((error as { code?: string }).code, "ETIMEDOUT");
-    assert.ok(Date.now() - t0 < 1_000, "did not wait for the per-try timeout");
+    assert.ok(Date.now() - t0 < 60_000, "did not wait for the per-try timeout");
   }
   assert.is(request.abortSignal, outer.signal, "caller's signal restored");
 });
@@ -248,7 +249,7 @@ base("the policy's timeout comes from the environment", async () => {
     assert.unreachable();
   } catch (error) {
     assert.is((error as Error).message, "no answer within 0.025 s");
-    assert.ok(Date.now() - t0 < 1_000);
+    assert.ok(Date.now() - t0 < DEFAULT_TRY_TIMEOUT_MS, "not the default timeout");
   }
 });
 base.run();

@@ -265,14 +265,23 @@ run("keeps at most `concurrency` customers in flight", async () => {
     const work = CUSTOMERS.flatMap((c) => [item(usageEvent(c, "a", 1), c), item(usageEvent(c, "b", 1), c)]);
     const inFlight = new Set<string>();
     let max = 0;
+    // Calls wait until two customers are in flight at once (the fsyncs before a call take what
+    // they take), so the limit is reached whatever the timing; without a second worker they
+    // would wait for the backstop and `max` stays 1.
+    let bothInFlight!: () => void;
+    const two = new Promise<void>((r) => (bothInFlight = r));
+    const backstop = setTimeout(() => bothInFlight(), 10_000);
     const { client } = fakeClient(async (events, kind) => {
       inFlight.add(events[0].resourceId);
       max = Math.max(max, inFlight.size);
+      if (inFlight.size >= 2) bothInFlight();
+      await two;
       await sleep(15);
       inFlight.delete(events[0].resourceId);
       return acceptAll(events, kind);
     });
     const reports = await runSubmission({ work, config, auditPath, client, getToken: fakeTokens().getToken, mode: "single", concurrency: 2 });
+    clearTimeout(backstop);
     assert.is(max, 2);
     assert.is(reports.length, 10);
     max = 0;
