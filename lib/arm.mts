@@ -72,7 +72,7 @@ export async function getManagedAppForResourceGroup(
   return { ..._toManagedApp(raw), id: raw.id ?? id };
 }
 
-/** The managed application of a resource group as ARM returns it (all of §5's fields), with its id. */
+/** The managed application of a resource group as ARM returns it (all the fields of docs/azure-behaviour.md §5.1), with its id. */
 export async function getManagedAppResource(
   options: { subscriptionId: string; managedResourceGroup: string } & ArmOptions,
 ): Promise<{ id: string; raw: Record<string, any> }> {
@@ -118,7 +118,7 @@ export async function getBillableManagedApp(
   return app as ManagedApp & { planName: string; resourceUsageId: string };
 }
 
-/** Resource Graph query listing the managed applications, §5 style plus plan and state. */
+/** Resource Graph query listing the managed applications, in the style of the original tool's (docs/azure-behaviour.md §5.6), with plan, state and billing id. */
 export const MANAGED_APPS_QUERY = [
   "resources",
   '| where type =~ "microsoft.solutions/applications"',

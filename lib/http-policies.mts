@@ -17,7 +17,7 @@ export interface AdditionalPolicyConfig {
 export const DEFAULT_RETRY_OPTIONS: PipelineRetryOptions = { maxRetries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 15_000 };
 /** One attempt gets this long before it counts as a network timeout and is retried. */
 export const DEFAULT_TRY_TIMEOUT_MS = 30_000;
-/** AADSTS codes Entra answers while a new federated credential is still propagating (facts §2.1, §2.6). */
+/** AADSTS codes Entra answers while a new federated credential is still propagating (docs/azure-behaviour.md §2.1, §2.6). */
 export const PROPAGATION_AADSTS = [70021, 700213, 700211, 700016];
 export const PROPAGATION_RETRY = { maxRetries: 5, retryDelayInMs: 3_000, maxRetryDelayInMs: 20_000 };
 

@@ -121,7 +121,7 @@ export async function buildPublicJwk(options: { n: Uint8Array | string; e: Uint8
   return { kty: "RSA", use: "sig", alg: "RS256", kid, n: normalised.n!, e: normalised.e! };
 }
 
-/** Entra stores only the first 100 keys of a JWKS (azure-facts.md §2.4). */
+/** Entra stores only the first 100 keys of a JWKS (docs/azure-behaviour.md §2.4). */
 export const MAX_JWKS_KEYS = 100;
 
 /** The JWKS document: `{"keys": [...]}`. Throws RangeError for more than 100 keys (Entra would ignore the rest). */

@@ -1,5 +1,5 @@
 // Secrets in a Key Vault inside a customer's managed resource group, over Key Vault's REST API
-// (facts §4) with a token the caller provides (the federated UAMI, or the managed app's identity
+// (docs/azure-behaviour.md §4.1) with a token the caller provides (the federated UAMI, or the managed app's identity
 // from listTokens): set, get, list. Statuses become typed errors; a 403 names the role to grant.
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "./errors.mts";
 import type { RestClient, RestResponse } from "./rest.mts";

@@ -60,7 +60,7 @@ export interface LedgerEntry {
   input?: RunInput;
 }
 
-/** Statuses after which sending the same event again cannot succeed (facts §1.4). */
+/** Statuses after which sending the same event again cannot succeed (docs/azure-behaviour.md §1.4). */
 const FINAL_FAILURES = new Set([
   "Expired", "ResourceNotFound", "ResourceNotAuthorized", "ResourceNotActive",
   "InvalidDimension", "InvalidQuantity", "BadArgument", "Forbidden",

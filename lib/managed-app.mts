@@ -1,6 +1,6 @@
 // ARM operations on a customer's managed application, as the ISV (az rest): read it, refresh its
 // permissions, list tokens of its identities (listTokens), and the role assignments in its
-// managed resource group across tenants (`&tenantId=`). Facts §5.
+// managed resource group across tenants (`&tenantId=`). docs/azure-behaviour.md §5.1, §5.2, §5.4.
 import { ArmError } from "./errors.mts";
 import { armRequest } from "./arm-resource.mts";
 import { getManagedAppResource, type ArmOptions } from "./arm.mts";
@@ -25,7 +25,7 @@ export interface ManagedAppDetails {
   authorizations: Array<{ principalId: string; roleDefinitionId: string; roleName?: string }>;
 }
 
-/** The fields of §5 from a managed application as ARM returns it. Pure. */
+/** The fields of docs/azure-behaviour.md §5.1 from a managed application as ARM returns it. Pure. */
 export function describeManagedApp(raw: Record<string, any>): ManagedAppDetails {
   const p = raw.properties ?? {};
   return {

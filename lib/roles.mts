@@ -1,5 +1,5 @@
 // Built-in Azure roles the suite grants to a customer's UAMI (1-connect-customer --grant) or
-// names in its messages. Ids are Azure's built-in role definition ids (facts §4, §6).
+// names in its messages. Ids are Azure's built-in role definition ids (docs/azure-behaviour.md §4.3, §6.2).
 import { UsageError } from "./errors.mts";
 
 export const BUILT_IN_ROLES: Readonly<Record<string, string>> = {

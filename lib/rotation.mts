@@ -1,5 +1,5 @@
 // Signing-key rotation without a failed token exchange, in three phases a person runs minutes or
-// days apart (azure-facts.md §2.4: add the new key beside the old, wait, sign with the new, drop
+// days apart (docs/azure-behaviour.md §2.4: add the new key beside the old, wait, sign with the new, drop
 // the old after the longest assertion lifetime). Pure: the phase plan and the config changes;
 // the script does the Key Vault and Blob work in between.
 import { MAX_ASSERTION_LIFETIME_S } from "./assertion.mts";
@@ -11,11 +11,11 @@ export { MAX_JWKS_KEYS };
 
 /**
  * How long a new key stays published before it signs. Entra's JWKS cache time is not
- * documented (azure-facts.md §2.4 says "wait (hours)"), so the default is a day; set
+ * documented (docs/azure-behaviour.md §2.4: caches hold it for "hours"), so the default is a day; set
  * publisher.idp.jwksCacheSeconds to change it.
  */
 export const DEFAULT_JWKS_CACHE_S = 24 * 3600;
-/** Clock skew Entra tolerates on assertion times (azure-facts.md §2.3, the emulator's default). */
+/** Clock skew Entra tolerates on assertion times (docs/azure-behaviour.md §2.3: unconfirmed, the sandbox's default). */
 export const ASSERTION_CLOCK_SKEW_S = 300;
 /** An old key leaves the JWKS once no assertion it signed can still be accepted. */
 export const DEFAULT_RETIRE_AFTER_S = MAX_ASSERTION_LIFETIME_S + ASSERTION_CLOCK_SKEW_S;

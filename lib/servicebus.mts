@@ -1,4 +1,4 @@
-// Service Bus queues over the REST runtime API (facts §6) with a bearer token (the customer's
+// Service Bus queues over the REST runtime API (docs/azure-behaviour.md §6.1) with a bearer token (the customer's
 // UAMI, audience https://servicebus.azure.net): send, and receive in peek-lock mode where a
 // message is completed only after the handler succeeded and abandoned when it failed.
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "./errors.mts";

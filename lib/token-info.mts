@@ -5,7 +5,7 @@ import { UsageError } from "./errors.mts";
 import { METERING_RESOURCE_ID } from "./federation.mts";
 
 /**
- * Scopes of the resources this tool talks to (facts §3). Service Bus's is the literal
+ * Scopes of the resources this tool talks to (docs/azure-behaviour.md §3.3). Service Bus's is the literal
  * `https://servicebus.azure.net//.default` the SDKs use (resource `https://servicebus.azure.net/`).
  */
 export const WELL_KNOWN_SCOPES: Readonly<Record<string, string>> = {

@@ -156,7 +156,7 @@ export function checkRow(
     if (Number.isNaN(ms)) {
       problems.push(`effective-start-time ${JSON.stringify(t)} is not an ISO 8601 time with a zone, e.g. 2024-05-01T13:00:00Z`);
     } else if (ms > options.now || options.now - ms >= USAGE_WINDOW_MS) {
-      // The API's window (facts §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
+      // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
       time = new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");

@@ -65,15 +65,15 @@ export interface WorldSummary {
 }
 
 // ---------------------------------------------------------------- behaviour switches
-// Where azure-facts.md marks a behaviour unconfirmed, the default here is the one it names.
+// Where docs/azure-behaviour.md marks a behaviour unconfirmed, the default here is the one it names.
 
 export interface SandboxOptions {
   entra: {
-    /** Clock skew allowed on assertion exp/nbf (unconfirmed; facts §2.3 → 300 s). */
+    /** Clock skew allowed on assertion exp/nbf (unconfirmed; docs/azure-behaviour.md §2.3 → 300 s). */
     clockSkewS: number;
-    /** How long a fetched issuer JWKS is reused (unconfirmed; facts §2.4 → fetch per exchange = 0). */
+    /** How long a fetched issuer JWKS is reused (unconfirmed; docs/azure-behaviour.md §2.4 → fetch per exchange = 0). */
     jwksCacheTtlS: number;
-    /** A new FIC fails with AADSTS70021 for this long after creation (facts §2.1 → 0). */
+    /** A new FIC fails with AADSTS70021 for this long after creation (docs/azure-behaviour.md §2.1 → 0). */
     ficPropagationDelayMs: number;
     /** Answer subject mismatches with the legacy 70021 instead of 700213. */
     legacyMismatchError: boolean;
@@ -83,7 +83,7 @@ export interface SandboxOptions {
     lenientJwks: boolean;
     /** Reject a second use of the same assertion jti (unconfirmed → reuse allowed). */
     singleUseJti: boolean;
-    /** Lifetime of managed identity access tokens (facts §2.5: expires_in 86399). */
+    /** Lifetime of managed identity access tokens (docs/azure-behaviour.md §2.5: expires_in 86399). */
     managedIdentityTokenLifetimeS: number;
     /** Lifetime of user tokens handed out by the az stand-in. */
     userTokenLifetimeS: number;
@@ -99,7 +99,7 @@ export interface SandboxOptions {
     errorStatusName: string;
   };
   serviceBus: {
-    /** Accepted `aud` values of Service Bus tokens (facts §6: https://servicebus.azure.net). */
+    /** Accepted `aud` values of Service Bus tokens (docs/azure-behaviour.md §6.2: https://servicebus.azure.net). */
     audiences: string[];
     /** Longest long poll (`timeout=` of receive) the emulator honours, in seconds (unconfirmed → 60). */
     maxReceiveTimeoutS: number;
@@ -107,7 +107,7 @@ export interface SandboxOptions {
   arm: {
     /**
      * Reading or deleting role assignments in another tenant's subscription needs `&tenantId=<that
-     * tenant>` (facts §5 shows it on every cross-tenant call; that it is required is unconfirmed → yes).
+     * tenant>` (docs/azure-behaviour.md §5.4: sent on every cross-tenant call; that it is required is unconfirmed → yes).
      */
     crossTenantRoleAssignmentsNeedTenantId: boolean;
   };
@@ -492,7 +492,7 @@ export class SandboxState {
         properties: {
           managedResourceGroupId: mrgId,
           provisioningState,
-          // billingDetails only exist once provisioning succeeded (facts §5).
+          // billingDetails only exist once provisioning succeeded (docs/azure-behaviour.md §5.1).
           billingDetails: provisioningState === "Succeeded" ? { resourceUsageId: c.app.resourceUsageId } : null,
           publisherTenantId: isv.tenantId,
           customerSupport: { contactName: "", email: "", phone: "" },

@@ -1,5 +1,5 @@
 // Access tokens of the sandbox's Entra: one RS256 signing key for all tenants (Entra, too,
-// signs every tenant's tokens with common keys), claims shaped as azure-facts.md §2.5 says.
+// signs every tenant's tokens with common keys), claims shaped as docs/azure-behaviour.md §2.5 says.
 // Every emulated resource service verifies bearer tokens here, as a real one would against
 // the tenant's jwks_uri.
 import { randomUUID } from "node:crypto";

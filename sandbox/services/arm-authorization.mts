@@ -48,7 +48,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
   };
 
   /**
-   * `&tenantId=` on role assignment calls (facts §5, arsenvlad's cross-tenant sample): when given it
+   * `&tenantId=` on role assignment calls (docs/azure-behaviour.md §5.4, arsenvlad's cross-tenant sample): when given it
    * must name the subscription's tenant; a caller from another tenant (a publisher reading or
    * deleting assignments in a customer's managed resource group) must give it when
    * options.arm.crossTenantRoleAssignmentsNeedTenantId is on. Writes are exempt: deployments make
@@ -196,7 +196,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
     return ok(raWire(r));
   };
 
-  /** `$filter`: atScope(), principalId eq '…', assignedTo('…'), joined with `and` (facts §5). */
+  /** `$filter`: atScope(), principalId eq '…', assignedTo('…'), joined with `and` (docs/azure-behaviour.md §5.4). */
   const parseFilter = (filter: string | null): { atScope: boolean; principalId?: string } => {
     const out: { atScope: boolean; principalId?: string } = { atScope: false };
     if (!filter || !filter.trim()) return out;

@@ -26,7 +26,7 @@ const SUBSCRIPTIONS_API = [
   "2016-02-01", "2015-11-01", "2015-01-01", "2014-04-01",
 ];
 const SOLUTIONS_API = ["2023-12-01-preview", "2021-07-01", "2021-02-01-preview", "2020-08-21-preview", "2019-07-01", "2018-09-01-preview", "2018-06-01", "2018-03-01", "2018-02-01", "2017-12-01", "2017-09-01"];
-/** listTokens exists from 2018-09-01-preview (facts §5); refreshPermissions from 2019-07-01. */
+/** listTokens exists from 2018-09-01-preview (docs/azure-behaviour.md §5.2); refreshPermissions from 2019-07-01. */
 export const LIST_TOKENS_API = ["2023-12-01-preview", "2021-07-01", "2019-07-01", "2018-09-01-preview"];
 export const REFRESH_PERMISSIONS_API = ["2023-12-01-preview", "2021-07-01", "2019-07-01"];
 const MSI_API = ["2025-01-31-preview", "2024-11-30", "2023-07-31-preview", "2023-01-31", "2022-01-31-preview", "2021-09-30-preview", "2018-11-30", "2015-08-31-preview"];
@@ -51,7 +51,7 @@ const ROLE_ASSIGNMENTS_API = [
 const ROLE_DEFINITIONS_API = ["2022-05-01-preview", "2022-04-01", "2018-01-01-preview", "2017-09-01", "2017-05-01", "2016-07-01", "2015-07-01", "2015-06-01"];
 /** Microsoft.ServiceBus namespaces and queues (newest first). */
 const SERVICEBUS_API = ["2024-01-01", "2023-01-01-preview", "2022-10-01-preview", "2022-01-01-preview", "2021-11-01", "2021-06-01-preview", "2021-01-01-preview", "2018-01-01-preview", "2017-04-01", "2015-08-01", "2014-09-01"];
-/** Resource Graph: the versions whose request and response shapes the sandbox implements (facts §5). */
+/** Resource Graph: the versions whose request and response shapes the sandbox implements (docs/azure-behaviour.md §5.6). */
 const GRAPH_API = ["2024-04-01", "2022-10-01", "2021-03-01"];
 
 /** Lower-cased full resource type → its api-versions. */
@@ -303,8 +303,8 @@ export class Arm {
 
   /**
    * RBAC: role assignments and managed-app authorizations on the MRG (state.isAllowed), plus the
-   * publisher's view of the application resource itself. Facts §5: the publisher reading customers'
-   * apps is unconfirmed; [orig] relies on it, so an app's `authorizations` also cover the app.
+   * publisher's view of the application resource itself. docs/azure-behaviour.md §5.1: the publisher reading customers'
+   * apps is unconfirmed; the original tool relies on it, so an app's `authorizations` also cover the app.
    */
   allowed(oid: string, scope: string, action: string): boolean {
     if (this.state.isAllowed(oid, scope, { action })) return true;

@@ -1,4 +1,4 @@
-// Resource Graph: POST /providers/Microsoft.ResourceGraph/resources (azure-facts.md §5) over the
+// Resource Graph: POST /providers/Microsoft.ResourceGraph/resources (docs/azure-behaviour.md §5.6) over the
 // KQL subset of arm-kql.mts. RBAC applies before the query: a row exists only for a resource the
 // caller may read, across every subscription. Paging follows Microsoft's rules: $skipToken is
 // resent with the same query and scopes, and only queries that project `id` can be paged.

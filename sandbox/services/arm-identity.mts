@@ -1,5 +1,5 @@
 // Microsoft.ManagedIdentity: user-assigned identities and their federated identity credentials,
-// with Entra's FIC rules (azure-facts.md §2.1) and the 409 on concurrent writes to one identity.
+// with Entra's FIC rules (docs/azure-behaviour.md §2.1, §5.3) and the 409 on concurrent writes to one identity.
 import type { Route } from "../core/http.mts";
 import type { ArmResource } from "../core/state.mts";
 import { Arm, fail, newGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
@@ -8,7 +8,7 @@ const UAMI_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities";
 const FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
 const UAMI_BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.ManagedIdentity/userAssignedIdentities";
 
-/** Entra's limit of credentials per identity (facts §2.1). */
+/** Entra's limit of credentials per identity (docs/azure-behaviour.md §2.1). */
 const MAX_FICS_PER_IDENTITY = 20;
 const MAX_FIC_FIELD_CHARS = 600;
 /**
@@ -17,7 +17,7 @@ const MAX_FIC_FIELD_CHARS = 600;
  * short hold makes truly concurrent requests collide here too, as they do there.
  */
 const FIC_WRITE_HOLD_MS = 50;
-/** Regions without UAMI FIC support (facts §2.1; the list changes over time). */
+/** Regions without UAMI FIC support (docs/azure-behaviour.md §2.1; the list changes over time). */
 const FIC_UNSUPPORTED_REGIONS = ["eastasia", "israelcentral", "italynorth", "malaysiasouth", "mexicocentral", "qatarcentral", "spaincentral"];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -84,7 +84,7 @@ export function identityRoutes(arm: Arm): Route[] {
     }
     if ((audiences[0] as string).length > MAX_FIC_FIELD_CHARS) bad(`An audience of a federated identity credential can have at most ${MAX_FIC_FIELD_CHARS} characters.`);
     // Only GitHub/GitLab/Terraform Cloud issuers on app registrations support it; on a UAMI with a
-    // custom issuer it is unconfirmed (facts §2.1) → refused.
+    // custom issuer it is unconfirmed (docs/azure-behaviour.md §2.1) → refused.
     if (props.claimsMatchingExpression !== undefined && props.claimsMatchingExpression !== null) {
       bad("'claimsMatchingExpression' is not supported for federated identity credentials of user-assigned managed identities with this issuer.");
     }
@@ -233,7 +233,7 @@ export function identityRoutes(arm: Arm): Route[] {
             properties: props,
             systemData: systemData(a.caller, state.now(), existing?.systemData as Record<string, unknown> | undefined),
             tenantId: uami.tenantId, subscriptionId: uami.subscriptionId, resourceGroup: uami.resourceGroup,
-            // Entra's propagation-delay option counts from here (facts §2.1).
+            // Entra's propagation-delay option counts from here (docs/azure-behaviour.md §2.1).
             createdAtMs: existing?.createdAtMs ?? state.now(),
           };
           state.putResource(r);

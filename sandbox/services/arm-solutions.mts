@@ -1,5 +1,5 @@
 // Microsoft.Solutions: managed applications (read, list), listTokens and refreshPermissions
-// (azure-facts.md §5). Applications come from the seeded world; the sandbox does not deploy them.
+// (docs/azure-behaviour.md §5.1, §5.2). Applications come from the seeded world; the sandbox does not deploy them.
 import type { Route } from "../core/http.mts";
 import { scopeContains, type ArmResource } from "../core/state.mts";
 import { Arm, LIST_TOKENS_API, REFRESH_PERMISSIONS_API, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./arm-core.mts";
@@ -71,7 +71,7 @@ export function solutionsRoutes(arm: Arm): Route[] {
         tenantId: s.tenantId, audience, objectId: s.principalId, appId: s.clientId, idtyp: "app", lifetimeS,
         grant: "listTokens", extraClaims: { xms_mirid: app.id },
       });
-      // Snake_case as Microsoft's docs and scripts use it (facts §5); values are strings like IMDS's.
+      // Snake_case as Microsoft's docs and scripts use it (docs/azure-behaviour.md §5.2); values are strings like IMDS's.
       value.push({
         access_token: token,
         expires_in: String(Number(claims.exp) - Math.floor(state.now() / 1000)),

@@ -1,4 +1,4 @@
-// Emulated Azure Resource Manager: the REST paths and api-versions of azure-facts.md §5, one
+// Emulated Azure Resource Manager: the REST paths and api-versions of docs/azure-behaviour.md §5, one
 // module per resource provider (arm-*.mts), case-insensitive paths. Every request is
 // authenticated (401 in ARM's words), needs an api-version the resource type has, and is
 // authorized with RBAC (403 AuthorizationFailed). A path or method no provider serves gets the

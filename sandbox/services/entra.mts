@@ -1,7 +1,7 @@
 // Emulated Microsoft Entra ID: tenant OIDC metadata and keys, and the v1/v2 token endpoints for
 // the client-credentials grant with a client assertion (workload identity federation onto a
-// user-assigned managed identity), validated in the order of azure-facts.md §2.7 and answered
-// with the AADSTS codes, statuses and messages of §2.6.
+// user-assigned managed identity), validated in the order of docs/azure-behaviour.md §2.7 and answered
+// with the AADSTS codes, statuses and messages of docs/azure-behaviour.md §2.6.
 import { randomUUID } from "node:crypto";
 import * as jose from "jose";
 import { type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
@@ -10,7 +10,7 @@ import type { SandboxContext } from "../main.mts";
 
 // ---------------------------------------------------------------- constants
 
-/** The Marketplace metering API's application id (facts §3). */
+/** The Marketplace metering API's application id (docs/azure-behaviour.md §3.3). */
 export const METERING_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 
 /** Resources a token can be requested for; compared case-insensitively without trailing slashes. */
@@ -27,13 +27,13 @@ export const KNOWN_RESOURCES: readonly string[] = [
 
 const GRANT_CLIENT_CREDENTIALS = "client_credentials";
 const ASSERTION_TYPE_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/** Entra's cap on a federated assertion's exp − iat: `1.01:00:00` (facts §2.3). */
+/** Entra's cap on a federated assertion's exp − iat: `1.01:00:00` (docs/azure-behaviour.md §2.3). */
 const MAX_ASSERTION_LIFETIME_S = 25 * 3600;
-/** Entra stores only the first 100 keys of an issuer's JWKS (facts §2.4). */
+/** Entra stores only the first 100 keys of an issuer's JWKS (docs/azure-behaviour.md §2.4). */
 const MAX_JWKS_KEYS = 100;
 const MIN_RSA_MODULUS_BITS = 2048;
 const OIDC_FETCH_TIMEOUT_MS = 10_000;
-/** Hosts whose tokens are Entra's own (facts §2.1: not usable for federation). */
+/** Hosts whose tokens are Entra's own (docs/azure-behaviour.md §2.3: not usable for federation). */
 const ENTRA_ISSUER_HOSTS = ["sts.windows.net", "login.microsoftonline.com", "login.windows.net", "login.microsoft.com"];
 
 const DOC_WIF = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
@@ -46,7 +46,7 @@ const WRONG_TENANT_HINT = "This can happen if the application has not been insta
 
 // ---------------------------------------------------------------- the error factory
 
-/** One AADSTS error: HTTP status, OAuth `error` value and message template (facts §2.6). */
+/** One AADSTS error: HTTP status, OAuth `error` value and message template (docs/azure-behaviour.md §2.6). */
 const AADSTS = {
   7000218: { status: 400, error: "invalid_request", message: () => "The request body must contain the following parameter: 'client_assertion' or 'client_secret'." },
   900144: { status: 400, error: "invalid_request", message: (name: string) => `The request body must contain the following parameter: '${name}'.` },
@@ -137,7 +137,7 @@ function aadsts<C extends AadstsCode>(code: C, ...args: MessageArgs<C>): AadstsE
   return new AadstsError(code, template(...args));
 }
 
-/** `2024-05-28T02:19:01.0000000Z`: the 7-digit fraction .NET prints (facts §2.6, 700024). */
+/** `2024-05-28T02:19:01.0000000Z`: the 7-digit fraction .NET prints (docs/azure-behaviour.md §2.6, 700024). */
 function _dotNetTime(ms: number): string {
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return String(ms / 1000);
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$10000Z");
@@ -485,7 +485,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     const exp = claims.exp;
     if (_isEntraIssuer(iss, base())) throw aadsts(700222);
 
-    // 3. Lifetime cap; a missing iat counts as 0 (facts §2.3: "Token issued at 0").
+    // 3. Lifetime cap; a missing iat counts as 0 (docs/azure-behaviour.md §2.3: "Token issued at 0").
     const iat = claims.iat ?? 0;
     if (exp - iat > MAX_ASSERTION_LIFETIME_S) throw aadsts(70023, iat, exp);
 

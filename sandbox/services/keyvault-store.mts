@@ -226,7 +226,7 @@ export function checkUsable(kv: KeyVersion, op: string, nowS: number): void {
   if (!kv.keyOps.includes(op)) throw new KvError(403, "Forbidden", `Operation ${op} is not allowed by the key's key_ops (${kv.keyOps.join(", ")}).`, "KeyOperationForbidden");
 }
 
-/** Decodes base64url or standard base64, padded or not ([orig] sent padded standard base64). */
+/** Decodes base64url or standard base64, padded or not (the original tool sent padded standard base64, docs/azure-behaviour.md §4.1). */
 export function decodeBase64Any(value: unknown, field: string): Buffer {
   if (typeof value !== "string" || !value) throw new KvError(400, "BadParameter", `Property '${field}' is required.`);
   const s = value.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");

@@ -1,4 +1,4 @@
-// Emulated Key Vault data plane (azure-facts.md §4): one HTTPS port per vault, the vault told
+// Emulated Key Vault data plane (docs/azure-behaviour.md §4.1, §4.2): one HTTPS port per vault, the vault told
 // apart by the local port. Order per request: the 401 challenge before anything is parsed (the
 // SDK's first request has no token and no body), bearer and tenant, api-version, then RBAC (or
 // access policies when the vault does not use RBAC), then the operation.
@@ -19,7 +19,7 @@ export interface KeyVaultHooks {
 }
 
 const VAULT_AUDIENCE = "https://vault.azure.net";
-/** Data-plane api-versions the sandbox answers (facts §4: same shapes for all). */
+/** Data-plane api-versions the sandbox answers (docs/azure-behaviour.md §4.1: same shapes for all). */
 const KEYVAULT_DATA_API_VERSIONS = ["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"];
 const LATEST_API_VERSION = "2026-04-01";
 

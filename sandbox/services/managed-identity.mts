@@ -1,4 +1,4 @@
-// Emulated managed identity endpoints of the ISV's own compute (azure-facts.md §7), on one plain
+// Emulated managed identity endpoints of the ISV's own compute (docs/azure-behaviour.md §7.1, §7.2), on one plain
 // HTTP port as both real ones are plain HTTP:
 //   IMDS         GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=…  + `Metadata: true`
 //                (reached through AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:<port>)
@@ -20,7 +20,7 @@ const APP_SERVICE_API_VERSIONS = ["2019-08-01"];
 const _norm = (r: string) => r.replace(/\/+$/, "").toLowerCase();
 const KNOWN = new Set(KNOWN_RESOURCES.map(_norm));
 
-/** IMDS error bodies are OAuth-style `{error, error_description}` (facts §7; texts as IMDS prints them where known). */
+/** IMDS error bodies are OAuth-style `{error, error_description}` (docs/azure-behaviour.md §7.1; texts as IMDS prints them where known). */
 function _imdsError(status: number, error: string, description: string): Reply {
   return { status, body: { error, error_description: description } };
 }
@@ -86,7 +86,7 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
     const resource = q.get("resource")!;
     const { token, claims } = await issue(resource, "imds");
     const nowS = Math.floor(state.now() / 1000);
-    // IMDS answers with strings only (facts §7).
+    // IMDS answers with strings only (docs/azure-behaviour.md §7.1).
     return {
       status: 200,
       body: {

@@ -1,4 +1,4 @@
-// GET /api/usageEvents (azure-facts.md §1.6): accepted events summed per UTC day, resource,
+// GET /api/usageEvents (docs/azure-behaviour.md §1.6): accepted events summed per UTC day, resource,
 // dimension and plan, filtered by the query. Every row is "Submitted" with processedQuantity 0:
 // the sandbox never reconciles, as a freshly recorded real row looks.
 import type { SandboxState } from "../core/state.mts";
@@ -81,7 +81,7 @@ export function usageReport(state: SandboxState, events: AcceptedEvent[], url: U
         usageResourceId: e.resourceId,
         dimension: e.dimension,
         planId: e.planId,
-        planName: "", // as recorded for a Submitted row [rec]
+        planName: "", // as recorded for a Submitted row (recorded traffic)
         offerId,
         offerName: offerId,
         offerType: "", // managed apps (unconfirmed → "")

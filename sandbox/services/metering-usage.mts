@@ -1,4 +1,4 @@
-// The metering emulator's rules for one usage event (azure-facts.md §1.2, §1.5, §1.7.3-4):
+// The metering emulator's rules for one usage event (docs/azure-behaviour.md §1.2, §1.5, §1.7):
 // reading the event, who may bill which managed app, the per-event checks in their order,
 // and the first-write-wins ledger of accepted events. No HTTP here; metering.mts does the wire.
 import { randomUUID } from "node:crypto";
@@ -62,7 +62,7 @@ const TIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(
 
 /**
  * ISO 8601 date or date-time to epoch milliseconds (fractional below 1 ms: 7 fraction digits are
- * kept); a time without a zone is UTC (facts §1.3, unconfirmed). Undefined when it does not parse.
+ * kept); a time without a zone is UTC (docs/azure-behaviour.md §1.2, unconfirmed). Undefined when it does not parse.
  */
 export function parseUtcTime(text: string): number | undefined {
   const m = TIME_RE.exec(text.trim());
@@ -96,11 +96,11 @@ export type CallerClaims = Record<string, unknown>;
 const lower = (v: unknown): string => (typeof v === "string" ? v.toLowerCase() : "");
 
 /**
- * Whether the token's identity may bill `app` (facts §1.7.3): a managed identity of the app's
+ * Whether the token's identity may bill `app` (docs/azure-behaviour.md §1.7): a managed identity of the app's
  * managed resource group. That is a user-assigned identity whose ARM id lies under the MRG
  * (found by `oid` = principalId, else by `appid` = clientId), the app's own system- or
  * user-assigned identities (the tokens `listTokens` hands out), or the system-assigned identity
- * of a resource inside the MRG (`xms_mirid` names it). Created after purchase counts too ([orig]).
+ * of a resource inside the MRG (`xms_mirid` names it). Created after purchase counts too (the original tool's).
  */
 export function callerMayBill(state: SandboxState, app: ArmResource, claims: CallerClaims): boolean {
   const mrg = String(app.properties.managedResourceGroupId ?? "");
@@ -132,7 +132,7 @@ export type Verdict =
   | { status: "Duplicate"; original: AcceptedEvent }
   | { status: FailureStatus; target: string; message: string };
 
-// Verbatim texts are from the facts sheet's §1.4 table; the rest are the sandbox's own (unconfirmed).
+// Verbatim texts are from the table in docs/azure-behaviour.md §1.4; the rest are the sandbox's own (unconfirmed).
 export const MESSAGES = {
   idMissing: "The resourceId is required.",
   notFound: "The resourceId value provided cannot be found or this resource is not active.",
@@ -168,7 +168,7 @@ export class UsageLedger {
   }
 
   /**
-   * Runs one event through the checks in the order of facts §1.7.4 (id present → resolves →
+   * Runs one event through the checks in the order of docs/azure-behaviour.md §1.7 (id present → resolves →
    * caller → active → dimension → quantity → window → dedupe) and records it when accepted.
    * The caller check needs the resolved app, so it sits right after resolution: nothing about
    * an app (its state, its plan) is told to a caller that may not bill it.
@@ -189,7 +189,7 @@ export class UsageLedger {
 
     const plan = (app.plan ?? {}) as { name?: string; product?: string };
     const dimensions = state.dimensionsOf(String(plan.product ?? ""), String(plan.name ?? "")) ?? [];
-    // Exact, case-sensitive match (facts §1.5 "Unknowns" → emu: exact).
+    // Exact, case-sensitive match (docs/azure-behaviour.md §1.5, "unknowns": the sandbox matches exactly).
     if (input.dimension === undefined || !dimensions.includes(input.dimension)) return fail("InvalidDimension", "dimension", MESSAGES.dimension);
     const planId = input.planId;
     if (planId === undefined || planId !== plan.name) return fail("InvalidDimension", "planId", MESSAGES.planId);
@@ -236,7 +236,7 @@ export class UsageLedger {
     return byId ?? byUri;
   }
 
-  /** One event per resource + dimension + UTC hour (facts §1.5); planId only when switched on. */
+  /** One event per resource + dimension + UTC hour (docs/azure-behaviour.md §1.5); planId only when switched on. */
   private keyOf(resourceUsageId: string, dimension: string, timeMs: number, planId: string, includesPlan: boolean): string {
     const hour = Math.floor(timeMs / HOUR_MS);
     return [resourceUsageId.toLowerCase(), dimension, hour, ...(includesPlan ? [planId] : [])].join("\n");

@@ -1,4 +1,4 @@
-// The metering API's wire format (azure-facts.md §1.1, §1.3, §1.4): response headers, JSON as
+// The metering API's wire format (docs/azure-behaviour.md §1.1, §1.3, §1.4): response headers, JSON as
 // the .NET service writes it, and the error factory every metering reply goes through.
 import { randomBytes } from "node:crypto";
 import type { Reply, RouteContext } from "../core/http.mts";
@@ -7,7 +7,7 @@ import type { UsageEventInput } from "./metering-usage.mts";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-/** Fields the service types as double: .NET writes an integral double as `5.0` (facts §1.4 `"quantity":1.0`, §1.6 `processedQuantity:0.0`). */
+/** Fields the service types as double: .NET writes an integral double as `5.0` (docs/azure-behaviour.md §1.3, §1.4 `"quantity":1.0`, §1.6 `processedQuantity:0.0`). */
 const DOUBLE_FIELDS = new Set(["quantity", "submittedQuantity", "processedQuantity"]);
 
 /** JSON.stringify, except that integral doubles keep their `.0`; undefined members are left out. */
@@ -25,7 +25,7 @@ export function json(status: number, body: unknown): Reply {
   return { status, headers: { "Content-Type": JSON_TYPE }, body: toWireJson(body) };
 }
 
-/** An empty-bodied reply (403: facts §1.4 documents no body). */
+/** An empty-bodied reply (403: no body is documented, docs/azure-behaviour.md §1.4). */
 export function empty(status: number): Reply {
   return { status };
 }
@@ -34,7 +34,7 @@ export function empty(status: number): Reply {
 const ARR_AFFINITY = randomBytes(32).toString("hex");
 
 /**
- * Headers every metering reply carries (facts §1.1): the client's x-ms-requestid and
+ * Headers every metering reply carries (docs/azure-behaviour.md §1.1): the client's x-ms-requestid and
  * x-ms-correlationid echoed; one that is missing takes the other's value, and with neither
  * both are the same new GUID (the framework's request id).
  */
@@ -64,7 +64,7 @@ export interface Detail {
   target: string;
 }
 
-/** The 400 body of facts §1.4 (also the `error` of a failed batch item). */
+/** The 400 body of docs/azure-behaviour.md §1.4 (also the `error` of a failed batch item). */
 export function badArgumentBody(details: Detail[], message = "One or more errors have occurred."): unknown {
   return {
     message,
@@ -78,7 +78,7 @@ export function badArgument(details: Detail[], message?: string): Reply {
   return json(400, badArgumentBody(details, message));
 }
 
-/** The 200 body of a single accepted event, also an accepted batch item (facts §1.3). */
+/** The 200 body of a single accepted event, also an accepted batch item (docs/azure-behaviour.md §1.3). */
 export function acceptedBody(e: AcceptedEvent, status = "Accepted"): unknown {
   return {
     usageEventId: e.usageEventId,
@@ -102,7 +102,7 @@ export function duplicateBody(original: AcceptedEvent): unknown {
   };
 }
 
-/** A failed batch item (facts §1.4): no usageEventId, messageTime = now, the event's fields echoed as sent. */
+/** A failed batch item (docs/azure-behaviour.md §1.4): no usageEventId, messageTime = now, the event's fields echoed as sent. */
 export function failedItem(status: string, messageTime: string, error: unknown, input: UsageEventInput): unknown {
   return {
     status,
@@ -129,7 +129,7 @@ const FAULT_TEXTS: Record<number, [code: string, message: string]> = {
   504: ["GatewayTimeout", "The upstream service timed out."],
 };
 
-/** An injected fault in the service's format: 401/403 empty (facts §1.4), anything else {message, code}. */
+/** An injected fault in the service's format: 401/403 empty (docs/azure-behaviour.md §1.4), anything else {message, code}. */
 export function faultBody(status: number): Reply {
   if (status === 401 || status === 403 || status === 204 || status === 304) return empty(status);
   const [code, message] = FAULT_TEXTS[status] ?? [status >= 500 ? "ServerError" : "Error", `The request failed with HTTP ${status}.`];

@@ -1,4 +1,4 @@
-// Emulated Marketplace metering API (azure-facts.md §1): POST /api/usageEvent, POST
+// Emulated Marketplace metering API (docs/azure-behaviour.md §1): POST /api/usageEvent, POST
 // /api/batchUsageEvent, GET /api/usageEvents. This file is the HTTP layer (route table,
 // api-version, bearer, body binding); the rules live in metering-usage.mts, the report in
 // metering-report.mts, the wire format in metering-wire.mts.
@@ -20,7 +20,7 @@ function _reject(reply: Reply): never {
 
 /**
  * `api-version=2018-08-31` only; any other or none is a 400 in the shape of Microsoft's
- * SaaS API emulator (facts §1.1, unconfirmed). Checked first: API versioning picks the
+ * SaaS API emulator (docs/azure-behaviour.md §1.1, unconfirmed). Checked first: API versioning picks the
  * action before any authorization filter runs.
  */
 function _requireApiVersion(c: RouteContext): void {
@@ -68,7 +68,7 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
   const { state, tokens } = ctx;
   const ledger = new UsageLedger(state, () => listAcceptedEvents(state));
 
-  /** Bearer check (facts §1.7.2): signed by the sandbox Entra, an accepted audience, in time; else 403 with no body. */
+  /** Bearer check (docs/azure-behaviour.md §1.7): signed by the sandbox Entra, an accepted audience, in time; else 403 with no body. */
   const authenticate = async (c: RouteContext): Promise<CallerClaims> => {
     try {
       return await tokens.verifyBearer(c.header("authorization"), state.options.metering.audiences);

@@ -1,11 +1,11 @@
-// Emulated Service Bus REST runtime API (azure-facts.md §6): one HTTPS port per namespace (the
+// Emulated Service Bus REST runtime API (docs/azure-behaviour.md §6.1): one HTTPS port per namespace (the
 // namespace told apart by the local port, like Key Vault's vaults; its serviceBusEndpoint is
 // `https://127.0.0.1:<port>/`). Per request: bearer token (audience https://servicebus.azure.net,
 // the namespace's tenant) → 401; RBAC data action on the queue (Azure Service Bus Data Sender /
 // Receiver / Owner at queue, namespace, resource group or subscription scope) → 403; the queue
 // exists → 410; then the operation. Errors use Service Bus's XML body `<Error><Code>…</Code><Detail>…</Detail></Error>`.
 //
-// Unconfirmed behaviour and the choices made (facts §6):
+// Unconfirmed behaviour and the choices made (docs/azure-behaviour.md §6.2):
 // - user properties travel as HTTP headers; string values JSON-quoted ("x"), numbers and booleans bare;
 // - no `timeout` on a receive → answer at once (204 when empty); `timeout=S` long-polls up to
 //   options.serviceBus.maxReceiveTimeoutS;

@@ -1,4 +1,4 @@
-// Role assignments by tenant (azure-facts.md §5): a publisher reading or deleting role
+// Role assignments by tenant (docs/azure-behaviour.md §5.4): a publisher reading or deleting role
 // assignments in a customer's managed resource group names the customer's tenant with
 // `&tenantId=`; a wrong tenant is refused. And the Bicep resource loop the connect template uses
 // to grant roles, deployed through the az stand-in's evaluator into the real ARM emulator.

@@ -293,7 +293,7 @@ Groups.run();
 
 const Apps = suite("Microsoft.Solutions/applications");
 
-Apps("GET answers the facts-sheet shape at every supported api-version", async () => {
+Apps("GET answers the shape of docs/azure-behaviour.md §5.1 at every supported api-version", async () => {
   for (const v of ["2018-09-01-preview", "2019-07-01", "2021-07-01", "2023-12-01-preview"]) {
     const a = await arm("GET", `${fabrikam.managedAppId}?api-version=${v}`);
     assert.is(a.status, 200, v);
@@ -667,7 +667,7 @@ Deploy.run();
 const Graph = suite("Resource Graph");
 const graph = (body: unknown, who: Who = ISV_USER, v = "2021-03-01") => arm("POST", `/providers/Microsoft.ResourceGraph/resources?api-version=${v}`, { who, body });
 
-Graph("the connect-customer query of the facts sheet answers the app's MRG, kind, location, state, plan and billing", async () => {
+Graph("the original tool's connect-customer query answers the app's MRG, kind, location, state, plan and billing", async () => {
   const mrgId = `/subscriptions/${fabrikam.subscriptionId}/resourceGroups/${fabrikam.managedResourceGroup}`;
   const query = [
     "resources",
@@ -693,7 +693,7 @@ Graph("the connect-customer query of the facts sheet answers the app's MRG, kind
   });
 });
 
-Graph("the list-customers query of the facts sheet derives each MRG name with substring/indexof(occurrence = 4)", async () => {
+Graph("the original tool's list-customers query derives each MRG name with substring/indexof(occurrence = 4)", async () => {
   const query = `resources
 | where type =~ "microsoft.solutions/applications"
 | extend managedResourceGroupName = substring(properties.managedResourceGroupId, 1 + indexof(properties.managedResourceGroupId, match = "/", start = 0, length = -1, occurrence = 4))

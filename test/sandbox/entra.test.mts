@@ -185,7 +185,7 @@ function v1Form(clientId: string, assertion: string, extra: Record<string, strin
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Asserts Entra's error body (facts §2.6): status, error, error_codes, description with trace, correlation and timestamp. */
+/** Asserts Entra's error body (docs/azure-behaviour.md §2.6): status, error, error_codes, description with trace, correlation and timestamp. */
 function assertAadsts(res: TokenResponse, status: number, error: string, code: number, message?: string | RegExp): string {
   const b = res.body;
   assert.is(res.status, status, `HTTP status of AADSTS${code}: ${JSON.stringify(b)}`);
@@ -426,7 +426,7 @@ Success("an assertion lifetime of exactly 25 h is accepted", async () => {
 
 Success.run();
 
-// ---------------------------------------------------------------- form, tenant, client, resource (§2.7 step 1)
+// ---------------------------------------------------------------- form, tenant, client, resource (docs/azure-behaviour.md §2.7 step 1)
 
 const Form = suite("entra: form and lookups");
 
@@ -505,7 +505,7 @@ Form("a client_secret instead of an assertion is AADSTS7000215: a managed identi
 
 Form.run();
 
-// ---------------------------------------------------------------- the assertion (§2.7 steps 2–7)
+// ---------------------------------------------------------------- the assertion (docs/azure-behaviour.md §2.7 steps 2–7)
 
 const Assertion = suite("entra: assertion validation");
 

@@ -1,4 +1,4 @@
-// Key Vault secrets with RBAC per vault (azure-facts.md §4): vaults in a customer's managed
+// Key Vault secrets with RBAC per vault (docs/azure-behaviour.md §4): vaults in a customer's managed
 // resource group, reached with Microsoft's SecretClient as identities of the customer's tenant.
 // A role on one vault does not reach another; a role on the resource group reaches both; Secrets
 // User reads but cannot write; another tenant's token is refused with the challenge.

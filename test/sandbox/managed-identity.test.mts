@@ -1,4 +1,4 @@
-// The emulated managed identity endpoint of the ISV's compute (azure-facts.md §7), App Service
+// The emulated managed identity endpoint of the ISV's compute (docs/azure-behaviour.md §7), App Service
 // style (IDENTITY_ENDPOINT + IDENTITY_HEADER, api-version 2019-08-01) through Microsoft's own
 // ManagedIdentityCredential, and the wire rules of both styles with raw fetch: the secret header,
 // IMDS's Metadata header and probe answer, identity selectors, resources, all-string IMDS bodies.

@@ -1,4 +1,4 @@
-// The emulated Marketplace metering API against azure-facts.md §1 (checklist §1.7), driven with
+// The emulated Marketplace metering API against docs/azure-behaviour.md §1 (callers and order of checks: §1.7), driven with
 // plain fetch: every status with its body, batches, the bearer and caller checks, the protocol
 // details, GET /api/usageEvents, the admin record, faults and the 24 h window on a moved clock.
 import { randomUUID } from "node:crypto";

@@ -1,4 +1,4 @@
-// The emulated Service Bus (azure-facts.md §6): namespaces and queues through ARM, then the REST
+// The emulated Service Bus (docs/azure-behaviour.md §6): namespaces and queues through ARM, then the REST
 // runtime API with raw fetch: 401 by token and audience, 403 by data role and scope, 410 for a
 // missing queue, send (single and batch), peek-lock with lock tokens and lock duration, complete,
 // abandon, renew, receive-and-delete, delivery counts, dead-lettering after maxDeliveryCount.

@@ -3,15 +3,15 @@ import * as assert from "uvu/assert";
 import { AADSTS_ERRORS, explainAadsts, findAadstsCode, isTransientAadsts } from "../../lib/aadsts.mts";
 import { EMULATED_AADSTS_CODES } from "../../sandbox/services/entra.mts";
 
-// Every code in azure-facts.md §2.6 (the table, 900384 in the 700027 row), §2.3 (50032) and §2.5 (700022).
-const FACTS_CODES = [
+// Every code in docs/azure-behaviour.md §2.6 (the table, 900384 in the 700027 row), §2.3 (50032) and §2.5 (700022).
+const DOCUMENTED_CODES = [
   70021, 700211, 700212, 700213, 7002138, 70023, 700024, 7000272, 50166, 90061, 501661, 700222, 50027, 700027, 900384,
-  7000218, 900144, 700016, 90002, 1002012, 901002, 500011, 50032, 700022,
+  7000218, 900144, 700016, 90002, 1002012, 901002, 500011, 7000215, 900561, 50032, 700022,
 ];
 
 const table = suite("AADSTS_ERRORS");
-table("explains every code of the facts sheet", () => {
-  const missing = FACTS_CODES.filter((code) => !AADSTS_ERRORS[code]);
+table("explains every code docs/azure-behaviour.md lists", () => {
+  const missing = DOCUMENTED_CODES.filter((code) => !AADSTS_ERRORS[code]);
   assert.equal(missing, []);
 });
 table("explains every code the sandbox's Entra answers with", () => {

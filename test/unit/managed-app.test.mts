@@ -31,7 +31,7 @@ parse("no value array or no token is an ArmError", () => {
 parse.run();
 
 const describe = suite("describeManagedApp()");
-describe("takes §5's fields and names known authorization roles", () => {
+describe("takes the fields of docs/azure-behaviour.md §5.1 and names known authorization roles", () => {
   const d = describeManagedApp({
     id: "/a", kind: "MarketPlace", plan: { name: "silver" }, identity: { type: "SystemAssigned", principalId: "p" },
     properties: { provisioningState: "Succeeded", billingDetails: { resourceUsageId: "r" }, managedResourceGroupId: "/m",
