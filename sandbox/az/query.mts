@@ -22,9 +22,10 @@
  *
  * Known differences, left as they are: ordering comparisons (`<`, `>=`, …) with a null, boolean,
  * array or object operand follow JavaScript (jmespath.py: null), a number compared with a string
- * is false (az: an unexpected error), `to_number('')` is 0 (null), a raw string keeps every `\'`
- * after the first, a failing evaluation's type errors keep jmespath.js's wording, and merge()
- * results and literal objects count as built (az sorts their keys in tsv).
+ * is false (az: an unexpected error), max_by() and min_by() with string keys give null (the
+ * element), `to_number('')` is 0 (null), a raw string keeps every `\'` after the first, type
+ * errors keep jmespath.js's wording, and merge() results and literal objects count as built (az
+ * sorts their keys in tsv).
  *
  * @example
  * compileQuery("[?isDefault].id")([{ id: "a", isDefault: true }]) // ["a"]
