@@ -22,7 +22,7 @@
  *
  * Known differences, left as they are: ordering comparisons (`<`, `>=`, …) with a null, boolean,
  * array or object operand follow JavaScript (jmespath.py: null), a number compared with a string
- * is false (az: an unexpected error), max_by() and min_by() with string keys give null (the
+ * is false (az: an unexpected error), max_by() and min_by() with string keys give null (an
  * element), `to_number('')` is 0 (null), a raw string keeps every `\'` after the first, type
  * errors keep jmespath.js's wording, and merge() results and literal objects count as built (az
  * sorts their keys in tsv).
@@ -34,7 +34,7 @@
 import jmespath from "jmespath";
 import type { JmesPathNode } from "./jmespath.d.mts";
 
-/** What az prints after a bad --query (azure.cli.core.util.QUERY_REFERENCE, az 2.5x and later). */
+/** What az prints after a bad --query (azure.cli.core.util.QUERY_REFERENCE; az 2.45 still named docs.microsoft.com). */
 const QUERY_REFERENCE = "To learn more about --query, please visit: 'https://learn.microsoft.com/cli/azure/query-azure-cli'";
 
 /** A --query az refuses: `message` is what az prints after `ERROR: `, `exitCode` how it exits. */
@@ -49,11 +49,9 @@ export class InvalidQueryError extends QueryError {
   static override code = "ERR_AZ_QUERY_INVALID";
   override code = "ERR_AZ_QUERY_INVALID";
   override exitCode = 2;
-  expression: string;
   constructor(expression: string, options?: { cause?: unknown }) {
     super(`argument --query: invalid jmespath_type value: ${_pythonRepr(expression)}\n${QUERY_REFERENCE}`, options);
     this.name = "InvalidQueryError";
-    this.expression = expression;
   }
 }
 
