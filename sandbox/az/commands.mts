@@ -3,7 +3,7 @@
  * sandbox/az/az.mjs, only forwards argv, cwd and stdin to the admin API's POST /az).
  *
  * Each command behaves like the real Azure CLI as far as this project's scripts and users can
- * tell: the same JSON output (keys sorted, two-space indent), `--query` (JMESPath subset) and
+ * tell: the same JSON output (keys sorted, two-space indent), `--query` (JMESPath, query.mts) and
  * `--output json|jsonc|tsv|table|none`, the same `ERROR: ...` lines on stderr and the same exit
  * codes (0 ok; 1 failed; 2 usage error from argument parsing; 3 `show` of a missing resource).
  * Control-plane calls go to the ARM emulator over its real REST API with the signed-in user's
@@ -20,7 +20,7 @@ import { STATUS_CODES } from "node:http";
 import { basename, extname, isAbsolute, resolve } from "node:path";
 import { decodeJwt } from "jose";
 import { BicepSyntaxError, DeploymentError, deployBicep, parseBicep, type ArmError, type BicepTemplate } from "./bicep.mts";
-import { JmesPathError, compile as compileQuery, orderedObjects } from "./jmespath.mts";
+import { QueryError, compileQuery, orderedObjects } from "./query.mts";
 
 // ---------------------------------------------------------------------------------------------
 // Contract with the sandbox core
@@ -231,13 +231,7 @@ function _parseArgs(tokens: string[], command: Command): Parsed {
 
 /** --query is checked while parsing, as az's argparse type does: a bad query changes nothing. */
 function _compileQuery(args: Parsed): ((data: unknown) => unknown) | undefined {
-  if (typeof args.query !== "string") return undefined;
-  try {
-    return compileQuery(args.query);
-  } catch (e) {
-    if (e instanceof JmesPathError) throw _usage(`argument --query: invalid jmespath_type value: '${args.query}' (${e.message})`);
-    throw e;
-  }
+  return typeof args.query === "string" ? compileQuery(args.query) : undefined;
 }
 
 /** az (knack) replaces `@file` and `key=@file` arguments by the file's content; `@-` reads stdin. */
@@ -1081,7 +1075,7 @@ export async function runAz(req: AzRequest, ctx: AzContext): Promise<AzResult> {
     return { exitCode: 0, stdout, stderr: args.onlyShowErrors ? "" : env.warnings.map((w) => `${w}\n`).join("") };
   } catch (e) {
     const warnings = args.onlyShowErrors ? "" : env.warnings.map((w) => `${w}\n`).join("");
-    if (e instanceof _AzExit) return { exitCode: e.exitCode, stdout: "", stderr: `${warnings}ERROR: ${e.message}\n` };
+    if (e instanceof _AzExit || e instanceof QueryError) return { exitCode: e.exitCode, stdout: "", stderr: `${warnings}ERROR: ${e.message}\n` };
     if (e instanceof _ArmHttpError) return { exitCode: 1, stdout: "", stderr: `${warnings}ERROR: ${e.azMessage()}\n` };
     return { exitCode: 1, stdout: "", stderr: `${warnings}ERROR: The sandbox's az stand-in failed: ${(e as Error)?.stack ?? e}\n` };
   }

@@ -608,6 +608,72 @@ graph("--subscriptions scopes the query; --query works on the result; --first is
 graph.run();
 
 // ---------------------------------------------------------------------------------------------
+const query = suite("runAz() --query");
+query.before.each(reset);
+
+const QUERY_DOCS = "To learn more about --query, please visit: 'https://learn.microsoft.com/cli/azure/query-azure-cli'\n";
+const names = GRAPH_ROWS.map((r) => r.name);
+
+query("slices take ranges, steps and reversals of arrays", async () => {
+  const graph = (q: string) => az("graph", "query", "-q", "resources", "--query", q);
+  assert.equal(json(await graph("data[0:2].name")), names.slice(0, 2));
+  assert.equal(json(await graph("data[::-1].name")), [...names].reverse());
+  assert.equal(json(await graph("data[-2:].name")), names.slice(-2));
+  assert.equal((await az("graph", "query", "-q", "resources", "--query", "data[1::2].name", "-o", "tsv")).stdout, "app1\napp3\n");
+  assert.equal(json(await graph("data[3:1:-1].name")), ["app3", "app2"]);
+});
+
+query("sort_by, max_by, min_by and length take &expressions and arrays", async () => {
+  const subscriptions = (q: string) => az("account", "list", "--query", q);
+  assert.equal(json(await subscriptions("sort_by(@, &name)[].name")), [CUSTOMER.name, ISV.name]);
+  assert.equal(json(await subscriptions("max_by(@, &length(name)).id")), CUSTOMER.subscriptionId);
+  assert.equal(json(await subscriptions("min_by(@, &length(name)).name")), ISV.name);
+  assert.equal(json(await subscriptions("length(@)")), 2);
+  assert.equal(json(await subscriptions("length([?isDefault])")), 1);
+  const newest = await az("graph", "query", "-q", "resources", "--query", "sort_by(data, &name)[-1].name", "-o", "tsv");
+  assert.equal(newest, { exitCode: 0, stdout: "app4\n", stderr: "" });
+});
+
+query("multi-select hashes, pipes, contains and filters with &&", async () => {
+  const r = await az("account", "list", "--query", "[?contains(name, 'Production') && !isDefault] | [0].{tenant: tenantId, id: id}", "-o", "tsv");
+  assert.equal(r, { exitCode: 0, stdout: `${CUSTOMER.tenantId}\t${CUSTOMER.subscriptionId}\n`, stderr: "" });
+  assert.equal(json(await az("account", "list", "--query", "[?isDefault && contains(tenantId, '000a')].name")), [ISV.name]);
+  assert.equal(json(await az("account", "show", "--query", "{sub: id, user: user.name} | {both: [sub, user]}")), { both: [ISV.subscriptionId, USER.name] });
+  assert.equal(json(await az("graph", "query", "-q", "resources", "--query", "data[?contains(id, '/c3/') || name == 'app1'].name | sort(@)")), ["app1", "app3"]);
+});
+
+query("fields named like Object.prototype's members are missing fields", async () => {
+  assert.equal(await az("account", "show", "--query", "constructor"), { exitCode: 0, stdout: "", stderr: "" });
+  assert.equal(json(await az("account", "show", "--query", "[user.toString, id]")), [null, ISV.subscriptionId]);
+});
+
+query("an invalid expression is argparse's error: exit 2, the value as Python repr()s it, nothing sent", async () => {
+  assert.equal(await az("group", "create", "-n", "never", "-l", "x", "--query", "[?"),
+    { exitCode: 2, stdout: "", stderr: `ERROR: argument --query: invalid jmespath_type value: '[?'\n${QUERY_DOCS}` });
+  assert.equal((await az("group", "create", "-n", "never", "-l", "x", "--query", "[?name == 'x'")).stderr,
+    `ERROR: argument --query: invalid jmespath_type value: "[?name == 'x'"\n${QUERY_DOCS}`);
+  // What jmespath.py refuses and jmespath.js alone would evaluate.
+  for (const bad of ["properties.", "properties..name", "data[-]", "data[1-2]", "[?name == 'x]", "`[1]"]) {
+    const r = await az("group", "create", "-n", "never", "-l", "x", "--query", bad);
+    assert.equal([r.exitCode, r.stderr.split("\n")[0]], [2, `ERROR: argument --query: invalid jmespath_type value: ${bad.includes("'") ? `"${bad}"` : `'${bad}'`}`], bad);
+  }
+  assert.equal(arm.requests, [], "a usage error changes nothing");
+});
+
+query("an expression that fails on the result is az's invalid jmespath query: exit 1", async () => {
+  const prefix = "ERROR: Invalid jmespath query supplied for `--query`: ";
+  assert.equal(await az("account", "show", "--query", "length(@, @)"),
+    { exitCode: 1, stdout: "", stderr: `${prefix}Expected 1 argument for function length(), received 2\n${QUERY_DOCS}` });
+  assert.equal((await az("account", "show", "--query", "merge()")).stderr, `${prefix}Expected at least 1 argument for function merge(), received 0\n${QUERY_DOCS}`);
+  assert.equal((await az("account", "show", "--query", "nope(@)")).stderr, `${prefix}Unknown function: nope()\n${QUERY_DOCS}`);
+  const typed = await az("account", "show", "--query", "length(isDefault)");
+  assert.equal([typed.exitCode, typed.stdout], [1, ""]);
+  assert.ok(typed.stderr.startsWith(`${prefix}TypeError: length() `) && typed.stderr.endsWith(`\n${QUERY_DOCS}`), typed.stderr);
+});
+
+query.run();
+
+// ---------------------------------------------------------------------------------------------
 const output = suite("runAz() output formats");
 output.before.each(reset);
 
