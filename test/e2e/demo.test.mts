@@ -23,7 +23,7 @@ T("runs the whole workflow; the metering API holds exactly the five events, sent
   const r = await runFile("sandbox/demo.mts", ["--keep", "--dir", sbDir], { env: { METERING_DATA_DIR: join(dir, "data") }, timeoutMs: 300_000 });
   assert.is(r.code, 0, describe(r));
   for (const step of ["0. ISV setup", "Connect customer", "A usage file for both customers", "The same file again", "Doctor"]) assert.ok(r.stdout.includes(step), `step "${step}" missing\n${describe(r)}`);
-  assert.match(r.stderr, /16 ok, 0 broken/, describe(r));
+  assert.match(r.stderr, /17 ok, 0 broken/, describe(r));
 
   const info = JSON.parse(await readFile(join(sbDir, "sandbox.json"), "utf8"));
   const [fabrikam, tailwind] = info.world.customers;
