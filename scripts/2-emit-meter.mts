@@ -2,8 +2,8 @@
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
 import { readFile } from "node:fs/promises";
-import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { UsageError } from "../lib/errors.mts";
+import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli.mts";
+import { InputError, UsageError } from "../lib/errors.mts";
 import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
@@ -78,7 +78,6 @@ const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago"
 // Federated credentials take minutes to reach Entra; retry the propagation errors only this
 // long after 1-connect-customer, so a real misconfiguration still fails fast.
 const FRESH_CONNECTION_MS = 15 * 60_000;
-const MAX_PROBLEMS_SHOWN = 20;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -103,7 +102,7 @@ async function readInput(file: string, format: string | undefined): Promise<{ te
     try {
       text = await readFile(file, "utf8");
     } catch (cause) {
-      throw new UsageError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+      throw new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
     }
   }
   const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? sniffFormat(text) : formatOfPath(file));
@@ -111,13 +110,10 @@ async function readInput(file: string, format: string | undefined): Promise<{ te
   return { text, format: chosen };
 }
 
-function problemsError(problems: RowProblem[], source: string): UsageError {
-  const sorted = [...problems].sort((a, b) => a.line - b.line);
-  const shown = sorted.slice(0, MAX_PROBLEMS_SHOWN).map((p) => `  line ${p.line}: ${p.message}`);
-  const more = sorted.length > MAX_PROBLEMS_SHOWN ? [`  … and ${sorted.length - MAX_PROBLEMS_SHOWN} more`] : [];
-  return new UsageError(
+function problemsError(problems: RowProblem[], source: string): InputError {
+  return new InputError(
     `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
-    { detail: [...shown, ...more].join("\n") },
+    { problems },
   );
 }
 
@@ -149,7 +145,7 @@ function main(args: string[]): Promise<number> {
         source = file === "-" ? "stdin" : file;
         const input = await readInput(file, values.format as string | undefined);
         ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now }));
-        if (rows.length === 0 && problems.length === 0) throw new UsageError(`Cannot send ${source}: it holds no events`);
+        if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
       }
 
       const dataDir = resolveDataDir();
