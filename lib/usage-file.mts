@@ -2,7 +2,7 @@
 // naming the customer (subscription, managed resource group), the dimension, the quantity and
 // the hour (hours-ago, or an ISO effectiveStartTime). Parsing is pure and reports every bad
 // row with its line number, so a run can refuse the whole file before sending anything.
-import { isGuid, isResourceGroupName, MAX_HOURS_AGO } from "./validate.mts";
+import { checkQuantity, dimensionProblem, isGuid, isResourceGroupName, MAX_HOURS_AGO } from "./validate.mts";
 import { effectiveStartTime } from "./metering.mts";
 
 const HOUR_MS = 3_600_000;
@@ -50,7 +50,6 @@ const COLUMNS_HINT = "subscription, managed-resource-group, dimension, quantity,
 const REQUIRED: Field[] = ["subscriptionId", "managedResourceGroup", "dimension", "quantity"];
 
 const normaliseName = (name: string) => name.toLowerCase().replace(/[\s_-]/g, "");
-const DECIMAL_RE = /^[+]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 // An absolute time: date, time to the minute at least, and a zone (Z or ±hh:mm).
 const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$/i;
 
@@ -108,10 +107,13 @@ export function splitCsvLine(line: string): string[] | undefined {
   }
 }
 
-/** Checks one row's values (strings or numbers) and resolves its time. Pure. */
+/**
+ * Checks one row's values (strings or numbers) and resolves its time. Pure.
+ * `maxQuantity` is the ceiling of one event's quantity (default 1,000,000).
+ */
 export function checkRow(
   values: Partial<Record<Field, unknown>>,
-  options: { line: number; now: number },
+  options: { line: number; now: number; maxQuantity?: number },
 ): { row?: UsageRow; problems: string[] } {
   const problems: string[] = [];
   const text = (v: unknown) => (typeof v === "number" ? String(v) : typeof v === "string" ? v.trim() : "");
@@ -125,12 +127,14 @@ export function checkRow(
     problems.push(`managed resource group ${JSON.stringify(managedResourceGroup)} is not a valid resource group name`);
   }
   const dimension = text(values.dimension);
-  // deno-lint-ignore no-control-regex
-  if (present(values.dimension) && /[\u0000-\u001f\u007f]/.test(dimension)) problems.push("dimension holds control characters");
-  const quantityText = text(values.quantity);
-  const quantity = typeof values.quantity === "number" ? values.quantity : DECIMAL_RE.test(quantityText) ? Number(quantityText) : NaN;
-  if (present(values.quantity) && !(Number.isFinite(quantity) && quantity > 0)) {
-    problems.push(`quantity ${JSON.stringify(quantityText)} is not a number greater than 0`);
+  const dimensionWrong = present(values.dimension) ? dimensionProblem(dimension) : undefined;
+  if (dimensionWrong) problems.push(`dimension ${JSON.stringify(dimension)}: ${dimensionWrong}`);
+  let quantity = NaN;
+  if (present(values.quantity)) {
+    const raw = typeof values.quantity === "number" ? values.quantity : text(values.quantity);
+    const checked = checkQuantity(raw, { maxQuantity: options.maxQuantity });
+    if (checked.problem !== undefined) problems.push(`quantity ${JSON.stringify(text(values.quantity))}: ${checked.problem}`);
+    else quantity = checked.quantity;
   }
 
   let time: string | undefined;
@@ -171,13 +175,13 @@ function fieldOf(name: string): Field | undefined {
  * @example
  * parseUsageFile("subscription,managed-resource-group,dimension,quantity,hours-ago\n…", { format: "csv" })
  */
-export function parseUsageFile(text: string, options: { format: UsageFileFormat; now?: number }): ParsedUsageFile {
+export function parseUsageFile(text: string, options: { format: UsageFileFormat; now?: number; maxQuantity?: number }): ParsedUsageFile {
   const now = options.now ?? Date.now();
   const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
   const rows: UsageRow[] = [];
   const problems: RowProblem[] = [];
   const add = (line: number, values: Partial<Record<Field, unknown>>) => {
-    const checked = checkRow(values, { line, now });
+    const checked = checkRow(values, { line, now, maxQuantity: options.maxQuantity });
     if (checked.row) rows.push(checked.row);
     else problems.push({ line, message: checked.problems.join("; ") });
   };

@@ -6,7 +6,7 @@ import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli
 import { InputError, UsageError } from "../lib/errors.mts";
 import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
 import { formatOfPath, parseUsageFile, sniffFormat, type RowProblem, type UsageRow } from "../lib/usage-file.mts";
 import { loadLedger, planSubmission, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
@@ -26,7 +26,8 @@ Arguments (one event):
   managed-resource-group   the managed application's managed resource group
   hours-ago                0..23: the event covers the UTC hour that many hours back (0 = this hour)
   dimension                Partner Center dimension id
-  quantity                 units above the plan's included quantity, a number > 0
+  quantity                 units above the plan's included quantity, a number > 0 with a
+                           decimal dot, at most --max-quantity
 
 Options:
   --file PATH         events from a file: CSV with a header row, or JSON Lines (.jsonl);
@@ -34,6 +35,8 @@ Options:
                       dimension, quantity, and hours-ago or effective-start-time (ISO 8601
                       with Z, within the last 24 hours)
   --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
+  --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
+                      a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
   --concurrency N     customers in flight at once, 1..64 (default 8)
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
@@ -73,6 +76,7 @@ const OPTIONS = {
   "skip-invalid": { type: "boolean" },
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
+  "max-quantity": { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 // Federated credentials take minutes to reach Entra; retry the propagation errors only this
@@ -130,6 +134,7 @@ function main(args: string[]): Promise<number> {
       const now = Date.now();
 
       // 1. Input, checked in full before anything is signed, sent or written.
+      const maxQuantity = values["max-quantity"] === undefined ? DEFAULT_MAX_QUANTITY : parseMaxQuantity(String(values["max-quantity"]));
       let rows: UsageRow[] = [];
       let problems: RowProblem[] = [];
       let source = "the event";
@@ -138,13 +143,13 @@ function main(args: string[]): Promise<number> {
         const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
         const hoursAgo = parseHoursAgo(positionals[2]);
         const dimension = parseDimension(positionals[3]);
-        const quantity = parseQuantity(positionals[4]);
+        const quantity = parseQuantity(positionals[4], { maxQuantity });
         rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
       } else if (values.file !== undefined) {
         const file = String(values.file);
         source = file === "-" ? "stdin" : file;
         const input = await readInput(file, values.format as string | undefined);
-        ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now }));
+        ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now, maxQuantity }));
         if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
       }
 

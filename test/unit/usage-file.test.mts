@@ -1,6 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { checkRow, formatOfPath, hourOf, parseUsageFile, sniffFormat, splitCsvLine, USAGE_WINDOW_MS } from "../../lib/usage-file.mts";
+import { MAX_DIMENSION_ID_LENGTH } from "../../lib/validate.mts";
 
 // Frozen clock: every time in this file is relative to NOW, never to the real clock.
 const NOW = Date.parse("2026-11-23T12:34:56Z");
@@ -50,8 +51,8 @@ check("reports every problem of a row at once and returns no row", () => {
   assert.equal(problems, [
     'subscription "nope" is not a GUID',
     'managed resource group "bad/rg" is not a valid resource group name',
-    "dimension holds control characters",
-    'quantity "0" is not a number greater than 0',
+    'dimension "a\\u0001b": it holds control characters; expected the dimension id from Partner Center',
+    'quantity "0": expected a decimal number greater than 0',
     "hours-ago or effective-start-time is missing",
   ]);
 });
@@ -64,14 +65,40 @@ check("accepts decimal quantities with a sign, a leading dot or an exponent", ()
     assert.is(checkRow({ ...good, quantity: text }, { line: 1, now: NOW }).row?.quantity, value, text);
   }
 });
-check("refuses zero, negative, non-decimal and non-finite quantities", () => {
-  for (const q of ["0", "-1", "abc", "0x10", "Infinity", "1,5", "NaN", "1e999"]) {
+check("refuses zero, negative and non-decimal quantities", () => {
+  for (const q of ["0", "-1", "abc", "0x10", "Infinity", "NaN", "1.5.1"]) {
     const { row, problems } = checkRow({ ...good, quantity: q }, { line: 1, now: NOW });
     assert.is(row, undefined, q);
-    assert.equal(problems, [`quantity ${JSON.stringify(q)} is not a number greater than 0`], q);
+    assert.equal(problems, [`quantity ${JSON.stringify(q)}: expected a decimal number greater than 0`], q);
   }
-  assert.equal(checkRow({ ...good, quantity: -2 }, { line: 1, now: NOW }).problems, ['quantity "-2" is not a number greater than 0']);
-  assert.equal(checkRow({ ...good, quantity: 0 }, { line: 1, now: NOW }).problems, ['quantity "0" is not a number greater than 0']);
+  assert.equal(checkRow({ ...good, quantity: -2 }, { line: 1, now: NOW }).problems, ['quantity "-2": expected a decimal number greater than 0']);
+  assert.equal(checkRow({ ...good, quantity: 0 }, { line: 1, now: NOW }).problems, ['quantity "0": expected a decimal number greater than 0']);
+});
+check("says to use a dot for a decimal comma", () => {
+  assert.equal(checkRow({ ...good, quantity: "1,5" }, { line: 1, now: NOW }).problems, ['quantity "1,5": use a dot: 1.5']);
+  assert.equal(checkRow({ ...good, quantity: "12,75" }, { line: 1, now: NOW }).problems, ['quantity "12,75": use a dot: 12.75']);
+});
+check("refuses a quantity above the ceiling, 1,000,000 unless maxQuantity says otherwise", () => {
+  const ceiling = 'above the ceiling of 1000000 per event (a unit mix-up?); pass --max-quantity to allow more';
+  assert.equal(checkRow({ ...good, quantity: "1e308" }, { line: 1, now: NOW }).problems, [`quantity "1e308": ${ceiling}`]);
+  assert.equal(checkRow({ ...good, quantity: "1e999" }, { line: 1, now: NOW }).problems, [`quantity "1e999": ${ceiling}`], "too large for a double");
+  assert.equal(checkRow({ ...good, quantity: 1e308 }, { line: 1, now: NOW }).problems, [`quantity "1e+308": ${ceiling}`], "a JSON number");
+  assert.equal(checkRow({ ...good, quantity: "1000000.5" }, { line: 1, now: NOW }).problems, [`quantity "1000000.5": ${ceiling}`]);
+  assert.is(checkRow({ ...good, quantity: "1000000" }, { line: 1, now: NOW }).row?.quantity, 1_000_000, "the ceiling itself is allowed");
+  assert.is(checkRow({ ...good, quantity: "5e6" }, { line: 1, now: NOW, maxQuantity: 1e7 }).row?.quantity, 5e6);
+  assert.equal(checkRow({ ...good, quantity: "11" }, { line: 1, now: NOW, maxQuantity: 10 }).problems,
+    ['quantity "11": above the ceiling of 10 per event (a unit mix-up?); pass --max-quantity to allow more']);
+});
+check("refuses a dimension that cannot be a Partner Center dimension id", () => {
+  const long = "d".repeat(MAX_DIMENSION_ID_LENGTH + 1);
+  assert.equal(checkRow({ ...good, dimension: "cpu\thours" }, { line: 1, now: NOW }).problems,
+    ['dimension "cpu\\thours": it holds control characters; expected the dimension id from Partner Center']);
+  assert.equal(checkRow({ ...good, dimension: "cpu\u0085" }, { line: 1, now: NOW }).problems,
+    ['dimension "cpu\u0085": it holds control characters; expected the dimension id from Partner Center'], "a C1 control character");
+  assert.equal(checkRow({ ...good, dimension: long }, { line: 1, now: NOW }).problems,
+    [`dimension "${long}": it is ${MAX_DIMENSION_ID_LENGTH + 1} characters long, more than ${MAX_DIMENSION_ID_LENGTH}; expected the dimension id from Partner Center`]);
+  assert.is(checkRow({ ...good, dimension: "d".repeat(MAX_DIMENSION_ID_LENGTH) }, { line: 1, now: NOW }).row?.dimension.length, MAX_DIMENSION_ID_LENGTH);
+  assert.is(checkRow({ ...good, dimension: "Storage GB" }, { line: 1, now: NOW }).row?.dimension, "Storage GB", "spaces inside are left to the API");
 });
 check("takes hours-ago only as an integer from 0 to 23", () => {
   assert.is(checkRow({ ...good, hoursAgo: "23" }, { line: 1, now: NOW }).row?.effectiveStartTime, "2026-11-22T13:00:00Z");
@@ -152,7 +179,7 @@ parseCsv("reports an unterminated quote and a wrong column count with the line, 
 parseCsv("joins a row's problems with '; ' under its line number", () => {
   const { rows, problems } = csv(`${HEADER}\nnope,${MRG},cpu,0,1`);
   assert.equal(rows, []);
-  assert.equal(problems, [{ line: 2, message: 'subscription "nope" is not a GUID; quantity "0" is not a number greater than 0' }]);
+  assert.equal(problems, [{ line: 2, message: 'subscription "nope" is not a GUID; quantity "0": expected a decimal number greater than 0' }]);
 });
 parseCsv("refuses a header with an unknown column, naming it and the expected columns", () => {
   const { rows, problems } = csv(`${HEADER},colour\n${SUB},${MRG},cpu,5,0,red`);
@@ -223,6 +250,16 @@ parseCsv("uses the real clock when no now is given", () => {
   const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
   assert.ok([hour, hour - 3_600_000].includes(Date.parse(rows[0].effectiveStartTime)));
 });
+parseCsv("refuses the ceiling and decimal commas of quoted cells, with the line", () => {
+  const { rows, problems } = csv(`${HEADER}\n${SUB},${MRG},cpu,"1,5",1\n${SUB},${MRG},mem,1e308,1\n${SUB},${MRG},disk,2,1`);
+  assert.equal(rows.map((r) => r.dimension), ["disk"]);
+  assert.equal(problems, [
+    { line: 2, message: 'quantity "1,5": use a dot: 1.5' },
+    { line: 3, message: 'quantity "1e308": above the ceiling of 1000000 per event (a unit mix-up?); pass --max-quantity to allow more' },
+  ]);
+  assert.equal(parseUsageFile(`${HEADER}\n${SUB},${MRG},mem,1e308,1`, { format: "csv", now: NOW, maxQuantity: 1e309 }).problems, [],
+    "a run may raise the ceiling");
+});
 parseCsv.run();
 
 const parseJsonl = suite("parseUsageFile() jsonl");
@@ -271,7 +308,7 @@ parseJsonl("checks values as in CSV: quantity, hours, the window", () => {
   ].map((o) => JSON.stringify(o)).join("\n"));
   assert.equal(rows, []);
   assert.equal(problems, [
-    { line: 1, message: 'quantity "0" is not a number greater than 0' },
+    { line: 1, message: 'quantity "0": expected a decimal number greater than 0' },
     { line: 2, message: 'hours-ago "24" is not an integer from 0 to 23' },
     { line: 3, message: "give either hours-ago or effective-start-time, not both" },
     { line: 4, message: "effective-start-time 2026-11-24T00:00:00Z is outside the API's window (the last 24 hours, not in the future)" },
