@@ -7,7 +7,7 @@ import { createAuditWriter, type AuditWriter } from "./audit.mts";
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
 import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState } from "./ledger.mts";
 import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";
-import { USAGE_WINDOW_MS, type RowProblem, type UsageRow } from "./usage-file.mts";
+import { USAGE_WINDOW_MS, type UsageRow, type UsageRows } from "./usage-file.mts";
 import type { FederatedToken } from "./federation.mts";
 
 /** One event to send, from an input row or from an earlier run's unconfirmed intent. */
@@ -55,10 +55,6 @@ export interface SubmissionPlan {
   settled: EventReport[];
   /** Unconfirmed events of earlier runs that cannot be sent again (past the 24-hour window, or customer gone). */
   stranded: WorkItem[];
-  /** Rows that name the same customer, dimension and hour as an earlier row. */
-  duplicateRows: RowProblem[];
-  /** Rows whose customer is not connected. */
-  unknownCustomers: RowProblem[];
 }
 
 /** Lower-cased "subscription/mrg": one group of events, one token. */
@@ -67,7 +63,8 @@ export function customerKey(c: CustomerRef): string {
 }
 
 /**
- * Decides what to send. Pure apart from `now`.
+ * Decides what to send. Pure apart from `now`. `rows` are rows as checkRows (lib/usage-file)
+ * passes them: connected customers, one row per customer, dimension and hour.
  * - A row whose key the API already holds with the same quantity is AlreadyAccepted (not sent),
  *   with another quantity a Conflict (not sent), unless `force`.
  * - An unconfirmed event of an earlier run is sent again as it was recorded; a row for the same
@@ -75,15 +72,14 @@ export function customerKey(c: CustomerRef): string {
  * - Unconfirmed events no input row mentions are sent again too, while inside the API's window.
  */
 export function planSubmission(options: {
-  rows: UsageRow[];
+  rows: UsageRows | UsageRow[];
   config: MeteringConfig;
   ledger: Ledger;
   force?: boolean;
   now?: number;
 }): SubmissionPlan {
   const now = options.now ?? Date.now();
-  const plan: SubmissionPlan = { work: [], settled: [], stranded: [], duplicateRows: [], unknownCustomers: [] };
-  const seenRows = new Map<string, number>();
+  const plan: SubmissionPlan = { work: [], settled: [], stranded: [] };
   const planned = new Set<string>();
   const inWindow = (e: UsageEvent) => {
     const age = now - Date.parse(e.effectiveStartTime);
@@ -94,8 +90,7 @@ export function planSubmission(options: {
     const found = findCustomer(options.config, row);
     const customer = found?.customer as CustomerConfig | undefined;
     if (!found || !customer?.billing?.resourceId) {
-      plan.unknownCustomers.push({ line: row.line, message: `customer ${row.subscriptionId}/${row.managedResourceGroup} is not connected (run 1-connect-customer first)` });
-      continue;
+      throw new RangeError(`Cannot plan line ${row.line}: customer ${row.subscriptionId}/${row.managedResourceGroup} is not connected (checkRows refuses such rows)`);
     }
     const ref = { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup };
     const event: UsageEvent = {
@@ -107,12 +102,6 @@ export function planSubmission(options: {
       effectiveStartTime: row.effectiveStartTime,
     };
     const key = usageKey(event);
-    const first = seenRows.get(key);
-    if (first !== undefined) {
-      plan.duplicateRows.push({ line: row.line, message: `same customer, dimension and hour as line ${first}: the API keeps one event per hour, so add the quantities into one row` });
-      continue;
-    }
-    seenRows.set(key, row.line);
     const entry = options.ledger.get(key);
     const item: WorkItem = { event, customer: ref, key, line: row.line };
     if (options.force || !entry || entry.state === "failed") {

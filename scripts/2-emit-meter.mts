@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { once } from "node:events";
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli.mts";
 import { InputError, UsageError } from "../lib/errors.mts";
 import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
-import { formatOfPath, parseUsageFile, sniffFormat, type RowProblem, type UsageRow } from "../lib/usage-file.mts";
+import { checkRows, formatOfPath, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/usage-file.mts";
 import { loadLedger, planSubmission, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
@@ -31,9 +32,10 @@ Arguments (one event):
 
 Options:
   --file PATH         events from a file: CSV with a header row, or JSON Lines (.jsonl);
-                      - reads stdin. Columns: subscription, managed-resource-group,
+                      - reads stdin. UTF-8. Columns: subscription, managed-resource-group,
                       dimension, quantity, and hours-ago or effective-start-time (ISO 8601
-                      with Z, within the last 24 hours)
+                      with Z, within the last 24 hours). Every bad row is listed (line
+                      number and problem) and nothing is sent, unless --skip-invalid
   --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
@@ -93,25 +95,35 @@ function intOption(value: string | boolean | undefined, name: string, min: numbe
   return n;
 }
 
-async function readInput(file: string, format: string | undefined): Promise<{ text: string; format: "csv" | "jsonl" }> {
+/** Reads --file (a path, or - for stdin) as a stream, line by line, into checked rows and the input's digest. */
+async function readInput(file: string, options: { format: string | undefined; now: number; maxQuantity: number }): Promise<ParsedUsageFile> {
+  const { format } = options;
   if (format !== undefined && format !== "csv" && format !== "jsonl") {
     throw new UsageError(`Cannot use --format ${JSON.stringify(format)}: expected csv or jsonl`);
   }
-  let text: string;
-  if (file === "-") {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    text = Buffer.concat(chunks).toString("utf8");
-  } else {
+  // stdin has no name: its first line says (a JSON object: JSON Lines; else CSV).
+  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? undefined : formatOfPath(file));
+  if (file !== "-" && !chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
+  const cannotRead = (cause: unknown) =>
+    new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+  let chunks: AsyncIterable<Uint8Array>;
+  if (file === "-") chunks = process.stdin;
+  else {
+    const stream = createReadStream(file);
     try {
-      text = await readFile(file, "utf8");
+      await once(stream, "open");
     } catch (cause) {
-      throw new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+      throw cannotRead(cause);
     }
+    chunks = stream;
   }
-  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? sniffFormat(text) : formatOfPath(file));
-  if (!chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
-  return { text, format: chosen };
+  try {
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
+  } catch (cause) {
+    // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
+    if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
+    throw cause;
+  }
 }
 
 function problemsError(problems: RowProblem[], source: string): InputError {
@@ -135,21 +147,23 @@ function main(args: string[]): Promise<number> {
 
       // 1. Input, checked in full before anything is signed, sent or written.
       const maxQuantity = values["max-quantity"] === undefined ? DEFAULT_MAX_QUANTITY : parseMaxQuantity(String(values["max-quantity"]));
-      let rows: UsageRow[] = [];
+      let rows = new UsageRows();
       let problems: RowProblem[] = [];
       let source = "the event";
+      // The file as read: its rows, problems and digest (the SHA-256 of its bytes).
+      let input: ParsedUsageFile | undefined;
       if (single) {
         const subscriptionId = parseSubscriptionId(positionals[0]);
         const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
         const hoursAgo = parseHoursAgo(positionals[2]);
         const dimension = parseDimension(positionals[3]);
         const quantity = parseQuantity(positionals[4], { maxQuantity });
-        rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
+        rows = UsageRows.from([{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }), hoursAgo }]);
       } else if (values.file !== undefined) {
         const file = String(values.file);
         source = file === "-" ? "stdin" : file;
-        const input = await readInput(file, values.format as string | undefined);
-        ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now, maxQuantity }));
+        input = await readInput(file, { format: values.format as string | undefined, now, maxQuantity });
+        ({ rows, problems } = input);
         if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
       }
 
@@ -157,15 +171,22 @@ function main(args: string[]): Promise<number> {
       const configPath = configPathIn(dataDir);
       const config = await loadConfig({ path: configPath, stage: "idp" });
       // One event for a customer that is not connected: say how to connect it (exit 2).
-      if (single) getCustomer(config, { ...rows[0], path: configPath });
+      if (single) getCustomer(config, { ...rows.at(0), path: configPath });
+      // Rows config.json cannot bill (customer not connected, an hour twice), in the same pass
+      // as the format problems: the whole list at once, before the dry run and the lock.
+      if (input) {
+        const checked = checkRows(rows, config);
+        rows = checked.rows;
+        problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
+      }
+      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
       const auditPath = auditPathIn(dataDir);
 
       if (values["dry-run"]) {
         const { ledger } = await loadLedger({ auditPath, now });
         const plan = planSubmission({ rows, config, ledger, force: values.force === true, now });
-        return dryRun(plan, { config, json, single, problems, source, skipInvalid: values["skip-invalid"] === true });
+        return dryRun(plan, { config, json, single, problems });
       }
-      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
 
       // 2. One run at a time per data directory: two runs could otherwise both send an open event.
       const { acquireRunLock } = await import("../lib/run-lock.mts");
@@ -178,9 +199,6 @@ function main(args: string[]): Promise<number> {
         const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now() });
         if (invalidLines > 0) progress(`Note: ${invalidLines} line(s) of ${auditPath} are not JSON (a write cut short by a crash) and were skipped`);
         const plan = planSubmission({ rows, config, ledger, force: values.force === true, now: Date.now() });
-        const rowProblems = [...plan.unknownCustomers, ...plan.duplicateRows];
-        if (rowProblems.length > 0 && !values["skip-invalid"]) throw problemsError([...problems, ...rowProblems], source);
-        problems = [...problems, ...rowProblems];
         for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
         warnStranded(plan);
         const resends = plan.work.filter((w) => w.resend).length;
@@ -257,9 +275,8 @@ function warnStranded(plan: SubmissionPlan) {
   }
 }
 
-function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[]; source: string; skipInvalid: boolean }): number {
-  const problems = [...o.problems, ...plan.unknownCustomers, ...plan.duplicateRows];
-  if (problems.length > 0 && !o.skipInvalid) throw problemsError(problems, o.source);
+function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[] }): number {
+  const { problems } = o;
   if (o.single) {
     const w = plan.work.find((i) => i.line === 0);
     const settled = plan.settled.find((r) => r.line === 0);

@@ -18,7 +18,7 @@ export interface RunResult {
 
 export interface RunOptions {
   env?: Record<string, string | undefined>;
-  stdin?: string;
+  stdin?: string | Uint8Array;
   cwd?: string;
   timeoutMs?: number;
 }
