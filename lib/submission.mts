@@ -5,9 +5,9 @@
 import { randomUUID } from "node:crypto";
 import { createAuditWriter, type AuditWriter } from "./audit.mts";
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "./config.mts";
-import { Ledger, resultOf, usageKey, type CustomerRef, type EventResult, type EventState } from "./ledger.mts";
+import { Ledger, resultOf, usageKey, usageKeyPrefix, type CustomerRef, type EventResult, type EventState } from "./ledger.mts";
 import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./metering.mts";
-import { USAGE_WINDOW_MS, type UsageRow, type UsageRows } from "./usage-file.mts";
+import { hourOf, USAGE_WINDOW_MS, UsageRows, type UsageRow } from "./usage-file.mts";
 import type { FederatedToken } from "./federation.mts";
 
 /** One event to send, from an input row or from an earlier run's unconfirmed intent. */
@@ -19,6 +19,69 @@ export interface WorkItem {
   line?: number;
   /** True when an earlier run sent (or meant to send) this event without learning its fate. */
   resend?: boolean;
+}
+
+/** A connected customer as planning needs it, once per customer (not per row). */
+interface _PlanCustomer {
+  /** Its place in _PlanRows.customers. */
+  index: number;
+  ref: CustomerRef;
+  resourceId: string;
+  resourceUri: string;
+  planId: string;
+  /** usageKeyPrefix per dimension. */
+  keyPrefixes: Map<string, string>;
+  /** Whether the ledger holds any event of this resource: if not, a row needs no lookup (nor a key string). */
+  inLedger: boolean;
+}
+
+/** What the work items of one planSubmission call share: the rows and each row's customer. */
+interface _PlanRows {
+  rows: UsageRows;
+  customers: _PlanCustomer[];
+  /** Per row, its customer's place in `customers`. */
+  customerOf: Int32Array;
+}
+
+/**
+ * The class of the work items of one planSubmission call's input rows. An item holds only its
+ * row's index (the rows and customers are the class's, through a closure), so that a million
+ * rows cost a one-field object each instead of an item, an event, a key string and a customer
+ * ref each: a 1,000,000-row dry run stays under 300 MB. `event` is built from the row on each
+ * use (equal content, a fresh object); `key` and `line` are read from it. JSON has the same
+ * fields as any other WorkItem.
+ */
+function _rowWorkClass(plan: _PlanRows) {
+  const customerOf = (i: number) => plan.customers[plan.customerOf[i]];
+  return class RowWork implements WorkItem {
+    readonly #index: number;
+
+    constructor(index: number) {
+      this.#index = index;
+    }
+
+    get event(): UsageEvent {
+      const c = customerOf(this.#index), r = plan.rows.at(this.#index);
+      return { resourceId: c.resourceId, resourceUri: c.resourceUri, planId: c.planId, dimension: r.dimension, quantity: r.quantity, effectiveStartTime: r.effectiveStartTime };
+    }
+
+    get customer(): CustomerRef {
+      return customerOf(this.#index).ref;
+    }
+
+    get key(): string {
+      const r = plan.rows.at(this.#index);
+      return usageKey({ resourceId: customerOf(this.#index).resourceId, dimension: r.dimension, effectiveStartTime: r.effectiveStartTime });
+    }
+
+    get line(): number {
+      return plan.rows.at(this.#index).line;
+    }
+
+    toJSON(): WorkItem {
+      return { event: this.event, customer: this.customer, key: this.key, line: this.line };
+    }
+  };
 }
 
 /** What became of one event. */
@@ -80,35 +143,62 @@ export function planSubmission(options: {
 }): SubmissionPlan {
   const now = options.now ?? Date.now();
   const plan: SubmissionPlan = { work: [], settled: [], stranded: [] };
+  // Keys the ledger knows that a row planned: its open entries are not planned twice.
   const planned = new Set<string>();
+  // Rows name few customers, each many times: look each spelling up once.
+  const customers = new Map<string, Map<string, _PlanCustomer>>();
   const inWindow = (e: UsageEvent) => {
     const age = now - Date.parse(e.effectiveStartTime);
     return age >= 0 && age < USAGE_WINDOW_MS;
   };
 
-  for (const row of options.rows) {
-    const found = findCustomer(options.config, row);
-    const customer = found?.customer as CustomerConfig | undefined;
-    if (!found || !customer?.billing?.resourceId) {
-      throw new RangeError(`Cannot plan line ${row.line}: customer ${row.subscriptionId}/${row.managedResourceGroup} is not connected (checkRows refuses such rows)`);
+  const rows = options.rows instanceof UsageRows ? options.rows : UsageRows.from(options.rows);
+  const shared: _PlanRows = { rows, customers: [], customerOf: new Int32Array(rows.length) };
+  const RowWork = _rowWorkClass(shared);
+  const ledgerResources = new Set<string>();
+  for (const k of options.ledger.entries.keys()) ledgerResources.add(k.slice(0, k.indexOf("|")));
+  for (let i = 0; i < rows.length; i++) {
+    // Field by field: most rows need only their customer, and then no row object is built.
+    const subscriptionId = rows.fieldAt(i, "subscriptionId"), managedResourceGroup = rows.fieldAt(i, "managedResourceGroup");
+    let bySpelling = customers.get(subscriptionId);
+    if (!bySpelling) customers.set(subscriptionId, bySpelling = new Map());
+    let c = bySpelling.get(managedResourceGroup);
+    if (!c) {
+      const found = findCustomer(options.config, { subscriptionId, managedResourceGroup });
+      const customer = found?.customer as CustomerConfig | undefined;
+      if (!found || !customer?.billing?.resourceId) {
+        throw new RangeError(`Cannot plan line ${rows.fieldAt(i, "line")}: customer ${subscriptionId}/${managedResourceGroup} is not connected (checkRows refuses such rows)`);
+      }
+      c = {
+        index: shared.customers.length,
+        ref: { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup },
+        resourceId: customer.billing.resourceId, resourceUri: customer.billing.resourceUri, planId: customer.planName,
+        keyPrefixes: new Map(),
+        inLedger: ledgerResources.has(customer.billing.resourceId.toLowerCase()),
+      };
+      bySpelling.set(managedResourceGroup, c);
+      shared.customers.push(c);
     }
-    const ref = { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup };
-    const event: UsageEvent = {
-      resourceId: customer.billing.resourceId,
-      resourceUri: customer.billing.resourceUri,
-      planId: customer.planName,
-      dimension: row.dimension,
-      quantity: row.quantity,
-      effectiveStartTime: row.effectiveStartTime,
-    };
-    const key = usageKey(event);
-    const entry = options.ledger.get(key);
-    const item: WorkItem = { event, customer: ref, key, line: row.line };
+    shared.customerOf[i] = c.index;
+    const item = new RowWork(i);
+    // usageKey(event), from a prefix per customer and dimension (one string per row, not
+    // five), and only for a resource the ledger knows: a million rows make little garbage.
+    let key = "";
+    if (c.inLedger) {
+      const dimension = rows.fieldAt(i, "dimension");
+      let prefix = c.keyPrefixes.get(dimension);
+      if (prefix === undefined) c.keyPrefixes.set(dimension, prefix = usageKeyPrefix({ resourceId: c.resourceId, dimension }));
+      key = prefix + hourOf(rows.fieldAt(i, "effectiveStartTime"));
+    }
+    const entry = c.inLedger ? options.ledger.get(key) : undefined;
     if (options.force || !entry || entry.state === "failed") {
       plan.work.push(item);
-      planned.add(key);
+      if (entry) planned.add(key);
       continue;
     }
+    const row = rows.at(i);
+    const ref = c.ref;
+    const event = item.event;
     if (entry.state === "accepted") {
       const billed = entry.billedQuantity ?? entry.event.quantity;
       const same = billed === row.quantity;

@@ -103,6 +103,10 @@ plan("a row's work item reads like any WorkItem: event, customer, key and line, 
   assert.equal([b.event, b.key], [e, usageKey(e)], "read twice");
   assert.equal(plainWork([a]), [{ event: usageEvent(A, "cpu", 5), customer: ref(A), key: usageKey(usageEvent(A, "cpu", 5)), line: 2 }]);
 });
+plan("items of one customer share one customer ref", () => {
+  const p = planSubmission({ rows: [row(A, "cpu", 5, 2), row(A, "mem", 5, 3)], config, ledger: new Ledger(), now: NOW });
+  assert.is(p.work[0].customer, p.work[1].customer);
+});
 plan("a row already accepted with the same quantity is AlreadyAccepted and not sent", () => {
   const e = usageEvent(A, "cpu", 5);
   const ledger = ledgerOf([intentRecord("i", ref(A), [e]), outcomeRecord("i", ref(A), [accepted(e)], { time: "2026-11-23T11:10:00.000Z" })]);
