@@ -15,10 +15,24 @@ export class MeteringError extends Error {
   }
 }
 
-/** Bad command-line input: a script prints its usage and exits 2. Nothing was changed. */
+/** Bad command-line input: a script says so in one line, points at --help and exits 2. Nothing was changed. */
 export class UsageError extends MeteringError {
   static override code = "ERR_USAGE";
   override code = "ERR_USAGE";
+}
+
+/**
+ * Bad input data (a usage file, stdin): exit 2, nothing signed, sent or written. `problems`
+ * holds every bad row with its line number; a script shows them without --verbose.
+ */
+export class InputError extends MeteringError {
+  static override code = "ERR_INPUT";
+  override code = "ERR_INPUT";
+  problems: Array<{ line: number; message: string }>;
+  constructor(message: string, options: { problems?: Array<{ line: number; message: string }>; cause?: unknown } = {}) {
+    super(message, options);
+    this.problems = options.problems ?? [];
+  }
 }
 
 /** config.json does not exist (yet). */

@@ -71,7 +71,12 @@ const FINAL_FAILURES = new Set([
  * @example usageKey({ resourceId: "A1…", dimension: "cpu", effectiveStartTime: "2024-05-01T13:25:00Z", … }) // "a1…|cpu|2024-05-01T13:00:00Z"
  */
 export function usageKey(event: Pick<UsageEvent, "resourceId" | "dimension" | "effectiveStartTime">): string {
-  return `${event.resourceId.toLowerCase()}|${event.dimension}|${hourOf(event.effectiveStartTime)}`;
+  return usageKeyPrefix(event) + hourOf(event.effectiveStartTime);
+}
+
+/** usageKey without the hour: `resourceId(lower)|dimension|`, for building many keys of one resource and dimension. */
+export function usageKeyPrefix(event: Pick<UsageEvent, "resourceId" | "dimension">): string {
+  return `${event.resourceId.toLowerCase()}|${event.dimension}|`;
 }
 
 /** Whether an HTTP status means "try again later" (throttled, timed out, server trouble). */

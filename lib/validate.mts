@@ -54,22 +54,89 @@ export function parseHoursAgo(value: string | undefined): number {
   return n;
 }
 
-/** Checks the quantity argument: a finite decimal number greater than 0. */
-export function parseQuantity(value: string | undefined): number {
+/** The largest quantity one event may carry unless a run says otherwise (`--max-quantity`). */
+export const DEFAULT_MAX_QUANTITY = 1_000_000;
+
+/**
+ * Partner Center documents no length or character set for a metering dimension's ID: its
+ * pages call it "the immutable identifier referenced while emitting usage events" (Microsoft
+ * docs: azure-app-metered-billing, "Billing dimensions"; the Azure application and SaaS plan
+ * pages, "Add a custom meter dimension"), and the metering API's OpenAPI spec has `dimension`
+ * as a plain string (microsoft/commercial-marketplace-openapi, meteringapi.v1.json). The
+ * neighbouring plan ID field takes "up to 50 lowercase alphanumeric characters, dashes, or
+ * underscores" (azure-app-plans), which says nothing certain about dimension IDs. So only what
+ * cannot be an ID is refused here: empty, control characters, or longer than this bound
+ * (unconfirmed; far above 50, so that no real ID is ever refused; anything else the API
+ * refuses as InvalidDimension, which is recorded). Command line and usage files share it.
+ */
+export const MAX_DIMENSION_ID_LENGTH = 256;
+
+/**
+ * What is wrong with a dimension id (already trimmed), or undefined when it can be one.
+ * The phrase reads after the value: `dimension "…": <problem>`.
+ */
+export function dimensionProblem(value: string): string | undefined {
+  const hint = "expected the dimension id from Partner Center";
+  if (value === "") return `${hint} (non-empty)`;
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return `it holds control characters; ${hint}`;
+  if (value.length > MAX_DIMENSION_ID_LENGTH) return `it is ${value.length} characters long, more than ${MAX_DIMENSION_ID_LENGTH}; ${hint}`;
+  return undefined;
+}
+
+/**
+ * Reads a quantity (text, or a number from JSON) and checks it: a finite decimal number
+ * greater than 0 and at most `maxQuantity`. Returns the number, or the problem as a phrase
+ * that reads after the value: `quantity "1,5": use a dot: 1.5`.
+ *
+ * @example
+ * checkQuantity("20.5", { maxQuantity: 1_000_000 }) // { quantity: 20.5 }
+ * checkQuantity("1e308", { maxQuantity: 1_000_000 }).problem // "above the ceiling of 1000000 …"
+ */
+export function checkQuantity(value: string | number, options: { maxQuantity?: number } = {}): { quantity: number; problem?: undefined } | { quantity?: undefined; problem: string } {
+  const max = options.maxQuantity ?? DEFAULT_MAX_QUANTITY;
+  let n: number;
+  if (typeof value === "number") n = value;
+  else {
+    const v = value.trim();
+    // A decimal comma (Excel in many locales): say how to write it rather than "not a number".
+    if (/^[+]?\d+,\d+$/.test(v)) return { problem: `use a dot: ${v.replace(",", ".")}` };
+    n = DECIMAL_RE.test(v) ? Number(v) : NaN;
+  }
+  if (Number.isNaN(n) || n <= 0) return { problem: "expected a decimal number greater than 0" };
+  // Infinity here is a decimal too large for a double (1e999): above any ceiling.
+  if (!(n <= max)) {
+    return { problem: `above the ceiling of ${_plain(max)} per event (a unit mix-up?); pass --max-quantity to allow more` };
+  }
+  return { quantity: n };
+}
+
+/** Checks the quantity argument: a finite decimal number greater than 0, at most `maxQuantity` (default 1,000,000). */
+export function parseQuantity(value: string | undefined, options: { maxQuantity?: number } = {}): number {
+  const checked = checkQuantity(value ?? "", options);
+  if (checked.problem !== undefined) throw new UsageError(`Cannot use quantity ${JSON.stringify(value ?? "")}: ${checked.problem}`);
+  return checked.quantity;
+}
+
+/** Checks the --max-quantity argument: a finite decimal number greater than 0. */
+export function parseMaxQuantity(value: string | undefined): number {
   const v = value?.trim() ?? "";
   const n = DECIMAL_RE.test(v) ? Number(v) : NaN;
   if (!(Number.isFinite(n) && n > 0)) {
-    throw new UsageError(`Cannot use quantity ${JSON.stringify(value ?? "")}: expected a decimal number greater than 0`);
+    throw new UsageError(`Cannot use --max-quantity ${JSON.stringify(value ?? "")}: expected a decimal number greater than 0`);
   }
   return n;
 }
 
-/** Checks the dimension argument: the Partner Center dimension id, non-empty, no control characters. */
+/** Checks the dimension argument: the Partner Center dimension id (see dimensionProblem). */
 export function parseDimension(value: string | undefined): string {
   const v = value?.trim() ?? "";
-  // deno-lint-ignore no-control-regex
-  if (v === "" || /[\u0000-\u001f\u007f]/.test(v)) {
-    throw new UsageError(`Cannot use dimension ${JSON.stringify(value ?? "")}: expected the dimension id from Partner Center (non-empty)`);
-  }
+  const problem = dimensionProblem(v);
+  if (problem !== undefined) throw new UsageError(`Cannot use dimension ${JSON.stringify(value ?? "")}: ${problem}`);
   return v;
+}
+
+/** A number as people write it, without exponent for the ceilings people pick (1000000, not 1e+6). */
+function _plain(n: number): string {
+  return Number.isInteger(n) && Math.abs(n) < 1e21 ? n.toFixed(0) : String(n);
 }

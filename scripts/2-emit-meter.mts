@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
-import { readFile } from "node:fs/promises";
-import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { UsageError } from "../lib/errors.mts";
+import { createReadStream } from "node:fs";
+import { once } from "node:events";
+import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli.mts";
+import { InputError, UsageError } from "../lib/errors.mts";
 import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseDimension, parseHoursAgo, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
-import { formatOfPath, parseUsageFile, sniffFormat, type RowProblem, type UsageRow } from "../lib/usage-file.mts";
-import { loadLedger, planSubmission, resolveRowsAt, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
-import { inputDigest } from "../lib/usage-file.mts";
+import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/usage-file.mts";
+import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
 import type { Ledger, RunInput } from "../lib/ledger.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
@@ -28,14 +28,18 @@ Arguments (one event):
   managed-resource-group   the managed application's managed resource group
   hours-ago                0..23: the event covers the UTC hour that many hours back (0 = this hour)
   dimension                Partner Center dimension id
-  quantity                 units above the plan's included quantity, a number > 0
+  quantity                 units above the plan's included quantity, a number > 0 with a
+                           decimal dot, at most --max-quantity
 
 Options:
   --file PATH         events from a file: CSV with a header row, or JSON Lines (.jsonl);
-                      - reads stdin. Columns: subscription, managed-resource-group,
+                      - reads stdin. UTF-8. Columns: subscription, managed-resource-group,
                       dimension, quantity, and hours-ago or effective-start-time (ISO 8601
-                      with Z, within the last 24 hours)
+                      with Z, within the last 24 hours). Every bad row is listed (line
+                      number and problem) and nothing is sent, unless --skip-invalid
   --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
+  --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
+                      a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
   --concurrency N     customers in flight at once, 1..64 (default 8)
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
@@ -75,12 +79,12 @@ const OPTIONS = {
   "skip-invalid": { type: "boolean" },
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
+  "max-quantity": { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 // Federated credentials take minutes to reach Entra; retry the propagation errors only this
 // long after 1-connect-customer, so a real misconfiguration still fails fast.
 const FRESH_CONNECTION_MS = 15 * 60_000;
-const MAX_PROBLEMS_SHOWN = 20;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -92,34 +96,41 @@ function intOption(value: string | boolean | undefined, name: string, min: numbe
   return n;
 }
 
-async function readInput(file: string, format: string | undefined): Promise<{ text: string; format: "csv" | "jsonl" }> {
+/** Reads --file (a path, or - for stdin) as a stream, line by line, into checked rows and the input's digest. */
+async function readInput(file: string, options: { format: string | undefined; now: number; maxQuantity: number }): Promise<ParsedUsageFile> {
+  const { format } = options;
   if (format !== undefined && format !== "csv" && format !== "jsonl") {
     throw new UsageError(`Cannot use --format ${JSON.stringify(format)}: expected csv or jsonl`);
   }
-  let text: string;
-  if (file === "-") {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    text = Buffer.concat(chunks).toString("utf8");
-  } else {
+  // stdin has no name: its first line says (a JSON object: JSON Lines; else CSV).
+  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? undefined : formatOfPath(file));
+  if (file !== "-" && !chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
+  const cannotRead = (cause: unknown) =>
+    new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+  let chunks: AsyncIterable<Uint8Array>;
+  if (file === "-") chunks = process.stdin;
+  else {
+    const stream = createReadStream(file);
     try {
-      text = await readFile(file, "utf8");
+      await once(stream, "open");
     } catch (cause) {
-      throw new UsageError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+      throw cannotRead(cause);
     }
+    chunks = stream;
   }
-  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? sniffFormat(text) : formatOfPath(file));
-  if (!chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
-  return { text, format: chosen };
+  try {
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
+  } catch (cause) {
+    // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
+    if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
+    throw cause;
+  }
 }
 
-function problemsError(problems: RowProblem[], source: string): UsageError {
-  const sorted = [...problems].sort((a, b) => a.line - b.line);
-  const shown = sorted.slice(0, MAX_PROBLEMS_SHOWN).map((p) => `  line ${p.line}: ${p.message}`);
-  const more = sorted.length > MAX_PROBLEMS_SHOWN ? [`  … and ${sorted.length - MAX_PROBLEMS_SHOWN} more`] : [];
-  return new UsageError(
+function problemsError(problems: RowProblem[], source: string): InputError {
+  return new InputError(
     `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
-    { detail: [...shown, ...more].join("\n") },
+    { problems },
   );
 }
 
@@ -136,9 +147,12 @@ function main(args: string[]): Promise<number> {
       const now = Date.now();
 
       // 1. Input, checked in full before anything is signed, sent or written.
-      let rows: UsageRow[] = [];
+      const maxQuantity = values["max-quantity"] === undefined ? DEFAULT_MAX_QUANTITY : parseMaxQuantity(String(values["max-quantity"]));
+      let rows = new UsageRows();
       let problems: RowProblem[] = [];
       let source = "the event";
+      // The file as read: its rows, problems and digest (the SHA-256 of its bytes).
+      let input: ParsedUsageFile | undefined;
       // What identifies this input, so that a rerun of it can finish an unfinished run.
       let digest: string | undefined;
       if (single) {
@@ -146,32 +160,38 @@ function main(args: string[]): Promise<number> {
         const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
         const hoursAgo = parseHoursAgo(positionals[2]);
         const dimension = parseDimension(positionals[3]);
-        const quantity = parseQuantity(positionals[4]);
-        rows = [{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, hoursAgo, effectiveStartTime: effectiveStartTime({ hoursAgo, now }) }];
+        const quantity = parseQuantity(positionals[4], { maxQuantity });
+        rows = UsageRows.from([{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }), hoursAgo }]);
         digest = inputDigest(JSON.stringify([subscriptionId.toLowerCase(), managedResourceGroup.toLowerCase(), hoursAgo, dimension, quantity]));
       } else if (values.file !== undefined) {
         const file = String(values.file);
         source = file === "-" ? "stdin" : file;
-        const input = await readInput(file, values.format as string | undefined);
-        ({ rows, problems } = parseUsageFile(input.text, { format: input.format, now }));
-        digest = inputDigest(input.text);
-        if (rows.length === 0 && problems.length === 0) throw new UsageError(`Cannot send ${source}: it holds no events`);
+        input = await readInput(file, { format: values.format as string | undefined, now, maxQuantity });
+        ({ rows, problems, digest } = input);
+        if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
       }
 
       const dataDir = resolveDataDir();
       const configPath = configPathIn(dataDir);
       const config = await loadConfig({ path: configPath, stage: "idp" });
       // One event for a customer that is not connected: say how to connect it (exit 2).
-      if (single) getCustomer(config, { ...rows[0], path: configPath });
+      if (single) getCustomer(config, { ...rows.at(0), path: configPath });
+      // Rows config.json cannot bill (customer not connected, an hour twice), in the same pass
+      // as the format problems: the whole list at once, before the dry run and the lock.
+      if (input) {
+        const checked = checkRows(rows, config);
+        rows = checked.rows;
+        problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
+      }
+      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
       const auditPath = auditPathIn(dataDir);
 
       if (values["dry-run"]) {
         const { ledger } = await loadLedger({ auditPath, now, unresolved: values.resend === true });
-        const run = resumeIfUnfinished({ rows, ledger, digest, now });
+        const run = resumeIfUnfinished({ rows, ledger, digest, now, config, source });
         const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now });
-        return dryRun(plan, { config, json, single, problems, source, skipInvalid: values["skip-invalid"] === true });
+        return dryRun(plan, { config, json, single, problems });
       }
-      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
 
       // 2. One run at a time per data directory: two runs could otherwise both send an open event.
       const { acquireRunLock } = await import("../lib/run-lock.mts");
@@ -183,11 +203,8 @@ function main(args: string[]): Promise<number> {
       try {
         const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now(), unresolved: values.resend === true });
         if (invalidLines > 0) progress(`Note: ${invalidLines} line(s) of ${auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-        const run = resumeIfUnfinished({ rows, ledger, digest, now });
+        const run = resumeIfUnfinished({ rows, ledger, digest, now, config, source });
         const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now: Date.now() });
-        const rowProblems = [...plan.unknownCustomers, ...plan.duplicateRows];
-        if (rowProblems.length > 0 && !values["skip-invalid"]) throw problemsError([...problems, ...rowProblems], source);
-        problems = [...problems, ...rowProblems];
         for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
         const resends = plan.work.filter((w) => w.resend).length;
         if (resends > 0) progress(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
@@ -267,14 +284,19 @@ async function send(plan: SubmissionPlan, options: { config: MeteringConfig; aud
  * Rows resolved against the instant of an unfinished earlier run of the same input, when
  * there is one (so the rerun finishes it and bills no row twice); otherwise as they are.
  */
-function resumeIfUnfinished(o: { rows: UsageRow[]; ledger: Ledger; digest: string | undefined; now: number }): { rows: UsageRow[]; input?: RunInput } {
+function resumeIfUnfinished(o: { rows: UsageRows; ledger: Ledger; digest: string | undefined; now: number; config: MeteringConfig; source: string }): { rows: UsageRows; input?: RunInput } {
   if (o.digest === undefined) return { rows: o.rows };
   const { input, resumed } = resolveRunInstant({ ledger: o.ledger, digest: o.digest, now: o.now });
   if (!resumed) return { rows: o.rows, input };
-  if (o.rows.some((r) => r.hoursAgo !== undefined)) {
-    progress(`This input was sent by a run at ${input.resolvedAt} that did not finish: finishing that run (hours-ago counted from ${input.resolvedAt}, so no row is billed twice). Run it again afterwards to bill the current hours.`);
-  }
-  return { rows: resolveRowsAt(o.rows, input.resolvedAt), input };
+  let relative = false;
+  for (let i = 0; i < o.rows.length && !relative; i++) relative = o.rows.fieldAt(i, "hoursAgo") !== undefined;
+  if (!relative) return { rows: o.rows, input };
+  progress(`This input was sent by a run at ${input.resolvedAt} that did not finish: finishing that run (hours-ago counted from ${input.resolvedAt}, so no row is billed twice). Run it again afterwards to bill the current hours.`);
+  const rows = o.rows.resolvedAgainst(Date.parse(input.resolvedAt));
+  // Moved hours-ago rows may now name the hour of a row with an absolute time.
+  const checked = checkRows(rows, o.config);
+  if (checked.problems.length > 0) throw problemsError(checked.problems, o.source);
+  return { rows: checked.rows, input };
 }
 
 /** After a run that left events without a final answer: the command that finishes it. */
@@ -285,9 +307,8 @@ function adviseUnfinished(reports: EventReport[]) {
   }
 }
 
-function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[]; source: string; skipInvalid: boolean }): number {
-  const problems = [...o.problems, ...plan.unknownCustomers, ...plan.duplicateRows];
-  if (problems.length > 0 && !o.skipInvalid) throw problemsError(problems, o.source);
+function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[] }): number {
+  const { problems } = o;
   if (o.single) {
     const w = plan.work.find((i) => i.line === 0);
     const settled = plan.settled.find((r) => r.line === 0);
@@ -305,13 +326,19 @@ function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean
     }
     return EXIT_OK;
   }
-  const perCustomer = new Map<string, number>();
-  for (const w of plan.work) perCustomer.set(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`, (perCustomer.get(`${w.customer.subscriptionId}/${w.customer.managedResourceGroup}`) ?? 0) + 1);
-  const calls = [...perCustomer.values()].reduce((n, c) => n + Math.ceil(c / 25), 0);
+  // Events per customer, counted without building a string per event (a million of them).
+  const perSubscription = new Map<string, Map<string, number>>();
+  for (const { customer } of plan.work) {
+    let groups = perSubscription.get(customer.subscriptionId);
+    if (!groups) perSubscription.set(customer.subscriptionId, groups = new Map());
+    groups.set(customer.managedResourceGroup, (groups.get(customer.managedResourceGroup) ?? 0) + 1);
+  }
+  const perCustomer = [...perSubscription.values()].flatMap((groups) => [...groups.values()]);
+  const calls = perCustomer.reduce((n, c) => n + Math.ceil(c / 25), 0);
   if (o.json) {
-    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers: perCustomer.size, batchCalls: calls }, null, 2));
+    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers: perCustomer.length, batchCalls: calls }, null, 2));
   } else {
-    out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.size} customer(s) in ${calls} batch call(s)`);
+    out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.length} customer(s) in ${calls} batch call(s)`);
     for (const r of [...plan.settled, ...plan.unknown]) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
     for (const p of problems) out(`Would skip line ${p.line}: ${p.message}`);
   }

@@ -19,7 +19,7 @@ export interface RunResult {
 
 export interface RunOptions {
   env?: Record<string, string | undefined>;
-  stdin?: string;
+  stdin?: string | Uint8Array;
   cwd?: string;
   /** SIGKILL after this long (default 120 s): a backstop for a script that hangs. */
   timeoutMs?: number;

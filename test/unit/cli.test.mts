@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeFailure, exitCodeFor, formatError, parseCommandLine, runCommand } from "../../lib/cli.mts";
-import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, UsageError } from "../../lib/errors.mts";
+import { describeFailure, exitCodeFor, formatError, formatProblems, MAX_PROBLEMS_SHOWN, parseCommandLine, runCommand } from "../../lib/cli.mts";
+import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, InputError, UsageError } from "../../lib/errors.mts";
 
 const parse = suite("parseCommandLine()");
 const options = { json: { type: "boolean" }, name: { type: "string" } } as const;
@@ -43,6 +43,25 @@ parse("optional positionals may be left off from the end; more than all of them 
     assert.is((error as Error).message, "Cannot run: expected [sub] [rg], got 3 argument(s)");
   }
 });
+parse("takes a negative number for a positional, not for an unknown flag", () => {
+  const { values, positionals } = parseCommandLine({ args: ["a", "-1", "-0.5", "-.5", "-1e3", "-v"], options, positionals: ["a", "b", "c", "d", "e"] });
+  assert.equal(positionals, ["a", "-1", "-0.5", "-.5", "-1e3"]);
+  assert.is(values.verbose, true, "a real short flag still is one");
+});
+parse("takes a negative number as the value of the string flag before it", () => {
+  const { values, positionals } = parseCommandLine({ args: ["--name", "-2", "x"], options, positionals: ["one"] });
+  assert.equal([values.name, positionals], ["-2", ["x"]]);
+});
+parse("still refuses a dash and a letter; a dash and a digit is a value for the script to judge", () => {
+  try {
+    parseCommandLine({ args: ["-x"], options, optionalPositionals: ["a"] });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, UsageError);
+    assert.is((error as Error).message, "Cannot parse arguments: Unknown option '-x'");
+  }
+  assert.equal(parseCommandLine({ args: ["-1x"], options, optionalPositionals: ["a"] }).positionals, ["-1x"]);
+});
 parse("--help skips the positional count", () => {
   assert.is(parseCommandLine({ args: ["--help"], options, positionals: ["one"] }).values.help, true);
   assert.is(parseCommandLine({ args: ["-h"], options }).values.help, true);
@@ -52,6 +71,7 @@ parse.run();
 const exit = suite("exitCodeFor()");
 exit("2 for usage and input errors, 1 otherwise", () => {
   assert.is(exitCodeFor(new UsageError("x")), 2);
+  assert.is(exitCodeFor(new InputError("x")), 2);
   assert.is(exitCodeFor(new CustomerNotConnectedError("x")), 2);
   assert.is(exitCodeFor(new ConfigInvalidError("x", { path: "p", problems: [] })), 2);
   assert.is(exitCodeFor(new FederationError("x", {})), 1);
@@ -69,6 +89,15 @@ format("adds code, detail and causes with verbose", () => {
   const text = formatError(error, { verbose: true });
   assert.match(text, /^Cannot get a token\n  code: ERR_FEDERATION\n  AADSTS700213: full text\n  caused by: Error: inner$/);
 });
+format("lists an input error's bad rows by line without --verbose, the first 20 and how many more", () => {
+  const problems = Array.from({ length: 23 }, (_, i) => ({ line: 30 - i, message: `bad ${30 - i}` }));
+  const lines = formatError(new InputError("Cannot send u.csv: 23 bad row(s)", { problems })).split("\n");
+  assert.is(lines[0], "Cannot send u.csv: 23 bad row(s)");
+  assert.equal(lines.slice(1, 3), ["  line 8: bad 8", "  line 9: bad 9"]);
+  assert.is(lines.length, 1 + MAX_PROBLEMS_SHOWN + 1);
+  assert.is(lines.at(-1), "  … and 3 more");
+  assert.match(formatError(new InputError("Cannot send", { problems: problems.slice(0, 1) }), { verbose: true }), /^Cannot send\n {2}line 30: bad 30\n {2}code: ERR_INPUT$/);
+});
 format("marks unexpected errors and hints at --verbose", () => {
   assert.is(formatError(new TypeError("bad\nmore")), "Unexpected error: bad (run again with --verbose for details)");
   assert.match(formatError(new TypeError("bad"), { verbose: true }), /TypeError: bad\n\s+at /);
@@ -76,9 +105,13 @@ format("marks unexpected errors and hints at --verbose", () => {
 format.run();
 
 const failure = suite("describeFailure()");
-failure("appends the usage after a usage error only", () => {
-  assert.equal(describeFailure(new UsageError("Cannot use x"), { usage: "Usage: s\n" }), { text: "Cannot use x\n\nUsage: s\n", exitCode: 2 });
-  assert.equal(describeFailure(new FederationError("Cannot get a token", {}), { usage: "Usage: s\n" }), { text: "Cannot get a token\n", exitCode: 1 });
+failure("a usage error is its one line and a pointer to --help, never the whole usage", () => {
+  assert.equal(describeFailure(new UsageError("Cannot use x")), { text: "Cannot use x\nRun with --help for usage\n", exitCode: 2 });
+});
+failure("an input error lists its rows and points at nothing else; other errors are their line", () => {
+  assert.equal(describeFailure(new InputError("Cannot send f: 1 bad row(s)", { problems: [{ line: 4, message: "not a JSON object" }] })),
+    { text: "Cannot send f: 1 bad row(s)\n  line 4: not a JSON object\n", exitCode: 2 });
+  assert.equal(describeFailure(new FederationError("Cannot get a token", {})), { text: "Cannot get a token\n", exitCode: 1 });
 });
 failure.run();
 
@@ -95,13 +128,20 @@ frame("--help prints the usage to out and never runs the command", async () => {
   assert.is(io.outText, "Usage: x\n");
   assert.not.ok(ran);
 });
-frame("an unknown flag is a usage error: exit 2, one line on err, the command not run", async () => {
+frame("an unknown flag is a usage error: exit 2, one line and the --help pointer on err, the command not run", async () => {
   const io = collect();
   let ran = false;
   const code = await runCommand({ args: ["--nope"], usage: "Usage: x\n", options: {}, io, run: async () => { ran = true; return 0; } });
   assert.is(code, 2);
-  assert.match(io.errText, /nope/);
+  assert.is(io.errText, "Cannot parse arguments: Unknown option '--nope'\nRun with --help for usage\n");
+  assert.is(io.outText, "");
   assert.not.ok(ran);
+});
+frame("a negative number reaches the command as the positional it is", async () => {
+  const io = collect();
+  let seen: string[] = [];
+  const code = await runCommand({ args: ["-1"], usage: "u", options: {}, positionals: ["n"], io, run: ({ positionals }) => { seen = positionals; return Promise.resolve(0); } });
+  assert.equal([code, seen, io.errText], [0, ["-1"], ""]);
 });
 frame("passes parsed values and positionals, returns the command's exit code", async () => {
   const io = collect();
@@ -140,3 +180,15 @@ optional("accepts the required ones plus up to the optional ones, and says so wh
   }
 });
 optional.run();
+
+const rows = suite("formatProblems()");
+rows("sorts by line and indents each problem", () => {
+  assert.equal(formatProblems([{ line: 9, message: "b" }, { line: 2, message: "a" }]), ["  line 2: a", "  line 9: b"]);
+  assert.equal(formatProblems([]), []);
+});
+rows("shows MAX_PROBLEMS_SHOWN and counts the rest", () => {
+  const many = Array.from({ length: MAX_PROBLEMS_SHOWN + 1 }, (_, i) => ({ line: i + 1, message: "x" }));
+  assert.is(formatProblems(many.slice(0, MAX_PROBLEMS_SHOWN)).length, MAX_PROBLEMS_SHOWN);
+  assert.equal(formatProblems(many).slice(-2), [`  line ${MAX_PROBLEMS_SHOWN}: x`, "  … and 1 more"]);
+});
+rows.run();

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey } from "../../lib/ledger.mts";
+import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey, usageKeyPrefix } from "../../lib/ledger.mts";
 import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering.mts";
 import type { AuditRecord } from "../../lib/audit.mts";
 import { A, B, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
@@ -296,3 +296,11 @@ same("compares subscription and managed resource group without case; anything mi
   assert.not.ok(isSameCustomer(undefined, c));
 });
 same.run();
+
+const prefix = suite("usageKeyPrefix()");
+prefix("is usageKey up to the hour: resource id in lower case, dimension as given", () => {
+  const e = { resourceId: "ABCDEF01-5555-4555-8555-5555555555AB", dimension: "CPU-hours", effectiveStartTime: "2026-11-23T10:45:00Z" };
+  assert.is(usageKeyPrefix(e), "abcdef01-5555-4555-8555-5555555555ab|CPU-hours|");
+  assert.is(usageKey(e), `${usageKeyPrefix(e)}2026-11-23T10:00:00Z`);
+});
+prefix.run();

@@ -14,7 +14,7 @@ import {
   type UsageRequestDescription,
 } from "../../lib/metering.mts";
 import type { CustomerConfig } from "../../lib/config.mts";
-import type { UsageRow } from "../../lib/usage-file.mts";
+import { UsageRows, type UsageRow } from "../../lib/usage-file.mts";
 import { tempDir } from "./_support.mts";
 import { A, B, C, configWith, CUSTOMERS, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent, type TestCustomer } from "./_usage-support.mts";
 
@@ -83,6 +83,8 @@ async function withAudit<T>(fn: (auditPath: string) => Promise<T>): Promise<T> {
   }
 }
 const readRecords = async (path: string) => parseAuditLog(await readFile(path, "utf8")).records;
+/** Work items as plain data: a row's item is built on demand, its JSON is the WorkItem. */
+const plainWork = (work: WorkItem[]) => JSON.parse(JSON.stringify(work));
 
 // ---- planSubmission -------------------------------------------------------------------------------
 
@@ -90,8 +92,20 @@ const plan = suite("planSubmission()");
 plan("sends rows the audit log knows nothing about, with the customer's billing ids and plan", () => {
   const p = planSubmission({ rows: [row(A, "cpu", 5, 2)], config, ledger: new Ledger(), now: NOW });
   const e = usageEvent(A, "cpu", 5);
-  assert.equal(p.work, [{ event: e, customer: ref(A), key: usageKey(e), line: 2 }]);
-  assert.equal([p.settled, p.unknown, p.duplicateRows, p.unknownCustomers], [[], [], [], []]);
+  assert.equal(plainWork(p.work), [{ event: e, customer: ref(A), key: usageKey(e), line: 2 }]);
+  assert.equal([p.settled, p.unknown], [[], []]);
+});
+plan("a row's work item reads like any WorkItem: event, customer, key and line, the same on every read", () => {
+  const p = planSubmission({ rows: UsageRows.from([row(A, "cpu", 5, 2), row(B, "mem", 1.5, 3, hoursAgo(2))]), config, ledger: new Ledger(), now: NOW });
+  const [a, b] = p.work;
+  const e = usageEvent(B, "mem", 1.5, hoursAgo(2));
+  assert.equal([b.event, b.customer, b.key, b.line, b.resend], [e, ref(B), usageKey(e), 3, undefined]);
+  assert.equal([b.event, b.key], [e, usageKey(e)], "read twice");
+  assert.equal(plainWork([a]), [{ event: usageEvent(A, "cpu", 5), customer: ref(A), key: usageKey(usageEvent(A, "cpu", 5)), line: 2 }]);
+});
+plan("items of one customer share one customer ref", () => {
+  const p = planSubmission({ rows: [row(A, "cpu", 5, 2), row(A, "mem", 5, 3)], config, ledger: new Ledger(), now: NOW });
+  assert.is(p.work[0].customer, p.work[1].customer);
 });
 plan("a row already accepted with the same quantity is AlreadyAccepted and not sent", () => {
   const e = usageEvent(A, "cpu", 5);
@@ -175,32 +189,36 @@ plan("an open entry is not sent twice when a row names it", () => {
   const p = planSubmission({ rows: [row(A, "cpu", 5, 2)], config, ledger: ledgerOf([intentRecord("i", ref(A), [recorded])]), now: NOW });
   assert.is(p.work.length, 1);
 });
-plan("a second row for the same customer, dimension and hour is a duplicate row, whatever the minute or case", () => {
-  const r1 = row(A, "cpu", 5, 2, hoursAgo(1));
-  const r2 = { ...row(A, "cpu", 6, 3, hoursAgo(1).replace(":00:00Z", ":45:00Z")), subscriptionId: A.subscriptionId.toUpperCase() };
-  const r3 = row(A, "cpu", 6, 4, hoursAgo(2));
-  const p = planSubmission({ rows: [r1, r2, r3], config, ledger: new Ledger(), now: NOW });
-  assert.equal(p.work.map((w) => w.line), [2, 4]);
-  assert.equal(p.duplicateRows, [{ line: 3, message: "same customer, dimension and hour as line 2: the API keeps one event per hour, so add the quantities into one row" }]);
+plan("with force, a row that names an open entry is sent once, as the row says", () => {
+  const recorded = usageEvent(A, "cpu", 5);
+  const p = planSubmission({ rows: [row(A, "cpu", 6, 2)], config, ledger: ledgerOf([intentRecord("i", ref(A), [recorded])]), force: true, now: NOW });
+  assert.equal(p.work.map((w) => [w.line, w.event.quantity, w.resend]), [[2, 6, undefined]]);
 });
-plan("rows of customers that are not connected are reported, not sent", () => {
-  const stranger = { ...A, subscriptionId: "99999999-9999-4999-8999-999999999999" };
-  const p = planSubmission({ rows: [row(stranger, "cpu", 1, 5), row(B, "cpu", 1, 6)], config: configWith([A]), ledger: new Ledger(), now: NOW });
+plan("finds a resource the ledger holds whatever the case of its id in config.json", () => {
+  const shouting = { ...A, resourceId: "ABCDEF01-5555-4555-8555-5555555555AB" };
+  const e = usageEvent(shouting, "cpu", 5);
+  const ledger = ledgerOf([intentRecord("i", ref(A), [e]), outcomeRecord("i", ref(A), [accepted(e)])]);
+  const p = planSubmission({ rows: [row(A, "cpu", 5, 2)], config: configWith([shouting]), ledger, now: NOW });
   assert.equal(p.work, []);
-  assert.equal(p.unknownCustomers, [
-    { line: 5, message: `customer ${stranger.subscriptionId}/${A.managedResourceGroup} is not connected (run 1-connect-customer first)` },
-    { line: 6, message: `customer ${B.subscriptionId}/${B.managedResourceGroup} is not connected (run 1-connect-customer first)` },
-  ]);
+  assert.equal(p.settled.map((s) => [s.status, s.line]), [["AlreadyAccepted", 2]]);
 });
-plan("a customer without billing ids counts as not connected", () => {
-  const cfg = configWith([A]);
-  delete (cfg.customers[A.subscriptionId][A.managedResourceGroup] as Partial<CustomerConfig>).billing;
-  assert.is(planSubmission({ rows: [row(A, "cpu", 1, 2)], config: cfg, ledger: new Ledger(), now: NOW }).unknownCustomers.length, 1);
+plan("refuses a row of a customer that is not connected: checkRows reports those before planning", () => {
+  const stranger = { ...A, subscriptionId: "99999999-9999-4999-8999-999999999999" };
+  const noBilling = configWith([A]);
+  delete (noBilling.customers[A.subscriptionId][A.managedResourceGroup] as Partial<CustomerConfig>).billing;
+  for (const [rows, cfg] of [[[row(A, "cpu", 1, 4), row(stranger, "cpu", 1, 5)], configWith([A])], [[row(A, "cpu", 1, 2)], noBilling]] as const) {
+    try {
+      planSubmission({ rows: [...rows], config: cfg, ledger: new Ledger(), now: NOW });
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, RangeError);
+      assert.match((error as Error).message, /^Cannot plan line \d: customer .* is not connected \(checkRows refuses such rows\)$/);
+    }
+  }
 });
 plan("finds the customer in any case and reports it as config.json spells it", () => {
   const r = { ...row(A, "cpu", 1, 2), subscriptionId: A.subscriptionId.toUpperCase(), managedResourceGroup: A.managedResourceGroup.toUpperCase() };
   const p = planSubmission({ rows: [r], config, ledger: new Ledger(), now: NOW });
-  assert.equal(p.unknownCustomers, []);
   assert.equal(p.work[0].customer, ref(A));
   assert.is(p.work[0].event.resourceId, A.resourceId);
 });

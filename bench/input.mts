@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// How much a big usage file costs before anything is sent: `2-emit-meter.mts --file … --dry-run`
+// over a synthetic file of `--rows` rows (default 1,000,000) for `--customers` connected
+// customers, read from a file and from stdin, per runtime. The dry run reads, checks and plans
+// every row and signs nothing, so no sandbox is needed: a config.json with the customers and an
+// empty data directory are enough. Prints the wall time and the child's peak memory (VmHWM,
+// sampled every 20 ms) against the goal of 300 MB.
+//
+// Usage: npm run bench:input [-- --rows N --customers N --runtime node20|node24|deno --keep]
+// Exit codes: 0 done, 1 a dry run failed or said something unexpected, 2 usage error.
+import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { DENO_PATH, NODE24_PATH, systemNode } from "../sandbox/core/runtime.mts";
+
+const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
+const GOAL_MB = 300;
+const DIMENSIONS = 25;
+const USAGE = "Usage: npm run bench:input [-- --rows N --customers N --runtime node20|node24|deno --keep]\n";
+const say = (text: string) => process.stderr.write(`${text}\n`);
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      rows: { type: "string", default: "1000000" },
+      customers: { type: "string", default: "2000" },
+      runtime: { type: "string", multiple: true },
+      keep: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  }));
+} catch (err) {
+  say(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const nRows = Number(values.rows), nCustomers = Number(values.customers);
+// Each customer has DIMENSIONS dimensions and 24 hours: that many distinct rows at most.
+if (!Number.isInteger(nRows) || nRows < 1 || !Number.isInteger(nCustomers) || nCustomers < 1 || nRows > nCustomers * DIMENSIONS * 24) {
+  say(`--rows and --customers: positive integers, at most ${DIMENSIONS * 24} rows per customer`);
+  process.exit(2);
+}
+const allRuntimes: Record<string, string[]> = { node20: [systemNode(), "--import", "tsx"] };
+if (existsSync(join(ROOT, NODE24_PATH))) allRuntimes.node24 = [join(ROOT, NODE24_PATH)];
+if (existsSync(join(ROOT, DENO_PATH))) allRuntimes.deno = [join(ROOT, DENO_PATH), "run", "-A"];
+const chosen = values.runtime ?? Object.keys(allRuntimes);
+for (const r of chosen) if (!allRuntimes[r]) {
+  say(`unknown or missing runtime ${r} (have: ${Object.keys(allRuntimes).join(", ")})`);
+  process.exit(2);
+}
+
+/** Runs a script, stdin from `input` when given; samples the child's peak RSS (VmHWM) until it exits. */
+function measured(rt: string[], args: string[], env: Record<string, string>, input?: string): Promise<{ ms: number; code: number | null; peakMb: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const t0 = performance.now();
+    const child = spawn(rt[0], [...rt.slice(1), ...args], { cwd: ROOT, env, stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    if (input) createReadStream(input).pipe(child.stdin!);
+    let peakKb = 0;
+    const timer = setInterval(async () => {
+      const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
+      const m = /VmHWM:\s+(\d+)/.exec(status);
+      if (m) peakKb = Math.max(peakKb, Number(m[1]));
+    }, 20);
+    child.on("exit", (code) => {
+      clearInterval(timer);
+      res({ ms: performance.now() - t0, code, peakMb: peakKb / 1024, stdout, stderr });
+    });
+  });
+}
+
+const uuid = (prefix: string, i: number) => `${prefix}${String(i).padStart(4, "0").slice(-4)}-1bf0-4dda-aec3-${String(i).padStart(12, "0")}`;
+
+/** A config.json with the ISV set up (as 0-isv-setup leaves it) and `n` connected customers. */
+function benchConfig(n: number) {
+  const customers: Record<string, Record<string, unknown>> = {};
+  for (let i = 0; i < n; i++) {
+    const sub = uuid("0b1f", i);
+    customers[sub] = {
+      [`mrg-bench-${i}`]: {
+        uamiClientId: uuid("3333", i), tenantId: uuid("4444", i), subject: "metering-submission-via-uami from 11111111-1111-4111-8111-111111111111",
+        audience: "api://AzureADTokenExchange", uamiName: "metering-submission-uami", planName: "bench",
+        billing: { resourceId: uuid("5555", i), resourceUri: `/subscriptions/${sub}/resourceGroups/customer-rg/providers/Microsoft.Solutions/applications/app` },
+        connectedAt: "2020-01-01T00:00:00.000Z",
+      },
+    };
+  }
+  const kid = "https://bench.vault.azure.net/keys/idpkey/0123456789abcdef0123456789abcdef";
+  return {
+    publisher: {
+      aadTenantId: "11111111-1111-4111-8111-111111111111", subscriptionId: "22222222-2222-4222-8222-222222222222",
+      resourceGroup: "marketplace-metering-idp-backend", location: "westeurope",
+      idp: {
+        issuer: "https://bench.blob.core.windows.net/public", keyUri: "https://bench.vault.azure.net/keys/idpkey", keyId: kid,
+        keyJson: { kid, kty: "RSA", e: "AQAB", n: "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0" },
+      },
+    },
+    customers,
+  };
+}
+
+/** Writes the usage file: row i is for customer i mod N, so every customer gets its share of dimensions and hours. */
+async function writeUsageFile(path: string) {
+  const out = createWriteStream(path);
+  const write = (text: string) => out.write(text) ? Promise.resolve() : new Promise<void>((r) => out.once("drain", () => r()));
+  await write("subscription,managed-resource-group,dimension,quantity,hours-ago\n");
+  let lines: string[] = [];
+  for (let i = 0; i < nRows; i++) {
+    const c = i % nCustomers, slot = Math.floor(i / nCustomers);
+    const d = slot % DIMENSIONS, h = Math.floor(slot / DIMENSIONS);
+    lines.push(`${uuid("0b1f", c)},mrg-bench-${c},dim-${String(d + 1).padStart(2, "0")},${(c % 97) + d + h + 0.5},${h}`);
+    if (lines.length === 10_000) {
+      await write(`${lines.join("\n")}\n`);
+      lines = [];
+    }
+  }
+  if (lines.length > 0) await write(`${lines.join("\n")}\n`);
+  await new Promise<void>((r) => out.end(() => r()));
+}
+
+const dir = await mkdtemp(join(tmpdir(), "metering-bench-input-"));
+let failed = false;
+try {
+  const dataDir = join(dir, "data");
+  await mkdir(dataDir);
+  await writeFile(join(dataDir, "config.json"), JSON.stringify(benchConfig(nCustomers)));
+  const file = join(dir, "usage.csv");
+  say(`Writing ${nRows.toLocaleString("en")} rows for ${nCustomers} customers to ${file}`);
+  await writeUsageFile(file);
+  const sizeMb = (await stat(file)).size / 2 ** 20;
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: dir, METERING_DATA_DIR: dataDir, NO_COLOR: "1" };
+
+  print(`# 2-emit-meter --dry-run of ${nRows.toLocaleString("en")} rows (${sizeMb.toFixed(0)} MiB CSV, ${nCustomers} customers), ${new Date().toISOString()}`);
+  print(`machine: ${(await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length ?? "?"} cores; load average ${(await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")}`);
+  print(`${"runtime".padEnd(8)} ${"input".padEnd(6)} ${"wall time".padStart(10)} ${"peak memory".padStart(12)}  goal`);
+  for (const name of chosen) {
+    for (const input of ["file", "stdin"] as const) {
+      const args = [join(ROOT, "scripts", "2-emit-meter.mts"), "--file", input === "file" ? file : "-", "--dry-run"];
+      const r = await measured(allRuntimes[name], args, env, input === "stdin" ? file : undefined);
+      const expected = new RegExp(`^Would send ${nRows} event\\(s\\) \\(0 resent\\) for ${Math.min(nCustomers, nRows)} customer\\(s\\)`);
+      if (r.code !== 0 || !expected.test(r.stdout)) {
+        failed = true;
+        say(`${name} ${input}: exit ${r.code}\n${r.stdout.slice(0, 2000)}\n${r.stderr.slice(-2000)}`);
+        continue;
+      }
+      const verdict = r.peakMb < GOAL_MB ? "ok" : "OVER";
+      print(`${name.padEnd(8)} ${input.padEnd(6)} ${`${(r.ms / 1000).toFixed(2)} s`.padStart(10)} ${`${r.peakMb.toFixed(0)} MB`.padStart(12)}  < ${GOAL_MB} MB ${verdict}`);
+    }
+  }
+} finally {
+  if (values.keep) say(`Kept ${dir}`);
+  else await rm(dir, { recursive: true, force: true });
+}
+process.exitCode = failed ? 1 : 0;
