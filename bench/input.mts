@@ -9,12 +9,12 @@
 // Usage: npm run bench:input [-- --rows N --customers N --runtime node20|node24|deno --keep]
 // Exit codes: 0 done, 1 a dry run failed or said something unexpected, 2 usage error.
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DENO_PATH, NODE24_PATH, systemNode } from "../sandbox/core/runtime.mts";
+import { installedRuntimes } from "../sandbox/core/runtime.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const GOAL_MB = 300;
@@ -49,9 +49,7 @@ if (!Number.isInteger(nRows) || nRows < 1 || !Number.isInteger(nCustomers) || nC
   say(`--rows and --customers: positive integers, at most ${DIMENSIONS * 24} rows per customer`);
   process.exit(2);
 }
-const allRuntimes: Record<string, string[]> = { node20: [systemNode(), "--import", "tsx"] };
-if (existsSync(join(ROOT, NODE24_PATH))) allRuntimes.node24 = [join(ROOT, NODE24_PATH)];
-if (existsSync(join(ROOT, DENO_PATH))) allRuntimes.deno = [join(ROOT, DENO_PATH), "run", "-A"];
+const allRuntimes = installedRuntimes(ROOT);
 const chosen = values.runtime ?? Object.keys(allRuntimes);
 for (const r of chosen) if (!allRuntimes[r]) {
   say(`unknown or missing runtime ${r} (have: ${Object.keys(allRuntimes).join(", ")})`);

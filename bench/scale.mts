@@ -8,12 +8,11 @@
 // Usage: npm run bench [-- --customers N --dimensions N --reference N --runtime node20|node24|deno]
 // Seeds its own world, starts its own sandbox in a temporary directory, stops it at the end.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DENO_PATH, NODE24_PATH, systemNode, tsRunner } from "../sandbox/core/runtime.mts";
+import { installedRuntimes, tsRunner } from "../sandbox/core/runtime.mts";
 import { loadWorldSeed } from "../sandbox/main.mts";
 import { fleetCsv, fleetCustomers, fleetSeed, setupFleet } from "../test/helpers/fleet.mts";
 
@@ -32,9 +31,7 @@ if (![nCustomers, nDims, nRef].every((n) => Number.isInteger(n) && n >= 1) || nD
   process.stderr.write("--customers, --reference: positive integers; --dimensions: 1..30 (Partner Center's limit)\n");
   process.exit(2);
 }
-const allRuntimes: Record<string, string[]> = { node20: [systemNode(), "--import", "tsx"] };
-if (existsSync(join(ROOT, NODE24_PATH))) allRuntimes.node24 = [join(ROOT, NODE24_PATH)];
-if (existsSync(join(ROOT, DENO_PATH))) allRuntimes.deno = [join(ROOT, DENO_PATH), "run", "-A"];
+const allRuntimes = installedRuntimes(ROOT);
 const chosen = values.runtime ?? Object.keys(allRuntimes);
 for (const r of chosen) if (!allRuntimes[r]) {
   process.stderr.write(`unknown or missing runtime ${r} (have: ${Object.keys(allRuntimes).join(", ")})\n`);

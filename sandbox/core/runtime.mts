@@ -36,3 +36,16 @@ export function systemNode(env: Record<string, string | undefined> = process.env
   }
   return "node";
 }
+
+/**
+ * The runtimes a benchmark can run a script under, by name: the machine's Node 20 with tsx,
+ * and Node 24 and Deno where `npm run runtimes` installed them under `root`.
+ */
+export function installedRuntimes(root: string): Record<string, string[]> {
+  const fs = process.getBuiltinModule?.("node:fs");
+  const has = (path: string) => fs?.existsSync(`${root}/${path}`) ?? false;
+  const runtimes: Record<string, string[]> = { node20: [systemNode(), "--import", "tsx"] };
+  if (has(NODE24_PATH)) runtimes.node24 = [`${root}/${NODE24_PATH}`];
+  if (has(DENO_PATH)) runtimes.deno = [`${root}/${DENO_PATH}`, "run", "-A"];
+  return runtimes;
+}
