@@ -45,6 +45,17 @@ export async function startTestSandbox(o: TestSandboxOptions = {}): Promise<Sand
   if (o.options) seed.options = mergeOptions(mergeOptions(DEFAULT_OPTIONS, seed.options ?? {}), o.options);
   const quiet = !process.env.SANDBOX_DEBUG;
   const sb = await startSandbox({ dir, tls, seed, azurite: o.azurite, log: quiet ? () => {} : undefined });
+  // A file whose setup throws never reaches its after hook: its Azurite would outlive it.
+  const azuritePid = sb.azuritePid;
+  if (azuritePid) {
+    process.on("exit", () => {
+      try {
+        process.kill(azuritePid, "SIGKILL");
+      } catch {
+        // already stopped
+      }
+    });
+  }
   const stop = sb.stop;
   sb.stop = async () => {
     await stop();
