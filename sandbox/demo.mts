@@ -78,14 +78,17 @@ if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
     title(`1. Connect customer '${second.name}'`);
     await step("scripts/1-connect-customer.mts", [second.subscriptionId, second.managedResourceGroup], env);
     title("2. Emit one usage event for the previous hour");
+    // The file below names absolute hours, as an hourly job should: the same hours whenever it runs.
+    const thisHour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const hourBack = (h: number) => new Date(thisHour - h * 3_600_000).toISOString().replace(".000Z", "Z");
     await step("scripts/2-emit-meter.mts", [customer.subscriptionId, customer.managedResourceGroup, "1", customer.dimensions[0], "5"], env);
 
     // The first row is the event just sent: the audit log says it was accepted, so it is skipped.
     const usageFile = join(String(env.METERING_DATA_DIR), "usage-demo.csv");
-    const rows = [["subscription", "managed-resource-group", "dimension", "quantity", "hours-ago"]];
-    rows.push([customer.subscriptionId, customer.managedResourceGroup, customer.dimensions[0], "5", "1"]);
+    const rows = [["subscription", "managed-resource-group", "dimension", "quantity", "effective-start-time"]];
+    rows.push([customer.subscriptionId, customer.managedResourceGroup, customer.dimensions[0], "5", hourBack(1)]);
     for (const c of [customer, second]) {
-      for (const hoursAgo of ["2", "3"]) rows.push([c.subscriptionId, c.managedResourceGroup, c.dimensions[0], hoursAgo === "2" ? "12.5" : "7", hoursAgo]);
+      for (const h of [2, 3]) rows.push([c.subscriptionId, c.managedResourceGroup, c.dimensions[0], h === 2 ? "12.5" : "7", hourBack(h)]);
     }
     await writeFile(usageFile, rows.map((r) => r.join(",")).join("\n") + "\n");
     title(`2. A usage file for both customers (${rows.length - 1} rows): one token per customer, batches of up to 25`);
