@@ -10,6 +10,7 @@ import * as assert from "uvu/assert";
 import { describe, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { mountTmpfs, type Tmpfs } from "../helpers/tmpfs.mts";
+import { hourBack } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/submission.mts";
 import { usageKey } from "../../lib/ledger.mts";
 
@@ -46,7 +47,8 @@ if ("skip" in probe) {
     F(`${budgetKb} KiB free at the start: nothing billed without its intent on disk; the rerun bills each event once`, async () => {
       const disk = await freshDisk(config);
       try {
-        const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - (i + 1) * 3_600_000;
+        // Hours fixed when the file started: each case has its own, whenever the clock turns.
+        const hour = hourBack(i + 1);
         const lines = ["subscription,managed-resource-group,dimension,quantity,effective-start-time"];
         const intended = new Map<string, number>();
         customers.forEach((c, ci) => c.dimensions.forEach((d, di) => {

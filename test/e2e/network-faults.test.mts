@@ -11,7 +11,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript, type RunResult } from "../helpers/scripts.mts";
-import { hourStart, startFleet, type AcceptedEvent, type FleetCustomer } from "../helpers/fleet.mts";
+import { startFleet, type AcceptedEvent, type FleetCustomer } from "../helpers/fleet.mts";
+import { hourBack } from "../helpers/hours.mts";
 import { DEFAULT_RETRY_OPTIONS } from "../../lib/http-policies.mts";
 import { loadLedger } from "../../lib/submission.mts";
 import type { AuditRecord } from "../../lib/audit.mts";
@@ -36,11 +37,12 @@ const workspaces: string[] = [];
 type Row = { c: FleetCustomer; dimension: string; quantity: number; effectiveStartTime: string };
 
 /**
- * The rows of one UTC hour, `hoursAgo` hours back, as the test starts. Their times are written
- * out, so that a rerun after the hour turned still sends the same events.
+ * The rows of one UTC hour, `hoursAgo` hours before the hour this file started in. Their times
+ * are written out, so that a rerun after the hour turned still sends the same events, and two
+ * tests of the file never meet in one hour because the clock moved between them.
  */
 function rowsOf(picks: Array<{ c: FleetCustomer; dimension: string; quantity: number }>, hoursAgo: number): Row[] {
-  const effectiveStartTime = new Date(hourStart(hoursAgo)).toISOString();
+  const effectiveStartTime = new Date(hourBack(hoursAgo)).toISOString();
   return picks.map((p) => {
     intended.set(keyOf({ resourceId: p.c.resourceUsageId, dimension: p.dimension, effectiveStartTime }), p.quantity);
     return { ...p, effectiveStartTime };
