@@ -18,11 +18,11 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { scanAuditLog } from "../lib/audit.mts";
-import { Ledger } from "../lib/ledger.mts";
-import { describeUsageRequest, type UsageEvent } from "../lib/metering.mts";
-import { loadLedger } from "../lib/submission.mts";
-import { USAGE_WINDOW_MS } from "../lib/usage-file.mts";
+import { scanAuditLog } from "../lib/audit/log.mts";
+import { Ledger } from "../lib/metering/ledger.mts";
+import { describeUsageRequest, type UsageEvent } from "../lib/metering/api.mts";
+import { loadLedger } from "../lib/metering/submission.mts";
+import { USAGE_WINDOW_MS } from "../lib/metering/usage-file.mts";
 import { tsRunner } from "../sandbox/core/runtime.mts";
 
 const HOUR = 3_600_000;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Records the publisher's defaults in config.json: subscription and tenant of the signed-in
 // az account, the resource group and region the ISV setup will use.
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { updateConfig, withPublisher } from "../lib/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseResourceGroupName } from "../lib/validate.mts";
-import { UsageError } from "../lib/errors.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { updateConfig, withPublisher } from "../lib/state/config.mts";
+import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { parseResourceGroupName } from "../lib/core/validate.mts";
+import { UsageError } from "../lib/core/errors.mts";
 
 const DEFAULT_RESOURCE_GROUP = "marketplace-metering-idp-backend";
 const DEFAULT_LOCATION = "westeurope";
@@ -48,7 +48,7 @@ function main(args: string[]): Promise<number> {
       throw new UsageError(`Cannot use --location ${JSON.stringify(location)}: expected a region name such as westeurope`);
     }
 
-    const { accountShow } = await import("../lib/az.mts");
+    const { accountShow } = await import("../lib/azure/az.mts");
     const account = await accountShow();
     const path = configPathIn(resolveDataDir());
     const { config, changed } = await updateConfig({

@@ -2,12 +2,12 @@
 // Sets up the ISV's OIDC issuer: deploys storage and Key Vault (templates/0-isv-setup.bicep),
 // publishes the discovery document and JWKS, proves them; --rotate-key rotates the signing key.
 import { fileURLToPath } from "node:url";
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import {
   configProblems, idpKeysOf, loadConfig, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
-} from "../lib/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { MeteringError } from "../lib/errors.mts";
+} from "../lib/state/config.mts";
+import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { MeteringError } from "../lib/core/errors.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/0-isv-setup.bicep", import.meta.url));
 const DEPLOYMENT_NAME = "metering-isv-setup";
@@ -69,12 +69,12 @@ function main(args: string[]): Promise<number> {
     const config = await loadConfig({ path, stage: "defaults" });
     const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
 
-    const az = await import("../lib/az.mts");
-    const { createIsvCredential, getSignedInObjectId } = await import("../lib/isv-credential.mts");
-    const { getKeyVaultPublicKey } = await import("../lib/keyvault.mts");
-    const { createKeyVaultSigner } = await import("../lib/signer.mts");
-    const issuerLib = await import("../lib/issuer.mts");
-    const { retry } = await import("../lib/retry.mts");
+    const az = await import("../lib/azure/az.mts");
+    const { createIsvCredential, getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
+    const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
+    const { createKeyVaultSigner } = await import("../lib/identity/signer.mts");
+    const issuerLib = await import("../lib/issuer/oidc.mts");
+    const { retry } = await import("../lib/core/retry.mts");
     const rbacRetry = {
       ...RBAC_RETRY,
       isRetryable: isForbidden,
@@ -121,7 +121,7 @@ function main(args: string[]): Promise<number> {
       keys = [{ kid: jwk.kid, keyId: key.keyId, state: "active", since: at, publishedAt: at, activatedAt: at, jwk: { ...jwk } }];
     }
     const active = keys.find((k) => k.state === "active")!;
-    const { publishedJwksOf } = await import("../lib/rotate-key.mts");
+    const { publishedJwksOf } = await import("../lib/issuer/rotate-key.mts");
     const jwks = publishedJwksOf({ ...previous, keys } as IdpConfig);
 
     progress(`Publishing the issuer documents of ${issuer}`);
@@ -174,14 +174,14 @@ function rotationStateToKeep(config: MeteringConfig, keyUri: string): IdpConfig 
 
 /** --rotate-key: the next rotation phase, or a refusal that says when it can run (nothing changed). */
 async function rotateKey(path: string, json: boolean): Promise<number> {
-  const rotation = await import("../lib/rotation.mts");
+  const rotation = await import("../lib/issuer/rotation.mts");
   const config = await loadConfig({ path, stage: "idp" });
   const nowMs = rotation.rotationNow();
   const step = rotation.nextRotationStep(config.publisher.idp!);
   rotation.assertRotationDue(step, nowMs);
 
-  const { createIsvCredential } = await import("../lib/isv-credential.mts");
-  const { runRotationPhase } = await import("../lib/rotate-key.mts");
+  const { createIsvCredential } = await import("../lib/identity/isv-credential.mts");
+  const { runRotationPhase } = await import("../lib/issuer/rotate-key.mts");
   const credential = await createIsvCredential();
   const { idp, next } = await runRotationPhase({ config, step, nowMs, credential, onProgress: progress });
   await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...current.publisher.idp, ...idp } }) });

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/roles.mts";
-import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/connect.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
+import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/azure/roles.mts";
+import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/customers/connect.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -71,7 +71,7 @@ function main(args: string[]): Promise<number> {
       printCustomer(existing.customer as CustomerConfig, json);
       return EXIT_OK;
     }
-    const { connectCustomer } = await import("../lib/connect.mts");
+    const { connectCustomer } = await import("../lib/customers/connect.mts");
     const customer = await connectCustomer({
       config, subscriptionId, managedResourceGroup,
       previous: existing?.customer as Partial<CustomerConfig> | undefined,

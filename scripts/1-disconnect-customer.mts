@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Disconnects a customer: deletes the federated credential and the UAMI from the managed
 // resource group and the customer from config.json; the audit log stays (plus one record).
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { loadConfig, updateConfig, withoutCustomer } from "../lib/config.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { PendingEventsError } from "../lib/errors.mts";
-import type { DisconnectPlan } from "../lib/offboard.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { loadConfig, updateConfig, withoutCustomer } from "../lib/state/config.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { PendingEventsError } from "../lib/core/errors.mts";
+import type { DisconnectPlan } from "../lib/customers/offboard.mts";
 
 const USAGE = `Usage: 1-disconnect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -63,7 +63,7 @@ function main(args: string[]): Promise<number> {
     const configPath = configPathIn(dataDir);
     const auditPath = auditPathIn(dataDir);
     const config = await loadConfig({ path: configPath });
-    const { planDisconnect, executeDisconnect } = await import("../lib/offboard.mts");
+    const { planDisconnect, executeDisconnect } = await import("../lib/customers/offboard.mts");
     progress(`Reading what ${subscriptionId}/${managedResourceGroup} has`);
     const plan = await planDisconnect({ config, configPath, auditPath, subscriptionId, managedResourceGroup });
     const pending = plan.pendingEvents.length;
@@ -83,7 +83,7 @@ function main(args: string[]): Promise<number> {
     const result = await executeDisconnect(plan, { onProgress: progress });
     const who = { subscriptionId: plan.subscriptionId, managedResourceGroup: plan.managedResourceGroup };
     await updateConfig({ path: configPath, update: (current) => withoutCustomer(current, who) });
-    const { appendAuditRecord, buildAuditRecord } = await import("../lib/audit.mts");
+    const { appendAuditRecord, buildAuditRecord } = await import("../lib/audit/log.mts");
     await appendAuditRecord({
       path: auditPath,
       record: buildAuditRecord({

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Lists the managed applications the ISV can see (Azure Resource Graph through az), with
 // their managed resource group, plan, state, and whether they are connected in config.json.
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { findCustomer, loadConfig } from "../lib/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/paths.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { findCustomer, loadConfig } from "../lib/state/config.mts";
+import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 
 const USAGE = `Usage: 1-list-customers.mts [options]
 
@@ -36,7 +36,7 @@ function table(rows: string[][]): string[] {
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const config = await loadConfig({ path: configPathIn(resolveDataDir()), allowMissing: true });
-    const { listManagedApps } = await import("../lib/arm.mts");
+    const { listManagedApps } = await import("../lib/azure/managed-apps.mts");
     const apps = await listManagedApps();
     const rows = apps.map((app) => ({
       ...app,

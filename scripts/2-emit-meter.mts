@@ -3,15 +3,15 @@
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
 import { createReadStream } from "node:fs";
 import { once } from "node:events";
-import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli.mts";
-import { InputError, UsageError } from "../lib/errors.mts";
-import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/config.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { describeUsageRequest, effectiveStartTime } from "../lib/metering.mts";
-import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/usage-file.mts";
-import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/submission.mts";
-import type { Ledger, RunInput } from "../lib/ledger.mts";
+import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
+import { InputError, UsageError } from "../lib/core/errors.mts";
+import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/state/config.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { describeUsageRequest, effectiveStartTime } from "../lib/metering/api.mts";
+import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
+import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/metering/submission.mts";
+import type { Ledger, RunInput } from "../lib/metering/ledger.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -194,7 +194,7 @@ function main(args: string[]): Promise<number> {
       }
 
       // 2. One run at a time per data directory: two runs could otherwise both send an open event.
-      const { acquireRunLock } = await import("../lib/run-lock.mts");
+      const { acquireRunLock } = await import("../lib/core/lock.mts");
       const lock = await acquireRunLock({
         dir: dataDir,
         waitMs: waitLockS * 1000,
@@ -232,13 +232,13 @@ function main(args: string[]): Promise<number> {
 }
 
 async function send(plan: SubmissionPlan, options: { config: MeteringConfig; auditPath: string; concurrency: number; single: boolean; input?: RunInput }): Promise<EventReport[]> {
-  const { createIsvCredential } = await import("../lib/isv-credential.mts");
-  const { createKeyVaultSigner } = await import("../lib/signer.mts");
-  const { createFederatedTokenSource } = await import("../lib/federation.mts");
-  const { sdkClientOptions } = await import("../lib/http-policies.mts");
-  const { createMeteringClient } = await import("../lib/metering.mts");
-  const { createProgress } = await import("../lib/progress.mts");
-  const { runSubmission } = await import("../lib/submission.mts");
+  const { createIsvCredential } = await import("../lib/identity/isv-credential.mts");
+  const { createKeyVaultSigner } = await import("../lib/identity/signer.mts");
+  const { createFederatedTokenSource } = await import("../lib/identity/federation.mts");
+  const { sdkClientOptions } = await import("../lib/core/http.mts");
+  const { createMeteringClient } = await import("../lib/metering/api.mts");
+  const { createProgress } = await import("../lib/cli/progress.mts");
+  const { runSubmission } = await import("../lib/metering/submission.mts");
 
   const idp = options.config.publisher.idp!;
   const credential = await createIsvCredential();

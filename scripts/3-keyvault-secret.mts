@@ -2,9 +2,9 @@
 // Sets, gets and lists secrets in a Key Vault inside a customer's managed resource group, as the
 // customer's federated UAMI (or the managed app's own identity via listTokens). No secret on argv.
 import { Buffer } from "node:buffer";
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { UsageError } from "../lib/errors.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { UsageError } from "../lib/core/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 
 const USAGE = `Usage: 3-keyvault-secret.mts <subscription> <managed-resource-group> <vault> set|get|list [name] [options]
 
@@ -70,7 +70,7 @@ function main(args: string[]): Promise<number> {
       if (positionals[5] !== undefined) {
         throw new UsageError("Cannot take a secret value from the command line (it would stay in shell history and process lists): pipe it on stdin or use --file PATH");
       }
-      const { parseSecretName } = await import("../lib/keyvault-secrets.mts");
+      const { parseSecretName } = await import("../lib/azure/keyvault-secrets.mts");
       const name = command === "list" ? undefined : parseSecretName(positionals[4]);
       if (command === "list" && positionals[4] !== undefined) throw new UsageError("Cannot run list: it takes no secret name");
       if (command !== "set" && (values.file !== undefined || values["content-type"] !== undefined)) throw new UsageError(`Cannot run ${command}: --file and --content-type belong to set`);
@@ -93,9 +93,9 @@ function main(args: string[]): Promise<number> {
         if (value === "") throw new UsageError("Cannot set an empty secret: no value on stdin or in the file");
       }
 
-      const { loadConnectedCustomer, openCustomerSession, staticTokenCredential } = await import("../lib/customer-session.mts");
+      const { loadConnectedCustomer, openCustomerSession, staticTokenCredential } = await import("../lib/customers/session.mts");
       const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
-      const { armRequest } = await import("../lib/arm-resource.mts");
+      const { armRequest } = await import("../lib/azure/arm-resource.mts");
       const vaultId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${vault}`;
       progress(`Reading Key Vault ${vault} of ${subscriptionId}/${managedResourceGroup}`);
       const vaultResource = await armRequest({
@@ -105,14 +105,14 @@ function main(args: string[]): Promise<number> {
       const vaultUrl = vaultResource?.properties?.vaultUri;
       if (!vaultUrl) throw new UsageError(`Cannot use Key Vault '${vault}': ARM reports no vaultUri`);
 
-      const kv = await import("../lib/keyvault-secrets.mts");
-      const { createRestClient } = await import("../lib/rest.mts");
-      const { summarizeToken } = await import("../lib/token-info.mts");
+      const kv = await import("../lib/azure/keyvault-secrets.mts");
+      const { createRestClient } = await import("../lib/azure/rest.mts");
+      const { summarizeToken } = await import("../lib/identity/token-info.mts");
       let credential;
       let who: string;
       let tokenClaims: Record<string, unknown>;
       if (via === "list-tokens") {
-        const app = await import("../lib/managed-app.mts");
+        const app = await import("../lib/azure/managed-app.mts");
         const { details } = await app.getManagedAppDetails({ subscriptionId, managedResourceGroup });
         progress(`Getting a Key Vault token of ${details.id}'s system-assigned identity (listTokens)`);
         const listed = await app.listManagedAppTokens({ appId: details.id, audience: "https://vault.azure.net" });
@@ -129,7 +129,7 @@ function main(args: string[]): Promise<number> {
         who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`;
       }
       const client = await createRestClient({ credential, scope: kv.KEYVAULT_SCOPE });
-      const { auditExchange } = await import("../lib/exchange-audit.mts");
+      const { auditExchange } = await import("../lib/audit/exchange.mts");
       const audit = (operation: string, request: { method: string; url: string; body?: unknown }, response?: { status: number; headers: Record<string, string>; json(): unknown }, error?: Error) =>
         auditExchange({
           path: auditPath,

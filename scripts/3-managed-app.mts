@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Acts on a customer's managed application as the publisher, through ARM: show it, refresh its
 // permissions, list tokens of its identities, and list or delete role assignments in its MRG.
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { UsageError } from "../lib/errors.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { UsageError } from "../lib/core/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 
 const COMMANDS = ["show", "refresh-permissions", "list-tokens", "role-assignments"];
 
@@ -73,9 +73,9 @@ function main(args: string[]): Promise<number> {
       throw new UsageError(`Cannot use --delete ${JSON.stringify(values.delete)}: expected a role assignment name (GUID) or id`);
     }
 
-    const { resolveDataDir, auditPathIn } = await import("../lib/paths.mts");
-    const { auditExchange } = await import("../lib/exchange-audit.mts");
-    const app = await import("../lib/managed-app.mts");
+    const { resolveDataDir, auditPathIn } = await import("../lib/state/paths.mts");
+    const { auditExchange } = await import("../lib/audit/exchange.mts");
+    const app = await import("../lib/azure/managed-app.mts");
     const auditPath = auditPathIn(resolveDataDir());
     const who = { subscriptionId, managedResourceGroup };
     const audit = (operation: string, request: { method: string; url: string; body?: unknown }, body: unknown, extra: Record<string, unknown> = {}) =>
@@ -113,7 +113,7 @@ function main(args: string[]): Promise<number> {
     }
 
     if (command === "list-tokens") {
-      const { summarizeToken, formatTokenSummary } = await import("../lib/token-info.mts");
+      const { summarizeToken, formatTokenSummary } = await import("../lib/identity/token-info.mts");
       const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities });
       await audit("managedApp.listTokens", { method: "POST", url: `${details.id}/listTokens?api-version=${app.LIST_TOKENS_API_VERSION}`, body: result.request }, result.response);
       if (values.raw) {
@@ -133,8 +133,8 @@ function main(args: string[]): Promise<number> {
     }
 
     // role-assignments
-    const { findCustomer, loadConfig } = await import("../lib/config.mts");
-    const { configPathIn } = await import("../lib/paths.mts");
+    const { findCustomer, loadConfig } = await import("../lib/state/config.mts");
+    const { configPathIn } = await import("../lib/state/paths.mts");
     const config = await loadConfig({ path: configPathIn(resolveDataDir()), stage: "any" }).catch(() => undefined);
     const connected = config ? findCustomer(config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined : undefined;
     const tenantId = connected?.tenantId ?? details.identity?.tenantId;

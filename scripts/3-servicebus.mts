@@ -2,9 +2,9 @@
 // Exchanges messages with a customer over Service Bus queues in its managed resource group, as the
 // customer's federated UAMI (no client secret): send a command, receive status replies.
 import { Buffer } from "node:buffer";
-import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { UsageError } from "../lib/errors.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
+import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { UsageError } from "../lib/core/errors.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 
 const USAGE = `Usage: 3-servicebus.mts <subscription> <managed-resource-group> <namespace> send|receive <queue> [options]
 
@@ -84,7 +84,7 @@ function main(args: string[]): Promise<number> {
     const command = positionals[3];
     if (!/^[a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9]$/.test(namespace)) throw new UsageError(`Cannot use namespace ${JSON.stringify(namespace)}: expected a Service Bus namespace name (6-50 letters, digits and hyphens)`);
     if (command !== "send" && command !== "receive") throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected send or receive`);
-    const sb = await import("../lib/servicebus.mts");
+    const sb = await import("../lib/azure/servicebus.mts");
     const queue = sb.parseQueueName(positionals[4]);
     const sendOnly = ["body", "content-type", "property", "label", "correlation-id", "message-id", "json"].filter((k) => values[k] !== undefined);
     const receiveOnly = ["max", "wait", "watch"].filter((k) => values[k] !== undefined);
@@ -112,9 +112,9 @@ function main(args: string[]): Promise<number> {
       if (body.length === 0) throw new UsageError("Cannot send an empty message: no body on stdin or in the file");
     }
 
-    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customer-session.mts");
+    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customers/session.mts");
     const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
-    const { armRequest } = await import("../lib/arm-resource.mts");
+    const { armRequest } = await import("../lib/azure/arm-resource.mts");
     const nsId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.ServiceBus/namespaces/${namespace}`;
     progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
     const ns = await armRequest({
@@ -131,10 +131,10 @@ function main(args: string[]): Promise<number> {
     progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
     const session = await openCustomerSession({ config, customer });
     const token = await session.getToken(sb.SERVICEBUS_SCOPE);
-    const { createRestClient } = await import("../lib/rest.mts");
+    const { createRestClient } = await import("../lib/azure/rest.mts");
     const client = await createRestClient({ credential: session.credential, scope: sb.SERVICEBUS_SCOPE });
     const who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? token.claims.oid ?? "?")})`;
-    const { auditExchange } = await import("../lib/exchange-audit.mts");
+    const { auditExchange } = await import("../lib/audit/exchange.mts");
     const { createHash } = await import("node:crypto");
     const digest = (b: Uint8Array) => ({ bytes: b.length, sha256: createHash("sha256").update(b).digest("hex") });
     const queueUrl = `${endpoint.replace(/\/$/, "")}/${queue}`;

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Gets a token for any resource as a connected customer's UAMI (workload identity federation,
 // no secret) and shows its claims and expiry; --raw prints only the token, for piping.
-import { EXIT_OK, runCommand } from "../lib/cli.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import { formatTokenSummary, scopeForResource, summarizeToken, WELL_KNOWN_SCOPES } from "../lib/token-info.mts";
+import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { formatTokenSummary, scopeForResource, summarizeToken, WELL_KNOWN_SCOPES } from "../lib/identity/token-info.mts";
 
 const USAGE = `Usage: 3-token.mts <subscription> <managed-resource-group> <resource-or-scope> [options]
 
@@ -36,13 +36,13 @@ function main(args: string[]): Promise<number> {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const scope = scopeForResource(positionals[2]);
-    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customer-session.mts");
+    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customers/session.mts");
     const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
     process.stderr.write(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId} for ${scope}\n`);
     const session = await openCustomerSession({ config, customer });
     const token = await session.getToken(scope);
     const summary = summarizeToken(token.token, { expiresOnTimestamp: token.expiresOnTimestamp });
-    const { auditExchange } = await import("../lib/exchange-audit.mts");
+    const { auditExchange } = await import("../lib/audit/exchange.mts");
     await auditExchange({
       path: auditPath,
       record: {

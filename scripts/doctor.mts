@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Checks every link of the trust chain (config, credential, Key Vault key, issuer documents,
 // customers' identities, token exchange, billing) and prints ✓ or ✗ with a fix for each ✗.
-import { UsageError } from "../lib/errors.mts";
-import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/paths.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/validate.mts";
-import type { DoctorCheck } from "../lib/doctor.mts";
+import { UsageError } from "../lib/core/errors.mts";
+import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import type { DoctorCheck } from "../lib/doctor/doctor.mts";
 
 const USAGE = `Usage: doctor.mts [<subscription> <managed-resource-group>] [options]
 
@@ -62,7 +62,7 @@ function main(args: string[]): Promise<number> {
         ? { subscriptionId: parseSubscriptionId(positionals[0]), managedResourceGroup: parseResourceGroupName(positionals[1], "managed resource group") }
         : undefined;
       const dataDir = resolveDataDir();
-      const { runDoctor } = await import("../lib/doctor.mts");
+      const { runDoctor } = await import("../lib/doctor/doctor.mts");
       const checks = await runDoctor({
         configPath: configPathIn(dataDir),
         auditPath: auditPathIn(dataDir),

@@ -10,7 +10,7 @@ import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript } from "../helpers/scripts.mts";
 import { fleetCsv, startFleet, type AcceptedEvent } from "../helpers/fleet.mts";
 import { hourBack, isoHour } from "../helpers/hours.mts";
-import { loadLedger } from "../../lib/submission.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
 
 const METERING_AUDIENCE = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({ customers: 6, dimensions: 5 });

@@ -11,7 +11,7 @@ import * as assert from "uvu/assert";
 import { describe, inheritedEnv, ROOT, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
-import { loadLedger } from "../../lib/submission.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
 
 // 22 rounds (hours 1..22 back; the calibration run takes hour 23), of which at least 20 must be killed.
 const ROUNDS = 22;

@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { admin } from "../helpers/sandbox.mts";
 import { CLOCK_PRELOAD, describe, runScript, type RunOptions } from "../helpers/scripts.mts";
 import { startFleet, type AcceptedEvent, type FleetCustomer } from "../helpers/fleet.mts";
-import { loadLedger } from "../../lib/submission.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
 
 const HOUR_MS = 3_600_000;
 const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({

@@ -11,7 +11,7 @@ import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { hourBack, hoursAgoOf, isoHour } from "../helpers/hours.mts";
-import { loadLedger } from "../../lib/submission.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
 
 // The third customer is connected by a test, fresh. One attempt may take 2 s before it counts
 // as a timeout (the default is 30 s): a metering call takes 10-50 ms here and up to 0.4 s at a

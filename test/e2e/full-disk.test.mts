@@ -11,8 +11,8 @@ import { describe, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { mountTmpfs, type Tmpfs } from "../helpers/tmpfs.mts";
 import { hourBack } from "../helpers/hours.mts";
-import { loadLedger } from "../../lib/submission.mts";
-import { usageKey } from "../../lib/ledger.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
+import { usageKey } from "../../lib/metering/ledger.mts";
 
 const probe = await mountTmpfs(64 * 1024);
 /** A fresh 1 MiB disk holding a copy of `config`. */

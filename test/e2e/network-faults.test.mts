@@ -13,9 +13,9 @@ import { admin } from "../helpers/sandbox.mts";
 import { describe, runScript, type RunResult } from "../helpers/scripts.mts";
 import { startFleet, type AcceptedEvent, type FleetCustomer } from "../helpers/fleet.mts";
 import { hourBack } from "../helpers/hours.mts";
-import { DEFAULT_RETRY_OPTIONS } from "../../lib/http-policies.mts";
-import { loadLedger } from "../../lib/submission.mts";
-import type { AuditRecord } from "../../lib/audit.mts";
+import { DEFAULT_RETRY_OPTIONS } from "../../lib/core/http.mts";
+import { loadLedger } from "../../lib/metering/submission.mts";
+import type { AuditRecord } from "../../lib/audit/log.mts";
 
 // 10 customers of 30 dimensions: 300 events an hour, two batch calls (25 + 5) per customer.
 // A cut connection fails at once; an attempt that hangs instead fails after 3 s (ETIMEDOUT).

@@ -4,10 +4,10 @@
 // deployed through the sandbox's az back end), without a process per customer.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { setAzRunner, type AzRunner } from "../../lib/az.mts";
-import { connectCustomer } from "../../lib/connect.mts";
-import { loadConfig, updateConfig, withCustomer, type CustomerConfig, type MeteringConfig } from "../../lib/config.mts";
-import { forEachConcurrently } from "../../lib/submission.mts";
+import { setAzRunner, type AzRunner } from "../../lib/azure/az.mts";
+import { connectCustomer } from "../../lib/customers/connect.mts";
+import { loadConfig, updateConfig, withCustomer, type CustomerConfig, type MeteringConfig } from "../../lib/state/config.mts";
+import { forEachConcurrently } from "../../lib/metering/submission.mts";
 import type { WorldSeed } from "../../sandbox/core/state.mts";
 import { isoHour } from "./hours.mts";
 import { describe, runScript } from "./scripts.mts";

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
-import { createLocalSigner, type Signer } from "../../lib/signer.mts";
+import { createLocalSigner, type Signer } from "../../lib/identity/signer.mts";
 
 export async function tempDir(prefix = "metering-unit-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

@@ -1,9 +1,9 @@
 // Shared fixtures for the ledger and submission tests: a frozen clock, a config with three
-// connected customers, usage events, and audit records shaped as lib/submission.mts writes them.
-import type { AuditRecord } from "../../lib/audit.mts";
-import type { MeteringConfig } from "../../lib/config.mts";
-import type { CustomerRef, EventResult } from "../../lib/ledger.mts";
-import type { UsageEvent } from "../../lib/metering.mts";
+// connected customers, usage events, and audit records shaped as lib/metering/submission.mts writes them.
+import type { AuditRecord } from "../../lib/audit/log.mts";
+import type { MeteringConfig } from "../../lib/state/config.mts";
+import type { CustomerRef, EventResult } from "../../lib/metering/ledger.mts";
+import type { UsageEvent } from "../../lib/metering/api.mts";
 
 export const NOW = Date.parse("2026-11-23T12:34:56Z");
 export const HOUR_MS = 3_600_000;

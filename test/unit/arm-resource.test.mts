@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { armRequest, parseAzArmError } from "../../lib/arm-resource.mts";
-import { ArmError, AzError, ResourceNotFoundError } from "../../lib/errors.mts";
+import { armRequest, parseAzArmError } from "../../lib/azure/arm-resource.mts";
+import { ArmError, AzError, ResourceNotFoundError } from "../../lib/core/errors.mts";
 
 const T = suite("parseAzArmError() / armRequest()");
 T("reads both of az's error line shapes", () => {

@@ -2,9 +2,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
   getBillableManagedApp, getManagedAppForResourceGroup, listManagedApps, MANAGED_APPS_QUERY, parseResourceGroupId, queryResourceGraph,
-} from "../../lib/arm.mts";
-import { ArmError, AzError, ManagedAppNotBillableError, NotManagedResourceGroupError } from "../../lib/errors.mts";
-import type { AzRest } from "../../lib/az.mts";
+} from "../../lib/azure/managed-apps.mts";
+import { ArmError, AzError, ManagedAppNotBillableError, NotManagedResourceGroupError } from "../../lib/core/errors.mts";
+import type { AzRest } from "../../lib/azure/az.mts";
 
 const SUB = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
 const APP_ID = `/subscriptions/${SUB}/resourceGroups/customer-rg/providers/Microsoft.Solutions/applications/app1`;

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeProtectedHeader, jwtVerify } from "jose";
-import { buildAssertionClaims, buildClientAssertion, MAX_ASSERTION_LIFETIME_S } from "../../lib/assertion.mts";
+import { buildAssertionClaims, buildClientAssertion, MAX_ASSERTION_LIFETIME_S } from "../../lib/identity/assertion.mts";
 import { makeTestKey } from "./_support.mts";
 
 const NOW = Date.parse("2024-05-01T13:45:10.900Z");

@@ -2,9 +2,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AUDIT_ORDER_SLACK_MS, createAuditWriter, parseAuditLog, scanAuditLog, type AuditRecord } from "../../lib/audit.mts";
-import { AuditLeakError } from "../../lib/errors.mts";
-import { buildClientAssertion } from "../../lib/assertion.mts";
+import { AUDIT_ORDER_SLACK_MS, createAuditWriter, parseAuditLog, scanAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
+import { AuditLeakError } from "../../lib/core/errors.mts";
+import { buildClientAssertion } from "../../lib/identity/assertion.mts";
 import { makeTestKey, tempDir } from "./_support.mts";
 
 async function inTemp(fn: (dir: string) => Promise<void>): Promise<void> {

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import {
   appendAuditRecord, buildAuditRecord, findSecrets, parseAuditLog, readAuditLog, redactHeaders,
   serializeAuditRecord,
-} from "../../lib/audit.mts";
-import { AuditLeakError } from "../../lib/errors.mts";
-import { buildClientAssertion } from "../../lib/assertion.mts";
+} from "../../lib/audit/log.mts";
+import { AuditLeakError } from "../../lib/core/errors.mts";
+import { buildClientAssertion } from "../../lib/identity/assertion.mts";
 import { makeTestKey, tempDir } from "./_support.mts";
 
 const request = {

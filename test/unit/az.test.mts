@@ -5,8 +5,8 @@ import { join } from "node:path";
 import {
   accountShow, azErrorLine, deploymentGroupCreate, deploymentOutputs, deploymentParametersJson, getDeploymentOutput, groupCreate, rest,
   runAz, setAzRunner, type AzResult,
-} from "../../lib/az.mts";
-import { AzError, AzNotFoundError } from "../../lib/errors.mts";
+} from "../../lib/azure/az.mts";
+import { AzError, AzNotFoundError } from "../../lib/core/errors.mts";
 import { tempDir } from "./_support.mts";
 
 /** Replaces the az runner for one test; returns the argv lists it saw. */

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { parseCommandLine } from "../../lib/cli.mts";
-import { UsageError } from "../../lib/errors.mts";
+import { parseCommandLine } from "../../lib/cli/command.mts";
+import { UsageError } from "../../lib/core/errors.mts";
 
 // 2-emit-meter's shape: a --file batch takes no positionals, a single event takes five.
 const options = { file: { type: "string" }, json: { type: "boolean" } } as const;

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeFailure, exitCodeFor, formatError, formatProblems, MAX_PROBLEMS_SHOWN, parseCommandLine, runCommand } from "../../lib/cli.mts";
-import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, InputError, UsageError } from "../../lib/errors.mts";
+import { describeFailure, exitCodeFor, formatError, formatProblems, MAX_PROBLEMS_SHOWN, parseCommandLine, runCommand } from "../../lib/cli/command.mts";
+import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, InputError, UsageError } from "../../lib/core/errors.mts";
 
 const parse = suite("parseCommandLine()");
 const options = { json: { type: "boolean" }, name: { type: "string" } } as const;
@@ -164,8 +164,8 @@ frame.run();
 
 const optional = suite("parseCommandLine() optional positionals");
 optional("accepts the required ones plus up to the optional ones, and says so when not", async () => {
-  const { parseCommandLine } = await import("../../lib/cli.mts");
-  const { UsageError } = await import("../../lib/errors.mts");
+  const { parseCommandLine } = await import("../../lib/cli/command.mts");
+  const { UsageError } = await import("../../lib/core/errors.mts");
   const spec = { options: {}, positionals: ["a", "b"], optionalPositionals: ["c"] };
   assert.equal(parseCommandLine({ ...spec, args: ["1", "2"] }).positionals, ["1", "2"]);
   assert.equal(parseCommandLine({ ...spec, args: ["1", "2", "3"] }).positionals, ["1", "2", "3"]);

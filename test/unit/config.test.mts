@@ -6,8 +6,8 @@ import { hostname } from "node:os";
 import {
   configProblems, customerProblems, findCustomer, getCustomer, loadConfig, parseConfig, saveConfig, updateConfig,
   withCustomer, withPublisher, type CustomerConfig,
-} from "../../lib/config.mts";
-import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError } from "../../lib/errors.mts";
+} from "../../lib/state/config.mts";
+import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError } from "../../lib/core/errors.mts";
 import { bashEraConfig, CUSTOMER_SUB, tempDir } from "./_support.mts";
 
 const problems = suite("configProblems()");

@@ -1,10 +1,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeMismatch, dimensionVerdicts, jwkProblems } from "../../lib/diagnose.mts";
-import { ficDifferences } from "../../lib/doctor.mts";
-import { isArmNotFound } from "../../lib/identity.mts";
-import { AzError } from "../../lib/errors.mts";
-import type { AuditRecord } from "../../lib/audit.mts";
+import { describeMismatch, dimensionVerdicts, jwkProblems } from "../../lib/doctor/diagnose.mts";
+import { ficDifferences } from "../../lib/doctor/doctor.mts";
+import { isArmNotFound } from "../../lib/customers/uami.mts";
+import { AzError } from "../../lib/core/errors.mts";
+import type { AuditRecord } from "../../lib/audit/log.mts";
 
 const ISSUER = "https://idpabc.blob.core.windows.net/public";
 

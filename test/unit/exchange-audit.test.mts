@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SignJWT, generateKeyPair } from "jose";
-import { auditExchange, redactForAudit } from "../../lib/exchange-audit.mts";
+import { auditExchange, redactForAudit } from "../../lib/audit/exchange.mts";
 import { tempDir } from "./_support.mts";
 
 const { privateKey } = await generateKeyPair("RS256");

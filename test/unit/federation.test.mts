@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from "jose";
-import { createFederatedTokenSource, METERING_SCOPE, toFederationError, type CredentialFactory } from "../../lib/federation.mts";
-import { FederationError, SigningError } from "../../lib/errors.mts";
+import { createFederatedTokenSource, METERING_SCOPE, toFederationError, type CredentialFactory } from "../../lib/identity/federation.mts";
+import { FederationError, SigningError } from "../../lib/core/errors.mts";
 import { makeTestKey } from "./_support.mts";
 
 const ISSUER = "https://idpabc.blob.core.windows.net/public";

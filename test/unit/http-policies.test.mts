@@ -7,7 +7,7 @@ import {
 import {
   aadstsOfBody, baseClientOptions, DEFAULT_RETRY_OPTIONS, DEFAULT_TRY_TIMEOUT_MS, PROPAGATION_AADSTS, PROPAGATION_RETRY,
   propagationRetryStrategy, sdkClientOptions, tryTimeoutFromEnv, tryTimeoutPolicy,
-} from "../../lib/http-policies.mts";
+} from "../../lib/core/http.mts";
 
 type AbortSignalLike = NonNullable<PipelineRequest["abortSignal"]>;
 

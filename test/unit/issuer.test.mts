@@ -4,8 +4,8 @@ import { base64url, calculateJwkThumbprint } from "jose";
 import {
   assertIssuerUrl, buildDiscoveryDocument, buildJwks, buildPublicJwk, fetchJsonDocument, issuerDocuments,
   issuerFromBlobEndpoint, verifyIssuerSetup, type FetchLike,
-} from "../../lib/issuer.mts";
-import { IssuerFetchError, IssuerVerificationError } from "../../lib/errors.mts";
+} from "../../lib/issuer/oidc.mts";
+import { IssuerFetchError, IssuerVerificationError } from "../../lib/core/errors.mts";
 import { makeTestKey } from "./_support.mts";
 
 const ISSUER = "https://idpabc.blob.core.windows.net/public";

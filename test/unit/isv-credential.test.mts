@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { generateKeyPair, SignJWT } from "jose";
-import { ARM_SCOPE, createIsvCredential, getSignedInObjectId } from "../../lib/isv-credential.mts";
-import { MeteringError } from "../../lib/errors.mts";
+import { ARM_SCOPE, createIsvCredential, getSignedInObjectId } from "../../lib/identity/isv-credential.mts";
+import { MeteringError } from "../../lib/core/errors.mts";
 
 const key = (await generateKeyPair("RS256")).privateKey;
 const token = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "RS256" }).sign(key);
@@ -50,13 +50,13 @@ const fallback = suite("withFallback() / managedIdentitySource()");
 const unavailable = (name: string) => Object.assign(new Error(`${name} unavailable`), { name: "CredentialUnavailableError" });
 const good = { getToken: async () => ({ token: "t", expiresOnTimestamp: 1 }) };
 fallback("falls back when the primary is unavailable, also inside an AggregateAuthenticationError", async () => {
-  const { withFallback } = await import("../../lib/isv-credential.mts");
+  const { withFallback } = await import("../../lib/identity/isv-credential.mts");
   assert.is((await withFallback({ getToken: async () => { throw unavailable("az"); } }, good).getToken("s"))?.token, "t");
   const aggregate = Object.assign(new Error("chain"), { name: "AggregateAuthenticationError", errors: [unavailable("az")] });
   assert.is((await withFallback({ getToken: async () => { throw aggregate; } }, good).getToken("s"))?.token, "t");
 });
 fallback("a real failure of the primary is not hidden; a failing fallback reports both", async () => {
-  const { withFallback } = await import("../../lib/isv-credential.mts");
+  const { withFallback } = await import("../../lib/identity/isv-credential.mts");
   const real = Object.assign(new Error("AADSTS700016"), { name: "AuthenticationError" });
   try {
     await withFallback({ getToken: async () => { throw real; } }, good).getToken("s");
@@ -72,7 +72,7 @@ fallback("a real failure of the primary is not hidden; a failing fallback report
   }
 });
 fallback("sources as @azure/identity picks them", async () => {
-  const { managedIdentitySource } = await import("../../lib/isv-credential.mts");
+  const { managedIdentitySource } = await import("../../lib/identity/isv-credential.mts");
   assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IDENTITY_HEADER: "h" }), "App Service");
   assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IMDS_ENDPOINT: "http://y" }), "Azure Arc");
   assert.is(managedIdentitySource({ MSI_ENDPOINT: "http://x" }), "Cloud Shell");
@@ -80,7 +80,7 @@ fallback("sources as @azure/identity picks them", async () => {
   assert.is(managedIdentitySource({}), undefined);
 });
 fallback("createIsvCredential adds the fallback only where AZURE_TOKEN_CREDENTIALS left the managed identity out", async () => {
-  const { createIsvCredential } = await import("../../lib/isv-credential.mts");
+  const { createIsvCredential } = await import("../../lib/identity/isv-credential.mts");
   const { DefaultAzureCredential } = await import("@azure/identity");
   const mi = { IDENTITY_ENDPOINT: "http://127.0.0.1:1/msi/token", IDENTITY_HEADER: "h" };
   assert.instance(await createIsvCredential({ env: { ...mi } }), DefaultAzureCredential);

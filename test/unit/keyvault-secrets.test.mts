@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { getSecret, listSecrets, parseSecretName, setSecret } from "../../lib/keyvault-secrets.mts";
-import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../../lib/errors.mts";
-import type { RestRequest, RestResponse } from "../../lib/rest.mts";
+import { getSecret, listSecrets, parseSecretName, setSecret } from "../../lib/azure/keyvault-secrets.mts";
+import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../../lib/core/errors.mts";
+import type { RestRequest, RestResponse } from "../../lib/azure/rest.mts";
 
 function response(status: number, body: unknown): RestResponse {
   const text = JSON.stringify(body);

@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeKeyVaultError, getKeyVaultPublicKey, keyVaultClientOptions, parseKeyId } from "../../lib/keyvault.mts";
-import { SigningError } from "../../lib/errors.mts";
-import { DEFAULT_RETRY_OPTIONS } from "../../lib/http-policies.mts";
+import { describeKeyVaultError, getKeyVaultPublicKey, keyVaultClientOptions, parseKeyId } from "../../lib/identity/signing-key.mts";
+import { SigningError } from "../../lib/core/errors.mts";
+import { DEFAULT_RETRY_OPTIONS } from "../../lib/core/http.mts";
 
 const options = suite("keyVaultClientOptions()");
 options("disables challenge resource verification only for the exact value 'true'", () => {

@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey, usageKeyPrefix } from "../../lib/ledger.mts";
-import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering.mts";
-import type { AuditRecord } from "../../lib/audit.mts";
+import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey, usageKeyPrefix } from "../../lib/metering/ledger.mts";
+import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering/api.mts";
+import type { AuditRecord } from "../../lib/audit/log.mts";
 import { A, B, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
 
 const ev = usageEvent(A, "cpu", 5, hoursAgo(1));

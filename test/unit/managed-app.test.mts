@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeManagedApp, listManagedAppTokens, listRoleAssignments, parseListTokensResponse } from "../../lib/managed-app.mts";
-import { ArmError, AzError, ResourceNotFoundError } from "../../lib/errors.mts";
+import { describeManagedApp, listManagedAppTokens, listRoleAssignments, parseListTokensResponse } from "../../lib/azure/managed-app.mts";
+import { ArmError, AzError, ResourceNotFoundError } from "../../lib/core/errors.mts";
 
 const parse = suite("parseListTokensResponse()");
 parse("snake_case (docs, emulator): strings, epoch seconds", () => {

@@ -5,9 +5,9 @@ import type { AddressInfo } from "node:net";
 import {
   buildUsageEvent, describeUsageRequest, effectiveStartTime, meteringBaseUrl, parseBatchResponse, parseUsageEventResponse,
   submitUsageBatch, submitUsageEvent, type UsageEvent,
-} from "../../lib/metering.mts";
-import { MeteringApiError } from "../../lib/errors.mts";
-import { DEFAULT_TRY_TIMEOUT_MS } from "../../lib/http-policies.mts";
+} from "../../lib/metering/api.mts";
+import { MeteringApiError } from "../../lib/core/errors.mts";
+import { DEFAULT_TRY_TIMEOUT_MS } from "../../lib/core/http.mts";
 
 const NOW = Date.parse("2024-05-01T13:45:10.123Z");
 const billing = {

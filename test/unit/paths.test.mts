@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { auditPathIn, configPathIn, resolveDataDir } from "../../lib/paths.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../../lib/state/paths.mts";
 
 const dataDir = suite("resolveDataDir()");
 dataDir("prefers METERING_DATA_DIR, resolved against cwd", () => {

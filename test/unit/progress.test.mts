@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createProgress, renderBar, type ProgressStream } from "../../lib/progress.mts";
+import { createProgress, renderBar, type ProgressStream } from "../../lib/cli/progress.mts";
 
 /** A stream that records writes; a clock the test moves by hand. */
 function fakeStream(options: { isTTY?: boolean; columns?: number } = {}): ProgressStream & { writes: string[] } {

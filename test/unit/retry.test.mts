@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { retry } from "../../lib/retry.mts";
+import { retry } from "../../lib/core/retry.mts";
 
 const test = suite("retry()");
 const noSleep = (waits: number[]) => (ms: number) => {

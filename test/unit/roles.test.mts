@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BUILT_IN_ROLES, parseRole, roleName } from "../../lib/roles.mts";
-import { UsageError } from "../../lib/errors.mts";
+import { BUILT_IN_ROLES, parseRole, roleName } from "../../lib/azure/roles.mts";
+import { UsageError } from "../../lib/core/errors.mts";
 
 const T = suite("parseRole() / roleName()");
 T("names match case-insensitively, with or without 'Azure ' for Service Bus", () => {

@@ -1,13 +1,13 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { configProblems, idpKeysOf, idpKeysProblems, publishedKeysOf, signingKeyOf, withoutCustomer, type IdpConfig, type MeteringConfig } from "../../lib/config.mts";
-import { RotationNotDueError, UsageError } from "../../lib/errors.mts";
-import { buildJwks, type PublicJwk } from "../../lib/issuer.mts";
+import { configProblems, idpKeysOf, idpKeysProblems, publishedKeysOf, signingKeyOf, withoutCustomer, type IdpConfig, type MeteringConfig } from "../../lib/state/config.mts";
+import { RotationNotDueError, UsageError } from "../../lib/core/errors.mts";
+import { buildJwks, type PublicJwk } from "../../lib/issuer/oidc.mts";
 import {
   assertRotationDue, DEFAULT_JWKS_CACHE_S, DEFAULT_RETIRE_AFTER_S, formatDuration, MAX_JWKS_KEYS, nextRotationStep, rotationNow, withActivatedKey,
   withPublishedKey, withRetiredKeys,
-} from "../../lib/rotation.mts";
-import { publishedJwksOf } from "../../lib/rotate-key.mts";
+} from "../../lib/issuer/rotation.mts";
+import { publishedJwksOf } from "../../lib/issuer/rotate-key.mts";
 import { bashEraConfig, CUSTOMER_SUB } from "./_support.mts";
 
 const T0 = Date.parse("2026-03-01T00:00:00Z");

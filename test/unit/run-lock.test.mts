@@ -4,8 +4,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { acquireRunLock, isStale, processExists, type LockInfo } from "../../lib/run-lock.mts";
-import { RunLockedError } from "../../lib/errors.mts";
+import { acquireRunLock, isStale, processExists, type LockInfo } from "../../lib/core/lock.mts";
+import { RunLockedError } from "../../lib/core/errors.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { tempDir } from "./_support.mts";
 
@@ -230,7 +230,7 @@ processes("two processes started together hold the lock one after the other", as
     const log = join(dir, "held.jsonl");
     await writeFile(script, [
       `import { appendFileSync } from "node:fs";`,
-      `import { acquireRunLock } from ${JSON.stringify(join(ROOT, "lib", "run-lock.mts"))};`,
+      `import { acquireRunLock } from ${JSON.stringify(join(ROOT, "lib", "core", "lock.mts"))};`,
       `const lock = await acquireRunLock({ dir: ${JSON.stringify(join(dir, "data"))}, waitMs: 20_000, pollMs: 10 });`,
       `const start = Date.now();`,
       `await new Promise((r) => setTimeout(r, 300));`,

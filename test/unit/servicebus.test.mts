@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { parseProperties, parseQueueName, readMessage, receiveMessages, sendMessage, serviceBusError, type ReceivedMessage } from "../../lib/servicebus.mts";
-import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../../lib/errors.mts";
-import type { RestRequest, RestResponse } from "../../lib/rest.mts";
+import { parseProperties, parseQueueName, readMessage, receiveMessages, sendMessage, serviceBusError, type ReceivedMessage } from "../../lib/azure/servicebus.mts";
+import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../../lib/core/errors.mts";
+import type { RestRequest, RestResponse } from "../../lib/azure/rest.mts";
 
 function response(status: number, headers: Record<string, string> = {}, body = ""): RestResponse {
   const bytes = new TextEncoder().encode(body);

@@ -1,9 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { base64url, compactVerify, decodeProtectedHeader } from "jose";
-import { signJwt, type Signer } from "../../lib/signer.mts";
-import { parseKeyId } from "../../lib/keyvault.mts";
-import { SigningError } from "../../lib/errors.mts";
+import { signJwt, type Signer } from "../../lib/identity/signer.mts";
+import { parseKeyId } from "../../lib/identity/signing-key.mts";
+import { SigningError } from "../../lib/core/errors.mts";
 import { makeTestKey } from "./_support.mts";
 
 const sign = suite("signJwt()");

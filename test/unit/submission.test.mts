@@ -6,15 +6,15 @@ import { join } from "node:path";
 import {
   customerKey, forEachConcurrently, loadLedger, planSubmission, runSubmission, summarise,
   type EventReport, type RunSubmissionOptions, type SubmissionProgress, type WorkItem,
-} from "../../lib/submission.mts";
-import { Ledger, usageKey, type EventResult } from "../../lib/ledger.mts";
-import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit.mts";
+} from "../../lib/metering/submission.mts";
+import { Ledger, usageKey, type EventResult } from "../../lib/metering/ledger.mts";
+import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
 import {
   parseBatchResponse, parseUsageEventResponse, type BatchOutcome, type MeteringClient, type UsageEvent, type UsageOutcome,
   type UsageRequestDescription,
-} from "../../lib/metering.mts";
-import type { CustomerConfig } from "../../lib/config.mts";
-import { UsageRows, type UsageRow } from "../../lib/usage-file.mts";
+} from "../../lib/metering/api.mts";
+import type { CustomerConfig } from "../../lib/state/config.mts";
+import { UsageRows, type UsageRow } from "../../lib/metering/usage-file.mts";
 import { tempDir } from "./_support.mts";
 import { A, B, C, configWith, CUSTOMERS, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent, type TestCustomer } from "./_usage-support.mts";
 

@@ -1,8 +1,8 @@
 import { SignJWT, generateKeyPair } from "jose";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { formatTokenSummary, scopeForResource, summarizeToken } from "../../lib/token-info.mts";
-import { UsageError } from "../../lib/errors.mts";
+import { formatTokenSummary, scopeForResource, summarizeToken } from "../../lib/identity/token-info.mts";
+import { UsageError } from "../../lib/core/errors.mts";
 
 const scope = suite("scopeForResource()");
 scope("appends /.default to resource URIs and app ids, once", () => {

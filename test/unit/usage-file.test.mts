@@ -1,8 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { checkRow, checkRows, formatOfPath, hourOf, parseUsageFile, readUsageFile, sniffFormat, splitCsvLine, USAGE_WINDOW_MS, UsageRows, type ParsedUsageFile, type UsageRow } from "../../lib/usage-file.mts";
-import { MAX_DIMENSION_ID_LENGTH } from "../../lib/validate.mts";
+import { checkRow, checkRows, formatOfPath, hourOf, parseUsageFile, readUsageFile, sniffFormat, splitCsvLine, USAGE_WINDOW_MS, UsageRows, type ParsedUsageFile, type UsageRow } from "../../lib/metering/usage-file.mts";
+import { MAX_DIMENSION_ID_LENGTH } from "../../lib/core/validate.mts";
 import { configWith, CUSTOMERS } from "./_usage-support.mts";
 
 // Frozen clock: every time in this file is relative to NOW, never to the real clock.

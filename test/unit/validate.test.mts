@@ -1,10 +1,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { UsageError } from "../../lib/errors.mts";
+import { UsageError } from "../../lib/core/errors.mts";
 import {
   checkQuantity, DEFAULT_MAX_QUANTITY, dimensionProblem, MAX_DIMENSION_ID_LENGTH, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity,
   parseResourceGroupName, parseSubscriptionId,
-} from "../../lib/validate.mts";
+} from "../../lib/core/validate.mts";
 
 function rejects(fn: () => unknown, pattern: RegExp) {
   try {

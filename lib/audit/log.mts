@@ -1,0 +1,353 @@
+// audit.jsonl: an append-only log of every request to the metering API and its answer, one
+// JSON object per line. It holds decoded token claims for accountability but never a token,
+// an assertion or a signature: a guard refuses any record that looks like it holds one.
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { dirname } from "node:path";
+import { AuditLeakError, AuditWriteError, describeWriteError } from "../core/errors.mts";
+import { writeFully } from "../core/durable-write.mts";
+
+export interface AuditRecord {
+  /** ISO 8601 UTC time the record was written. */
+  time: string;
+  /** What happened, e.g. `usageEvent.intent`, `usageEvent`. */
+  operation: string;
+  /** Links an intent record to its outcome record. */
+  id?: string;
+  customer?: { subscriptionId: string; managedResourceGroup: string };
+  request?: { method: string; url: string; headers: Record<string, string>; body: unknown };
+  response?: { status: number; requestId?: string; correlationId?: string; body: unknown };
+  /** Claims of the access token used (decoded, unsigned; no signature). */
+  tokenClaims?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+// A compact JWS/JWT: base64url header starting `{"` (eyJ), payload, signature.
+const JWT_RE = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;
+const SECRET_KEYS = new Set(["authorization", "client_assertion", "access_token", "refresh_token", "id_token", "assertion", "client_secret", "password", "token"]);
+
+/** Header names and values to log: everything except Authorization, cookies and similar. */
+export function redactHeaders(headers: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || lower === "authorization" || lower === "cookie" || lower === "set-cookie" || lower === "proxy-authorization") continue;
+    out[lower] = value;
+  }
+  return out;
+}
+
+/**
+ * Paths inside `value` that look like secrets: JWT-shaped strings, `Bearer …` strings, or
+ * keys such as authorization / access_token / client_assertion with a value. Pure.
+ */
+export function findSecrets(value: unknown, path = "$"): string[] {
+  if (typeof value === "string") {
+    return JWT_RE.test(value) || /^bearer\s+\S/i.test(value) ? [path] : [];
+  }
+  if (Array.isArray(value)) return value.flatMap((v, i) => findSecrets(v, `${path}[${i}]`));
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).flatMap(([k, v]) => {
+      const here = `${path}.${k}`;
+      if (SECRET_KEYS.has(k.toLowerCase()) && v !== undefined && v !== null && v !== "") return [here];
+      return findSecrets(v, here);
+    });
+  }
+  return [];
+}
+
+/** Builds a record with the current time; drops Authorization from request headers. Pure apart from the clock. */
+export function buildAuditRecord(options: Omit<AuditRecord, "time"> & { now?: Date | number }): AuditRecord {
+  const { now, ...rest } = options;
+  const record = { time: new Date(now === undefined ? Date.now() : +now).toISOString(), ...rest } as AuditRecord;
+  if (record.request) record.request = { ...record.request, headers: redactHeaders(record.request.headers ?? {}) };
+  return record;
+}
+
+/** Serialises a record to one line, refusing anything that looks like a token. */
+export function serializeAuditRecord(record: AuditRecord): string {
+  const leaks = findSecrets(record);
+  if (leaks.length > 0) {
+    throw new AuditLeakError(`Cannot write audit record ${record.operation}: it holds what looks like a token at ${leaks.join(", ")}`);
+  }
+  const line = JSON.stringify(record);
+  if (line.includes("\n")) throw new AuditLeakError("Cannot write audit record: serialised record spans lines");
+  return line;
+}
+
+/** Writes a whole record (every byte, fsynced) or throws AuditWriteError with the cause. */
+async function _writeDurably(handle: Awaited<ReturnType<typeof open>>, text: string, path: string): Promise<void> {
+  try {
+    await writeFully(handle, text);
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    throw new AuditWriteError(`Cannot write to ${path}: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });
+  }
+}
+
+/** Opens (creating, mode 0600, directory 0700) the log for appending; whether its last line lacks a newline. */
+async function _openForAppend(path: string): Promise<{ handle: Awaited<ReturnType<typeof open>>; torn: boolean }> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    handle = await open(path, "a+", 0o600);
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    throw new AuditWriteError(`Cannot open ${path} for appending: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });
+  }
+  try {
+    const { size } = await handle.stat();
+    let torn = false;
+    if (size > 0) {
+      const last = new Uint8Array(1);
+      await handle.read(last, 0, 1, size - 1);
+      torn = last[0] !== 0x0a;
+    }
+    return { handle, torn };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/**
+ * Appends one record as a line: O_APPEND, every byte written, fsync. If an earlier write was
+ * torn (the file does not end in a newline), the record starts on a fresh line. Throws
+ * AuditWriteError when the record cannot be made durable.
+ */
+export async function appendAuditRecord(options: { path: string; record: AuditRecord }): Promise<void> {
+  const line = serializeAuditRecord(options.record);
+  const { handle, torn } = await _openForAppend(options.path);
+  try {
+    await _writeDurably(handle, `${torn ? "\n" : ""}${line}\n`, options.path);
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface AuditLog {
+  records: AuditRecord[];
+  /** Lines that are not JSON objects (1-based line numbers), e.g. a torn write repaired later. */
+  invalidLines: { line: number; text: string }[];
+  /** A last line without newline that is not JSON: a write cut short; ignored. */
+  tornTail?: string;
+}
+
+/** Reads audit.jsonl line by line; a missing file is an empty log. Tolerates a torn last line. */
+export async function readAuditLog(options: { path: string }): Promise<AuditLog> {
+  let text: string;
+  try {
+    text = await readFile(options.path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: [], invalidLines: [] };
+    throw error;
+  }
+  return parseAuditLog(text);
+}
+
+/**
+ * How far out of time order two records of audit.jsonl can be. Records are appended in the
+ * order they are written, stamped with the writer's clock; two processes (a run and a
+ * disconnect, say) or two machines sharing the Cloud Shell drive differ by seconds, not hours.
+ * A clock set back by more than this would hide records from `scanAuditLog({ sinceMs })`.
+ */
+export const AUDIT_ORDER_SLACK_MS = 6 * 3_600_000;
+
+/** Below this distance the search stops and the rest is read: reading 1 MiB costs less than seeking. */
+const SEARCH_SPAN = 1 << 20;
+const PROBE_CHUNK = 64 * 1024;
+
+/**
+ * Streams audit.jsonl record by record (memory stays flat however long the log is); a
+ * missing file has no records. Lines that are not JSON objects (a torn write) are skipped
+ * and counted.
+ *
+ * With `sinceMs`, only the part of the log that can hold records written at or after it is
+ * read: a binary search over the file (by each line's `time`) finds where records older than
+ * `sinceMs - AUDIT_ORDER_SLACK_MS` end, so an hourly run reads the last two days, not months.
+ * Records before that point are not passed on; records after it are, whatever their time.
+ */
+export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void; sinceMs?: number }): Promise<{ records: number; invalidLines: number; startOffset: number }> {
+  let records = 0;
+  let invalidLines = 0;
+  let startOffset = 0;
+  if (options.sinceMs !== undefined) {
+    try {
+      startOffset = await _offsetSince(options.path, options.sinceMs - AUDIT_ORDER_SLACK_MS);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
+      throw error;
+    }
+  }
+  const stream = createReadStream(options.path, { encoding: "utf8", start: startOffset });
+  try {
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    for await (const raw of lines) {
+      if (raw.trim() === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        invalidLines++;
+        continue;
+      }
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        invalidLines++;
+        continue;
+      }
+      records++;
+      options.onRecord(value as AuditRecord);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
+    throw error;
+  } finally {
+    stream.destroy();
+  }
+  return { records, invalidLines, startOffset };
+}
+
+/**
+ * A line start in the file such that no record before it was written at or after
+ * `thresholdMs + AUDIT_ORDER_SLACK_MS`: the start of a line whose record is older than
+ * `thresholdMs` (or 0). Binary search; a line without a readable time counts as new, which
+ * only makes the search read more.
+ */
+async function _offsetSince(path: string, thresholdMs: number): Promise<number> {
+  const handle = await open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    let lo = 0;
+    let hi = size;
+    while (hi - lo > SEARCH_SPAN) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const probe = await _lineAfter(handle, mid, size);
+      if (probe && probe.time < thresholdMs) lo = probe.start;
+      else hi = mid;
+    }
+    return lo;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The first line that starts after byte `pos` (pos itself excluded) and its record's time, if any. */
+async function _lineAfter(handle: Awaited<ReturnType<typeof open>>, pos: number, size: number): Promise<{ start: number; time: number } | undefined> {
+  const chunk = new Uint8Array(PROBE_CHUNK);
+  let at = pos;
+  let start = -1;
+  const bytes: Uint8Array[] = [];
+  while (at < size) {
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, at);
+    if (bytesRead === 0) break;
+    let from = 0;
+    if (start < 0) {
+      const nl = chunk.subarray(0, bytesRead).indexOf(0x0a);
+      if (nl < 0) {
+        at += bytesRead;
+        continue;
+      }
+      start = at + nl + 1;
+      from = nl + 1;
+    }
+    const end = chunk.subarray(from, bytesRead).indexOf(0x0a);
+    if (end >= 0) {
+      bytes.push(chunk.slice(from, from + end));
+      break;
+    }
+    bytes.push(chunk.slice(from, bytesRead));
+    at += bytesRead;
+  }
+  if (start < 0 || start >= size) return undefined;
+  const joined = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
+  bytes.reduce((at, b) => (joined.set(b, at), at + b.length), 0);
+  const line = new TextDecoder().decode(joined);
+  let time = Number.NaN;
+  try {
+    const value = JSON.parse(line) as { time?: unknown };
+    if (typeof value?.time === "string") time = Date.parse(value.time);
+  } catch {
+    // a torn line: its time is unknown
+  }
+  return { start, time: Number.isNaN(time) ? Infinity : time };
+}
+
+/** Parses audit.jsonl text. Pure. */
+export function parseAuditLog(text: string): AuditLog {
+  const lines = text.split("\n");
+  const records: AuditRecord[] = [];
+  const invalidLines: { line: number; text: string }[] = [];
+  let tornTail: string | undefined;
+  lines.forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    const isLast = i === lines.length - 1; // no newline after it
+    try {
+      const value = JSON.parse(raw);
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+        records.push(value as AuditRecord);
+        return;
+      }
+    } catch {
+      // falls through
+    }
+    if (isLast) tornTail = raw;
+    else invalidLines.push({ line: i + 1, text: raw });
+  });
+  return { records, invalidLines, ...(tornTail !== undefined ? { tornTail } : {}) };
+}
+
+export interface AuditWriter {
+  /** Appends one record (time added, Authorization dropped, leak guard applied) and fsyncs it. */
+  append(record: Omit<AuditRecord, "time">): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * An open audit log for many appends: one handle, appends in call order (one at a time),
+ * each written in full and fsynced before its promise resolves. A torn last line left by a
+ * killed run is closed with a newline first. After one append fails (AuditWriteError) every
+ * later append fails too, with the same cause: the log's end is no longer known, and a run
+ * must not go on as if later records were safe.
+ */
+export async function createAuditWriter(options: { path: string }): Promise<AuditWriter> {
+  const opened = await _openForAppend(options.path);
+  const { handle } = opened;
+  let needsNewline = opened.torn;
+  let broken: AuditWriteError | undefined;
+  let tail: Promise<void> = Promise.resolve();
+  let closed = false;
+  return {
+    append(record) {
+      if (closed) return Promise.reject(new Error("Cannot append to the audit log: the writer is closed"));
+      let line: string;
+      try {
+        line = serializeAuditRecord(buildAuditRecord(record as Omit<AuditRecord, "time">));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const write = async () => {
+        if (broken) throw broken;
+        const prefix = needsNewline ? "\n" : "";
+        // Until this write is known complete, the file may end mid-line.
+        needsNewline = true;
+        try {
+          await _writeDurably(handle, `${prefix}${line}\n`, options.path);
+        } catch (error) {
+          broken = error as AuditWriteError;
+          throw error;
+        }
+        needsNewline = false;
+      };
+      const done = tail.then(write);
+      tail = done.catch(() => {});
+      return done;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await tail;
+      await handle.close();
+    },
+  };
+}

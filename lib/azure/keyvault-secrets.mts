@@ -1,0 +1,98 @@
+// Secrets in a Key Vault inside a customer's managed resource group, over Key Vault's REST API
+// (docs/azure-behaviour.md §4.1) with a token the caller provides (the federated UAMI, or the managed app's identity
+// from listTokens): set, get, list. Statuses become typed errors; a 403 names the role to grant.
+import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../core/errors.mts";
+import type { RestClient, RestResponse } from "./rest.mts";
+
+export const KEYVAULT_SECRETS_API_VERSION = "7.4";
+export const KEYVAULT_SCOPE = "https://vault.azure.net/.default";
+/** Key Vault object names: 1-127 letters, digits and hyphens. */
+const SECRET_NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
+/** Key Vault's limit on a secret value (25 KB). */
+export const MAX_SECRET_BYTES = 25 * 1024;
+
+export interface SecretInfo {
+  name: string;
+  id: string;
+  version?: string;
+  contentType?: string;
+  enabled?: boolean;
+  updated?: string;
+}
+
+/** Checks a secret name argument. */
+export function parseSecretName(value: string | undefined): string {
+  const v = value ?? "";
+  if (!SECRET_NAME_RE.test(v)) throw new UsageError(`Cannot use secret name ${JSON.stringify(v)}: expected 1-127 letters, digits and hyphens`);
+  return v;
+}
+
+function _info(o: { id?: string; contentType?: string; attributes?: { enabled?: boolean; updated?: number } }): SecretInfo {
+  const parts = new URL(String(o.id)).pathname.split("/").filter(Boolean);
+  return {
+    name: parts[1],
+    id: String(o.id),
+    ...(parts[2] ? { version: parts[2] } : {}),
+    ...(o.contentType ? { contentType: o.contentType } : {}),
+    ...(o.attributes?.enabled !== undefined ? { enabled: o.attributes.enabled } : {}),
+    ...(o.attributes?.updated !== undefined ? { updated: new Date(o.attributes.updated * 1000).toISOString() } : {}),
+  };
+}
+
+/** Key Vault's answer as an error a person can act on. `role` is the one the operation needs. */
+export function keyVaultSecretError(res: RestResponse, options: { action: string; vaultUrl: string; name?: string; role: string; who: string }): Error {
+  const e = res.json<{ error?: { code?: string; message?: string } }>()?.error;
+  const first = String(e?.message ?? res.text()).split(/\r?\n/)[0];
+  const what = `${options.action} ${options.name ? `secret '${options.name}' in ` : ""}${options.vaultUrl}`;
+  if (res.status === 403) {
+    return new AccessDeniedError(`Cannot ${what}: forbidden (${e?.code ?? "Forbidden"}). ${options.who} needs the '${options.role}' role on the vault; grant it with 1-connect-customer --grant "${options.role}" (new assignments take a few minutes)`, {
+      service: "keyvault", role: options.role, httpStatus: 403, detail: e?.message,
+    });
+  }
+  if (res.status === 404 && e?.code === "SecretNotFound") {
+    return new ResourceNotFoundError(`Cannot ${what}: no such secret (${first})`);
+  }
+  if (res.status === 401) {
+    return new DataPlaneError(`Cannot ${what}: the vault refused the token (${first}); the vault must belong to the customer's tenant`, { service: "keyvault", httpStatus: 401, detail: e?.message });
+  }
+  return new DataPlaneError(`Cannot ${what}: HTTP ${res.status} ${e?.code ?? ""} ${first}`.trim(), { service: "keyvault", httpStatus: res.status, detail: res.text() });
+}
+
+const _url = (vaultUrl: string, path: string) => `${vaultUrl.replace(/\/$/, "")}/${path}${path.includes("?") ? "&" : "?"}api-version=${KEYVAULT_SECRETS_API_VERSION}`;
+
+/** Sets a secret (a new version); the value never appears in what is returned. */
+export async function setSecret(options: { client: RestClient; vaultUrl: string; name: string; value: string; contentType?: string; who: string }): Promise<{ info: SecretInfo; response: RestResponse }> {
+  if (new TextEncoder().encode(options.value).length > MAX_SECRET_BYTES) throw new UsageError(`Cannot set secret '${options.name}': the value is larger than Key Vault's ${MAX_SECRET_BYTES / 1024} KB`);
+  const res = await options.client.send({
+    method: "PUT",
+    url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}`),
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ value: options.value, ...(options.contentType ? { contentType: options.contentType } : {}) }),
+  });
+  if (res.status !== 200) throw keyVaultSecretError(res, { action: "set", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets Officer", who: options.who });
+  return { info: _info(res.json()!), response: res };
+}
+
+/** Reads a secret's current (or given) version, with its value. */
+export async function getSecret(options: { client: RestClient; vaultUrl: string; name: string; version?: string; who: string }): Promise<{ info: SecretInfo; value: string; response: RestResponse }> {
+  const res = await options.client.send({ method: "GET", url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}${options.version ? `/${options.version}` : ""}`) });
+  if (res.status !== 200) throw keyVaultSecretError(res, { action: "get", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets User", who: options.who });
+  const body = res.json<{ value?: string; id?: string; contentType?: string; attributes?: { enabled?: boolean; updated?: number } }>()!;
+  return { info: _info(body), value: String(body.value ?? ""), response: res };
+}
+
+/** Lists the secrets (names and attributes, never values), following nextLink. */
+export async function listSecrets(options: { client: RestClient; vaultUrl: string; who: string; maxPages?: number }): Promise<{ secrets: SecretInfo[]; responses: RestResponse[] }> {
+  const secrets: SecretInfo[] = [];
+  const responses: RestResponse[] = [];
+  let url: string | null = _url(options.vaultUrl, "secrets?maxresults=25");
+  for (let page = 0; url && page < (options.maxPages ?? 1000); page++) {
+    const res = await options.client.send({ method: "GET", url });
+    responses.push(res);
+    if (res.status !== 200) throw keyVaultSecretError(res, { action: "list secrets of", vaultUrl: options.vaultUrl, role: "Key Vault Secrets User", who: options.who });
+    const body = res.json<{ value?: unknown[]; nextLink?: string | null }>() ?? {};
+    for (const item of body.value ?? []) secrets.push(_info(item as never));
+    url = body.nextLink ?? null;
+  }
+  return { secrets, responses };
+}

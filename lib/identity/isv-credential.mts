@@ -1,0 +1,97 @@
+// The ISV's own identity: whoever runs the scripts (az login in Cloud Shell, a managed
+// identity on Azure compute). DefaultAzureCredential honours AZURE_TOKEN_CREDENTIALS; when that
+// narrows the chain to a developer credential (the sandbox and Cloud Shell set AzureCliCredential)
+// and the environment names a managed identity endpoint, the managed identity is the fallback, so a
+// timer job with no az and no person present still signs in.
+import { decodeJwt } from "jose";
+import { MeteringError } from "../core/errors.mts";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
+
+export const ARM_SCOPE = "https://management.azure.com/.default";
+
+type Env = Record<string, string | undefined>;
+
+/** AZURE_TOKEN_CREDENTIALS values under which DefaultAzureCredential itself already tries a managed identity. */
+const SELECTIONS_WITH_MANAGED_IDENTITY = ["", "prod", "managedidentitycredential"];
+
+/**
+ * Which managed identity endpoint the environment names, the way @azure/identity (MSAL) picks its
+ * source: App Service / Functions / Container Apps (IDENTITY_ENDPOINT + IDENTITY_HEADER), Azure
+ * Arc (IDENTITY_ENDPOINT + IMDS_ENDPOINT), Cloud Shell (MSI_ENDPOINT), IMDS redirected by
+ * AZURE_POD_IDENTITY_AUTHORITY_HOST. Undefined when none is named (a VM's plain IMDS needs no
+ * variable: DefaultAzureCredential's unnarrowed chain finds it).
+ */
+export function managedIdentitySource(env: Env = process.env): string | undefined {
+  if (env.IDENTITY_ENDPOINT && env.IDENTITY_HEADER) return "App Service";
+  if (env.IDENTITY_ENDPOINT && env.IMDS_ENDPOINT) return "Azure Arc";
+  if (env.MSI_ENDPOINT) return "Cloud Shell";
+  if (env.AZURE_POD_IDENTITY_AUTHORITY_HOST) return "IMDS";
+  return undefined;
+}
+
+/** Whether a credential error means "not available here" (so the next one may be tried). */
+function _unavailable(error: unknown): boolean {
+  const e = error as { name?: string; errors?: unknown[] };
+  if (e?.name === "CredentialUnavailableError") return true;
+  return e?.name === "AggregateAuthenticationError" && Array.isArray(e.errors) && e.errors.length > 0 &&
+    e.errors.every((x) => (x as { name?: string })?.name === "CredentialUnavailableError");
+}
+
+/**
+ * Tries `primary`; when it is unavailable (az not installed or not signed in), `fallback`.
+ * A real failure of the primary (a refused token) is not hidden by the fallback.
+ */
+export function withFallback(primary: TokenCredential, fallback: TokenCredential): TokenCredential {
+  return {
+    async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+      try {
+        return await primary.getToken(scopes, options);
+      } catch (error) {
+        if (!_unavailable(error)) throw error;
+        try {
+          return await fallback.getToken(scopes, options);
+        } catch (fallbackError) {
+          throw new MeteringError(
+            `Cannot sign in as the ISV: ${String((error as Error)?.message ?? error).split("\n")[0]}; the managed identity fallback failed too: ${String((fallbackError as Error)?.message ?? fallbackError).split("\n")[0]}`,
+            { cause: fallbackError },
+          );
+        }
+      }
+    },
+  };
+}
+
+/**
+ * DefaultAzureCredential, imported lazily, with the managed identity as fallback where
+ * AZURE_TOKEN_CREDENTIALS left it out and the environment names an endpoint. A user-assigned
+ * identity is chosen with AZURE_CLIENT_ID (as DefaultAzureCredential does).
+ * `METERING_DISABLE_INSTANCE_DISCOVERY=true` disables MSAL instance discovery (private clouds, the sandbox).
+ */
+export async function createIsvCredential(options: { env?: Env } = {}): Promise<TokenCredential> {
+  const env = options.env ?? process.env;
+  const { DefaultAzureCredential, ManagedIdentityCredential } = await import("@azure/identity");
+  const primary = new DefaultAzureCredential({ disableInstanceDiscovery: env.METERING_DISABLE_INSTANCE_DISCOVERY === "true" });
+  const selection = (env.AZURE_TOKEN_CREDENTIALS ?? "").trim().toLowerCase();
+  if (SELECTIONS_WITH_MANAGED_IDENTITY.includes(selection) || !managedIdentitySource(env)) return primary;
+  const managedIdentity = env.AZURE_CLIENT_ID ? new ManagedIdentityCredential({ clientId: env.AZURE_CLIENT_ID }) : new ManagedIdentityCredential();
+  return withFallback(primary, managedIdentity);
+}
+
+/**
+ * The object id (`oid`) of the signed-in ISV principal, read from its ARM token's claims:
+ * there is no ARM call that returns it, and az's Graph call needs Graph permissions.
+ */
+export async function getSignedInObjectId(options: { credential: TokenCredential; scope?: string }): Promise<string> {
+  let token;
+  try {
+    token = await options.credential.getToken(options.scope ?? ARM_SCOPE);
+  } catch (cause) {
+    throw new MeteringError(`Cannot sign in as the ISV: ${String((cause as Error)?.message ?? cause).split("\n")[0]} (run az login)`, { cause });
+  }
+  if (!token?.token) throw new MeteringError("Cannot sign in as the ISV: no token (run az login)");
+  const oid = (decodeJwt(token.token) as { oid?: unknown }).oid;
+  if (typeof oid !== "string" || oid === "") {
+    throw new MeteringError("Cannot find the signed-in principal's object id: the ARM token has no oid claim");
+  }
+  return oid;
+}

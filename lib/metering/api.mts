@@ -1,0 +1,359 @@
+// The Marketplace metering API: build usage events, send them (single or batch) through an
+// Azure SDK pipeline (retries on network errors, 429 with Retry-After and 5xx), and turn
+// every documented answer into a typed outcome. Resending is safe: the API keeps the first
+// event per (resource, dimension, UTC hour) and answers later ones with Duplicate.
+import { randomUUID } from "node:crypto";
+import { MeteringApiError } from "../core/errors.mts";
+import type { HttpClient, PipelineRetryOptions } from "@azure/core-rest-pipeline";
+
+export const METERING_API_VERSION = "2018-08-31";
+export const DEFAULT_METERING_API_BASE_URL = "https://marketplaceapi.microsoft.com";
+export const MAX_BATCH_SIZE = 25;
+/**
+ * Deadline for one submission, retries included. An AbortSignal rather than the pipeline's
+ * per-request `timeout`: @typespec/ts-http-runtime leaves that timer running when the
+ * connection fails, which kept the process alive for the full timeout.
+ */
+export const SUBMIT_DEADLINE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+
+/** One usage event as the API takes it. Both ids are sent, as the original tool did. */
+export interface UsageEvent {
+  /** The managed app's `billingDetails.resourceUsageId`. */
+  resourceId: string;
+  /** The managed app's resource id. */
+  resourceUri: string;
+  planId: string;
+  dimension: string;
+  quantity: number;
+  /** Start of a UTC hour, ISO 8601 with Z, e.g. `2024-05-01T13:00:00Z`. */
+  effectiveStartTime: string;
+}
+
+/**
+ * Start of the UTC hour `hoursAgo` hours before `now`, as ISO 8601 without milliseconds.
+ * @example effectiveStartTime({ hoursAgo: 1, now: Date.parse("2024-05-01T13:45:10Z") }) // "2024-05-01T12:00:00Z"
+ */
+export function effectiveStartTime(options: { hoursAgo: number; now?: Date | number }): string {
+  if (!Number.isInteger(options.hoursAgo) || options.hoursAgo < 0) {
+    throw new RangeError(`Cannot compute effectiveStartTime: hoursAgo must be a non-negative integer, got ${options.hoursAgo}`);
+  }
+  const nowMs = options.now === undefined ? Date.now() : +options.now;
+  const hourStart = Math.floor(nowMs / HOUR_MS) * HOUR_MS - options.hoursAgo * HOUR_MS;
+  return new Date(hourStart).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** Builds the usage event for a connected customer. Pure. */
+export function buildUsageEvent(options: {
+  billing: { resourceId: string; resourceUri: string };
+  planId: string;
+  dimension: string;
+  quantity: number;
+  hoursAgo: number;
+  now?: Date | number;
+}): UsageEvent {
+  if (!Number.isFinite(options.quantity) || options.quantity <= 0) {
+    throw new RangeError(`Cannot build usage event: quantity must be a finite number > 0, got ${options.quantity}`);
+  }
+  return {
+    resourceId: options.billing.resourceId,
+    resourceUri: options.billing.resourceUri,
+    planId: options.planId,
+    dimension: options.dimension,
+    quantity: options.quantity,
+    effectiveStartTime: effectiveStartTime(options),
+  };
+}
+
+/** The base URL: `METERING_API_BASE_URL`, else the public Marketplace API. No trailing slash. */
+export function meteringBaseUrl(env: Record<string, string | undefined> = process.env): string {
+  return (env.METERING_API_BASE_URL || DEFAULT_METERING_API_BASE_URL).replace(/\/+$/, "");
+}
+
+/** A request as sent (and as printed by --dry-run and logged in the audit file); never holds the token. */
+export interface UsageRequestDescription {
+  method: "POST";
+  url: string;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** Describes the request for one event, or for a batch when `events` is an array. Pure. */
+export function describeUsageRequest(options: {
+  event?: UsageEvent;
+  events?: UsageEvent[];
+  baseUrl?: string;
+  requestId?: string;
+  correlationId?: string;
+}): UsageRequestDescription {
+  const base = (options.baseUrl ?? meteringBaseUrl()).replace(/\/+$/, "");
+  const batch = options.events !== undefined;
+  return {
+    method: "POST",
+    url: `${base}/api/${batch ? "batchUsageEvent" : "usageEvent"}?api-version=${METERING_API_VERSION}`,
+    headers: {
+      "content-type": "application/json",
+      "x-ms-requestid": options.requestId ?? randomUUID(),
+      "x-ms-correlationid": options.correlationId ?? randomUUID(),
+    },
+    body: batch ? { request: options.events } : options.event,
+  };
+}
+
+export interface UsageErrorDetail {
+  code?: string;
+  target?: string;
+  message?: string;
+}
+
+export interface UsageOutcome {
+  /**
+   * `Accepted`; `Duplicate` (an event for this resource, dimension and hour was accepted
+   * before: see `original`); a StatusEnum value for batch items; `BadArgument` for a single
+   * 400; `Forbidden` for 401/403; `Error` for anything else.
+   */
+  status: string;
+  /** Accepted, or Duplicate with the same quantity: the usage is recorded either way. */
+  ok: boolean;
+  httpStatus: number;
+  /** The event that was sent. */
+  event: UsageEvent;
+  /** The API's record of the accepted event (200). */
+  accepted?: Record<string, unknown>;
+  /** For Duplicate: the event accepted earlier (its quantity, id and time, not ours). */
+  original?: Record<string, unknown>;
+  /** For Duplicate: whether the original's quantity equals the one sent. */
+  quantityMatches?: boolean;
+  error?: { code?: string; message?: string; target?: string; details?: UsageErrorDetail[] };
+  requestId?: string;
+  correlationId?: string;
+  /** The response body, parsed when JSON. */
+  body: unknown;
+}
+
+function _parseBody(text: string | null | undefined): unknown {
+  if (text === undefined || text === null || text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function _asObject(value: unknown): Record<string, any> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, any>) : undefined;
+}
+
+function _errorOf(body: Record<string, any> | undefined): UsageOutcome["error"] {
+  if (!body) return undefined;
+  const details = Array.isArray(body.details)
+    ? body.details.map((d: Record<string, unknown>) => ({ code: d?.code as string, target: d?.target as string, message: d?.message as string }))
+    : undefined;
+  return { code: body.code, message: body.message, target: body.target, ...(details ? { details } : {}) };
+}
+
+function _duplicate(original: Record<string, any> | undefined, event: UsageEvent) {
+  const quantityMatches = original !== undefined && Number(original.quantity) === event.quantity;
+  return { original, quantityMatches };
+}
+
+/**
+ * Turns a single-event response into an outcome. Pure.
+ * 200 Accepted; 409 Duplicate (additionalInfo.acceptedMessage is the original);
+ * 400 BadArgument (code, message, details[]); 401/403 Forbidden (no body); else Error.
+ */
+export function parseUsageEventResponse(options: {
+  httpStatus: number;
+  bodyText?: string | null;
+  event: UsageEvent;
+  requestId?: string;
+  correlationId?: string;
+}): UsageOutcome {
+  const body = _parseBody(options.bodyText);
+  const obj = _asObject(body);
+  const base = { httpStatus: options.httpStatus, event: options.event, requestId: options.requestId, correlationId: options.correlationId, body };
+  if (options.httpStatus === 200 && obj) {
+    const status = typeof obj.status === "string" ? obj.status : "Accepted";
+    return { ...base, status, ok: status === "Accepted", accepted: obj };
+  }
+  if (options.httpStatus === 409) {
+    const { original, quantityMatches } = _duplicate(_asObject(obj?.additionalInfo?.acceptedMessage), options.event);
+    return { ...base, status: "Duplicate", ok: quantityMatches, original, quantityMatches, error: _errorOf(obj) };
+  }
+  if (options.httpStatus === 400) return { ...base, status: "BadArgument", ok: false, error: _errorOf(obj) };
+  if (options.httpStatus === 401 || options.httpStatus === 403) return { ...base, status: "Forbidden", ok: false };
+  return { ...base, status: "Error", ok: false, error: _errorOf(obj) };
+}
+
+export interface BatchOutcome {
+  httpStatus: number;
+  requestId?: string;
+  correlationId?: string;
+  body: unknown;
+  /** One outcome per event sent, in request order. Empty when the whole batch was refused. */
+  results: UsageOutcome[];
+  /** Set when the batch as a whole was refused (400 too many/none, 403, …). */
+  error?: UsageOutcome["error"];
+}
+
+/**
+ * Turns a batch response into per-event outcomes. Pure. The API answers 200 even when
+ * every item failed; each item has a status (unknown statuses count as failures).
+ */
+export function parseBatchResponse(options: {
+  httpStatus: number;
+  bodyText?: string | null;
+  events: UsageEvent[];
+  requestId?: string;
+  correlationId?: string;
+}): BatchOutcome {
+  const body = _parseBody(options.bodyText);
+  const obj = _asObject(body);
+  const head = { httpStatus: options.httpStatus, requestId: options.requestId, correlationId: options.correlationId, body };
+  if (options.httpStatus !== 200 || !Array.isArray(obj?.result)) {
+    return { ...head, results: [], error: options.httpStatus === 200 ? { message: "no result array in the answer" } : _errorOf(obj) };
+  }
+  const results = options.events.map((event, i): UsageOutcome => {
+    const item = _asObject(obj!.result[i]);
+    const common = { httpStatus: 200, event, requestId: options.requestId, correlationId: options.correlationId, body: item ?? null };
+    if (!item) return { ...common, status: "Error", ok: false, error: { message: "no result for this event" } };
+    const status = String(item.status ?? "Error");
+    if (status === "Accepted") return { ...common, status, ok: true, accepted: item };
+    if (status === "Duplicate") {
+      const { original, quantityMatches } = _duplicate(_asObject(item.error?.additionalInfo?.acceptedMessage), event);
+      return { ...common, status, ok: quantityMatches, original, quantityMatches, error: _errorOf(_asObject(item.error)) };
+    }
+    return { ...common, status, ok: false, error: _errorOf(_asObject(item.error)) };
+  });
+  return { ...head, results };
+}
+
+export interface SendOptions {
+  /** Bearer token for the metering API (aud 20e940b3-…). */
+  accessToken: string;
+  requestId?: string;
+  correlationId?: string;
+}
+
+export interface MeteringClientOptions {
+  /** Default: METERING_API_BASE_URL or the public API. */
+  baseUrl?: string;
+  /** Replaces the HTTP client (tests); the retry policies still apply. */
+  httpClient?: HttpClient;
+  /** The SDK retry policy's settings; default DEFAULT_RETRY_OPTIONS (5 tries, backoff with jitter). */
+  retryOptions?: PipelineRetryOptions;
+  /** One attempt's timeout before it is retried; default METERING_HTTP_TRY_TIMEOUT_MS or 30 s. */
+  tryTimeoutMs?: number;
+  /** Allow plain http (a local test server only: the bearer token would travel in clear). */
+  allowInsecureConnection?: boolean;
+  /** Give up after this long, retries included; default SUBMIT_DEADLINE_MS. */
+  deadlineMs?: number;
+  env?: Record<string, string | undefined>;
+}
+
+interface _RawResponse {
+  httpStatus: number;
+  bodyText?: string | null;
+  requestId?: string;
+  correlationId?: string;
+}
+
+/** Sends usage events over one pipeline and one HTTP client (connections are reused). */
+export interface MeteringClient {
+  /**
+   * POSTs one usage event and returns its outcome. Throws MeteringApiError only when no HTTP
+   * answer arrived (after retries); every HTTP status is an outcome.
+   */
+  submitUsageEvent(options: SendOptions & { event: UsageEvent; request?: UsageRequestDescription }): Promise<UsageOutcome>;
+  /** POSTs 1 to 25 events in one batch and returns per-event outcomes in request order. */
+  submitUsageBatch(options: SendOptions & { events: UsageEvent[]; request?: UsageRequestDescription }): Promise<BatchOutcome>;
+}
+
+/**
+ * A metering client: core-rest-pipeline's retry policy (network errors, 408, 5xx with
+ * exponential backoff and jitter; 429/503 after Retry-After), a per-try timeout, and a
+ * deadline for each submission, retries included.
+ *
+ * @example
+ * const client = await createMeteringClient();
+ * const outcome = await client.submitUsageEvent({ event, accessToken });
+ * if (outcome.status === "Duplicate") console.log(outcome.original);
+ */
+export async function createMeteringClient(options: MeteringClientOptions = {}): Promise<MeteringClient> {
+  const rp = await import("@azure/core-rest-pipeline");
+  const { DEFAULT_RETRY_OPTIONS, tryTimeoutFromEnv, tryTimeoutPolicy } = await import("../core/http.mts");
+  const env = options.env ?? process.env;
+  const baseUrl = options.baseUrl ?? meteringBaseUrl(env);
+  const deadlineMs = options.deadlineMs ?? SUBMIT_DEADLINE_MS;
+  const pipeline = rp.createPipelineFromOptions({
+    retryOptions: { ...DEFAULT_RETRY_OPTIONS, ...options.retryOptions },
+    userAgentOptions: { userAgentPrefix: "metering-federation" },
+  });
+  pipeline.addPolicy(tryTimeoutPolicy(options.tryTimeoutMs ?? tryTimeoutFromEnv(env)), { afterPhase: "Retry" });
+  const httpClient = options.httpClient ?? rp.createDefaultHttpClient();
+
+  async function send(request: UsageRequestDescription, accessToken: string): Promise<_RawResponse> {
+    const headers = rp.createHttpHeaders({ ...request.headers, authorization: `Bearer ${accessToken}` });
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), deadlineMs);
+    const pipelineRequest = rp.createPipelineRequest({
+      url: request.url,
+      method: request.method,
+      headers,
+      body: JSON.stringify(request.body),
+      abortSignal: deadline.signal,
+      allowInsecureConnection: options.allowInsecureConnection === true,
+    });
+    let response;
+    try {
+      response = await pipeline.sendRequest(httpClient, pipelineRequest);
+    } catch (cause) {
+      const e = cause as { code?: string; message?: string; statusCode?: number };
+      const reason = deadline.signal.aborted
+        ? `no answer within ${deadlineMs / 1000} s, retries included`
+        : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
+      throw new MeteringApiError(
+        `Cannot reach the metering API at ${new URL(request.url).origin}: ${reason} (resending later is safe: the API detects duplicates)`,
+        { httpStatus: e.statusCode, cause },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return {
+      httpStatus: response.status,
+      bodyText: response.bodyAsText,
+      requestId: response.headers.get("x-ms-requestid") ?? request.headers["x-ms-requestid"],
+      correlationId: response.headers.get("x-ms-correlationid") ?? request.headers["x-ms-correlationid"],
+    };
+  }
+
+  return {
+    async submitUsageEvent(o) {
+      const request = o.request ?? describeUsageRequest({ ...o, baseUrl, event: o.event });
+      const raw = await send(request, o.accessToken);
+      return parseUsageEventResponse({ ...raw, event: o.event });
+    },
+    async submitUsageBatch(o) {
+      if (o.events.length < 1 || o.events.length > MAX_BATCH_SIZE) {
+        throw new RangeError(`Cannot submit batch: expected 1 to ${MAX_BATCH_SIZE} events, got ${o.events.length}`);
+      }
+      const request = o.request ?? describeUsageRequest({ ...o, baseUrl, events: o.events });
+      const raw = await send(request, o.accessToken);
+      return parseBatchResponse({ ...raw, events: o.events });
+    },
+  };
+}
+
+/** One event through a one-off client; see MeteringClient.submitUsageEvent. */
+export async function submitUsageEvent(
+  options: SendOptions & MeteringClientOptions & { event: UsageEvent; request?: UsageRequestDescription },
+): Promise<UsageOutcome> {
+  return (await createMeteringClient(options)).submitUsageEvent(options);
+}
+
+/** One batch through a one-off client; see MeteringClient.submitUsageBatch. */
+export async function submitUsageBatch(
+  options: SendOptions & MeteringClientOptions & { events: UsageEvent[]; request?: UsageRequestDescription },
+): Promise<BatchOutcome> {
+  return (await createMeteringClient(options)).submitUsageBatch(options);
+}

@@ -1,0 +1,274 @@
+// What the audit log says about each usage event, keyed like the API's duplicate rule:
+// (resource, dimension, UTC hour). An event is `accepted` once the API holds a quantity for
+// its key, `failed` when the API refused it for good, and `open` while its fate is unknown:
+// an intent without an outcome (the process died, the answer was lost) or a transient failure.
+// Open events are sent again; the API's duplicate rule makes that safe. An open event whose
+// resend the API refuses for good (Expired: the resend came too late) is `unknown`, never
+// `failed`: the first send may have been billed, so it must not be billed again by anyone
+// reading "not billed"; it stays listed until it is reconciled.
+import { hourOf } from "./usage-file.mts";
+import type { AuditRecord } from "../audit/log.mts";
+import type { UsageEvent, UsageOutcome } from "./api.mts";
+
+export type EventState = "accepted" | "open" | "failed" | "unknown";
+
+export interface CustomerRef {
+  subscriptionId: string;
+  managedResourceGroup: string;
+}
+
+/** Whether a record's customer is `customer` (Azure ids and names compare without case). */
+export function isSameCustomer(a: Partial<CustomerRef> | undefined, customer: CustomerRef): boolean {
+  return typeof a?.subscriptionId === "string" && typeof a.managedResourceGroup === "string" &&
+    a.subscriptionId.toLowerCase() === customer.subscriptionId.toLowerCase() &&
+    a.managedResourceGroup.toLowerCase() === customer.managedResourceGroup.toLowerCase();
+}
+
+/** One event's outcome as recorded in an outcome record's `events` array. */
+export interface EventResult {
+  key: string;
+  /** API status (Accepted, Duplicate, Expired, …), or Unconfirmed / Forbidden / HTTP errors. */
+  status: string;
+  state: EventState;
+  /** The quantity the API holds for the key (ours when Accepted, the original's when Duplicate). */
+  billedQuantity?: number;
+}
+
+/** What a run recorded in its intents about its input, so that a rerun of the same input can finish it. */
+export interface RunInput {
+  /** SHA-256 (hex) of the input: the file's bytes, or the single event's arguments. */
+  digest: string;
+  /** The instant the run counted its rows' hours-ago from (ISO 8601). */
+  resolvedAt: string;
+}
+
+export interface LedgerEntry {
+  key: string;
+  state: EventState;
+  /** The event as last sent. */
+  event: UsageEvent;
+  customer: CustomerRef;
+  status: string;
+  billedQuantity?: number;
+  /** Time of the record that set this state. */
+  time: string;
+  /** While the fate is not known (open, unknown): when the first unanswered send was recorded. */
+  sentAt?: string;
+  /** Whether the last send was a resend of an event whose fate was not known. */
+  resent?: boolean;
+  /** The input of the run that last sent it, when that run recorded one. */
+  input?: RunInput;
+}
+
+/** Statuses after which sending the same event again cannot succeed (docs/azure-behaviour.md §1.4). */
+const FINAL_FAILURES = new Set([
+  "Expired", "ResourceNotFound", "ResourceNotAuthorized", "ResourceNotActive",
+  "InvalidDimension", "InvalidQuantity", "BadArgument", "Forbidden",
+]);
+
+/**
+ * The duplicate-rule key of an event: usage resource id (any case), dimension, UTC hour.
+ * @example usageKey({ resourceId: "A1…", dimension: "cpu", effectiveStartTime: "2024-05-01T13:25:00Z", … }) // "a1…|cpu|2024-05-01T13:00:00Z"
+ */
+export function usageKey(event: Pick<UsageEvent, "resourceId" | "dimension" | "effectiveStartTime">): string {
+  return usageKeyPrefix(event) + hourOf(event.effectiveStartTime);
+}
+
+/** usageKey without the hour: `resourceId(lower)|dimension|`, for building many keys of one resource and dimension. */
+export function usageKeyPrefix(event: Pick<UsageEvent, "resourceId" | "dimension">): string {
+  return `${event.resourceId.toLowerCase()}|${event.dimension}|`;
+}
+
+/** Whether an HTTP status means "try again later" (throttled, timed out, server trouble). */
+export function isTransientHttpStatus(status: number | undefined): boolean {
+  return status === undefined || status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * What one outcome means for its event. Pure. With `resend` (the event was sent before
+ * without a known fate), a final refusal makes it `unknown` instead of `failed`.
+ * Accepted, and Duplicate (whatever the quantity: the API holds a quantity for the key now),
+ * are `accepted`; refusals that cannot change are `failed`; the rest (batch item `Error`,
+ * 429/5xx after retries, unknown statuses) are `open`: resending is the only way to learn.
+ */
+export function resultOf(outcome: UsageOutcome, options: { resend?: boolean } = {}): EventResult {
+  const result = _resultOf(outcome);
+  return options.resend ? unresolvedIfRefused(result) : result;
+}
+
+/**
+ * A result for a resend of an event whose fate was unknown: a final refusal (Expired, …)
+ * says nothing about the first send, which the API may hold, so the event is `unknown`.
+ */
+export function unresolvedIfRefused(result: EventResult): EventResult {
+  return result.state === "failed" ? { ...result, state: "unknown" } : result;
+}
+
+function _resultOf(outcome: UsageOutcome): EventResult {
+  const key = usageKey(outcome.event);
+  if (outcome.status === "Accepted") return { key, status: "Accepted", state: "accepted", billedQuantity: outcome.event.quantity };
+  if (outcome.status === "Duplicate") {
+    const q = Number(outcome.original?.quantity);
+    return { key, status: "Duplicate", state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) };
+  }
+  if (FINAL_FAILURES.has(outcome.status)) return { key, status: outcome.status, state: "failed" };
+  if (outcome.status === "Error" && outcome.httpStatus !== 200) {
+    // A whole answer of the single endpoint: 408/429/5xx left after retries is worth another
+    // try later; any other status (404, 415, …) will not change by itself.
+    return { key, status: `HTTP ${outcome.httpStatus}`, state: isTransientHttpStatus(outcome.httpStatus) ? "open" : "failed" };
+  }
+  // A batch item's `Error` (or metered-billing-accelerator's `UsageEventError`), a missing item,
+  // or a status this client does not know: the fate is unknown, and a resend is safe.
+  return { key, status: outcome.status, state: "open" };
+}
+
+/** Events named by an intent record: a single event body, or a batch's `request` array. */
+export function eventsOfIntent(record: AuditRecord): UsageEvent[] {
+  const body = record.request?.body as { request?: unknown } | UsageEvent | undefined;
+  if (!body || typeof body !== "object") return [];
+  const list = Array.isArray((body as { request?: unknown }).request) ? (body as { request: unknown[] }).request : [body];
+  return list.filter((e): e is UsageEvent => {
+    const v = e as Partial<UsageEvent>;
+    return typeof v?.resourceId === "string" && typeof v.dimension === "string" && typeof v.quantity === "number" &&
+      typeof v.effectiveStartTime === "string" && !Number.isNaN(Date.parse(v.effectiveStartTime));
+  });
+}
+
+/** Results of a session-1 single-event outcome record (no `events` array). */
+function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[] {
+  const event = events[0];
+  if (!event) return [];
+  const key = usageKey(event);
+  const status = typeof record.outcome === "string" ? record.outcome : undefined;
+  if (status === "Accepted") return [{ key, status, state: "accepted", billedQuantity: event.quantity }];
+  if (status === "Duplicate") {
+    const q = Number((record.response?.body as { additionalInfo?: { acceptedMessage?: { quantity?: unknown } } } | undefined)?.additionalInfo?.acceptedMessage?.quantity);
+    return [{ key, status, state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) }];
+  }
+  if (status && FINAL_FAILURES.has(status)) return [{ key, status, state: "failed" }];
+  if (status && !isTransientHttpStatus(record.response?.status)) return [{ key, status, state: "failed" }];
+  return [{ key, status: status ?? "Unconfirmed", state: "open" }];
+}
+
+/**
+ * Folds audit records, in log order, into one entry per key. Feed it with `add` (streaming)
+ * and read `entries`. Only keys whose hour is at or after `sinceMs` are kept: older events
+ * are past the API's 24-hour window and can neither be sent nor resent. With
+ * `unresolvedSinceMs` (earlier), older keys are followed too, but kept only while their fate
+ * is not known (open, unknown): a full scan that lists what still needs reconciling.
+ */
+export class Ledger {
+  readonly entries = new Map<string, LedgerEntry>();
+  /** Intents seen, by id, until their outcome arrives. */
+  readonly #intents = new Map<string, { events: UsageEvent[]; customer: CustomerRef }>();
+  readonly #sinceMs: number;
+  readonly #unresolvedSinceMs: number;
+
+  constructor(options: { sinceMs?: number; unresolvedSinceMs?: number } = {}) {
+    this.#sinceMs = options.sinceMs ?? -Infinity;
+    this.#unresolvedSinceMs = Math.min(this.#sinceMs, options.unresolvedSinceMs ?? Infinity);
+  }
+
+  #hourMs(event: UsageEvent): number {
+    return Date.parse(hourOf(event.effectiveStartTime));
+  }
+
+  #keep(event: UsageEvent): boolean {
+    return this.#hourMs(event) >= this.#unresolvedSinceMs;
+  }
+
+  #set(entry: LedgerEntry) {
+    const before = this.entries.get(entry.key);
+    // Once the API holds a quantity for a key, nothing later changes what it holds.
+    if (before?.state === "accepted" && entry.state !== "accepted") return;
+    if (before?.state === "accepted" && before.billedQuantity !== undefined && entry.billedQuantity === undefined) return;
+    // An old key is followed only while its fate is not known.
+    if ((entry.state === "accepted" || entry.state === "failed") && this.#hourMs(entry.event) < this.#sinceMs) {
+      this.entries.delete(entry.key);
+      return;
+    }
+    this.entries.set(entry.key, entry);
+  }
+
+  add(record: AuditRecord): void {
+    const op = record.operation;
+    if (op !== "usageEvent" && op !== "batchUsageEvent" && op !== "usageEvent.intent" && op !== "batchUsageEvent.intent") return;
+    const customer = record.customer as CustomerRef | undefined;
+    if (!customer || typeof record.id !== "string") return;
+    if (op.endsWith(".intent")) {
+      const events = eventsOfIntent(record).filter((e) => this.#keep(e));
+      if (events.length === 0) return;
+      this.#intents.set(record.id, { events, customer });
+      const input = _runInputOf(record);
+      for (const event of events) {
+        const key = usageKey(event);
+        const before = this.entries.get(key);
+        if (before?.state === "accepted") continue;
+        const unresolved = before?.state === "open" || before?.state === "unknown";
+        // The run that first sent an unresolved event keeps it, whoever resends it, so a rerun
+        // of that run's input still finds it unfinished.
+        const owner = unresolved ? before.input ?? input : input;
+        this.#set({
+          key, state: "open", event, customer, status: "Pending", time: record.time,
+          sentAt: unresolved ? before.sentAt ?? before.time : record.time,
+          resent: unresolved,
+          ...(owner ? { input: owner } : {}),
+        });
+      }
+      return;
+    }
+    const intent = this.#intents.get(record.id);
+    if (!intent) return;
+    this.#intents.delete(record.id);
+    const results: EventResult[] = Array.isArray(record.events) ? (record.events as EventResult[]) : _legacyResults(record, intent.events);
+    const byKey = new Map(results.map((r) => [r.key, r]));
+    for (const event of intent.events) {
+      const key = usageKey(event);
+      const sent = this.entries.get(key);
+      let r = byKey.get(key) ?? { key, status: "Unconfirmed", state: "open" as const };
+      // Records of runs that did not know the rule yet: the ledger applies it itself.
+      if (sent?.resent) r = unresolvedIfRefused(r);
+      const unresolved = r.state === "open" || r.state === "unknown";
+      this.#set({
+        key, state: r.state, event, customer, status: r.status, billedQuantity: r.billedQuantity, time: record.time,
+        ...(unresolved && sent?.sentAt ? { sentAt: sent.sentAt } : {}),
+        ...(sent?.resent ? { resent: true } : {}),
+        ...(sent?.input ? { input: sent.input } : {}),
+      });
+    }
+  }
+
+  /**
+   * Entries whose fate is not known (open, or unknown after a refused resend). Inside the API's
+   * window a resend is safe and may settle them (Accepted or Duplicate); past it, only
+   * reconciliation with the API's own records can.
+   */
+  unresolved(): LedgerEntry[] {
+    return [...this.entries.values()].filter((e) => e.state === "open" || e.state === "unknown");
+  }
+
+  /**
+   * The latest run of this input with events still unresolved: its input and the instant its
+   * rows were resolved against. A rerun of the same input resolves its rows against that
+   * instant, so it finishes that run instead of billing the same rows again for other hours.
+   */
+  unfinishedRun(digest: string): RunInput | undefined {
+    let latest: RunInput | undefined;
+    for (const e of this.unresolved()) {
+      if (e.input?.digest !== digest) continue;
+      if (!latest || Date.parse(e.input.resolvedAt) > Date.parse(latest.resolvedAt)) latest = e.input;
+    }
+    return latest;
+  }
+
+  get(key: string): LedgerEntry | undefined {
+    return this.entries.get(key);
+  }
+}
+
+/** The `input` an intent record carries, when it is well formed. */
+function _runInputOf(record: AuditRecord): RunInput | undefined {
+  const input = record.input as Partial<RunInput> | undefined;
+  if (typeof input?.digest !== "string" || typeof input.resolvedAt !== "string" || Number.isNaN(Date.parse(input.resolvedAt))) return undefined;
+  return { digest: input.digest, resolvedAt: input.resolvedAt };
+}
