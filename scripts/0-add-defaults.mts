@@ -6,6 +6,7 @@ import { updateConfig, withPublisher } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName } from "../lib/core/validate.mts";
 import { UsageError } from "../lib/core/errors.mts";
+import { readSettings } from "../lib/core/settings.mts";
 
 const DEFAULT_RESOURCE_GROUP = "marketplace-metering-idp-backend";
 const DEFAULT_LOCATION = "westeurope";
@@ -50,7 +51,7 @@ function main(args: string[]): Promise<number> {
 
     const { accountShow } = await import("../lib/azure/az.mts");
     const account = await accountShow();
-    const path = configPathIn(resolveDataDir());
+    const path = configPathIn(resolveDataDir(readSettings()));
     const { config, changed } = await updateConfig({
       path,
       update: (current) => {

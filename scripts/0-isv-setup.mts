@@ -6,7 +6,7 @@ import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import {
   configProblems, idpKeysOf, loadConfig, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
 } from "../lib/state/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import type { Publisher } from "../lib/publisher/context.mts";
 import { MeteringError } from "../lib/core/errors.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/0-isv-setup.bicep", import.meta.url));
@@ -64,15 +64,15 @@ function isForbidden(error: unknown): boolean {
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
-    const path = configPathIn(resolveDataDir());
-    if (values["rotate-key"]) return await rotateKey(path, values.json === true);
-    const config = await loadConfig({ path, stage: "defaults" });
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    if (values["rotate-key"]) return await usePublisher({ stage: "idp" }, (publisher) => rotateKey(publisher, values.json === true));
+    return await usePublisher({ stage: "defaults" }, async (ctx) => {
+    const { config, paths: { configPath: path } } = ctx;
     const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
 
     const az = await import("../lib/azure/az.mts");
-    const { createIsvCredential, getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
+    const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
     const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
-    const { createKeyVaultSigner } = await import("../lib/identity/signer.mts");
     const issuerLib = await import("../lib/issuer/oidc.mts");
     const { retry } = await import("../lib/core/retry.mts");
     const rbacRetry = {
@@ -81,7 +81,7 @@ function main(args: string[]): Promise<number> {
       onRetry: ({ delayMs }: { delayMs: number }) => progress(`  access denied; a new role assignment may still be propagating, retrying in ${delayMs / 1000} s`),
     };
 
-    const credential = await createIsvCredential();
+    const credential = await ctx.credential();
     const userObjectId = await getSignedInObjectId({ credential });
 
     progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
@@ -114,7 +114,7 @@ function main(args: string[]): Promise<number> {
       progress(`Keeping the signing keys of ${previous.keyUri} (${keys.filter((k) => k.state !== "retired").length} published)`);
     } else {
       progress(`Reading the public key ${output("keyUriWithVersion")}`);
-      const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential }), rbacRetry);
+      const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential, settings: ctx.settings }), rbacRetry);
       if (!key.keyOps.includes("sign")) throw new MeteringError(`Cannot sign with key ${key.keyId}: its key_ops ${JSON.stringify(key.keyOps)} lack "sign"`);
       const jwk = await issuerLib.buildPublicJwk(key);
       const at = new Date().toISOString();
@@ -133,7 +133,7 @@ function main(args: string[]): Promise<number> {
     for (const p of published.unchanged) progress(`  unchanged ${p}`);
 
     progress("Verifying: anonymous fetch of both documents, then a Key Vault-signed test JWT");
-    const signer = await createKeyVaultSigner({ keyId: active.keyId, kid: active.kid, credential });
+    const signer = await ctx.signerFor(active);
     const verified = await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
 
     const idp: IdpConfig = { issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys };
@@ -162,6 +162,7 @@ function main(args: string[]): Promise<number> {
       out("verified   yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS");
     }
     return EXIT_OK;
+    });
   } });
 }
 
@@ -173,17 +174,17 @@ function rotationStateToKeep(config: MeteringConfig, keyUri: string): IdpConfig 
 }
 
 /** --rotate-key: the next rotation phase, or a refusal that says when it can run (nothing changed). */
-async function rotateKey(path: string, json: boolean): Promise<number> {
+async function rotateKey(publisher: Publisher, json: boolean): Promise<number> {
   const rotation = await import("../lib/issuer/rotation.mts");
-  const config = await loadConfig({ path, stage: "idp" });
-  const nowMs = rotation.rotationNow();
+  const { config, paths: { configPath: path } } = publisher;
+  const nowMs = rotation.rotationNow(publisher.settings);
   const step = rotation.nextRotationStep(config.publisher.idp!);
   rotation.assertRotationDue(step, nowMs);
 
-  const { createIsvCredential } = await import("../lib/identity/isv-credential.mts");
   const { runRotationPhase } = await import("../lib/issuer/rotate-key.mts");
-  const credential = await createIsvCredential();
-  const { idp, next } = await runRotationPhase({ config, step, nowMs, credential, onProgress: progress });
+  const { idp, next } = await runRotationPhase({
+    config, step, nowMs, credential: await publisher.credential(), signerFor: publisher.signerFor, settings: publisher.settings, onProgress: progress,
+  });
   await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...current.publisher.idp, ...idp } }) });
   progress(`Wrote ${path}`);
 

@@ -7,6 +7,7 @@ import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/azure/roles.mts";
 import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/customers/connect.mts";
+import { readSettings } from "../lib/core/settings.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -63,7 +64,7 @@ function main(args: string[]): Promise<number> {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
-    const path = configPathIn(resolveDataDir());
+    const path = configPathIn(resolveDataDir(readSettings()));
     const config = await loadConfig({ path, stage: "idp" });
     const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
     if (existing && !values.force && requested.length === 0) {

@@ -59,10 +59,10 @@ function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group"], run: async ({ values, positionals }) => {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
-    const dataDir = resolveDataDir();
-    const configPath = configPathIn(dataDir);
-    const auditPath = auditPathIn(dataDir);
-    const config = await loadConfig({ path: configPath });
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    return await usePublisher({ stage: "any" }, async (publisher) => {
+    const { configPath, auditPath } = publisher.paths;
+    const config = publisher.config;
     const { planDisconnect, executeDisconnect } = await import("../lib/customers/offboard.mts");
     progress(`Reading what ${subscriptionId}/${managedResourceGroup} has`);
     const plan = await planDisconnect({ config, configPath, auditPath, subscriptionId, managedResourceGroup });
@@ -80,22 +80,13 @@ function main(args: string[]): Promise<number> {
       );
     }
 
-    const result = await executeDisconnect(plan, { onProgress: progress });
+    const result = await executeDisconnect(plan, { configPath, audit: await publisher.audit(), onProgress: progress });
     const who = { subscriptionId: plan.subscriptionId, managedResourceGroup: plan.managedResourceGroup };
-    await updateConfig({ path: configPath, update: (current) => withoutCustomer(current, who) });
-    const { appendAuditRecord, buildAuditRecord } = await import("../lib/audit/log.mts");
-    await appendAuditRecord({
-      path: auditPath,
-      record: buildAuditRecord({
-        operation: "customer.disconnect", customer: who, uamiId: plan.uamiId, uamiClientId: plan.customer.uamiClientId,
-        deletedCredentials: result.deletedCredentials, deletedIdentity: result.deletedIdentity,
-        ...(pending ? { forcedWithPendingEvents: plan.pendingEvents.map((p) => p.key) } : {}),
-      }),
-    });
     progress(`Disconnected ${who.subscriptionId}/${who.managedResourceGroup}; removed from ${configPath}, audit log kept`);
     if (values.json) out(JSON.stringify({ ...who, uamiId: plan.uamiId, ...result }, null, 2));
     else describePlan(plan, "deleted");
     return EXIT_OK;
+    });
   } });
 }
 

@@ -4,6 +4,7 @@
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { findCustomer, loadConfig } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { readSettings } from "../lib/core/settings.mts";
 
 const USAGE = `Usage: 1-list-customers.mts [options]
 
@@ -35,7 +36,7 @@ function table(rows: string[][]): string[] {
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
-    const config = await loadConfig({ path: configPathIn(resolveDataDir()), allowMissing: true });
+    const config = await loadConfig({ path: configPathIn(resolveDataDir(readSettings())), allowMissing: true });
     const { listManagedApps } = await import("../lib/azure/managed-apps.mts");
     const apps = await listManagedApps();
     const rows = apps.map((app) => ({

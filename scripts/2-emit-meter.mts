@@ -1,17 +1,14 @@
 #!/usr/bin/env node
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
-import { createReadStream } from "node:fs";
-import { once } from "node:events";
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
 import { InputError, UsageError } from "../lib/core/errors.mts";
-import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/state/config.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering/api.mts";
-import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
-import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/metering/submission.mts";
-import type { Ledger, RunInput } from "../lib/metering/ledger.mts";
+import { checkRows, inputDigest, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
+import { planShape, planUsageRun, problemsError, readUsageInput, runUsage } from "../lib/metering/run.mts";
+import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
+import type { Publisher } from "../lib/publisher/context.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -82,9 +79,6 @@ const OPTIONS = {
   "max-quantity": { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
-// Federated credentials take minutes to reach Entra; retry the propagation errors only this
-// long after 1-connect-customer, so a real misconfiguration still fails fast.
-const FRESH_CONNECTION_MS = 15 * 60_000;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
@@ -94,44 +88,6 @@ function intOption(value: string | boolean | undefined, name: string, min: numbe
   const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!(n >= min && n <= max)) throw new UsageError(`Cannot use --${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
   return n;
-}
-
-/** Reads --file (a path, or - for stdin) as a stream, line by line, into checked rows and the input's digest. */
-async function readInput(file: string, options: { format: string | undefined; now: number; maxQuantity: number }): Promise<ParsedUsageFile> {
-  const { format } = options;
-  if (format !== undefined && format !== "csv" && format !== "jsonl") {
-    throw new UsageError(`Cannot use --format ${JSON.stringify(format)}: expected csv or jsonl`);
-  }
-  // stdin has no name: its first line says (a JSON object: JSON Lines; else CSV).
-  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? undefined : formatOfPath(file));
-  if (file !== "-" && !chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
-  const cannotRead = (cause: unknown) =>
-    new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
-  let chunks: AsyncIterable<Uint8Array>;
-  if (file === "-") chunks = process.stdin;
-  else {
-    const stream = createReadStream(file);
-    try {
-      await once(stream, "open");
-    } catch (cause) {
-      throw cannotRead(cause);
-    }
-    chunks = stream;
-  }
-  try {
-    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
-  } catch (cause) {
-    // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
-    if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
-    throw cause;
-  }
-}
-
-function problemsError(problems: RowProblem[], source: string): InputError {
-  return new InputError(
-    `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
-    { problems },
-  );
 }
 
 function main(args: string[]): Promise<number> {
@@ -166,155 +122,64 @@ function main(args: string[]): Promise<number> {
       } else if (values.file !== undefined) {
         const file = String(values.file);
         source = file === "-" ? "stdin" : file;
-        input = await readInput(file, { format: values.format as string | undefined, now, maxQuantity });
+        input = await readUsageInput(file, { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin });
         ({ rows, problems, digest } = input);
         if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
       }
 
-      const dataDir = resolveDataDir();
-      const configPath = configPathIn(dataDir);
-      const config = await loadConfig({ path: configPath, stage: "idp" });
-      // One event for a customer that is not connected: say how to connect it (exit 2).
-      if (single) getCustomer(config, { ...rows.at(0), path: configPath });
-      // Rows config.json cannot bill (customer not connected, an hour twice), in the same pass
-      // as the format problems: the whole list at once, before the dry run and the lock.
-      if (input) {
-        const checked = checkRows(rows, config);
-        rows = checked.rows;
-        problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
-      }
-      if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
-      const auditPath = auditPathIn(dataDir);
-
-      if (values["dry-run"]) {
-        const { ledger } = await loadLedger({ auditPath, now, unresolved: values.resend === true });
-        const run = resumeIfUnfinished({ rows, ledger, digest, now, config, source });
-        const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now });
-        return dryRun(plan, { config, json, single, problems });
-      }
-
-      // 2. One run at a time per data directory: two runs could otherwise both send an open event.
-      const { acquireRunLock } = await import("../lib/core/lock.mts");
-      const lock = await acquireRunLock({
-        dir: dataDir,
-        waitMs: waitLockS * 1000,
-        onWait: (holder) => progress(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${waitLockS} s)`),
+      const { openPublisher } = await import("../lib/publisher/context.mts");
+      const publisher = await openPublisher({
+        onPropagationRetry: ({ clientId, aadsts, retryAfterInMs }) => progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`),
       });
       try {
-        const { ledger, invalidLines } = await loadLedger({ auditPath, now: Date.now(), unresolved: values.resend === true });
-        if (invalidLines > 0) progress(`Note: ${invalidLines} line(s) of ${auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-        const run = resumeIfUnfinished({ rows, ledger, digest, now, config, source });
-        const plan = planSubmission({ rows: run.rows, config, ledger, force: values.force === true, now: Date.now() });
-        for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
-        const resends = plan.work.filter((w) => w.resend).length;
-        if (resends > 0) progress(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
-
-        const sent = plan.work.length > 0 ? await send(plan, { config, auditPath, concurrency, single, input: run.input }) : [];
-        // --resend is the place to list every event of an unknown fate; other runs mention them.
-        const reports = [...plan.settled, ...(values.resend ? plan.unknown : []), ...sent];
-        const { counts, ok } = summarise(reports);
-        adviseUnfinished(reports);
-        if (!values.resend && plan.unknown.length > 0) {
-          progress(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
+        // One event for a customer that is not connected: say how to connect it (exit 2).
+        if (single) publisher.customer(rows.at(0));
+        // Rows config.json cannot bill (customer not connected, an hour twice), in the same pass
+        // as the format problems: the whole list at once, before the dry run and the lock.
+        if (input) {
+          const checked = checkRows(rows, publisher.config);
+          rows = checked.rows;
+          problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
         }
+        if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
+        const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
+        if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
+
+        // 2. Send, under the data directory's run lock.
+        for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
+        const { createProgress } = await import("../lib/cli/progress.mts");
+        let bar: ReturnType<typeof createProgress> | undefined;
+        const result = await runUsage({
+          ...run, concurrency, waitLockMs: waitLockS * 1000,
+          onProgress: (p, total) => {
+            bar ??= createProgress({ stream: process.stderr, total, label: "events", enabled: !single && total > 25 });
+            bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`);
+          },
+        });
+        bar?.done();
+        const { reports, counts, ok } = result;
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: new Set(plan.work.map((w) => w.key.split("|")[0])).size });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers });
         return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {
-        await lock.release();
+        await publisher.close();
       }
     },
   });
 }
 
-async function send(plan: SubmissionPlan, options: { config: MeteringConfig; auditPath: string; concurrency: number; single: boolean; input?: RunInput }): Promise<EventReport[]> {
-  const { createIsvCredential } = await import("../lib/identity/isv-credential.mts");
-  const { createKeyVaultSigner } = await import("../lib/identity/signer.mts");
-  const { createFederatedTokenSource } = await import("../lib/identity/federation.mts");
-  const { sdkClientOptions } = await import("../lib/core/http.mts");
-  const { createMeteringClient } = await import("../lib/metering/api.mts");
-  const { createProgress } = await import("../lib/cli/progress.mts");
-  const { runSubmission } = await import("../lib/metering/submission.mts");
-
-  const idp = options.config.publisher.idp!;
-  const credential = await createIsvCredential();
-  const signer = await createKeyVaultSigner({ ...signingKeyOf(idp), credential });
-  const fresh = new Set<string>();
-  const tokens = createFederatedTokenSource({
-    issuer: idp.issuer,
-    signer,
-    credentialOptions: (identity) => sdkClientOptions({
-      propagation: fresh.has(identity.clientId)
-        ? { onRetry: ({ aadsts, retryAfterInMs }) => progress(`AADSTS${aadsts} for UAMI ${identity.clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`) }
-        : undefined,
-    }),
-  });
-  const client = await createMeteringClient();
-  const total = plan.work.length;
-  const bar = createProgress({ stream: process.stderr, total, label: "events", enabled: !options.single && total > 25 });
-  if (options.single) {
-    const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
-    progress(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
-  } else {
-    progress(`Sending ${total} event(s) for ${new Set(plan.work.map((w) => w.key.split("|")[0])).size} customer(s), ${options.concurrency} at a time`);
-  }
-  const reports = await runSubmission({
-    work: plan.work,
-    config: options.config,
-    auditPath: options.auditPath,
-    client,
-    mode: options.single ? "single" : "batch",
-    concurrency: options.concurrency,
-    ...(options.input ? { input: options.input } : {}),
-    getToken: (customer: CustomerConfig) => {
-      if (Date.now() - Date.parse(String(customer.connectedAt ?? "")) < FRESH_CONNECTION_MS) fresh.add(customer.uamiClientId);
-      return tokens.getToken({ tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience });
-    },
-    onProgress: (p) => bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`),
-  });
-  bar.done();
-  return reports;
-}
-
-/**
- * Rows resolved against the instant of an unfinished earlier run of the same input, when
- * there is one (so the rerun finishes it and bills no row twice); otherwise as they are.
- */
-function resumeIfUnfinished(o: { rows: UsageRows; ledger: Ledger; digest: string | undefined; now: number; config: MeteringConfig; source: string }): { rows: UsageRows; input?: RunInput } {
-  if (o.digest === undefined) return { rows: o.rows };
-  const { input, resumed } = resolveRunInstant({ ledger: o.ledger, digest: o.digest, now: o.now });
-  if (!resumed) return { rows: o.rows, input };
-  let relative = false;
-  for (let i = 0; i < o.rows.length && !relative; i++) relative = o.rows.fieldAt(i, "hoursAgo") !== undefined;
-  if (!relative) return { rows: o.rows, input };
-  progress(`This input was sent by a run at ${input.resolvedAt} that did not finish: finishing that run (hours-ago counted from ${input.resolvedAt}, so no row is billed twice). Run it again afterwards to bill the current hours.`);
-  const rows = o.rows.resolvedAgainst(Date.parse(input.resolvedAt));
-  // Moved hours-ago rows may now name the hour of a row with an absolute time.
-  const checked = checkRows(rows, o.config);
-  if (checked.problems.length > 0) throw problemsError(checked.problems, o.source);
-  return { rows: checked.rows, input };
-}
-
-/** After a run that left events without a final answer: the command that finishes it. */
-function adviseUnfinished(reports: EventReport[]) {
-  const open = reports.filter((r) => r.state === "open" && r.sent).length;
-  if (open > 0) {
-    progress(`${open} event(s) have no final answer. Finish this run with: node scripts/2-emit-meter.mts --resend (it sends them again as recorded; the API's duplicate rule makes that safe and bills nothing twice).`);
-  }
-}
-
-function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean; single: boolean; problems: RowProblem[] }): number {
-  const { problems } = o;
+function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; single: boolean; problems: RowProblem[] }): number {
+  const { problems, publisher } = o;
   if (o.single) {
     const w = plan.work.find((i) => i.line === 0);
     const settled = plan.settled.find((r) => r.line === 0);
-    const customer = getCustomer(o.config, { ...(w ?? settled)!.customer, path: "config.json" });
-    const request = describeUsageRequest({ event: (w ?? settled)!.event });
-    const federation = { issuer: o.config.publisher.idp!.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
+    const customer = publisher.customer((w ?? settled)!.customer);
+    const request = describeUsageRequest({ event: (w ?? settled)!.event, baseUrl: publisher.settings.meteringApiBaseUrl });
+    const federation = { issuer: publisher.config.publisher.idp!.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
     if (o.json) out(JSON.stringify({ dryRun: true, wouldSend: w !== undefined, ...(settled ? { settled } : {}), request, federation }, null, 2));
     else {
       if (settled) progress(`Would not send: ${settled.status} (${settled.message})`);
@@ -326,19 +191,11 @@ function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean
     }
     return EXIT_OK;
   }
-  // Events per customer, counted without building a string per event (a million of them).
-  const perSubscription = new Map<string, Map<string, number>>();
-  for (const { customer } of plan.work) {
-    let groups = perSubscription.get(customer.subscriptionId);
-    if (!groups) perSubscription.set(customer.subscriptionId, groups = new Map());
-    groups.set(customer.managedResourceGroup, (groups.get(customer.managedResourceGroup) ?? 0) + 1);
-  }
-  const perCustomer = [...perSubscription.values()].flatMap((groups) => [...groups.values()]);
-  const calls = perCustomer.reduce((n, c) => n + Math.ceil(c / 25), 0);
+  const { customers, batchCalls } = planShape(plan);
   if (o.json) {
-    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers: perCustomer.length, batchCalls: calls }, null, 2));
+    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers, batchCalls }, null, 2));
   } else {
-    out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${perCustomer.length} customer(s) in ${calls} batch call(s)`);
+    out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${customers} customer(s) in ${batchCalls} batch call(s)`);
     for (const r of [...plan.settled, ...plan.unknown]) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
     for (const p of problems) out(`Would skip line ${p.line}: ${p.message}`);
   }

@@ -93,78 +93,62 @@ function main(args: string[]): Promise<number> {
         if (value === "") throw new UsageError("Cannot set an empty secret: no value on stdin or in the file");
       }
 
-      const { loadConnectedCustomer, openCustomerSession, staticTokenCredential } = await import("../lib/customers/session.mts");
-      const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
-      const { armRequest } = await import("../lib/azure/arm-resource.mts");
-      const vaultId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${vault}`;
-      progress(`Reading Key Vault ${vault} of ${subscriptionId}/${managedResourceGroup}`);
-      const vaultResource = await armRequest({
-        method: "GET", url: `${vaultId}?api-version=${VAULT_API_VERSION}`,
-        what: `Key Vault '${vault}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the vault's name; it must be in the managed resource group",
-      }) as { properties?: { vaultUri?: string } };
-      const vaultUrl = vaultResource?.properties?.vaultUri;
-      if (!vaultUrl) throw new UsageError(`Cannot use Key Vault '${vault}': ARM reports no vaultUri`);
+      const { usePublisher } = await import("../lib/publisher/context.mts");
+      await usePublisher({}, async (publisher) => {
+        const ref = { subscriptionId, managedResourceGroup };
+        const customer = publisher.customer(ref);
+        const { armRequest } = await import("../lib/azure/arm-resource.mts");
+        const vaultId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${vault}`;
+        progress(`Reading Key Vault ${vault} of ${subscriptionId}/${managedResourceGroup}`);
+        const vaultResource = await armRequest({
+          method: "GET", url: `${vaultId}?api-version=${VAULT_API_VERSION}`,
+          what: `Key Vault '${vault}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the vault's name; it must be in the managed resource group",
+        }) as { properties?: { vaultUri?: string } };
+        const vaultUrl = vaultResource?.properties?.vaultUri;
+        if (!vaultUrl) throw new UsageError(`Cannot use Key Vault '${vault}': ARM reports no vaultUri`);
 
-      const kv = await import("../lib/azure/keyvault-secrets.mts");
-      const { createRestClient } = await import("../lib/azure/rest.mts");
-      const { summarizeToken } = await import("../lib/identity/token-info.mts");
-      let credential;
-      let who: string;
-      let tokenClaims: Record<string, unknown>;
-      if (via === "list-tokens") {
-        const app = await import("../lib/azure/managed-app.mts");
-        const { details } = await app.getManagedAppDetails({ subscriptionId, managedResourceGroup });
-        progress(`Getting a Key Vault token of ${details.id}'s system-assigned identity (listTokens)`);
-        const listed = await app.listManagedAppTokens({ appId: details.id, audience: "https://vault.azure.net" });
-        const t = listed.tokens[0];
-        credential = staticTokenCredential(t.token, t.expiresOnTimestamp);
-        tokenClaims = summarizeToken(t.token).claims;
-        who = `The managed application's system-assigned identity (principal ${details.identity?.principalId ?? "?"})`;
-      } else {
-        progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
-        const session = await openCustomerSession({ config, customer });
-        const t = await session.getToken(kv.KEYVAULT_SCOPE);
-        credential = session.credential;
-        tokenClaims = t.claims;
-        who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`;
-      }
-      const client = await createRestClient({ credential, scope: kv.KEYVAULT_SCOPE });
-      const { auditExchange } = await import("../lib/audit/exchange.mts");
-      const audit = (operation: string, request: { method: string; url: string; body?: unknown }, response?: { status: number; headers: Record<string, string>; json(): unknown }, error?: Error) =>
-        auditExchange({
-          path: auditPath,
-          record: {
-            operation, customer: { subscriptionId, managedResourceGroup }, request, tokenClaims, via,
-            ...(response ? { response: { status: response.status, requestId: response.headers["x-ms-request-id"], body: response.json() ?? null } } : {}),
-            ...(error ? { error: { code: (error as { code?: string }).code, message: error.message } } : {}),
-          },
-        });
-      const secretUrl = `${vaultUrl}secrets/${name ?? ""}`;
-
-      try {
+        const kv = await import("../lib/azure/keyvault-secrets.mts");
+        let credential;
+        let who: string;
+        let tokenClaims: Record<string, unknown>;
+        if (via === "list-tokens") {
+          const app = await import("../lib/azure/managed-app.mts");
+          const { summarizeToken } = await import("../lib/identity/token-info.mts");
+          const { staticTokenCredential } = await import("../lib/customers/session.mts");
+          const { details } = await app.getManagedAppDetails(ref);
+          progress(`Getting a Key Vault token of ${details.id}'s system-assigned identity (listTokens)`);
+          const listed = await app.listManagedAppTokens({ appId: details.id, audience: "https://vault.azure.net" });
+          const t = listed.tokens[0];
+          credential = staticTokenCredential(t.token, t.expiresOnTimestamp);
+          tokenClaims = summarizeToken(t.token).claims;
+          who = `The managed application's system-assigned identity (principal ${details.identity?.principalId ?? "?"})`;
+        } else {
+          progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
+          const session = publisher.session(ref, customer);
+          const t = await session.getToken(kv.KEYVAULT_SCOPE);
+          credential = session.credential;
+          tokenClaims = t.claims;
+          who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`;
+        }
+        // Every call of this client is written to the audit log, the value by its length only.
+        const client = await publisher.restClient({ credential, scope: kv.KEYVAULT_SCOPE, record: { customer: ref, tokenClaims, via } });
         if (command === "set") {
-          const { info, response } = await kv.setSecret({ client, vaultUrl, name: name!, value: value!, contentType: values["content-type"] as string | undefined, who });
-          await audit("keyvault.setSecret", { method: "PUT", url: secretUrl, body: { value: value! } }, response);
+          const { info } = await kv.setSecret({ client, vaultUrl, name: name!, value: value!, contentType: values["content-type"] as string | undefined, who });
           if (values.json) out(JSON.stringify(info, null, 2));
           else out(`Stored ${info.name} version ${info.version ?? "-"} in ${vault}`);
         } else if (command === "get") {
-          const { info, value: secret, response } = await kv.getSecret({ client, vaultUrl, name: name!, who });
-          await audit("keyvault.getSecret", { method: "GET", url: secretUrl }, response);
+          const { info, value: secret } = await kv.getSecret({ client, vaultUrl, name: name!, who });
           if (values.json) out(JSON.stringify({ ...info, value: secret }, null, 2));
           else out(secret);
         } else {
-          const { secrets, responses } = await kv.listSecrets({ client, vaultUrl, who });
-          for (const r of responses) await audit("keyvault.listSecrets", { method: "GET", url: `${vaultUrl}secrets` }, r);
+          const { secrets } = await kv.listSecrets({ client, vaultUrl, who });
           if (values.json) out(JSON.stringify(secrets, null, 2));
           else {
             if (secrets.length === 0) progress(`No secrets in ${vault}.`);
             for (const s of secrets) out(`${s.name}\t${s.enabled === false ? "disabled" : "enabled"}\t${s.updated ?? "-"}${s.contentType ? `\t${s.contentType}` : ""}`);
           }
         }
-      } catch (error) {
-        await audit(`keyvault.${command}Secret`, { method: command === "set" ? "PUT" : "GET", url: secretUrl, ...(command === "set" ? { body: { value: value! } } : {}) }, undefined, error as Error);
-        throw error;
-      }
+      });
       return EXIT_OK;
     },
   });

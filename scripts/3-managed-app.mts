@@ -73,18 +73,16 @@ function main(args: string[]): Promise<number> {
       throw new UsageError(`Cannot use --delete ${JSON.stringify(values.delete)}: expected a role assignment name (GUID) or id`);
     }
 
-    const { resolveDataDir, auditPathIn } = await import("../lib/state/paths.mts");
-    const { auditExchange } = await import("../lib/audit/exchange.mts");
     const app = await import("../lib/azure/managed-app.mts");
-    const auditPath = auditPathIn(resolveDataDir());
     const who = { subscriptionId, managedResourceGroup };
-    const audit = (operation: string, request: { method: string; url: string; body?: unknown }, body: unknown, extra: Record<string, unknown> = {}) =>
-      auditExchange({ path: auditPath, record: { operation, customer: who, request, response: { status: 200, body }, ...extra } });
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    // Works before the customer is connected: config.json is read only for its tenant and UAMI.
+    return await usePublisher({ stage: "any", allowMissingConfig: true }, async (publisher) => {
+    const arm = publisher.arm({ customer: who });
     const json = values.json === true;
 
     progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
-    const { details, raw } = await app.getManagedAppDetails(who);
-    await audit("managedApp.show", { method: "GET", url: `${details.id}?api-version=2019-07-01` }, raw);
+    const { details } = await app.getManagedAppDetails({ ...who, ...arm });
 
     if (command === "show") {
       if (json) out(JSON.stringify(details, null, 2));
@@ -103,9 +101,7 @@ function main(args: string[]): Promise<number> {
     }
 
     if (command === "refresh-permissions") {
-      const url = `${details.id}/refreshPermissions?api-version=${app.REFRESH_PERMISSIONS_API_VERSION}`;
-      const answer = await app.refreshPermissions({ appId: details.id });
-      await audit("managedApp.refreshPermissions", { method: "POST", url }, answer ?? null);
+      await app.refreshPermissions({ appId: details.id, ...arm });
       const after = await app.getManagedAppDetails(who);
       if (json) out(JSON.stringify({ refreshed: details.id, provisioningState: after.details.provisioningState }, null, 2));
       else out(`refreshPermissions accepted for ${details.id}; provisioningState ${after.details.provisioningState ?? "-"}`);
@@ -114,8 +110,7 @@ function main(args: string[]): Promise<number> {
 
     if (command === "list-tokens") {
       const { summarizeToken, formatTokenSummary } = await import("../lib/identity/token-info.mts");
-      const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities });
-      await audit("managedApp.listTokens", { method: "POST", url: `${details.id}/listTokens?api-version=${app.LIST_TOKENS_API_VERSION}`, body: result.request }, result.response);
+      const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities, ...arm });
       if (values.raw) {
         for (const t of result.tokens) out(t.token);
         return EXIT_OK;
@@ -133,21 +128,17 @@ function main(args: string[]): Promise<number> {
     }
 
     // role-assignments
-    const { findCustomer, loadConfig } = await import("../lib/state/config.mts");
-    const { configPathIn } = await import("../lib/state/paths.mts");
-    const config = await loadConfig({ path: configPathIn(resolveDataDir()), stage: "any" }).catch(() => undefined);
-    const connected = config ? findCustomer(config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined : undefined;
+    const { findCustomer } = await import("../lib/state/config.mts");
+    const connected = findCustomer(publisher.config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined;
     const tenantId = connected?.tenantId ?? details.identity?.tenantId;
     if (!tenantId) throw new UsageError(`Cannot tell the customer's tenant of ${details.id}: connect the customer first (1-connect-customer)`);
     if (values.delete !== undefined) {
-      await app.deleteRoleAssignment({ ...who, tenantId, assignment: String(values.delete) });
-      await audit("roleAssignments.delete", { method: "DELETE", url: String(values.delete) }, null, { tenantId });
+      await app.deleteRoleAssignment({ ...who, tenantId, assignment: String(values.delete), ...arm });
       if (json) out(JSON.stringify({ deleted: values.delete }, null, 2));
       else out(`Deleted role assignment ${values.delete}`);
       return EXIT_OK;
     }
-    const rows = await app.listRoleAssignments({ ...who, tenantId });
-    await audit("roleAssignments.list", { method: "GET", url: `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.Authorization/roleAssignments?tenantId=${tenantId}&$filter=atScope()` }, rows);
+    const rows = await app.listRoleAssignments({ ...who, tenantId, ...arm });
     if (json) out(JSON.stringify(rows, null, 2));
     else {
       if (rows.length === 0) progress("No role assignments at this managed resource group.");
@@ -157,6 +148,7 @@ function main(args: string[]): Promise<number> {
       }
     }
     return EXIT_OK;
+    });
   } });
 }
 

@@ -112,8 +112,10 @@ function main(args: string[]): Promise<number> {
       if (body.length === 0) throw new UsageError("Cannot send an empty message: no body on stdin or in the file");
     }
 
-    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customers/session.mts");
-    const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
+    const ref = { subscriptionId, managedResourceGroup };
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    return await usePublisher({}, async (publisher) => {
+    const customer = publisher.customer(ref);
     const { armRequest } = await import("../lib/azure/arm-resource.mts");
     const nsId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.ServiceBus/namespaces/${namespace}`;
     progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
@@ -129,23 +131,11 @@ function main(args: string[]): Promise<number> {
     });
 
     progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
-    const session = await openCustomerSession({ config, customer });
+    const session = publisher.session(ref, customer);
     const token = await session.getToken(sb.SERVICEBUS_SCOPE);
-    const { createRestClient } = await import("../lib/azure/rest.mts");
-    const client = await createRestClient({ credential: session.credential, scope: sb.SERVICEBUS_SCOPE });
+    // Every call of this client is written to the audit log, message bodies by size and hash.
+    const client = await publisher.restClient({ credential: session.credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims: token.claims } });
     const who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? token.claims.oid ?? "?")})`;
-    const { auditExchange } = await import("../lib/audit/exchange.mts");
-    const { createHash } = await import("node:crypto");
-    const digest = (b: Uint8Array) => ({ bytes: b.length, sha256: createHash("sha256").update(b).digest("hex") });
-    const queueUrl = `${endpoint.replace(/\/$/, "")}/${queue}`;
-    const audit = (operation: string, request: { method: string; url: string; body?: unknown }, response?: { status: number; headers: Record<string, string> }, extra: Record<string, unknown> = {}) =>
-      auditExchange({
-        path: auditPath,
-        record: {
-          operation, customer: { subscriptionId, managedResourceGroup }, request, tokenClaims: token.claims, ...extra,
-          ...(response ? { response: { status: response.status, requestId: response.headers["x-ms-request-id"] ?? response.headers["x-ms-client-request-id"] } } : {}),
-        },
-      });
 
     if (command === "send") {
       let contentType = values["content-type"] as string | undefined;
@@ -162,14 +152,7 @@ function main(args: string[]): Promise<number> {
         ...(values.label !== undefined ? { Label: String(values.label) } : {}),
         ...(values["correlation-id"] !== undefined ? { CorrelationId: String(values["correlation-id"]) } : {}),
       };
-      const request = { method: "POST", url: `${queueUrl}/messages`, body: { ...digest(body!), contentType, properties, broker } };
-      try {
-        const res = await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
-        await audit("servicebus.send", request, res);
-      } catch (error) {
-        await audit("servicebus.send", request, undefined, { error: { code: (error as { code?: string }).code, message: (error as Error).message } });
-        throw error;
-      }
+      await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
       const sent = { queue, namespace, bytes: body!.length, contentType, properties, ...broker };
       if (values.json) await writeLine(JSON.stringify(sent, null, 2));
       progress(`Sent ${body!.length} bytes to ${namespace}/${queue}`);
@@ -202,10 +185,6 @@ function main(args: string[]): Promise<number> {
             ...(text !== undefined ? { body: text } : { bodyBase64: Buffer.from(m.body).toString("base64") }),
           }));
         },
-        onExchange: (what, res, m) => audit(`servicebus.${what}`, {
-          method: what === "receive" ? "POST" : what === "complete" ? "DELETE" : "PUT",
-          url: what === "receive" ? `${queueUrl}/messages/head?timeout=${waitS}` : String(m?.lockUri ?? ""),
-        }, res, m ? { message: { messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, ...digest(m.body) } } : {}),
       });
     } catch (error) {
       if (controller.signal.aborted && (error as Error)?.name === "AbortError") return EXIT_OK;
@@ -216,6 +195,7 @@ function main(args: string[]): Promise<number> {
     }
     progress(`${outcome.completed} message(s) received and completed${outcome.abandoned ? `, ${outcome.abandoned} abandoned` : ""}${outcome.completed === 0 ? ` (none waiting in ${namespace}/${queue})` : ""}`);
     return outcome.abandoned ? EXIT_FAILED : EXIT_OK;
+    });
   } });
 }
 

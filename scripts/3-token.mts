@@ -36,22 +36,13 @@ function main(args: string[]): Promise<number> {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const scope = scopeForResource(positionals[2]);
-    const { loadConnectedCustomer, openCustomerSession } = await import("../lib/customers/session.mts");
-    const { config, customer, auditPath } = await loadConnectedCustomer({ subscriptionId, managedResourceGroup });
-    process.stderr.write(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId} for ${scope}\n`);
-    const session = await openCustomerSession({ config, customer });
-    const token = await session.getToken(scope);
-    const summary = summarizeToken(token.token, { expiresOnTimestamp: token.expiresOnTimestamp });
-    const { auditExchange } = await import("../lib/audit/exchange.mts");
-    await auditExchange({
-      path: auditPath,
-      record: {
-        operation: "token",
-        customer: { subscriptionId, managedResourceGroup },
-        request: { method: "POST", url: `${process.env.AZURE_AUTHORITY_HOST || "https://login.microsoftonline.com"}/${customer.tenantId}/oauth2/v2.0/token`, body: { scope, client_id: customer.uamiClientId } },
-        tokenClaims: summary.claims,
-      },
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    const token = await usePublisher({}, (publisher) => {
+      const customer = publisher.customer({ subscriptionId, managedResourceGroup });
+      process.stderr.write(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId} for ${scope}\n`);
+      return publisher.session({ subscriptionId, managedResourceGroup }, customer).issueToken(scope);
     });
+    const summary = summarizeToken(token.token, { expiresOnTimestamp: token.expiresOnTimestamp });
     if (values.raw) process.stdout.write(`${token.token}\n`);
     else if (values.json) process.stdout.write(`${JSON.stringify({ scope, ...summary }, null, 2)}\n`);
     else process.stdout.write(`${formatTokenSummary(summary)}\n`);

@@ -3,7 +3,6 @@
 // customers' identities, token exchange, billing) and prints ✓ or ✗ with a fix for each ✗.
 import { UsageError } from "../lib/core/errors.mts";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import type { DoctorCheck } from "../lib/doctor/doctor.mts";
 
@@ -61,11 +60,8 @@ function main(args: string[]): Promise<number> {
       const customer = positionals.length === 2
         ? { subscriptionId: parseSubscriptionId(positionals[0]), managedResourceGroup: parseResourceGroupName(positionals[1], "managed resource group") }
         : undefined;
-      const dataDir = resolveDataDir();
       const { runDoctor } = await import("../lib/doctor/doctor.mts");
       const checks = await runDoctor({
-        configPath: configPathIn(dataDir),
-        auditPath: auditPathIn(dataDir),
         customer,
         onProgress: values.verbose ? progress : undefined,
       });

@@ -7,6 +7,7 @@ import { createInterface } from "node:readline";
 import { dirname } from "node:path";
 import { AuditLeakError, AuditWriteError, describeWriteError } from "../core/errors.mts";
 import { writeFully } from "../core/durable-write.mts";
+import type { AuditEntry } from "./records.mts";
 
 export interface AuditRecord {
   /** ISO 8601 UTC time the record was written. */
@@ -299,7 +300,7 @@ export function parseAuditLog(text: string): AuditLog {
 
 export interface AuditWriter {
   /** Appends one record (time added, Authorization dropped, leak guard applied) and fsyncs it. */
-  append(record: Omit<AuditRecord, "time">): Promise<void>;
+  append(record: AuditEntry): Promise<void>;
   close(): Promise<void>;
 }
 

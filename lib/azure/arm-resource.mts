@@ -37,11 +37,26 @@ export async function armRequest(options: {
   what: string;
   /** Extra words after a not-found message (what to check). */
   hint?: string;
+  /** With `record`: the audit log's name for this call, e.g. `managedApp.listTokens`. */
+  operation?: string;
 } & ArmOptions): Promise<unknown> {
   const rest = options.azRest ?? (await import("./az.mts")).rest;
+  const record = options.record && options.operation
+    ? (outcome: { body?: unknown; error?: unknown }) => options.record!({
+      operation: options.operation!,
+      request: { method: options.method, url: options.url, ...(options.body !== undefined ? { body: options.body } : {}) },
+      // az rest hides the status: an answer is a 2xx.
+      ...("error" in outcome
+        ? { error: { code: (outcome.error as { code?: string })?.code, message: String((outcome.error as Error)?.message ?? outcome.error).split("\n")[0] } }
+        : { response: { status: 200, body: outcome.body ?? null } }),
+    })
+    : undefined;
   try {
-    return await rest({ method: options.method, url: options.url, body: options.body, command: options.command, env: options.env });
+    const answer = await rest({ method: options.method, url: options.url, body: options.body, command: options.command, env: options.env });
+    await record?.({ body: answer });
+    return answer;
   } catch (cause) {
+    if (record && !(cause instanceof Error && cause.name === "AuditWriteError")) await record({ error: cause });
     if (isArmNotFound(cause)) {
       throw new ResourceNotFoundError(`Cannot find ${options.what}: ${parseAzArmError((cause as AzError).errorLine!).message}${options.hint ? ` (${options.hint})` : ""}`, { cause });
     }

@@ -6,7 +6,7 @@ import { AzError, AzNotFoundError } from "../core/errors.mts";
 export interface AzRunOptions {
   /** Executable to run; default `az` from PATH. */
   command?: string;
-  /** Environment for the child process; default `process.env`. */
+  /** Environment for the child process; default the parent's (zx's default). */
   env?: Record<string, string | undefined>;
 }
 
@@ -22,8 +22,7 @@ export type AzRunner = (args: string[], options: AzRunOptions) => Promise<AzResu
 
 async function _zxRunner(args: string[], options: AzRunOptions): Promise<AzResult> {
   const { $ } = await import("zx/core");
-  const env = (options.env ?? process.env) as NodeJS.ProcessEnv;
-  const out = await $({ quiet: true, nothrow: true, env, verbose: false, input: "" })`${options.command ?? "az"} ${args}`;
+  const out = await $({ quiet: true, nothrow: true, ...(options.env ? { env: options.env as NodeJS.ProcessEnv } : {}), verbose: false, input: "" })`${options.command ?? "az"} ${args}`;
   return { exitCode: out.exitCode, stdout: out.stdout, stderr: out.stderr };
 }
 

@@ -68,6 +68,7 @@ export async function setSecret(options: { client: RestClient; vaultUrl: string;
     url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}`),
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ value: options.value, ...(options.contentType ? { contentType: options.contentType } : {}) }),
+    audit: { operation: "keyvault.setSecret" },
   });
   if (res.status !== 200) throw keyVaultSecretError(res, { action: "set", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets Officer", who: options.who });
   return { info: _info(res.json()!), response: res };
@@ -75,24 +76,26 @@ export async function setSecret(options: { client: RestClient; vaultUrl: string;
 
 /** Reads a secret's current (or given) version, with its value. */
 export async function getSecret(options: { client: RestClient; vaultUrl: string; name: string; version?: string; who: string }): Promise<{ info: SecretInfo; value: string; response: RestResponse }> {
-  const res = await options.client.send({ method: "GET", url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}${options.version ? `/${options.version}` : ""}`) });
+  const res = await options.client.send({
+    method: "GET",
+    url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}${options.version ? `/${options.version}` : ""}`),
+    audit: { operation: "keyvault.getSecret" },
+  });
   if (res.status !== 200) throw keyVaultSecretError(res, { action: "get", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets User", who: options.who });
   const body = res.json<{ value?: string; id?: string; contentType?: string; attributes?: { enabled?: boolean; updated?: number } }>()!;
   return { info: _info(body), value: String(body.value ?? ""), response: res };
 }
 
 /** Lists the secrets (names and attributes, never values), following nextLink. */
-export async function listSecrets(options: { client: RestClient; vaultUrl: string; who: string; maxPages?: number }): Promise<{ secrets: SecretInfo[]; responses: RestResponse[] }> {
+export async function listSecrets(options: { client: RestClient; vaultUrl: string; who: string; maxPages?: number }): Promise<{ secrets: SecretInfo[] }> {
   const secrets: SecretInfo[] = [];
-  const responses: RestResponse[] = [];
   let url: string | null = _url(options.vaultUrl, "secrets?maxresults=25");
   for (let page = 0; url && page < (options.maxPages ?? 1000); page++) {
-    const res = await options.client.send({ method: "GET", url });
-    responses.push(res);
+    const res = await options.client.send({ method: "GET", url, audit: { operation: "keyvault.listSecrets" } });
     if (res.status !== 200) throw keyVaultSecretError(res, { action: "list secrets of", vaultUrl: options.vaultUrl, role: "Key Vault Secrets User", who: options.who });
     const body = res.json<{ value?: unknown[]; nextLink?: string | null }>() ?? {};
     for (const item of body.value ?? []) secrets.push(_info(item as never));
     url = body.nextLink ?? null;
   }
-  return { secrets, responses };
+  return { secrets };
 }

@@ -48,8 +48,11 @@ export function describeManagedApp(raw: Record<string, any>): ManagedAppDetails 
 
 /** The managed application behind a managed resource group, with its raw ARM body. */
 export async function getManagedAppDetails(options: { subscriptionId: string; managedResourceGroup: string } & ArmOptions) {
-  const { id, raw } = await getManagedAppResource(options);
-  return { details: describeManagedApp({ ...raw, id: raw.id ?? id }), raw };
+  const { record, ...rest } = options;
+  const { id, raw } = await getManagedAppResource(rest);
+  const details = describeManagedApp({ ...raw, id: raw.id ?? id });
+  await record?.({ operation: "managedApp.show", request: { method: "GET", url: `${details.id}?api-version=2019-07-01` }, response: { status: 200, body: raw } });
+  return { details, raw };
 }
 
 /** POST …/refreshPermissions: ARM answers 202 and finishes asynchronously (az rest does not poll). */
@@ -59,6 +62,7 @@ export async function refreshPermissions(options: { appId: string } & ArmOptions
     method: "POST",
     url: `${options.appId}/refreshPermissions?api-version=${REFRESH_PERMISSIONS_API_VERSION}`,
     what: `managed application ${options.appId}`,
+    operation: "managedApp.refreshPermissions",
   });
 }
 
@@ -115,6 +119,7 @@ export async function listManagedAppTokens(options: { appId: string; audience?: 
     url: `${options.appId}/listTokens?api-version=${LIST_TOKENS_API_VERSION}`,
     body: request,
     what: `managed application ${options.appId}`,
+    operation: "managedApp.listTokens",
   });
   return { request, response, tokens: parseListTokensResponse(response) };
 }
@@ -141,6 +146,7 @@ export async function listRoleAssignments(options: { subscriptionId: string; man
     method: "GET",
     url: `${scope}/providers/Microsoft.Authorization/roleAssignments?api-version=${ROLE_ASSIGNMENTS_API_VERSION}&tenantId=${encodeURIComponent(options.tenantId)}&$filter=atScope()`,
     what: `role assignments of ${options.subscriptionId}/${options.managedResourceGroup}`,
+    operation: "roleAssignments.list",
   }) as { value?: Array<{ id: string; name: string; properties: Record<string, string> }> };
   return (answer?.value ?? []).map((r) => ({
     id: r.id,
@@ -162,5 +168,6 @@ export async function deleteRoleAssignment(options: { subscriptionId: string; ma
     method: "DELETE",
     url: `${id}?api-version=${ROLE_ASSIGNMENTS_API_VERSION}&tenantId=${encodeURIComponent(options.tenantId)}`,
     what: `role assignment ${options.assignment}`,
+    operation: "roleAssignments.delete",
   });
 }

@@ -3,6 +3,7 @@
 // of all apps from Resource Graph.
 import { ArmError, AzError, ManagedAppNotBillableError, NotManagedResourceGroupError } from "../core/errors.mts";
 import type { AzRest, AzRunOptions } from "./az.mts";
+import type { ExchangeRecorder } from "../audit/records.mts";
 
 export const RESOURCE_GROUPS_API_VERSION = "2021-04-01";
 export const MANAGED_APPS_API_VERSION = "2019-07-01";
@@ -14,6 +15,8 @@ export const RESOURCE_GRAPH_MAX_PAGES = 1000;
 export interface ArmOptions extends AzRunOptions {
   /** Replaces `az rest` (tests). */
   azRest?: AzRest;
+  /** Writes the exchanges of calls that name an operation to the audit log (the publisher context's `arm()`). */
+  record?: ExchangeRecorder;
 }
 
 async function _rest(options: ArmOptions): Promise<AzRest> {

@@ -1,8 +1,12 @@
-// One HTTP exchange with a data-plane service (Key Vault, Service Bus) through
-// @azure/core-rest-pipeline: bearer token from a TokenCredential for one scope (cached and
-// refreshed by the policy), retries on throttling, 5xx and network errors, request ids. Every
-// answer comes back as it is (no throw on 4xx/5xx) with its body as bytes; callers map statuses
-// to errors. The pipeline is imported lazily so scripts start fast.
+// One HTTP exchange with a data-plane service (Key Vault, Service Bus) through the one pipeline
+// builder (lib/core/http.mts: retries on throttling, 5xx and network errors, a per-try timeout),
+// with a bearer token from a TokenCredential for one scope (cached and refreshed by the policy)
+// and the caller's policies (the publisher context adds the audit policy). Every answer comes
+// back as it is (no throw on 4xx/5xx) with its body as bytes; callers map statuses to errors.
+// The pipeline is imported lazily so scripts start fast.
+import { REQUEST_AUDITS, RESPONSE_BODIES, type RequestAudit } from "../audit/policy.mts";
+import type { AdditionalPolicyConfig } from "../core/http.mts";
+import type { Settings } from "../core/settings.mts";
 import type { TokenCredential } from "@azure/identity";
 
 export interface RestRequest {
@@ -10,10 +14,12 @@ export interface RestRequest {
   url: string;
   headers?: Record<string, string>;
   body?: string | Uint8Array;
-  /** Milliseconds before the request is abandoned; 0 = none. */
+  /** Milliseconds before the call is abandoned, retries included; 0 = none. */
   timeoutMs?: number;
   /** Cancels the request (a long poll when the user presses Ctrl-C). */
   abortSignal?: AbortSignal;
+  /** How the audit policy records this call (its operation; what stands for bodies not to be logged). */
+  audit?: RequestAudit;
 }
 
 export interface RestResponse {
@@ -53,30 +59,69 @@ async function _readBody(response: { readableStreamBody?: AsyncIterable<unknown>
 }
 
 /**
- * A client that authenticates every request with `credential` for `scope`.
+ * A client that authenticates every request with `credential` for `scope`. Get one from the
+ * publisher context (`publisher.restClient`), which adds the audit policy.
  *
  * @example
- * const client = await createRestClient({ credential, scope: "https://vault.azure.net/.default" });
- * const res = await client.send({ method: "GET", url: `${vaultUrl}secrets/name?api-version=7.4` });
+ * const client = await publisher.restClient({ credential, scope: "https://vault.azure.net/.default", record: { customer } });
+ * const res = await client.send({ method: "GET", url: `${vaultUrl}secrets/name?api-version=7.4`, audit: { operation: "keyvault.getSecret" } });
  */
-export async function createRestClient(options: { credential: TokenCredential; scope: string; maxRetries?: number }): Promise<RestClient> {
+export async function createRestClient(options: {
+  credential: TokenCredential;
+  scope: string;
+  settings: Pick<Settings, "httpTryTimeoutMs">;
+  maxRetries?: number;
+  policies?: AdditionalPolicyConfig[];
+}): Promise<RestClient> {
   const rest = await import("@azure/core-rest-pipeline");
-  const pipeline = rest.createPipelineFromOptions({ retryOptions: { maxRetries: options.maxRetries ?? REST_MAX_RETRIES } });
-  pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential: options.credential, scopes: options.scope }));
-  const httpClient = rest.createDefaultHttpClient();
+  const { createHttpPipeline, deadline, TRY_TIMEOUTS } = await import("../core/http.mts");
+  const { pipeline, httpClient } = await createHttpPipeline({
+    settings: options.settings,
+    retryOptions: { maxRetries: options.maxRetries ?? REST_MAX_RETRIES },
+    policies: [
+      ...(options.policies ?? []),
+      // Each attempt's body, read in full once, so that the audit policy and the caller see the same bytes.
+      {
+        position: "perRetry",
+        policy: {
+          name: "meteringReadBody",
+          async sendRequest(request, next) {
+            const response = await next(request);
+            RESPONSE_BODIES.set(response, await _readBody(response as never));
+            return response;
+          },
+        },
+      },
+    ],
+  });
+  pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential: options.credential, scopes: options.scope }), { phase: "Sign" });
   return {
     async send(request) {
+      const limit = deadline(request.timeoutMs ?? 0, request.abortSignal);
       const req = rest.createPipelineRequest({
         url: request.url,
         method: request.method,
         headers: rest.createHttpHeaders(request.headers ?? {}),
         body: request.body,
-        timeout: request.timeoutMs ?? 0,
-        abortSignal: request.abortSignal,
+        abortSignal: limit.signal,
         streamResponseStatusCodes: ALL_STATUSES,
       });
-      const res = await pipeline.sendRequest(httpClient, req);
-      const body = await _readBody(res as never);
+      if (request.audit) REQUEST_AUDITS.set(req, request.audit);
+      // A long poll's one attempt may take its whole timeout.
+      if (request.timeoutMs && request.timeoutMs > options.settings.httpTryTimeoutMs) TRY_TIMEOUTS.set(req, request.timeoutMs);
+      let res;
+      try {
+        res = await pipeline.sendRequest(httpClient, req);
+      } catch (error) {
+        if (limit.expired) {
+          const { RestError } = await import("@azure/core-rest-pipeline");
+          throw new RestError(`no answer within ${(request.timeoutMs ?? 0) / 1000} s, retries included`, { code: "ETIMEDOUT", request: req });
+        }
+        throw error;
+      } finally {
+        limit.clear();
+      }
+      const body = RESPONSE_BODIES.get(res) ?? await _readBody(res as never);
       const headers: Record<string, string> = {};
       for (const [name, value] of res.headers) headers[name.toLowerCase()] = value;
       return {

@@ -3,6 +3,7 @@
 // message is completed only after the handler succeeded and abandoned when it failed.
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../core/errors.mts";
 import type { RestClient, RestResponse } from "./rest.mts";
+import { bodyDigest } from "../audit/policy.mts";
 
 export const SERVICEBUS_SCOPE = "https://servicebus.azure.net//.default";
 
@@ -95,7 +96,12 @@ export async function sendMessage(options: {
   const headers: Record<string, string> = { "content-type": options.contentType ?? "application/octet-stream" };
   if (options.broker && Object.keys(options.broker).length > 0) headers.BrokerProperties = JSON.stringify(options.broker);
   for (const [k, v] of Object.entries(options.properties ?? {})) headers[k] = typeof v === "string" ? JSON.stringify(v) : String(v);
-  const res = await options.client.send({ method: "POST", url: `${_queueUrl(options.endpoint, options.queue)}/messages`, headers, body: options.body });
+  const body = typeof options.body === "string" ? new TextEncoder().encode(options.body) : options.body;
+  const res = await options.client.send({
+    method: "POST", url: `${_queueUrl(options.endpoint, options.queue)}/messages`, headers, body,
+    // The message by its size and hash, with what describes it; never its content.
+    audit: { operation: "servicebus.send", body: { ...bodyDigest(body), contentType: headers["content-type"], properties: options.properties ?? {}, broker: options.broker ?? {} } },
+  });
   if (res.status !== 201) throw serviceBusError(res, { action: "send", queue: options.queue, namespace: options.endpoint, who: options.who });
   return res;
 }
@@ -145,6 +151,7 @@ export async function peekLock(options: { client: RestClient; endpoint: string; 
     url: `${_queueUrl(options.endpoint, options.queue)}/messages/head?timeout=${options.waitS}`,
     timeoutMs: (options.waitS + 30) * 1000,
     abortSignal: options.signal,
+    audit: { operation: "servicebus.receive", responseBody: "digest" },
   });
   if (res.status === 204) return { response: res };
   if (res.status !== 201) throw serviceBusError(res, { action: "receive", queue: options.queue, namespace: options.endpoint, who: options.who });
@@ -154,7 +161,12 @@ export async function peekLock(options: { client: RestClient; endpoint: string; 
 /** Settles a peek-locked message: complete (DELETE the lock URI) or abandon (PUT it). */
 export async function settle(options: { client: RestClient; message: ReceivedMessage; how: "complete" | "abandon"; queue: string; who: string }): Promise<RestResponse> {
   if (!options.message.lockUri) throw new DataPlaneError(`Cannot ${options.how} message ${options.message.messageId}: it has no lock`, { service: "servicebus" });
-  const res = await options.client.send({ method: options.how === "complete" ? "DELETE" : "PUT", url: options.message.lockUri });
+  const m = options.message;
+  const res = await options.client.send({
+    method: options.how === "complete" ? "DELETE" : "PUT",
+    url: m.lockUri!,
+    audit: { operation: `servicebus.${options.how}`, details: { message: { messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, ...bodyDigest(m.body) } } },
+  });
   if (res.status !== 200) {
     throw new DataPlaneError(`Cannot ${options.how} message ${options.message.messageId} of queue '${options.queue}': HTTP ${res.status} ${_detail(res)} (the lock may have expired; the message will be delivered again)`, {
       service: "servicebus", httpStatus: res.status,
@@ -172,7 +184,7 @@ export interface ReceiveOutcome {
  * Receives up to `max` messages (or until `signal` aborts, with `watch`): each is peek-locked,
  * handed to `handle`, then completed; when `handle` throws it is abandoned (delivered again, and
  * dead-lettered by Service Bus after the queue's maxDeliveryCount) and the error is rethrown
- * after settling. `onExchange` sees every request's response, for the audit log.
+ * after settling.
  */
 export async function receiveMessages(options: {
   client: RestClient;
@@ -184,12 +196,10 @@ export async function receiveMessages(options: {
   signal?: AbortSignal;
   who: string;
   handle(message: ReceivedMessage): Promise<void>;
-  onExchange?(what: "receive" | "complete" | "abandon", response: RestResponse, message?: ReceivedMessage): Promise<void>;
 }): Promise<ReceiveOutcome> {
   const outcome: ReceiveOutcome = { completed: 0, abandoned: 0 };
   while ((options.watch || outcome.completed < options.max) && !options.signal?.aborted) {
-    const { message, response } = await peekLock(options);
-    await options.onExchange?.("receive", response, message);
+    const { message } = await peekLock(options);
     if (!message) {
       if (options.watch) continue;
       break;
@@ -197,14 +207,12 @@ export async function receiveMessages(options: {
     try {
       await options.handle(message);
     } catch (error) {
-      const res = await settle({ client: options.client, message, how: "abandon", queue: options.queue, who: options.who });
+      await settle({ client: options.client, message, how: "abandon", queue: options.queue, who: options.who });
       outcome.abandoned++;
-      await options.onExchange?.("abandon", res, message);
       throw error;
     }
-    const res = await settle({ client: options.client, message, how: "complete", queue: options.queue, who: options.who });
+    await settle({ client: options.client, message, how: "complete", queue: options.queue, who: options.who });
     outcome.completed++;
-    await options.onExchange?.("complete", res, message);
   }
   return outcome;
 }

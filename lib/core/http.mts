@@ -5,7 +5,8 @@
 // - for Entra token requests of a federated credential created minutes ago, a retry of the
 //   "no matching federated credential" errors, which last until the credential has propagated.
 // The retry loops are the SDK's (core-rest-pipeline retryPolicy); these only decide.
-import type { PipelinePolicy, PipelineRetryOptions, RetryStrategy } from "@azure/core-rest-pipeline";
+import type { PipelinePolicy, PipelineRequest, PipelineRetryOptions, RetryStrategy } from "@azure/core-rest-pipeline";
+import type { Settings } from "./settings.mts";
 
 /** A policy for an SDK client's `additionalPolicies` (@azure/core-client's AdditionalPolicyConfig). */
 export interface AdditionalPolicyConfig {
@@ -15,27 +16,23 @@ export interface AdditionalPolicyConfig {
 
 /** Retries of the SDK retry policy for our calls: 5 tries in all. */
 export const DEFAULT_RETRY_OPTIONS: PipelineRetryOptions = { maxRetries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 15_000 };
-/** One attempt gets this long before it counts as a network timeout and is retried. */
-export const DEFAULT_TRY_TIMEOUT_MS = 30_000;
 /** AADSTS codes Entra answers while a new federated credential is still propagating (docs/azure-behaviour.md §2.1, §2.6). */
 export const PROPAGATION_AADSTS = [70021, 700213, 700211, 700016];
 export const PROPAGATION_RETRY = { maxRetries: 5, retryDelayInMs: 3_000, maxRetryDelayInMs: 20_000 };
 
-/** Options from the environment: METERING_HTTP_TRY_TIMEOUT_MS overrides the per-try timeout. */
-export function tryTimeoutFromEnv(env: Record<string, string | undefined> = process.env): number {
-  const v = Number(env.METERING_HTTP_TRY_TIMEOUT_MS);
-  return Number.isFinite(v) && v > 0 ? v : DEFAULT_TRY_TIMEOUT_MS;
-}
+/** A longer per-try timeout for one request (a long poll that waits on the server by design). */
+export const TRY_TIMEOUTS = new WeakMap<PipelineRequest, number>();
 
 /**
  * A policy for the per-retry phase: aborts an attempt after `ms` and throws a RestError with
  * code ETIMEDOUT, which the SDK's exponential retry strategy treats as a network error.
  * An abort from the caller's own signal passes through unchanged.
  */
-export function tryTimeoutPolicy(ms: number): PipelinePolicy {
+export function tryTimeoutPolicy(defaultMs: number): PipelinePolicy {
   return {
     name: "meteringTryTimeout",
     async sendRequest(request, next) {
+      const ms = TRY_TIMEOUTS.get(request) ?? defaultMs;
       const outer = request.abortSignal;
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), ms);
@@ -106,8 +103,8 @@ export interface SdkClientOptions {
 }
 
 /** Client options for any Azure SDK client: our retry settings and the per-try timeout. */
-export function baseClientOptions(env: Record<string, string | undefined> = process.env): SdkClientOptions {
-  return { retryOptions: DEFAULT_RETRY_OPTIONS, additionalPolicies: [{ policy: tryTimeoutPolicy(tryTimeoutFromEnv(env)), position: "perRetry" }] };
+export function baseClientOptions(settings: Pick<Settings, "httpTryTimeoutMs">): SdkClientOptions {
+  return { retryOptions: DEFAULT_RETRY_OPTIONS, additionalPolicies: [{ policy: tryTimeoutPolicy(settings.httpTryTimeoutMs), position: "perRetry" }] };
 }
 
 /**
@@ -115,10 +112,10 @@ export function baseClientOptions(env: Record<string, string | undefined> = proc
  * credential's token requests.
  */
 export async function sdkClientOptions(options: {
-  env?: Record<string, string | undefined>;
+  settings: Pick<Settings, "httpTryTimeoutMs">;
   propagation?: Parameters<typeof propagationRetryStrategy>[0] & { maxRetries?: number };
-} = {}): Promise<SdkClientOptions> {
-  const { retryOptions, additionalPolicies } = baseClientOptions(options.env);
+}): Promise<SdkClientOptions> {
+  const { retryOptions, additionalPolicies } = baseClientOptions(options.settings);
   if (options.propagation) {
     const { retryPolicy } = await import("@azure/core-rest-pipeline");
     additionalPolicies.push({
@@ -127,4 +124,64 @@ export async function sdkClientOptions(options: {
     });
   }
   return { retryOptions, additionalPolicies };
+}
+
+/** A pipeline and the HTTP client it sends through: what every hand-made client of ours holds. */
+export interface HttpPipeline {
+  pipeline: import("@azure/core-rest-pipeline").Pipeline;
+  httpClient: import("@azure/core-rest-pipeline").HttpClient;
+}
+
+/**
+ * The one pipeline builder for the clients we make ourselves (the metering API, data-plane REST
+ * calls): the SDK's retry policy with our retry settings, the per-try timeout after it, then
+ * `policies` (each `perCall`: once per call, outside the retries; `perRetry`: every attempt).
+ * A whole call's deadline is the caller's AbortSignal (see `deadline`), never the pipeline's
+ * per-request `timeout`: @typespec/ts-http-runtime leaves that timer running when the
+ * connection fails, which kept the process alive for the full timeout.
+ */
+export async function createHttpPipeline(options: {
+  settings: Pick<Settings, "httpTryTimeoutMs">;
+  retryOptions?: PipelineRetryOptions;
+  /** Default: the settings' per-try timeout. */
+  tryTimeoutMs?: number;
+  userAgentPrefix?: string;
+  policies?: AdditionalPolicyConfig[];
+  /** Replaces the HTTP client (tests); the policies still apply. */
+  httpClient?: import("@azure/core-rest-pipeline").HttpClient;
+}): Promise<HttpPipeline> {
+  const rp = await import("@azure/core-rest-pipeline");
+  const pipeline = rp.createPipelineFromOptions({
+    retryOptions: { ...DEFAULT_RETRY_OPTIONS, ...options.retryOptions },
+    userAgentOptions: { userAgentPrefix: options.userAgentPrefix ?? "metering-federation" },
+  });
+  pipeline.addPolicy(tryTimeoutPolicy(options.tryTimeoutMs ?? options.settings.httpTryTimeoutMs), { afterPhase: "Retry" });
+  for (const { policy, position } of options.policies ?? []) {
+    pipeline.addPolicy(policy, position === "perRetry" ? { afterPhase: "Retry" } : {});
+  }
+  return { pipeline, httpClient: options.httpClient ?? rp.createDefaultHttpClient() };
+}
+
+/**
+ * A deadline for one call, retries included: a signal that aborts after `ms` (0: never) or
+ * when `outer` does. `clear()` stops the timer; `expired` says whether the deadline (not
+ * `outer`) ended the call.
+ */
+export function deadline(ms: number, outer?: AbortSignal): { signal: AbortSignal; clear(): void; readonly expired: boolean } {
+  const controller = new AbortController();
+  let expired = false;
+  const timer = ms > 0 ? setTimeout(() => { expired = true; controller.abort(); }, ms) : undefined;
+  const onOuter = () => controller.abort();
+  if (outer?.aborted) controller.abort();
+  else outer?.addEventListener("abort", onOuter);
+  return {
+    signal: controller.signal,
+    clear() {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuter);
+    },
+    get expired() {
+      return expired;
+    },
+  };
 }

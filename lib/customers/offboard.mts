@@ -1,8 +1,10 @@
 // Offboarding a customer: what goes (the federated credentials, the UAMI, the config entry) and
 // what stays (the audit log, which only gains a record of the disconnect). Planning reads ARM
-// and the audit log's ledger (the same one 2-emit-meter uses); executing deletes in ARM. Config
-// is the caller's to update afterwards.
-import { findCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+// and the audit log's ledger (the same one 2-emit-meter uses); executing deletes in ARM, then
+// removes the config entry and records the disconnect.
+import { findCustomer, updateConfig, withoutCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { disconnectRecord } from "../audit/records.mts";
+import type { AuditWriter } from "../audit/log.mts";
 import { CustomerNotConnectedError } from "../core/errors.mts";
 import { deleteArmResource, getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "./uami.mts";
 import type { ArmOptions } from "../azure/managed-apps.mts";
@@ -55,8 +57,15 @@ export async function planDisconnect(options: {
   return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, pendingEvents };
 }
 
-/** Deletes the plan's federated credentials, then the identity. Safe to run again (404 = already gone). */
-export async function executeDisconnect(plan: DisconnectPlan, options: ArmOptions & { onProgress?: (text: string) => void } = {}): Promise<{ deletedCredentials: string[]; deletedIdentity: boolean }> {
+/**
+ * Deletes the plan's federated credentials, then the identity (safe to run again: 404 = already
+ * gone), then removes the customer from config.json and appends a `customer.disconnect` record.
+ */
+export async function executeDisconnect(plan: DisconnectPlan, options: ArmOptions & {
+  configPath: string;
+  audit: AuditWriter;
+  onProgress?: (text: string) => void;
+}): Promise<{ deletedCredentials: string[]; deletedIdentity: boolean }> {
   const log = options.onProgress ?? (() => {});
   const deletedCredentials: string[] = [];
   for (const fic of plan.federatedCredentials) {
@@ -68,5 +77,11 @@ export async function executeDisconnect(plan: DisconnectPlan, options: ArmOption
     log(`Deleting managed identity ${plan.uamiId}`);
     deletedIdentity = await deleteArmResource({ ...options, id: plan.uamiId });
   }
+  const who = { subscriptionId: plan.subscriptionId, managedResourceGroup: plan.managedResourceGroup };
+  await updateConfig({ path: options.configPath, update: (current) => withoutCustomer(current, who) });
+  await options.audit.append(disconnectRecord({
+    customer: who, uamiId: plan.uamiId, uamiClientId: plan.customer.uamiClientId, deletedCredentials, deletedIdentity,
+    ...(plan.pendingEvents.length ? { forcedWithPendingEvents: plan.pendingEvents.map((p) => p.key) } : {}),
+  }));
   return { deletedCredentials, deletedIdentity };
 }

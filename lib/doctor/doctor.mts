@@ -11,16 +11,16 @@ import { loadLedger } from "../metering/submission.mts";
 import { USAGE_WINDOW_MS } from "../metering/usage-file.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "../azure/managed-apps.mts";
 import {
-  customerProblems, findCustomer, idpKeysOf, loadConfig, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig, type MeteringConfig,
+  customerProblems, findCustomer, idpKeysOf, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig,
 } from "../state/config.mts";
 import { describeMismatch, dimensionVerdicts, jwkProblems } from "./diagnose.mts";
 import { CustomerNotConnectedError, MeteringError } from "../core/errors.mts";
-import { createFederatedTokenSource, type CredentialFactory } from "../identity/federation.mts";
 import { getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "../customers/uami.mts";
 import { buildPublicJwk, DISCOVERY_PATH, fetchJsonDocument, JWKS_PATH, MAX_JWKS_KEYS, type FetchLike } from "../issuer/oidc.mts";
-import { createIsvCredential, getSignedInObjectId } from "../identity/isv-credential.mts";
+import { getSignedInObjectId } from "../identity/isv-credential.mts";
 import { getKeyVaultPublicKey } from "../identity/signing-key.mts";
-import { createKeyVaultSigner, type Signer } from "../identity/signer.mts";
+import { openPublisher, type OpenPublisherOptions, type Publisher } from "../publisher/context.mts";
+import type { Signer } from "../identity/signer.mts";
 import type { TokenCredential } from "@azure/identity";
 
 export type CheckStatus = "ok" | "fail" | "skip";
@@ -39,16 +39,12 @@ export interface DoctorCheck {
 }
 
 export interface DoctorOptions extends ArmOptions {
-  configPath: string;
-  auditPath: string;
+  /** How to open the publisher context (settings, and for tests a credential and a credential factory). */
+  publisher?: Omit<OpenPublisherOptions, "stage" | "propagationRetry">;
   /** Check only this customer (else every customer in config). */
   customer?: { subscriptionId: string; managedResourceGroup: string };
-  /** The ISV credential; default DefaultAzureCredential. */
-  credential?: TokenCredential;
   /** For the anonymous issuer fetches. */
   fetch?: FetchLike;
-  /** Replaces ClientAssertionCredential for the token exchange (tests). */
-  createCredential?: CredentialFactory;
   now?: () => number;
   onProgress?: (text: string) => void;
 }
@@ -106,20 +102,31 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   };
   const skip = (id: string, target: string, why: string) => checks.push({ id, target, title: TITLES[id], status: "skip", detail: why });
 
-  // ---- config
-  const config = await run<MeteringConfig>("config", "publisher", async () => {
+  // ---- config: opening the publisher context reads and checks it. The doctor reports, it
+  // does not wait: no propagation retry for fresh connections.
+  const publisher = await run<Publisher>("config", "publisher", async () => {
     try {
-      const c = await loadConfig({ path: options.configPath, stage: "idp" });
-      return { detail: `${options.configPath}: publisher, issuer and ${idpKeysOf(c.publisher.idp!).length} signing key(s) recorded`, value: c };
+      const p = await openPublisher({ ...options.publisher, stage: "idp", propagationRetry: false });
+      return { detail: `${p.paths.configPath}: publisher, issuer and ${idpKeysOf(p.config.publisher.idp!).length} signing key(s) recorded`, value: p };
     } catch (error) {
       const e = error as MeteringError & { problems?: string[] };
       return broken(e.message, e.code === "ERR_CONFIG_MISSING" ? "run 0-add-defaults, then 0-isv-setup" : "fix the named keys, or run 0-add-defaults / 0-isv-setup again to rewrite them");
     }
   });
-  if (!config) return checks;
+  if (!publisher) return checks;
+  try {
+    await _runChecks(publisher, options, { run, skip });
+  } finally {
+    await publisher.close();
+  }
+  return checks;
+}
+
+async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, skip }: { run: Run; skip: (id: string, target: string, why: string) => void }): Promise<void> {
+  const { config } = publisher;
   if (options.customer && !findCustomer(config, options.customer)) {
     throw new CustomerNotConnectedError(
-      `Cannot check customer ${options.customer.subscriptionId}/${options.customer.managedResourceGroup}: it is not in ${options.configPath} (run 1-connect-customer first, or doctor without arguments)`,
+      `Cannot check customer ${options.customer.subscriptionId}/${options.customer.managedResourceGroup}: it is not in ${publisher.paths.configPath} (run 1-connect-customer first, or doctor without arguments)`,
     );
   }
   const idp = config.publisher.idp!;
@@ -127,10 +134,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   const active = signingKeyOf(idp);
 
   // ---- the ISV credential
-  let credential = options.credential;
+  let credential: TokenCredential | undefined;
   const signedIn = await run<string>("credential", "publisher", async () => {
     try {
-      credential ??= await createIsvCredential({ env: options.env });
+      credential = await publisher.credential();
       const oid = await getSignedInObjectId({ credential });
       return { detail: `signed in as object id ${oid}`, value: oid };
     } catch (error) {
@@ -213,7 +220,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
     const kvJwk = await run<Awaited<ReturnType<typeof buildPublicJwk>>>("key-exists", "publisher", async () => {
       let key;
       try {
-        key = await getKeyVaultPublicKey({ keyId: active.keyId, credential: cred, env: options.env });
+        key = await getKeyVaultPublicKey({ keyId: active.keyId, credential: cred, settings: publisher.settings });
       } catch (error) {
         const status = _statusOf(error);
         const fix = status === 404
@@ -232,7 +239,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
     });
     signer = await run<Signer>("key-signs", "publisher", async () => {
       if (!kvJwk) return broken("the key could not be read", "fix the key first (see above)");
-      const s = await createKeyVaultSigner({ ...active, credential: cred, env: options.env });
+      const s = await publisher.signer();
       const nowS = Math.floor((options.now ?? Date.now)() / 1000);
       const token = await buildClientAssertion({ issuer, subject: "metering-doctor-self-test", now: nowS * 1000, lifetimeS: 60, signer: s });
       try {
@@ -282,9 +289,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   }
   // Read once for every customer: the whole log, keeping only events whose fate is not known.
   let ledger: Promise<Ledger> | undefined;
-  const unresolvedLedger = () => (ledger ??= loadLedger({ auditPath: options.auditPath, now: (options.now ?? Date.now)(), unresolved: true }).then((l) => l.ledger));
-  for (const c of customers) await _checkCustomer({ ...c, idp, options, signer, run, skip, unresolvedLedger });
-  return checks;
+  const unresolvedLedger = () => (ledger ??= loadLedger({ auditPath: publisher.paths.auditPath, now: (options.now ?? Date.now)(), unresolved: true }).then((l) => l.ledger));
+  for (const c of customers) await _checkCustomer({ ...c, idp, publisher, options, signer, run, skip, unresolvedLedger });
 }
 
 function _statusOf(error: unknown): number | undefined {
@@ -313,6 +319,7 @@ async function _checkCustomer(o: {
   managedResourceGroup: string;
   entry: unknown;
   idp: IdpConfig;
+  publisher: Publisher;
   options: DoctorOptions;
   signer: Signer | undefined;
   run: Run;
@@ -366,9 +373,8 @@ async function _checkCustomer(o: {
 
   if (o.signer) {
     await run("token", target, async () => {
-      const source = createFederatedTokenSource({ issuer: idp.issuer, signer: o.signer!, env: options.env, createCredential: options.createCredential });
       try {
-        const token = await source.getToken({ tenantId: customer.tenantId, clientId: customer.uamiClientId, subject: customer.subject, audience: customer.audience });
+        const token = await o.publisher.session({ subscriptionId, managedResourceGroup }, customer).getToken();
         return { detail: `Entra issued a metering token for appid ${String(token.claims.appid ?? customer.uamiClientId)}` };
       } catch (error) {
         const e = error as { message?: string; aadsts?: number };
@@ -396,7 +402,7 @@ async function _checkCustomer(o: {
     // The whole log, streamed; only this customer's answered requests are kept.
     const mine: AuditRecord[] = [];
     const who = { subscriptionId, managedResourceGroup };
-    await scanAuditLog({ path: options.auditPath, onRecord: (r) => void (r.response && isSameCustomer(r.customer, who) && mine.push(r)) });
+    await scanAuditLog({ path: o.publisher.paths.auditPath, onRecord: (r) => void (r.response && isSameCustomer(r.customer, who) && mine.push(r)) });
     const verdicts = dimensionVerdicts(mine, who);
     if (verdicts.length === 0) return { detail: "no usage sent yet" };
     const unknown = verdicts.filter((v) => v.invalid > 0 && v.accepted === 0);

@@ -5,7 +5,9 @@ import { decodeJwt } from "jose";
 import { ASSERTION_LIFETIME_S, buildClientAssertion } from "./assertion.mts";
 import { explainAadsts, findAadstsCode } from "./aadsts.mts";
 import { FederationError, SigningError } from "../core/errors.mts";
+import { DEFAULT_AUTHORITY_HOST } from "../core/settings.mts";
 import type { Signer } from "./signer.mts";
+import type { Settings } from "../core/settings.mts";
 import type { TokenCredential } from "@azure/identity";
 
 /** App id of the Marketplace metering API. */
@@ -44,7 +46,8 @@ export interface FederatedTokenSourceOptions {
   assertionLifetimeS?: number;
   /** Clock for the assertion's iat/nbf/exp; default Date.now. */
   now?: () => number;
-  env?: Record<string, string | undefined>;
+  /** Entra's authority host and whether MSAL may ask it for instance discovery (lib/core/settings.mts). */
+  settings: Pick<Settings, "authorityHost" | "disableInstanceDiscovery">;
   /** Replaces ClientAssertionCredential (tests). */
   createCredential?: CredentialFactory;
   /**
@@ -76,7 +79,7 @@ function _chain(error: unknown): any[] {
 }
 
 /** Turns what ClientAssertionCredential threw into a FederationError (or the SigningError inside). */
-export function toFederationError(error: unknown, identity: FederatedIdentity & { issuer?: string; kid?: string }): Error {
+export function toFederationError(error: unknown, identity: FederatedIdentity & { issuer?: string; kid?: string; authorityHost?: string }): Error {
   const chain = _chain(error);
   const signing = chain.find((e) => e instanceof SigningError);
   if (signing) return signing;
@@ -103,7 +106,7 @@ export function toFederationError(error: unknown, identity: FederatedIdentity & 
     })}`, { aadsts, oauthError, detail: description, cause: error });
   }
   if (chain.some((e) => e.errorCode === "network_error")) {
-    const host = process.env.AZURE_AUTHORITY_HOST || "https://login.microsoftonline.com";
+    const host = identity.authorityHost ?? DEFAULT_AUTHORITY_HOST;
     return new FederationError(`Cannot get a token for ${who}: Entra at ${host} could not be reached or answered with a server error; try again later`, {
       oauthError: "network_error",
       detail: description,
@@ -127,7 +130,6 @@ export function toFederationError(error: unknown, identity: FederatedIdentity & 
  * const { token, claims } = await source.getToken({ tenantId, clientId, subject, audience });
  */
 export function createFederatedTokenSource(options: FederatedTokenSourceOptions): FederatedTokenSource {
-  const env = options.env ?? process.env;
   const factory = options.createCredential ?? _defaultFactory;
   const credentials = new Map<string, Promise<TokenCredential>>();
   let assertionsSigned = 0;
@@ -161,7 +163,7 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
       };
       credential = (async () => factory(identity.tenantId, identity.clientId, getAssertion, {
         ...(await options.credentialOptions?.(identity)),
-        disableInstanceDiscovery: env.METERING_DISABLE_INSTANCE_DISCOVERY === "true",
+        disableInstanceDiscovery: options.settings.disableInstanceDiscovery,
       }))();
       credentials.set(key, credential);
     }
@@ -179,7 +181,7 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
         const credential = await credentialFor(identity);
         result = await credential.getToken(scope);
       } catch (error) {
-        throw toFederationError(error, { ...identity, issuer: options.issuer, kid: options.signer.kid });
+        throw toFederationError(error, { ...identity, issuer: options.issuer, kid: options.signer.kid, authorityHost: options.settings.authorityHost });
       }
       if (!result?.token) {
         throw new FederationError(`Cannot get a token for UAMI ${identity.clientId} in tenant ${identity.tenantId}: Entra returned no token`, {});

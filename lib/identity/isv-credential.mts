@@ -5,29 +5,13 @@
 // timer job with no az and no person present still signs in.
 import { decodeJwt } from "jose";
 import { MeteringError } from "../core/errors.mts";
+import type { Settings } from "../core/settings.mts";
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
 
 export const ARM_SCOPE = "https://management.azure.com/.default";
 
-type Env = Record<string, string | undefined>;
-
 /** AZURE_TOKEN_CREDENTIALS values under which DefaultAzureCredential itself already tries a managed identity. */
 const SELECTIONS_WITH_MANAGED_IDENTITY = ["", "prod", "managedidentitycredential"];
-
-/**
- * Which managed identity endpoint the environment names, the way @azure/identity (MSAL) picks its
- * source: App Service / Functions / Container Apps (IDENTITY_ENDPOINT + IDENTITY_HEADER), Azure
- * Arc (IDENTITY_ENDPOINT + IMDS_ENDPOINT), Cloud Shell (MSI_ENDPOINT), IMDS redirected by
- * AZURE_POD_IDENTITY_AUTHORITY_HOST. Undefined when none is named (a VM's plain IMDS needs no
- * variable: DefaultAzureCredential's unnarrowed chain finds it).
- */
-export function managedIdentitySource(env: Env = process.env): string | undefined {
-  if (env.IDENTITY_ENDPOINT && env.IDENTITY_HEADER) return "App Service";
-  if (env.IDENTITY_ENDPOINT && env.IMDS_ENDPOINT) return "Azure Arc";
-  if (env.MSI_ENDPOINT) return "Cloud Shell";
-  if (env.AZURE_POD_IDENTITY_AUTHORITY_HOST) return "IMDS";
-  return undefined;
-}
 
 /** Whether a credential error means "not available here" (so the next one may be tried). */
 function _unavailable(error: unknown): boolean {
@@ -67,13 +51,14 @@ export function withFallback(primary: TokenCredential, fallback: TokenCredential
  * identity is chosen with AZURE_CLIENT_ID (as DefaultAzureCredential does).
  * `METERING_DISABLE_INSTANCE_DISCOVERY=true` disables MSAL instance discovery (private clouds, the sandbox).
  */
-export async function createIsvCredential(options: { env?: Env } = {}): Promise<TokenCredential> {
-  const env = options.env ?? process.env;
+export async function createIsvCredential(options: {
+  settings: Pick<Settings, "disableInstanceDiscovery" | "tokenCredentials" | "managedIdentitySource" | "managedIdentityClientId">;
+}): Promise<TokenCredential> {
+  const { settings } = options;
   const { DefaultAzureCredential, ManagedIdentityCredential } = await import("@azure/identity");
-  const primary = new DefaultAzureCredential({ disableInstanceDiscovery: env.METERING_DISABLE_INSTANCE_DISCOVERY === "true" });
-  const selection = (env.AZURE_TOKEN_CREDENTIALS ?? "").trim().toLowerCase();
-  if (SELECTIONS_WITH_MANAGED_IDENTITY.includes(selection) || !managedIdentitySource(env)) return primary;
-  const managedIdentity = env.AZURE_CLIENT_ID ? new ManagedIdentityCredential({ clientId: env.AZURE_CLIENT_ID }) : new ManagedIdentityCredential();
+  const primary = new DefaultAzureCredential({ disableInstanceDiscovery: settings.disableInstanceDiscovery });
+  if (SELECTIONS_WITH_MANAGED_IDENTITY.includes(settings.tokenCredentials) || !settings.managedIdentitySource) return primary;
+  const managedIdentity = settings.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: settings.managedIdentityClientId }) : new ManagedIdentityCredential();
   return withFallback(primary, managedIdentity);
 }
 

@@ -3,6 +3,7 @@
 import { base64url } from "jose";
 import { SigningError } from "../core/errors.mts";
 import { describeKeyVaultError, keyVaultClientOptions } from "./signing-key.mts";
+import type { KeyVaultSettings } from "./signing-key.mts";
 import type { TokenCredential } from "@azure/identity";
 
 /** Something that signs bytes with RS256 (RSASSA-PKCS1-v1_5 over SHA-256) under a `kid`. */
@@ -20,10 +21,10 @@ export async function createKeyVaultSigner(options: {
   keyId: string;
   kid: string;
   credential: TokenCredential;
-  env?: Record<string, string | undefined>;
+  settings: KeyVaultSettings;
 }): Promise<Signer> {
   const { CryptographyClient } = await import("@azure/keyvault-keys");
-  const client = new CryptographyClient(options.keyId, options.credential, keyVaultClientOptions(options.env));
+  const client = new CryptographyClient(options.keyId, options.credential, keyVaultClientOptions(options.settings));
   return {
     kid: options.kid,
     async sign(data: Uint8Array): Promise<Uint8Array> {

@@ -2,6 +2,7 @@
 // key's public half. The SDK is imported lazily so scripts start fast.
 import { SigningError } from "../core/errors.mts";
 import { baseClientOptions, type SdkClientOptions } from "../core/http.mts";
+import type { Settings } from "../core/settings.mts";
 import type { TokenCredential } from "@azure/identity";
 
 /**
@@ -10,10 +11,12 @@ import type { TokenCredential } from "@azure/identity";
  * (needed for vaults outside *.vault.azure.net). Retries and the per-try timeout come from
  * lib/core/http.mts.
  */
-export function keyVaultClientOptions(env: Record<string, string | undefined> = process.env): SdkClientOptions & {
+export type KeyVaultSettings = Pick<Settings, "httpTryTimeoutMs" | "keyVaultDisableChallengeVerification">;
+
+export function keyVaultClientOptions(settings: KeyVaultSettings): SdkClientOptions & {
   disableChallengeResourceVerification: boolean;
 } {
-  return { ...baseClientOptions(env), disableChallengeResourceVerification: env.METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION === "true" };
+  return { ...baseClientOptions(settings), disableChallengeResourceVerification: settings.keyVaultDisableChallengeVerification };
 }
 
 /** The parts of a Key Vault key id `https://<vault>/keys/<name>[/<version>]`. */
@@ -60,11 +63,11 @@ export function describeKeyVaultError(error: unknown): string {
 export async function getKeyVaultPublicKey(options: {
   keyId: string;
   credential: TokenCredential;
-  env?: Record<string, string | undefined>;
+  settings: KeyVaultSettings;
 }): Promise<KeyVaultPublicKey> {
   const { vaultUrl, name, version } = parseKeyId(options.keyId);
   const { KeyClient } = await import("@azure/keyvault-keys");
-  const client = new KeyClient(vaultUrl, options.credential, keyVaultClientOptions(options.env));
+  const client = new KeyClient(vaultUrl, options.credential, keyVaultClientOptions(options.settings));
   let key;
   try {
     key = await client.getKey(name, version ? { version } : {});
@@ -87,11 +90,11 @@ export async function createKeyVaultKeyVersion(options: {
   keyUri: string;
   keySizeBits: number;
   credential: TokenCredential;
-  env?: Record<string, string | undefined>;
+  settings: KeyVaultSettings;
 }): Promise<KeyVaultPublicKey> {
   const { vaultUrl, name } = parseKeyId(options.keyUri);
   const { KeyClient } = await import("@azure/keyvault-keys");
-  const client = new KeyClient(vaultUrl, options.credential, keyVaultClientOptions(options.env));
+  const client = new KeyClient(vaultUrl, options.credential, keyVaultClientOptions(options.settings));
   let key;
   try {
     key = await client.createRsaKey(name, { keySize: options.keySizeBits, keyOps: ["sign", "verify"] });

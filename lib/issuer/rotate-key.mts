@@ -7,7 +7,8 @@ import {
   blobLocationOfIssuer, buildPublicJwk, issuerDocuments, publishIssuerDocuments, rsaModulusBits, verifyIssuerSetup, type FetchLike, type PublicJwk,
 } from "./oidc.mts";
 import { nextRotationStep, withActivatedKey, withPublishedKey, withRetiredKeys, type RotationStep } from "./rotation.mts";
-import { createKeyVaultSigner } from "../identity/signer.mts";
+import type { Signer } from "../identity/signer.mts";
+import type { KeyVaultSettings } from "../identity/signing-key.mts";
 import type { TokenCredential } from "@azure/identity";
 
 /** The JWKS entries of every key the idp publishes (active first). Pure. */
@@ -35,7 +36,9 @@ export async function runRotationPhase(options: {
   step: RotationStep;
   nowMs: number;
   credential: TokenCredential;
-  env?: Record<string, string | undefined>;
+  /** The signer of one key version (the publisher context's signerFor). */
+  signerFor: (key: { keyId: string; kid: string }) => Promise<Signer>;
+  settings: KeyVaultSettings;
   fetch?: FetchLike;
   onProgress?: (text: string) => void;
 }): Promise<RotationPhaseResult> {
@@ -52,7 +55,7 @@ export async function runRotationPhase(options: {
   };
   const verifyWith = async (key: { keyId: string; kid: string }) => {
     log(`Verifying: anonymous fetch of the issuer documents, then a test JWT signed by ${key.keyId}`);
-    const signer = await createKeyVaultSigner({ ...key, credential, env: options.env });
+    const signer = await options.signerFor(key);
     await verifyIssuerSetup({ issuer, signer, fetch: options.fetch });
   };
 
@@ -61,7 +64,7 @@ export async function runRotationPhase(options: {
     const active = idpKeysOf(idp).find((k) => k.state === "active")!;
     const keySizeBits = rsaModulusBits(active.jwk.n);
     log(`Phase 1 of 3: creating a new ${keySizeBits}-bit version of ${idp.keyUri}`);
-    const created = await createKeyVaultKeyVersion({ keyUri: idp.keyUri, keySizeBits, credential, env: options.env });
+    const created = await createKeyVaultKeyVersion({ keyUri: idp.keyUri, keySizeBits, credential, settings: options.settings });
     const jwk = await buildPublicJwk(created);
     idpAfter = withPublishedKey(idp, { kid: jwk.kid, keyId: created.keyId, jwk: { ...jwk }, nowMs });
     await publish(idpAfter);

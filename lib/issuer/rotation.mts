@@ -6,6 +6,7 @@ import { MAX_ASSERTION_LIFETIME_S } from "../identity/assertion.mts";
 import { idpKeysOf, type IdpConfig, type IdpKey } from "../state/config.mts";
 import { RotationNotDueError, UsageError } from "../core/errors.mts";
 import { MAX_JWKS_KEYS } from "./oidc.mts";
+import type { Settings } from "../core/settings.mts";
 
 export { MAX_JWKS_KEYS };
 
@@ -103,8 +104,8 @@ export function assertRotationDue(step: RotationStep, nowMs: number): void {
  * The time rotation checks take as now: `METERING_ROTATION_NOW` (ISO 8601) when set, for
  * rehearsing a rotation or deliberately cutting a wait short; else the clock.
  */
-export function rotationNow(env: Record<string, string | undefined> = process.env, clock: () => number = Date.now): number {
-  const value = env[ROTATION_NOW_ENV];
+export function rotationNow(settings: Pick<Settings, "rotationNow">, clock: () => number = Date.now): number {
+  const value = settings.rotationNow;
   if (value === undefined || value === "") return clock();
   const t = Date.parse(value);
   if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(t)) {

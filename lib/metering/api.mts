@@ -4,10 +4,10 @@
 // event per (resource, dimension, UTC hour) and answers later ones with Duplicate.
 import { randomUUID } from "node:crypto";
 import { MeteringApiError } from "../core/errors.mts";
+import type { Settings } from "../core/settings.mts";
 import type { HttpClient, PipelineRetryOptions } from "@azure/core-rest-pipeline";
 
 export const METERING_API_VERSION = "2018-08-31";
-export const DEFAULT_METERING_API_BASE_URL = "https://marketplaceapi.microsoft.com";
 export const MAX_BATCH_SIZE = 25;
 /**
  * Deadline for one submission, retries included. An AbortSignal rather than the pipeline's
@@ -65,11 +65,6 @@ export function buildUsageEvent(options: {
   };
 }
 
-/** The base URL: `METERING_API_BASE_URL`, else the public Marketplace API. No trailing slash. */
-export function meteringBaseUrl(env: Record<string, string | undefined> = process.env): string {
-  return (env.METERING_API_BASE_URL || DEFAULT_METERING_API_BASE_URL).replace(/\/+$/, "");
-}
-
 /** A request as sent (and as printed by --dry-run and logged in the audit file); never holds the token. */
 export interface UsageRequestDescription {
   method: "POST";
@@ -82,11 +77,12 @@ export interface UsageRequestDescription {
 export function describeUsageRequest(options: {
   event?: UsageEvent;
   events?: UsageEvent[];
-  baseUrl?: string;
+  /** The API's base URL (settings.meteringApiBaseUrl). */
+  baseUrl: string;
   requestId?: string;
   correlationId?: string;
 }): UsageRequestDescription {
-  const base = (options.baseUrl ?? meteringBaseUrl()).replace(/\/+$/, "");
+  const base = options.baseUrl.replace(/\/+$/, "");
   const batch = options.events !== undefined;
   return {
     method: "POST",
@@ -236,19 +232,16 @@ export interface SendOptions {
 }
 
 export interface MeteringClientOptions {
-  /** Default: METERING_API_BASE_URL or the public API. */
-  baseUrl?: string;
+  /** The base URL (METERING_API_BASE_URL) and the per-try timeout (METERING_HTTP_TRY_TIMEOUT_MS). */
+  settings: Pick<Settings, "meteringApiBaseUrl" | "httpTryTimeoutMs">;
   /** Replaces the HTTP client (tests); the retry policies still apply. */
   httpClient?: HttpClient;
   /** The SDK retry policy's settings; default DEFAULT_RETRY_OPTIONS (5 tries, backoff with jitter). */
   retryOptions?: PipelineRetryOptions;
-  /** One attempt's timeout before it is retried; default METERING_HTTP_TRY_TIMEOUT_MS or 30 s. */
-  tryTimeoutMs?: number;
   /** Allow plain http (a local test server only: the bearer token would travel in clear). */
   allowInsecureConnection?: boolean;
   /** Give up after this long, retries included; default SUBMIT_DEADLINE_MS. */
   deadlineMs?: number;
-  env?: Record<string, string | undefined>;
 }
 
 interface _RawResponse {
@@ -260,6 +253,8 @@ interface _RawResponse {
 
 /** Sends usage events over one pipeline and one HTTP client (connections are reused). */
 export interface MeteringClient {
+  /** The request for one event, or for a batch when `events` is given, as this client sends it. Pure. */
+  describe(options: { event?: UsageEvent; events?: UsageEvent[]; requestId?: string; correlationId?: string }): UsageRequestDescription;
   /**
    * POSTs one usage event and returns its outcome. Throws MeteringApiError only when no HTTP
    * answer arrived (after retries); every HTTP status is an outcome.
@@ -279,29 +274,26 @@ export interface MeteringClient {
  * const outcome = await client.submitUsageEvent({ event, accessToken });
  * if (outcome.status === "Duplicate") console.log(outcome.original);
  */
-export async function createMeteringClient(options: MeteringClientOptions = {}): Promise<MeteringClient> {
+export async function createMeteringClient(options: MeteringClientOptions): Promise<MeteringClient> {
   const rp = await import("@azure/core-rest-pipeline");
-  const { DEFAULT_RETRY_OPTIONS, tryTimeoutFromEnv, tryTimeoutPolicy } = await import("../core/http.mts");
-  const env = options.env ?? process.env;
-  const baseUrl = options.baseUrl ?? meteringBaseUrl(env);
+  const { createHttpPipeline, deadline } = await import("../core/http.mts");
+  const baseUrl = options.settings.meteringApiBaseUrl;
   const deadlineMs = options.deadlineMs ?? SUBMIT_DEADLINE_MS;
-  const pipeline = rp.createPipelineFromOptions({
-    retryOptions: { ...DEFAULT_RETRY_OPTIONS, ...options.retryOptions },
-    userAgentOptions: { userAgentPrefix: "metering-federation" },
+  const { pipeline, httpClient } = await createHttpPipeline({
+    settings: options.settings,
+    ...(options.retryOptions ? { retryOptions: options.retryOptions } : {}),
+    ...(options.httpClient ? { httpClient: options.httpClient } : {}),
   });
-  pipeline.addPolicy(tryTimeoutPolicy(options.tryTimeoutMs ?? tryTimeoutFromEnv(env)), { afterPhase: "Retry" });
-  const httpClient = options.httpClient ?? rp.createDefaultHttpClient();
 
   async function send(request: UsageRequestDescription, accessToken: string): Promise<_RawResponse> {
     const headers = rp.createHttpHeaders({ ...request.headers, authorization: `Bearer ${accessToken}` });
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), deadlineMs);
+    const limit = deadline(deadlineMs);
     const pipelineRequest = rp.createPipelineRequest({
       url: request.url,
       method: request.method,
       headers,
       body: JSON.stringify(request.body),
-      abortSignal: deadline.signal,
+      abortSignal: limit.signal,
       allowInsecureConnection: options.allowInsecureConnection === true,
     });
     let response;
@@ -309,7 +301,7 @@ export async function createMeteringClient(options: MeteringClientOptions = {}):
       response = await pipeline.sendRequest(httpClient, pipelineRequest);
     } catch (cause) {
       const e = cause as { code?: string; message?: string; statusCode?: number };
-      const reason = deadline.signal.aborted
+      const reason = limit.expired
         ? `no answer within ${deadlineMs / 1000} s, retries included`
         : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
       throw new MeteringApiError(
@@ -317,7 +309,7 @@ export async function createMeteringClient(options: MeteringClientOptions = {}):
         { httpStatus: e.statusCode, cause },
       );
     } finally {
-      clearTimeout(timer);
+      limit.clear();
     }
     return {
       httpStatus: response.status,
@@ -328,6 +320,7 @@ export async function createMeteringClient(options: MeteringClientOptions = {}):
   }
 
   return {
+    describe: (o) => describeUsageRequest({ ...o, baseUrl }),
     async submitUsageEvent(o) {
       const request = o.request ?? describeUsageRequest({ ...o, baseUrl, event: o.event });
       const raw = await send(request, o.accessToken);
@@ -342,18 +335,4 @@ export async function createMeteringClient(options: MeteringClientOptions = {}):
       return parseBatchResponse({ ...raw, events: o.events });
     },
   };
-}
-
-/** One event through a one-off client; see MeteringClient.submitUsageEvent. */
-export async function submitUsageEvent(
-  options: SendOptions & MeteringClientOptions & { event: UsageEvent; request?: UsageRequestDescription },
-): Promise<UsageOutcome> {
-  return (await createMeteringClient(options)).submitUsageEvent(options);
-}
-
-/** One batch through a one-off client; see MeteringClient.submitUsageBatch. */
-export async function submitUsageBatch(
-  options: SendOptions & MeteringClientOptions & { events: UsageEvent[]; request?: UsageRequestDescription },
-): Promise<BatchOutcome> {
-  return (await createMeteringClient(options)).submitUsageBatch(options);
 }

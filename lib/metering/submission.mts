@@ -4,6 +4,7 @@
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
 import { createAuditWriter, type AuditWriter } from "../audit/log.mts";
+import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import { findCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
 import { Ledger, resultOf, usageKey, usageKeyPrefix, type CustomerRef, type EventResult, type EventState, type LedgerEntry, type RunInput } from "./ledger.mts";
@@ -454,13 +455,13 @@ async function _sendChunk(
   const id = randomUUID();
   const events = chunk.map((i) => i.event);
   const batch = options.mode === "batch";
-  const request: UsageRequestDescription = batch ? describeUsageRequest({ events }) : describeUsageRequest({ event: events[0] });
+  const request: UsageRequestDescription = batch ? options.client.describe({ events }) : options.client.describe({ event: events[0] });
   const operation = batch ? "batchUsageEvent" : "usageEvent";
   const customer = chunk[0].customer;
   // The intent is on disk (every byte, fsynced) before the request leaves: a crash from here
   // on leaves an intent without an outcome, and the next run sends these events again. If it
   // cannot be made durable, this throws and nothing is sent.
-  await options.writer.append({ operation: `${operation}.intent`, id, customer, request, ...(options.input ? { input: options.input } : {}) });
+  await options.writer.append(usageIntentRecord({ batch, id, customer, request, ...(options.input ? { input: options.input } : {}) }));
   let results: EventResult[];
   let outcomes: UsageOutcome[] | undefined;
   let response: { status: number; requestId?: string; correlationId?: string; body: unknown } | undefined;
@@ -485,9 +486,9 @@ async function _sendChunk(
     failure = String((error as Error)?.message ?? error);
     results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
   }
-  const outcome = thrown === undefined
-    ? { operation, id, customer, request, tokenClaims: options.token.claims, response, events: results }
-    : { operation, id, customer, request, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } };
+  const outcome = usageOutcomeRecord(thrown === undefined
+    ? { batch, id, customer, request, tokenClaims: options.token.claims, response, events: results }
+    : { batch, id, customer, request, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } });
   let outcomeError: AuditWriteError | undefined;
   try {
     await options.writer.append(outcome);

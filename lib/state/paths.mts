@@ -2,13 +2,12 @@
 // outside $HOME/clouddrive between sessions, so there the state goes onto the clouddrive.
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Settings } from "../core/settings.mts";
 
 export const CONFIG_FILE_NAME = "config.json";
 export const AUDIT_FILE_NAME = "audit.jsonl";
 
 export interface DataDirOptions {
-  /** Environment to read; defaults to `process.env`. */
-  env?: Record<string, string | undefined>;
   /** Directory relative paths resolve against; defaults to `process.cwd()`. */
   cwd?: string;
 }
@@ -19,15 +18,12 @@ export interface DataDirOptions {
  * `./metering-data`. Always returns an absolute path; creates nothing.
  *
  * @example
- * resolveDataDir({ env: { METERING_DATA_DIR: "/tmp/m" } }) // "/tmp/m"
+ * resolveDataDir(readSettings({ METERING_DATA_DIR: "/tmp/m" })) // "/tmp/m"
  */
-export function resolveDataDir(options: DataDirOptions = {}): string {
-  const env = options.env ?? process.env;
+export function resolveDataDir(settings: Pick<Settings, "dataDir" | "cloudShell" | "home">, options: DataDirOptions = {}): string {
   const cwd = options.cwd ?? process.cwd();
-  if (env.METERING_DATA_DIR) return resolve(cwd, env.METERING_DATA_DIR);
-  if (env.AZURE_HTTP_USER_AGENT?.startsWith("cloud-shell/")) {
-    return join(env.HOME || homedir(), "clouddrive", "metering-data");
-  }
+  if (settings.dataDir) return resolve(cwd, settings.dataDir);
+  if (settings.cloudShell) return join(settings.home || homedir(), "clouddrive", "metering-data");
   return resolve(cwd, "metering-data");
 }
 

@@ -1,6 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from "jose";
+import { readSettings } from "../../lib/core/settings.mts";
 import { createFederatedTokenSource, METERING_SCOPE, toFederationError, type CredentialFactory } from "../../lib/identity/federation.mts";
 import { FederationError, SigningError } from "../../lib/core/errors.mts";
 import { makeTestKey } from "./_support.mts";
@@ -39,7 +40,7 @@ source("signs an assertion with iss, sub, aud and kid and returns the token with
   const token = await fakeAccessToken({ aud: "20e940b3-4c77-4b0b-9a53-9e16a1b010a7", oid: "o1" });
   const created: unknown[][] = [];
   const assertions: string[] = [];
-  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, env: {}, createCredential: recordingFactory(token, created, assertions) });
+  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, settings: readSettings({}), createCredential: recordingFactory(token, created, assertions) });
   const result = await tokens.getToken(identity);
   assert.is(result.token, token);
   assert.equal(result.claims, { aud: "20e940b3-4c77-4b0b-9a53-9e16a1b010a7", oid: "o1" });
@@ -55,7 +56,7 @@ source("reuses one signed assertion across MSAL's repeated getAssertion calls, a
   const assertions: string[] = [];
   let nowMs = Date.UTC(2026, 0, 1, 12);
   const tokens = createFederatedTokenSource({
-    issuer: ISSUER, signer: key.signer, env: {}, now: () => nowMs, assertionLifetimeS: 300,
+    issuer: ISSUER, signer: key.signer, settings: readSettings({}), now: () => nowMs, assertionLifetimeS: 300,
     createCredential: recordingFactory(token, [], assertions),
   });
   await tokens.getToken(identity);
@@ -72,7 +73,7 @@ source("does not reuse a failed signature", async () => {
   let calls = 0;
   const key = await makeTestKey();
   const flaky = { kid: key.signer.kid, sign: async (d: Uint8Array) => { if (calls++ === 0) throw new Error("vault unavailable"); return key.signer.sign(d); } };
-  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: flaky, env: {}, createCredential: recordingFactory(await fakeAccessToken({}), [], []) });
+  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: flaky, settings: readSettings({}), createCredential: recordingFactory(await fakeAccessToken({}), [], []) });
   try {
     await tokens.getToken(identity);
     assert.unreachable("the first signature fails");
@@ -86,7 +87,7 @@ source("keeps one credential per (tenant, UAMI)", async () => {
   const key = await makeTestKey();
   const token = await fakeAccessToken({});
   const created: unknown[][] = [];
-  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, env: {}, createCredential: recordingFactory(token, created, []) });
+  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, settings: readSettings({}), createCredential: recordingFactory(token, created, []) });
   await tokens.getToken(identity);
   await tokens.getToken(identity);
   await tokens.getToken({ ...identity, clientId: "66666666-6666-4666-8666-666666666666" });
@@ -96,7 +97,7 @@ source("passes disableInstanceDiscovery from METERING_DISABLE_INSTANCE_DISCOVERY
   const key = await makeTestKey();
   const created: unknown[][] = [];
   const tokens = createFederatedTokenSource({
-    issuer: ISSUER, signer: key.signer, env: { METERING_DISABLE_INSTANCE_DISCOVERY: "true" },
+    issuer: ISSUER, signer: key.signer, settings: readSettings({ METERING_DISABLE_INSTANCE_DISCOVERY: "true" }),
     createCredential: recordingFactory(await fakeAccessToken({}), created, []),
   });
   await tokens.getToken(identity);
@@ -110,7 +111,7 @@ source("maps an AuthenticationError to a FederationError with the AADSTS code an
     errorResponse: { error: "invalid_client", errorDescription: "AADSTS700213: No matching federated identity record found for presented assertion subject 'x'.", errorCodes: [700213] },
   });
   const tokens = createFederatedTokenSource({
-    issuer: ISSUER, signer: key.signer, env: {},
+    issuer: ISSUER, signer: key.signer, settings: readSettings({}),
     createCredential: () => ({ getToken: () => Promise.reject(authError) }),
   });
   try {
@@ -130,7 +131,7 @@ source("maps an AuthenticationError to a FederationError with the AADSTS code an
 source("returns the SigningError when Key Vault refused to sign", async () => {
   const signing = new SigningError("Cannot sign with Key Vault key k: forbidden");
   const tokens = createFederatedTokenSource({
-    issuer: ISSUER, signer: { kid: "k", sign: () => Promise.reject(signing) }, env: {},
+    issuer: ISSUER, signer: { kid: "k", sign: () => Promise.reject(signing) }, settings: readSettings({}),
     createCredential: (_t, _c, getAssertion) => ({
       getToken: async () => {
         try {

@@ -5,9 +5,10 @@ import {
   type PipelineResponse, type SendRequest,
 } from "@azure/core-rest-pipeline";
 import {
-  aadstsOfBody, baseClientOptions, DEFAULT_RETRY_OPTIONS, DEFAULT_TRY_TIMEOUT_MS, PROPAGATION_AADSTS, PROPAGATION_RETRY,
-  propagationRetryStrategy, sdkClientOptions, tryTimeoutFromEnv, tryTimeoutPolicy,
+  aadstsOfBody, baseClientOptions, DEFAULT_RETRY_OPTIONS, PROPAGATION_AADSTS, PROPAGATION_RETRY,
+  propagationRetryStrategy, sdkClientOptions, tryTimeoutPolicy,
 } from "../../lib/core/http.mts";
+import { DEFAULT_TRY_TIMEOUT_MS, readSettings } from "../../lib/core/settings.mts";
 
 type AbortSignalLike = NonNullable<PipelineRequest["abortSignal"]>;
 
@@ -223,18 +224,18 @@ strategy("tells onRetry the code, the wait and the retry count before each wait"
 });
 strategy.run();
 
-const env = suite("tryTimeoutFromEnv()");
+const env = suite("readSettings().httpTryTimeoutMs");
 env("reads METERING_HTTP_TRY_TIMEOUT_MS when it is a positive number, else 30 s", () => {
   assert.is(DEFAULT_TRY_TIMEOUT_MS, 30_000);
-  assert.is(tryTimeoutFromEnv({ METERING_HTTP_TRY_TIMEOUT_MS: "1500" }), 1500);
-  assert.is(tryTimeoutFromEnv({ METERING_HTTP_TRY_TIMEOUT_MS: "0.5" }), 0.5);
-  for (const v of [undefined, "", "abc", "0", "-5", "Infinity"]) assert.is(tryTimeoutFromEnv({ METERING_HTTP_TRY_TIMEOUT_MS: v }), 30_000, String(v));
+  assert.is(readSettings({ METERING_HTTP_TRY_TIMEOUT_MS: "1500" }).httpTryTimeoutMs, 1500);
+  assert.is(readSettings({ METERING_HTTP_TRY_TIMEOUT_MS: "0.5" }).httpTryTimeoutMs, 0.5);
+  for (const v of [undefined, "", "abc", "0", "-5", "Infinity"]) assert.is(readSettings({ METERING_HTTP_TRY_TIMEOUT_MS: v }).httpTryTimeoutMs, 30_000, String(v));
 });
 env.run();
 
 const base = suite("baseClientOptions()");
 base("gives our retry options and one per-retry timeout policy", () => {
-  const o = baseClientOptions({});
+  const o = baseClientOptions(readSettings({}));
   assert.equal(o.retryOptions, DEFAULT_RETRY_OPTIONS);
   assert.equal(DEFAULT_RETRY_OPTIONS, { maxRetries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 15_000 });
   assert.is(o.additionalPolicies.length, 1);
@@ -242,7 +243,7 @@ base("gives our retry options and one per-retry timeout policy", () => {
   assert.is(o.additionalPolicies[0].policy.name, "meteringTryTimeout");
 });
 base("the policy's timeout comes from the environment", async () => {
-  const { policy } = baseClientOptions({ METERING_HTTP_TRY_TIMEOUT_MS: "25" }).additionalPolicies[0];
+  const { policy } = baseClientOptions(readSettings({ METERING_HTTP_TRY_TIMEOUT_MS: "25" })).additionalPolicies[0];
   const t0 = Date.now();
   try {
     await policy.sendRequest(createPipelineRequest({ url: "https://api.example/x" }), hangUntilAborted());
@@ -256,13 +257,13 @@ base.run();
 
 const sdk = suite("sdkClientOptions()");
 sdk("without propagation is baseClientOptions", async () => {
-  const o = await sdkClientOptions({ env: {} });
+  const o = await sdkClientOptions({ settings: readSettings({}) });
   assert.equal(o.retryOptions, DEFAULT_RETRY_OPTIONS);
   assert.equal(o.additionalPolicies.map((p) => [p.policy.name, p.position]), [["meteringTryTimeout", "perRetry"]]);
 });
 sdk("with propagation adds a per-call retry policy that retries propagation errors of a token request", async () => {
   const told: number[] = [];
-  const o = await sdkClientOptions({ env: {}, propagation: { retryDelayInMs: 1, maxRetryDelayInMs: 2, maxRetries: 3, onRetry: (i) => told.push(i.aadsts) } });
+  const o = await sdkClientOptions({ settings: readSettings({}), propagation: { retryDelayInMs: 1, maxRetryDelayInMs: 2, maxRetries: 3, onRetry: (i) => told.push(i.aadsts) } });
   assert.equal(o.additionalPolicies.map((p) => p.position), ["perRetry", "perCall"]);
   const retry = o.additionalPolicies[1].policy;
   let calls = 0;
@@ -276,7 +277,7 @@ sdk("with propagation adds a per-call retry policy that retries propagation erro
   assert.equal(told, [700213, 700213]);
 });
 sdk("the propagation retry gives up after maxRetries and returns the last answer", async () => {
-  const o = await sdkClientOptions({ env: {}, propagation: { retryDelayInMs: 1, maxRetryDelayInMs: 2, maxRetries: 2 } });
+  const o = await sdkClientOptions({ settings: readSettings({}), propagation: { retryDelayInMs: 1, maxRetryDelayInMs: 2, maxRetries: 2 } });
   let calls = 0;
   const response = await o.additionalPolicies[1].policy.sendRequest(createPipelineRequest({ url: TOKEN_URL }), async (r) => (calls++, respond(r, 400, "AADSTS70021: not yet")));
   assert.is(response.status, 400);

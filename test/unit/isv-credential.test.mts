@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { generateKeyPair, SignJWT } from "jose";
 import { ARM_SCOPE, createIsvCredential, getSignedInObjectId } from "../../lib/identity/isv-credential.mts";
 import { MeteringError } from "../../lib/core/errors.mts";
+import { readSettings } from "../../lib/core/settings.mts";
 
 const key = (await generateKeyPair("RS256")).privateKey;
 const token = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "RS256" }).sign(key);
@@ -41,7 +42,7 @@ oid.run();
 
 const create = suite("createIsvCredential()");
 create("returns a TokenCredential without touching the network", async () => {
-  const credential = await createIsvCredential({ env: { METERING_DISABLE_INSTANCE_DISCOVERY: "true" } });
+  const credential = await createIsvCredential({ settings: readSettings({ METERING_DISABLE_INSTANCE_DISCOVERY: "true" }) });
   assert.type(credential.getToken, "function");
 });
 create.run();
@@ -72,7 +73,7 @@ fallback("a real failure of the primary is not hidden; a failing fallback report
   }
 });
 fallback("sources as @azure/identity picks them", async () => {
-  const { managedIdentitySource } = await import("../../lib/identity/isv-credential.mts");
+  const managedIdentitySource = (env: Record<string, string>) => readSettings(env).managedIdentitySource;
   assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IDENTITY_HEADER: "h" }), "App Service");
   assert.is(managedIdentitySource({ IDENTITY_ENDPOINT: "http://x", IMDS_ENDPOINT: "http://y" }), "Azure Arc");
   assert.is(managedIdentitySource({ MSI_ENDPOINT: "http://x" }), "Cloud Shell");
@@ -83,9 +84,9 @@ fallback("createIsvCredential adds the fallback only where AZURE_TOKEN_CREDENTIA
   const { createIsvCredential } = await import("../../lib/identity/isv-credential.mts");
   const { DefaultAzureCredential } = await import("@azure/identity");
   const mi = { IDENTITY_ENDPOINT: "http://127.0.0.1:1/msi/token", IDENTITY_HEADER: "h" };
-  assert.instance(await createIsvCredential({ env: { ...mi } }), DefaultAzureCredential);
-  assert.instance(await createIsvCredential({ env: { ...mi, AZURE_TOKEN_CREDENTIALS: "prod" } }), DefaultAzureCredential);
-  assert.instance(await createIsvCredential({ env: { AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" } }), DefaultAzureCredential);
-  assert.not.instance(await createIsvCredential({ env: { ...mi, AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" } }), DefaultAzureCredential);
+  assert.instance(await createIsvCredential({ settings: readSettings({ ...mi }) }), DefaultAzureCredential);
+  assert.instance(await createIsvCredential({ settings: readSettings({ ...mi, AZURE_TOKEN_CREDENTIALS: "prod" }) }), DefaultAzureCredential);
+  assert.instance(await createIsvCredential({ settings: readSettings({ AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" }) }), DefaultAzureCredential);
+  assert.not.instance(await createIsvCredential({ settings: readSettings({ ...mi, AZURE_TOKEN_CREDENTIALS: "AzureCliCredential" }) }), DefaultAzureCredential);
 });
 fallback.run();

@@ -3,16 +3,17 @@ import * as assert from "uvu/assert";
 import { describeKeyVaultError, getKeyVaultPublicKey, keyVaultClientOptions, parseKeyId } from "../../lib/identity/signing-key.mts";
 import { SigningError } from "../../lib/core/errors.mts";
 import { DEFAULT_RETRY_OPTIONS } from "../../lib/core/http.mts";
+import { readSettings } from "../../lib/core/settings.mts";
 
 const options = suite("keyVaultClientOptions()");
 options("disables challenge resource verification only for the exact value 'true'", () => {
-  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true" }).disableChallengeResourceVerification, true);
-  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "1" }).disableChallengeResourceVerification, false);
-  assert.is(keyVaultClientOptions({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "TRUE" }).disableChallengeResourceVerification, false);
-  assert.is(keyVaultClientOptions({}).disableChallengeResourceVerification, false);
+  assert.is(keyVaultClientOptions(readSettings({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "true" })).disableChallengeResourceVerification, true);
+  assert.is(keyVaultClientOptions(readSettings({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "1" })).disableChallengeResourceVerification, false);
+  assert.is(keyVaultClientOptions(readSettings({ METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION: "TRUE" })).disableChallengeResourceVerification, false);
+  assert.is(keyVaultClientOptions(readSettings({})).disableChallengeResourceVerification, false);
 });
 options("carries our retry options and the per-try timeout policy", () => {
-  const o = keyVaultClientOptions({});
+  const o = keyVaultClientOptions(readSettings({}));
   assert.equal(o.retryOptions, DEFAULT_RETRY_OPTIONS);
   assert.equal(o.additionalPolicies.map((p) => [p.policy.name, p.position]), [["meteringTryTimeout", "perRetry"]]);
   assert.equal(Object.keys(o).sort(), ["additionalPolicies", "disableChallengeResourceVerification", "retryOptions"]);
@@ -58,7 +59,7 @@ get("refuses a malformed key id before asking for any token", async () => {
   let tokenRequests = 0;
   const credential = { getToken: async () => { tokenRequests++; return { token: "x", expiresOnTimestamp: Date.now() + 60_000 }; } };
   try {
-    await getKeyVaultPublicKey({ keyId: "https://v.vault.azure.net/secrets/nope", credential, env: {} });
+    await getKeyVaultPublicKey({ keyId: "https://v.vault.azure.net/secrets/nope", credential, settings: readSettings({}) });
     assert.unreachable("should have thrown");
   } catch (err) {
     assert.instance(err, SigningError);

@@ -3,11 +3,11 @@ import * as assert from "uvu/assert";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  buildUsageEvent, describeUsageRequest, effectiveStartTime, meteringBaseUrl, parseBatchResponse, parseUsageEventResponse,
-  submitUsageBatch, submitUsageEvent, type UsageEvent,
+  buildUsageEvent, createMeteringClient, describeUsageRequest, effectiveStartTime, parseBatchResponse, parseUsageEventResponse,
+  type MeteringClientOptions, type UsageEvent,
 } from "../../lib/metering/api.mts";
 import { MeteringApiError } from "../../lib/core/errors.mts";
-import { DEFAULT_TRY_TIMEOUT_MS } from "../../lib/core/http.mts";
+import { DEFAULT_TRY_TIMEOUT_MS, readSettings } from "../../lib/core/settings.mts";
 
 const NOW = Date.parse("2024-05-01T13:45:10.123Z");
 const billing = {
@@ -69,9 +69,9 @@ describe("generates GUID ids and uses the batch route for events[]", () => {
   assert.match(r.headers["x-ms-requestid"], /^[0-9a-f-]{36}$/);
   assert.is.not(r.headers["x-ms-requestid"], r.headers["x-ms-correlationid"]);
 });
-describe("meteringBaseUrl() reads METERING_API_BASE_URL", () => {
-  assert.is(meteringBaseUrl({}), "https://marketplaceapi.microsoft.com");
-  assert.is(meteringBaseUrl({ METERING_API_BASE_URL: "https://127.0.0.1:1234/" }), "https://127.0.0.1:1234");
+describe("readSettings().meteringApiBaseUrl reads METERING_API_BASE_URL", () => {
+  assert.is(readSettings({}).meteringApiBaseUrl, "https://marketplaceapi.microsoft.com");
+  assert.is(readSettings({ METERING_API_BASE_URL: "https://127.0.0.1:1234/" }).meteringApiBaseUrl, "https://127.0.0.1:1234");
 });
 describe.run();
 
@@ -196,10 +196,13 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
   res.end(body === undefined ? "" : JSON.stringify(body));
 };
 
+const clientFor = (baseUrl: string, options: Omit<MeteringClientOptions, "settings"> = {}) =>
+  createMeteringClient({ settings: readSettings({ METERING_API_BASE_URL: baseUrl }), ...options });
+
 const submit = suite("submitUsageEvent()");
 submit("sends the event with bearer token and id headers, returns Accepted with the server's ids", async () => {
   await withServer([json(200, ACCEPTED, { "x-ms-requestid": "srv-r", "x-ms-correlationid": "srv-c" })], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, requestId: "my-r", correlationId: "my-c" });
+    const o = await (await clientFor(baseUrl, { allowInsecureConnection: true })).submitUsageEvent({ event, accessToken: "tok", requestId: "my-r", correlationId: "my-c" });
     assert.is(o.status, "Accepted");
     assert.is(o.requestId, "srv-r");
     assert.is(o.correlationId, "srv-c");
@@ -215,7 +218,7 @@ submit("sends the event with bearer token and id headers, returns Accepted with 
 });
 submit("falls back to the sent ids when the server echoes none", async () => {
   await withServer([json(409, duplicateBody(5))], async (baseUrl) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, requestId: "my-r", correlationId: "my-c" });
+    const o = await (await clientFor(baseUrl, { allowInsecureConnection: true })).submitUsageEvent({ event, accessToken: "tok", requestId: "my-r", correlationId: "my-c" });
     assert.is(o.status, "Duplicate");
     assert.is(o.requestId, "my-r");
     assert.is(o.correlationId, "my-c");
@@ -223,14 +226,14 @@ submit("falls back to the sent ids when the server echoes none", async () => {
 });
 submit("retries 503 and 429 (Retry-After) and then succeeds", async () => {
   await withServer([json(503, {}), json(429, {}, { "retry-after": "0" }), json(200, ACCEPTED)], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 10 } });
+    const o = await (await clientFor(baseUrl, { allowInsecureConnection: true, retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 10 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.is(o.status, "Accepted");
     assert.is(seen.length, 3);
   });
 });
 submit("does not retry a 400", async () => {
   await withServer([json(400, BAD)], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { retryDelayInMs: 5 } });
+    const o = await (await clientFor(baseUrl, { allowInsecureConnection: true, retryOptions: { retryDelayInMs: 5 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.is(o.status, "BadArgument");
     assert.is(seen.length, 1);
   });
@@ -241,7 +244,7 @@ submit("a refused connection is a MeteringApiError after retries", async () => {
     baseUrl = url;
   });
   try {
-    await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 5 } });
+    await (await clientFor(baseUrl, { allowInsecureConnection: true, retryOptions: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 5 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.unreachable();
   } catch (error) {
     assert.instance(error, MeteringApiError);
@@ -253,7 +256,7 @@ submit("gives up at the deadline when the server never answers", async () => {
   await withServer([() => {}], async (baseUrl) => {
     const started = Date.now();
     try {
-      await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, deadlineMs: 200 });
+      await (await clientFor(baseUrl, { allowInsecureConnection: true, deadlineMs: 200 })).submitUsageEvent({ event, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, MeteringApiError);
@@ -265,7 +268,7 @@ submit("gives up at the deadline when the server never answers", async () => {
 submit("refuses plain http unless allowed, sending nothing", async () => {
   await withServer([json(200, ACCEPTED)], async (baseUrl, seen) => {
     try {
-      await submitUsageEvent({ event, accessToken: "tok", baseUrl });
+      await (await clientFor(baseUrl)).submitUsageEvent({ event, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, MeteringApiError);
@@ -279,7 +282,7 @@ submit.run();
 const submitBatch = suite("submitUsageBatch()");
 submitBatch("posts {request: events} to the batch route", async () => {
   await withServer([json(200, { result: [ACCEPTED], count: 1 })], async (baseUrl, seen) => {
-    const o = await submitUsageBatch({ events: [event], accessToken: "tok", allowInsecureConnection: true, baseUrl });
+    const o = await (await clientFor(baseUrl, { allowInsecureConnection: true })).submitUsageBatch({ events: [event], accessToken: "tok" });
     assert.is(seen[0].url, "/api/batchUsageEvent?api-version=2018-08-31");
     assert.equal(JSON.parse(seen[0].body), { request: [event] });
     assert.is(o.results[0].status, "Accepted");
@@ -288,7 +291,7 @@ submitBatch("posts {request: events} to the batch route", async () => {
 submitBatch("refuses 0 or more than 25 events before sending", async () => {
   for (const events of [[], Array(26).fill(event)]) {
     try {
-      await submitUsageBatch({ events, accessToken: "tok", allowInsecureConnection: true, baseUrl: "http://127.0.0.1:9" });
+      await (await clientFor("http://127.0.0.1:9", { allowInsecureConnection: true })).submitUsageBatch({ events, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, RangeError);

@@ -9,6 +9,7 @@ import {
 } from "../../lib/issuer/rotation.mts";
 import { publishedJwksOf } from "../../lib/issuer/rotate-key.mts";
 import { bashEraConfig, CUSTOMER_SUB } from "./_support.mts";
+import { readSettings } from "../../lib/core/settings.mts";
 
 const T0 = Date.parse("2026-03-01T00:00:00Z");
 const bashIdp = () => bashEraConfig().publisher.idp as IdpConfig;
@@ -115,10 +116,10 @@ due("refuses early with the time it may run, in ISO and in words", () => {
   assertRotationDue(step, T0 + 86_400_000);
 });
 due("METERING_ROTATION_NOW replaces the clock; anything but ISO 8601 is a usage error", () => {
-  assert.is(rotationNow({}, () => 42), 42);
-  assert.is(rotationNow({ METERING_ROTATION_NOW: "2026-03-01T00:00:00Z" }), T0);
-  assert.throws(() => rotationNow({ METERING_ROTATION_NOW: "tomorrow" }), (e: Error) => e instanceof UsageError && /METERING_ROTATION_NOW/.test(e.message));
-  assert.throws(() => rotationNow({ METERING_ROTATION_NOW: "1700000000" }), (e: Error) => e instanceof UsageError);
+  assert.is(rotationNow(readSettings({}), () => 42), 42);
+  assert.is(rotationNow(readSettings({ METERING_ROTATION_NOW: "2026-03-01T00:00:00Z" })), T0);
+  assert.throws(() => rotationNow(readSettings({ METERING_ROTATION_NOW: "tomorrow" })), (e: Error) => e instanceof UsageError && /METERING_ROTATION_NOW/.test(e.message));
+  assert.throws(() => rotationNow(readSettings({ METERING_ROTATION_NOW: "1700000000" })), (e: Error) => e instanceof UsageError);
 });
 due("durations read as a person says them", () => {
   assert.is(formatDuration(45_000), "45 s");

@@ -9,8 +9,9 @@ import {
 } from "../../lib/metering/submission.mts";
 import { Ledger, usageKey, type EventResult } from "../../lib/metering/ledger.mts";
 import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
+import type { AuditEntry } from "../../lib/audit/records.mts";
 import {
-  parseBatchResponse, parseUsageEventResponse, type BatchOutcome, type MeteringClient, type UsageEvent, type UsageOutcome,
+  describeUsageRequest, parseBatchResponse, parseUsageEventResponse, type BatchOutcome, type MeteringClient, type UsageEvent, type UsageOutcome,
   type UsageRequestDescription,
 } from "../../lib/metering/api.mts";
 import type { CustomerConfig } from "../../lib/state/config.mts";
@@ -45,6 +46,7 @@ const acceptAll: Answerer = (events, kind) => kind === "batch"
 function fakeClient(answer: Answerer = acceptAll, hooks: { before?: (call: Call) => void | Promise<void> } = {}) {
   const calls: Call[] = [];
   const client: MeteringClient = {
+    describe: (o) => describeUsageRequest({ ...o, baseUrl: "https://marketplaceapi.microsoft.com" }),
     async submitUsageBatch(o) {
       const call: Call = { kind: "batch", events: o.events, request: o.request, accessToken: o.accessToken };
       calls.push(call);
@@ -519,7 +521,8 @@ load("folds a real audit file written by createAuditWriter, keeps 48 hours and c
     const pending = usageEvent(A, "mem", 2, hoursAgo(2));
     const ancient = usageEvent(B, "cpu", 1, hoursAgo(49));
     const writer = await createAuditWriter({ path: auditPath });
-    const strip = ({ time: _t, ...r }: AuditRecord) => r;
+    // Records as written: the writer adds the time.
+    const strip = ({ time: _t, ...r }: AuditRecord) => r as unknown as AuditEntry;
     await writer.append(strip(intentRecord("i1", ref(A), [ok])));
     await writer.append(strip(outcomeRecord("i1", ref(A), [accepted(ok)])));
     await writer.append(strip(intentRecord("i2", ref(A), [pending])));

@@ -1,0 +1,131 @@
+// The kinds of record audit.jsonl holds, one builder each. Writers build records only here;
+// the ledger and the doctor read them back through lib/audit/log.mts's scan. A field every
+// record carries goes into buildAuditRecord (lib/audit/log.mts), the one place `time` is set.
+import { summarizeToken } from "../identity/token-info.mts";
+import type { AuditRecord } from "./log.mts";
+import type { UsageRequestDescription } from "../metering/api.mts";
+
+/** Subscription and managed resource group, as every record names its customer. */
+export interface RecordCustomer {
+  subscriptionId: string;
+  managedResourceGroup: string;
+}
+
+/** A usage submission is about to be sent: written (fsynced) before the request leaves. */
+export interface UsageIntentRecord {
+  operation: "usageEvent.intent" | "batchUsageEvent.intent";
+  id: string;
+  customer: RecordCustomer;
+  request: UsageRequestDescription;
+  /** The run's input (digest and the instant its relative hours were resolved against). */
+  input?: unknown;
+}
+
+/** How a usage submission ended: the API's answer per event, or why none arrived. */
+export interface UsageOutcomeRecord {
+  operation: "usageEvent" | "batchUsageEvent";
+  id: string;
+  customer: RecordCustomer;
+  request: UsageRequestDescription;
+  tokenClaims: Record<string, unknown>;
+  response?: { status: number; requestId?: string; correlationId?: string; body: unknown };
+  events: unknown[];
+  error?: { code?: string; message?: string };
+}
+
+/** One request to an Azure service other than the metering API, and its answer (redacted). */
+export interface ExchangeRecord {
+  /** `<service>.<action>`, e.g. `keyvault.setSecret`, `servicebus.send`, `managedApp.listTokens`, `token`. */
+  operation: string;
+  customer?: RecordCustomer;
+  request: { method: string; url: string; headers: Record<string, string>; body: unknown };
+  response?: { status: number; requestId?: string; body: unknown; [detail: string]: unknown };
+  tokenClaims?: Record<string, unknown>;
+  via?: string;
+  error?: { code?: string; message: string };
+  [detail: string]: unknown;
+}
+
+/** A customer was disconnected: what was deleted, and whether pending events were overridden. */
+export interface DisconnectRecord {
+  operation: "customer.disconnect";
+  customer: RecordCustomer;
+  uamiId: string;
+  uamiClientId: string;
+  deletedCredentials: string[];
+  deletedIdentity: boolean;
+  forcedWithPendingEvents?: string[];
+}
+
+/** Every record kind a writer may append (`time` is added by the writer). */
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord;
+
+/** An exchange as a client saw it, before redaction. */
+export interface Exchange {
+  operation: string;
+  customer?: RecordCustomer;
+  request: { method: string; url: string; headers?: Record<string, string>; body?: unknown };
+  response?: { status: number; requestId?: string; body?: unknown; [detail: string]: unknown };
+  tokenClaims?: Record<string, unknown>;
+  via?: string;
+  error?: { code?: string; message: string };
+  [detail: string]: unknown;
+}
+
+/** Writes one exchange to the audit log (the publisher context's recorder). */
+export type ExchangeRecorder = (exchange: Exchange) => Promise<void>;
+
+/** Keys whose values are secret values: replaced by `<redacted: N chars>`. */
+const SECRET_VALUE_KEYS = new Set(["value", "client_secret", "password"]);
+/** Keys whose values are tokens: replaced by `<key>Redacted` (their length) and `<key>Claims`. */
+const TOKEN_KEYS = new Set(["access_token", "accesstoken", "refresh_token", "token", "id_token"]);
+
+/** A copy of `value` with secret values and tokens replaced (tokens by their decoded claims). Pure. */
+export function redactForAudit(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactForAudit);
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const lower = k.toLowerCase();
+    if (TOKEN_KEYS.has(lower) && typeof v === "string") {
+      // The audit guard refuses any token-named key with a value, so the key itself changes.
+      out[`${k}Redacted`] = `<redacted: ${v.length} chars>`;
+      if (v) out[`${k}Claims`] = summarizeToken(v).claims;
+    } else if (SECRET_VALUE_KEYS.has(lower) && typeof v === "string") {
+      out[k] = `<redacted: ${v.length} chars>`;
+    } else out[k] = redactForAudit(v);
+  }
+  return out;
+}
+
+/** The record of one exchange: bodies redacted (secret values by their length, tokens by their claims). Pure. */
+export function exchangeRecord(exchange: Exchange): ExchangeRecord {
+  const { request, response, ...rest } = exchange;
+  return {
+    ...rest,
+    request: { method: request.method, url: request.url, headers: request.headers ?? {}, body: redactForAudit(request.body ?? null) },
+    ...(response ? { response: { ...response, body: redactForAudit(response.body ?? null) } } : {}),
+  };
+}
+
+/** The intent of one usage submission. Pure. */
+export function usageIntentRecord(o: Omit<UsageIntentRecord, "operation"> & { batch: boolean }): UsageIntentRecord {
+  const { batch, ...rest } = o;
+  return { operation: batch ? "batchUsageEvent.intent" : "usageEvent.intent", ...rest };
+}
+
+/** The outcome of one usage submission. Pure. */
+export function usageOutcomeRecord(o: Omit<UsageOutcomeRecord, "operation"> & { batch: boolean }): UsageOutcomeRecord {
+  const { batch, ...rest } = o;
+  return { operation: batch ? "batchUsageEvent" : "usageEvent", ...rest };
+}
+
+/** The record of a disconnected customer. Pure. */
+export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): DisconnectRecord {
+  return { operation: "customer.disconnect", ...o };
+}
+
+/** Whether a record read back is a usage submission's intent. */
+export function isUsageIntent(record: AuditRecord): boolean {
+  return record.operation === "usageEvent.intent" || record.operation === "batchUsageEvent.intent";
+}

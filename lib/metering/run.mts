@@ -1,0 +1,200 @@
+// One run of 2-emit-meter, between parsing and printing: read the input, finish an unfinished
+// run of the same input, take the run lock, plan from the audit log and send through the
+// publisher context. Never prints: what a person should read goes to `onNote`.
+import { createReadStream } from "node:fs";
+import { once } from "node:events";
+import { InputError, UsageError } from "../core/errors.mts";
+import { checkRows, formatOfPath, readUsageFile, type ParsedUsageFile, type RowProblem, type UsageRows } from "./usage-file.mts";
+import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
+import type { Ledger, RunInput } from "./ledger.mts";
+import type { MeteringConfig } from "../state/config.mts";
+import type { Publisher } from "../publisher/context.mts";
+import type { SubmissionProgress } from "./submission.mts";
+
+/** Events per call of batchUsageEvent. */
+const BATCH = 25;
+
+/**
+ * Reads a usage file (a path, or - for `stdin`) as a stream, line by line, into checked rows
+ * and the input's digest. Bad rows are returned as problems, not thrown; an unreadable file or
+ * a format that cannot be told is an InputError / UsageError (exit 2).
+ */
+export async function readUsageInput(file: string, options: {
+  format: string | undefined;
+  now: number;
+  maxQuantity: number;
+  stdin: AsyncIterable<Uint8Array>;
+}): Promise<ParsedUsageFile> {
+  const { format } = options;
+  if (format !== undefined && format !== "csv" && format !== "jsonl") {
+    throw new UsageError(`Cannot use --format ${JSON.stringify(format)}: expected csv or jsonl`);
+  }
+  // stdin has no name: its first line says (a JSON object: JSON Lines; else CSV).
+  const chosen = (format as "csv" | "jsonl" | undefined) ?? (file === "-" ? undefined : formatOfPath(file));
+  if (file !== "-" && !chosen) throw new UsageError(`Cannot tell the format of ${file}: name it .csv or .jsonl, or pass --format csv|jsonl`);
+  const cannotRead = (cause: unknown) =>
+    new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
+  let chunks: AsyncIterable<Uint8Array>;
+  if (file === "-") chunks = options.stdin;
+  else {
+    const stream = createReadStream(file);
+    try {
+      await once(stream, "open");
+    } catch (cause) {
+      throw cannotRead(cause);
+    }
+    chunks = stream;
+  }
+  try {
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
+  } catch (cause) {
+    // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
+    if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
+    throw cause;
+  }
+}
+
+/** The one error for an input with bad rows: nothing was sent. */
+export function problemsError(problems: RowProblem[], source: string): InputError {
+  return new InputError(
+    `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
+    { problems },
+  );
+}
+
+/**
+ * Rows resolved against the instant of an unfinished earlier run of the same input, when
+ * there is one (so the rerun finishes it and bills no row twice); otherwise as they are.
+ */
+export function resumeIfUnfinished(o: {
+  rows: UsageRows;
+  ledger: Ledger;
+  digest: string | undefined;
+  now: number;
+  config: MeteringConfig;
+  source: string;
+  onNote?: (text: string) => void;
+}): { rows: UsageRows; input?: RunInput } {
+  if (o.digest === undefined) return { rows: o.rows };
+  const { input, resumed } = resolveRunInstant({ ledger: o.ledger, digest: o.digest, now: o.now });
+  if (!resumed) return { rows: o.rows, input };
+  let relative = false;
+  for (let i = 0; i < o.rows.length && !relative; i++) relative = o.rows.fieldAt(i, "hoursAgo") !== undefined;
+  if (!relative) return { rows: o.rows, input };
+  o.onNote?.(`This input was sent by a run at ${input.resolvedAt} that did not finish: finishing that run (hours-ago counted from ${input.resolvedAt}, so no row is billed twice). Run it again afterwards to bill the current hours.`);
+  const rows = o.rows.resolvedAgainst(Date.parse(input.resolvedAt));
+  // Moved hours-ago rows may now name the hour of a row with an absolute time.
+  const checked = checkRows(rows, o.config);
+  if (checked.problems.length > 0) throw problemsError(checked.problems, o.source);
+  return { rows: checked.rows, input };
+}
+
+/** Customers and batch calls of a plan's work, counted without a string per event (a million of them). */
+export function planShape(plan: SubmissionPlan): { customers: number; batchCalls: number } {
+  const perSubscription = new Map<string, Map<string, number>>();
+  for (const { customer } of plan.work) {
+    let groups = perSubscription.get(customer.subscriptionId);
+    if (!groups) perSubscription.set(customer.subscriptionId, groups = new Map());
+    groups.set(customer.managedResourceGroup, (groups.get(customer.managedResourceGroup) ?? 0) + 1);
+  }
+  let customers = 0;
+  let batchCalls = 0;
+  for (const groups of perSubscription.values()) {
+    for (const n of groups.values()) {
+      customers++;
+      batchCalls += Math.ceil(n / BATCH);
+    }
+  }
+  return { customers, batchCalls };
+}
+
+export interface UsageRunOptions {
+  publisher: Publisher;
+  rows: UsageRows;
+  digest: string | undefined;
+  /** How the input is named in messages (`the event`, a file name, `stdin`). */
+  source: string;
+  /** One event from the arguments: sent with usageEvent, not batchUsageEvent. */
+  single: boolean;
+  /** Only earlier runs' events without an outcome (reads the whole audit log). */
+  resend: boolean;
+  force: boolean;
+  concurrency: number;
+  waitLockMs: number;
+  onNote?: (text: string) => void;
+  onProgress?: (progress: SubmissionProgress, total: number) => void;
+}
+
+/** What a dry run would do: the plan, read under no lock, nothing signed, sent or written. */
+export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs">): Promise<SubmissionPlan> {
+  const now = Date.now();
+  const { ledger } = await loadLedger({ auditPath: o.publisher.paths.auditPath, now, unresolved: o.resend });
+  const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: o.publisher.config, source: o.source, onNote: o.onNote });
+  return planSubmission({ rows: run.rows, config: o.publisher.config, ledger, force: o.force, now });
+}
+
+export interface UsageRunResult {
+  plan: SubmissionPlan;
+  /** Settled before sending, sent in this run, and (with --resend) the events of unknown fate. */
+  reports: EventReport[];
+  counts: Record<string, number>;
+  ok: boolean;
+  /** Customers this run sent to. */
+  customers: number;
+}
+
+/**
+ * One submission run under the run lock of the data directory (two runs could otherwise both
+ * send an open event): plan from the audit log, send through the publisher context's metering
+ * client and sessions, then summarise.
+ */
+export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
+  const { publisher } = o;
+  const { acquireRunLock } = await import("../core/lock.mts");
+  const lock = await acquireRunLock({
+    dir: publisher.paths.dataDir,
+    waitMs: o.waitLockMs,
+    onWait: (holder) => o.onNote?.(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${o.waitLockMs / 1000} s)`),
+  });
+  try {
+    const now = Date.now();
+    const { ledger, invalidLines } = await loadLedger({ auditPath: publisher.paths.auditPath, now, unresolved: o.resend });
+    if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
+    const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: publisher.config, source: o.source, onNote: o.onNote });
+    const plan = planSubmission({ rows: run.rows, config: publisher.config, ledger, force: o.force, now: Date.now() });
+    const resends = plan.work.filter((w) => w.resend).length;
+    if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
+    const { customers } = planShape(plan);
+    let sent: EventReport[] = [];
+    if (plan.work.length > 0) {
+      if (o.single) {
+        const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
+        o.onNote?.(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
+      } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s), ${o.concurrency} at a time`);
+      const { runSubmission } = await import("./submission.mts");
+      sent = await runSubmission({
+        work: plan.work,
+        config: publisher.config,
+        auditPath: publisher.paths.auditPath,
+        client: await publisher.meteringClient(),
+        mode: o.single ? "single" : "batch",
+        concurrency: o.concurrency,
+        ...(run.input ? { input: run.input } : {}),
+        getToken: (customer, ref) => publisher.session(ref, customer).getToken(),
+        onProgress: (p) => o.onProgress?.(p, plan.work.length),
+      });
+    }
+    // --resend is the place to list every event of an unknown fate; other runs mention them.
+    const reports = [...plan.settled, ...(o.resend ? plan.unknown : []), ...sent];
+    const open = reports.filter((r) => r.state === "open" && r.sent).length;
+    if (open > 0) {
+      o.onNote?.(`${open} event(s) have no final answer. Finish this run with: node scripts/2-emit-meter.mts --resend (it sends them again as recorded; the API's duplicate rule makes that safe and bills nothing twice).`);
+    }
+    if (!o.resend && plan.unknown.length > 0) {
+      o.onNote?.(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
+    }
+    return { plan, reports, ...summarise(reports), customers };
+  } finally {
+    await lock.release();
+  }
+}

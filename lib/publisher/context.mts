@@ -1,0 +1,246 @@
+// The publisher context: the one place that wires the publisher's identity to its clients.
+// Settings → data paths → config.json → the ISV credential → the one Key Vault signer (the key
+// signingKeyOf names) → one federated token source (a propagation retry for connections made
+// minutes ago) → each customer's session → the metering and REST clients → the audit log. Every
+// script and the doctor get their clients here and construct none themselves; `close()` ends
+// them. Everything is created on first use, so `--help` and bad input cost no import and no
+// sign-in.
+import { ConfigMissingError } from "../core/errors.mts";
+import { readSettings, type Settings } from "../core/settings.mts";
+import { auditPathIn, configPathIn, resolveDataDir } from "../state/paths.mts";
+import { getCustomer, loadConfig, signingKeyOf, type ConfigStage, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { customerIdentity, type CustomerSession } from "../customers/session.mts";
+import type { AuditWriter } from "../audit/log.mts";
+import type { Exchange, ExchangeRecorder } from "../audit/records.mts";
+import type { CredentialFactory, FederatedIdentity, FederatedTokenSource } from "../identity/federation.mts";
+import type { Signer } from "../identity/signer.mts";
+import type { MeteringClient } from "../metering/api.mts";
+import type { RestClient } from "../azure/rest.mts";
+import type { TokenCredential } from "@azure/identity";
+
+/**
+ * A federated credential takes minutes to reach Entra; its "no matching federated credential"
+ * errors are retried only this long after 1-connect-customer, so a real misconfiguration still
+ * fails fast.
+ */
+export const FRESH_CONNECTION_MS = 15 * 60_000;
+
+/** Subscription and managed resource group: how a person names a customer. */
+export interface CustomerRef {
+  subscriptionId: string;
+  managedResourceGroup: string;
+}
+
+export interface OpenPublisherOptions {
+  /** Default readSettings() (the process environment). */
+  settings?: Settings;
+  /** What config.json must hold (lib/state/config.mts ConfigStage); `none`: do not read it. Default `idp`. */
+  stage?: ConfigStage | "none";
+  /** With `stage`: a missing config.json is an empty one (commands that also work before setup). */
+  allowMissingConfig?: boolean;
+  /** Working directory a relative METERING_DATA_DIR resolves against. */
+  cwd?: string;
+  /** The ISV credential, when the caller has one (tests); default DefaultAzureCredential with the managed identity fallback. */
+  credential?: TokenCredential;
+  /** Replaces ClientAssertionCredential for token exchanges (tests). */
+  createCredential?: CredentialFactory;
+  /**
+   * Retry Entra's "no matching federated credential" answers for connections made within
+   * FRESH_CONNECTION_MS (default true). The doctor turns it off: it reports, it does not wait.
+   */
+  propagationRetry?: boolean;
+  /** Told before each propagation retry of a fresh connection's token request. */
+  onPropagationRetry?: (info: { clientId: string; aadsts: number; retryAfterInMs: number }) => void;
+}
+
+export interface Publisher {
+  readonly settings: Settings;
+  readonly paths: { dataDir: string; configPath: string; auditPath: string };
+  /** config.json as read when the context opened (empty with `stage: "none"`). */
+  readonly config: MeteringConfig;
+  /** A connected customer's checked entry; CustomerNotConnectedError (exit 2) with how to connect it. */
+  customer(ref: CustomerRef): CustomerConfig;
+  /** The ISV's own credential (az login, or a managed identity). */
+  credential(): Promise<TokenCredential>;
+  /** The signer of the key config.json says signs (publisher.idp). */
+  signer(): Promise<Signer>;
+  /** A signer for one Key Vault key version (setup and rotation verify a key before it signs). */
+  signerFor(key: { keyId: string; kid: string }): Promise<Signer>;
+  /**
+   * Tokens of a connected customer's UAMI: one assertion per identity, cached by MSAL per scope.
+   * `customer` is its entry when the caller has it already (else it is looked up).
+   */
+  session(ref: CustomerRef, customer?: CustomerConfig): CustomerSession;
+  /** How many assertions this context signed (each one is a Key Vault call). */
+  readonly assertionsSigned: number;
+  /** The metering API client (one pipeline, connections reused). */
+  meteringClient(): Promise<MeteringClient>;
+  /**
+   * A data-plane REST client authenticated as `credential` for `scope`; every call it makes is
+   * written to the audit log as an exchange record (redacted) by its pipeline's audit policy.
+   */
+  restClient(options: { credential: TokenCredential; scope: string; record: ExchangeContext }): Promise<RestClient>;
+  /** Writes exchanges made outside our pipelines to the audit log. */
+  recorder(context: ExchangeContext): ExchangeRecorder;
+  /** Options for ARM calls through az rest (lib/azure) whose exchanges go to the audit log. */
+  arm(context: ExchangeContext): { record: ExchangeRecorder };
+  /** The audit log, opened for appending on first use. */
+  audit(): Promise<AuditWriter>;
+  close(): Promise<void>;
+}
+
+/** What every exchange record of one command carries besides the request and the answer. */
+export interface ExchangeContext {
+  customer?: CustomerRef;
+  /** How the identity was obtained, when not the customer's UAMI (e.g. `list-tokens`). */
+  via?: string;
+  /** Claims of the token used (decoded, unsigned). */
+  tokenClaims?: Record<string, unknown>;
+}
+
+/**
+ * Opens the publisher context of a data directory.
+ *
+ * @example
+ * const publisher = await openPublisher();
+ * try {
+ *   const session = publisher.session(publisher.customer({ subscriptionId, managedResourceGroup }));
+ *   const { token } = await session.getToken("https://vault.azure.net/.default");
+ * } finally {
+ *   await publisher.close();
+ * }
+ */
+export async function openPublisher(options: OpenPublisherOptions = {}): Promise<Publisher> {
+  const settings = options.settings ?? readSettings();
+  const dataDir = resolveDataDir(settings, options.cwd ? { cwd: options.cwd } : {});
+  const paths = { dataDir, configPath: configPathIn(dataDir), auditPath: auditPathIn(dataDir) };
+  const stage = options.stage ?? "idp";
+  let config: MeteringConfig;
+  if (stage === "none") config = { publisher: {}, customers: {} } as MeteringConfig;
+  else config = await loadConfig({ path: paths.configPath, stage, ...(options.allowMissingConfig ? { allowMissing: true } : {}) });
+
+  let credential: Promise<TokenCredential> | undefined = options.credential ? Promise.resolve(options.credential) : undefined;
+  const signers = new Map<string, Promise<Signer>>();
+  let tokenSource: Promise<FederatedTokenSource> | undefined;
+  let metering: Promise<MeteringClient> | undefined;
+  let writer: Promise<AuditWriter> | undefined;
+  // Client ids of connections made minutes ago: their token requests get the propagation retry.
+  const fresh = new Set<string>();
+  const sessions = new Map<string, CustomerSession>();
+
+  const getCredential = () => (credential ??= import("../identity/isv-credential.mts").then((m) => m.createIsvCredential({ settings })));
+  // A failed creation is not cached: the doctor reports it, and a later call may succeed.
+  const once = <T,>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> => {
+    let p = cache.get(key);
+    if (!p) {
+      p = make();
+      cache.set(key, p);
+      p.catch(() => cache.get(key) === p && cache.delete(key));
+    }
+    return p;
+  };
+  const signerFor = (key: { keyId: string; kid: string }) =>
+    once(signers, `${key.keyId} ${key.kid}`, async () => {
+      const { createKeyVaultSigner } = await import("../identity/signer.mts");
+      return createKeyVaultSigner({ ...key, credential: await getCredential(), settings });
+    });
+  const idpOf = () => {
+    const idp = config.publisher.idp;
+    if (!idp) throw new ConfigMissingError(`Cannot sign as the publisher: ${paths.configPath} has no publisher.idp (run 0-isv-setup first)`, { path: paths.configPath });
+    return idp;
+  };
+  const getSigner = () => signerFor(signingKeyOf(idpOf()));
+  const getTokenSource = () => (tokenSource ??= (async () => {
+    const { createFederatedTokenSource } = await import("../identity/federation.mts");
+    const { sdkClientOptions } = await import("../core/http.mts");
+    return createFederatedTokenSource({
+      issuer: idpOf().issuer,
+      signer: await getSigner(),
+      settings,
+      ...(options.createCredential ? { createCredential: options.createCredential } : {}),
+      credentialOptions: (identity: FederatedIdentity) => sdkClientOptions({
+        settings,
+        propagation: fresh.has(identity.clientId)
+          ? { onRetry: ({ aadsts, retryAfterInMs }) => options.onPropagationRetry?.({ clientId: identity.clientId, aadsts, retryAfterInMs }) }
+          : undefined,
+      }),
+    });
+  })());
+  const getAudit = () => (writer ??= import("../audit/log.mts").then((m) => m.createAuditWriter({ path: paths.auditPath })));
+  const recorder = (context: ExchangeContext): ExchangeRecorder => async (exchange: Exchange) => {
+    const { exchangeRecord } = await import("../audit/records.mts");
+    await (await getAudit()).append(exchangeRecord({ ...context, ...exchange }));
+  };
+
+  let tokenSourceValue: FederatedTokenSource | undefined;
+  return {
+    settings,
+    paths,
+    config,
+    customer: (ref) => getCustomer(config, { ...ref, path: paths.configPath }),
+    credential: getCredential,
+    signer: getSigner,
+    signerFor,
+    get assertionsSigned() {
+      return tokenSourceValue?.assertionsSigned ?? 0;
+    },
+    session(ref, entry) {
+      const customer = entry ?? getCustomer(config, { ...ref, path: paths.configPath });
+      const identity = customerIdentity(customer);
+      const key = JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
+      let session = sessions.get(key);
+      if (session) return session;
+      const isFresh = Date.now() - Date.parse(String(customer.connectedAt ?? "")) < FRESH_CONNECTION_MS;
+      if (isFresh && options.propagationRetry !== false) fresh.add(customer.uamiClientId);
+      const getToken = async (scope?: string) => {
+        const source = tokenSourceValue ??= await getTokenSource();
+        return source.getToken({ ...identity, ...(scope ? { scope } : {}) });
+      };
+      session = {
+        identity,
+        getToken,
+        async issueToken(scope) {
+          const t = await getToken(scope);
+          // The exchange as a person reads it: no assertion, no token, only the claims.
+          await recorder({ customer: { subscriptionId: ref.subscriptionId, managedResourceGroup: ref.managedResourceGroup }, tokenClaims: t.claims })({
+            operation: "token",
+            request: { method: "POST", url: `${settings.authorityHost}/${identity.tenantId}/oauth2/v2.0/token`, body: { scope, client_id: identity.clientId } },
+          });
+          return t;
+        },
+        credential: {
+          async getToken(scopes: string | string[]) {
+            const t = await getToken(Array.isArray(scopes) ? scopes[0] : scopes);
+            return { token: t.token, expiresOnTimestamp: t.expiresOnTimestamp };
+          },
+        },
+      };
+      sessions.set(key, session);
+      return session;
+    },
+    meteringClient: () => (metering ??= import("../metering/api.mts").then((m) => m.createMeteringClient({ settings }))),
+    async restClient({ credential: restCredential, scope, record }) {
+      const { createRestClient } = await import("../azure/rest.mts");
+      const { auditPolicy } = await import("../audit/policy.mts");
+      return createRestClient({ credential: restCredential, scope, settings, policies: [{ policy: auditPolicy(recorder(record)), position: "perCall" }] });
+    },
+    recorder,
+    arm: (context) => ({ record: recorder(context) }),
+    audit: getAudit,
+    async close() {
+      const w = writer;
+      writer = undefined;
+      if (w) await (await w.catch(() => undefined))?.close();
+    },
+  };
+}
+
+/** Opens the publisher context, runs `fn` with it, and closes it whatever happens. */
+export async function usePublisher<T>(options: OpenPublisherOptions, fn: (publisher: Publisher) => Promise<T>): Promise<T> {
+  const publisher = await openPublisher(options);
+  try {
+    return await fn(publisher);
+  } finally {
+    await publisher.close();
+  }
+}
