@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Sets, gets and lists secrets in a Key Vault inside a customer's managed resource group, as the
 // customer's federated UAMI (or the managed app's own identity via listTokens). No secret on argv.
-import { Buffer } from "node:buffer";
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
@@ -46,16 +45,9 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 const COMMANDS = ["set", "get", "list"];
-const VAULT_API_VERSION = "2023-07-01";
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const progress = (text: string) => process.stderr.write(`${text}\n`);
-
-async function readStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
-  return new TextDecoder().decode(Buffer.concat(chunks));
-}
 
 function main(args: string[]): Promise<number> {
   return runCommand({
@@ -74,62 +66,30 @@ function main(args: string[]): Promise<number> {
       const name = command === "list" ? undefined : parseSecretName(positionals[4]);
       if (command === "list" && positionals[4] !== undefined) throw new UsageError("Cannot run list: it takes no secret name");
       if (command !== "set" && (values.file !== undefined || values["content-type"] !== undefined)) throw new UsageError(`Cannot run ${command}: --file and --content-type belong to set`);
-      const via = String(values.via ?? "uami");
+      const via = String(values.via ?? "uami") as "uami" | "list-tokens";
       if (via !== "uami" && via !== "list-tokens") throw new UsageError(`Cannot use --via ${JSON.stringify(via)}: expected uami or list-tokens`);
 
       let value: string | undefined;
       if (command === "set") {
-        if (values.file !== undefined) {
-          const { readFile } = await import("node:fs/promises");
-          try {
-            value = await readFile(String(values.file), "utf8");
-          } catch (cause) {
-            throw new UsageError(`Cannot read the secret value from ${JSON.stringify(values.file)}: ${(cause as Error).message}`, { cause });
-          }
-        } else {
-          if (process.stdin.isTTY) throw new UsageError("Cannot read the secret value: pipe it on stdin (printf %s \"$VALUE\" | …) or use --file PATH");
-          value = (await readStdin()).replace(/\r?\n$/, "");
-        }
+        const { readPayload } = await import("../lib/cli/input.mts");
+        const bytes = await readPayload({
+          path: values.file as string | undefined, what: "secret value", stdin: process.stdin,
+          howTo: "pipe it on stdin (printf %s \"$VALUE\" | …) or use --file PATH",
+        });
+        // A value piped by echo ends in a newline that is not part of it; a file is taken as it is.
+        value = new TextDecoder().decode(bytes);
+        if (values.file === undefined) value = value.replace(/\r?\n$/, "");
         if (value === "") throw new UsageError("Cannot set an empty secret: no value on stdin or in the file");
       }
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
       await usePublisher({}, async (publisher) => {
         const ref = { subscriptionId, managedResourceGroup };
-        const customer = publisher.customer(ref);
-        const { armRequest } = await import("../lib/azure/arm-resource.mts");
-        const vaultId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${vault}`;
+        publisher.customer(ref);
         progress(`Reading Key Vault ${vault} of ${subscriptionId}/${managedResourceGroup}`);
-        const vaultResource = await armRequest({
-          method: "GET", url: `${vaultId}?api-version=${VAULT_API_VERSION}`,
-          what: `Key Vault '${vault}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the vault's name; it must be in the managed resource group",
-        }) as { properties?: { vaultUri?: string } };
-        const vaultUrl = vaultResource?.properties?.vaultUri;
-        if (!vaultUrl) throw new UsageError(`Cannot use Key Vault '${vault}': ARM reports no vaultUri`);
-
         const kv = await import("../lib/azure/keyvault-secrets.mts");
-        let credential;
-        let who: string;
-        let tokenClaims: Record<string, unknown>;
-        if (via === "list-tokens") {
-          const app = await import("../lib/azure/managed-app.mts");
-          const { summarizeToken } = await import("../lib/identity/token-info.mts");
-          const { staticTokenCredential } = await import("../lib/customers/session.mts");
-          const { details } = await app.getManagedAppDetails(ref);
-          progress(`Getting a Key Vault token of ${details.id}'s system-assigned identity (listTokens)`);
-          const listed = await app.listManagedAppTokens({ appId: details.id, audience: "https://vault.azure.net" });
-          const t = listed.tokens[0];
-          credential = staticTokenCredential(t.token, t.expiresOnTimestamp);
-          tokenClaims = summarizeToken(t.token).claims;
-          who = `The managed application's system-assigned identity (principal ${details.identity?.principalId ?? "?"})`;
-        } else {
-          progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
-          const session = publisher.session(ref, customer);
-          const t = await session.getToken(kv.KEYVAULT_SCOPE);
-          credential = session.credential;
-          tokenClaims = t.claims;
-          who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`;
-        }
+        const vaultUrl = await kv.findVaultUrl({ ...ref, vault });
+        const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: kv.KEYVAULT_SCOPE, via, audience: "https://vault.azure.net", onProgress: progress });
         // Every call of this client is written to the audit log, the value by its length only.
         const client = await publisher.restClient({ credential, scope: kv.KEYVAULT_SCOPE, record: { customer: ref, tokenClaims, via } });
         if (command === "set") {

@@ -54,7 +54,6 @@ const OPTIONS = {
   watch: { type: "boolean" },
   json: { type: "boolean" },
 } as const;
-const NAMESPACE_API_VERSION = "2021-11-01";
 const WATCH_WAIT_S = 30;
 const MAX_WAIT_S = 60;
 
@@ -63,12 +62,6 @@ const progress = (text: string) => process.stderr.write(`${text}\n`);
 const writeLine = (text: string) => new Promise<void>((resolve, reject) => {
   process.stdout.write(`${text}\n`, (error) => error ? reject(error) : resolve());
 });
-
-async function readStdin(): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks);
-}
 
 function parseCount(value: unknown, name: string, min: number, max: number): number {
   const n = /^\d+$/.test(String(value)) ? Number(value) : NaN;
@@ -97,45 +90,20 @@ function main(args: string[]): Promise<number> {
 
     let body: Uint8Array | undefined;
     if (command === "send") {
-      const source = values.body === undefined ? "-" : String(values.body);
-      if (source === "-") {
-        if (process.stdin.isTTY) throw new UsageError("Cannot read the message body: pipe it on stdin or use --body FILE");
-        body = await readStdin();
-      } else {
-        const { readFile } = await import("node:fs/promises");
-        try {
-          body = await readFile(source);
-        } catch (cause) {
-          throw new UsageError(`Cannot read the message body from ${JSON.stringify(source)}: ${(cause as Error).message}`, { cause });
-        }
-      }
+      const { readPayload } = await import("../lib/cli/input.mts");
+      body = await readPayload({ path: values.body as string | undefined, what: "message body", howTo: "pipe it on stdin or use --body FILE", stdin: process.stdin });
       if (body.length === 0) throw new UsageError("Cannot send an empty message: no body on stdin or in the file");
     }
 
     const ref = { subscriptionId, managedResourceGroup };
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({}, async (publisher) => {
-    const customer = publisher.customer(ref);
-    const { armRequest } = await import("../lib/azure/arm-resource.mts");
-    const nsId = `/subscriptions/${subscriptionId}/resourceGroups/${managedResourceGroup}/providers/Microsoft.ServiceBus/namespaces/${namespace}`;
+    publisher.customer(ref);
     progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
-    const ns = await armRequest({
-      method: "GET", url: `${nsId}?api-version=${NAMESPACE_API_VERSION}`,
-      what: `Service Bus namespace '${namespace}' in ${subscriptionId}/${managedResourceGroup}`, hint: "check the namespace's name; it must be in the managed resource group",
-    }) as { properties?: { serviceBusEndpoint?: string } };
-    const endpoint = ns?.properties?.serviceBusEndpoint;
-    if (!endpoint) throw new UsageError(`Cannot use namespace '${namespace}': ARM reports no serviceBusEndpoint`);
-    await armRequest({
-      method: "GET", url: `${nsId}/queues/${encodeURIComponent(queue)}?api-version=${NAMESPACE_API_VERSION}`,
-      what: `queue '${queue}' of Service Bus namespace '${namespace}'`, hint: "check the queue's name",
-    });
-
-    progress(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
-    const session = publisher.session(ref, customer);
-    const token = await session.getToken(sb.SERVICEBUS_SCOPE);
+    const endpoint = await sb.findQueueEndpoint({ ...ref, namespace, queue });
+    const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via: "uami", audience: "", onProgress: progress });
     // Every call of this client is written to the audit log, message bodies by size and hash.
-    const client = await publisher.restClient({ credential: session.credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims: token.claims } });
-    const who = `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? token.claims.oid ?? "?")})`;
+    const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims } });
 
     if (command === "send") {
       let contentType = values["content-type"] as string | undefined;

@@ -3,6 +3,7 @@
 // from listTokens): set, get, list. Statuses become typed errors; a 403 names the role to grant.
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../core/errors.mts";
 import type { RestClient, RestResponse } from "./rest.mts";
+import type { ArmOptions } from "./managed-apps.mts";
 
 export const KEYVAULT_SECRETS_API_VERSION = "7.4";
 export const KEYVAULT_SCOPE = "https://vault.azure.net/.default";
@@ -98,4 +99,22 @@ export async function listSecrets(options: { client: RestClient; vaultUrl: strin
     url = body.nextLink ?? null;
   }
   return { secrets };
+}
+
+export const VAULT_API_VERSION = "2023-07-01";
+
+/** A Key Vault's data-plane URL, from ARM (az rest): the vault must be in the managed resource group. */
+export async function findVaultUrl(o: { subscriptionId: string; managedResourceGroup: string; vault: string } & ArmOptions): Promise<string> {
+  const { armRequest } = await import("./arm-resource.mts");
+  const where = `${o.subscriptionId}/${o.managedResourceGroup}`;
+  const vault = await armRequest({
+    ...o,
+    method: "GET",
+    url: `/subscriptions/${o.subscriptionId}/resourceGroups/${o.managedResourceGroup}/providers/Microsoft.KeyVault/vaults/${o.vault}?api-version=${VAULT_API_VERSION}`,
+    what: `Key Vault '${o.vault}' in ${where}`,
+    hint: "check the vault's name; it must be in the managed resource group",
+  }) as { properties?: { vaultUri?: string } };
+  const url = vault?.properties?.vaultUri;
+  if (!url) throw new UsageError(`Cannot use Key Vault '${o.vault}': ARM reports no vaultUri`);
+  return url;
 }

@@ -171,3 +171,17 @@ export async function deleteRoleAssignment(options: { subscriptionId: string; ma
     operation: "roleAssignments.delete",
   });
 }
+
+/**
+ * A token of the managed application's own (system-assigned) identity for `audience`, from its
+ * listTokens action: the identity the app's template gave roles, when the UAMI has none.
+ */
+export async function managedAppIdentityToken(o: { subscriptionId: string; managedResourceGroup: string; audience: string } & ArmOptions): Promise<{
+  token: ListedToken;
+  appId: string;
+  principalId?: string;
+}> {
+  const { details } = await getManagedAppDetails(o);
+  const listed = await listManagedAppTokens({ ...o, appId: details.id });
+  return { token: listed.tokens[0], appId: details.id, ...(details.identity?.principalId ? { principalId: details.identity.principalId } : {}) };
+}

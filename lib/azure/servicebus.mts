@@ -3,6 +3,7 @@
 // message is completed only after the handler succeeded and abandoned when it failed.
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../core/errors.mts";
 import type { RestClient, RestResponse } from "./rest.mts";
+import type { ArmOptions } from "./managed-apps.mts";
 import { bodyDigest } from "../audit/policy.mts";
 
 export const SERVICEBUS_SCOPE = "https://servicebus.azure.net//.default";
@@ -215,4 +216,29 @@ export async function receiveMessages(options: {
     outcome.completed++;
   }
   return outcome;
+}
+
+export const NAMESPACE_API_VERSION = "2021-11-01";
+
+/** A queue's namespace endpoint, from ARM (az rest): namespace and queue must exist in the managed resource group. */
+export async function findQueueEndpoint(o: { subscriptionId: string; managedResourceGroup: string; namespace: string; queue: string } & ArmOptions): Promise<string> {
+  const { armRequest } = await import("./arm-resource.mts");
+  const nsId = `/subscriptions/${o.subscriptionId}/resourceGroups/${o.managedResourceGroup}/providers/Microsoft.ServiceBus/namespaces/${o.namespace}`;
+  const ns = await armRequest({
+    ...o,
+    method: "GET",
+    url: `${nsId}?api-version=${NAMESPACE_API_VERSION}`,
+    what: `Service Bus namespace '${o.namespace}' in ${o.subscriptionId}/${o.managedResourceGroup}`,
+    hint: "check the namespace's name; it must be in the managed resource group",
+  }) as { properties?: { serviceBusEndpoint?: string } };
+  const endpoint = ns?.properties?.serviceBusEndpoint;
+  if (!endpoint) throw new UsageError(`Cannot use namespace '${o.namespace}': ARM reports no serviceBusEndpoint`);
+  await armRequest({
+    ...o,
+    method: "GET",
+    url: `${nsId}/queues/${encodeURIComponent(o.queue)}?api-version=${NAMESPACE_API_VERSION}`,
+    what: `queue '${o.queue}' of Service Bus namespace '${o.namespace}'`,
+    hint: "check the queue's name",
+  });
+  return endpoint;
 }

@@ -140,3 +140,14 @@ export function parseDimension(value: string | undefined): string {
 function _plain(n: number): string {
   return Number.isInteger(n) && Math.abs(n) < 1e21 ? n.toFixed(0) : String(n);
 }
+
+/**
+ * An integer option from `min` to `max`; `fallback` when it was not given.
+ * @example parseIntOption("8", { name: "concurrency", min: 1, max: 64, fallback: 8 }) // 8
+ */
+export function parseIntOption(value: unknown, o: { name: string; min: number; max: number; fallback?: number }): number {
+  if (value === undefined && o.fallback !== undefined) return o.fallback;
+  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!(n >= o.min && n <= o.max)) throw new UsageError(`Cannot use --${o.name} ${JSON.stringify(value)}: expected an integer from ${o.min} to ${o.max}`);
+  return n;
+}

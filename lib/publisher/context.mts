@@ -71,6 +71,17 @@ export interface Publisher {
    * `customer` is its entry when the caller has it already (else it is looked up).
    */
   session(ref: CustomerRef, customer?: CustomerConfig): CustomerSession;
+  /**
+   * The identity a data-plane command acts as in a customer's managed resource group: the
+   * customer's UAMI (federated, the default), or with `via: "list-tokens"` the managed
+   * application's system-assigned identity (a token from its listTokens action, for `audience`).
+   * `who` names it in messages; `tokenClaims` go into every audit record of the command.
+   */
+  dataPlaneIdentity(ref: CustomerRef, o: { scope: string; via: "uami" | "list-tokens"; audience: string; onProgress?: (text: string) => void }): Promise<{
+    credential: TokenCredential;
+    tokenClaims: Record<string, unknown>;
+    who: string;
+  }>;
   /** How many assertions this context signed (each one is a Key Vault call). */
   readonly assertionsSigned: number;
   /** The metering API client (one pipeline, connections reused). */
@@ -173,7 +184,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   };
 
   let tokenSourceValue: FederatedTokenSource | undefined;
-  return {
+  const publisher: Publisher = {
     settings,
     paths,
     config,
@@ -218,6 +229,29 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       sessions.set(key, session);
       return session;
     },
+    async dataPlaneIdentity(ref, o) {
+      if (o.via === "list-tokens") {
+        const { managedAppIdentityToken } = await import("../azure/managed-app.mts");
+        const { summarizeToken } = await import("../identity/token-info.mts");
+        const { staticTokenCredential } = await import("../customers/session.mts");
+        o.onProgress?.(`Getting a token of the managed application's system-assigned identity for ${o.audience} (listTokens)`);
+        const { token, principalId } = await managedAppIdentityToken({ ...ref, audience: o.audience });
+        return {
+          credential: staticTokenCredential(token.token, token.expiresOnTimestamp),
+          tokenClaims: summarizeToken(token.token).claims,
+          who: `The managed application's system-assigned identity (principal ${principalId ?? "?"})`,
+        };
+      }
+      const customer = getCustomer(config, { ...ref, path: paths.configPath });
+      o.onProgress?.(`Signing in as UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}`);
+      const session = publisher.session(ref, customer);
+      const t = await session.getToken(o.scope);
+      return {
+        credential: session.credential,
+        tokenClaims: t.claims,
+        who: `The customer's UAMI ${customer.uamiName} (principal ${String(customer.uamiPrincipalId ?? t.claims.oid ?? "?")})`,
+      };
+    },
     meteringClient: () => (metering ??= import("../metering/api.mts").then((m) => m.createMeteringClient({ settings }))),
     async restClient({ credential: restCredential, scope, record }) {
       const { createRestClient } = await import("../azure/rest.mts");
@@ -233,6 +267,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       if (w) await (await w.catch(() => undefined))?.close();
     },
   };
+  return publisher;
 }
 
 /** Opens the publisher context, runs `fn` with it, and closes it whatever happens. */

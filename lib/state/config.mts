@@ -247,7 +247,7 @@ export function idpKeysOf(idp: IdpConfig): IdpKey[] {
  * the JWT header. Scripts take the signer's key from here, never from idp.keyId directly.
  *
  * @example
- * const signer = await createKeyVaultSigner({ ...signingKeyOf(idp), credential });
+ * const signer = await publisher.signer(); // lib/publisher/context.mts signs with signingKeyOf(idp)
  */
 export function signingKeyOf(idp: IdpConfig): { keyId: string; kid: string } {
   const active = idpKeysOf(idp).find((k) => k.state === "active");
