@@ -8,6 +8,7 @@ import {
 } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { MeteringError } from "../lib/core/errors.mts";
+import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/0-isv-setup.bicep", import.meta.url));
 const DEPLOYMENT_NAME = "metering-isv-setup";
@@ -51,8 +52,7 @@ Exit codes: 0 ok, 1 failed (or a rotation phase is not due yet: nothing changed)
 
 const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" } } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 /** True when an error (or one of its causes) is an HTTP 403: typically a role not yet propagated. */
 function isForbidden(error: unknown): boolean {
@@ -154,12 +154,15 @@ function main(args: string[]): Promise<number> {
 
     if (values.json) out(JSON.stringify(saved.publisher.idp, null, 2));
     else {
-      out(`issuer     ${issuer}`);
-      out(`discovery  ${issuer}/${issuerLib.DISCOVERY_PATH}`);
-      out(`jwks       ${verified.jwksUri}`);
-      out(`kid        ${active.kid}`);
-      out(`key        ${active.keyId}`);
-      out("verified   yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS");
+      const fields: Array<[string, string]> = [
+        ["issuer", issuer],
+        ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
+        ["jwks", verified.jwksUri],
+        ["kid", active.kid],
+        ["key", active.keyId],
+        ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
+      ];
+      for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
     }
     return EXIT_OK;
   } });
@@ -190,9 +193,18 @@ async function rotateKey(path: string, json: boolean): Promise<number> {
   const dueAt = next.phase === "publish" ? null : new Date(next.dueAtMs).toISOString();
   if (json) out(JSON.stringify({ phase: step.number, done: step.phase, keys: idp.keys, next: { phase: next.phase, dueAt } }, null, 2));
   else {
-    out(`phase      ${step.number} of 3 (${step.phase}) done`);
-    for (const k of idp.keys ?? []) out(`key        ${k.state.padEnd(9)} ${k.kid}  ${k.keyId}  since ${k.since}`);
-    out(`next       ${dueAt ? `phase ${next.number} of 3 (${next.phase}) from ${dueAt}` : "rotation complete; the next --rotate-key starts a new one"}`);
+    const width = widthOf(process.stdout);
+    out(renderFields([["phase", `${step.number} of 3 (${step.phase}) done`]], { width })[0]);
+    out("");
+    // The key ids are long (a thumbprint, a Key Vault URL); their ends tell them apart. --json has them in full.
+    const keys = renderTable((idp.keys ?? []).map((k) => [k.state, k.kid, k.since.replace(/\.\d+Z$/, "Z"), k.keyId]), {
+      columns: ["STATE", { header: "KID", fit: "middle", minWidth: 13 }, "SINCE", { header: "KEY VERSION", fit: "middle", minWidth: 16 }],
+      width,
+      empty: "(no keys recorded)",
+    });
+    for (const line of keys) out(line);
+    out("");
+    for (const line of renderFields([["next", dueAt ? `phase ${next.number} of 3 (${next.phase}) from ${dueAt}` : "rotation complete; the next --rotate-key starts a new one"]], { width })) out(line);
   }
   return EXIT_OK;
 }

@@ -147,16 +147,47 @@ defaults("an az failure is one line with az's error and exit 1", async () => {
 defaults.run();
 
 const list = suite("1-list-customers.mts");
-list("prints a table with connected yes/no", async () => {
+list("prints a table with connected yes/no that fits 80 columns; the subscription is shortened in the middle", async () => {
   const t = await setup(bashEraConfig());
   try {
     const r = await run("1-list-customers.mts", [], t.env);
     assert.is(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
-    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED\s+MANAGED APP$/);
-    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes\\s+${APP_ID.replace(/\//g, "\\/")}$`));
-    assert.match(lines[2], /mrg-new\s+gold\s+Succeeded\s+no\s+/);
-    assert.match(r.stderr, /2 managed application\(s\), 1 connected/);
+    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED$/);
+    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB.slice(0, 8)}\\S*…\\S*${CUSTOMER_SUB.slice(-6)}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes$`));
+    assert.match(lines[2], /mrg-new\s+gold\s+Succeeded\s+no$/);
+    for (const line of lines) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
+    assert.match(r.stderr, /2 managed application\(s\), 1 connected; ids shortened to fit, --wide or --json for full values/);
+  } finally {
+    await t.cleanup();
+  }
+});
+list("--wide prints full values and the application id, however wide", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    const r = await run("1-list-customers.mts", ["--wide"], t.env);
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED\s+APP\s+MANAGED APP ID$/);
+    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes\\s+app1\\s+${APP_ID.replace(/\//g, "\\/")}$`));
+    assert.not.match(r.stdout, /…/);
+    const both = await run("1-list-customers.mts", ["--wide", "--json"], t.env);
+    assert.is(both.code, 2);
+    assert.is(JSON.parse(both.stdout).error.code, "ERR_USAGE");
+  } finally {
+    await t.cleanup();
+  }
+});
+list("no managed application: the header and a line that says so", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    await writeFile(t.env.FAKE_AZ_WORLD, JSON.stringify({ ...world(), graphRows: [] }));
+    const r = await run("1-list-customers.mts", [], t.env);
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0], /^SUBSCRIPTION/);
+    for (const line of lines) assert.ok([...line].length <= 80, line);
+    assert.match(lines[1], /^\(none: the signed-in user sees no managed application/);
   } finally {
     await t.cleanup();
   }
