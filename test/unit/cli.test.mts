@@ -163,10 +163,10 @@ frame("an error thrown by the command becomes exit 1 and a message without a sta
 frame("under --json, any failure is also a JSON document on out, with the same exit code", async () => {
   const json = { json: { type: "boolean" } } as const;
   const cases: Array<[string[], () => Promise<number>, string, number]> = [
-    [["--json"], async () => { throw new RotationNotDueError("Cannot retire the old key yet", { dueAtMs: Date.UTC(2030, 0, 1) }); }, "ERR_ROTATION_NOT_DUE", 1],
-    [["--json", "--nope"], async () => 0, "ERR_USAGE", 2],
-    [["--json"], async () => { throw new InputError("Cannot use the file: 1 bad row", { problems: [{ line: 3, message: "not a number" }] }); }, "ERR_INPUT", 2],
-    [["--json"], async () => { throw new TypeError("x is undefined"); }, "ERR_UNEXPECTED", 1],
+    [["--json"], () => Promise.reject(new RotationNotDueError("Cannot retire the old key yet", { dueAtMs: Date.UTC(2030, 0, 1) })), "ERR_ROTATION_NOT_DUE", 1],
+    [["--json", "--nope"], () => Promise.resolve(0), "ERR_USAGE", 2],
+    [["--json"], () => Promise.reject(new InputError("Cannot use the file: 1 bad row", { problems: [{ line: 3, message: "not a number" }] })), "ERR_INPUT", 2],
+    [["--json"], () => Promise.reject(new TypeError("x is undefined")), "ERR_UNEXPECTED", 1],
   ];
   for (const [args, run, code, exitCode] of cases) {
     const io = collect();
@@ -187,7 +187,7 @@ frame("under --json, any failure is also a JSON document on out, with the same e
 frame("without --json, or for a command that has no --json flag, out stays empty on a failure", async () => {
   for (const [args, options] of [[[], { json: { type: "boolean" } }], [["--", "--json"], { json: { type: "boolean" } }], [["--json"], {}]] as const) {
     const io = collect();
-    await runCommand({ args: [...args], usage: "u", options, optionalPositionals: ["x"], io, run: async () => { throw new UsageError("Cannot use x"); } });
+    await runCommand({ args: [...args], usage: "u", options, optionalPositionals: ["x"], io, run: () => Promise.reject(new UsageError("Cannot use x")) });
     assert.is(io.outText, "");
     assert.match(io.errText, /Cannot/);
   }

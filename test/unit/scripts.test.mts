@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bashEraConfig, CUSTOMER_SUB, PUBLISHER_TENANT, tempDir } from "./_support.mts";
@@ -24,11 +25,12 @@ interface Run {
   stderr: string;
 }
 
-function run(script: string, args: string[], env: Record<string, string>): Promise<Run> {
-  const [cmd, ...pre] = runner();
+function run(script: string, args: string[], env: Record<string, string>, cwd = ROOT): Promise<Run> {
+  // `--import tsx` is looked up from the working directory: give tsx's own path instead.
+  const [cmd, ...pre] = runner().map((a) => (a === "tsx" ? import.meta.resolve("tsx") : a));
   return new Promise((res, rej) => {
     const child = spawn(cmd, [...pre, join(ROOT, "scripts", script), ...args], {
-      cwd: ROOT,
+      cwd,
       // A clean environment: no real credentials or endpoints can leak in.
       env: { PATH: `${join(HERE, "fixtures")}:${process.env.PATH}`, HOME: env.HOME ?? "/nonexistent", ...env },
     });
@@ -206,6 +208,19 @@ list("--json prints the rows as data", async () => {
 list.run();
 
 const connect = suite("1-connect-customer.mts");
+connect("run from another directory, it deploys the repository's template and writes where METERING_DATA_DIR says", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    const r = await run("1-connect-customer.mts", [CUSTOMER_SUB, "mrg-new"], t.env, tmpdir());
+    assert.is(r.code, 0, r.stderr);
+    const deploy = (await t.azCalls()).find((a) => a[0] === "deployment")!;
+    assert.is(deploy[deploy.indexOf("--template-file") + 1], join(ROOT, "templates", "1-connect-customer.bicep"));
+    assert.ok((await t.config()).customers[CUSTOMER_SUB]["mrg-new"], "recorded in the data directory");
+    for (const line of r.stdout.trim().split("\n")) assert.ok([...line].length <= 80, line);
+  } finally {
+    await t.cleanup();
+  }
+});
 connect("deploys the template into the MRG and records the customer", async () => {
   const t = await setup(bashEraConfig());
   try {
