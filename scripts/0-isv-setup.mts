@@ -87,7 +87,7 @@ function main(args: string[]): Promise<number> {
     progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
     await az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location });
 
-    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key); this can take a few minutes`);
+    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key): a few minutes`);
     const deployment = await az.deploymentGroupCreate({
       subscriptionId: publisher.subscriptionId,
       resourceGroup: publisher.resourceGroup,

@@ -83,7 +83,8 @@ function main(args: string[]): Promise<number> {
       onProgress: progress,
     });
     await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
-    progress(`Connected ${subscriptionId}/${managedResourceGroup}; recorded in ${path} (Entra may take a few minutes to accept the new credential)`);
+    progress(`Connected ${subscriptionId}/${managedResourceGroup}`);
+    progress(`  recorded in ${path}; Entra may take a few minutes to accept the new credential`);
     printCustomer(customer, json);
     return EXIT_OK;
   } });

@@ -70,7 +70,7 @@ function main(args: string[]): Promise<number> {
     for (const line of lines) out(line);
     if (rows.length > 0) {
       const shortened = !values.wide && lines.some((l) => l.includes("…"));
-      progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected${shortened ? "; ids shortened to fit, --wide or --json for full values" : ""}`);
+      progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected${shortened ? " (ids shortened: --wide for full values)" : ""}`);
     }
     return EXIT_OK;
   } });

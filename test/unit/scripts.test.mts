@@ -159,7 +159,7 @@ list("prints a table with connected yes/no that fits 80 columns; the subscriptio
     assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB.slice(0, 8)}\\S*…\\S*${CUSTOMER_SUB.slice(-6)}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes$`));
     assert.match(lines[2], /mrg-new\s+gold\s+Succeeded\s+no$/);
     for (const line of lines) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
-    assert.match(r.stderr, /2 managed application\(s\), 1 connected; ids shortened to fit, --wide or --json for full values/);
+    assert.match(r.stderr, /^2 managed application\(s\), 1 connected \(ids shortened: --wide for full values\)$/m);
   } finally {
     await t.cleanup();
   }
