@@ -179,6 +179,7 @@ function tryNext() {
     say("Start a sandbox of your own, then point the scripts at it:");
     say("  npm run sandbox -- start");
     say("  source .sandbox/env");
+    say("  export METERING_DATA_DIR=.sandbox/metering-data");
   }
   for (const line of [
     `node ${scripts}/0-add-defaults.mts && node ${scripts}/0-isv-setup.mts`,

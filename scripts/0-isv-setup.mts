@@ -196,9 +196,9 @@ async function rotateKey(path: string, json: boolean): Promise<number> {
     const width = widthOf(process.stdout);
     out(renderFields([["phase", `${step.number} of 3 (${step.phase}) done`]], { width })[0]);
     out("");
-    // The key ids are long (a thumbprint, a Key Vault URL); their ends tell them apart. --json has them in full.
-    const keys = renderTable((idp.keys ?? []).map((k) => [k.state, k.kid, k.since.replace(/\.\d+Z$/, "Z"), k.keyId]), {
-      columns: ["STATE", { header: "KID", fit: "middle", minWidth: 13 }, "SINCE", { header: "KEY VERSION", fit: "middle", minWidth: 16 }],
+    // A thumbprint and a Key Vault version are long; their ends tell them apart. --json has the full key ids.
+    const keys = renderTable((idp.keys ?? []).map((k) => [k.state, k.kid, k.since.replace(/\.\d+Z$/, "Z"), k.keyId.split("/").pop() ?? k.keyId]), {
+      columns: ["STATE", { header: "KID", fit: "middle", minWidth: 13 }, "SINCE", { header: "KEY VERSION", fit: "middle", minWidth: 13 }],
       width,
       empty: "(no keys recorded)",
     });
