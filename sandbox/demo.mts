@@ -36,6 +36,7 @@ if (values.dir !== undefined && values.dir.trim() === "") {
   process.exit(2);
 }
 const SANDBOX_DIR = resolve(values.dir ?? join(ROOT, ".sandbox-demo"));
+const KEEP = values.keep === true;
 
 const runner = tsRunner();
 // https://no-color.org: NO_COLOR set and not empty turns colour off; a pipe or file never gets any.
@@ -171,7 +172,7 @@ if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
 function tryNext() {
   const scripts = here(join(ROOT, "scripts"));
   title("Try it by hand (README: \"By hand, against the sandbox\")");
-  if (values.keep) {
+  if (KEEP) {
     say(`The sandbox is still running. In a shell:`);
     say(`  source ${here(join(SANDBOX_DIR, "env"))}`);
     say(`  export METERING_DATA_DIR=${here(String(process.env.METERING_DATA_DIR ?? join(SANDBOX_DIR, "metering-data")))}`);
@@ -188,5 +189,5 @@ function tryNext() {
     `node ${scripts}/2-emit-meter.mts <sub> <mrg> 1 <dimension> 5`,
     `node ${scripts}/doctor.mts`,
   ]) say(`  ${line}`);
-  say(values.keep ? `Stop it: npm run sandbox -- stop --dir ${here(SANDBOX_DIR)}` : "Stop it: npm run sandbox -- stop");
+  say(KEEP ? `Stop it: npm run sandbox -- stop --dir ${here(SANDBOX_DIR)}` : "Stop it: npm run sandbox -- stop");
 }
