@@ -2,7 +2,8 @@
 // The whole ISV workflow in the sandbox, through the real scripts: start a local Azure, set up
 // the issuer, list and connect two customers, emit one usage event, then a usage file for both
 // customers (twice: the second run sends nothing), check the trust chain with the doctor, show
-// what the metering API recorded and the last audit line, stop the sandbox.
+// what the metering API recorded and the last audit record, stop the sandbox, and end with the
+// commands to try the same by hand. Colour only on a terminal, and never with NO_COLOR set.
 //
 // Usage: npm run demo [-- --keep] [-- --dir DIR]
 //   --keep   leave the sandbox running afterwards (stop: npm run sandbox -- stop --dir DIR)
@@ -14,6 +15,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { tsRunner } from "./core/runtime.mts";
+import { displayWidth, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const USAGE = "Usage: npm run demo [-- --keep] [-- --dir DIR]\n";
@@ -34,12 +36,31 @@ if (values.dir !== undefined && values.dir.trim() === "") {
   process.exit(2);
 }
 const SANDBOX_DIR = resolve(values.dir ?? join(ROOT, ".sandbox-demo"));
+const KEEP = values.keep === true;
 
 const runner = tsRunner();
-const title = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+// https://no-color.org: NO_COLOR set and not empty turns colour off; a pipe or file never gets any.
+const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+const bold = (s: string) => (colour ? `\x1b[1m${s}\x1b[0m` : s);
+const title = (s: string) => process.stdout.write(`\n${bold(`== ${s}`)}\n`);
+const say = (s = "") => process.stdout.write(`${s}\n`);
+/** A path relative to the working directory when it is inside it. */
+const here = (p: string) => (p.startsWith(`${process.cwd()}/`) ? p.slice(process.cwd().length + 1) : p);
+
+/** `$ command args`, continued over lines with ` \\` where it is wider than the terminal (copyable as it is). */
+function commandLines(words: string[], width: number): string[] {
+  const lines = [`$ ${words[0]}`];
+  for (const word of words.slice(1)) {
+    if (displayWidth(`${lines[lines.length - 1]} ${word} \\`) > width) {
+      lines[lines.length - 1] += " \\";
+      lines.push(`    ${word}`);
+    } else lines[lines.length - 1] += ` ${word}`;
+  }
+  return lines;
+}
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  process.stdout.write(`$ ${file.replace(ROOT + "/", "")} ${args.join(" ")}\n`);
+  for (const line of commandLines([file.replace(ROOT + "/", ""), ...args], widthOf(process.stdout))) say(line);
   return new Promise((res) => {
     const child = spawn(runner[0], [...runner.slice(1), file, ...args], { cwd: ROOT, env, stdio: "inherit" });
     child.on("exit", (code) => res(code ?? 1));
@@ -52,6 +73,7 @@ async function step(file: string, args: string[], env: NodeJS.ProcessEnv): Promi
 }
 
 const cli = join(ROOT, "sandbox", "cli.mts");
+let finished = false;
 title("Start the sandbox (a local Azure)");
 await rm(SANDBOX_DIR, { recursive: true, force: true });
 if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
@@ -69,11 +91,11 @@ if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
 
     title("0. Publisher defaults from `az account show`");
     await step("scripts/0-add-defaults.mts", [], env);
-    title("0. ISV setup: storage + Key Vault + signing key, publish the issuer documents, prove them");
+    title("0. ISV setup: storage, Key Vault, key; publish and prove the issuer documents");
     await step("scripts/0-isv-setup.mts", [], env);
     title("1. The managed apps the publisher can see");
     await step("scripts/1-list-customers.mts", [], env);
-    title(`1. Connect customer '${customer.name}': UAMI + federated credential in its managed resource group`);
+    title(`1. Connect customer '${customer.name}': UAMI + federated credential in its MRG`);
     await step("scripts/1-connect-customer.mts", [customer.subscriptionId, customer.managedResourceGroup], env);
     title(`1. Connect customer '${second.name}'`);
     await step("scripts/1-connect-customer.mts", [second.subscriptionId, second.managedResourceGroup], env);
@@ -91,21 +113,49 @@ if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
       for (const h of [2, 3]) rows.push([c.subscriptionId, c.managedResourceGroup, c.dimensions[0], h === 2 ? "12.5" : "7", hourBack(h)]);
     }
     await writeFile(usageFile, rows.map((r) => r.join(",")).join("\n") + "\n");
-    title(`2. A usage file for both customers (${rows.length - 1} rows): one token per customer, batches of up to 25`);
-    process.stdout.write(await readFile(usageFile, "utf8"));
+    title(`2. A usage file for both customers (${rows.length - 1} rows): one token per customer`);
+    // The file as a table: its rows are wider than a terminal (two GUID-long ids and a time).
+    const [header, ...csvRows] = (await readFile(usageFile, "utf8")).trim().split("\n").map((l) => l.split(","));
+    say(here(usageFile));
+    say(`  ${header.join(",")}`);
+    for (const line of renderTable(csvRows, {
+      columns: [
+        { header: "SUBSCRIPTION", fit: "middle", minWidth: 13 },
+        { header: "MRG", fit: "middle", minWidth: 16, shrinkOrder: 1 },
+        "DIMENSION", { header: "QUANTITY", align: "right" }, "EFFECTIVE START",
+      ],
+      width: widthOf(process.stdout) - 2,
+    })) say(`  ${line}`);
     await step("scripts/2-emit-meter.mts", ["--file", usageFile], env);
-    title("2. The same file again: every event is already accepted per the audit log, nothing is sent");
+    title("2. The same file again: all accepted per the audit log, nothing is sent");
     await step("scripts/2-emit-meter.mts", ["--file", usageFile], env);
 
     title(`Doctor: every link of the trust chain for '${customer.name}'`);
     await step("scripts/doctor.mts", [customer.subscriptionId, customer.managedResourceGroup], env);
 
     title("What the metering API recorded (sandbox admin API: GET /metering/events)");
-    const events = await (await fetch(`${info.endpoints.admin}/metering/events`)).json();
-    process.stdout.write(JSON.stringify(events, null, 2) + "\n");
-    title(`The audit line (${join(String(env.METERING_DATA_DIR), "audit.jsonl")}, last line)`);
-    const audit = (await readFile(join(String(env.METERING_DATA_DIR), "audit.jsonl"), "utf8")).trim().split("\n");
-    process.stdout.write(JSON.stringify(JSON.parse(audit[audit.length - 1]), null, 2) + "\n");
+    const events: Array<{ resourceId: string; dimension: string; quantity: number; effectiveStartTime: string }> =
+      await (await fetch(`${info.endpoints.admin}/metering/events`)).json();
+    const customerOf = (resourceId: string) =>
+      (info.world.customers as Array<{ name: string; resourceUsageId: string }>).find((c) => c.resourceUsageId === resourceId)?.name ?? resourceId;
+    const rowsOut = events
+      .map((e) => [customerOf(e.resourceId), e.dimension, e.effectiveStartTime.replace(/:00(\.0+)?Z$/, "Z"), String(e.quantity)])
+      .sort((a, b) => a[0].localeCompare(b[0]) || a[2].localeCompare(b[2]));
+    const width = widthOf(process.stdout);
+    for (const line of renderTable(rowsOut, {
+      columns: ["CUSTOMER", { header: "DIMENSION", fit: "middle" }, "HOUR (UTC)", { header: "QUANTITY", align: "right" }],
+      width,
+      empty: "(no events: nothing was accepted)",
+    })) say(line);
+    const auditPath = join(String(env.METERING_DATA_DIR), "audit.jsonl");
+    const audit = (await readFile(auditPath, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const last = audit[audit.length - 1];
+    const lastEvents = Array.isArray(last.events) ? last.events as Array<{ state?: string }> : [];
+    title(`The audit log: ${audit.length} records, one JSON object per line`);
+    say(auditPath);
+    say(`last: ${last.operation} at ${last.time}${lastEvents.length ? `, ${lastEvents.length} event(s): ${[...new Set(lastEvents.map((e) => e.state))].join(", ")}` : ""}`);
+    say("(the whole record: tail -n 1 <file> | jq)");
+    finished = true;
   } catch (err) {
     process.stderr.write(`demo: ${(err as Error).message}\n`);
     process.exitCode = 1;
@@ -115,4 +165,29 @@ if (await run(cli, ["start", "--dir", SANDBOX_DIR], process.env) !== 0) {
       await run(cli, ["stop", "--dir", SANDBOX_DIR], process.env);
     }
   }
+  if (finished) tryNext();
+}
+
+/** The commands of the README's walkthrough by hand, against this sandbox or a new one. */
+function tryNext() {
+  const scripts = here(join(ROOT, "scripts"));
+  title("Try it by hand (README: \"By hand, against the sandbox\")");
+  if (KEEP) {
+    say(`The sandbox is still running. In a shell:`);
+    say(`  source ${here(join(SANDBOX_DIR, "env"))}`);
+    say(`  export METERING_DATA_DIR=${here(String(process.env.METERING_DATA_DIR ?? join(SANDBOX_DIR, "metering-data")))}`);
+  } else {
+    say("Start a sandbox of your own, then point the scripts at it:");
+    say("  npm run sandbox -- start");
+    say("  source .sandbox/env");
+    say("  export METERING_DATA_DIR=.sandbox/metering-data");
+  }
+  for (const line of [
+    `node ${scripts}/0-add-defaults.mts && node ${scripts}/0-isv-setup.mts`,
+    `node ${scripts}/1-list-customers.mts            # --wide: full ids`,
+    `node ${scripts}/1-connect-customer.mts <sub> <mrg>`,
+    `node ${scripts}/2-emit-meter.mts <sub> <mrg> 1 <dimension> 5`,
+    `node ${scripts}/doctor.mts`,
+  ]) say(`  ${line}`);
+  say(KEEP ? `Stop it: npm run sandbox -- stop --dir ${here(SANDBOX_DIR)}` : "Stop it: npm run sandbox -- stop");
 }

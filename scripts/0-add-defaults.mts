@@ -7,6 +7,7 @@ import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName } from "../lib/core/validate.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { readSettings } from "../lib/core/settings.mts";
+import { lineWriters, renderFields } from "../lib/cli/output.mts";
 
 const DEFAULT_RESOURCE_GROUP = "marketplace-metering-idp-backend";
 const DEFAULT_LOCATION = "westeurope";
@@ -36,8 +37,7 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
@@ -71,10 +71,13 @@ function main(args: string[]): Promise<number> {
     const { aadTenantId, subscriptionId, resourceGroup: rg, location: loc } = config.publisher;
     if (values.json) out(JSON.stringify({ aadTenantId, subscriptionId, resourceGroup: rg, location: loc }, null, 2));
     else {
-      out(`publisher.aadTenantId     ${aadTenantId}`);
-      out(`publisher.subscriptionId  ${subscriptionId}`);
-      out(`publisher.resourceGroup   ${rg}`);
-      out(`publisher.location        ${loc}`);
+      const fields: Array<[string, string]> = [
+        ["publisher.aadTenantId", String(aadTenantId)],
+        ["publisher.subscriptionId", String(subscriptionId)],
+        ["publisher.resourceGroup", String(rg)],
+        ["publisher.location", String(loc)],
+      ];
+      for (const line of renderFields(fields)) out(line);
     }
     return EXIT_OK;
   } });

@@ -8,6 +8,7 @@ import {
 } from "../lib/state/config.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { MeteringError } from "../lib/core/errors.mts";
+import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/0-isv-setup.bicep", import.meta.url));
 const DEPLOYMENT_NAME = "metering-isv-setup";
@@ -51,8 +52,7 @@ Exit codes: 0 ok, 1 failed (or a rotation phase is not due yet: nothing changed)
 
 const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" } } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 /** True when an error (or one of its causes) is an HTTP 403: typically a role not yet propagated. */
 function isForbidden(error: unknown): boolean {
@@ -87,7 +87,7 @@ function main(args: string[]): Promise<number> {
     progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
     await az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location });
 
-    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key); this can take a few minutes`);
+    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key): a few minutes`);
     const deployment = await az.deploymentGroupCreate({
       subscriptionId: publisher.subscriptionId,
       resourceGroup: publisher.resourceGroup,
@@ -154,12 +154,15 @@ function main(args: string[]): Promise<number> {
 
     if (values.json) out(JSON.stringify(saved.publisher.idp, null, 2));
     else {
-      out(`issuer     ${issuer}`);
-      out(`discovery  ${issuer}/${issuerLib.DISCOVERY_PATH}`);
-      out(`jwks       ${verified.jwksUri}`);
-      out(`kid        ${active.kid}`);
-      out(`key        ${active.keyId}`);
-      out("verified   yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS");
+      const fields: Array<[string, string]> = [
+        ["issuer", issuer],
+        ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
+        ["jwks", verified.jwksUri],
+        ["kid", active.kid],
+        ["key", active.keyId],
+        ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
+      ];
+      for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
     }
     return EXIT_OK;
     });
@@ -191,9 +194,18 @@ async function rotateKey(publisher: Publisher, json: boolean): Promise<number> {
   const dueAt = next.phase === "publish" ? null : new Date(next.dueAtMs).toISOString();
   if (json) out(JSON.stringify({ phase: step.number, done: step.phase, keys: idp.keys, next: { phase: next.phase, dueAt } }, null, 2));
   else {
-    out(`phase      ${step.number} of 3 (${step.phase}) done`);
-    for (const k of idp.keys ?? []) out(`key        ${k.state.padEnd(9)} ${k.kid}  ${k.keyId}  since ${k.since}`);
-    out(`next       ${dueAt ? `phase ${next.number} of 3 (${next.phase}) from ${dueAt}` : "rotation complete; the next --rotate-key starts a new one"}`);
+    const width = widthOf(process.stdout);
+    out(renderFields([["phase", `${step.number} of 3 (${step.phase}) done`]], { width })[0]);
+    out("");
+    // A thumbprint and a Key Vault version are long; their ends tell them apart. --json has the full key ids.
+    const keys = renderTable((idp.keys ?? []).map((k) => [k.state, k.kid, k.since.replace(/\.\d+Z$/, "Z"), k.keyId.split("/").pop() ?? k.keyId]), {
+      columns: ["STATE", { header: "KID", fit: "middle", minWidth: 13 }, "SINCE", { header: "KEY VERSION", fit: "middle", minWidth: 13 }],
+      width,
+      empty: "(no keys recorded)",
+    });
+    for (const line of keys) out(line);
+    out("");
+    for (const line of renderFields([["next", dueAt ? `phase ${next.number} of 3 (${next.phase}) from ${dueAt}` : "rotation complete; the next --rotate-key starts a new one"]], { width })) out(line);
   }
   return EXIT_OK;
 }

@@ -8,6 +8,7 @@ import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validat
 import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/azure/roles.mts";
 import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/customers/connect.mts";
 import { readSettings } from "../lib/core/settings.mts";
+import { lineWriters, renderFields, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -39,22 +40,25 @@ Exit codes: 0 connected (or already connected), 1 failed, 2 usage error or ISV s
 
 const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true } } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function printCustomer(customer: CustomerConfig, json: boolean) {
   if (json) out(JSON.stringify(customer, null, 2));
   else {
-    out(`uamiName      ${customer.uamiName}`);
-    out(`uamiClientId  ${customer.uamiClientId}`);
-    out(`tenantId      ${customer.tenantId}`);
-    out(`subject       ${customer.subject}`);
-    out(`audience      ${customer.audience}`);
-    out(`planName      ${customer.planName}`);
-    out(`resourceId    ${customer.billing.resourceId}`);
-    out(`resourceUri   ${customer.billing.resourceUri}`);
     const grants = Array.isArray(customer.grantedRoleDefinitionIds) ? customer.grantedRoleDefinitionIds as string[] : [];
-    if (grants.length > 0) out(`grants        ${grants.map((id) => roleName(id) ?? id).join(", ")} (on the managed resource group)`);
+    const fields: Array<[string, string]> = [
+      ["uamiName", customer.uamiName],
+      ["uamiClientId", customer.uamiClientId],
+      ["tenantId", customer.tenantId],
+      ["subject", customer.subject],
+      ["audience", customer.audience],
+      ["planName", customer.planName],
+      ["resourceId", customer.billing.resourceId],
+      // The app's full ARM id (a person copies it; --json has it too), on a line of its own.
+      ["resourceUri", customer.billing.resourceUri],
+    ];
+    if (grants.length > 0) fields.push(["grants", `${grants.map((id) => roleName(id) ?? id).join(", ")} (on the managed resource group)`]);
+    for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
   }
 }
 
@@ -80,7 +84,8 @@ function main(args: string[]): Promise<number> {
       onProgress: progress,
     });
     await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
-    progress(`Connected ${subscriptionId}/${managedResourceGroup}; recorded in ${path} (Entra may take a few minutes to accept the new credential)`);
+    progress(`Connected ${subscriptionId}/${managedResourceGroup}`);
+    progress(`  recorded in ${path}; Entra may take a few minutes to accept the new credential`);
     printCustomer(customer, json);
     return EXIT_OK;
   } });

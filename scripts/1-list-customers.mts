@@ -5,15 +5,20 @@ import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { findCustomer, loadConfig } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { readSettings } from "../lib/core/settings.mts";
+import { lineWriters, renderTable, widthOf } from "../lib/cli/output.mts";
+import { UsageError } from "../lib/core/errors.mts";
 
 const USAGE = `Usage: 1-list-customers.mts [options]
 
 Lists every managed application the signed-in ISV user can see (Resource Graph), one per
-line: subscription, managed resource group, plan, provisioning state, whether it is
-connected in config.json, and the managed application id.
+line: subscription, managed resource group, plan, provisioning state, and whether it is
+connected in config.json. The table fits the terminal (80 columns when piped): a long
+subscription id or group name is shortened in the middle ("998924ac…6d16e086"), so use
+--wide or --json for values to copy into 1-connect-customer.
 
 Options:
-  --json         print the list as a JSON array
+  --wide         full values, however wide, plus the application name and id
+  --json         print the list as a JSON array (every field, full values)
   -v, --verbose  show details on errors
   -h, --help     show this help
 
@@ -24,18 +29,15 @@ Environment:
 Exit codes: 0 ok, 1 failed, 2 usage error
 `;
 
-const OPTIONS = { json: { type: "boolean" } } as const;
+const OPTIONS = { json: { type: "boolean" }, wide: { type: "boolean" } } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
-function table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join("  "));
-}
+const EMPTY = "(none: the signed-in user sees no managed application; the plan's authorizations must give the ISV access)";
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
+    if (values.json && values.wide) throw new UsageError("Cannot use --json with --wide: --json already holds every value in full");
     const config = await loadConfig({ path: configPathIn(resolveDataDir(readSettings())), allowMissing: true });
     const { listManagedApps } = await import("../lib/azure/managed-apps.mts");
     const apps = await listManagedApps();
@@ -47,16 +49,30 @@ function main(args: string[]): Promise<number> {
       out(JSON.stringify(rows, null, 2));
       return EXIT_OK;
     }
-    if (rows.length === 0) {
-      progress("No managed applications visible to the signed-in user (the ISV needs access through the plan's authorizations).");
-      return EXIT_OK;
-    }
-    const lines = table([
-      ["SUBSCRIPTION", "MANAGED RESOURCE GROUP", "PLAN", "STATE", "CONNECTED", "MANAGED APP"],
-      ...rows.map((r) => [r.subscriptionId, r.managedResourceGroup, r.planName ?? "-", r.provisioningState ?? "-", r.connected ? "yes" : "no", r.managedAppId]),
-    ]);
+    const cells = (r: typeof rows[number]) => [r.subscriptionId, r.managedResourceGroup, r.planName ?? "-", r.provisioningState ?? "-", r.connected ? "yes" : "no"];
+    const lines = values.wide
+      ? renderTable(rows.map((r) => [...cells(r), r.managedAppId.split("/").pop() ?? "", r.managedAppId]), {
+        columns: ["SUBSCRIPTION", "MANAGED RESOURCE GROUP", "PLAN", "STATE", "CONNECTED", "APP", "MANAGED APP ID"],
+        width: Infinity,
+        empty: EMPTY,
+      })
+      : renderTable(rows.map(cells), {
+        columns: [
+          // The subscription gives way first: a GUID stays recognisable by its ends.
+          { header: "SUBSCRIPTION", fit: "middle", minWidth: 13, shrinkOrder: 0 },
+          { header: "MANAGED RESOURCE GROUP", fit: "middle", shrinkOrder: 1 },
+          { header: "PLAN", fit: "middle", minWidth: 8, shrinkOrder: 2 },
+          { header: "STATE", fit: "middle", minWidth: 9, shrinkOrder: 2 },
+          "CONNECTED",
+        ],
+        width: widthOf(process.stdout),
+        empty: EMPTY,
+      });
     for (const line of lines) out(line);
-    progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected`);
+    if (rows.length > 0) {
+      const shortened = !values.wide && lines.some((l) => l.includes("…"));
+      progress(`${rows.length} managed application(s), ${rows.filter((r) => r.connected).length} connected${shortened ? " (ids shortened: --wide for full values)" : ""}`);
+    }
     return EXIT_OK;
   } });
 }

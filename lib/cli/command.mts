@@ -122,6 +122,40 @@ export function describeFailure(error: unknown, options: { verbose?: boolean } =
   return { text, exitCode: exitCodeFor(error) };
 }
 
+/** Error fields a JSON failure document carries besides code and message: data, never secrets or az's stderr (`detail`, which may hold it, only with --verbose, as on stderr). */
+const ERROR_FIELDS = ["problems", "path", "aadsts", "oauthError", "httpStatus", "status", "url", "service", "role", "errno"] as const;
+
+/** The JSON document a failing command prints on stdout under --json. */
+export interface FailureDocument {
+  ok: false;
+  error: { code: string; message: string; exitCode: number; [field: string]: unknown };
+}
+
+/**
+ * What a command prints on stdout for an error when `--json` was asked for: one JSON object
+ * with the same exit code, so that automation always gets a document to parse.
+ *
+ * @example
+ * failureDocument(new UsageError("Cannot use x")) // { ok: false, error: { code: "ERR_USAGE", message: "Cannot use x", exitCode: 2 } }
+ */
+export function failureDocument(error: unknown, options: { verbose?: boolean } = {}): FailureDocument {
+  const known = error instanceof MeteringError;
+  const e = (error ?? {}) as Record<string, unknown>;
+  const message = known ? String(e.message) : `Unexpected error: ${String(e?.message ?? error).split("\n")[0]}`;
+  const doc: FailureDocument = { ok: false, error: { code: known ? String(e.code) : "ERR_UNEXPECTED", message, exitCode: exitCodeFor(error) } };
+  if (!known) return doc;
+  for (const field of ERROR_FIELDS) if (e[field] !== undefined && e[field] !== "") doc.error[field] = e[field];
+  if (typeof e.dueAtMs === "number") doc.error.dueAt = new Date(e.dueAtMs).toISOString();
+  if (options.verbose && typeof e.detail === "string" && e.detail !== "") doc.error.detail = e.detail;
+  return doc;
+}
+
+/** True when argv asks for --json (before the `--` that ends the flags). */
+function asksForJson(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
+}
+
 /** Where a command writes: the script passes process.stdout/stderr, tests pass collectors. */
 export interface CommandIO {
   out(text: string): void;
@@ -135,7 +169,10 @@ export const PROCESS_IO: CommandIO = {
 
 /**
  * The frame every script shares: strict parsing, `--help`, and one line a person can act on
- * (details with --verbose) for any error. Returns the exit code for `process.exitCode`.
+ * (details with --verbose) for any error, on stderr. A command that has a `--json` flag and
+ * was given it also prints a failure document (failureDocument) on stdout for any error, a
+ * refusal or a usage error alike, with the same exit code. Returns the exit code for
+ * `process.exitCode`.
  */
 export async function runCommand<O extends OptionsConfig>(options: {
   args: string[];
@@ -149,6 +186,7 @@ export async function runCommand<O extends OptionsConfig>(options: {
   const io = options.io ?? PROCESS_IO;
   // Known before parsing, so that even a parse error can be shown in detail.
   let verbose = options.args.includes("--verbose") || options.args.includes("-v");
+  let json = "json" in options.options && asksForJson(options.args);
   try {
     const parsed = parseCommandLine({ args: options.args, options: options.options, positionals: options.positionals, optionalPositionals: options.optionalPositionals });
     if (parsed.values.help) {
@@ -156,9 +194,11 @@ export async function runCommand<O extends OptionsConfig>(options: {
       return EXIT_OK;
     }
     verbose = parsed.values.verbose === true;
+    json = "json" in options.options && parsed.values.json === true;
     return await options.run(parsed);
   } catch (error) {
     const failure = describeFailure(error, { verbose });
+    if (json) io.out(`${JSON.stringify(failureDocument(error, { verbose }), null, 2)}\n`);
     io.err(failure.text);
     return failure.exitCode;
   }

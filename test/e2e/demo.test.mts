@@ -24,6 +24,19 @@ T("runs the whole workflow; the metering API holds exactly the five events, sent
   assert.is(r.code, 0, describe(r));
   for (const step of ["0. ISV setup", "Connect customer", "A usage file for both customers", "The same file again", "Doctor"]) assert.ok(r.stdout.includes(step), `step "${step}" missing\n${describe(r)}`);
   assert.match(r.stderr, /17 ok, 0 broken/, describe(r));
+  // Not a terminal: no colour. The end is a short table and what to try next, not pages of JSON.
+  assert.not.ok(r.stdout.includes("\x1b["), "no escape sequences in a pipe");
+  const tail = r.stdout.slice(r.stdout.lastIndexOf("== What the metering API recorded"));
+  assert.match(tail, /^CUSTOMER\s+DIMENSION\s+HOUR \(UTC\)\s+QUANTITY$/m, describe(r));
+  assert.match(tail, /^fabrikam\s+\S+\s+\d{4}-\d{2}-\d{2}T\d{2}:00Z\s+12\.5$/m);
+  assert.match(tail, /^last: batchUsageEvent at /m);
+  assert.not.match(tail, /"effectiveStartTime"/);
+  assert.ok(tail.split("\n").length < 40, `${tail.split("\n").length} lines at the end`);
+  for (const line of tail.split("\n")) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
+  assert.match(tail, /== Try it by hand/);
+  assert.match(tail, new RegExp(`source ${sbDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/env`));
+  assert.match(tail, /node scripts\/1-list-customers\.mts/);
+  assert.match(r.stdout.trimEnd().split("\n").at(-1)!, /^Stop it: npm run sandbox -- stop --dir /);
 
   const info = JSON.parse(await readFile(join(sbDir, "sandbox.json"), "utf8"));
   const [fabrikam, tailwind] = info.world.customers;

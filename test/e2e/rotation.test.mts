@@ -117,6 +117,30 @@ R("phase 2 refuses to run before the JWKS cache time is over, says when, and cha
   assert.is(r.stderr.trim().split("\n").length, 1, "one line");
 });
 
+R("a refusal under --json is a JSON document on stdout, with the same exit code and nothing changed", async () => {
+  const before = await readFile(configPath(), "utf8");
+  const published = Date.parse((await readConfig()).publisher.idp.keys[1].publishedAt);
+  const dueAt = new Date(published + JWKS_CACHE_S * 1000).toISOString();
+  const r = await runScript("0-isv-setup.mts", ["--rotate-key", "--json"], {
+    env: { ...env, METERING_ROTATION_NOW: new Date(published + (JWKS_CACHE_S - 1) * 1000).toISOString() },
+  });
+  assert.is(r.code, 1, describe(r));
+  const doc = JSON.parse(r.stdout);
+  assert.is(doc.ok, false);
+  assert.is(doc.error.code, "ERR_ROTATION_NOT_DUE");
+  assert.match(doc.error.message, /Cannot sign with the new key yet \(phase 2 of 3\)/);
+  assert.is(doc.error.exitCode, 1);
+  assert.is(doc.error.dueAt, dueAt);
+  assert.match(r.stderr, /Cannot sign with the new key yet/, "the person still reads the line on stderr");
+  assert.is(await readFile(configPath(), "utf8"), before);
+});
+
+R("a usage error under --json is a JSON document too (exit 2)", async () => {
+  const r = await runScript("0-isv-setup.mts", ["--rotate-key", "--json", "--bogus"], { env });
+  assert.is(r.code, 2, describe(r));
+  assert.equal(JSON.parse(r.stdout), { ok: false, error: { code: "ERR_USAGE", message: "Cannot parse arguments: Unknown option '--bogus'", exitCode: 2 } });
+});
+
 R("skipping the wait: Entra still has the old JWKS cached, so the new key fails with 7000272 and a hint", async () => {
   const dir = await mkdtemp(join(tmpdir(), "metering-rotation-early-"));
   await cp(configPath(), configPath(dir));

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeFailure, exitCodeFor, formatError, formatProblems, MAX_PROBLEMS_SHOWN, parseCommandLine, runCommand } from "../../lib/cli/command.mts";
-import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, InputError, UsageError } from "../../lib/core/errors.mts";
+import { describeFailure, exitCodeFor, failureDocument, formatError, formatProblems, MAX_PROBLEMS_SHOWN, parseCommandLine, runCommand } from "../../lib/cli/command.mts";
+import { AzError, ConfigInvalidError, CustomerNotConnectedError, FederationError, InputError, RotationNotDueError, UsageError } from "../../lib/core/errors.mts";
 
 const parse = suite("parseCommandLine()");
 const options = { json: { type: "boolean" }, name: { type: "string" } } as const;
@@ -159,6 +159,49 @@ frame("an error thrown by the command becomes exit 1 and a message without a sta
     assert.match(io.errText, /Cannot do it: broken/);
     assert.is(/\n\s+at /.test(io.errText), verbose);
   }
+});
+frame("under --json, any failure is also a JSON document on out, with the same exit code", async () => {
+  const json = { json: { type: "boolean" } } as const;
+  const cases: Array<[string[], () => Promise<number>, string, number]> = [
+    [["--json"], () => Promise.reject(new RotationNotDueError("Cannot retire the old key yet", { dueAtMs: Date.UTC(2030, 0, 1) })), "ERR_ROTATION_NOT_DUE", 1],
+    [["--json", "--nope"], () => Promise.resolve(0), "ERR_USAGE", 2],
+    [["--json"], () => Promise.reject(new InputError("Cannot use the file: 1 bad row", { problems: [{ line: 3, message: "not a number" }] })), "ERR_INPUT", 2],
+    [["--json"], () => Promise.reject(new TypeError("x is undefined")), "ERR_UNEXPECTED", 1],
+  ];
+  for (const [args, run, code, exitCode] of cases) {
+    const io = collect();
+    assert.is(await runCommand({ args, usage: "u", options: json, io, run }), exitCode);
+    const doc = JSON.parse(io.outText);
+    assert.is(doc.ok, false);
+    assert.is(doc.error.code, code);
+    assert.is(doc.error.exitCode, exitCode);
+    assert.ok(io.errText.length > 0, "the line for a person stays on err");
+  }
+  const io = collect();
+  await runCommand({ args: ["--json"], usage: "u", options: json, io, run: cases[0][1] });
+  assert.is(JSON.parse(io.outText).error.dueAt, "2030-01-01T00:00:00.000Z");
+  const input = collect();
+  await runCommand({ args: ["--json"], usage: "u", options: json, io: input, run: cases[2][1] });
+  assert.equal(JSON.parse(input.outText).error.problems, [{ line: 3, message: "not a number" }]);
+});
+frame("without --json, or for a command that has no --json flag, out stays empty on a failure", async () => {
+  for (const [args, options] of [[[], { json: { type: "boolean" } }], [["--", "--json"], { json: { type: "boolean" } }], [["--json"], {}]] as const) {
+    const io = collect();
+    await runCommand({ args: [...args], usage: "u", options, optionalPositionals: ["x"], io, run: () => Promise.reject(new UsageError("Cannot use x")) });
+    assert.is(io.outText, "");
+    assert.match(io.errText, /Cannot/);
+  }
+});
+frame("failureDocument() keeps data fields, never az's stderr", () => {
+  const az = new AzError("Cannot run az account show: denied", { args: ["account", "show"], exitCode: 1, stderr: "secret-ish noise" } as never);
+  const doc = failureDocument(az);
+  assert.is(doc.error.code, "ERR_AZ");
+  assert.not.ok("stderr" in doc.error);
+  assert.not.ok("detail" in doc.error, "az's stderr is the detail: only with --verbose");
+  assert.is(failureDocument(az, { verbose: true }).error.detail, "secret-ish noise");
+  assert.equal(failureDocument(new FederationError("Cannot sign in", { aadsts: 700213, oauthError: "invalid_client" })).error, {
+    code: "ERR_FEDERATION", message: "Cannot sign in", exitCode: 1, aadsts: 700213, oauthError: "invalid_client",
+  });
 });
 frame.run();
 

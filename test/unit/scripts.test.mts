@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bashEraConfig, CUSTOMER_SUB, PUBLISHER_TENANT, tempDir } from "./_support.mts";
@@ -24,11 +25,12 @@ interface Run {
   stderr: string;
 }
 
-function run(script: string, args: string[], env: Record<string, string>): Promise<Run> {
-  const [cmd, ...pre] = runner();
+function run(script: string, args: string[], env: Record<string, string>, cwd = ROOT): Promise<Run> {
+  // `--import tsx` is looked up from the working directory: give tsx's own path instead.
+  const [cmd, ...pre] = runner().map((a) => (a === "tsx" ? import.meta.resolve("tsx") : a));
   return new Promise((res, rej) => {
     const child = spawn(cmd, [...pre, join(ROOT, "scripts", script), ...args], {
-      cwd: ROOT,
+      cwd,
       // A clean environment: no real credentials or endpoints can leak in.
       env: { PATH: `${join(HERE, "fixtures")}:${process.env.PATH}`, HOME: env.HOME ?? "/nonexistent", ...env },
     });
@@ -147,16 +149,47 @@ defaults("an az failure is one line with az's error and exit 1", async () => {
 defaults.run();
 
 const list = suite("1-list-customers.mts");
-list("prints a table with connected yes/no", async () => {
+list("prints a table with connected yes/no that fits 80 columns; the subscription is shortened in the middle", async () => {
   const t = await setup(bashEraConfig());
   try {
     const r = await run("1-list-customers.mts", [], t.env);
     assert.is(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
-    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED\s+MANAGED APP$/);
-    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes\\s+${APP_ID.replace(/\//g, "\\/")}$`));
-    assert.match(lines[2], /mrg-new\s+gold\s+Succeeded\s+no\s+/);
-    assert.match(r.stderr, /2 managed application\(s\), 1 connected/);
+    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED$/);
+    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB.slice(0, 8)}\\S*…\\S*${CUSTOMER_SUB.slice(-6)}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes$`));
+    assert.match(lines[2], /mrg-new\s+gold\s+Succeeded\s+no$/);
+    for (const line of lines) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
+    assert.match(r.stderr, /^2 managed application\(s\), 1 connected \(ids shortened: --wide for full values\)$/m);
+  } finally {
+    await t.cleanup();
+  }
+});
+list("--wide prints full values and the application id, however wide", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    const r = await run("1-list-customers.mts", ["--wide"], t.env);
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0], /^SUBSCRIPTION\s+MANAGED RESOURCE GROUP\s+PLAN\s+STATE\s+CONNECTED\s+APP\s+MANAGED APP ID$/);
+    assert.match(lines[1], new RegExp(`^${CUSTOMER_SUB}\\s+${MRG}\\s+silver\\s+Succeeded\\s+yes\\s+app1\\s+${APP_ID.replace(/\//g, "\\/")}$`));
+    assert.not.match(r.stdout, /…/);
+    const both = await run("1-list-customers.mts", ["--wide", "--json"], t.env);
+    assert.is(both.code, 2);
+    assert.is(JSON.parse(both.stdout).error.code, "ERR_USAGE");
+  } finally {
+    await t.cleanup();
+  }
+});
+list("no managed application: the header and a line that says so", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    await writeFile(t.env.FAKE_AZ_WORLD, JSON.stringify({ ...world(), graphRows: [] }));
+    const r = await run("1-list-customers.mts", [], t.env);
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0], /^SUBSCRIPTION/);
+    for (const line of lines) assert.ok([...line].length <= 80, line);
+    assert.match(lines[1], /^\(none: the signed-in user sees no managed application/);
   } finally {
     await t.cleanup();
   }
@@ -175,6 +208,19 @@ list("--json prints the rows as data", async () => {
 list.run();
 
 const connect = suite("1-connect-customer.mts");
+connect("run from another directory, it deploys the repository's template and writes where METERING_DATA_DIR says", async () => {
+  const t = await setup(bashEraConfig());
+  try {
+    const r = await run("1-connect-customer.mts", [CUSTOMER_SUB, "mrg-new"], t.env, tmpdir());
+    assert.is(r.code, 0, r.stderr);
+    const deploy = (await t.azCalls()).find((a) => a[0] === "deployment")!;
+    assert.is(deploy[deploy.indexOf("--template-file") + 1], join(ROOT, "templates", "1-connect-customer.bicep"));
+    assert.ok((await t.config()).customers[CUSTOMER_SUB]["mrg-new"], "recorded in the data directory");
+    for (const line of r.stdout.trim().split("\n")) assert.ok([...line].length <= 80, line);
+  } finally {
+    await t.cleanup();
+  }
+});
 connect("deploys the template into the MRG and records the customer", async () => {
   const t = await setup(bashEraConfig());
   try {
