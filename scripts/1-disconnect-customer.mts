@@ -7,6 +7,7 @@ import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mt
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { PendingEventsError } from "../lib/core/errors.mts";
 import type { DisconnectPlan } from "../lib/customers/offboard.mts";
+import { lineWriters, renderFields, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 1-disconnect-customer.mts <subscription> <managed-resource-group> [options]
 
@@ -38,14 +39,13 @@ Exit codes: 0 disconnected (or a dry run), 1 failed or refused (pending events),
 
 const OPTIONS = { "dry-run": { type: "boolean" }, force: { type: "boolean" }, json: { type: "boolean" } } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function describePlan(plan: DisconnectPlan, verb: string) {
-  for (const f of plan.federatedCredentials) out(`${verb} federated credential  ${f.id} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`);
-  out(plan.uamiExists ? `${verb} managed identity      ${plan.uamiId} (clientId ${plan.customer.uamiClientId})` : `(managed identity ${plan.uamiId} is already gone)`);
-  out(`${verb} config entry          customers.${plan.subscriptionId}.${plan.managedResourceGroup}`);
-  out(`kept   audit log`);
+  const fields: Array<[string, string]> = plan.federatedCredentials.map((f) => [`${verb} federated credential`, `${f.id} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`]);
+  fields.push(plan.uamiExists ? [`${verb} managed identity`, `${plan.uamiId} (clientId ${plan.customer.uamiClientId})`] : ["(already gone)", `managed identity ${plan.uamiId}`]);
+  fields.push([`${verb} config entry`, `customers.${plan.subscriptionId}.${plan.managedResourceGroup}`], ["kept", "audit log"]);
+  for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
 }
 
 function pendingText(plan: DisconnectPlan): string {

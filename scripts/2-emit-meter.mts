@@ -3,12 +3,13 @@
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
 import { InputError, UsageError } from "../lib/core/errors.mts";
-import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { describeUsageRequest, effectiveStartTime } from "../lib/metering/api.mts";
 import { checkRows, inputDigest, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
 import { planShape, planUsageRun, problemsError, readUsageInput, runUsage } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
+import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -80,15 +81,7 @@ const OPTIONS = {
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
-
-function intOption(value: string | boolean | undefined, name: string, min: number, max: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`Cannot use --${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
-  return n;
-}
+const { out, progress } = lineWriters(process);
 
 function main(args: string[]): Promise<number> {
   return runCommand({
@@ -96,8 +89,8 @@ function main(args: string[]): Promise<number> {
     positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
-      const concurrency = intOption(values.concurrency, "concurrency", 1, 64, 8);
-      const waitLockS = intOption(values["wait-lock"], "wait-lock", 0, 86_400, 600);
+      const concurrency = parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: 64, fallback: 8 });
+      const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       const single = values.file === undefined && !values.resend;
       const now = Date.now();
@@ -257,11 +250,9 @@ function reportMany(reports: EventReport[], o: { counts: Record<string, number>;
     progress(`${r.status}: ${where}, ${r.customer.subscriptionId}/${r.customer.managedResourceGroup} ${r.event.quantity} ${r.event.dimension} ${r.event.effectiveStartTime}${r.message ? `: ${r.message}` : ""}`);
   }
   if (failures.length > MAX_PROBLEMS_SHOWN) progress(`… and ${failures.length - MAX_PROBLEMS_SHOWN} more not accepted (--json lists them all)`);
-  const rows = Object.entries(o.counts).sort((a, b) => b[1] - a[1]);
-  if (o.skipped.length > 0) rows.push(["Invalid (skipped)", o.skipped.length]);
-  const width = Math.max(6, ...rows.map(([s]) => s.length));
-  out(`${"status".padEnd(width)}  events`);
-  for (const [status, n] of rows) out(`${status.padEnd(width)}  ${String(n).padStart(6)}`);
+  const rows = Object.entries(o.counts).sort((a, b) => b[1] - a[1]).map(([status, n]) => [status, String(n)]);
+  if (o.skipped.length > 0) rows.push(["Invalid (skipped)", String(o.skipped.length)]);
+  for (const line of renderTable(rows, { columns: ["STATUS", { header: "EVENTS", align: "right" }], empty: "No events: nothing was pending." })) out(line);
   const okCount = reports.filter((r) => r.ok).length;
   out(`${okCount} ok, ${reports.length - okCount + o.skipped.length} not accepted`);
 }

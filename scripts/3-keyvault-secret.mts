@@ -4,6 +4,7 @@
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { lineWriters, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 3-keyvault-secret.mts <subscription> <managed-resource-group> <vault> set|get|list [name] [options]
 
@@ -46,8 +47,7 @@ const OPTIONS = {
 } as const;
 const COMMANDS = ["set", "get", "list"];
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function main(args: string[]): Promise<number> {
   return runCommand({
@@ -104,8 +104,9 @@ function main(args: string[]): Promise<number> {
           const { secrets } = await kv.listSecrets({ client, vaultUrl, who });
           if (values.json) out(JSON.stringify(secrets, null, 2));
           else {
-            if (secrets.length === 0) progress(`No secrets in ${vault}.`);
-            for (const s of secrets) out(`${s.name}\t${s.enabled === false ? "disabled" : "enabled"}\t${s.updated ?? "-"}${s.contentType ? `\t${s.contentType}` : ""}`);
+            const rows = secrets.map((x) => [x.name, x.enabled === false ? "disabled" : "enabled", x.updated ?? "-", x.contentType ?? ""]);
+            const columns = [{ header: "NAME", fit: "middle" as const }, "STATE", "UPDATED", { header: "CONTENT TYPE", fit: "wrap" as const }];
+            for (const line of renderTable(rows, { columns, width: widthOf(process.stdout), empty: `No secrets in ${vault}.` })) out(line);
           }
         }
       });

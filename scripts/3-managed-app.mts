@@ -4,6 +4,7 @@
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const COMMANDS = ["show", "refresh-permissions", "list-tokens", "role-assignments"];
 
@@ -47,8 +48,7 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "command"], run: async ({ values, positionals }) => {
@@ -87,15 +87,18 @@ function main(args: string[]): Promise<number> {
     if (command === "show") {
       if (json) out(JSON.stringify(details, null, 2));
       else {
-        out(`id                 ${details.id}`);
-        out(`kind               ${details.kind ?? "-"}`);
-        out(`provisioningState  ${details.provisioningState ?? "-"}`);
-        out(`plan               ${details.plan ? `${details.plan.name} (${details.plan.publisher}/${details.plan.product} ${details.plan.version ?? ""})`.trim() : "-"}`);
-        out(`resourceUsageId    ${details.billingDetails?.resourceUsageId ?? "- (no billing details: not provisioned, or not a Marketplace app)"}`);
-        out(`managedRG          ${details.managedResourceGroupId ?? "-"}`);
-        out(`identity           ${details.identity?.type ?? "None"}${details.identity?.principalId ? ` principalId ${details.identity.principalId}` : ""}${details.identity?.tenantId ? ` tenant ${details.identity.tenantId}` : ""}`);
-        for (const id of Object.keys(details.identity?.userAssignedIdentities ?? {})) out(`                   user-assigned ${id}`);
-        for (const a of details.authorizations) out(`authorization      ${a.principalId} ${a.roleName ?? a.roleDefinitionId}`);
+        const fields: Array<[string, string]> = [
+          ["id", details.id],
+          ["kind", details.kind ?? "-"],
+          ["provisioningState", details.provisioningState ?? "-"],
+          ["plan", details.plan ? `${details.plan.name} (${details.plan.publisher}/${details.plan.product} ${details.plan.version ?? ""})`.trim() : "-"],
+          ["resourceUsageId", details.billingDetails?.resourceUsageId ?? "- (no billing details: not provisioned, or not a Marketplace app)"],
+          ["managedRG", details.managedResourceGroupId ?? "-"],
+          ["identity", `${details.identity?.type ?? "None"}${details.identity?.principalId ? ` principalId ${details.identity.principalId}` : ""}${details.identity?.tenantId ? ` tenant ${details.identity.tenantId}` : ""}`],
+          ...Object.keys(details.identity?.userAssignedIdentities ?? {}).map((id): [string, string] => ["", `user-assigned ${id}`]),
+          ...details.authorizations.map((a): [string, string] => ["authorization", `${a.principalId} ${a.roleName ?? a.roleDefinitionId}`]),
+        ];
+        for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
       }
       return EXIT_OK;
     }
@@ -141,11 +144,12 @@ function main(args: string[]): Promise<number> {
     const rows = await app.listRoleAssignments({ ...who, tenantId, ...arm });
     if (json) out(JSON.stringify(rows, null, 2));
     else {
-      if (rows.length === 0) progress("No role assignments at this managed resource group.");
-      for (const r of rows) {
-        const mine = connected?.uamiPrincipalId && r.principalId.toLowerCase() === connected.uamiPrincipalId.toLowerCase() ? "  (the metering UAMI)" : "";
-        out(`${r.name}  ${(r.roleName ?? r.roleDefinitionId.split("/").pop()!).padEnd(32)}  ${r.principalType ?? "?"} ${r.principalId}  ${r.scope}${mine}`);
-      }
+      const uami = connected?.uamiPrincipalId?.toLowerCase();
+      const table = rows.map((r) => [
+        r.name, r.roleName ?? r.roleDefinitionId.split("/").pop()!, `${r.principalType ?? "?"} ${r.principalId}${r.principalId.toLowerCase() === uami ? " (the metering UAMI)" : ""}`, r.scope,
+      ]);
+      const columns = [{ header: "NAME", fit: "middle" as const }, { header: "ROLE", fit: "wrap" as const }, { header: "PRINCIPAL", fit: "wrap" as const, minWidth: 20 }, { header: "SCOPE", fit: "middle" as const, minWidth: 12 }];
+      for (const line of renderTable(table, { columns, width: widthOf(process.stdout), empty: "No role assignments at this managed resource group." })) out(line);
     }
     return EXIT_OK;
     });

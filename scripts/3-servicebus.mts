@@ -4,7 +4,8 @@
 import { Buffer } from "node:buffer";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
-import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { parseIntOption, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { lineWriters } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 3-servicebus.mts <subscription> <managed-resource-group> <namespace> send|receive <queue> [options]
 
@@ -57,17 +58,11 @@ const OPTIONS = {
 const WATCH_WAIT_S = 30;
 const MAX_WAIT_S = 60;
 
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { progress } = lineWriters(process);
 /** Writes one line to stdout and resolves once it is handed to the OS (a broken pipe rejects). */
 const writeLine = (text: string) => new Promise<void>((resolve, reject) => {
   process.stdout.write(`${text}\n`, (error) => error ? reject(error) : resolve());
 });
-
-function parseCount(value: unknown, name: string, min: number, max: number): number {
-  const n = /^\d+$/.test(String(value)) ? Number(value) : NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`Cannot use --${name} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
-  return n;
-}
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "namespace", "command", "queue"], run: async ({ values, positionals }) => {
@@ -84,8 +79,8 @@ function main(args: string[]): Promise<number> {
     if (command === "send" && receiveOnly.length) throw new UsageError(`Cannot run send: ${receiveOnly.map((k) => `--${k}`).join(", ")} belong to receive`);
     if (command === "receive" && sendOnly.length) throw new UsageError(`Cannot run receive: ${sendOnly.map((k) => `--${k}`).join(", ")} belong to send`);
     const properties = sb.parseProperties((values.property as unknown as string[] | undefined) ?? []);
-    const max = values.max === undefined ? 1 : parseCount(values.max, "max", 1, 10_000);
-    const waitS = values.wait === undefined ? (values.watch ? WATCH_WAIT_S : 0) : parseCount(values.wait, "wait", 0, MAX_WAIT_S);
+    const max = values.max === undefined ? 1 : parseIntOption(String(values.max), { name: "max", min: 1, max: 10_000 });
+    const waitS = values.wait === undefined ? (values.watch ? WATCH_WAIT_S : 0) : parseIntOption(String(values.wait), { name: "wait", min: 0, max: MAX_WAIT_S });
     if (values.watch && values.max !== undefined) throw new UsageError("Cannot use --watch with --max: --watch receives until Ctrl-C");
 
     let body: Uint8Array | undefined;

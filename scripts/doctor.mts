@@ -5,6 +5,7 @@ import { UsageError } from "../lib/core/errors.mts";
 import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import type { DoctorCheck } from "../lib/doctor/doctor.mts";
+import { lineWriters, renderTable, widthOf, wrapText } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: doctor.mts [<subscription> <managed-resource-group>] [options]
 
@@ -36,19 +37,26 @@ Exit codes: 0 every link works, 1 at least one ✗, 2 usage error or customer no
 const OPTIONS = { json: { type: "boolean" } } as const;
 const MARK: Record<DoctorCheck["status"], string> = { ok: "✓", fail: "✗", skip: "-" };
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const progress = (text: string) => process.stderr.write(`${text}\n`);
+const { out, progress } = lineWriters(process);
 
 function printTable(checks: DoctorCheck[]) {
-  const width = Math.max(...checks.map((c) => c.title.length));
-  let target = "";
-  for (const c of checks) {
-    if (c.target !== target) {
-      target = c.target;
-      out(target === "publisher" ? "publisher" : `customer ${target}`);
+  const width = widthOf(process.stdout);
+  for (const target of [...new Set(checks.map((c) => c.target))]) {
+    out(target === "publisher" ? "publisher" : `customer ${target}`);
+    const mine = checks.filter((c) => c.target === target);
+    const rows = mine.map((c) => [MARK[c.status], c.title, c.detail]);
+    const lines = renderTable(rows, { columns: [" ", "CHECK", { header: "DETAIL", fit: "wrap", minWidth: 24 }], width: width - 2, gap: 1 });
+    // The fix goes under its check: a row per check, then its fix lines.
+    let row = 0;
+    out(`  ${lines[0]}`);
+    for (const line of lines.slice(1)) {
+      if (line.startsWith(MARK.ok) || line.startsWith(MARK.fail) || line.startsWith(MARK.skip)) {
+        if (row > 0 && mine[row - 1].fix) for (const f of wrapText(`fix: ${mine[row - 1].fix}`, width - 4)) out(`    ${f}`);
+        row++;
+      }
+      out(`  ${line}`);
     }
-    out(`  ${MARK[c.status]} ${c.title.padEnd(width)}  ${c.detail}`);
-    if (c.fix) out(`    fix: ${c.fix}`);
+    if (row > 0 && mine[row - 1].fix) for (const f of wrapText(`fix: ${mine[row - 1].fix}`, width - 4)) out(`    ${f}`);
   }
 }
 
