@@ -8,7 +8,9 @@ import { InputError, UsageError } from "../lib/core/errors.mts";
 import { getCustomer, loadConfig, signingKeyOf, type CustomerConfig, type MeteringConfig } from "../lib/state/config.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
-import { describeUsageRequest, effectiveStartTime } from "../lib/metering/api.mts";
+import { describeUsageRequest } from "../lib/metering/api.mts";
+import { statusMeaning } from "../lib/metering/status.mts";
+import { effectiveStartTime, resourceOfKey } from "../lib/metering/time.mts";
 import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Ledger, RunInput } from "../lib/metering/ledger.mts";
@@ -222,7 +224,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: new Set(plan.work.map((w) => w.key.split("|")[0])).size });
+        reportMany(reports, { counts, json, skipped: problems, customers: new Set(plan.work.map((w) => resourceOfKey(w.key))).size });
         return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {
         await lock.release();
@@ -260,7 +262,7 @@ async function send(plan: SubmissionPlan, options: { config: MeteringConfig; aud
     const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
     progress(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
   } else {
-    progress(`Sending ${total} event(s) for ${new Set(plan.work.map((w) => w.key.split("|")[0])).size} customer(s), ${options.concurrency} at a time`);
+    progress(`Sending ${total} event(s) for ${new Set(plan.work.map((w) => resourceOfKey(w.key))).size} customer(s), ${options.concurrency} at a time`);
   }
   const reports = await runSubmission({
     work: plan.work,
@@ -345,47 +347,18 @@ function dryRun(plan: SubmissionPlan, o: { config: MeteringConfig; json: boolean
   return EXIT_OK;
 }
 
-/** Prints one event's outcome the way a person reads it. Returns its exit code. */
+/** Prints one event's outcome the way a person reads it (its status's line). Returns its exit code. */
 function reportOne(r: EventReport, options: { json: boolean }): number {
-  const code = r.ok ? EXIT_OK : EXIT_FAILED;
   if (options.json) out(JSON.stringify(r, null, 2));
-  const { event } = r;
-  const ids = `request id ${r.requestId ?? "-"}, correlation id ${r.correlationId ?? "-"}`;
-  const what = `${event.quantity} ${event.dimension} for ${event.effectiveStartTime}`;
-  switch (r.status) {
-    case "Accepted":
-      if (!options.json) {
-        out(`Accepted: ${what}, plan ${event.planId}`);
-        out(`usageEventId ${r.usageEventId ?? "-"} (${ids})`);
-      }
-      break;
-    case "AlreadyAccepted":
-      if (!options.json) out(`Already accepted: ${what}; ${r.message} (use --force to send it anyway)`);
-      break;
-    case "Duplicate":
-      if (!options.json) {
-        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
-        out(JSON.stringify(r.original ?? {}, null, 2));
-      }
-      progress(`The accepted event has the same quantity (${event.quantity}): nothing more to do.`);
-      break;
-    case "Conflict":
-      if (!options.json && r.original) {
-        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
-        out(JSON.stringify(r.original, null, 2));
-      }
-      progress(`Cannot record ${what}: ${r.message}`);
-      break;
-    case "Forbidden":
-      progress(`Cannot record the event: the API refused the token (HTTP ${r.httpStatus}); the UAMI must sit in this app's managed resource group and the app must be a Marketplace offer with metering (${ids})`);
-      break;
-    case "NotSent":
-      progress(r.message ?? "Cannot record the event: no token");
-      break;
-    default:
-      progress(`Cannot record ${what}: ${r.status}${r.message ? `: ${r.message}` : ""} (${ids})`);
+  // A Duplicate, or a Conflict the API answered: the event it accepted first.
+  if (!options.json && r.original) {
+    out("Duplicate: an event for this resource, dimension and hour was accepted before:");
+    out(JSON.stringify(r.original, null, 2));
   }
-  return code;
+  const meaning = statusMeaning(r.status);
+  if (meaning.lineIs === "note") progress(meaning.line(r));
+  else if (!options.json) out(meaning.line(r));
+  return r.ok ? EXIT_OK : EXIT_FAILED;
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */

@@ -3,54 +3,21 @@ import * as assert from "uvu/assert";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  buildUsageEvent, describeUsageRequest, effectiveStartTime, meteringBaseUrl, parseBatchResponse, parseUsageEventResponse,
-  submitUsageBatch, submitUsageEvent, type UsageEvent,
+  createMeteringClient, describeUsageRequest, meteringBaseUrl, parseBatchResponse, parseUsageEventResponse, type MeteringClientOptions,
+  type UsageEvent,
 } from "../../lib/metering/api.mts";
 import { MeteringApiError } from "../../lib/core/errors.mts";
 import { DEFAULT_TRY_TIMEOUT_MS } from "../../lib/core/http.mts";
 
-const NOW = Date.parse("2024-05-01T13:45:10.123Z");
 const billing = {
   resourceId: "55555555-5555-4555-8555-555555555555",
   resourceUri: "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Solutions/applications/app1",
 };
-const event: UsageEvent = buildUsageEvent({ billing, planId: "silver", dimension: "dim1", quantity: 5, hoursAgo: 1, now: NOW });
-
-const time = suite("effectiveStartTime()");
-time("is the start of the UTC hour hoursAgo back, without milliseconds", () => {
-  assert.is(effectiveStartTime({ hoursAgo: 0, now: NOW }), "2024-05-01T13:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 1, now: NOW }), "2024-05-01T12:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 14, now: NOW }), "2024-04-30T23:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 0, now: Date.parse("2024-05-01T13:00:00.000Z") }), "2024-05-01T13:00:00Z");
-});
-time("rejects negative or fractional hours", () => {
-  for (const hoursAgo of [-1, 0.5]) {
-    try {
-      effectiveStartTime({ hoursAgo, now: NOW });
-      assert.unreachable();
-    } catch (error) {
-      assert.instance(error, RangeError);
-    }
-  }
-});
-time.run();
-
-const build = suite("buildUsageEvent()");
-build("sends both ids, the plan, the dimension and the quantity", () => {
-  assert.equal(event, {
-    resourceId: billing.resourceId, resourceUri: billing.resourceUri, planId: "silver", dimension: "dim1", quantity: 5,
-    effectiveStartTime: "2024-05-01T12:00:00Z",
-  });
-});
-build("rejects a quantity that is not > 0", () => {
-  try {
-    buildUsageEvent({ billing, planId: "p", dimension: "d", quantity: 0, hoursAgo: 0 });
-    assert.unreachable();
-  } catch (error) {
-    assert.instance(error, RangeError);
-  }
-});
-build.run();
+// As planSubmission builds it from a connected customer and a row (test/unit/submission.test.mts).
+const event: UsageEvent = {
+  resourceId: billing.resourceId, resourceUri: billing.resourceUri, planId: "silver", dimension: "dim1", quantity: 5,
+  effectiveStartTime: "2024-05-01T12:00:00Z",
+};
 
 const describe = suite("describeUsageRequest()");
 describe("POSTs to /api/usageEvent with api-version, id headers and no token", () => {
@@ -196,10 +163,13 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
   res.end(body === undefined ? "" : JSON.stringify(body));
 };
 
-const submit = suite("submitUsageEvent()");
+/** A client as 2-emit-meter makes one (createMeteringClient), for the test server. */
+const clientFor = (baseUrl: string, options: MeteringClientOptions = {}) => createMeteringClient({ allowInsecureConnection: true, baseUrl, ...options });
+
+const submit = suite("MeteringClient.submitUsageEvent()");
 submit("sends the event with bearer token and id headers, returns Accepted with the server's ids", async () => {
   await withServer([json(200, ACCEPTED, { "x-ms-requestid": "srv-r", "x-ms-correlationid": "srv-c" })], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, requestId: "my-r", correlationId: "my-c" });
+    const o = await (await clientFor(baseUrl)).submitUsageEvent({ event, accessToken: "tok", requestId: "my-r", correlationId: "my-c" });
     assert.is(o.status, "Accepted");
     assert.is(o.requestId, "srv-r");
     assert.is(o.correlationId, "srv-c");
@@ -215,7 +185,7 @@ submit("sends the event with bearer token and id headers, returns Accepted with 
 });
 submit("falls back to the sent ids when the server echoes none", async () => {
   await withServer([json(409, duplicateBody(5))], async (baseUrl) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, requestId: "my-r", correlationId: "my-c" });
+    const o = await (await clientFor(baseUrl)).submitUsageEvent({ event, accessToken: "tok", requestId: "my-r", correlationId: "my-c" });
     assert.is(o.status, "Duplicate");
     assert.is(o.requestId, "my-r");
     assert.is(o.correlationId, "my-c");
@@ -223,14 +193,14 @@ submit("falls back to the sent ids when the server echoes none", async () => {
 });
 submit("retries 503 and 429 (Retry-After) and then succeeds", async () => {
   await withServer([json(503, {}), json(429, {}, { "retry-after": "0" }), json(200, ACCEPTED)], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 10 } });
+    const o = await (await clientFor(baseUrl, { retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 10 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.is(o.status, "Accepted");
     assert.is(seen.length, 3);
   });
 });
 submit("does not retry a 400", async () => {
   await withServer([json(400, BAD)], async (baseUrl, seen) => {
-    const o = await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { retryDelayInMs: 5 } });
+    const o = await (await clientFor(baseUrl, { retryOptions: { retryDelayInMs: 5 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.is(o.status, "BadArgument");
     assert.is(seen.length, 1);
   });
@@ -241,7 +211,7 @@ submit("a refused connection is a MeteringApiError after retries", async () => {
     baseUrl = url;
   });
   try {
-    await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, retryOptions: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 5 } });
+    await (await clientFor(baseUrl, { retryOptions: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 5 } })).submitUsageEvent({ event, accessToken: "tok" });
     assert.unreachable();
   } catch (error) {
     assert.instance(error, MeteringApiError);
@@ -253,7 +223,7 @@ submit("gives up at the deadline when the server never answers", async () => {
   await withServer([() => {}], async (baseUrl) => {
     const started = Date.now();
     try {
-      await submitUsageEvent({ event, accessToken: "tok", allowInsecureConnection: true, baseUrl, deadlineMs: 200 });
+      await (await clientFor(baseUrl, { deadlineMs: 200 })).submitUsageEvent({ event, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, MeteringApiError);
@@ -265,7 +235,7 @@ submit("gives up at the deadline when the server never answers", async () => {
 submit("refuses plain http unless allowed, sending nothing", async () => {
   await withServer([json(200, ACCEPTED)], async (baseUrl, seen) => {
     try {
-      await submitUsageEvent({ event, accessToken: "tok", baseUrl });
+      await (await createMeteringClient({ baseUrl })).submitUsageEvent({ event, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, MeteringApiError);
@@ -276,19 +246,20 @@ submit("refuses plain http unless allowed, sending nothing", async () => {
 });
 submit.run();
 
-const submitBatch = suite("submitUsageBatch()");
+const submitBatch = suite("MeteringClient.submitUsageBatch()");
 submitBatch("posts {request: events} to the batch route", async () => {
   await withServer([json(200, { result: [ACCEPTED], count: 1 })], async (baseUrl, seen) => {
-    const o = await submitUsageBatch({ events: [event], accessToken: "tok", allowInsecureConnection: true, baseUrl });
+    const o = await (await clientFor(baseUrl)).submitUsageBatch({ events: [event], accessToken: "tok" });
     assert.is(seen[0].url, "/api/batchUsageEvent?api-version=2018-08-31");
     assert.equal(JSON.parse(seen[0].body), { request: [event] });
     assert.is(o.results[0].status, "Accepted");
   });
 });
 submitBatch("refuses 0 or more than 25 events before sending", async () => {
+  const client = await clientFor("http://127.0.0.1:9");
   for (const events of [[], Array(26).fill(event)]) {
     try {
-      await submitUsageBatch({ events, accessToken: "tok", allowInsecureConnection: true, baseUrl: "http://127.0.0.1:9" });
+      await client.submitUsageBatch({ events, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, RangeError);
