@@ -22,7 +22,7 @@ import { scanAuditLog } from "../lib/audit/log.mts";
 import { Ledger } from "../lib/metering/ledger.mts";
 import { describeUsageRequest, type UsageEvent } from "../lib/metering/api.mts";
 import { loadLedger } from "../lib/metering/submission.mts";
-import { USAGE_WINDOW_MS } from "../lib/metering/usage-file.mts";
+import { USAGE_WINDOW_MS } from "../lib/metering/time.mts";
 import { tsRunner } from "../sandbox/core/runtime.mts";
 
 const HOUR = 3_600_000;

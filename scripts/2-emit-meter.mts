@@ -4,7 +4,9 @@
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
 import { InputError, UsageError } from "../lib/core/errors.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
-import { describeUsageRequest, effectiveStartTime } from "../lib/metering/api.mts";
+import { describeUsageRequest } from "../lib/metering/api.mts";
+import { statusMeaning } from "../lib/metering/status.mts";
+import { effectiveStartTime } from "../lib/metering/time.mts";
 import { checkRows, inputDigest, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
 import { planShape, planUsageRun, problemsError, readUsageInput, runUsage } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
@@ -195,47 +197,18 @@ function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; 
   return EXIT_OK;
 }
 
-/** Prints one event's outcome the way a person reads it. Returns its exit code. */
+/** Prints one event's outcome the way a person reads it (its status's line). Returns its exit code. */
 function reportOne(r: EventReport, options: { json: boolean }): number {
-  const code = r.ok ? EXIT_OK : EXIT_FAILED;
   if (options.json) out(JSON.stringify(r, null, 2));
-  const { event } = r;
-  const ids = `request id ${r.requestId ?? "-"}, correlation id ${r.correlationId ?? "-"}`;
-  const what = `${event.quantity} ${event.dimension} for ${event.effectiveStartTime}`;
-  switch (r.status) {
-    case "Accepted":
-      if (!options.json) {
-        out(`Accepted: ${what}, plan ${event.planId}`);
-        out(`usageEventId ${r.usageEventId ?? "-"} (${ids})`);
-      }
-      break;
-    case "AlreadyAccepted":
-      if (!options.json) out(`Already accepted: ${what}; ${r.message} (use --force to send it anyway)`);
-      break;
-    case "Duplicate":
-      if (!options.json) {
-        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
-        out(JSON.stringify(r.original ?? {}, null, 2));
-      }
-      progress(`The accepted event has the same quantity (${event.quantity}): nothing more to do.`);
-      break;
-    case "Conflict":
-      if (!options.json && r.original) {
-        out("Duplicate: an event for this resource, dimension and hour was accepted before:");
-        out(JSON.stringify(r.original, null, 2));
-      }
-      progress(`Cannot record ${what}: ${r.message}`);
-      break;
-    case "Forbidden":
-      progress(`Cannot record the event: the API refused the token (HTTP ${r.httpStatus}); the UAMI must sit in this app's managed resource group and the app must be a Marketplace offer with metering (${ids})`);
-      break;
-    case "NotSent":
-      progress(r.message ?? "Cannot record the event: no token");
-      break;
-    default:
-      progress(`Cannot record ${what}: ${r.status}${r.message ? `: ${r.message}` : ""} (${ids})`);
+  // A Duplicate, or a Conflict the API answered: the event it accepted first.
+  if (!options.json && r.original) {
+    out("Duplicate: an event for this resource, dimension and hour was accepted before:");
+    out(JSON.stringify(r.original, null, 2));
   }
-  return code;
+  const meaning = statusMeaning(r.status);
+  if (meaning.lineIs === "note") progress(meaning.line(r));
+  else if (!options.json) out(meaning.line(r));
+  return r.ok ? EXIT_OK : EXIT_FAILED;
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */

@@ -2,15 +2,16 @@
 // what stays (the audit log, which only gains a record of the disconnect). Planning reads ARM
 // and the audit log's ledger (the same one 2-emit-meter uses); executing deletes in ARM, then
 // removes the config entry and records the disconnect.
-import { findCustomer, updateConfig, withoutCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { updateConfig, withoutCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { findCustomer, isSameCustomer } from "../state/customers.mts";
 import { disconnectRecord } from "../audit/records.mts";
 import type { AuditWriter } from "../audit/log.mts";
 import { CustomerNotConnectedError } from "../core/errors.mts";
 import { deleteArmResource, getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "./uami.mts";
 import type { ArmOptions } from "../azure/managed-apps.mts";
-import { isSameCustomer, type LedgerEntry } from "../metering/ledger.mts";
+import type { LedgerEntry } from "../metering/ledger.mts";
 import { loadLedger } from "../metering/submission.mts";
-import { USAGE_WINDOW_MS } from "../metering/usage-file.mts";
+import { USAGE_WINDOW_MS } from "../metering/time.mts";
 
 export interface DisconnectPlan {
   /** Keys as config.json spells them. */

@@ -1,7 +1,8 @@
 // Pure comparisons the doctor reports in a person's words: how two strings that must be
 // identical differ (Entra compares issuer, subject and audience byte for byte), what a JWKS
 // entry lacks, and which meter dimensions the audit log shows as accepted or rejected.
-import { isSameCustomer } from "../metering/ledger.mts";
+import { answerMeaning, statusOf } from "../metering/status.mts";
+import { isSameCustomer } from "../state/customers.mts";
 import type { AuditRecord } from "../audit/log.mts";
 
 /**
@@ -68,7 +69,7 @@ export function dimensionVerdicts(records: AuditRecord[], customer: { subscripti
   const count = (dimension: unknown, planId: unknown, status: unknown, body: unknown) => {
     if (typeof dimension !== "string" || dimension === "") return;
     const v = verdicts.get(dimension) ?? { dimension, accepted: 0, invalid: 0 };
-    if (status === "Accepted" || status === "Duplicate") v.accepted++;
+    if (typeof status === "string" && answerMeaning(statusOf(status)).state === "accepted") v.accepted++;
     else if (_isInvalidDimension(status, body)) {
       v.invalid++;
       if (typeof planId === "string") v.planId = planId;

@@ -6,12 +6,13 @@
 import { createLocalJWKSet, importJWK, jwtVerify } from "jose";
 import { buildClientAssertion, DEFAULT_AUDIENCE } from "../identity/assertion.mts";
 import { scanAuditLog, type AuditRecord } from "../audit/log.mts";
-import { isSameCustomer, type Ledger, type LedgerEntry } from "../metering/ledger.mts";
+import type { Ledger, LedgerEntry } from "../metering/ledger.mts";
 import { loadLedger } from "../metering/submission.mts";
-import { USAGE_WINDOW_MS } from "../metering/usage-file.mts";
+import { USAGE_WINDOW_MS } from "../metering/time.mts";
+import { findCustomer, isSameCustomer } from "../state/customers.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "../azure/managed-apps.mts";
 import {
-  customerProblems, findCustomer, idpKeysOf, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig,
+  customerProblems, idpKeysOf, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig,
 } from "../state/config.mts";
 import { describeMismatch, dimensionVerdicts, jwkProblems } from "./diagnose.mts";
 import { CustomerNotConnectedError, MeteringError } from "../core/errors.mts";
@@ -283,7 +284,7 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
   for (const [sub, groups] of Object.entries(config.customers)) {
     for (const [mrg, entry] of Object.entries(groups ?? {})) {
       const c = options.customer;
-      if (c && (c.subscriptionId.toLowerCase() !== sub.toLowerCase() || c.managedResourceGroup.toLowerCase() !== mrg.toLowerCase())) continue;
+      if (c && !isSameCustomer({ subscriptionId: sub, managedResourceGroup: mrg }, c)) continue;
       customers.push({ subscriptionId: sub, managedResourceGroup: mrg, entry });
     }
   }

@@ -1,21 +1,22 @@
-// The Marketplace metering API: build usage events, send them (single or batch) through an
-// Azure SDK pipeline (retries on network errors, 429 with Retry-After and 5xx), and turn
-// every documented answer into a typed outcome. Resending is safe: the API keeps the first
-// event per (resource, dimension, UTC hour) and answers later ones with Duplicate.
+// The Marketplace metering API: send usage events (single or batch) through an Azure SDK
+// pipeline (retries on network errors, 429 with Retry-After and 5xx), and turn every
+// documented answer into a typed outcome (what each status means: status.mts). Resending is
+// safe: the API keeps the first event per (resource, dimension, UTC hour) and answers later
+// ones with Duplicate.
 import { randomUUID } from "node:crypto";
 import { MeteringApiError } from "../core/errors.mts";
+import { statusOf, statusOfRefusal, type UsageStatus } from "./status.mts";
 import type { Settings } from "../core/settings.mts";
 import type { HttpClient, PipelineRetryOptions } from "@azure/core-rest-pipeline";
 
-export const METERING_API_VERSION = "2018-08-31";
+const METERING_API_VERSION = "2018-08-31";
 export const MAX_BATCH_SIZE = 25;
 /**
  * Deadline for one submission, retries included. An AbortSignal rather than the pipeline's
  * per-request `timeout`: @typespec/ts-http-runtime leaves that timer running when the
  * connection fails, which kept the process alive for the full timeout.
  */
-export const SUBMIT_DEADLINE_MS = 60_000;
-const HOUR_MS = 3_600_000;
+const SUBMIT_DEADLINE_MS = 60_000;
 
 /** One usage event as the API takes it. Both ids are sent, as the original tool did. */
 export interface UsageEvent {
@@ -30,39 +31,6 @@ export interface UsageEvent {
   effectiveStartTime: string;
 }
 
-/**
- * Start of the UTC hour `hoursAgo` hours before `now`, as ISO 8601 without milliseconds.
- * @example effectiveStartTime({ hoursAgo: 1, now: Date.parse("2024-05-01T13:45:10Z") }) // "2024-05-01T12:00:00Z"
- */
-export function effectiveStartTime(options: { hoursAgo: number; now?: Date | number }): string {
-  if (!Number.isInteger(options.hoursAgo) || options.hoursAgo < 0) {
-    throw new RangeError(`Cannot compute effectiveStartTime: hoursAgo must be a non-negative integer, got ${options.hoursAgo}`);
-  }
-  const nowMs = options.now === undefined ? Date.now() : +options.now;
-  const hourStart = Math.floor(nowMs / HOUR_MS) * HOUR_MS - options.hoursAgo * HOUR_MS;
-  return new Date(hourStart).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-/** Builds the usage event for a connected customer. Pure. */
-export function buildUsageEvent(options: {
-  billing: { resourceId: string; resourceUri: string };
-  planId: string;
-  dimension: string;
-  quantity: number;
-  hoursAgo: number;
-  now?: Date | number;
-}): UsageEvent {
-  if (!Number.isFinite(options.quantity) || options.quantity <= 0) {
-    throw new RangeError(`Cannot build usage event: quantity must be a finite number > 0, got ${options.quantity}`);
-  }
-  return {
-    resourceId: options.billing.resourceId,
-    resourceUri: options.billing.resourceUri,
-    planId: options.planId,
-    dimension: options.dimension,
-    quantity: options.quantity,
-    effectiveStartTime: effectiveStartTime(options),
-  };
 }
 
 /** A request as sent (and as printed by --dry-run and logged in the audit file); never holds the token. */
@@ -105,10 +73,11 @@ export interface UsageErrorDetail {
 export interface UsageOutcome {
   /**
    * `Accepted`; `Duplicate` (an event for this resource, dimension and hour was accepted
-   * before: see `original`); a StatusEnum value for batch items; `BadArgument` for a single
-   * 400; `Forbidden` for 401/403; `Error` for anything else.
+   * before: see `original`); a StatusEnum value for batch items (any the API sends, listed in
+   * status.mts or not); `BadArgument` for a single 400; `Forbidden` for 401/403; `Error` for
+   * anything else.
    */
-  status: string;
+  status: UsageStatus;
   /** Accepted, or Duplicate with the same quantity: the usage is recorded either way. */
   ok: boolean;
   httpStatus: number;
@@ -169,16 +138,15 @@ export function parseUsageEventResponse(options: {
   const obj = _asObject(body);
   const base = { httpStatus: options.httpStatus, event: options.event, requestId: options.requestId, correlationId: options.correlationId, body };
   if (options.httpStatus === 200 && obj) {
-    const status = typeof obj.status === "string" ? obj.status : "Accepted";
+    const status = typeof obj.status === "string" ? statusOf(obj.status) : "Accepted";
     return { ...base, status, ok: status === "Accepted", accepted: obj };
   }
   if (options.httpStatus === 409) {
     const { original, quantityMatches } = _duplicate(_asObject(obj?.additionalInfo?.acceptedMessage), options.event);
     return { ...base, status: "Duplicate", ok: quantityMatches, original, quantityMatches, error: _errorOf(obj) };
   }
-  if (options.httpStatus === 400) return { ...base, status: "BadArgument", ok: false, error: _errorOf(obj) };
-  if (options.httpStatus === 401 || options.httpStatus === 403) return { ...base, status: "Forbidden", ok: false };
-  return { ...base, status: "Error", ok: false, error: _errorOf(obj) };
+  const status = statusOfRefusal(options.httpStatus);
+  return { ...base, status, ok: false, ...(status === "Forbidden" ? {} : { error: _errorOf(obj) }) };
 }
 
 export interface BatchOutcome {
@@ -213,12 +181,13 @@ export function parseBatchResponse(options: {
     const item = _asObject(obj!.result[i]);
     const common = { httpStatus: 200, event, requestId: options.requestId, correlationId: options.correlationId, body: item ?? null };
     if (!item) return { ...common, status: "Error", ok: false, error: { message: "no result for this event" } };
-    const status = String(item.status ?? "Error");
+    const status = statusOf(String(item.status ?? "Error"));
     if (status === "Accepted") return { ...common, status, ok: true, accepted: item };
     if (status === "Duplicate") {
       const { original, quantityMatches } = _duplicate(_asObject(item.error?.additionalInfo?.acceptedMessage), event);
       return { ...common, status, ok: quantityMatches, original, quantityMatches, error: _errorOf(_asObject(item.error)) };
     }
+    // Any other status, listed in status.mts or not, is a failure carrying the API's error.
     return { ...common, status, ok: false, error: _errorOf(_asObject(item.error)) };
   });
   return { ...head, results };

@@ -5,30 +5,19 @@
 // Open events are sent again; the API's duplicate rule makes that safe. An open event whose
 // resend the API refuses for good (Expired: the resend came too late) is `unknown`, never
 // `failed`: the first send may have been billed, so it must not be billed again by anyone
-// reading "not billed"; it stays listed until it is reconciled.
-import { hourOf } from "./usage-file.mts";
+// reading "not billed"; it stays listed until it is reconciled. Which status gives which state
+// is status.mts's table.
 import type { AuditRecord } from "../audit/log.mts";
+import type { CustomerRef } from "../state/customers.mts";
 import type { UsageEvent, UsageOutcome } from "./api.mts";
-
-export type EventState = "accepted" | "open" | "failed" | "unknown";
-
-export interface CustomerRef {
-  subscriptionId: string;
-  managedResourceGroup: string;
-}
-
-/** Whether a record's customer is `customer` (Azure ids and names compare without case). */
-export function isSameCustomer(a: Partial<CustomerRef> | undefined, customer: CustomerRef): boolean {
-  return typeof a?.subscriptionId === "string" && typeof a.managedResourceGroup === "string" &&
-    a.subscriptionId.toLowerCase() === customer.subscriptionId.toLowerCase() &&
-    a.managedResourceGroup.toLowerCase() === customer.managedResourceGroup.toLowerCase();
-}
+import { answerMeaning, httpStatusName, isTransientHttpStatus, statusOf, type EventState, type UsageStatus } from "./status.mts";
+import { hourStartMs, usageKey } from "./time.mts";
 
 /** One event's outcome as recorded in an outcome record's `events` array. */
 export interface EventResult {
   key: string;
   /** API status (Accepted, Duplicate, Expired, …), or Unconfirmed / Forbidden / HTTP errors. */
-  status: string;
+  status: UsageStatus;
   state: EventState;
   /** The quantity the API holds for the key (ours when Accepted, the original's when Duplicate). */
   billedQuantity?: number;
@@ -48,7 +37,7 @@ export interface LedgerEntry {
   /** The event as last sent. */
   event: UsageEvent;
   customer: CustomerRef;
-  status: string;
+  status: UsageStatus;
   billedQuantity?: number;
   /** Time of the record that set this state. */
   time: string;
@@ -58,30 +47,6 @@ export interface LedgerEntry {
   resent?: boolean;
   /** The input of the run that last sent it, when that run recorded one. */
   input?: RunInput;
-}
-
-/** Statuses after which sending the same event again cannot succeed (docs/azure-behaviour.md §1.4). */
-const FINAL_FAILURES = new Set([
-  "Expired", "ResourceNotFound", "ResourceNotAuthorized", "ResourceNotActive",
-  "InvalidDimension", "InvalidQuantity", "BadArgument", "Forbidden",
-]);
-
-/**
- * The duplicate-rule key of an event: usage resource id (any case), dimension, UTC hour.
- * @example usageKey({ resourceId: "A1…", dimension: "cpu", effectiveStartTime: "2024-05-01T13:25:00Z", … }) // "a1…|cpu|2024-05-01T13:00:00Z"
- */
-export function usageKey(event: Pick<UsageEvent, "resourceId" | "dimension" | "effectiveStartTime">): string {
-  return usageKeyPrefix(event) + hourOf(event.effectiveStartTime);
-}
-
-/** usageKey without the hour: `resourceId(lower)|dimension|`, for building many keys of one resource and dimension. */
-export function usageKeyPrefix(event: Pick<UsageEvent, "resourceId" | "dimension">): string {
-  return `${event.resourceId.toLowerCase()}|${event.dimension}|`;
-}
-
-/** Whether an HTTP status means "try again later" (throttled, timed out, server trouble). */
-export function isTransientHttpStatus(status: number | undefined): boolean {
-  return status === undefined || status === 0 || status === 408 || status === 429 || status >= 500;
 }
 
 /**
@@ -100,7 +65,7 @@ export function resultOf(outcome: UsageOutcome, options: { resend?: boolean } = 
  * A result for a resend of an event whose fate was unknown: a final refusal (Expired, …)
  * says nothing about the first send, which the API may hold, so the event is `unknown`.
  */
-export function unresolvedIfRefused(result: EventResult): EventResult {
+function unresolvedIfRefused(result: EventResult): EventResult {
   return result.state === "failed" ? { ...result, state: "unknown" } : result;
 }
 
@@ -108,18 +73,22 @@ function _resultOf(outcome: UsageOutcome): EventResult {
   const key = usageKey(outcome.event);
   if (outcome.status === "Accepted") return { key, status: "Accepted", state: "accepted", billedQuantity: outcome.event.quantity };
   if (outcome.status === "Duplicate") {
+    // The API holds the quantity of the event it accepted first.
     const q = Number(outcome.original?.quantity);
     return { key, status: "Duplicate", state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) };
   }
-  if (FINAL_FAILURES.has(outcome.status)) return { key, status: outcome.status, state: "failed" };
-  if (outcome.status === "Error" && outcome.httpStatus !== 200) {
-    // A whole answer of the single endpoint: 408/429/5xx left after retries is worth another
-    // try later; any other status (404, 415, …) will not change by itself.
-    return { key, status: `HTTP ${outcome.httpStatus}`, state: isTransientHttpStatus(outcome.httpStatus) ? "open" : "failed" };
-  }
-  // A batch item's `Error` (or metered-billing-accelerator's `UsageEventError`), a missing item,
-  // or a status this client does not know: the fate is unknown, and a resend is safe.
-  return { key, status: outcome.status, state: "open" };
+  // A whole answer of the single endpoint other than 200/400/401/403/409 is named by its HTTP
+  // status: 408/429/5xx left after retries is worth another try later (open); any other
+  // (404, 415, …) will not change by itself (failed).
+  const status = outcome.status === "Error" && outcome.httpStatus !== 200 ? httpStatusName(outcome.httpStatus) : outcome.status;
+  // Final refusals are failed; a batch item's `Error` (or `UsageEventError`), a missing item, or
+  // a status this client does not know is open: the fate is unknown, and a resend is safe.
+  return { key, status, state: _answerState(status) };
+}
+
+/** The state an answer other than Accepted and Duplicate gives an event: failed or open (status.mts). */
+function _answerState(status: UsageStatus): "failed" | "open" {
+  return answerMeaning(status).state === "failed" ? "failed" : "open";
 }
 
 /** Events named by an intent record: a single event body, or a batch's `request` array. */
@@ -139,15 +108,16 @@ function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[
   const event = events[0];
   if (!event) return [];
   const key = usageKey(event);
-  const status = typeof record.outcome === "string" ? record.outcome : undefined;
+  const status = typeof record.outcome === "string" ? statusOf(record.outcome) : undefined;
+  if (status === undefined) return [{ key, status: "Unconfirmed", state: "open" }];
   if (status === "Accepted") return [{ key, status, state: "accepted", billedQuantity: event.quantity }];
   if (status === "Duplicate") {
     const q = Number((record.response?.body as { additionalInfo?: { acceptedMessage?: { quantity?: unknown } } } | undefined)?.additionalInfo?.acceptedMessage?.quantity);
     return [{ key, status, state: "accepted", ...(Number.isFinite(q) ? { billedQuantity: q } : {}) }];
   }
-  if (status && FINAL_FAILURES.has(status)) return [{ key, status, state: "failed" }];
-  if (status && !isTransientHttpStatus(record.response?.status)) return [{ key, status, state: "failed" }];
-  return [{ key, status: status ?? "Unconfirmed", state: "open" }];
+  // Those records named a whole HTTP answer `Error`: a 404 will not change, a 503 may.
+  if (_answerState(status) === "failed" || !isTransientHttpStatus(record.response?.status)) return [{ key, status, state: "failed" }];
+  return [{ key, status, state: "open" }];
 }
 
 /**
@@ -170,7 +140,7 @@ export class Ledger {
   }
 
   #hourMs(event: UsageEvent): number {
-    return Date.parse(hourOf(event.effectiveStartTime));
+    return hourStartMs(Date.parse(event.effectiveStartTime));
   }
 
   #keep(event: UsageEvent): boolean {

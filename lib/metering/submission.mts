@@ -6,10 +6,13 @@ import { randomUUID } from "node:crypto";
 import { createAuditWriter, type AuditWriter } from "../audit/log.mts";
 import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
-import { findCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
-import { Ledger, resultOf, usageKey, usageKeyPrefix, type CustomerRef, type EventResult, type EventState, type LedgerEntry, type RunInput } from "./ledger.mts";
+import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
+import { customerKey, findCustomer, type CustomerRef } from "../state/customers.mts";
+import { Ledger, resultOf, type EventResult, type LedgerEntry, type RunInput } from "./ledger.mts";
 import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
-import { hourOf, USAGE_WINDOW_MS, UsageRows, type UsageRow } from "./usage-file.mts";
+import { answerMeaning, statusOfRefusal, type EventState, type UsageStatus } from "./status.mts";
+import { hourOf, isInUsageWindow, keyResource, resourceOfKey, USAGE_WINDOW_MS, usageKey, usageKeyPrefix } from "./time.mts";
+import { UsageRows, type UsageRow } from "./usage-file.mts";
 import type { FederatedToken } from "../identity/federation.mts";
 
 /** One event to send, from an input row or from an earlier run's unconfirmed intent. */
@@ -99,9 +102,9 @@ export interface EventReport {
    * sent), Conflict (the API holds another quantity for this hour), an API status (Expired,
    * InvalidDimension, …), Unconfirmed (no answer; resent next run), Unknown (sent without an
    * answer and now past settling by a resend: it may have been billed), NotSent (no token, or
-   * the audit log could not record the intent).
+   * the audit log could not record the intent). What each means: status.mts.
    */
-  status: string;
+  status: UsageStatus;
   ok: boolean;
   /** Whether this run sent it. */
   sent: boolean;
@@ -130,11 +133,6 @@ export interface SubmissionPlan {
   unknown: EventReport[];
 }
 
-/** Lower-cased "subscription/mrg": one group of events, one token. */
-export function customerKey(c: CustomerRef): string {
-  return `${c.subscriptionId.toLowerCase()}/${c.managedResourceGroup.toLowerCase()}`;
-}
-
 /**
  * Decides what to send. Pure apart from `now`. `rows` are rows as checkRows (lib/usage-file)
  * passes them: connected customers, one row per customer, dimension and hour.
@@ -159,16 +157,13 @@ export function planSubmission(options: {
   const planned = new Set<string>();
   // Rows name few customers, each many times: look each spelling up once.
   const customers = new Map<string, Map<string, _PlanCustomer>>();
-  const inWindow = (e: UsageEvent) => {
-    const age = now - Date.parse(e.effectiveStartTime);
-    return age >= 0 && age < USAGE_WINDOW_MS;
-  };
+  const inWindow = (e: UsageEvent) => isInUsageWindow(Date.parse(e.effectiveStartTime), now);
 
   const rows = options.rows instanceof UsageRows ? options.rows : UsageRows.from(options.rows);
   const shared: _PlanRows = { rows, customers: [], customerOf: new Int32Array(rows.length) };
   const RowWork = _rowWorkClass(shared);
   const ledgerResources = new Set<string>();
-  for (const k of options.ledger.entries.keys()) ledgerResources.add(k.slice(0, k.indexOf("|")));
+  for (const k of options.ledger.entries.keys()) ledgerResources.add(resourceOfKey(k));
   for (let i = 0; i < rows.length; i++) {
     // Field by field: most rows need only their customer, and then no row object is built.
     const subscriptionId = rows.fieldAt(i, "subscriptionId"), managedResourceGroup = rows.fieldAt(i, "managedResourceGroup");
@@ -186,7 +181,7 @@ export function planSubmission(options: {
         ref: { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup },
         resourceId: customer.billing.resourceId, resourceUri: customer.billing.resourceUri, planId: customer.planName,
         keyPrefixes: new Map(),
-        inLedger: ledgerResources.has(customer.billing.resourceId.toLowerCase()),
+        inLedger: ledgerResources.has(keyResource(customer.billing.resourceId)),
       };
       bySpelling.set(managedResourceGroup, c);
       shared.customers.push(c);
@@ -254,7 +249,7 @@ export function planSubmission(options: {
  * The report of an event sent without a known fate that no resend can settle now: the API may
  * hold it from the first send, so it is neither billed nor "not billed" until reconciled.
  */
-export function unknownReport(entry: LedgerEntry, options: { line?: number; reason: "window" | "customer" }): EventReport {
+function unknownReport(entry: LedgerEntry, options: { line?: number; reason: "window" | "customer" }): EventReport {
   const refused = entry.state === "unknown" ? `; a resend was refused (${entry.status})` : "";
   const why = options.reason === "window" ? "now past the API's window" : "the customer is no longer connected";
   return {
@@ -321,7 +316,7 @@ function _wholeBatchOutcomes(events: UsageEvent[], answer: { httpStatus: number;
   const { httpStatus } = answer;
   return events.map((event) => ({
     // A 200 without a usable result array: the fate is unknown (status Error → open).
-    status: httpStatus === 401 || httpStatus === 403 ? "Forbidden" : httpStatus === 400 ? "BadArgument" : "Error",
+    status: statusOfRefusal(httpStatus),
     ok: false, httpStatus, event, body: null, requestId: answer.requestId, correlationId: answer.correlationId,
   }));
 }
@@ -329,21 +324,19 @@ function _wholeBatchOutcomes(events: UsageEvent[], answer: { httpStatus: number;
 function _report(item: WorkItem, result: EventResult, extra: { message?: string; outcome?: UsageOutcome } = {}): EventReport {
   const { event } = item;
   let status = result.status;
-  let ok = false;
+  const meaning = answerMeaning(status);
+  let ok = meaning.ok;
   let message = extra.message;
-  if (result.status === "Accepted") ok = true;
-  else if (result.status === "Duplicate") {
-    ok = result.billedQuantity === event.quantity;
-    if (!ok) {
-      status = "Conflict";
-      message = `the API kept an earlier event with quantity ${result.billedQuantity ?? "unknown"} for this hour; ${event.quantity} was not billed: bill the difference in another hour`;
-    }
+  if (result.status === "Duplicate" && result.billedQuantity !== event.quantity) {
+    ok = false;
+    status = "Conflict";
+    message = `the API kept an earlier event with quantity ${result.billedQuantity ?? "unknown"} for this hour; ${event.quantity} was not billed: bill the difference in another hour`;
   } else if (result.state === "unknown") {
     // A resend refused for good says nothing about the first send: never "not billed".
     status = "Unknown";
     const past = result.status === "Expired" ? ", now past the API's window" : "";
     message = `sent at ${item.sentAt ?? "an earlier run"}, no answer; this resend was refused (${result.status})${past}; it may have been billed: check Partner Center before billing it again${extra.message ? ` (the API said: ${extra.message})` : ""}`;
-  } else if (result.state === "open") {
+  } else if (!meaning.final) {
     message ??= "no final answer; sent again on the next run (safe: the API detects duplicates)";
   }
   const o = extra.outcome;
@@ -484,7 +477,7 @@ async function _sendChunk(
   } catch (error) {
     thrown = error;
     failure = String((error as Error)?.message ?? error);
-    results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
+    results = events.map((e): EventResult => ({ key: usageKey(e), status: "Unconfirmed", state: "open" }));
   }
   const outcome = usageOutcomeRecord(thrown === undefined
     ? { batch, id, customer, request, tokenClaims: options.token.claims, response, events: results }
@@ -496,7 +489,7 @@ async function _sendChunk(
     if (!(error instanceof AuditWriteError)) throw error;
     // Sent, but the log does not say how it ended: the event stays open, and a resend settles it.
     outcomeError = error;
-    results = events.map((e) => ({ key: usageKey(e), status: "Unconfirmed", state: "open" as const }));
+    results = events.map((e): EventResult => ({ key: usageKey(e), status: "Unconfirmed", state: "open" }));
     failure = `sent, but the outcome could not be recorded (${describeWriteError(error.cause)})`;
   }
   const reports = chunk.map((item, i) => {

@@ -7,10 +7,8 @@
 import { createHash } from "node:crypto";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 import { checkQuantity, DEFAULT_MAX_QUANTITY, dimensionProblem, isGuid, isResourceGroupName, MAX_HOURS_AGO } from "../core/validate.mts";
-import { effectiveStartTime } from "./api.mts";
-
-const HOUR_MS = 3_600_000;
-export const USAGE_WINDOW_MS = 24 * HOUR_MS;
+import { customerKey } from "../state/customers.mts";
+import { effectiveStartTime, HOUR_MS, isInUsageWindow, isoSeconds } from "./time.mts";
 
 /** One row as read from the file, checked and resolved to an absolute UTC time. */
 export interface UsageRow {
@@ -341,11 +339,11 @@ function _checkRow(values: Partial<Record<Field, unknown>>, line: number, ctx: _
     const ms = ISO_RE.test(t) ? Date.parse(t) : NaN;
     if (Number.isNaN(ms)) {
       problems.push(`effective-start-time ${JSON.stringify(t)} is not an ISO 8601 time with a zone, e.g. 2024-05-01T13:00:00Z`);
-    } else if (ms > ctx.now || ctx.now - ms >= USAGE_WINDOW_MS) {
+    } else if (!isInUsageWindow(ms, ctx.now)) {
       // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
-      time = new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+      time = isoSeconds(ms);
     }
   }
   if (problems.length > 0 || time === undefined) return { problems };
@@ -626,14 +624,12 @@ function _result(parser: _UsageParser, reader: _LineReader): ParsedUsageFile {
 export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig): { rows: UsageRows; problems: RowProblem[] } {
   const rows = input instanceof UsageRows ? input : UsageRows.from(input);
   type Known = { connected: boolean; dimensions: Map<string, number> };
-  // Subscription ids and resource group names are case-insensitive in Azure.
-  const index = new Map<string, Map<string, Known>>();
-  for (const [sub, groups] of Object.entries(config.customers ?? {})) {
-    const bySub = index.get(sub.toLowerCase()) ?? new Map<string, Known>();
-    index.set(sub.toLowerCase(), bySub);
-    for (const [mrg, entry] of Object.entries(groups ?? {})) {
+  // By customerKey: subscription ids and resource group names are case-insensitive in Azure.
+  const index = new Map<string, Known>();
+  for (const [subscriptionId, groups] of Object.entries(config.customers ?? {})) {
+    for (const [managedResourceGroup, entry] of Object.entries(groups ?? {})) {
       const billing = (entry as Partial<CustomerConfig> | undefined)?.billing;
-      bySub.set(mrg.toLowerCase(), { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
+      index.set(customerKey({ subscriptionId, managedResourceGroup }), { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
     }
   }
   // Rows repeat a few spellings of each customer and a few times: look each up once.
@@ -650,7 +646,7 @@ export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig)
     if (!bySpelling) seen.set(row.subscriptionId, bySpelling = new Map());
     let known = bySpelling.get(row.managedResourceGroup);
     if (known === undefined) {
-      known = index.get(row.subscriptionId.toLowerCase())?.get(row.managedResourceGroup.toLowerCase()) ?? null;
+      known = index.get(customerKey(row)) ?? null;
       bySpelling.set(row.managedResourceGroup, known);
     }
     if (!known) {
@@ -710,17 +706,6 @@ class _FirstLines {
       }
     }
   }
-}
-
-// The start of a UTC hour as this module writes it.
-const HOUR_START_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:00:00Z$/;
-
-/** The start of the UTC hour that holds `time`: the hour bucket of the API's duplicate rule. */
-export function hourOf(time: string): string {
-  // Already the start of an hour, as every hours-ago row's time is: no Date needed.
-  if (HOUR_START_RE.test(time)) return time;
-  const ms = Math.floor(Date.parse(time) / HOUR_MS) * HOUR_MS;
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 /** SHA-256 (hex) of an input: what a run records so that a rerun of the same input is known as one. */

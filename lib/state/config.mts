@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError, describeWriteError, RunLockedError, StateWriteError } from "../core/errors.mts";
 import { writeFully } from "../core/durable-write.mts";
 import { isGuid, isResourceGroupName } from "../core/validate.mts";
+import { findCustomer } from "./customers.mts";
 
 export interface IdpConfig {
   /** Issuer URL: no trailing slash; the same string in the FIC, `iss` and the discovery document. */
@@ -481,21 +482,9 @@ export function withoutCustomer(config: MeteringConfig, options: { subscriptionI
   return { ...config, customers };
 }
 
-/**
- * Finds a customer entry. Subscription ids and resource group names are case-insensitive in
- * Azure, so the lookup is too; the keys are returned as the file spells them.
- */
-export function findCustomer(
-  config: MeteringConfig,
-  options: { subscriptionId: string; managedResourceGroup: string },
-): { subscriptionId: string; managedResourceGroup: string; customer: unknown } | undefined {
-  const sub = Object.keys(config.customers ?? {}).find((k) => k.toLowerCase() === options.subscriptionId.toLowerCase());
-  if (sub === undefined) return undefined;
-  const groups = config.customers[sub] ?? {};
-  const mrg = Object.keys(groups).find((k) => k.toLowerCase() === options.managedResourceGroup.toLowerCase());
-  if (mrg === undefined) return undefined;
-  return { subscriptionId: sub, managedResourceGroup: mrg, customer: groups[mrg] };
-}
+// The lookup lives with the other customer rules; exported here too for the scripts that
+// read config and look a customer up in one import.
+export { findCustomer } from "./customers.mts";
 
 /**
  * Returns a connected customer's entry, checked. Throws CustomerNotConnectedError when there

@@ -12,7 +12,7 @@ import { startFleet } from "../helpers/fleet.mts";
 import { mountTmpfs, type Tmpfs } from "../helpers/tmpfs.mts";
 import { hourBack } from "../helpers/hours.mts";
 import { loadLedger } from "../../lib/metering/submission.mts";
-import { usageKey } from "../../lib/metering/ledger.mts";
+import { usageKey } from "../../lib/metering/time.mts";
 
 const probe = await mountTmpfs(64 * 1024);
 /** A fresh 1 MiB disk holding a copy of `config`. */

@@ -2,7 +2,8 @@
 // connected customers, usage events, and audit records shaped as lib/metering/submission.mts writes them.
 import type { AuditRecord } from "../../lib/audit/log.mts";
 import type { MeteringConfig } from "../../lib/state/config.mts";
-import type { CustomerRef, EventResult } from "../../lib/metering/ledger.mts";
+import type { EventResult } from "../../lib/metering/ledger.mts";
+import type { CustomerRef } from "../../lib/state/customers.mts";
 import type { UsageEvent } from "../../lib/metering/api.mts";
 
 export const NOW = Date.parse("2026-11-23T12:34:56Z");

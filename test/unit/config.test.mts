@@ -4,9 +4,10 @@ import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import {
-  configProblems, customerProblems, findCustomer, getCustomer, loadConfig, parseConfig, saveConfig, updateConfig,
+  configProblems, customerProblems, getCustomer, loadConfig, parseConfig, saveConfig, updateConfig,
   withCustomer, withPublisher, type CustomerConfig,
 } from "../../lib/state/config.mts";
+import { findCustomer } from "../../lib/state/customers.mts";
 import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError } from "../../lib/core/errors.mts";
 import { bashEraConfig, CUSTOMER_SUB, tempDir } from "./_support.mts";
 

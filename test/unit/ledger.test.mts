@@ -1,29 +1,13 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { eventsOfIntent, isSameCustomer, Ledger, resultOf, usageKey, usageKeyPrefix } from "../../lib/metering/ledger.mts";
+import { eventsOfIntent, Ledger, resultOf, type EventResult } from "../../lib/metering/ledger.mts";
+import { usageKey } from "../../lib/metering/time.mts";
 import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering/api.mts";
 import type { AuditRecord } from "../../lib/audit/log.mts";
 import { A, B, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
 
 const ev = usageEvent(A, "cpu", 5, hoursAgo(1));
 const keyOf = (e: UsageEvent) => usageKey(e);
-
-const key = suite("usageKey()");
-key("is resource id in lower case, dimension as given, and the UTC hour", () => {
-  const e = { resourceId: "ABCDEF01-2345-4678-9ABC-DEF012345678", dimension: "CPU", effectiveStartTime: "2024-05-01T13:25:00Z" };
-  assert.is(usageKey(e), "abcdef01-2345-4678-9abc-def012345678|CPU|2024-05-01T13:00:00Z");
-});
-key("is the same for any case of the resource id and any time within the hour", () => {
-  const base = { resourceId: "abc", dimension: "cpu", effectiveStartTime: "2024-05-01T13:00:00Z" };
-  assert.is(usageKey({ ...base, resourceId: "ABC", effectiveStartTime: "2024-05-01T13:59:59Z" }), usageKey(base));
-  assert.is(usageKey({ ...base, effectiveStartTime: "2024-05-01T15:30:00+02:00" }), usageKey(base));
-});
-key("differs for another hour or another dimension case", () => {
-  const base = { resourceId: "abc", dimension: "cpu", effectiveStartTime: "2024-05-01T13:00:00Z" };
-  assert.is.not(usageKey({ ...base, effectiveStartTime: "2024-05-01T14:00:00Z" }), usageKey(base));
-  assert.is.not(usageKey({ ...base, dimension: "CPU" }), usageKey(base));
-});
-key.run();
 
 const single = (httpStatus: number, body?: unknown, event = ev): UsageOutcome =>
   parseUsageEventResponse({ httpStatus, bodyText: body === undefined ? "" : JSON.stringify(body), event });
@@ -134,7 +118,7 @@ ledger("an event its outcome does not mention stays open as Unconfirmed", () => 
   assert.equal([l.get(keyOf(e2))?.state, l.get(keyOf(e2))?.status], ["open", "Unconfirmed"]);
 });
 ledger("accepted is sticky: a later intent, failure or unconfirmed answer does not downgrade it", () => {
-  const accepted = { key: keyOf(ev), status: "Accepted", state: "accepted" as const, billedQuantity: 5 };
+  const accepted: EventResult = { key: keyOf(ev), status: "Accepted", state: "accepted", billedQuantity: 5 };
   const l = fold([
     intentRecord("i1", ref(A), [ev]), outcomeRecord("i1", ref(A), [accepted], { time: "T1" }),
     intentRecord("i2", ref(A), [{ ...ev, quantity: 9 }]),
@@ -285,22 +269,3 @@ ledger("unresolvedSinceMs keeps old keys only while their fate is unknown", () =
   assert.equal(tail.entries.size, 0);
 });
 ledger.run();
-
-const same = suite("isSameCustomer()");
-same("compares subscription and managed resource group without case; anything missing is another customer", () => {
-  const c = { subscriptionId: "AAAAAAAA-1111-4111-8111-111111111111", managedResourceGroup: "mrg-App" };
-  assert.ok(isSameCustomer({ subscriptionId: c.subscriptionId.toLowerCase(), managedResourceGroup: "MRG-APP" }, c));
-  assert.not.ok(isSameCustomer({ subscriptionId: c.subscriptionId, managedResourceGroup: "mrg-app2" }, c));
-  assert.not.ok(isSameCustomer({ subscriptionId: "bbbbbbbb-1111-4111-8111-111111111111", managedResourceGroup: "mrg-app" }, c));
-  assert.not.ok(isSameCustomer({ subscriptionId: c.subscriptionId }, c));
-  assert.not.ok(isSameCustomer(undefined, c));
-});
-same.run();
-
-const prefix = suite("usageKeyPrefix()");
-prefix("is usageKey up to the hour: resource id in lower case, dimension as given", () => {
-  const e = { resourceId: "ABCDEF01-5555-4555-8555-5555555555AB", dimension: "CPU-hours", effectiveStartTime: "2026-11-23T10:45:00Z" };
-  assert.is(usageKeyPrefix(e), "abcdef01-5555-4555-8555-5555555555ab|CPU-hours|");
-  assert.is(usageKey(e), `${usageKeyPrefix(e)}2026-11-23T10:00:00Z`);
-});
-prefix.run();

@@ -3,54 +3,21 @@ import * as assert from "uvu/assert";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  buildUsageEvent, createMeteringClient, describeUsageRequest, effectiveStartTime, parseBatchResponse, parseUsageEventResponse,
-  type MeteringClientOptions, type UsageEvent,
+  createMeteringClient, describeUsageRequest, parseBatchResponse, parseUsageEventResponse, type MeteringClientOptions,
+  type UsageEvent,
 } from "../../lib/metering/api.mts";
 import { MeteringApiError } from "../../lib/core/errors.mts";
 import { DEFAULT_TRY_TIMEOUT_MS, readSettings } from "../../lib/core/settings.mts";
 
-const NOW = Date.parse("2024-05-01T13:45:10.123Z");
 const billing = {
   resourceId: "55555555-5555-4555-8555-555555555555",
   resourceUri: "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Solutions/applications/app1",
 };
-const event: UsageEvent = buildUsageEvent({ billing, planId: "silver", dimension: "dim1", quantity: 5, hoursAgo: 1, now: NOW });
-
-const time = suite("effectiveStartTime()");
-time("is the start of the UTC hour hoursAgo back, without milliseconds", () => {
-  assert.is(effectiveStartTime({ hoursAgo: 0, now: NOW }), "2024-05-01T13:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 1, now: NOW }), "2024-05-01T12:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 14, now: NOW }), "2024-04-30T23:00:00Z");
-  assert.is(effectiveStartTime({ hoursAgo: 0, now: Date.parse("2024-05-01T13:00:00.000Z") }), "2024-05-01T13:00:00Z");
-});
-time("rejects negative or fractional hours", () => {
-  for (const hoursAgo of [-1, 0.5]) {
-    try {
-      effectiveStartTime({ hoursAgo, now: NOW });
-      assert.unreachable();
-    } catch (error) {
-      assert.instance(error, RangeError);
-    }
-  }
-});
-time.run();
-
-const build = suite("buildUsageEvent()");
-build("sends both ids, the plan, the dimension and the quantity", () => {
-  assert.equal(event, {
-    resourceId: billing.resourceId, resourceUri: billing.resourceUri, planId: "silver", dimension: "dim1", quantity: 5,
-    effectiveStartTime: "2024-05-01T12:00:00Z",
-  });
-});
-build("rejects a quantity that is not > 0", () => {
-  try {
-    buildUsageEvent({ billing, planId: "p", dimension: "d", quantity: 0, hoursAgo: 0 });
-    assert.unreachable();
-  } catch (error) {
-    assert.instance(error, RangeError);
-  }
-});
-build.run();
+// As planSubmission builds it from a connected customer and a row (test/unit/submission.test.mts).
+const event: UsageEvent = {
+  resourceId: billing.resourceId, resourceUri: billing.resourceUri, planId: "silver", dimension: "dim1", quantity: 5,
+  effectiveStartTime: "2024-05-01T12:00:00Z",
+};
 
 const describe = suite("describeUsageRequest()");
 describe("POSTs to /api/usageEvent with api-version, id headers and no token", () => {
@@ -196,10 +163,11 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
   res.end(body === undefined ? "" : JSON.stringify(body));
 };
 
+/** A client as the publisher context makes one (createMeteringClient), for the test server. */
 const clientFor = (baseUrl: string, options: Omit<MeteringClientOptions, "settings"> = {}) =>
   createMeteringClient({ settings: readSettings({ METERING_API_BASE_URL: baseUrl }), ...options });
 
-const submit = suite("submitUsageEvent()");
+const submit = suite("MeteringClient.submitUsageEvent()");
 submit("sends the event with bearer token and id headers, returns Accepted with the server's ids", async () => {
   await withServer([json(200, ACCEPTED, { "x-ms-requestid": "srv-r", "x-ms-correlationid": "srv-c" })], async (baseUrl, seen) => {
     const o = await (await clientFor(baseUrl, { allowInsecureConnection: true })).submitUsageEvent({ event, accessToken: "tok", requestId: "my-r", correlationId: "my-c" });
@@ -279,7 +247,7 @@ submit("refuses plain http unless allowed, sending nothing", async () => {
 });
 submit.run();
 
-const submitBatch = suite("submitUsageBatch()");
+const submitBatch = suite("MeteringClient.submitUsageBatch()");
 submitBatch("posts {request: events} to the batch route", async () => {
   await withServer([json(200, { result: [ACCEPTED], count: 1 })], async (baseUrl, seen) => {
     const o = await (await clientFor(baseUrl, { allowInsecureConnection: true })).submitUsageBatch({ events: [event], accessToken: "tok" });
@@ -289,9 +257,10 @@ submitBatch("posts {request: events} to the batch route", async () => {
   });
 });
 submitBatch("refuses 0 or more than 25 events before sending", async () => {
+  const client = await clientFor("http://127.0.0.1:9");
   for (const events of [[], Array(26).fill(event)]) {
     try {
-      await (await clientFor("http://127.0.0.1:9", { allowInsecureConnection: true })).submitUsageBatch({ events, accessToken: "tok" });
+      await client.submitUsageBatch({ events, accessToken: "tok" });
       assert.unreachable();
     } catch (error) {
       assert.instance(error, RangeError);

@@ -4,10 +4,11 @@ import { appendFile, readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  customerKey, forEachConcurrently, loadLedger, planSubmission, runSubmission, summarise,
+  forEachConcurrently, loadLedger, planSubmission, runSubmission, summarise,
   type EventReport, type RunSubmissionOptions, type SubmissionProgress, type WorkItem,
 } from "../../lib/metering/submission.mts";
-import { Ledger, usageKey, type EventResult } from "../../lib/metering/ledger.mts";
+import { Ledger, type EventResult } from "../../lib/metering/ledger.mts";
+import { usageKey } from "../../lib/metering/time.mts";
 import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
 import type { AuditEntry } from "../../lib/audit/records.mts";
 import {
@@ -463,12 +464,6 @@ run("with no work, calls nothing and writes no record", async () => {
   });
 });
 run.run();
-
-const key = suite("customerKey()");
-key("is subscription/mrg in lower case", () => {
-  assert.is(customerKey({ subscriptionId: "AB-CD", managedResourceGroup: "My-RG" }), "ab-cd/my-rg");
-});
-key.run();
 
 const sum = suite("summarise()");
 sum("counts statuses and is ok only when every report is", () => {

@@ -1,7 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { checkRow, checkRows, formatOfPath, hourOf, parseUsageFile, readUsageFile, sniffFormat, splitCsvLine, USAGE_WINDOW_MS, UsageRows, type ParsedUsageFile, type UsageRow } from "../../lib/metering/usage-file.mts";
+import { checkRow, checkRows, formatOfPath, parseUsageFile, readUsageFile, sniffFormat, splitCsvLine, UsageRows, type ParsedUsageFile, type UsageRow } from "../../lib/metering/usage-file.mts";
+import { USAGE_WINDOW_MS } from "../../lib/metering/time.mts";
 import { MAX_DIMENSION_ID_LENGTH } from "../../lib/core/validate.mts";
 import { configWith, CUSTOMERS } from "./_usage-support.mts";
 
@@ -352,15 +353,6 @@ sniff("is jsonl when the text starts with {, after whitespace or a BOM; csv othe
   assert.is(sniffFormat(""), "csv");
 });
 sniff.run();
-
-const hour = suite("hourOf()");
-hour("is the start of the UTC hour holding the time", () => {
-  assert.is(hourOf("2024-05-01T13:25:59Z"), "2024-05-01T13:00:00Z");
-  assert.is(hourOf("2024-05-01T13:00:00Z"), "2024-05-01T13:00:00Z");
-  assert.is(hourOf("2024-05-01T13:59:59.999Z"), "2024-05-01T13:00:00Z");
-  assert.is(hourOf("2024-05-01T00:30:00+02:00"), "2024-04-30T22:00:00Z");
-});
-hour.run();
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
