@@ -31,8 +31,6 @@ export interface UsageEvent {
   effectiveStartTime: string;
 }
 
-}
-
 /** A request as sent (and as printed by --dry-run and logged in the audit file); never holds the token. */
 export interface UsageRequestDescription {
   method: "POST";
