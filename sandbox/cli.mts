@@ -87,7 +87,7 @@ async function start(dir: string, world: string | undefined, foreground: boolean
     const forward = (sig: NodeJS.Signals) => child.kill(sig);
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);
-    void waitReady(dir, child.pid!, () => child.exitCode !== null).then(async () => {
+    void waitReady(dir, child.pid!, () => child.exitCode !== null).then(() => {
       process.stderr.write(`sandbox ready in ${Date.now() - t0} ms; environment: source ${join(dir, "env")}\nCtrl-C stops it.\n`);
     }).catch((err) => process.stderr.write(`sandbox: ${(err as Error).message}\n`));
     await new Promise<void>((r) => child.once("exit", (code) => { process.exitCode = code ?? 0; r(); }));

@@ -4,7 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import {
-  configProblems, idpKeysOf, loadConfig, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
+  configProblems, idpKeysOf, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
 } from "../lib/state/config.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { MeteringError } from "../lib/core/errors.mts";

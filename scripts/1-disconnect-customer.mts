@@ -2,8 +2,6 @@
 // Disconnects a customer: deletes the federated credential and the UAMI from the managed
 // resource group and the customer from config.json; the audit log stays (plus one record).
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
-import { loadConfig, updateConfig, withoutCustomer } from "../lib/state/config.mts";
-import { auditPathIn, configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { PendingEventsError } from "../lib/core/errors.mts";
 import type { DisconnectPlan } from "../lib/customers/offboard.mts";

@@ -11,7 +11,7 @@ import { checkRows, inputDigest, UsageRows, type ParsedUsageFile, type RowProble
 import { planShape, planUsageRun, problemsError, readUsageInput, runUsage } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
-import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
+import { lineWriters, renderTable } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]

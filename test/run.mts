@@ -94,6 +94,7 @@ function runFile(file: string): Promise<Result> {
     child.on("exit", (code) => {
       clearTimeout(timer);
       // uvu's summary: "Total: N", "Passed: N", "Skipped: N" (summed when a file runs several suites).
+      // deno-lint-ignore no-control-regex -- strips the colour codes a test runner prints
       const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
       const sum = (label: string) => [...plain.matchAll(new RegExp(`${label}:\\s+(\\d+)`, "g"))].reduce((a, m) => a + Number(m[1]), 0);
       const total = sum("Total"), passed = sum("Passed"), skipped = sum("Skipped");

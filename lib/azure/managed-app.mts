@@ -1,6 +1,7 @@
 // ARM operations on a customer's managed application, as the ISV (az rest): read it, refresh its
 // permissions, list tokens of its identities (listTokens), and the role assignments in its
 // managed resource group across tenants (`&tenantId=`). docs/azure-behaviour.md §5.1, §5.2, §5.4.
+// deno-lint-ignore-file no-explicit-any -- ARM's resource bodies are read field by field, whatever their shape
 import { ArmError } from "../core/errors.mts";
 import { armRequest } from "./arm-resource.mts";
 import { getManagedAppResource, type ArmOptions } from "./managed-apps.mts";

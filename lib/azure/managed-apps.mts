@@ -1,6 +1,7 @@
 // Reads the managed applications the ISV can see, through `az rest` (ARM-relative URLs, so
 // az's cloud and credentials apply): the app behind a managed resource group, and the list
 // of all apps from Resource Graph.
+// deno-lint-ignore-file no-explicit-any -- ARM's resource bodies are read field by field, whatever their shape
 import { ArmError, AzError, ManagedAppNotBillableError, NotManagedResourceGroupError } from "../core/errors.mts";
 import type { AzRest, AzRunOptions } from "./az.mts";
 import type { ExchangeRecorder } from "../audit/records.mts";

@@ -22,5 +22,5 @@ export function customerIdentity(customer: CustomerConfig): FederatedIdentity {
 
 /** A TokenCredential that hands out one token it was given (a managed app's listTokens token). */
 export function staticTokenCredential(token: string, expiresOnTimestamp: number): TokenCredential {
-  return { getToken: async () => ({ token, expiresOnTimestamp }) };
+  return { getToken: () => Promise.resolve({ token, expiresOnTimestamp }) };
 }

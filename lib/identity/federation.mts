@@ -1,6 +1,7 @@
 // The customer-side token: the ISV signs a client assertion, and Entra in the customer's
 // tenant exchanges it for a token of the UAMI in the managed resource group. MSAL caches
 // tokens per credential instance, so there is one credential per (tenant, UAMI).
+// deno-lint-ignore-file no-explicit-any -- MSAL's and the SDK's errors carry untyped fields, read defensively
 import { decodeJwt } from "jose";
 import { ASSERTION_LIFETIME_S, buildClientAssertion } from "./assertion.mts";
 import { explainAadsts, findAadstsCode } from "./aadsts.mts";

@@ -3,6 +3,7 @@
 // documented answer into a typed outcome (what each status means: status.mts). Resending is
 // safe: the API keeps the first event per (resource, dimension, UTC hour) and answers later
 // ones with Duplicate.
+// deno-lint-ignore-file no-explicit-any -- the API's JSON bodies are read field by field, whatever their shape
 import { randomUUID } from "node:crypto";
 import { MeteringApiError } from "../core/errors.mts";
 import { statusOf, statusOfRefusal, type UsageStatus } from "./status.mts";

@@ -9,7 +9,7 @@ import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 import { customerKey, findCustomer, type CustomerRef } from "../state/customers.mts";
 import { Ledger, resultOf, type EventResult, type LedgerEntry, type RunInput } from "./ledger.mts";
-import { describeUsageRequest, MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
+import { MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
 import { answerMeaning, statusOfRefusal, type EventState, type UsageStatus } from "./status.mts";
 import { hourOf, isInUsageWindow, keyResource, resourceOfKey, USAGE_WINDOW_MS, usageKey, usageKeyPrefix } from "./time.mts";
 import { UsageRows, type UsageRow } from "./usage-file.mts";
@@ -449,7 +449,6 @@ async function _sendChunk(
   const events = chunk.map((i) => i.event);
   const batch = options.mode === "batch";
   const request: UsageRequestDescription = batch ? options.client.describe({ events }) : options.client.describe({ event: events[0] });
-  const operation = batch ? "batchUsageEvent" : "usageEvent";
   const customer = chunk[0].customer;
   // The intent is on disk (every byte, fsynced) before the request leaves: a crash from here
   // on leaves an intent without an outcome, and the next run sends these events again. If it

@@ -809,12 +809,14 @@ const COMMANDS: Command[] = [
     path: "account show",
     summary: "Get the details of a subscription.",
     args: [{ dest: "subscription", names: ["--subscription", "--name", "-n", "-s"] }],
+    // deno-lint-ignore require-await -- every command's run is async: a throw becomes a rejection az reports
     run: async (a, env) => ({ value: _accountJson(env.subscription(a.subscription as string | undefined), env) }),
   },
   {
     path: "account set",
     summary: "Set a subscription to be the current active subscription.",
     args: [{ dest: "subscription", names: ["--subscription", "--name", "-n", "-s"], required: true }],
+    // deno-lint-ignore require-await -- every command's run is async: a throw becomes a rejection az reports
     run: async (a, env) => {
       try {
         env.ctx.account.set(a.subscription as string);
@@ -828,6 +830,7 @@ const COMMANDS: Command[] = [
     path: "account list",
     summary: "Get a list of subscriptions for the logged in account.",
     args: [{ dest: "all", names: ["--all"], flag: true }, { dest: "refresh", names: ["--refresh"], flag: true }],
+    // deno-lint-ignore require-await -- every command's run is async: a throw becomes a rejection az reports
     run: async (_a, env) => ({ value: env.ctx.listSubscriptions().map((s) => _accountJson(s, env)) }),
   },
   {
@@ -987,6 +990,7 @@ const COMMANDS: Command[] = [
     path: "version",
     summary: "Show the versions of Azure CLI modules and extensions in JSON format by default or format configured by --output.",
     args: [],
+    // deno-lint-ignore require-await -- every command's run is async: a throw becomes a rejection az reports
     run: async () => ({
       value: { "azure-cli": AZ_VERSION, "azure-cli-core": AZ_VERSION, "azure-cli-telemetry": "1.1.0", extensions: { "resource-graph": RESOURCE_GRAPH_EXTENSION_VERSION } },
     }),
@@ -996,6 +1000,7 @@ const COMMANDS: Command[] = [
     summary: "Set a configuration.",
     args: [{ dest: "local", names: ["--local"], flag: true }],
     positional: { dest: "keyValues", metavar: "key_value" },
+    // deno-lint-ignore require-await -- every command's run is async: a throw becomes a rejection az reports
     run: async (a) => {
       // Accepted and ignored: the sandbox's az needs no extension installs or defaults.
       for (const kv of a.keyValues as string[]) {

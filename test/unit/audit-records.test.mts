@@ -51,7 +51,7 @@ T.run();
 const P = suite("auditPolicy() in a REST client");
 P("records each call once, after its retries, with its operation, the answer redacted and no Authorization", async () => {
   let calls = 0;
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     calls++;
     if (calls === 1) {
       res.writeHead(503, { "retry-after": "0" }).end();

@@ -87,7 +87,7 @@ format("prints one line by default", () => {
 format("adds code, detail and causes with verbose", () => {
   const error = new FederationError("Cannot get a token", { aadsts: 700213, detail: "AADSTS700213: full text", cause: new Error("inner") });
   const text = formatError(error, { verbose: true });
-  assert.match(text, /^Cannot get a token\n  code: ERR_FEDERATION\n  AADSTS700213: full text\n  caused by: Error: inner$/);
+  assert.match(text, /^Cannot get a token\n {2}code: ERR_FEDERATION\n {2}AADSTS700213: full text\n {2}caused by: Error: inner$/);
 });
 format("lists an input error's bad rows by line without --verbose, the first 20 and how many more", () => {
   const problems = Array.from({ length: 23 }, (_, i) => ({ line: 30 - i, message: `bad ${30 - i}` }));

@@ -12,7 +12,7 @@ import { usageKey } from "../../lib/metering/time.mts";
 import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
 import type { AuditEntry } from "../../lib/audit/records.mts";
 import {
-  describeUsageRequest, parseBatchResponse, parseUsageEventResponse, type BatchOutcome, type MeteringClient, type UsageEvent, type UsageOutcome,
+  describeUsageRequest, parseBatchResponse, parseUsageEventResponse, type MeteringClient, type UsageEvent,
   type UsageRequestDescription,
 } from "../../lib/metering/api.mts";
 import type { CustomerConfig } from "../../lib/state/config.mts";
