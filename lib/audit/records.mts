@@ -3,7 +3,6 @@
 // record carries goes into buildAuditRecord (lib/audit/log.mts), the one place `time` is set.
 import { summarizeToken } from "../identity/token-info.mts";
 import type { AuditRecord } from "./log.mts";
-import type { UsageRequestDescription } from "../metering/api.mts";
 
 /** Subscription and managed resource group, as every record names its customer. */
 export interface RecordCustomer {
@@ -11,12 +10,20 @@ export interface RecordCustomer {
   managedResourceGroup: string;
 }
 
+/** A request as recorded: Authorization is never in `headers` (the writer drops it). */
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
 /** A usage submission is about to be sent: written (fsynced) before the request leaves. */
 export interface UsageIntentRecord {
   operation: "usageEvent.intent" | "batchUsageEvent.intent";
   id: string;
   customer: RecordCustomer;
-  request: UsageRequestDescription;
+  request: RecordedRequest;
   /** The run's input (digest and the instant its relative hours were resolved against). */
   input?: unknown;
 }
@@ -26,7 +33,7 @@ export interface UsageOutcomeRecord {
   operation: "usageEvent" | "batchUsageEvent";
   id: string;
   customer: RecordCustomer;
-  request: UsageRequestDescription;
+  request: RecordedRequest;
   tokenClaims: Record<string, unknown>;
   response?: { status: number; requestId?: string; correlationId?: string; body: unknown };
   events: unknown[];
@@ -38,7 +45,7 @@ export interface ExchangeRecord {
   /** `<service>.<action>`, e.g. `keyvault.setSecret`, `servicebus.send`, `managedApp.listTokens`, `token`. */
   operation: string;
   customer?: RecordCustomer;
-  request: { method: string; url: string; headers: Record<string, string>; body: unknown };
+  request: RecordedRequest;
   response?: { status: number; requestId?: string; body: unknown; [detail: string]: unknown };
   tokenClaims?: Record<string, unknown>;
   via?: string;

@@ -8,7 +8,18 @@ import { checkRows, formatOfPath, readUsageFile, type ParsedUsageFile, type RowP
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
 import type { MeteringConfig } from "../state/config.mts";
-import type { Publisher } from "../publisher/context.mts";
+import type { MeteringClient } from "./api.mts";
+import type { FederatedToken } from "../identity/federation.mts";
+import type { CustomerRef } from "../state/customers.mts";
+import type { CustomerConfig } from "../state/config.mts";
+
+/** What a run needs of the publisher context (lib/publisher/context.mts gives all of it). */
+export interface UsageRunContext {
+  paths: { dataDir: string; auditPath: string };
+  config: MeteringConfig;
+  meteringClient(): Promise<MeteringClient>;
+  session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
+}
 import type { SubmissionProgress } from "./submission.mts";
 
 /** Events per call of batchUsageEvent. */
@@ -109,7 +120,7 @@ export function planShape(plan: SubmissionPlan): { customers: number; batchCalls
 }
 
 export interface UsageRunOptions {
-  publisher: Publisher;
+  publisher: UsageRunContext;
   rows: UsageRows;
   digest: string | undefined;
   /** How the input is named in messages (`the event`, a file name, `stdin`). */

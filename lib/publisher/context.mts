@@ -10,6 +10,7 @@ import { readSettings, type Settings } from "../core/settings.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../state/paths.mts";
 import { getCustomer, loadConfig, signingKeyOf, type ConfigStage, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
 import { customerIdentity, type CustomerSession } from "../customers/session.mts";
+import type { CustomerRef } from "../state/customers.mts";
 import type { AuditWriter } from "../audit/log.mts";
 import type { Exchange, ExchangeRecorder } from "../audit/records.mts";
 import type { CredentialFactory, FederatedIdentity, FederatedTokenSource } from "../identity/federation.mts";
@@ -25,11 +26,6 @@ import type { TokenCredential } from "@azure/identity";
  */
 export const FRESH_CONNECTION_MS = 15 * 60_000;
 
-/** Subscription and managed resource group: how a person names a customer. */
-export interface CustomerRef {
-  subscriptionId: string;
-  managedResourceGroup: string;
-}
 
 export interface OpenPublisherOptions {
   /** Default readSettings() (the process environment). */
