@@ -40,8 +40,10 @@ const OPTIONS = { "dry-run": { type: "boolean" }, force: { type: "boolean" }, js
 const { out, progress } = lineWriters(process);
 
 function describePlan(plan: DisconnectPlan, verb: string) {
-  const fields: Array<[string, string]> = plan.federatedCredentials.map((f) => [`${verb} federated credential`, `${f.id} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`]);
-  fields.push(plan.uamiExists ? [`${verb} managed identity`, `${plan.uamiId} (clientId ${plan.customer.uamiClientId})`] : ["(already gone)", `managed identity ${plan.uamiId}`]);
+  // Names, not ARM ids, so that the plan fits 80 columns (--json has the ids).
+  const uami = plan.uamiId.split("/").pop()!;
+  const fields: Array<[string, string]> = plan.federatedCredentials.map((f) => [`${verb} federated credential`, `${f.id.split("/").pop()} of ${uami} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`]);
+  fields.push(plan.uamiExists ? [`${verb} managed identity`, `${uami} in ${plan.subscriptionId}/${plan.managedResourceGroup} (clientId ${plan.customer.uamiClientId})`] : ["(already gone)", `managed identity ${plan.uamiId}`]);
   fields.push([`${verb} config entry`, `customers.${plan.subscriptionId}.${plan.managedResourceGroup}`], ["kept", "audit log"]);
   for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
 }
