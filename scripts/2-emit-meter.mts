@@ -2,13 +2,11 @@
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
-import { InputError, UsageError } from "../lib/core/errors.mts";
+import { UsageError } from "../lib/core/errors.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
-import { describeUsageRequest } from "../lib/metering/api.mts";
 import { statusMeaning } from "../lib/metering/status.mts";
-import { effectiveStartTime } from "../lib/metering/time.mts";
-import { checkRows, inputDigest, UsageRows, type ParsedUsageFile, type RowProblem } from "../lib/metering/usage-file.mts";
-import { planShape, planUsageRun, problemsError, readUsageInput, runUsage } from "../lib/metering/run.mts";
+import { UsageRows, type RowProblem } from "../lib/metering/usage-file.mts";
+import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { lineWriters, renderTable } from "../lib/cli/output.mts";
@@ -99,53 +97,28 @@ function main(args: string[]): Promise<number> {
 
       // 1. Input, checked in full before anything is signed, sent or written.
       const maxQuantity = values["max-quantity"] === undefined ? DEFAULT_MAX_QUANTITY : parseMaxQuantity(String(values["max-quantity"]));
-      let rows = new UsageRows();
-      let problems: RowProblem[] = [];
-      let source = "the event";
-      // The file as read: its rows, problems and digest (the SHA-256 of its bytes).
-      let input: ParsedUsageFile | undefined;
-      // What identifies this input, so that a rerun of it can finish an unfinished run.
-      let digest: string | undefined;
-      if (single) {
-        const subscriptionId = parseSubscriptionId(positionals[0]);
-        const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
-        const hoursAgo = parseHoursAgo(positionals[2]);
-        const dimension = parseDimension(positionals[3]);
-        const quantity = parseQuantity(positionals[4], { maxQuantity });
-        rows = UsageRows.from([{ line: 0, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: effectiveStartTime({ hoursAgo, now }), hoursAgo }]);
-        digest = inputDigest(JSON.stringify([subscriptionId.toLowerCase(), managedResourceGroup.toLowerCase(), hoursAgo, dimension, quantity]));
-      } else if (values.file !== undefined) {
-        const file = String(values.file);
-        source = file === "-" ? "stdin" : file;
-        input = await readUsageInput(file, { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin });
-        ({ rows, problems, digest } = input);
-        if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
-      }
+      const read = single
+        ? oneEventRows({
+          subscriptionId: parseSubscriptionId(positionals[0]), managedResourceGroup: parseResourceGroupName(positionals[1], "managed resource group"),
+          hoursAgo: parseHoursAgo(positionals[2]), dimension: parseDimension(positionals[3]), quantity: parseQuantity(positionals[4], { maxQuantity }), now,
+        })
+        : values.file !== undefined
+        ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin })
+        : { rows: new UsageRows(), problems: [], digest: undefined, source: "the audit log", fromFile: false };
 
-      const { openPublisher } = await import("../lib/publisher/context.mts");
-      const publisher = await openPublisher({
-        onPropagationRetry: ({ clientId, aadsts, retryAfterInMs }) => progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`),
-      });
-      try {
-        // One event for a customer that is not connected: say how to connect it (exit 2).
-        if (single) publisher.customer(rows.at(0));
-        // Rows config.json cannot bill (customer not connected, an hour twice), in the same pass
-        // as the format problems: the whole list at once, before the dry run and the lock.
-        if (input) {
-          const checked = checkRows(rows, publisher.config);
-          rows = checked.rows;
-          problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
-        }
-        if (problems.length > 0 && !values["skip-invalid"]) throw problemsError(problems, source);
+      const { usePublisher } = await import("../lib/publisher/context.mts");
+      const onPropagationRetry = ({ clientId, aadsts, retryAfterInMs }: { clientId: string; aadsts: number; retryAfterInMs: number }) =>
+        progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
+      return await usePublisher({ onPropagationRetry }, async (publisher) => {
+        const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
         const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.
-        for (const p of problems) progress(`Skipped line ${p.line}: ${p.message}`);
         const { createProgress } = await import("../lib/cli/progress.mts");
         let bar: ReturnType<typeof createProgress> | undefined;
         const result = await runUsage({
-          ...run, concurrency, waitLockMs: waitLockS * 1000,
+          ...run, concurrency, waitLockMs: waitLockS * 1000, skipped: problems,
           onProgress: (p, total) => {
             bar ??= createProgress({ stream: process.stderr, total, label: "events", enabled: !single && total > 25 });
             bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`);
@@ -160,9 +133,7 @@ function main(args: string[]): Promise<number> {
         }
         reportMany(reports, { counts, json, skipped: problems, customers: result.customers });
         return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
-      } finally {
-        await publisher.close();
-      }
+      });
     },
   });
 }
@@ -170,17 +141,14 @@ function main(args: string[]): Promise<number> {
 function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; single: boolean; problems: RowProblem[] }): number {
   const { problems, publisher } = o;
   if (o.single) {
-    const w = plan.work.find((i) => i.line === 0);
-    const settled = plan.settled.find((r) => r.line === 0);
-    const customer = publisher.customer((w ?? settled)!.customer);
-    const request = describeUsageRequest({ event: (w ?? settled)!.event, baseUrl: publisher.settings.meteringApiBaseUrl });
-    const federation = { issuer: publisher.config.publisher.idp!.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
-    if (o.json) out(JSON.stringify({ dryRun: true, wouldSend: w !== undefined, ...(settled ? { settled } : {}), request, federation }, null, 2));
+    const one = oneEventDryRun(plan, publisher);
+    const { request, federation, settled } = one;
+    if (o.json) out(JSON.stringify({ dryRun: true, ...one }, null, 2));
     else {
       if (settled) progress(`Would not send: ${settled.status} (${settled.message})`);
       out(`${request.method} ${request.url}`);
       for (const [k, v] of Object.entries(request.headers)) out(`${k}: ${v}`);
-      out(`authorization: Bearer <token of UAMI ${customer.uamiClientId} in tenant ${customer.tenantId}; not requested in a dry run>`);
+      out(`authorization: Bearer <token of UAMI ${federation.clientId} in tenant ${federation.tenantId}; not requested in a dry run>`);
       out("");
       out(JSON.stringify(request.body, null, 2));
     }
@@ -219,8 +187,7 @@ function reportMany(reports: EventReport[], o: { counts: Record<string, number>;
   }
   const failures = reports.filter((r) => !r.ok);
   for (const r of failures.slice(0, MAX_PROBLEMS_SHOWN)) {
-    const where = r.line !== undefined ? `line ${r.line}` : "earlier run";
-    progress(`${r.status}: ${where}, ${r.customer.subscriptionId}/${r.customer.managedResourceGroup} ${r.event.quantity} ${r.event.dimension} ${r.event.effectiveStartTime}${r.message ? `: ${r.message}` : ""}`);
+    progress(`${r.status}: ${r.line !== undefined ? `line ${r.line}` : "earlier run"}, ${r.customer.subscriptionId}/${r.customer.managedResourceGroup} ${r.event.quantity} ${r.event.dimension} ${r.event.effectiveStartTime}${r.message ? `: ${r.message}` : ""}`);
   }
   if (failures.length > MAX_PROBLEMS_SHOWN) progress(`… and ${failures.length - MAX_PROBLEMS_SHOWN} more not accepted (--json lists them all)`);
   const rows = Object.entries(o.counts).sort((a, b) => b[1] - a[1]).map(([status, n]) => [status, String(n)]);

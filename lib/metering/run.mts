@@ -4,11 +4,12 @@
 import { createReadStream } from "node:fs";
 import { once } from "node:events";
 import { InputError, UsageError } from "../core/errors.mts";
-import { checkRows, formatOfPath, readUsageFile, type ParsedUsageFile, type RowProblem, type UsageRows } from "./usage-file.mts";
+import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
+import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
 import type { MeteringConfig } from "../state/config.mts";
-import type { MeteringClient } from "./api.mts";
+import { describeUsageRequest, type MeteringClient, type UsageRequestDescription } from "./api.mts";
 import type { FederatedToken } from "../identity/federation.mts";
 import type { CustomerRef } from "../state/customers.mts";
 import type { CustomerConfig } from "../state/config.mts";
@@ -132,12 +133,14 @@ export interface UsageRunOptions {
   force: boolean;
   concurrency: number;
   waitLockMs: number;
+  /** Bad rows left out with --skip-invalid: each is noted once the lock is held. */
+  skipped?: RowProblem[];
   onNote?: (text: string) => void;
   onProgress?: (progress: SubmissionProgress, total: number) => void;
 }
 
 /** What a dry run would do: the plan, read under no lock, nothing signed, sent or written. */
-export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs">): Promise<SubmissionPlan> {
+export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">): Promise<SubmissionPlan> {
   const now = Date.now();
   const { ledger } = await loadLedger({ auditPath: o.publisher.paths.auditPath, now, unresolved: o.resend });
   const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: o.publisher.config, source: o.source, onNote: o.onNote });
@@ -173,6 +176,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
     const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: publisher.config, source: o.source, onNote: o.onNote });
     const plan = planSubmission({ rows: run.rows, config: publisher.config, ledger, force: o.force, now: Date.now() });
+    for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
     const resends = plan.work.filter((w) => w.resend).length;
     if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
     const { customers } = planShape(plan);
@@ -208,4 +212,69 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
   } finally {
     await lock.release();
   }
+}
+
+/** A run's input: its rows, the bad rows, and what identifies it (so a rerun can finish an unfinished run). */
+export interface RunRows {
+  rows: UsageRows;
+  problems: RowProblem[];
+  digest: string | undefined;
+  /** How the input is named in messages. */
+  source: string;
+  /** From --file (rows are checked against config.json), not the arguments. */
+  fromFile: boolean;
+}
+
+/**
+ * The one event of 2-emit-meter's arguments. Its digest is the SHA-256 of [subscription,
+ * group (both lower-cased), hours-ago, dimension, quantity]: the same event run again resumes.
+ */
+export function oneEventRows(e: { subscriptionId: string; managedResourceGroup: string; hoursAgo: number; dimension: string; quantity: number; now: number }): RunRows {
+  const rows = UsageRows.from([{
+    line: 0, subscriptionId: e.subscriptionId, managedResourceGroup: e.managedResourceGroup, dimension: e.dimension, quantity: e.quantity,
+    effectiveStartTime: effectiveStartTime({ hoursAgo: e.hoursAgo, now: e.now }), hoursAgo: e.hoursAgo,
+  }]);
+  const digest = inputDigest(JSON.stringify([e.subscriptionId.toLowerCase(), e.managedResourceGroup.toLowerCase(), e.hoursAgo, e.dimension, e.quantity]));
+  return { rows, problems: [], digest, source: "the event", fromFile: false };
+}
+
+/** The rows of --file (a path, or - for stdin); an input with no row at all is an InputError. */
+export async function fileRows(file: string, options: Parameters<typeof readUsageInput>[1]): Promise<RunRows> {
+  const source = file === "-" ? "stdin" : file;
+  const { rows, problems, digest } = await readUsageInput(file, options);
+  if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
+  return { rows, problems, digest, source, fromFile: true };
+}
+
+/**
+ * The input checked against config.json before the dry run and the lock: one event of a
+ * customer that is not connected is CustomerNotConnectedError (exit 2, with how to connect it);
+ * a file's rows config cannot bill (not connected, an hour twice) join its format problems, in
+ * line order. With problems and without `skipInvalid`: an InputError listing them, nothing sent.
+ */
+export function checkRunRows(input: RunRows, publisher: { config: MeteringConfig; customer(ref: CustomerRef): unknown }, o: { skipInvalid: boolean }): RunRows {
+  let { rows, problems } = input;
+  if (!input.fromFile && rows.length > 0) publisher.customer(rows.at(0));
+  if (input.fromFile) {
+    const checked = checkRows(rows, publisher.config);
+    rows = checked.rows;
+    problems = [...problems, ...checked.problems].sort((a, b) => a.line - b.line);
+  }
+  if (problems.length > 0 && !o.skipInvalid) throw problemsError(problems, input.source);
+  return { ...input, rows, problems };
+}
+
+/** What a dry run of one event would send: the request, and the federation its token would come from. */
+export function oneEventDryRun(plan: SubmissionPlan, publisher: {
+  config: MeteringConfig;
+  settings: { meteringApiBaseUrl: string };
+  customer(ref: CustomerRef): CustomerConfig;
+}): { wouldSend: boolean; settled?: EventReport; request: UsageRequestDescription; federation: Record<string, string> } {
+  const work = plan.work.find((i) => i.line === 0);
+  const settled = plan.settled.find((r) => r.line === 0);
+  const one = (work ?? settled)!;
+  const customer = publisher.customer(one.customer);
+  const request = describeUsageRequest({ event: one.event, baseUrl: publisher.settings.meteringApiBaseUrl });
+  const federation = { issuer: publisher.config.publisher.idp!.issuer, subject: customer.subject, audience: customer.audience, tenantId: customer.tenantId, clientId: customer.uamiClientId };
+  return { wouldSend: work !== undefined, ...(settled ? { settled } : {}), request, federation };
 }
