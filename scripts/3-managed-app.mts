@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Acts on a customer's managed application as the publisher, through ARM: show it, refresh its
 // permissions, list tokens of its identities, and list or delete role assignments in its MRG.
-import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { assertOptionsBelong, EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
@@ -56,102 +56,71 @@ function main(args: string[]): Promise<number> {
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const command = positionals[2];
     if (!COMMANDS.includes(command)) throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected one of ${COMMANDS.join(", ")}`);
-    const identities = (values.identity as unknown as string[] | undefined) ?? [];
-    const misplaced = [
-      command !== "list-tokens" && (values.audience !== undefined || identities.length > 0 || values.raw) && "--audience, --identity and --raw belong to list-tokens",
-      command !== "role-assignments" && values.delete !== undefined && "--delete belongs to role-assignments",
-      values.raw && values.json && "--raw and --json exclude each other",
-    ].filter(Boolean);
-    if (misplaced.length > 0) throw new UsageError(`Cannot run ${command}: ${misplaced.join("; ")}`);
-    for (const id of identities) {
-      if (!/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i.test(id)) {
-        throw new UsageError(`Cannot use --identity ${JSON.stringify(id)}: expected a user-assigned identity resource id /subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`);
-      }
-    }
-    if (values.audience !== undefined && !/^\S+$/.test(String(values.audience))) throw new UsageError(`Cannot use --audience ${JSON.stringify(values.audience)}: expected a resource URI or app id`);
-    if (values.delete !== undefined && !/^(\/subscriptions\/\S+\/roleAssignments\/)?[0-9a-f-]{36}$/i.test(String(values.delete))) {
-      throw new UsageError(`Cannot use --delete ${JSON.stringify(values.delete)}: expected a role assignment name (GUID) or id`);
-    }
-
     const app = await import("../lib/azure/managed-app.mts");
+    const identities = ((values.identity as unknown as string[] | undefined) ?? []).map(app.parseUserAssignedIdentityId);
+    assertOptionsBelong(values, command, { "list-tokens": ["audience", "identity", "raw"], "role-assignments": ["delete"] });
+    if (values.raw && values.json) throw new UsageError(`Cannot run ${command}: --raw and --json exclude each other`);
+    if (values.audience !== undefined && !/^\S+$/.test(String(values.audience))) throw new UsageError(`Cannot use --audience ${JSON.stringify(values.audience)}: expected a resource URI or app id`);
+    if (values.delete !== undefined) app.parseRoleAssignmentRef(String(values.delete));
+
     const who = { subscriptionId, managedResourceGroup };
     const { usePublisher } = await import("../lib/publisher/context.mts");
     // Works before the customer is connected: config.json is read only for its tenant and UAMI.
     return await usePublisher({ stage: "any", allowMissingConfig: true }, async (publisher) => {
-    const arm = publisher.arm({ customer: who });
-    const json = values.json === true;
+      const arm = publisher.arm({ customer: who });
+      const json = values.json === true;
 
-    progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
-    const { details } = await app.getManagedAppDetails({ ...who, ...arm });
+      progress(`Reading the managed application of ${subscriptionId}/${managedResourceGroup}`);
+      const { details } = await app.getManagedAppDetails({ ...who, ...arm });
 
-    if (command === "show") {
-      if (json) out(JSON.stringify(details, null, 2));
-      else {
-        const fields: Array<[string, string]> = [
-          ["id", details.id],
-          ["kind", details.kind ?? "-"],
-          ["provisioningState", details.provisioningState ?? "-"],
-          ["plan", details.plan ? `${details.plan.name} (${details.plan.publisher}/${details.plan.product} ${details.plan.version ?? ""})`.trim() : "-"],
-          ["resourceUsageId", details.billingDetails?.resourceUsageId ?? "- (no billing details: not provisioned, or not a Marketplace app)"],
-          ["managedRG", details.managedResourceGroupId ?? "-"],
-          ["identity", `${details.identity?.type ?? "None"}${details.identity?.principalId ? ` principalId ${details.identity.principalId}` : ""}${details.identity?.tenantId ? ` tenant ${details.identity.tenantId}` : ""}`],
-          ...Object.keys(details.identity?.userAssignedIdentities ?? {}).map((id): [string, string] => ["", `user-assigned ${id}`]),
-          ...details.authorizations.map((a): [string, string] => ["authorization", `${a.principalId} ${a.roleName ?? a.roleDefinitionId}`]),
-        ];
-        for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
-      }
-      return EXIT_OK;
-    }
-
-    if (command === "refresh-permissions") {
-      await app.refreshPermissions({ appId: details.id, ...arm });
-      const after = await app.getManagedAppDetails(who);
-      if (json) out(JSON.stringify({ refreshed: details.id, provisioningState: after.details.provisioningState }, null, 2));
-      else out(`refreshPermissions accepted for ${details.id}; provisioningState ${after.details.provisioningState ?? "-"}`);
-      return EXIT_OK;
-    }
-
-    if (command === "list-tokens") {
-      const { summarizeToken, formatTokenSummary } = await import("../lib/identity/token-info.mts");
-      const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities, ...arm });
-      if (values.raw) {
-        for (const t of result.tokens) out(t.token);
+      if (command === "show") {
+        for (const line of json ? [JSON.stringify(details, null, 2)] : renderFields(app.managedAppFields(details), { width: widthOf(process.stdout) })) out(line);
         return EXIT_OK;
       }
-      const rows = result.tokens.map((t) => ({ resourceId: t.resourceId, audience: t.audience, ...summarizeToken(t.token, { expiresOnTimestamp: t.expiresOnTimestamp }) }));
+
+      if (command === "refresh-permissions") {
+        await app.refreshPermissions({ appId: details.id, ...arm });
+        const after = await app.getManagedAppDetails(who);
+        if (json) out(JSON.stringify({ refreshed: details.id, provisioningState: after.details.provisioningState }, null, 2));
+        else out(`refreshPermissions accepted for ${details.id}; provisioningState ${after.details.provisioningState ?? "-"}`);
+        return EXIT_OK;
+      }
+
+      if (command === "list-tokens") {
+        const { summarizeToken, formatTokenSummary } = await import("../lib/identity/token-info.mts");
+        const result = await app.listManagedAppTokens({ appId: details.id, audience: values.audience as string | undefined, userAssignedIdentities: identities, ...arm });
+        if (values.raw) {
+          for (const t of result.tokens) out(t.token);
+          return EXIT_OK;
+        }
+        const rows = result.tokens.map((t) => ({ resourceId: t.resourceId, audience: t.audience, ...summarizeToken(t.token, { expiresOnTimestamp: t.expiresOnTimestamp }) }));
+        if (json) out(JSON.stringify(rows, null, 2));
+        else out(rows.map((r, i) => `token ${i + 1} of ${rows.length}: ${r.resourceId ?? "?"}\n${formatTokenSummary(r)}`).join("\n\n"));
+        return EXIT_OK;
+      }
+
+      // role-assignments
+      const { findCustomer } = await import("../lib/state/customers.mts");
+      const connected = findCustomer(publisher.config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined;
+      const tenantId = connected?.tenantId ?? details.identity?.tenantId;
+      if (!tenantId) throw new UsageError(`Cannot tell the customer's tenant of ${details.id}: connect the customer first (1-connect-customer)`);
+      if (values.delete !== undefined) {
+        await app.deleteRoleAssignment({ ...who, tenantId, assignment: String(values.delete), ...arm });
+        if (json) out(JSON.stringify({ deleted: values.delete }, null, 2));
+        else out(`Deleted role assignment ${values.delete}`);
+        return EXIT_OK;
+      }
+      const rows = await app.listRoleAssignments({ ...who, tenantId, ...arm });
       if (json) out(JSON.stringify(rows, null, 2));
       else {
-        rows.forEach((r, i) => {
-          if (i > 0) out("");
-          out(`token ${i + 1} of ${rows.length}: ${r.resourceId ?? "?"}`);
-          out(formatTokenSummary(r));
-        });
+        const uami = connected?.uamiPrincipalId?.toLowerCase();
+        const table = rows.map((r) => [
+          r.name, r.roleName ?? r.roleDefinitionId.split("/").pop()!, `${r.principalType ?? "?"} ${r.principalId}${r.principalId.toLowerCase() === uami ? " (the metering UAMI)" : ""}`, r.scope,
+        ]);
+        const columns = [{ header: "NAME", fit: "middle" as const }, { header: "ROLE", fit: "wrap" as const }, { header: "PRINCIPAL", fit: "wrap" as const, minWidth: 20 }, { header: "SCOPE", fit: "middle" as const, minWidth: 12 }];
+        for (const line of renderTable(table, { columns, width: widthOf(process.stdout), empty: "No role assignments at this managed resource group." })) out(line);
       }
       return EXIT_OK;
-    }
-
-    // role-assignments
-    const { findCustomer } = await import("../lib/state/config.mts");
-    const connected = findCustomer(publisher.config, who)?.customer as { tenantId?: string; uamiPrincipalId?: string } | undefined;
-    const tenantId = connected?.tenantId ?? details.identity?.tenantId;
-    if (!tenantId) throw new UsageError(`Cannot tell the customer's tenant of ${details.id}: connect the customer first (1-connect-customer)`);
-    if (values.delete !== undefined) {
-      await app.deleteRoleAssignment({ ...who, tenantId, assignment: String(values.delete), ...arm });
-      if (json) out(JSON.stringify({ deleted: values.delete }, null, 2));
-      else out(`Deleted role assignment ${values.delete}`);
-      return EXIT_OK;
-    }
-    const rows = await app.listRoleAssignments({ ...who, tenantId, ...arm });
-    if (json) out(JSON.stringify(rows, null, 2));
-    else {
-      const uami = connected?.uamiPrincipalId?.toLowerCase();
-      const table = rows.map((r) => [
-        r.name, r.roleName ?? r.roleDefinitionId.split("/").pop()!, `${r.principalType ?? "?"} ${r.principalId}${r.principalId.toLowerCase() === uami ? " (the metering UAMI)" : ""}`, r.scope,
-      ]);
-      const columns = [{ header: "NAME", fit: "middle" as const }, { header: "ROLE", fit: "wrap" as const }, { header: "PRINCIPAL", fit: "wrap" as const, minWidth: 20 }, { header: "SCOPE", fit: "middle" as const, minWidth: 12 }];
-      for (const line of renderTable(table, { columns, width: widthOf(process.stdout), empty: "No role assignments at this managed resource group." })) out(line);
-    }
-    return EXIT_OK;
     });
   } });
 }

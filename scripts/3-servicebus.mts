@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Exchanges messages with a customer over Service Bus queues in its managed resource group, as the
 // customer's federated UAMI (no client secret): send a command, receive status replies.
-import { Buffer } from "node:buffer";
-import { EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { assertOptionsBelong, EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseIntOption, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { lineWriters } from "../lib/cli/output.mts";
@@ -55,8 +54,6 @@ const OPTIONS = {
   watch: { type: "boolean" },
   json: { type: "boolean" },
 } as const;
-const WATCH_WAIT_S = 30;
-const MAX_WAIT_S = 60;
 
 const { progress } = lineWriters(process);
 /** Writes one line to stdout and resolves once it is handed to the OS (a broken pipe rejects). */
@@ -68,19 +65,15 @@ function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["subscription", "managed-resource-group", "namespace", "command", "queue"], run: async ({ values, positionals }) => {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
-    const namespace = positionals[2];
-    const command = positionals[3];
-    if (!/^[a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9]$/.test(namespace)) throw new UsageError(`Cannot use namespace ${JSON.stringify(namespace)}: expected a Service Bus namespace name (6-50 letters, digits and hyphens)`);
-    if (command !== "send" && command !== "receive") throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected send or receive`);
     const sb = await import("../lib/azure/servicebus.mts");
+    const namespace = sb.parseNamespaceName(positionals[2]);
+    const command = positionals[3];
+    if (command !== "send" && command !== "receive") throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected send or receive`);
     const queue = sb.parseQueueName(positionals[4]);
-    const sendOnly = ["body", "content-type", "property", "label", "correlation-id", "message-id", "json"].filter((k) => values[k] !== undefined);
-    const receiveOnly = ["max", "wait", "watch"].filter((k) => values[k] !== undefined);
-    if (command === "send" && receiveOnly.length) throw new UsageError(`Cannot run send: ${receiveOnly.map((k) => `--${k}`).join(", ")} belong to receive`);
-    if (command === "receive" && sendOnly.length) throw new UsageError(`Cannot run receive: ${sendOnly.map((k) => `--${k}`).join(", ")} belong to send`);
+    assertOptionsBelong(values, command, { send: ["body", "content-type", "property", "label", "correlation-id", "message-id", "json"], receive: ["max", "wait", "watch"] });
     const properties = sb.parseProperties((values.property as unknown as string[] | undefined) ?? []);
     const max = values.max === undefined ? 1 : parseIntOption(String(values.max), { name: "max", min: 1, max: 10_000 });
-    const waitS = values.wait === undefined ? (values.watch ? WATCH_WAIT_S : 0) : parseIntOption(String(values.wait), { name: "wait", min: 0, max: MAX_WAIT_S });
+    const waitS = values.wait === undefined ? (values.watch ? sb.WATCH_WAIT_S : 0) : parseIntOption(String(values.wait), { name: "wait", min: 0, max: sb.MAX_WAIT_S });
     if (values.watch && values.max !== undefined) throw new UsageError("Cannot use --watch with --max: --watch receives until Ctrl-C");
 
     let body: Uint8Array | undefined;
@@ -93,71 +86,43 @@ function main(args: string[]): Promise<number> {
     const ref = { subscriptionId, managedResourceGroup };
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({}, async (publisher) => {
-    publisher.customer(ref);
-    progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
-    const endpoint = await sb.findQueueEndpoint({ ...ref, namespace, queue });
-    const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via: "uami", audience: "", onProgress: progress });
-    // Every call of this client is written to the audit log, message bodies by size and hash.
-    const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims } });
+      publisher.customer(ref);
+      progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
+      const endpoint = await sb.findQueueEndpoint({ ...ref, namespace, queue });
+      const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via: "uami", audience: "", onProgress: progress });
+      // Every call of this client is written to the audit log, message bodies by size and hash.
+      const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims } });
 
-    if (command === "send") {
-      let contentType = values["content-type"] as string | undefined;
-      if (!contentType) {
-        try {
-          JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
-          contentType = "application/json";
-        } catch {
-          contentType = "text/plain";
-        }
+      if (command === "send") {
+        const contentType = (values["content-type"] as string | undefined) ?? sb.guessContentType(body!);
+        const broker = sb.brokerProperties({ messageId: values["message-id"], label: values.label, correlationId: values["correlation-id"] });
+        await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
+        if (values.json) await writeLine(JSON.stringify({ queue, namespace, bytes: body!.length, contentType, properties, ...broker }, null, 2));
+        progress(`Sent ${body!.length} bytes to ${namespace}/${queue}`);
+        return EXIT_OK;
       }
-      const broker = {
-        ...(values["message-id"] !== undefined ? { MessageId: String(values["message-id"]) } : {}),
-        ...(values.label !== undefined ? { Label: String(values.label) } : {}),
-        ...(values["correlation-id"] !== undefined ? { CorrelationId: String(values["correlation-id"]) } : {}),
-      };
-      await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
-      const sent = { queue, namespace, bytes: body!.length, contentType, properties, ...broker };
-      if (values.json) await writeLine(JSON.stringify(sent, null, 2));
-      progress(`Sent ${body!.length} bytes to ${namespace}/${queue}`);
-      return EXIT_OK;
-    }
 
-    const controller = new AbortController();
-    const stop = () => {
-      progress("Stopping after the current message");
-      controller.abort();
-    };
-    if (values.watch) {
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    }
-    let outcome;
-    try {
-      outcome = await sb.receiveMessages({
-        client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who,
-        handle: async (m) => {
-          let text: string | undefined;
-          try {
-            text = new TextDecoder("utf-8", { fatal: true }).decode(m.body);
-          } catch {
-            text = undefined;
-          }
-          await writeLine(JSON.stringify({
-            messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, enqueuedTimeUtc: m.enqueuedTimeUtc,
-            label: m.label, correlationId: m.correlationId, contentType: m.contentType, properties: m.properties,
-            ...(text !== undefined ? { body: text } : { bodyBase64: Buffer.from(m.body).toString("base64") }),
-          }));
-        },
-      });
-    } catch (error) {
-      if (controller.signal.aborted && (error as Error)?.name === "AbortError") return EXIT_OK;
-      throw error;
-    } finally {
-      process.removeListener("SIGINT", stop);
-      process.removeListener("SIGTERM", stop);
-    }
-    progress(`${outcome.completed} message(s) received and completed${outcome.abandoned ? `, ${outcome.abandoned} abandoned` : ""}${outcome.completed === 0 ? ` (none waiting in ${namespace}/${queue})` : ""}`);
-    return outcome.abandoned ? EXIT_FAILED : EXIT_OK;
+      // --watch: Ctrl-C stops after the message in hand (it is completed, not lost).
+      const controller = new AbortController();
+      const stop = () => {
+        progress("Stopping after the current message");
+        controller.abort();
+      };
+      if (values.watch) for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, stop);
+      let outcome;
+      try {
+        outcome = await sb.receiveMessages({
+          client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who,
+          handle: (m) => writeLine(JSON.stringify(sb.messageAsJson(m))),
+        });
+      } catch (error) {
+        if (controller.signal.aborted && (error as Error)?.name === "AbortError") return EXIT_OK;
+        throw error;
+      } finally {
+        for (const signal of ["SIGINT", "SIGTERM"] as const) process.removeListener(signal, stop);
+      }
+      progress(`${outcome.completed} message(s) received and completed${outcome.abandoned ? `, ${outcome.abandoned} abandoned` : ""}${outcome.completed === 0 ? ` (none waiting in ${namespace}/${queue})` : ""}`);
+      return outcome.abandoned ? EXIT_FAILED : EXIT_OK;
     });
   } });
 }

@@ -2,7 +2,7 @@
 // permissions, list tokens of its identities (listTokens), and the role assignments in its
 // managed resource group across tenants (`&tenantId=`). docs/azure-behaviour.md §5.1, §5.2, §5.4.
 // deno-lint-ignore-file no-explicit-any -- ARM's resource bodies are read field by field, whatever their shape
-import { ArmError } from "../core/errors.mts";
+import { ArmError, UsageError } from "../core/errors.mts";
 import { armRequest } from "./arm-resource.mts";
 import { getManagedAppResource, type ArmOptions } from "./managed-apps.mts";
 import { roleName } from "./roles.mts";
@@ -185,4 +185,36 @@ export async function managedAppIdentityToken(o: { subscriptionId: string; manag
   const { details } = await getManagedAppDetails(o);
   const listed = await listManagedAppTokens({ ...o, appId: details.id });
   return { token: listed.tokens[0], appId: details.id, ...(details.identity?.principalId ? { principalId: details.identity.principalId } : {}) };
+}
+
+/** A user-assigned identity's resource id for --identity, checked. */
+export function parseUserAssignedIdentityId(id: string): string {
+  if (!/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i.test(id)) {
+    throw new UsageError(`Cannot use --identity ${JSON.stringify(id)}: expected a user-assigned identity resource id /subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`);
+  }
+  return id;
+}
+
+/** A role assignment for --delete: its name (a GUID) or its full id. */
+export function parseRoleAssignmentRef(value: string): string {
+  if (!/^(\/subscriptions\/\S+\/roleAssignments\/)?[0-9a-f-]{36}$/i.test(value)) {
+    throw new UsageError(`Cannot use --delete ${JSON.stringify(value)}: expected a role assignment name (GUID) or id`);
+  }
+  return value;
+}
+
+/** A managed application as label/value lines for a person (lib/cli/output.mts renderFields). */
+export function managedAppFields(details: ManagedAppDetails): Array<[string, string]> {
+  const identity = details.identity;
+  return [
+    ["id", details.id],
+    ["kind", details.kind ?? "-"],
+    ["provisioningState", details.provisioningState ?? "-"],
+    ["plan", details.plan ? `${details.plan.name} (${details.plan.publisher}/${details.plan.product} ${details.plan.version ?? ""})`.trim() : "-"],
+    ["resourceUsageId", details.billingDetails?.resourceUsageId ?? "- (no billing details: not provisioned, or not a Marketplace app)"],
+    ["managedRG", details.managedResourceGroupId ?? "-"],
+    ["identity", `${identity?.type ?? "None"}${identity?.principalId ? ` principalId ${identity.principalId}` : ""}${identity?.tenantId ? ` tenant ${identity.tenantId}` : ""}`],
+    ...Object.keys(identity?.userAssignedIdentities ?? {}).map((id): [string, string] => ["", `user-assigned ${id}`]),
+    ...details.authorizations.map((a): [string, string] => ["authorization", `${a.principalId} ${a.roleName ?? a.roleDefinitionId}`]),
+  ];
 }

@@ -1,6 +1,7 @@
 // Service Bus queues over the REST runtime API (docs/azure-behaviour.md §6.1) with a bearer token (the customer's
 // UAMI, audience https://servicebus.azure.net): send, and receive in peek-lock mode where a
 // message is completed only after the handler succeeded and abandoned when it failed.
+import { Buffer } from "node:buffer";
 import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } from "../core/errors.mts";
 import type { RestClient, RestResponse } from "./rest.mts";
 import type { ArmOptions } from "./managed-apps.mts";
@@ -53,6 +54,26 @@ export function parseProperties(values: string[]): Record<string, string> {
 }
 
 /** Checks a queue name argument (Service Bus entity names: letters, digits, . - _ and /, up to 260). */
+/** How long one receive waits on the server with --watch, and at most with --wait (seconds). */
+export const WATCH_WAIT_S = 30;
+export const MAX_WAIT_S = 60;
+
+/** A Service Bus namespace's name, checked (6-50 letters, digits and hyphens). */
+export function parseNamespaceName(value: string | undefined): string {
+  const v = value ?? "";
+  if (!/^[a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9]$/.test(v)) throw new UsageError(`Cannot use namespace ${JSON.stringify(v)}: expected a Service Bus namespace name (6-50 letters, digits and hyphens)`);
+  return v;
+}
+
+/** The BrokerProperties a sender may set from the command line. */
+export function brokerProperties(o: { messageId?: unknown; label?: unknown; correlationId?: unknown }): { MessageId?: string; Label?: string; CorrelationId?: string } {
+  return {
+    ...(o.messageId !== undefined ? { MessageId: String(o.messageId) } : {}),
+    ...(o.label !== undefined ? { Label: String(o.label) } : {}),
+    ...(o.correlationId !== undefined ? { CorrelationId: String(o.correlationId) } : {}),
+  };
+}
+
 export function parseQueueName(value: string | undefined): string {
   const v = value ?? "";
   if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,259}$/.test(v) || /[._/-]$/.test(v)) {
@@ -241,4 +262,29 @@ export async function findQueueEndpoint(o: { subscriptionId: string; managedReso
     hint: "check the queue's name",
   });
   return endpoint;
+}
+
+/** A message body's content type when the sender names none: JSON if it parses as UTF-8 JSON, else text. */
+export function guessContentType(body: Uint8Array): string {
+  try {
+    JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    return "application/json";
+  } catch {
+    return "text/plain";
+  }
+}
+
+/** A received message as one JSON object for a person or a pipe: the body as text, or `bodyBase64` when it is not UTF-8. */
+export function messageAsJson(m: ReceivedMessage): Record<string, unknown> {
+  let text: string | undefined;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(m.body);
+  } catch {
+    text = undefined;
+  }
+  return {
+    messageId: m.messageId, sequenceNumber: m.sequenceNumber, deliveryCount: m.deliveryCount, enqueuedTimeUtc: m.enqueuedTimeUtc,
+    label: m.label, correlationId: m.correlationId, contentType: m.contentType, properties: m.properties,
+    ...(text !== undefined ? { body: text } : { bodyBase64: Buffer.from(m.body).toString("base64") }),
+  };
 }

@@ -66,6 +66,19 @@ export function parseCommandLine<O extends OptionsConfig>(options: {
   return { values, positionals: parsed.positionals };
 }
 
+/**
+ * Refuses options given to a command they do not belong to: `belong` maps each command to its
+ * own options. Throws `Cannot run send: --max, --wait belong to receive` (a UsageError, exit 2;
+ * `belongs` for one).
+ */
+export function assertOptionsBelong(values: Record<string, unknown>, command: string, belong: Record<string, readonly string[]>): void {
+  for (const [other, names] of Object.entries(belong)) {
+    if (other === command) continue;
+    const given = names.filter((n) => values[n] !== undefined && !(belong[command] ?? []).includes(n));
+    if (given.length) throw new UsageError(`Cannot run ${command}: ${given.map((n) => `--${n}`).join(", ")} ${given.length === 1 ? "belongs" : "belong"} to ${other}`);
+  }
+}
+
 /** Exit code for an error: 2 for usage and input errors (nothing changed), else 1. */
 export function exitCodeFor(error: unknown): number {
   const code = (error as MeteringError)?.code;

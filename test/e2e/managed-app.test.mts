@@ -100,7 +100,7 @@ T("bad input: exit 2, one clear line", async () => {
   const cases: Array<[string[], RegExp]> = [
     [["show", "extra"], /expected <subscription>/],
     [["explode"], /expected one of show, refresh-permissions, list-tokens, role-assignments/],
-    [["show", "--raw"], /belong to list-tokens/],
+    [["show", "--raw"], /--raw belongs to list-tokens/],
     [["list-tokens", "--identity", "not-an-id"], /user-assigned identity resource id/],
     [["role-assignments", "--delete", "x"], /role assignment name/],
     [["list-tokens", "--raw", "--json"], /exclude each other/],

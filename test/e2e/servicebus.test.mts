@@ -154,7 +154,7 @@ T("bad input: exit 2, one clear line, nothing sent", async () => {
     [["fabrikam-ops", "publish", "commands"], "x", /expected send or receive/],
     [["fabrikam-ops", "send", "commands"], "", /empty message/],
     [["fabrikam-ops", "send", "commands", "--property", "novalue"], "x", /Cannot use property/],
-    [["fabrikam-ops", "send", "commands", "--max", "2"], "x", /belong to receive/],
+    [["fabrikam-ops", "send", "commands", "--max", "2"], "x", /--max belongs to receive/],
     [["fabrikam-ops", "receive", "commands", "--max", "0"], undefined, /--max/],
     [["fabrikam-ops", "send", "commands", "--body", "/no/such/file"], undefined, /Cannot read the message body/],
   ];
