@@ -113,11 +113,11 @@ function main(args: string[]): Promise<number> {
       const rows = await app.listRoleAssignments({ ...who, tenantId, ...arm });
       if (json) out(JSON.stringify(rows, null, 2));
       else {
+        // Names in full (--delete takes them); principals and scopes shortened to fit; * marks the UAMI.
         const uami = connected?.uamiPrincipalId?.toLowerCase();
-        const table = rows.map((r) => [
-          r.name, r.roleName ?? r.roleDefinitionId.split("/").pop()!, `${r.principalType ?? "?"} ${r.principalId}${r.principalId.toLowerCase() === uami ? " (the metering UAMI)" : ""}`, r.scope,
-        ]);
-        const columns = [{ header: "NAME", fit: "middle" as const }, { header: "ROLE", fit: "wrap" as const }, { header: "PRINCIPAL", fit: "wrap" as const, minWidth: 20 }, { header: "SCOPE", fit: "middle" as const, minWidth: 12 }];
+        const table = rows.map((r) => [r.name, r.roleName ?? r.roleDefinitionId.split("/").pop()!, `${r.principalId.toLowerCase() === uami ? "* " : ""}${r.principalId}`, r.scope]);
+        const columns = ["NAME", { header: "ROLE", fit: "wrap" as const, minWidth: 12 }, { header: "PRINCIPAL", fit: "middle" as const, minWidth: 13 }, { header: "SCOPE", fit: "middle" as const, minWidth: 10 }];
+        if (table.some((r) => r[2].startsWith("* "))) table.push(["", "", "", ""], ["* the metering UAMI", "", "", ""]);
         for (const line of renderTable(table, { columns, width: widthOf(process.stdout), empty: "No role assignments at this managed resource group." })) out(line);
       }
       return EXIT_OK;

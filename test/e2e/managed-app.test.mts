@@ -64,14 +64,20 @@ T("list-tokens --identity <UAMI> --audience … --raw: only the token, which is 
 });
 
 T("role-assignments lists the grant of the connect template, marked as the UAMI's", async () => {
+  const j = JSON.parse((await run("role-assignments", "--json")).stdout);
+  const grant = j.find((x: { principalId: string; roleName: string }) => x.principalId === cc.uamiPrincipalId && x.roleName === "Key Vault Secrets User");
+  assert.ok(grant, JSON.stringify(j));
+  // The table: a header, the assignment's full name (what --delete takes), * on the UAMI's row, 80 columns.
   const r = await run("role-assignments");
   assert.is(r.code, 0, describe(r));
-  const line = r.stdout.split("\n").find((l) => l.includes(cc.uamiPrincipalId))!;
-  assert.ok(line, r.stdout);
-  assert.match(line, /Key Vault Secrets User/);
-  assert.match(line, /the metering UAMI/);
-  const j = JSON.parse((await run("role-assignments", "--json")).stdout);
-  assert.ok(j.some((x: { principalId: string; roleName: string }) => x.principalId === cc.uamiPrincipalId && x.roleName === "Key Vault Secrets User"));
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.match(lines[0], /^NAME\s+ROLE\s+PRINCIPAL\s+SCOPE$/);
+  const row = lines.find((l) => l.startsWith(grant.name))!;
+  assert.ok(row, r.stdout);
+  assert.match(row, /Key Vault/);
+  assert.match(row, /\* /);
+  assert.match(r.stdout, /^\* the metering UAMI$/m);
+  for (const l of lines) assert.ok(l.length <= 80, l);
 });
 
 T("role-assignments --delete removes it in the customer's tenant", async () => {
