@@ -14,12 +14,12 @@ import { createServiceHandler, Observability, type ServiceDef } from "./core/htt
 import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
 import { TokenService } from "./core/tokens.mts";
 import { createAdminService } from "./services/admin.mts";
-import { createArmService } from "./services/arm.mts";
-import { createEntraService } from "./services/entra.mts";
-import { createKeyVaultService, type KeyVaultHooks } from "./services/keyvault.mts";
-import { createManagedIdentityService } from "./services/managed-identity.mts";
-import { createMeteringService } from "./services/metering.mts";
-import { createServiceBusService, type ServiceBusHooks } from "./services/servicebus.mts";
+import { createArmService } from "./services/arm/service.mts";
+import { createEntraService } from "./services/entra/service.mts";
+import { createKeyVaultService, type KeyVaultHooks } from "./services/keyvault/service.mts";
+import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
+import { createMeteringService } from "./services/metering/service.mts";
+import { createServiceBusService, type ServiceBusHooks } from "./services/servicebus/service.mts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, "..");

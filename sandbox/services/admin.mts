@@ -3,9 +3,9 @@
 import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
 import { mergeOptions, scopeContains } from "../core/state.mts";
 import type { SandboxContext } from "../main.mts";
-import { vaultStore } from "./keyvault-store.mts";
-import { listAcceptedEvents } from "./metering.mts";
-import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus-store.mts";
+import { vaultStore } from "./keyvault/store.mts";
+import { listAcceptedEvents } from "./metering/service.mts";
+import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";
 
 /** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */
 function _messageView(m: SbMessage) {

@@ -12,13 +12,13 @@
 // - batch send takes `application/vnd.microsoft.servicebus.json` `[{"Body","BrokerProperties","UserProperties"}]`;
 // - SAS (`SharedAccessSignature …`) is not emulated: no namespace keys exist here → 401.
 import * as jose from "jose";
-import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
-import { BearerError } from "../core/tokens.mts";
-import type { SandboxContext } from "../main.mts";
+import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
+import { BearerError } from "../../core/tokens.mts";
+import type { SandboxContext } from "../../main.mts";
 import {
   abandon, complete, enqueue, findLocked, hasAvailable, lockNext, namespaceStore, renew, takeNext,
   type PropertyValue, type SbMessage, type SbNamespace, type SbQueue, type SenderProperties,
-} from "./servicebus-store.mts";
+} from "./store.mts";
 
 export interface ServiceBusHooks {
   /** Called by ARM when a namespace is created: opens its port, returns its serviceBusEndpoint. */

@@ -1,12 +1,12 @@
 // The machinery every emulated ARM resource provider shares: ARM's error factory and response
 // headers, api-version tables, bearer authentication, RBAC checks with ARM's messages, id
-// helpers and the wire view of a stored resource. Route modules (arm-*.mts) build on `Arm`.
+// helpers and the wire view of a stored resource. Route modules (the other arm/*.mts) build on `Arm`.
 import { randomUUID } from "node:crypto";
 import * as jose from "jose";
-import { HttpReplyError, type Reply, type Route, type RouteContext } from "../core/http.mts";
-import { ROLE_DEFINITIONS, actionMatches, scopeContains, type ArmResource, type SandboxState, type Subscription } from "../core/state.mts";
-import { BearerError } from "../core/tokens.mts";
-import type { SandboxContext } from "../main.mts";
+import { HttpReplyError, type Reply, type Route, type RouteContext } from "../../core/http.mts";
+import { ROLE_DEFINITIONS, actionMatches, scopeContains, type ArmResource, type SandboxState, type Subscription } from "../../core/state.mts";
+import { BearerError } from "../../core/tokens.mts";
+import type { SandboxContext } from "../../main.mts";
 
 // ---------------------------------------------------------------- api-versions
 // Real api-versions of each resource type (newest first, as ARM lists them in its messages).

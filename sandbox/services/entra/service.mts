@@ -4,9 +4,9 @@
 // with the AADSTS codes, statuses and messages of docs/azure-behaviour.md §2.6.
 import { randomUUID } from "node:crypto";
 import * as jose from "jose";
-import { type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
-import type { ArmResource, Tenant } from "../core/state.mts";
-import type { SandboxContext } from "../main.mts";
+import { type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
+import type { ArmResource, Tenant } from "../../core/state.mts";
+import type { SandboxContext } from "../../main.mts";
 
 // ---------------------------------------------------------------- constants
 
