@@ -2,7 +2,7 @@
 // counters, fault injection, behaviour switches, the clock, and the az stand-in's back end.
 import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
 import { mergeOptions, scopeContains } from "../core/state.mts";
-import type { SandboxContext } from "../main.mts";
+import type { SandboxContext } from "../core/context.mts";
 import { vaultStore } from "./keyvault/store.mts";
 import { listAcceptedEvents } from "./metering/service.mts";
 import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";

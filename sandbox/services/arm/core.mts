@@ -6,7 +6,7 @@ import * as jose from "jose";
 import { HttpReplyError, type Reply, type Route, type RouteContext } from "../../core/http.mts";
 import { ROLE_DEFINITIONS, actionMatches, scopeContains, type ArmResource, type SandboxState, type Subscription } from "../../core/state.mts";
 import { BearerError } from "../../core/tokens.mts";
-import type { SandboxContext } from "../../main.mts";
+import type { SandboxContext } from "../../core/context.mts";
 
 // ---------------------------------------------------------------- api-versions
 // Real api-versions of each resource type (newest first, as ARM lists them in its messages).

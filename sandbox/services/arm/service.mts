@@ -5,7 +5,7 @@
 // error ARM gives for it (unknown namespace, unknown type, missing subscription or resource
 // group, unsupported method), never a silent 200.
 import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
-import type { SandboxContext } from "../../main.mts";
+import type { SandboxContext } from "../../core/context.mts";
 import { authorizationRoutes } from "./authorization.mts";
 import { API_VERSIONS, Arm, NAMESPACES, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./core.mts";
 import { deploymentRoutes } from "./deployments.mts";

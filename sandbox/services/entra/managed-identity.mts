@@ -9,7 +9,7 @@
 // IMDS's 400, which is what tells a client that IMDS is there.
 import { randomBytes } from "node:crypto";
 import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
-import type { SandboxContext } from "../../main.mts";
+import type { SandboxContext } from "../../core/context.mts";
 import { KNOWN_RESOURCES } from "./service.mts";
 
 export const IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token";

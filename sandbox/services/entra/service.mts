@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import * as jose from "jose";
 import { type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
 import type { ArmResource, Tenant } from "../../core/state.mts";
-import type { SandboxContext } from "../../main.mts";
+import type { SandboxContext } from "../../core/context.mts";
 
 // ---------------------------------------------------------------- constants
 

@@ -4,7 +4,7 @@
 // report.mts, the wire format in wire.mts.
 import { HttpReplyError, type Reply, type Route, type RouteContext, type ServiceDef } from "../../core/http.mts";
 import { BearerError } from "../../core/tokens.mts";
-import type { SandboxContext } from "../../main.mts";
+import type { SandboxContext } from "../../core/context.mts";
 import { queryParam, usageReport } from "./report.mts";
 import { callerMayBill, formatMessageTime, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
 import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./wire.mts";
