@@ -6,8 +6,9 @@
 // group, unsupported method), never a silent 200.
 import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
 import type { SandboxContext } from "../../core/context.mts";
+import { API_VERSIONS, NAMESPACES } from "./api-versions.mts";
 import { authorizationRoutes } from "./authorization.mts";
-import { API_VERSIONS, Arm, NAMESPACES, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./core.mts";
+import { Arm, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./core.mts";
 import { deploymentRoutes } from "./deployments.mts";
 import { graphRoutes } from "./graph.mts";
 import { identityRoutes } from "./identity.mts";

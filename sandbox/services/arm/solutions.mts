@@ -2,7 +2,8 @@
 // (docs/azure-behaviour.md §5.1, §5.2). Applications come from the seeded world; the sandbox does not deploy them.
 import type { Route } from "../../core/http.mts";
 import { scopeContains, type ArmResource } from "../../core/state.mts";
-import { Arm, LIST_TOKENS_API, REFRESH_PERMISSIONS_API, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./core.mts";
+import { LIST_TOKENS_API, REFRESH_PERMISSIONS_API } from "./api-versions.mts";
+import { Arm, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./core.mts";
 import { recordOperation, operations } from "./resources.mts";
 
 const APP_TYPE = "Microsoft.Solutions/applications";
