@@ -4,7 +4,7 @@ import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Re
 import { mergeOptions, scopeContains } from "../core/state.mts";
 import type { SandboxContext } from "../core/context.mts";
 import { vaultStore } from "./keyvault/store.mts";
-import { listAcceptedEvents } from "./metering/service.mts";
+import { listAcceptedEvents } from "./metering/usage.mts";
 import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";
 
 /** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */

@@ -2,8 +2,7 @@
 // dimension and plan, filtered by the query. Every row is "Submitted" with processedQuantity 0:
 // the sandbox never reconciles, as a freshly recorded real row looks.
 import type { SandboxState } from "../../core/state.mts";
-import type { AcceptedEvent } from "./service.mts";
-import { parseUtcTime, UsageInputError, utcDayOf } from "./usage.mts";
+import { parseUtcTime, UsageInputError, utcDayOf, type AcceptedEvent } from "./usage.mts";
 
 export const RECON_STATUSES = ["Submitted", "Accepted", "Rejected", "Mismatch", "TestHeaders", "DryRun"];
 

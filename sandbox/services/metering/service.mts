@@ -6,7 +6,7 @@ import { HttpReplyError, type Reply, type Route, type RouteContext, type Service
 import { BearerError } from "../../core/tokens.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { queryParam, usageReport } from "./report.mts";
-import { callerMayBill, formatMessageTime, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
+import { callerMayBill, formatMessageTime, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
 import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./wire.mts";
 
 const API_VERSION = "2018-08-31";
@@ -171,20 +171,4 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
     },
     faultReply: (c, status) => withWireHeaders(c, faultBody(status)),
   };
-}
-
-export interface AcceptedEvent {
-  usageEventId: string;
-  resourceId: string;
-  resourceUri: string;
-  planId: string;
-  dimension: string;
-  quantity: number;
-  effectiveStartTime: string;
-  messageTime: string;
-}
-
-/** Every accepted usage event, in order of acceptance (the admin API's GET /metering/events). */
-export function listAcceptedEvents(state: SandboxContext["state"]): AcceptedEvent[] {
-  return state.store<AcceptedEvent[]>("metering.accepted", () => []);
 }

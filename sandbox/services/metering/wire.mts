@@ -2,8 +2,7 @@
 // the .NET service writes it, and the error factory every metering reply goes through.
 import { randomBytes } from "node:crypto";
 import type { Reply, RouteContext } from "../../core/http.mts";
-import type { AcceptedEvent } from "./service.mts";
-import type { UsageEventInput } from "./usage.mts";
+import type { AcceptedEvent, UsageEventInput } from "./usage.mts";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
