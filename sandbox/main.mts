@@ -10,16 +10,17 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTlsMaterial, tlsPaths, writeTlsMaterial, type TlsMaterial } from "./core/ca.mts";
 import { ConnectionTable } from "./core/connections.mts";
+import type { Endpoints, KeyVaultHooks, ListeningServer, SandboxContext, ServiceBusHooks } from "./core/context.mts";
 import { createServiceHandler, Observability, type ServiceDef } from "./core/http.mts";
 import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
 import { TokenService } from "./core/tokens.mts";
 import { createAdminService } from "./services/admin.mts";
-import { createArmService } from "./services/arm.mts";
-import { createEntraService } from "./services/entra.mts";
-import { createKeyVaultService, type KeyVaultHooks } from "./services/keyvault.mts";
-import { createManagedIdentityService } from "./services/managed-identity.mts";
-import { createMeteringService } from "./services/metering.mts";
-import { createServiceBusService, type ServiceBusHooks } from "./services/servicebus.mts";
+import { createArmService } from "./services/arm/service.mts";
+import { createEntraService } from "./services/entra/service.mts";
+import { createKeyVaultService } from "./services/keyvault/service.mts";
+import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
+import { createMeteringService } from "./services/metering/service.mts";
+import { createServiceBusService } from "./services/servicebus/service.mts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, "..");
@@ -30,40 +31,6 @@ export const AZURITE_ACCOUNT = {
   name: "devstoreaccount1",
   key: "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
 };
-
-export interface Endpoints {
-  entra: string;
-  arm: string;
-  metering: string;
-  blob: string;
-  admin: string;
-  /** Plain-HTTP managed identity endpoint of the ISV's compute: IMDS paths and App Service's /msi/token. */
-  managedIdentity: string;
-}
-
-export interface ListeningServer {
-  port: number;
-  url: string;
-  close(): Promise<void>;
-}
-
-/** What every service module receives. */
-export interface SandboxContext {
-  state: SandboxState;
-  tokens: TokenService;
-  obs: Observability;
-  tls: TlsMaterial;
-  /** Filled before the first request can arrive. */
-  endpoints: Endpoints;
-  azurite: { blobEndpoint: string; accountName: string; accountKey: string } | undefined;
-  /** Opens another HTTPS port for a service (Key Vault: one per vault). */
-  listenHttps(def: ServiceDef): Promise<ListeningServer>;
-  /** Set once the Key Vault service exists; ARM calls it when a vault is created. */
-  keyVault: KeyVaultHooks;
-  /** Set once the Service Bus service exists; ARM calls it when a namespace is created. */
-  serviceBus: ServiceBusHooks;
-  log(msg: string): void;
-}
 
 export interface SandboxHandle {
   dir: string;

@@ -19,7 +19,9 @@ import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import { basename, extname, isAbsolute, resolve } from "node:path";
 import { decodeJwt } from "jose";
-import { BicepSyntaxError, DeploymentError, deployBicep, parseBicep, type ArmError, type BicepTemplate } from "./bicep.mts";
+import { BicepSyntaxError, DeploymentError } from "./bicep/errors.mts";
+import { deployBicep, parseBicep } from "./bicep/evaluate.mts";
+import type { ArmError, BicepTemplate } from "./bicep/types.mts";
 import { QueryError, compileQuery, orderedObjects } from "./query.mts";
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 // counters, fault injection, behaviour switches, the clock, and the az stand-in's back end.
 import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
 import { mergeOptions, scopeContains } from "../core/state.mts";
-import type { SandboxContext } from "../main.mts";
-import { vaultStore } from "./keyvault-store.mts";
-import { listAcceptedEvents } from "./metering.mts";
-import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus-store.mts";
+import type { SandboxContext } from "../core/context.mts";
+import { vaultStore } from "./keyvault/store.mts";
+import { listAcceptedEvents } from "./metering/usage.mts";
+import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";
 
 /** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */
 function _messageView(m: SbMessage) {

@@ -11,7 +11,7 @@ import { KeyClient } from "@azure/keyvault-keys";
 import { calculateJwkThumbprint } from "jose";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { vaultStore } from "../../sandbox/services/keyvault-store.mts";
+import { vaultStore } from "../../sandbox/services/keyvault/store.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { hourBack, hoursAgoOf } from "../helpers/hours.mts";

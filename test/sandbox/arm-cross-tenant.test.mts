@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { deployBicep } from "../../sandbox/az/bicep.mts";
+import { deployBicep } from "../../sandbox/az/bicep/evaluate.mts";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { arm, grantRole } from "../helpers/arm.mts";

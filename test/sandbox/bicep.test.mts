@@ -1,18 +1,13 @@
-// Tests for the sandbox's Bicep subset evaluator (sandbox/az/bicep.mts), with a fake ARM that
+// Tests for the sandbox's Bicep subset evaluator (sandbox/az/bicep/), with a fake ARM that
 // records every put and answers with bodies shaped like the real providers' responses.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import {
-  BicepSyntaxError,
-  DeploymentError,
-  deployBicep,
-  guid,
-  parseBicep,
-  uniqueString,
-  type DeployBicepOptions,
-} from "../../sandbox/az/bicep.mts";
+import { BicepSyntaxError, DeploymentError } from "../../sandbox/az/bicep/errors.mts";
+import { deployBicep, parseBicep } from "../../sandbox/az/bicep/evaluate.mts";
+import { guid, uniqueString } from "../../sandbox/az/bicep/functions.mts";
+import type { DeployBicepOptions } from "../../sandbox/az/bicep/types.mts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const ISV_SETUP = readFileSync(`${ROOT}templates/0-isv-setup.bicep`, "utf8");

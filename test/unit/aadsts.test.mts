@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { AADSTS_ERRORS, explainAadsts, findAadstsCode, isTransientAadsts } from "../../lib/identity/aadsts.mts";
-import { EMULATED_AADSTS_CODES } from "../../sandbox/services/entra.mts";
+import { EMULATED_AADSTS_CODES } from "../../sandbox/services/entra/aadsts.mts";
 
 // Every code in docs/azure-behaviour.md §2.6 (the table, 900384 in the 700027 row), §2.3 (50032) and §2.5 (700022).
 const DOCUMENTED_CODES = [

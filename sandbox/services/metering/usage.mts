@@ -1,9 +1,9 @@
 // The metering emulator's rules for one usage event (docs/azure-behaviour.md §1.2, §1.5, §1.7):
 // reading the event, who may bill which managed app, the per-event checks in their order,
-// and the first-write-wins ledger of accepted events. No HTTP here; metering.mts does the wire.
+// and the first-write-wins ledger of accepted events (listAcceptedEvents: all of them, in order).
+// No HTTP here; service.mts does the wire.
 import { randomUUID } from "node:crypto";
-import { scopeContains, type ArmResource, type SandboxState } from "../core/state.mts";
-import type { AcceptedEvent } from "./metering.mts";
+import { scopeContains, type ArmResource, type SandboxState } from "../../core/state.mts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -256,4 +256,20 @@ export class UsageLedger {
     }
     return this.index;
   }
+}
+
+export interface AcceptedEvent {
+  usageEventId: string;
+  resourceId: string;
+  resourceUri: string;
+  planId: string;
+  dimension: string;
+  quantity: number;
+  effectiveStartTime: string;
+  messageTime: string;
+}
+
+/** Every accepted usage event, in order of acceptance (the admin API's GET /metering/events). */
+export function listAcceptedEvents(state: SandboxState): AcceptedEvent[] {
+  return state.store<AcceptedEvent[]>("metering.accepted", () => []);
 }

@@ -1,13 +1,15 @@
 // Resource Graph: POST /providers/Microsoft.ResourceGraph/resources (docs/azure-behaviour.md §5.6) over the
-// KQL subset of arm-kql.mts. RBAC applies before the query: a row exists only for a resource the
-// caller may read, across every subscription. Paging follows Microsoft's rules: $skipToken is
-// resent with the same query and scopes, and only queries that project `id` can be paged.
+// KQL subset of kql.mts (parsing) and kql-eval.mts (running). RBAC applies before the query: a
+// row exists only for a resource the caller may read, across every subscription. Paging follows
+// Microsoft's rules: $skipToken is resent with the same query and scopes, and only queries that
+// project `id` can be paged.
 import { createHash } from "node:crypto";
-import type { Route } from "../core/http.mts";
-import type { ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, type ArmCall } from "./arm-core.mts";
-import { KqlError, parseKql, runKql } from "./arm-kql.mts";
-import { isTracked } from "./arm-resources.mts";
+import type { Route } from "../../core/http.mts";
+import type { ArmResource } from "../../core/state.mts";
+import { Arm, fail, ok, type ArmCall } from "./core.mts";
+import { runKql } from "./kql-eval.mts";
+import { KqlError, parseKql } from "./kql.mts";
+import { isTracked } from "./resources.mts";
 
 const GRAPH_TYPE = "Microsoft.ResourceGraph/resources";
 const MAX_TOP = 1000;

@@ -1,8 +1,8 @@
 // Microsoft.ManagedIdentity: user-assigned identities and their federated identity credentials,
 // with Entra's FIC rules (docs/azure-behaviour.md §2.1, §5.3) and the 409 on concurrent writes to one identity.
-import type { Route } from "../core/http.mts";
-import type { ArmResource } from "../core/state.mts";
-import { Arm, fail, newGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
+import type { Route } from "../../core/http.mts";
+import type { ArmResource } from "../../core/state.mts";
+import { Arm, fail, newGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 
 const UAMI_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities";
 const FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";

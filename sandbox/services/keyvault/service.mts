@@ -3,20 +3,13 @@
 // SDK's first request has no token and no body), bearer and tenant, api-version, then RBAC (or
 // access policies when the vault does not use RBAC), then the operation.
 import * as jose from "jose";
-import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
-import { BearerError } from "../core/tokens.mts";
-import type { SandboxContext } from "../main.mts";
+import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
+import { BearerError } from "../../core/tokens.mts";
+import type { KeyVaultHooks, SandboxContext } from "../../core/context.mts";
 import {
   KvError, checkUsable, createKeyVersion, decodeBase64Any, deleteKey, deletedKeyBundle, findDeletedKey, findKey, findSecret, keyBundle, keyItem, recoveryOf, secretBundle,
   secretItem, setSecretVersion, signDigest, updateKeyVersion, vaultStore, verifyDigest, type Recovery, type VaultData,
-} from "./keyvault-store.mts";
-
-export interface KeyVaultHooks {
-  /** Called by ARM when a vault resource is created: opens its port, returns its vaultUri ("https://127.0.0.1:<port>/"). */
-  openVault(vault: { id: string; name: string; tenantId: string }): Promise<string>;
-  /** Called by ARM when a vault resource (or its resource group) is deleted; ignores ids that are no vault. */
-  closeVault?(resourceId: string): Promise<void>;
-}
+} from "./store.mts";
 
 const VAULT_AUDIENCE = "https://vault.azure.net";
 /** Data-plane api-versions the sandbox answers (docs/azure-behaviour.md §4.1: same shapes for all). */

@@ -1,10 +1,10 @@
 // Microsoft.ServiceBus through ARM: namespaces (each opens its own data-plane port; its
 // serviceBusEndpoint is that port's URL) and their queues, with the properties a client reads
-// (lockDuration, maxDeliveryCount, message counts). Messages live in servicebus-store.mts.
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
-import { namespaceStore, newQueue, parseDurationMs, sweepLocks, type SbQueue } from "./servicebus-store.mts";
+// (lockDuration, maxDeliveryCount, message counts). Messages live in servicebus/store.mts.
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource } from "../../core/state.mts";
+import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
+import { namespaceStore, newQueue, parseDurationMs, sweepLocks, type SbQueue } from "../servicebus/store.mts";
 
 const NS_TYPE = "Microsoft.ServiceBus/namespaces";
 const QUEUE_TYPE = "Microsoft.ServiceBus/namespaces/queues";

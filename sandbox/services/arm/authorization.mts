@@ -1,8 +1,8 @@
 // Microsoft.Authorization: role assignments at any scope (tenant root, subscription, resource
 // group, resource, child resource) and the built-in role definitions the sandbox knows.
-import type { Route } from "../core/http.mts";
-import { ROLE_DEFINITIONS, scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, decodeSegment, fail, isGuid, lastSegment, ok, type ArmCall } from "./arm-core.mts";
+import type { Route } from "../../core/http.mts";
+import { ROLE_DEFINITIONS, scopeContains, type ArmResource } from "../../core/state.mts";
+import { Arm, decodeSegment, fail, isGuid, lastSegment, ok, type ArmCall } from "./core.mts";
 
 const RA_TYPE = "Microsoft.Authorization/roleAssignments";
 const RD_TYPE = "Microsoft.Authorization/roleDefinitions";

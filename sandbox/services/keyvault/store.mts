@@ -1,8 +1,8 @@
-// Key Vault objects shared by the data plane (keyvault.mts) and ARM (arm-keyvault.mts): vaults,
+// Key Vault objects shared by the data plane (keyvault/service.mts) and ARM (arm/keyvault.mts): vaults,
 // RSA keys with versions, secrets with versions, and the signing of digests. Private keys stay
 // in this module: nothing returns them, no route exports them.
 import { constants, generateKeyPair, privateEncrypt, publicDecrypt, randomUUID, type KeyObject } from "node:crypto";
-import type { ArmResource, SandboxState } from "../core/state.mts";
+import type { ArmResource, SandboxState } from "../../core/state.mts";
 
 /** A Key Vault failure in the data plane's terms; ARM maps it onto its own shape. */
 export class KvError extends Error {

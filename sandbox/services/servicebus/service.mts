@@ -12,20 +12,13 @@
 // - batch send takes `application/vnd.microsoft.servicebus.json` `[{"Body","BrokerProperties","UserProperties"}]`;
 // - SAS (`SharedAccessSignature …`) is not emulated: no namespace keys exist here → 401.
 import * as jose from "jose";
-import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
-import { BearerError } from "../core/tokens.mts";
-import type { SandboxContext } from "../main.mts";
+import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
+import { BearerError } from "../../core/tokens.mts";
+import type { SandboxContext, ServiceBusHooks } from "../../core/context.mts";
 import {
   abandon, complete, enqueue, findLocked, hasAvailable, lockNext, namespaceStore, renew, takeNext,
   type PropertyValue, type SbMessage, type SbNamespace, type SbQueue, type SenderProperties,
-} from "./servicebus-store.mts";
-
-export interface ServiceBusHooks {
-  /** Called by ARM when a namespace is created: opens its port, returns its serviceBusEndpoint. */
-  openNamespace(ns: { id: string; name: string; tenantId: string }): Promise<string>;
-  /** Called by ARM when a namespace (or its resource group) is deleted; ignores other ids. */
-  closeNamespace(resourceId: string): Promise<void>;
-}
+} from "./store.mts";
 
 export const SEND_ACTION = "Microsoft.ServiceBus/namespaces/messages/send/action";
 export const RECEIVE_ACTION = "Microsoft.ServiceBus/namespaces/messages/receive/action";

@@ -1,9 +1,10 @@
 // Microsoft.Solutions: managed applications (read, list), listTokens and refreshPermissions
 // (docs/azure-behaviour.md §5.1, §5.2). Applications come from the seeded world; the sandbox does not deploy them.
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, LIST_TOKENS_API, REFRESH_PERMISSIONS_API, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./arm-core.mts";
-import { recordOperation, operations } from "./arm-resources.mts";
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource } from "../../core/state.mts";
+import { LIST_TOKENS_API, REFRESH_PERMISSIONS_API } from "./api-versions.mts";
+import { Arm, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./core.mts";
+import { recordOperation, operations } from "./resources.mts";
 
 const APP_TYPE = "Microsoft.Solutions/applications";
 const APP_BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.Solutions/applications";

@@ -1,9 +1,9 @@
-// Service Bus queues shared by the data plane (servicebus.mts) and ARM (arm-servicebus.mts):
+// Service Bus queues shared by the data plane (servicebus/service.mts) and ARM (arm/servicebus.mts):
 // messages in sequence order, peek-lock with lock tokens and lock duration, complete, abandon,
 // renew, receive-and-delete, delivery counts and dead-lettering (docs/azure-behaviour.md §6.1, §6.2). Time comes
 // from the sandbox clock; expired locks are released lazily whenever a queue is touched.
 import { randomUUID } from "node:crypto";
-import type { SandboxState } from "../core/state.mts";
+import type { SandboxState } from "../../core/state.mts";
 
 export type PropertyValue = string | number | boolean;
 

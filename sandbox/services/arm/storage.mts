@@ -4,9 +4,9 @@
 // it: primaryEndpoints.blob is Azurite's endpoint, listKeys returns Azurite's key, and containers
 // of different accounts share Azurite's single container namespace. A container PUT really
 // creates the container in Azurite, with the anonymous access the ARM request asks for.
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource } from "../../core/state.mts";
+import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 
 const ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts";
 const BLOB_SERVICE_TYPE = "Microsoft.Storage/storageAccounts/blobServices";

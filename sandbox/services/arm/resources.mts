@@ -1,8 +1,8 @@
 // ARM's own resources: subscriptions, tenants, resource groups, resource lists, and the status
 // URLs of the asynchronous operations the other providers start.
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource, type Subscription } from "../core/state.mts";
-import { Arm, fail, ok, rgId, subscriptionScope, tagsOf, toWire, type ArmCall, type Caller } from "./arm-core.mts";
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource, type Subscription } from "../../core/state.mts";
+import { Arm, fail, ok, rgId, subscriptionScope, tagsOf, toWire, type ArmCall, type Caller } from "./core.mts";
 
 const RG_TYPE = "Microsoft.Resources/resourceGroups";
 

@@ -8,9 +8,9 @@
 // sandbox's Entra, in the ISV tenant. A bare GET without `Metadata` (the SDK's IMDS probe) gets
 // IMDS's 400, which is what tells a client that IMDS is there.
 import { randomBytes } from "node:crypto";
-import type { Reply, RouteContext, ServiceDef } from "../core/http.mts";
-import type { SandboxContext } from "../main.mts";
-import { KNOWN_RESOURCES } from "./entra.mts";
+import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
+import type { SandboxContext } from "../../core/context.mts";
+import { KNOWN_RESOURCES } from "./service.mts";
 
 export const IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token";
 export const APP_SERVICE_TOKEN_PATH = "/msi/token";

@@ -1,9 +1,8 @@
 // The metering API's wire format (docs/azure-behaviour.md §1.1, §1.3, §1.4): response headers, JSON as
 // the .NET service writes it, and the error factory every metering reply goes through.
 import { randomBytes } from "node:crypto";
-import type { Reply, RouteContext } from "../core/http.mts";
-import type { AcceptedEvent } from "./metering.mts";
-import type { UsageEventInput } from "./metering-usage.mts";
+import type { Reply, RouteContext } from "../../core/http.mts";
+import type { AcceptedEvent, UsageEventInput } from "./usage.mts";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 

@@ -1,13 +1,13 @@
 // Emulated Marketplace metering API (docs/azure-behaviour.md §1): POST /api/usageEvent, POST
 // /api/batchUsageEvent, GET /api/usageEvents. This file is the HTTP layer (route table,
-// api-version, bearer, body binding); the rules live in metering-usage.mts, the report in
-// metering-report.mts, the wire format in metering-wire.mts.
-import { HttpReplyError, type Reply, type Route, type RouteContext, type ServiceDef } from "../core/http.mts";
-import { BearerError } from "../core/tokens.mts";
-import type { SandboxContext } from "../main.mts";
-import { queryParam, usageReport } from "./metering-report.mts";
-import { callerMayBill, formatMessageTime, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./metering-usage.mts";
-import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./metering-wire.mts";
+// api-version, bearer, body binding); the rules live in usage.mts, the report in
+// report.mts, the wire format in wire.mts.
+import { HttpReplyError, type Reply, type Route, type RouteContext, type ServiceDef } from "../../core/http.mts";
+import { BearerError } from "../../core/tokens.mts";
+import type { SandboxContext } from "../../core/context.mts";
+import { queryParam, usageReport } from "./report.mts";
+import { callerMayBill, formatMessageTime, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
+import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./wire.mts";
 
 const API_VERSION = "2018-08-31";
 const MAX_BATCH = 25;
@@ -171,20 +171,4 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
     },
     faultReply: (c, status) => withWireHeaders(c, faultBody(status)),
   };
-}
-
-export interface AcceptedEvent {
-  usageEventId: string;
-  resourceId: string;
-  resourceUri: string;
-  planId: string;
-  dimension: string;
-  quantity: number;
-  effectiveStartTime: string;
-  messageTime: string;
-}
-
-/** Every accepted usage event, in order of acceptance (the admin API's GET /metering/events). */
-export function listAcceptedEvents(state: SandboxContext["state"]): AcceptedEvent[] {
-  return state.store<AcceptedEvent[]>("metering.accepted", () => []);
 }

@@ -1,9 +1,8 @@
 // GET /api/usageEvents (docs/azure-behaviour.md §1.6): accepted events summed per UTC day, resource,
 // dimension and plan, filtered by the query. Every row is "Submitted" with processedQuantity 0:
 // the sandbox never reconciles, as a freshly recorded real row looks.
-import type { SandboxState } from "../core/state.mts";
-import type { AcceptedEvent } from "./metering.mts";
-import { parseUtcTime, UsageInputError, utcDayOf } from "./metering-usage.mts";
+import type { SandboxState } from "../../core/state.mts";
+import { parseUtcTime, UsageInputError, utcDayOf, type AcceptedEvent } from "./usage.mts";
 
 export const RECON_STATUSES = ["Submitted", "Accepted", "Rejected", "Mismatch", "TestHeaders", "DryRun"];
 

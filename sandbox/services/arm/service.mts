@@ -1,21 +1,22 @@
 // Emulated Azure Resource Manager: the REST paths and api-versions of docs/azure-behaviour.md §5, one
-// module per resource provider (arm-*.mts), case-insensitive paths. Every request is
+// module per resource provider (arm/*.mts), case-insensitive paths. Every request is
 // authenticated (401 in ARM's words), needs an api-version the resource type has, and is
 // authorized with RBAC (403 AuthorizationFailed). A path or method no provider serves gets the
 // error ARM gives for it (unknown namespace, unknown type, missing subscription or resource
 // group, unsupported method), never a silent 200.
-import type { Reply, RouteContext, ServiceDef } from "../core/http.mts";
-import type { SandboxContext } from "../main.mts";
-import { authorizationRoutes } from "./arm-authorization.mts";
-import { API_VERSIONS, Arm, NAMESPACES, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./arm-core.mts";
-import { deploymentRoutes } from "./arm-deployments.mts";
-import { graphRoutes } from "./arm-graph.mts";
-import { identityRoutes } from "./arm-identity.mts";
-import { keyVaultRoutes } from "./arm-keyvault.mts";
-import { resourceRoutes } from "./arm-resources.mts";
-import { serviceBusRoutes } from "./arm-servicebus.mts";
-import { solutionsRoutes } from "./arm-solutions.mts";
-import { storageRoutes } from "./arm-storage.mts";
+import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
+import type { SandboxContext } from "../../core/context.mts";
+import { API_VERSIONS, NAMESPACES } from "./api-versions.mts";
+import { authorizationRoutes } from "./authorization.mts";
+import { Arm, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./core.mts";
+import { deploymentRoutes } from "./deployments.mts";
+import { graphRoutes } from "./graph.mts";
+import { identityRoutes } from "./identity.mts";
+import { keyVaultRoutes } from "./keyvault.mts";
+import { resourceRoutes } from "./resources.mts";
+import { serviceBusRoutes } from "./servicebus.mts";
+import { solutionsRoutes } from "./solutions.mts";
+import { storageRoutes } from "./storage.mts";
 
 export function createArmService(ctx: SandboxContext): ServiceDef {
   const arm = new Arm(ctx);

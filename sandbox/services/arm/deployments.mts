@@ -2,9 +2,9 @@
 // stand-in evaluates a Bicep template itself, PUTs each resource, then PUTs this record with the
 // outputs it computed; ARM stores it and answers it back like a finished deployment.
 import { createHash } from "node:crypto";
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource } from "../../core/state.mts";
+import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./core.mts";
 
 const DEPLOYMENT_TYPE = "Microsoft.Resources/deployments";
 const BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.Resources/deployments";

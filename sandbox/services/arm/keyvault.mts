@@ -1,11 +1,11 @@
 // Microsoft.KeyVault through ARM: vaults (each opens its own data-plane port), keys and secrets.
-// Keys and secrets live in the data plane's store (keyvault-store.mts); ARM reads them from there.
-import type { Route } from "../core/http.mts";
-import { scopeContains, type ArmResource } from "../core/state.mts";
-import { Arm, fail, isGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./arm-core.mts";
+// Keys and secrets live in the data plane's store (keyvault/store.mts); ARM reads them from there.
+import type { Route } from "../../core/http.mts";
+import { scopeContains, type ArmResource } from "../../core/state.mts";
+import { Arm, fail, isGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 import {
   KvError, createKeyVersion, findKey, findSecret, keyArmView, secretArmView, setSecretVersion, vaultStore, type VaultData,
-} from "./keyvault-store.mts";
+} from "../keyvault/store.mts";
 
 const VAULT_TYPE = "Microsoft.KeyVault/vaults";
 const KEY_TYPE = "Microsoft.KeyVault/vaults/keys";
