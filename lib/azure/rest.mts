@@ -5,6 +5,7 @@
 // back as it is (no throw on 4xx/5xx) with its body as bytes; callers map statuses to errors.
 // The pipeline is imported lazily so scripts start fast.
 import { REQUEST_AUDITS, RESPONSE_BODIES, type RequestAudit } from "../audit/policy.mts";
+import { readAllBytes } from "../core/bytes.mts";
 import type { AdditionalPolicyConfig } from "../core/http.mts";
 import type { Settings } from "../core/settings.mts";
 import type { TokenCredential } from "@azure/identity";
@@ -41,19 +42,7 @@ export const REST_MAX_RETRIES = 3;
 const ALL_STATUSES = new Set([Number.POSITIVE_INFINITY]);
 
 async function _readBody(response: { readableStreamBody?: AsyncIterable<unknown> | NodeJS.ReadableStream; browserStreamBody?: ReadableStream<Uint8Array>; bodyAsText?: string | null }): Promise<Uint8Array> {
-  if (response.readableStreamBody) {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of response.readableStreamBody as AsyncIterable<Uint8Array | string>) {
-      chunks.push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
-    }
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
-  }
+  if (response.readableStreamBody) return await readAllBytes(response.readableStreamBody as AsyncIterable<Uint8Array | string>);
   if (response.browserStreamBody) return new Uint8Array(await new Response(response.browserStreamBody).arrayBuffer());
   return new TextEncoder().encode(response.bodyAsText ?? "");
 }

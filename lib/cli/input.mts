@@ -2,24 +2,7 @@
 // from argv, where it would stay in shell history and process lists.
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../core/errors.mts";
-
-/** The whole of a stream, as bytes. */
-export async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk;
-    chunks.push(bytes);
-    size += bytes.length;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+import { readAllBytes } from "../core/bytes.mts";
 
 /**
  * The bytes of `path`, or of stdin when `path` is undefined or `-`. A terminal on stdin is a
@@ -35,7 +18,7 @@ export async function readPayload(o: {
 }): Promise<Uint8Array> {
   if (o.path === undefined || o.path === "-") {
     if (o.stdin.isTTY) throw new UsageError(`Cannot read the ${o.what}: ${o.howTo}`);
-    return await readAll(o.stdin);
+    return await readAllBytes(o.stdin);
   }
   try {
     return new Uint8Array(await readFile(o.path));

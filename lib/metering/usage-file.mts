@@ -9,6 +9,7 @@ import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 import { checkQuantity, DEFAULT_MAX_QUANTITY, dimensionProblem, isGuid, isResourceGroupName, MAX_HOURS_AGO } from "../core/validate.mts";
 import { customerKey } from "../state/customers.mts";
 import { effectiveStartTime, HOUR_MS, isInUsageWindow, isoSeconds } from "./time.mts";
+import { concatBytes } from "../core/bytes.mts";
 
 /** One row as read from the file, checked and resolved to an absolute UTC time. */
 export interface UsageRow {
@@ -516,13 +517,13 @@ class _LineReader {
       this.#carry.push(chunk);
       return;
     }
-    this.#emit(_concat([...this.#carry, chunk.subarray(0, last)]));
+    this.#emit(concatBytes([...this.#carry, chunk.subarray(0, last)]));
     this.#carry = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
   }
 
   /** Feeds the last line (one without a final newline) and returns the SHA-256 of every byte. */
   end(): string {
-    if (!this.#utf16 && this.#carry.length > 0) this.#emit(_concat(this.#carry));
+    if (!this.#utf16 && this.#carry.length > 0) this.#emit(concatBytes(this.#carry));
     this.#carry = [];
     return this.#hash.digest("hex");
   }
@@ -553,17 +554,6 @@ class _LineReader {
       from = nl + 1;
     }
   }
-}
-
-function _concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 export interface ParseOptions {
