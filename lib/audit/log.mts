@@ -2,7 +2,7 @@
 // JSON object per line. It holds decoded token claims for accountability but never a token,
 // an assertion or a signature: a guard refuses any record that looks like it holds one.
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile } from "node:fs/promises";
+import { mkdir, open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { dirname } from "node:path";
 import { AuditLeakError, AuditWriteError, describeWriteError } from "../core/errors.mts";
@@ -110,41 +110,6 @@ async function _openForAppend(path: string): Promise<{ handle: Awaited<ReturnTyp
     await handle.close();
     throw error;
   }
-}
-
-/**
- * Appends one record as a line: O_APPEND, every byte written, fsync. If an earlier write was
- * torn (the file does not end in a newline), the record starts on a fresh line. Throws
- * AuditWriteError when the record cannot be made durable.
- */
-export async function appendAuditRecord(options: { path: string; record: AuditRecord }): Promise<void> {
-  const line = serializeAuditRecord(options.record);
-  const { handle, torn } = await _openForAppend(options.path);
-  try {
-    await _writeDurably(handle, `${torn ? "\n" : ""}${line}\n`, options.path);
-  } finally {
-    await handle.close();
-  }
-}
-
-export interface AuditLog {
-  records: AuditRecord[];
-  /** Lines that are not JSON objects (1-based line numbers), e.g. a torn write repaired later. */
-  invalidLines: { line: number; text: string }[];
-  /** A last line without newline that is not JSON: a write cut short; ignored. */
-  tornTail?: string;
-}
-
-/** Reads audit.jsonl line by line; a missing file is an empty log. Tolerates a torn last line. */
-export async function readAuditLog(options: { path: string }): Promise<AuditLog> {
-  let text: string;
-  try {
-    text = await readFile(options.path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: [], invalidLines: [] };
-    throw error;
-  }
-  return parseAuditLog(text);
 }
 
 /**
@@ -272,30 +237,6 @@ async function _lineAfter(handle: Awaited<ReturnType<typeof open>>, pos: number,
     // a torn line: its time is unknown
   }
   return { start, time: Number.isNaN(time) ? Infinity : time };
-}
-
-/** Parses audit.jsonl text. Pure. */
-export function parseAuditLog(text: string): AuditLog {
-  const lines = text.split("\n");
-  const records: AuditRecord[] = [];
-  const invalidLines: { line: number; text: string }[] = [];
-  let tornTail: string | undefined;
-  lines.forEach((raw, i) => {
-    if (raw.trim() === "") return;
-    const isLast = i === lines.length - 1; // no newline after it
-    try {
-      const value = JSON.parse(raw);
-      if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-        records.push(value as AuditRecord);
-        return;
-      }
-    } catch {
-      // falls through
-    }
-    if (isLast) tornTail = raw;
-    else invalidLines.push({ line: i + 1, text: raw });
-  });
-  return { records, invalidLines, ...(tornTail !== undefined ? { tornTail } : {}) };
 }
 
 export interface AuditWriter {

@@ -1,3 +1,4 @@
+import { scanAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
 // Shared test helpers for test/unit: temp dirs, a generated RSA key, a bash-era config.
 // Keys are generated at test time; none is ever committed.
 import { mkdtemp, rm } from "node:fs/promises";
@@ -68,4 +69,11 @@ export function bashEraConfig(): Record<string, any> {
       },
     },
   };
+}
+
+/** Every record of an audit log and how many lines were not JSON, through the one reader (scanAuditLog). */
+export async function scanRecords(path: string): Promise<{ records: AuditRecord[]; invalidLines: number }> {
+  const records: AuditRecord[] = [];
+  const { invalidLines } = await scanAuditLog({ path, onRecord: (r) => void records.push(r) });
+  return { records, invalidLines };
 }

@@ -5,12 +5,13 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT, generateKeyPair } from "jose";
-import { createAuditWriter, parseAuditLog } from "../../lib/audit/log.mts";
+import { createAuditWriter } from "../../lib/audit/log.mts";
 import { exchangeRecord, redactForAudit, type Exchange } from "../../lib/audit/records.mts";
 import { auditPolicy } from "../../lib/audit/policy.mts";
 import { createRestClient } from "../../lib/azure/rest.mts";
 import { readSettings } from "../../lib/core/settings.mts";
 import { tempDir } from "./_support.mts";
+import { scanRecords } from "./_support.mts";
 
 const { privateKey } = await generateKeyPair("RS256");
 const jwt = await new SignJWT({ oid: "o-1", aud: "https://vault.azure.net" }).setProtectedHeader({ alg: "RS256" }).sign(privateKey);
@@ -94,7 +95,7 @@ P("the record of a successful call: status, request id, body redacted by exchang
     const text = await readFile(path, "utf8");
     assert.not.match(text, /s3cret/);
     assert.not.match(text, /Bearer/);
-    const [rec] = parseAuditLog(text).records as any[];
+    const [rec] = (await scanRecords(path)).records as any[];
     assert.is(rec.operation, "PUT v.vault.azure.net");
     assert.is(rec.response.status, 200);
     assert.is(rec.response.requestId, "rid-2");

@@ -9,7 +9,7 @@ import {
 } from "../../lib/metering/submission.mts";
 import { Ledger, type EventResult } from "../../lib/metering/ledger.mts";
 import { usageKey } from "../../lib/metering/time.mts";
-import { createAuditWriter, parseAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
+import { createAuditWriter, type AuditRecord } from "../../lib/audit/log.mts";
 import type { AuditEntry } from "../../lib/audit/records.mts";
 import {
   describeUsageRequest, parseBatchResponse, parseUsageEventResponse, type MeteringClient, type UsageEvent,
@@ -18,6 +18,7 @@ import {
 import type { CustomerConfig } from "../../lib/state/config.mts";
 import { UsageRows, type UsageRow } from "../../lib/metering/usage-file.mts";
 import { tempDir } from "./_support.mts";
+import { scanRecords } from "./_support.mts";
 import { A, B, C, configWith, CUSTOMERS, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent, type TestCustomer } from "./_usage-support.mts";
 
 const config = configWith();
@@ -85,7 +86,7 @@ async function withAudit<T>(fn: (auditPath: string) => Promise<T>): Promise<T> {
     await cleanup();
   }
 }
-const readRecords = async (path: string) => parseAuditLog(await readFile(path, "utf8")).records;
+const readRecords = async (path: string) => (await scanRecords(path)).records;
 /** Work items as plain data: a row's item is built on demand, its JSON is the WorkItem. */
 const plainWork = (work: WorkItem[]) => JSON.parse(JSON.stringify(work));
 
@@ -315,9 +316,9 @@ run("writes each chunk's intent before calling the API, and its outcome after, u
     const work = [...Array.from({ length: 27 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A)), item(usageEvent(B, "x", 1), B)];
     const seenAtCall: string[] = [];
     const { client, calls } = fakeClient(acceptAll, {
-      before(call) {
+      async before(call) {
         // What is on disk at the moment the request leaves.
-        const records = parseAuditLog(readFileSync(auditPath, "utf8")).records;
+        const { records } = await scanRecords(auditPath);
         const intent = records.find((r) => r.operation === "batchUsageEvent.intent"
           && r.request?.headers["x-ms-requestid"] === call.request!.headers["x-ms-requestid"]);
         assert.ok(intent, "intent on disk before the call");
