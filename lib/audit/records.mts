@@ -2,7 +2,6 @@
 // the ledger and the doctor read them back through lib/audit/log.mts's scan. A field every
 // record carries goes into buildAuditRecord (lib/audit/log.mts), the one place `time` is set.
 import { summarizeToken } from "../identity/token-info.mts";
-import type { AuditRecord } from "./log.mts";
 
 /** Subscription and managed resource group, as every record names its customer. */
 export interface RecordCustomer {
@@ -130,9 +129,4 @@ export function usageOutcomeRecord(o: Omit<UsageOutcomeRecord, "operation"> & { 
 /** The record of a disconnected customer. Pure. */
 export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): DisconnectRecord {
   return { operation: "customer.disconnect", ...o };
-}
-
-/** Whether a record read back is a usage submission's intent. */
-export function isUsageIntent(record: AuditRecord): boolean {
-  return record.operation === "usageEvent.intent" || record.operation === "batchUsageEvent.intent";
 }

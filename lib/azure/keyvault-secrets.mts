@@ -5,12 +5,12 @@ import { AccessDeniedError, DataPlaneError, ResourceNotFoundError, UsageError } 
 import type { RestClient, RestResponse } from "./rest.mts";
 import type { ArmOptions } from "./managed-apps.mts";
 
-export const KEYVAULT_SECRETS_API_VERSION = "7.4";
+const KEYVAULT_SECRETS_API_VERSION = "7.4";
 export const KEYVAULT_SCOPE = "https://vault.azure.net/.default";
 /** Key Vault object names: 1-127 letters, digits and hyphens. */
 const SECRET_NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
 /** Key Vault's limit on a secret value (25 KB). */
-export const MAX_SECRET_BYTES = 25 * 1024;
+const MAX_SECRET_BYTES = 25 * 1024;
 
 export interface SecretInfo {
   name: string;
@@ -41,7 +41,7 @@ function _info(o: { id?: string; contentType?: string; attributes?: { enabled?: 
 }
 
 /** Key Vault's answer as an error a person can act on. `role` is the one the operation needs. */
-export function keyVaultSecretError(res: RestResponse, options: { action: string; vaultUrl: string; name?: string; role: string; who: string }): Error {
+function keyVaultSecretError(res: RestResponse, options: { action: string; vaultUrl: string; name?: string; role: string; who: string }): Error {
   const e = res.json<{ error?: { code?: string; message?: string } }>()?.error;
   const first = String(e?.message ?? res.text()).split(/\r?\n/)[0];
   const what = `${options.action} ${options.name ? `secret '${options.name}' in ` : ""}${options.vaultUrl}`;
@@ -101,7 +101,7 @@ export async function listSecrets(options: { client: RestClient; vaultUrl: strin
   return { secrets };
 }
 
-export const VAULT_API_VERSION = "2023-07-01";
+const VAULT_API_VERSION = "2023-07-01";
 
 /** A Key Vault's data-plane URL, from ARM (az rest): the vault must be in the managed resource group. */
 export async function findVaultUrl(o: { subscriptionId: string; managedResourceGroup: string; vault: string } & ArmOptions): Promise<string> {

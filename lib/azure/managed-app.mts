@@ -7,9 +7,9 @@ import { armRequest } from "./arm-resource.mts";
 import { getManagedAppResource, type ArmOptions } from "./managed-apps.mts";
 import { roleName } from "./roles.mts";
 
-export const LIST_TOKENS_API_VERSION = "2019-07-01";
-export const REFRESH_PERMISSIONS_API_VERSION = "2019-07-01";
-export const ROLE_ASSIGNMENTS_API_VERSION = "2022-04-01";
+const LIST_TOKENS_API_VERSION = "2019-07-01";
+const REFRESH_PERMISSIONS_API_VERSION = "2019-07-01";
+const ROLE_ASSIGNMENTS_API_VERSION = "2022-04-01";
 export const DEFAULT_TOKEN_AUDIENCE = "https://management.azure.com/";
 
 /** What `3-managed-app show` prints. */

@@ -6,12 +6,12 @@ import { ArmError, AzError, ManagedAppNotBillableError, NotManagedResourceGroupE
 import type { AzRest, AzRunOptions } from "./az.mts";
 import type { ExchangeRecorder } from "../audit/records.mts";
 
-export const RESOURCE_GROUPS_API_VERSION = "2021-04-01";
-export const MANAGED_APPS_API_VERSION = "2019-07-01";
+const RESOURCE_GROUPS_API_VERSION = "2021-04-01";
+const MANAGED_APPS_API_VERSION = "2019-07-01";
 export const RESOURCE_GRAPH_API_VERSION = "2021-03-01";
-export const RESOURCE_GRAPH_PAGE_SIZE = 1000;
+const RESOURCE_GRAPH_PAGE_SIZE = 1000;
 /** Stops a Resource Graph listing that keeps handing out pages (a broken $skipToken loop). */
-export const RESOURCE_GRAPH_MAX_PAGES = 1000;
+const RESOURCE_GRAPH_MAX_PAGES = 1000;
 
 export interface ArmOptions extends AzRunOptions {
   /** Replaces `az rest` (tests). */

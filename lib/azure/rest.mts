@@ -38,7 +38,7 @@ export interface RestClient {
 }
 
 /** Attempts after the first, for throttling (Retry-After honoured), 5xx and connection failures. */
-export const REST_MAX_RETRIES = 3;
+const REST_MAX_RETRIES = 3;
 const ALL_STATUSES = new Set([Number.POSITIVE_INFINITY]);
 
 async function _readBody(response: { readableStreamBody?: AsyncIterable<unknown> | NodeJS.ReadableStream; browserStreamBody?: ReadableStream<Uint8Array>; bodyAsText?: string | null }): Promise<Uint8Array> {

@@ -239,7 +239,7 @@ export async function receiveMessages(options: {
   return outcome;
 }
 
-export const NAMESPACE_API_VERSION = "2021-11-01";
+const NAMESPACE_API_VERSION = "2021-11-01";
 
 /** A queue's namespace endpoint, from ARM (az rest): namespace and queue must exist in the managed resource group. */
 export async function findQueueEndpoint(o: { subscriptionId: string; managedResourceGroup: string; namespace: string; queue: string } & ArmOptions): Promise<string> {

@@ -17,7 +17,7 @@ const NEGATIVE_NUMBER_RE = /^-(\d|\.\d)/;
 type OptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 
 /** The flags every script takes. */
-export const COMMON_OPTIONS = {
+const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
   verbose: { type: "boolean", short: "v" },
 } as const satisfies OptionsConfig;
@@ -175,7 +175,7 @@ export interface CommandIO {
   err(text: string): void;
 }
 
-export const PROCESS_IO: CommandIO = {
+const PROCESS_IO: CommandIO = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
 };

@@ -34,7 +34,7 @@ export const SETTING_VARIABLES: readonly SettingVariable[] = [
   { name: "AZURE_HTTP_USER_AGENT", what: "starts with cloud-shell/ in Azure Cloud Shell (chooses the data directory)", default: "set by Cloud Shell", sdk: true },
 ];
 
-export const DEFAULT_METERING_API_BASE_URL = "https://marketplaceapi.microsoft.com";
+const DEFAULT_METERING_API_BASE_URL = "https://marketplaceapi.microsoft.com";
 export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
 /** One HTTP attempt gets this long before it counts as a network timeout and is retried. */
 export const DEFAULT_TRY_TIMEOUT_MS = 30_000;

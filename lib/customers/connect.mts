@@ -5,14 +5,14 @@ import { fileURLToPath } from "node:url";
 import { MeteringError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 
-export const CONNECT_TEMPLATE_FILE = fileURLToPath(new URL("../../templates/1-connect-customer.bicep", import.meta.url));
-export const CONNECT_DEPLOYMENT_NAME = "metering-connect-customer";
+const CONNECT_TEMPLATE_FILE = fileURLToPath(new URL("../../templates/1-connect-customer.bicep", import.meta.url));
+const CONNECT_DEPLOYMENT_NAME = "metering-connect-customer";
 export const FEDERATION_AUDIENCE = "api://AzureADTokenExchange";
 export const UAMI_NAME = "metering-submission-uami";
 const REQUIRED_OUTPUTS = ["uamiId", "uamiName", "uamiClientId", "uamiPrincipalId", "tenantId"];
 
 /** The subject every connection of this publisher uses (the bash tool's convention). */
-export function defaultSubject(config: MeteringConfig): string {
+function defaultSubject(config: MeteringConfig): string {
   return `metering-submission-via-uami from ${config.publisher.aadTenantId}`;
 }
 

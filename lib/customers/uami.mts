@@ -5,7 +5,7 @@ import { ArmError, AzError } from "../core/errors.mts";
 import type { AzRest } from "../azure/az.mts";
 import type { ArmOptions } from "../azure/managed-apps.mts";
 
-export const MANAGED_IDENTITY_API_VERSION = "2023-01-31";
+const MANAGED_IDENTITY_API_VERSION = "2023-01-31";
 
 export interface UserAssignedIdentity {
   id: string;

@@ -15,7 +15,7 @@ import type { TokenCredential } from "@azure/identity";
 export const METERING_RESOURCE_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 export const METERING_SCOPE = `${METERING_RESOURCE_ID}/.default`;
 /** A cached assertion is not handed out when it has less than this left to live. */
-export const ASSERTION_REUSE_MARGIN_S = 60;
+const ASSERTION_REUSE_MARGIN_S = 60;
 
 /** The UAMI to sign in as, and the federated credential's subject and audience. */
 export interface FederatedIdentity {

@@ -9,10 +9,10 @@ import type { TokenCredential } from "@azure/identity";
 
 export const DISCOVERY_PATH = ".well-known/openid-configuration";
 export const JWKS_PATH = ".well-known/jwks.json";
-export const ISSUER_DOCUMENT_CONTENT_TYPE = "application/json";
-export const FETCH_TIMEOUT_MS = 10_000;
+const ISSUER_DOCUMENT_CONTENT_TYPE = "application/json";
+const FETCH_TIMEOUT_MS = 10_000;
 /** Entra rejects weaker keys (AADSTS50032); the setup template creates 4096 bits. */
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 
 /** A public RSA signing key as published: kty, use, alg, kid, n, e (base64url). */
 export interface PublicJwk {
@@ -232,7 +232,7 @@ export async function fetchJsonDocument(url: string, options: { fetch?: FetchLik
 }
 
 /** Fetches the discovery document and the JWKS it points to, both anonymously. */
-export async function fetchIssuerDocuments(options: { issuer: string; fetch?: FetchLike }): Promise<{
+async function fetchIssuerDocuments(options: { issuer: string; fetch?: FetchLike }): Promise<{
   discovery: DiscoveryDocument;
   jwks: { keys: Record<string, unknown>[] };
 }> {

@@ -17,11 +17,11 @@ export { MAX_JWKS_KEYS };
  */
 export const DEFAULT_JWKS_CACHE_S = 24 * 3600;
 /** Clock skew Entra tolerates on assertion times (docs/azure-behaviour.md §2.3: unconfirmed, the sandbox's default). */
-export const ASSERTION_CLOCK_SKEW_S = 300;
+const ASSERTION_CLOCK_SKEW_S = 300;
 /** An old key leaves the JWKS once no assertion it signed can still be accepted. */
 export const DEFAULT_RETIRE_AFTER_S = MAX_ASSERTION_LIFETIME_S + ASSERTION_CLOCK_SKEW_S;
 /** Environment variable that replaces the current time for the rotation's waiting-time checks. */
-export const ROTATION_NOW_ENV = "METERING_ROTATION_NOW";
+const ROTATION_NOW_ENV = "METERING_ROTATION_NOW";
 
 export type RotationPhase = "publish" | "activate" | "retire";
 
@@ -43,7 +43,7 @@ const _ms = (iso: string | undefined): number => {
 };
 
 /** The waiting times of an idp, with their defaults. Pure. */
-export function rotationTimings(idp: IdpConfig): { jwksCacheS: number; retireAfterS: number } {
+function rotationTimings(idp: IdpConfig): { jwksCacheS: number; retireAfterS: number } {
   return {
     jwksCacheS: idp.jwksCacheSeconds ?? DEFAULT_JWKS_CACHE_S,
     retireAfterS: idp.retireAfterSeconds ?? DEFAULT_RETIRE_AFTER_S,

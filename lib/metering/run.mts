@@ -31,7 +31,7 @@ const BATCH = 25;
  * and the input's digest. Bad rows are returned as problems, not thrown; an unreadable file or
  * a format that cannot be told is an InputError / UsageError (exit 2).
  */
-export async function readUsageInput(file: string, options: {
+async function readUsageInput(file: string, options: {
   format: string | undefined;
   now: number;
   maxQuantity: number;
@@ -67,7 +67,7 @@ export async function readUsageInput(file: string, options: {
 }
 
 /** The one error for an input with bad rows: nothing was sent. */
-export function problemsError(problems: RowProblem[], source: string): InputError {
+function problemsError(problems: RowProblem[], source: string): InputError {
   return new InputError(
     `Cannot send ${source}: ${problems.length} bad row(s); nothing was sent (fix them, or pass --skip-invalid to send the rest)`,
     { problems },
@@ -78,7 +78,7 @@ export function problemsError(problems: RowProblem[], source: string): InputErro
  * Rows resolved against the instant of an unfinished earlier run of the same input, when
  * there is one (so the rerun finishes it and bills no row twice); otherwise as they are.
  */
-export function resumeIfUnfinished(o: {
+function resumeIfUnfinished(o: {
   rows: UsageRows;
   ledger: Ledger;
   digest: string | undefined;

@@ -24,7 +24,7 @@ import type { TokenCredential } from "@azure/identity";
  * errors are retried only this long after 1-connect-customer, so a real misconfiguration still
  * fails fast.
  */
-export const FRESH_CONNECTION_MS = 15 * 60_000;
+const FRESH_CONNECTION_MS = 15 * 60_000;
 
 
 export interface OpenPublisherOptions {

@@ -282,7 +282,7 @@ export function customerProblems(customer: unknown, path: string): string[] {
 }
 
 /** A config with nothing in it; what a first run starts from. */
-export function emptyConfig(): MeteringConfig {
+function emptyConfig(): MeteringConfig {
   return { publisher: {}, customers: {} };
 }
 
@@ -346,7 +346,7 @@ export async function loadConfig(options: LoadConfigOptions): Promise<MeteringCo
 }
 
 /** The JSON text written for a config: 2-space indent and a final newline, like jq. */
-export function serializeConfig(config: MeteringConfig): string {
+function serializeConfig(config: MeteringConfig): string {
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 

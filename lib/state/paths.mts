@@ -4,8 +4,8 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Settings } from "../core/settings.mts";
 
-export const CONFIG_FILE_NAME = "config.json";
-export const AUDIT_FILE_NAME = "audit.jsonl";
+const CONFIG_FILE_NAME = "config.json";
+const AUDIT_FILE_NAME = "audit.jsonl";
 
 export interface DataDirOptions {
   /** Directory relative paths resolve against; defaults to `process.cwd()`. */
