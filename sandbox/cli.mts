@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The sandbox: a local Azure (Entra, ARM, Key Vault, Storage via Azurite, Marketplace metering)
-// in which the whole ISV workflow runs. Start it, source DIR/env, run the scripts.
+// in which the whole ISV workflow runs. Start it, source DIR/env, run the scripts; source
+// DIR/env-front too for tools with Azure's host names built in (the front, sandbox/core/front.mts).
 //
 // Usage: npm run sandbox -- start [--dir DIR] [--world FILE]   start in the background, return when ready
 //        npm run sandbox -- stop [--dir DIR]                   stop it; nothing is left running
@@ -111,7 +112,10 @@ async function start(dir: string, world: string | undefined, foreground: boolean
   const info = JSON.parse(await readFile(join(dir, "sandbox.json"), "utf8"));
   process.stdout.write(`sandbox ready in ${Date.now() - t0} ms (pid ${child.pid})\n` +
     Object.entries(info.endpoints).map(([k, v]) => `  ${k.padEnd(9)} ${v}`).join("\n") +
-    `\nenvironment: source ${join(dir, "env")}\nstop:        npm run sandbox -- stop${dir === resolve(".sandbox") ? "" : ` --dir ${dir}`}\n`);
+    (info.front ? `\n  ${"front".padEnd(9)} ${info.front.proxy} (proxy for Azure's public host names)` : "") +
+    `\nenvironment: source ${join(dir, "env")}` +
+    (info.front ? `\n             source ${info.front.envFile}   (opt-in: curl, az, your own tools at Azure's own URLs)` : "") +
+    `\nstop:        npm run sandbox -- stop${dir === resolve(".sandbox") ? "" : ` --dir ${dir}`}\n`);
 }
 
 async function waitReady(dir: string, pid: number, hasExited: () => boolean): Promise<void> {

@@ -1,6 +1,7 @@
 // The sandbox process: a local Azure. Starts Azurite (Storage) as a child process and the
 // emulated Entra, ARM, Key Vault and Marketplace metering services on HTTPS ports of 127.0.0.1,
-// plus the plain-HTTP admin API; writes DIR/env and DIR/sandbox.json.
+// the plain-HTTP admin API, and the front (a proxy that plays Azure's public host names, core/front.mts);
+// writes DIR/env, DIR/env-front and DIR/sandbox.json.
 // Run through sandbox/cli.mts; tests call startSandbox() in-process.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -10,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTlsMaterial, tlsPaths, writeTlsMaterial, type TlsMaterial } from "./core/ca.mts";
 import { ConnectionTable } from "./core/connections.mts";
+import { startFront, type Front } from "./core/front.mts";
 import type { Endpoints, KeyVaultHooks, ListeningServer, SandboxContext, ServiceBusHooks } from "./core/context.mts";
 import { createServiceHandler, Observability, type ServiceDef } from "./core/http.mts";
 import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
@@ -42,6 +44,10 @@ export interface SandboxHandle {
   obs: Observability;
   /** Environment for processes that should use the sandbox (same as DIR/env). */
   env: Record<string, string>;
+  /** The front (undefined when started with front: false): its proxy URL and counters. */
+  front: Front | undefined;
+  /** What DIR/env-front adds to `env` to send Azure's public host names to the front. */
+  frontEnv: Record<string, string> | undefined;
   azuritePid: number | undefined;
   stop(): Promise<void>;
 }
@@ -54,6 +60,8 @@ export interface StartOptions {
   tls?: TlsMaterial;
   /** Start Azurite (default true). */
   azurite?: boolean;
+  /** Start the front, the proxy for Azure's public host names (default true). */
+  front?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -106,11 +114,51 @@ async function startAzurite(dir: string, certPath: string, keyPath: string, log:
   });
 }
 
+/** Loopback: never through a proxy (the sandbox's own ports are all on 127.0.0.1). */
+export const LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1";
+/** List variables whose value the env file puts in front of the user's own. */
+const PREPENDED: Record<string, string> = { PATH: ":", NO_PROXY: ",", no_proxy: "," };
+
+/** `value` in front of the list in the environment variable `name` (PATH, NO_PROXY). */
+export function prependList(name: string, value: string, current = process.env[name]): string {
+  return current ? `${value}${PREPENDED[name] ?? ","}${current}` : value;
+}
+
+const shellQuote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+
+function exportLines(env: Record<string, string>, lists: Record<string, string>): string[] {
+  const lines = Object.entries(env).filter(([k]) => !(k in PREPENDED)).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+  for (const [k, v] of Object.entries(lists)) lines.push(`export ${k}=${shellQuote(v)}"\${${k}:+${PREPENDED[k]}\$${k}}"`);
+  return lines;
+}
+
 export function envFileText(env: Record<string, string>, binDir: string): string {
-  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  const lines = Object.entries(env).filter(([k]) => k !== "PATH").map(([k, v]) => `export ${k}=${q(v)}`);
-  lines.push(`export PATH=${q(binDir)}:"$PATH"`);
+  const lines = exportLines(env, { NO_PROXY: LOOPBACK_NO_PROXY, no_proxy: LOOPBACK_NO_PROXY, PATH: binDir });
   return `# Written by the metering sandbox: source it to point the scripts at the local Azure.\n${lines.join("\n")}\n`;
+}
+
+/** The environment that sends Azure's public host names to the front (DIR/env-front). */
+export function frontEnvOf(frontUrl: string, caCertPath: string): Record<string, string> {
+  return {
+    HTTPS_PROXY: frontUrl, https_proxy: frontUrl,
+    HTTP_PROXY: frontUrl, http_proxy: frontUrl,
+    // Node's own http and fetch use the proxy variables only when asked to (Node >= 22.21 / 24.5).
+    NODE_USE_ENV_PROXY: "1",
+    CURL_CA_BUNDLE: caCertPath,
+    REQUESTS_CA_BUNDLE: caCertPath,
+    SSL_CERT_FILE: caCertPath,
+    NODE_EXTRA_CA_CERTS: caCertPath,
+    DENO_CERT: caCertPath,
+  };
+}
+
+export function frontEnvFileText(frontEnv: Record<string, string>, envFile: string): string {
+  return `# Written by the metering sandbox. Opt-in: after 'source ${envFile}', 'source' this file too to\n` +
+    `# send Azure's public host names (login.microsoftonline.com, management.azure.com, *.vault.azure.net, ...)\n` +
+    `# to the sandbox's front, a proxy on 127.0.0.1, and to trust the sandbox CA: curl, Python (the real az),\n` +
+    `# Node and Deno then reach the sandbox at Azure's own URLs. Every other host is refused (403), and the\n` +
+    `# CA bundle trusts the sandbox only: open a new shell for the internet.\n` +
+    `${exportLines(frontEnv, { NO_PROXY: LOOPBACK_NO_PROXY, no_proxy: LOOPBACK_NO_PROXY }).join("\n")}\n`;
 }
 
 export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
@@ -146,7 +194,9 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
 
   let azuriteChild: ChildProcess | undefined;
   let identityHeader = "";
+  let front: Front | undefined;
   const stopAll = async () => {
+    await front?.close();
     await Promise.all(servers.map(closeServer));
     if (azuriteChild && azuriteChild.exitCode === null) {
       const exited = new Promise((r) => azuriteChild!.once("exit", r));
@@ -190,6 +240,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
       endpoints.blob = az.endpoint;
       ctx.azurite = { blobEndpoint: az.endpoint, accountName: AZURITE_ACCOUNT.name, accountKey: AZURITE_ACCOUNT.key };
     }
+    if (opts.front !== false) front = await startFront(ctx);
   } catch (err) {
     await stopAll();
     throw err;
@@ -217,12 +268,19 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     IDENTITY_HEADER: identityHeader,
     METERING_SANDBOX_ADMIN: endpoints.admin,
     METERING_SANDBOX_DIR: dir,
+    NO_PROXY: prependList("NO_PROXY", LOOPBACK_NO_PROXY),
+    no_proxy: prependList("no_proxy", LOOPBACK_NO_PROXY),
     PATH: `${binDir}:${process.env.PATH ?? ""}`,
   };
-  await writeFile(join(dir, "env"), envFileText(env, binDir));
+  const envFile = join(dir, "env");
+  const frontEnvFile = join(dir, "env-front");
+  await writeFile(envFile, envFileText(env, binDir));
+  const frontEnv = front ? frontEnvOf(front.url, paths.caCertPath) : undefined;
+  if (frontEnv) await writeFile(frontEnvFile, frontEnvFileText(frontEnv, envFile));
+  else await rm(frontEnvFile, { force: true });
   const world = state.summary();
   const handle: SandboxHandle = {
-    dir, endpoints, caCertPath: paths.caCertPath, world, state, tokens, obs, env,
+    dir, endpoints, caCertPath: paths.caCertPath, world, state, tokens, obs, env, front, frontEnv,
     azuritePid: azuriteChild?.pid,
     stop: async () => {
       await stopAll();
@@ -234,7 +292,8 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     azuritePid: azuriteChild?.pid,
     endpoints,
     caCertPath: paths.caCertPath,
-    envFile: join(dir, "env"),
+    envFile,
+    ...(front ? { front: { proxy: front.url, port: front.port, envFile: frontEnvFile } } : {}),
     world,
   }, null, 2) + "\n");
   return handle;

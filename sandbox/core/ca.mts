@@ -53,34 +53,62 @@ export async function createTlsMaterial(): Promise<TlsMaterial> {
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  const leafKeys = await webcrypto.subtle.generateKey(RSA, true, ["sign", "verify"]) as CryptoKeyPair;
+  const leaf = await signLeaf(ca, caKeys, await newKeyPair(), [
+    { type: "ip", value: "127.0.0.1" },
+    { type: "ip", value: "::1" },
+    { type: "dns", value: "localhost" },
+  ]);
+  return {
+    caCertPem: ca.toString("pem") + "\n",
+    caKeyPem: await exportKeyPem(caKeys.privateKey),
+    certPem: leaf.certPem,
+    keyPem: leaf.keyPem,
+  };
+}
+
+export interface ServerCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
+/** A key pair for server certificates; one can serve many certificates. */
+export async function newKeyPair(): Promise<CryptoKeyPair> {
+  return await webcrypto.subtle.generateKey(RSA, true, ["sign", "verify"]) as CryptoKeyPair;
+}
+
+async function signLeaf(ca: x509.X509Certificate, caKeys: { privateKey: CryptoKey; publicKey: CryptoKey }, keys: CryptoKeyPair,
+  names: Array<{ type: "ip" | "dns"; value: string }>): Promise<ServerCertificate> {
+  const now = new Date(Date.now() - 60_000);
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: "CN=127.0.0.1",
+    subject: `CN=${names[0].value}`,
     issuer: ca.subject,
     notBefore: now,
-    notAfter,
+    notAfter: new Date(Math.min(now.getTime() + VALIDITY_DAYS * 86_400_000, ca.notAfter.getTime())),
     signingKey: caKeys.privateKey,
-    publicKey: leafKeys.publicKey,
+    publicKey: keys.publicKey,
     signingAlgorithm: RSA,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        { type: "ip", value: "127.0.0.1" },
-        { type: "ip", value: "::1" },
-        { type: "dns", value: "localhost" },
-      ]),
+      new x509.SubjectAlternativeNameExtension(names),
       await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  return {
-    caCertPem: ca.toString("pem") + "\n",
-    caKeyPem: await exportKeyPem(caKeys.privateKey),
-    certPem: leaf.toString("pem") + "\n",
-    keyPem: await exportKeyPem(leafKeys.privateKey),
-  };
+  return { certPem: leaf.toString("pem") + "\n", keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/**
+ * Issues a server certificate for the given DNS names, signed by the material's CA (the sandbox's
+ * front issues one per Azure host name it plays). `keys` defaults to a fresh key pair.
+ */
+export async function issueServerCertificate(tls: TlsMaterial, dnsNames: string[], keys?: CryptoKeyPair): Promise<ServerCertificate> {
+  const ca = new x509.X509Certificate(tls.caCertPem);
+  const der = Buffer.from(tls.caKeyPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+  const privateKey = await webcrypto.subtle.importKey("pkcs8", der, RSA, false, ["sign"]) as CryptoKey;
+  const publicKey = await ca.publicKey.export(RSA, ["verify"], webcrypto as unknown as Crypto);
+  return await signLeaf(ca, { privateKey, publicKey }, keys ?? await newKeyPair(), dnsNames.map((value) => ({ type: "dns" as const, value })));
 }
 
 function randomSerial(): string {
