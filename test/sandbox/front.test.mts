@@ -172,7 +172,7 @@ Raw("login.microsoftonline.com: the tenant's OpenID configuration, with a certif
   await new Promise<void>((res, rej) => socket.once("secureConnect", () => res()).once("error", rej));
   const cert = socket.getPeerCertificate();
   assert.is(cert.subjectaltname, "DNS:login.microsoftonline.com");
-  assert.match(cert.issuer.CN, /Metering Sandbox CA/);
+  assert.match(String(cert.issuer.CN), /Metering Sandbox CA/);
   socket.destroy();
   const a = await viaFront(OPENID);
   assert.is(a.status, 200, a.body);
