@@ -23,7 +23,8 @@ const USAGE = `Usage: sandbox [start|stop|status] [--dir DIR] [--world FILE]
   status   show the running sandbox's endpoints (exit 1 if none)
   (none)   run in the foreground until Ctrl-C
 Options:
-  --dir DIR      state directory (default .sandbox); DIR/env is written for 'source'
+  --dir DIR      state directory (default .sandbox); DIR/env is written for 'source', and
+                 DIR/env-front (opt-in) sends Azure's public host names to the sandbox's front
   --world FILE   world seed (default sandbox/world.json)
   -h, --help     this help`;
 
