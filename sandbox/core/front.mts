@@ -272,8 +272,6 @@ export async function startFront(ctx: SandboxContext, opts: { port?: number } = 
     server.listen(opts.port ?? 0, "127.0.0.1", () => res());
   });
   const port = (server.address() as { port: number }).port;
-  // Issue the first certificate now, so the first tunnel does not wait for a key pair.
-  void contextFor("login.microsoftonline.com").catch(() => undefined);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
