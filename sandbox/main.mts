@@ -19,6 +19,7 @@ import { TokenService } from "./core/tokens.mts";
 import { createAdminService } from "./services/admin.mts";
 import { createArmService } from "./services/arm/service.mts";
 import { createEntraService } from "./services/entra/service.mts";
+import { createGraphService } from "./services/graph/service.mts";
 import { createKeyVaultService } from "./services/keyvault/service.mts";
 import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
 import { createMeteringService } from "./services/metering/service.mts";
@@ -185,7 +186,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     return { port, url: `https://127.0.0.1:${port}`, close: () => closeServer(server) };
   };
 
-  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "" };
+  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "", graph: "" };
   const ctx: SandboxContext = {
     state, tokens, obs, tls, endpoints, azurite: undefined, listenHttps, log,
     keyVault: undefined as unknown as KeyVaultHooks,
@@ -211,14 +212,16 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     const keyVault = createKeyVaultService(ctx);
     ctx.keyVault = keyVault.hooks;
     ctx.serviceBus = createServiceBusService(ctx).hooks;
-    const [entra, arm, metering] = await Promise.all([
+    const [entra, arm, metering, graph] = await Promise.all([
       listenHttps(createEntraService(ctx)),
       listenHttps(createArmService(ctx)),
       listenHttps(createMeteringService(ctx)),
+      listenHttps(createGraphService(ctx)),
     ]);
     endpoints.entra = entra.url;
     endpoints.arm = arm.url;
     endpoints.metering = metering.url;
+    endpoints.graph = graph.url;
 
     const adminHandler = createServiceHandler(createAdminService(ctx), obs, log, connections.cut);
     const admin = createHttpServer((req, res) => void adminHandler(req, res));

@@ -14,6 +14,8 @@ export interface Endpoints {
   admin: string;
   /** Plain-HTTP managed identity endpoint of the ISV's compute: IMDS paths and App Service's /msi/token. */
   managedIdentity: string;
+  /** Microsoft Graph (`/v1.0/me`). */
+  graph: string;
 }
 
 export interface ListeningServer {

@@ -182,6 +182,18 @@ function match(route: CompiledRoute, segs: string[], ci: boolean): Record<string
   return segs.length === route.segments.length ? params : undefined;
 }
 
+/**
+ * The request target as a URL. An origin-form target is a path even when it starts with `//`
+ * (`new URL("//subscriptions/x", base)` would read `subscriptions` as a host); runs of `/` count
+ * as one, so `//subscriptions/…` (a base URL with a trailing slash plus an id) is `/subscriptions/…`.
+ */
+export function requestUrl(target: string | undefined): URL {
+  const t = target ?? "/";
+  const url = t.startsWith("/") ? new URL(`https://sandbox.invalid${t}`) : new URL(t, "https://sandbox.invalid");
+  if (url.pathname.includes("//")) url.pathname = url.pathname.replace(/\/{2,}/g, "/");
+  return url;
+}
+
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -244,7 +256,7 @@ export function createServiceHandler(
   const routes: CompiledRoute[] = def.routes.map((r) => ({ ...r, method: r.method.toUpperCase(), segments: splitPath(r.path) }));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.method ?? "GET").toUpperCase();
-    const url = new URL(req.url ?? "/", "https://sandbox.invalid");
+    const url = requestUrl(req.url);
     const segs = splitPath(url.pathname);
     let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
     const allowed: string[] = [];

@@ -11,7 +11,8 @@ export interface WorldSeed {
     subscriptionId: string;
     subscriptionName: string;
     location: string;
-    user: { objectId: string; upn: string; displayName: string };
+    /** The ISV's operator; `password` is what the sandbox's username/password sign-in (ROPC) accepts. */
+    user: { objectId: string; upn: string; displayName: string; password?: string };
     /**
      * The managed identity of the ISV's own compute (a timer job): what the sandbox's managed
      * identity endpoint (IMDS and App Service style) hands out tokens for.
@@ -85,8 +86,14 @@ export interface SandboxOptions {
     singleUseJti: boolean;
     /** Lifetime of managed identity access tokens (docs/azure-behaviour.md §2.5: expires_in 86399). */
     managedIdentityTokenLifetimeS: number;
-    /** Lifetime of user tokens handed out by the az stand-in. */
+    /** Lifetime of user tokens handed out by the az stand-in and the user sign-ins. */
     userTokenLifetimeS: number;
+    /** Device code flow: the `interval` a client must wait between polls (Entra: 5 s). */
+    deviceCodeIntervalS: number;
+    /** Device code flow: how long a code lives (Entra: `expires_in` 900 s). */
+    deviceCodeLifetimeS: number;
+    /** Refresh tokens stay valid this long without use (Entra's inactivity limit: 90 days). */
+    refreshTokenLifetimeS: number;
   };
   metering: {
     /** Accepted `aud` values of metering tokens (unconfirmed form → configurable). */
@@ -124,6 +131,9 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
     singleUseJti: false,
     managedIdentityTokenLifetimeS: 86399,
     userTokenLifetimeS: 3599,
+    deviceCodeIntervalS: 5,
+    deviceCodeLifetimeS: 900,
+    refreshTokenLifetimeS: 90 * 86400,
   },
   metering: {
     audiences: ["20e940b3-4c77-4b0b-9a53-9e16a1b010a7"],

@@ -77,6 +77,11 @@ export class TokenService {
     return { keys: [this.publicJwk] };
   }
 
+  /** Signs claims as they are (an OIDC id_token: v2 issuer, `aud` = the client), with this Entra's key. */
+  async signIdToken(claims: jose.JWTPayload): Promise<string> {
+    return await new jose.SignJWT(claims).setProtectedHeader({ typ: "JWT", alg: "RS256", kid: this.kid }).sign(this.privateKey);
+  }
+
   /** v1 issuer, as Entra puts it in managed identity and az tokens. */
   static issuerFor(tenantId: string): string {
     return `https://sts.windows.net/${tenantId}/`;

@@ -208,6 +208,15 @@ Routes("paths match case-insensitively, as in ARM", async () => {
   assert.is(a.json.id, fabrikam.managedAppId);
 });
 
+Routes("a '//subscriptions/…' path (a base URL ending in '/' plus an id) is that path, not a host", async () => {
+  const a = await arm("GET", `/${fabrikam.managedAppId}?api-version=2019-07-01`);
+  assert.is(a.status, 200, JSON.stringify(a.json));
+  assert.is(a.json.id, fabrikam.managedAppId);
+  const rg = await arm("GET", `//${isvSub.slice(1)}//resourcegroups?${RG_API}`);
+  assert.is(rg.status, 200, JSON.stringify(rg.json));
+  assert.ok(Array.isArray(rg.json.value));
+});
+
 Routes.run();
 
 // ---------------------------------------------------------------- subscriptions and resource groups
@@ -327,13 +336,21 @@ Apps("lists by resource group and by subscription; other principals are refused"
   assertError(await arm("GET", `${fabrikam.managedAppId}?api-version=2019-07-01`, { who: CUSTOMER_NOBODY }), 403, "AuthorizationFailed", /Microsoft\.Solutions\/applications\/read/);
 });
 
-Apps("listTokens without identities: a token of the app's system identity, xms_mirid = app id, snake_case fields", async () => {
+Apps("listTokens without identities: a token of the app's system identity, xms_mirid = app id, snake_case and camelCase fields", async () => {
   const a = await arm("POST", `${fabrikam.managedAppId}/listTokens?api-version=2019-07-01`, { body: { authorizationAudience: "20e940b3-4c77-4b0b-9a53-9e16a1b010a7" } });
   assert.is(a.status, 200, JSON.stringify(a.json));
   assert.is(a.json.value.length, 1);
   const t = a.json.value[0];
-  assert.equal(Object.keys(t).sort(), ["access_token", "authorizationAudience", "expires_in", "expires_on", "not_before", "resourceId", "token_type"]);
+  assert.equal(Object.keys(t).sort(), [
+    "accessToken", "access_token", "authorizationAudience", "expiresIn", "expiresOn", "expires_in", "expires_on",
+    "notBefore", "not_before", "resourceId", "tokenType", "token_type",
+  ]);
   assert.is(t.token_type, "Bearer");
+  assert.is(t.tokenType, "Bearer");
+  assert.is(t.accessToken, t.access_token);
+  assert.is(t.expiresOn, t.expires_on);
+  assert.is(t.expiresIn, t.expires_in);
+  assert.is(t.notBefore, t.not_before);
   assert.is(t.resourceId, fabrikam.managedAppId);
   const { payload } = await jose.jwtVerify(t.access_token, jose.createLocalJWKSet(sb.tokens.jwks()), { currentDate: new Date(sb.state.now()) });
   const app = sb.state.getResource(fabrikam.managedAppId)!;

@@ -286,7 +286,7 @@ Metadata("an unknown tenant's metadata is AADSTS90002", async () => {
 });
 
 Metadata("unknown paths are 404 and wrong methods 405 with Allow, in Entra's error shape, never 200", async () => {
-  const notFound = await fetch(`${sb.endpoints.entra}/${customer.tenantId}/oauth2/v2.0/authorize`);
+  const notFound = await fetch(`${sb.endpoints.entra}/${customer.tenantId}/oauth2/v2.0/logout`);
   assert.is(notFound.status, 404);
   const nf = await notFound.json() as Record<string, unknown>;
   assert.is(nf.error, "not_found");
@@ -444,7 +444,8 @@ Form("a non-form body counts as no parameters: 7000218, never a 500", async () =
 
 Form("a wrong grant_type, a missing client_id or a wrong client_assertion_type is AADSTS900144 naming the parameter", async () => {
   const assertion = await sign(mainKey, mainIssuer.iss);
-  assertAadsts(await postToken(v2Form(mainIdentity.clientId, assertion, { grant_type: "password" })), 400, "invalid_request", 900144,
+  // (password, refresh_token and the device code grant are the user sign-ins: test/sandbox/signin.test.mts)
+  assertAadsts(await postToken(v2Form(mainIdentity.clientId, assertion, { grant_type: "implicit" })), 400, "invalid_request", 900144,
     "The request body must contain the following parameter: 'grant_type'.");
   assertAadsts(await postToken(v2Form("", assertion, { client_id: undefined })), 400, "invalid_request", 900144,
     "The request body must contain the following parameter: 'client_id'.");

@@ -4,6 +4,7 @@
 // the 401 challenge, RBAC and access policies, signing verified with jose, digest rules,
 // versions, api-versions and unknown routes.
 import { createHash, randomUUID } from "node:crypto";
+import { request as httpsRequest } from "node:https";
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
 import { SecretClient } from "@azure/keyvault-secrets";
 import * as jose from "jose";
@@ -413,14 +414,50 @@ Secrets("SecretClient set/get, versions, and 404 SecretNotFound", async () => {
 });
 
 Secrets("every listed api-version is accepted; others are 400 BadParameter", async () => {
-  for (const v of ["7.0", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"]) {
+  for (const v of ["7.0", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01", "7.3-preview", "7.4-preview.1", "7.6-preview.2"]) {
     assert.is((await kv("GET", `/keys/idpkey?api-version=${v}`, { who: OFFICER })).status, 200, v);
   }
-  for (const v of ["2016-10-01", "8.0", ""]) {
+  for (const v of ["2016-10-01", "8.0", "", "7.4-preview", "7.9-preview.1"]) {
     const a = await kv("GET", `/keys/idpkey?api-version=${v}`, { who: OFFICER });
     assert.is(a.status, 400, v);
     assert.is(a.json.error.code, "BadParameter");
   }
+});
+
+Secrets("object ids name the host the client called (the Host header), else the listening address", async () => {
+  const secret = await kv("PUT", `/secrets/hosted?${KV_API}`, { who: OFFICER, body: { value: "v" } });
+  assert.ok(secret.json.id.startsWith(vaultUri), secret.json.id);
+  const viaName = async (method: string, path: string, body?: unknown) => {
+    const u = new URL(vaultUri + path.replace(/^\//, ""));
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpsRequest({
+        host: u.hostname, port: u.port, path: u.pathname + u.search, method, servername: "localhost",
+        headers: {
+          host: "idpvault1.vault.azure.net", authorization: `Bearer ${tokenForSync}`,
+          ...(payload ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) } : {}),
+        },
+      }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on("error", reject);
+      req.end(payload);
+    });
+    return { status: r.status, json: JSON.parse(r.text) };
+  };
+  const tokenForSync = await tokenFor(OFFICER);
+  const got = await viaName("GET", `/secrets/hosted?${KV_API}`);
+  assert.is(got.status, 200, JSON.stringify(got.json));
+  assert.match(got.json.id, /^https:\/\/idpvault1\.vault\.azure\.net\/secrets\/hosted\/[0-9a-f]{32}$/);
+  const key = await viaName("GET", `/keys/idpkey?${KV_API}`);
+  assert.match(key.json.key.kid, /^https:\/\/idpvault1\.vault\.azure\.net\/keys\/idpkey\/[0-9a-f]{32}$/);
+  const digest = createHash("sha256").update("x").digest("base64url");
+  const signed = await viaName("POST", `/keys/idpkey/sign?${KV_API}`, { alg: "RS256", value: digest });
+  assert.is(signed.status, 200, JSON.stringify(signed.json));
+  assert.is(signed.json.kid, key.json.key.kid);
 });
 
 Secrets("unknown routes are 404 and unimplemented operations 501, in Key Vault's shape, never 200", async () => {

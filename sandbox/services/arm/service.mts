@@ -13,6 +13,7 @@ import { deploymentRoutes } from "./deployments.mts";
 import { graphRoutes } from "./graph.mts";
 import { identityRoutes } from "./identity.mts";
 import { keyVaultRoutes } from "./keyvault.mts";
+import { metadataRoutes } from "./metadata.mts";
 import { resourceRoutes } from "./resources.mts";
 import { serviceBusRoutes } from "./servicebus.mts";
 import { solutionsRoutes } from "./solutions.mts";
@@ -72,6 +73,8 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
     name: "arm",
     caseInsensitive: true,
     routes: [
+      // Anonymous, before every authenticated route.
+      ...metadataRoutes(ctx),
       ...resourceRoutes(arm),
       ...solutionsRoutes(arm),
       ...identityRoutes(arm),

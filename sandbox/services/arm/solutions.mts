@@ -72,15 +72,23 @@ export function solutionsRoutes(arm: Arm): Route[] {
         tenantId: s.tenantId, audience, objectId: s.principalId, appId: s.clientId, idtyp: "app", lifetimeS,
         grant: "listTokens", extraClaims: { xms_mirid: app.id },
       });
-      // Snake_case as Microsoft's docs and scripts use it (docs/azure-behaviour.md §5.2); values are strings like IMDS's.
+      // Both spellings in one item (docs/azure-behaviour.md §5.2): snake_case as Microsoft's docs and
+      // scripts read it, camelCase as the REST spec's example (and @azure/arm-managedapplications) has
+      // it. Values are strings, like IMDS's.
+      const expiresIn = String(Number(claims.exp) - Math.floor(state.now() / 1000));
       value.push({
         access_token: token,
-        expires_in: String(Number(claims.exp) - Math.floor(state.now() / 1000)),
+        expires_in: expiresIn,
         expires_on: String(claims.exp),
         not_before: String(claims.nbf),
+        token_type: "Bearer",
+        accessToken: token,
+        expiresIn,
+        expiresOn: String(claims.exp),
+        notBefore: String(claims.nbf),
+        tokenType: "Bearer",
         authorizationAudience: audience,
         resourceId: s.resourceId,
-        token_type: "Bearer",
       });
     }
     return ok({ value });

@@ -4,6 +4,10 @@
 //                (reached through AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:<port>)
 //   App Service  GET /msi/token?api-version=2019-08-01&resource=…  + `X-IDENTITY-HEADER: <secret>`
 //                (reached through IDENTITY_ENDPOINT=http://127.0.0.1:<port>/msi/token, IDENTITY_HEADER)
+//                and the legacy GET /msi/token?api-version=2017-09-01&resource=…  + `secret: <secret>`
+//                (MSI_ENDPOINT=…/msi/token, MSI_SECRET = the same secret)
+//   Cloud Shell  POST /oauth2/token, form `resource=…`, `Metadata: true`: the signed-in user's token
+//                (MSI_ENDPOINT=http://127.0.0.1:<port>/oauth2/token, no MSI_SECRET)
 // Both hand out tokens of the world's `isv.managedIdentity` (the ISV's timer job), from the
 // sandbox's Entra, in the ISV tenant. A bare GET without `Metadata` (the SDK's IMDS probe) gets
 // IMDS's 400, which is what tells a client that IMDS is there.
@@ -14,8 +18,12 @@ import { KNOWN_RESOURCES } from "./service.mts";
 
 export const IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token";
 export const APP_SERVICE_TOKEN_PATH = "/msi/token";
+/** Cloud Shell's MSI_ENDPOINT is `http://localhost:50342/oauth2/token`: the same path here. */
+export const CLOUD_SHELL_TOKEN_PATH = "/oauth2/token";
 const IMDS_API_VERSIONS = ["2018-02-01", "2019-08-01"];
-const APP_SERVICE_API_VERSIONS = ["2019-08-01"];
+/** 2019-08-01 (IDENTITY_ENDPOINT + X-IDENTITY-HEADER) and the legacy 2017-09-01 (MSI_ENDPOINT + `secret`). */
+const APP_SERVICE_API_VERSIONS = ["2019-08-01", "2017-09-01"];
+const LEGACY_APP_SERVICE_API = "2017-09-01";
 
 const _norm = (r: string) => r.replace(/\/+$/, "").toLowerCase();
 const KNOWN = new Set(KNOWN_RESOURCES.map(_norm));
@@ -23,6 +31,14 @@ const KNOWN = new Set(KNOWN_RESOURCES.map(_norm));
 /** IMDS error bodies are OAuth-style `{error, error_description}` (docs/azure-behaviour.md §7.1; texts as IMDS prints them where known). */
 function _imdsError(status: number, error: string, description: string): Reply {
   return { status, body: { error, error_description: description } };
+}
+
+/** `09/14/2017 02:05:10 PM +00:00`: how App Service's 2017-09-01 API writes `expires_on` (UTC). */
+function _legacyExpiresOn(epochS: number): string {
+  const d = new Date(epochS * 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  const h = d.getUTCHours();
+  return `${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${d.getUTCFullYear()} ${p(h % 12 === 0 ? 12 : h % 12)}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} ${h < 12 ? "AM" : "PM"} +00:00`;
 }
 
 export function createManagedIdentityService(ctx: SandboxContext): { service: ServiceDef; identityHeader: string } {
@@ -103,24 +119,78 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
   };
 
   const appService = async (c: RouteContext): Promise<Reply> => {
-    const secret = c.header("x-identity-header");
-    // The exact status and text App Service gives for a wrong or missing header are unconfirmed → 401.
-    if (secret !== identityHeader) {
-      return { status: 401, body: { statusCode: 401, message: "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER." } };
-    }
     const q = c.url.searchParams;
     const apiVersion = q.get("api-version");
+    const legacy = apiVersion === LEGACY_APP_SERVICE_API;
+    // 2019-08-01 sends IDENTITY_HEADER as X-IDENTITY-HEADER; 2017-09-01 sends MSI_SECRET (the same value) as `secret`.
+    const [headerName, envName] = legacy ? ["secret", "MSI_SECRET"] : ["X-IDENTITY-HEADER", "IDENTITY_HEADER"];
+    const secret = c.header(headerName);
+    // The exact status and text App Service gives for a wrong or missing header are unconfirmed → 401.
+    if (secret !== identityHeader) {
+      return { status: 401, body: { statusCode: 401, message: `The ${headerName} header is missing or does not match ${envName}.` } };
+    }
     if (!apiVersion || !APP_SERVICE_API_VERSIONS.includes(apiVersion)) {
       return { status: 400, body: { statusCode: 400, message: `The api-version '${apiVersion ?? ""}' is not supported; use 2019-08-01.` } };
     }
-    const bad = checkResource(q.get("resource")) ?? select(q);
+    // 2017-09-01 names a user-assigned identity by `clientid` (no underscore).
+    const selectors = new URLSearchParams(q);
+    if (legacy && selectors.has("clientid")) {
+      selectors.set("client_id", selectors.get("clientid")!);
+      selectors.delete("clientid");
+    }
+    const bad = checkResource(q.get("resource")) ?? select(selectors);
     if (bad) return { status: bad.status, body: { statusCode: bad.status, message: (bad.body as { error_description: string }).error_description } };
     const resource = q.get("resource")!;
-    const { token, claims } = await issue(resource, "app-service");
+    const { token, claims } = await issue(resource, legacy ? "app-service-2017" : "app-service");
+    if (legacy) {
+      // 2017-09-01: expires_on is a date string, `MM/DD/YYYY hh:mm:ss AM +00:00` (docs/azure-behaviour.md §7.2).
+      return { status: 200, body: { access_token: token, expires_on: _legacyExpiresOn(Number(claims.exp)), resource, token_type: "Bearer" } };
+    }
     // 2019-08-01: expires_on in epoch seconds, as a string; no expires_in.
     return {
       status: 200,
       body: { access_token: token, expires_on: String(claims.exp), resource, token_type: "Bearer", client_id: identity()!.clientId },
+    };
+  };
+
+  /**
+   * Cloud Shell: a POST with the form body `resource=…` and `Metadata: true`, answered with a token
+   * of the signed-in user (the portal's), not of a managed identity; no user-assigned identities.
+   */
+  const cloudShell = async (c: RouteContext): Promise<Reply> => {
+    if ((c.header("metadata") ?? "").toLowerCase() !== "true") {
+      return _imdsError(400, "invalid_request", "Required metadata header not specified");
+    }
+    const type = (c.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    const form = type === "application/x-www-form-urlencoded" || type === "" ? new URLSearchParams(c.text()) : new URLSearchParams();
+    for (const k of ["client_id", "object_id", "msi_res_id", "mi_res_id", "principal_id"]) {
+      if (form.has(k) || c.url.searchParams.has(k)) return _imdsError(400, "invalid_request", "Cloud Shell does not support user-assigned managed identities.");
+    }
+    const resource = form.get("resource") ?? c.url.searchParams.get("resource");
+    const bad = checkResource(resource);
+    if (bad) return bad;
+    const user = state.seed.isv.user;
+    const { token, claims } = await tokens.issue({
+      tenantId: state.seed.isv.tenantId,
+      audience: resource!,
+      objectId: user.objectId,
+      idtyp: "user",
+      lifetimeS: state.options.entra.userTokenLifetimeS,
+      grant: "cloud-shell",
+      extraClaims: { upn: user.upn, unique_name: user.upn, name: user.displayName, scp: "user_impersonation", amr: ["pwd"], appid: "04b07795-8ddb-461a-bbee-02f9e1bf7b46", appidacr: "0" },
+    });
+    const nowS = Math.floor(state.now() / 1000);
+    return {
+      status: 200,
+      body: {
+        access_token: token,
+        refresh_token: "",
+        expires_in: String(Number(claims.exp) - nowS),
+        expires_on: String(claims.exp),
+        not_before: String(claims.nbf),
+        resource,
+        token_type: "Bearer",
+      },
     };
   };
 
@@ -130,6 +200,7 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
     routes: [
       { method: "GET", path: IMDS_TOKEN_PATH, handler: imds },
       { method: "GET", path: APP_SERVICE_TOKEN_PATH, handler: appService },
+      { method: "POST", path: CLOUD_SHELL_TOKEN_PATH, handler: cloudShell },
     ],
     notFound: (c, allowed) => allowed.length
       ? { status: 405, headers: { Allow: allowed.join(", ") }, body: { error: "invalid_request", error_description: `${c.method} is not allowed here.` } }

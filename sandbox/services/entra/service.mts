@@ -7,6 +7,7 @@ import { type Reply, type RouteContext, type ServiceDef } from "../../core/http.
 import type { ArmResource, Tenant } from "../../core/state.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { AadstsError, MIN_RSA_MODULUS_BITS, aadsts, correlationIdOf, errorBody, errorReply, traceHeaders } from "./aadsts.mts";
+import { GRANT_DEVICE_CODE, USER_GRANTS, createUserSignIn } from "./user-signin.mts";
 
 // ---------------------------------------------------------------- constants
 
@@ -26,6 +27,10 @@ export const KNOWN_RESOURCES: readonly string[] = [
 ];
 
 const GRANT_CLIENT_CREDENTIALS = "client_credentials";
+/** The grants the token endpoints serve: the federated client credentials, and the user sign-ins (user-signin.mts). */
+const GRANT_TYPES = [GRANT_CLIENT_CREDENTIALS, ...USER_GRANTS];
+/** A client assertion (managed identities have no secret), or none at all (the public clients of user sign-ins). */
+const TOKEN_AUTH_METHODS = ["private_key_jwt", "none"];
 const ASSERTION_TYPE_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Entra's cap on a federated assertion's exp − iat: `1.01:00:00` (docs/azure-behaviour.md §2.3). */
 const MAX_ASSERTION_LIFETIME_S = 25 * 3600;
@@ -120,6 +125,8 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     return undefined;
   };
 
+  const users = createUserSignIn(ctx, findTenant);
+
   /** Runs a handler, turning AadstsError into Entra's error body. */
   const entraRoute = (fn: (rc: RouteContext) => Promise<Reply> | Reply) => async (rc: RouteContext): Promise<Reply> => {
     try {
@@ -147,22 +154,21 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     return {
       status: 200,
       body: {
+        // Only what this Entra serves (docs/azure-behaviour.md §3.4): no logout, no browser sign-in
+        // (the authorization endpoint MSAL requires answers with an error saying so).
         token_endpoint: `${root}/oauth2/v2.0/token`,
-        token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
+        grant_types_supported: GRANT_TYPES,
         jwks_uri: `${root}/discovery/v2.0/keys`,
-        response_modes_supported: ["query", "fragment", "form_post"],
         subject_types_supported: ["pairwise"],
         id_token_signing_alg_values_supported: ["RS256"],
-        response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
-        scopes_supported: ["openid", "profile", "email", "offline_access"],
+        response_types_supported: [],
+        scopes_supported: ["openid", "profile", "offline_access"],
         // Same origin as the authority: MSAL accepts an issuer whose scheme, host and port match it.
         issuer: `${base()}/${issuerTenant}/v2.0`,
         request_uri_parameter_supported: false,
         authorization_endpoint: `${root}/oauth2/v2.0/authorize`,
         device_authorization_endpoint: `${root}/oauth2/v2.0/devicecode`,
-        end_session_endpoint: `${root}/oauth2/v2.0/logout`,
-        http_logout_supported: true,
-        frontchannel_logout_supported: true,
         claims_supported: ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "azp", "idtyp", "xms_mirid"],
         tenant_region_scope: "EU",
         cloud_instance_name: "microsoftonline.com",
@@ -179,19 +185,16 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       status: 200,
       body: {
         token_endpoint: `${root}/oauth2/token`,
-        token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
+        grant_types_supported: GRANT_TYPES.filter((g) => g !== GRANT_DEVICE_CODE),
         jwks_uri: `${root}/discovery/keys`,
-        response_modes_supported: ["query", "fragment", "form_post"],
         subject_types_supported: ["pairwise"],
         id_token_signing_alg_values_supported: ["RS256"],
-        response_types_supported: ["code", "id_token", "code id_token", "token id_token", "token"],
+        response_types_supported: [],
         scopes_supported: ["openid"],
         // The v1 issuer: what the access tokens of this service carry in `iss`.
         issuer: `https://sts.windows.net/${issuerTenant}/`,
         authorization_endpoint: `${root}/oauth2/authorize`,
-        end_session_endpoint: `${root}/oauth2/logout`,
-        http_logout_supported: true,
-        frontchannel_logout_supported: true,
         claims_supported: ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "idtyp", "xms_mirid"],
         tenant_region_scope: "EU",
         cloud_instance_name: "microsoftonline.com",
@@ -283,6 +286,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     const opts = state.options.entra;
     const form = readForm(rc);
     const field = (name: string) => form.get(name) ?? "";
+    if (USER_GRANTS.includes(field("grant_type"))) return await users.userGrant(rc, version, form);
 
     // 1. The form, the tenant, the client and the resource.
     const assertion = field("client_assertion");
@@ -415,6 +419,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       { method: "GET", path: "/:tenant/discovery/keys", handler: entraRoute(keys) },
       { method: "POST", path: "/:tenant/oauth2/v2.0/token", handler: entraRoute(token("v2")) },
       { method: "POST", path: "/:tenant/oauth2/token", handler: entraRoute(token("v1")) },
+      ...users.routes.map((r) => ({ ...r, handler: entraRoute(r.handler) })),
     ],
     notFound: (rc, allowed) => {
       if (allowed.length) {

@@ -13,8 +13,21 @@ import {
 
 const VAULT_AUDIENCE = "https://vault.azure.net";
 /** Data-plane api-versions the sandbox answers (docs/azure-behaviour.md §4.1: same shapes for all). */
-const KEYVAULT_DATA_API_VERSIONS = ["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"];
+const KEYVAULT_DATA_API_VERSIONS = [
+  "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
+  // The previews of the data-plane spec tree (and of the SDKs built from it, such as az's), same shapes.
+  "7.0-preview", "7.1-preview", "7.2-preview", "7.3-preview", "7.4-preview.1", "7.5-preview.1", "7.6-preview.1", "7.6-preview.2", "7.7-preview.1",
+];
+/** A Host header worth echoing in object ids: a DNS name or an IP literal, with an optional port. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const LATEST_API_VERSION = "2026-04-01";
+
+/** The vault's base URI on the host of the request's Host header (https, as Key Vault is), or the listening one. */
+function vaultUriAsCalled(c: RouteContext, vault: VaultData): string {
+  const host = c.header("host")?.trim();
+  if (!host || !HOST_RE.test(host)) return vault.uri;
+  return `https://${host.replace(/:443$/, "").toLowerCase()}/`;
+}
 
 function kvError(status: number, code: string, message: string, inner?: string, headers?: Record<string, string>): Reply {
   return { status, headers, body: { error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } } };
@@ -160,7 +173,10 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
         return parsed as T;
       };
       const recovery = recoveryOf(state.getResource(vault.id)?.properties);
-      return withHeaders(c, vault, await fn({ c, vault, claims, recovery, nowS: Math.floor(state.now() / 1000), body }));
+      // Object ids (kid, secret id) name the host the client called, as Key Vault's do: the vault's
+      // DNS name behind a proxy front, 127.0.0.1:<port> when called directly.
+      const view: VaultData = { ...vault, uri: vaultUriAsCalled(c, vault) };
+      return withHeaders(c, vault, await fn({ c, vault: view, claims, recovery, nowS: Math.floor(state.now() / 1000), body }));
     } catch (err) {
       if (err instanceof KvError) return withHeaders(c, vault, kvError(err.status, err.code, err.message, err.inner));
       if (err instanceof HttpReplyError) return withHeaders(c, vault, err.reply);
