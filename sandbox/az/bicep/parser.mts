@@ -240,7 +240,7 @@ export class Parser {
    * be the child's own segment ('blobServices@2025-06-01'), and the declaration gets an implicit
    * `parent:`.
    */
-  parseResource(pos: Pos, decorators: Decorator[], parent?: { symbol: string; type: string }): ResourceDecl {
+  parseResource(pos: Pos, decorators: Decorator[], parent?: { symbol: string; type: string; apiVersion: string }): ResourceDecl {
     const d = this.applyDecorators(decorators, ["description"], "resource");
     const symbol = this.expectIdent("a resource symbolic name");
     const typeTok = this.peek();
@@ -248,6 +248,8 @@ export class Parser {
     this.next();
     let full = typeTok.parts[0];
     if (parent && !full.split("/")[0].includes(".")) {
+      // A nested child names its own type segment; without '@version' it takes the parent's.
+      if (!full.includes("@")) full = `${full}@${parent.apiVersion}`;
       if (full.slice(0, full.lastIndexOf("@")).includes("/")) this.err(typeTok.pos, `The nested resource type '${full}' must be a single segment (the child's type under '${parent.type}')`);
       full = `${parent.type}/${full}`;
     }
@@ -290,7 +292,7 @@ export class Parser {
     }
     if (!this.isPunct("{")) this.err(this.peek().pos, "Expected the \"{\" character at this location");
     const open = this.next();
-    const body = this.parseObject(open.pos, existing || loop ? undefined : { symbol: symbol.v, type }) as ObjectExpr;
+    const body = this.parseObject(open.pos, existing || loop ? undefined : { symbol: symbol.v, type, apiVersion }) as ObjectExpr;
     if (parent) {
       if (body.props.some((p) => p.key === "parent" || p.key === "scope")) this.err(body.pos, "A nested resource cannot set 'parent' or 'scope'; its parent is the resource it is declared in");
       body.props.unshift({ key: "parent", value: { kind: "ident", name: parent.symbol, pos }, pos });
@@ -474,7 +476,7 @@ export class Parser {
   }
 
   /** `{ ... }`; `owner` = the resource whose body this is (nested `resource` declarations allowed). */
-  parseObject(pos: Pos, owner?: { symbol: string; type: string }): Expr {
+  parseObject(pos: Pos, owner?: { symbol: string; type: string; apiVersion: string }): Expr {
     const props: ObjectProp[] = [];
     const seen = new Set<string>();
     this.skipNl();

@@ -175,11 +175,26 @@ export function deploymentRoutes(arm: Arm): Route[] {
       }
       return { status: reply.status, json };
     };
+    /** A PUT as ARM's deployment engine does it: an accepted (202) or still-provisioning resource is read back until final. */
+    const put = async (id: string, apiVersion: string, body: unknown) => {
+      let r = await call("PUT", id, apiVersion, body);
+      const final = (j: Record<string, unknown>) => {
+        const s = String((j.properties as { provisioningState?: unknown } | undefined)?.provisioningState ?? "Succeeded").toLowerCase();
+        return ["succeeded", "failed", "canceled"].includes(s);
+      };
+      for (let i = 0; (r.status === 202 || !final(r.json)) && i < 100; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        r = await call("GET", id, apiVersion);
+      }
+      const s = String((r.json.properties as { provisioningState?: unknown } | undefined)?.provisioningState ?? "Succeeded");
+      if (s.toLowerCase() !== "succeeded") throw new ProviderError(200, { code: "ResourceDeploymentFailure", message: `The resource operation completed with terminal provisioning state '${s}'.` });
+      return r.json;
+    };
     const started = new Map<PlannedResource, number>();
     const ops = new Map<PlannedResource, DeploymentOperation>();
     try {
       const result = await deployTemplate(v, {
-        put: async (id, apiVersion, body) => (await call("PUT", id, apiVersion, body)).json,
+        put,
         get: async (id, apiVersion) => (await call("GET", id, apiVersion)).json,
       }, deploymentId, {
         started: (r) => {

@@ -85,7 +85,8 @@ const invalid = (inner: string, path?: string): TemplateValidationError =>
   new TemplateValidationError({
     code: "InvalidTemplate",
     message: `Deployment template validation failed: '${inner}'.`,
-    ...(path ? { additionalInfo: [{ type: "TemplateViolation", info: { lineNumber: 0, linePosition: 0, path } }] } : {}),
+    // ARM gives the line and column in the template JSON; the engine sees parsed JSON only (0, 0).
+    ...(path ? { additionalInfo: [{ type: "TemplateViolation", info: { lineNumber: 0, linePosition: 0, path: `properties.template.${path}` } }] } : {}),
   });
 
 function hasType(v: Value | undefined, armType: string): boolean {
