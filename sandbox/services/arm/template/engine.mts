@@ -514,14 +514,16 @@ export async function validateTemplate(template: unknown, parameters: unknown, s
   const tpl = template as Obj;
   for (const k of Object.keys(tpl)) {
     if (!TOP_LEVEL.has(k.toLowerCase())) {
-      const what: Record<string, string> = { functions: "User-defined functions", definitions: "User-defined types", languageversion: "languageVersion (symbolic-name templates)" };
-      throw invalid(`The template property '${k}' is not valid: ${what[k.toLowerCase()] ?? `'${k}'`} ${what[k.toLowerCase()] ? "are" : "is"} ${UNSUPPORTED}. ${SYNTAX_HELP}`, k);
+      const what: Record<string, string> = { functions: "User-defined functions are", definitions: "User-defined types are", languageversion: "languageVersion (symbolic-name templates) is" };
+      throw invalid(`The template property '${k}' is not valid: ${what[k.toLowerCase()] ?? `'${k}' is`} ${UNSUPPORTED}. ${SYNTAX_HELP}`, k);
     }
   }
   if (parameters !== undefined && parameters !== null && !isObject(parameters as Value)) {
     throw new TemplateValidationError({ code: "InvalidRequestContent", message: "The request content was invalid and could not be deserialized: 'properties.parameters must be an object.'." });
   }
   const ev = new TemplateEvaluator(tpl, scope);
+  // Every expression must parse and use only functions the engine has: fail here, not halfway through.
+  checkFunctions(tpl, ev);
   const record = await ev.validateParameters((parameters ?? {}) as Obj);
   if (tpl.variables !== undefined && !isObject(tpl.variables)) throw invalid(`The template 'variables' must be an object. ${SYNTAX_HELP}`, "variables");
   for (const k of Object.keys(isObject(tpl.variables) ? tpl.variables : {})) {
@@ -655,8 +657,6 @@ export async function validateTemplate(template: unknown, parameters: unknown, s
     if (!isObject(o) || typeof o.type !== "string" || !PARAM_TYPES[o.type.toLowerCase()]) throw invalid(`The template output '${name}' must have a 'type' of ${Object.values(PARAM_TYPES).join(", ")}.`, `outputs.${name}`);
     if (o.copy !== undefined) throw invalid(`The template output '${name}' uses 'copy', which is ${UNSUPPORTED}.`, `outputs.${name}.copy`);
   }
-  // Every expression must only use functions the engine has: fail here, not halfway through.
-  checkFunctions(tpl, ev);
   return { parameters: record, resources: order, evaluator: ev, outputs };
 }
 
