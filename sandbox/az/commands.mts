@@ -18,7 +18,6 @@
 import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import { basename, extname, isAbsolute, resolve } from "node:path";
-import { decodeJwt } from "jose";
 import { BicepSyntaxError } from "./bicep/errors.mts";
 import { compileBicep, parseBicep } from "./bicep/evaluate.mts";
 import type { ArmError } from "./bicep/types.mts";

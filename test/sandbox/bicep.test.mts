@@ -162,16 +162,16 @@ parse("reads the connect-customer template's declarations", () => {
 
 parse("refuses unsupported syntax with file, line and column", () => {
   const cases: Array<[string, number, number, RegExp]> = [
-    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep evaluator/],
+    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep compiler/],
     ["var xs = [for i in range(0, 3): i]\n", 1, 11, /'for' loops are not supported/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = if (true) {\n  name: 'x'\n}\n", 1, 61, /Conditional resources/],
     ["var f = x => x\n", 1, 9, /Lambda expressions are not supported/],
-    ["var e = loadTextContent('x.txt')\n", 1, 9, /The function 'loadTextContent' is not supported by the sandbox's Bicep evaluator/],
+    ["var e = loadTextContent('x.txt')\n", 1, 9, /The function 'loadTextContent' is not supported by the sandbox's Bicep compiler/],
     ["\n\nvar s = \"double\"\n", 3, 9, /single quotes/],
     ["param p string[]\n", 1, 15, /Typed arrays/],
     ["param p 'a' | 'b'\n", 1, 9, /Literal and union types/],
     ["@batchSize(2)\nvar x = 1\n", 1, 1, /@batchSize is not supported/],
-    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {\n  name: 'x'\n  resource c 'blobServices' = {\n    name: 'default'\n  }\n}\n", 3, 3, /Nested resource declarations are not supported by the sandbox's Bicep evaluator here/],
+    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {\n  name: 'x'\n  resource c 'blobServices' = {\n    name: 'default'\n  }\n}\n", 3, 3, /Nested resource declarations are not supported by the sandbox's Bicep compiler here/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = {\n  name: 'x'\n  resource c 'blobServices/containers@2025-06-01' = {\n    name: 'default'\n  }\n}\n", 3, 14, /must be a single segment/],
     ["var n = 1.5\n", 1, 9, /Floating-point/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = {\n  name: 'x'\n}\nvar k = s.listKeys()\n", 4, 11, /Resource functions such as '\.listKeys\(\)'/],

@@ -1,7 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { appendFile, readFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   forEachConcurrently, loadLedger, planSubmission, runSubmission, summarise,

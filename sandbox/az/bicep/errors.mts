@@ -36,4 +36,4 @@ export class ExpressionError extends Error {
   }
 }
 
-export const UNSUPPORTED = "not supported by the sandbox's Bicep evaluator";
+export const UNSUPPORTED = "not supported by the sandbox's Bicep compiler";

@@ -178,7 +178,7 @@ export class Parser {
         if (e.op === "-" && e.operand.kind === "int") return -e.operand.value;
         break;
     }
-    this.err(e.pos, `Arguments of ${where} must be constant values in the sandbox's Bicep evaluator`);
+    this.err(e.pos, `Arguments of ${where} must be constant values in the sandbox's Bicep compiler`);
   }
 
   applyDecorators(decorators: Decorator[], allowed: string[], what: string): Record<string, Value> {

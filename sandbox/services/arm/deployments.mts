@@ -1,5 +1,5 @@
 // Microsoft.Resources/deployments at resource-group scope, as ARM runs them
-// (docs/azure-behaviour.md §12a): `POST …/validate` is the preflight (200 with the validated
+// (docs/azure-behaviour.md §5.5): `POST …/validate` is the preflight (200 with the validated
 // resources, 400 InvalidTemplate / InvalidTemplateDeployment); `PUT` validates the same way,
 // answers 201 with provisioningState Accepted and an Azure-AsyncOperation header, then runs the
 // template (template/engine.mts) in the background: Running, each resource PUT through the same

@@ -2,7 +2,7 @@
  * ARM's template engine for resource-group deployments: what runs behind
  * `PUT …/deployments/{name}` and `POST …/deployments/{name}/validate` (deployments.mts).
  *
- * The supported subset of the ARM template language (docs/azure-behaviour.md §12a) is what the
+ * The supported subset of the ARM template language (docs/azure-behaviour.md §5.5) is what the
  * Bicep templates in templates/ compile to, and a little more: `parameters` (string, securestring,
  * int, bool, object, secureObject, array; defaultValue, allowedValues, min/maxLength,
  * min/maxValue), `variables`, `resources` (type, apiVersion, name, location, properties, sku,
