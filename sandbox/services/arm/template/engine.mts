@@ -182,13 +182,23 @@ class TemplateEvaluator {
     });
     return {
       resourceGroup: {
-        min: 0, max: 0, fn: (): Value => ({
-          id: s.resourceGroup.id, name: s.resourceGroup.name, type: "Microsoft.Resources/resourceGroups", location: s.resourceGroup.location,
-          ...(s.resourceGroup.tags ? { tags: s.resourceGroup.tags } : {}), properties: { provisioningState: "Succeeded" },
-        }),
+        min: 0, max: 2, fn: (args, c): Value => {
+          if (args.length === 0) {
+            return {
+              id: s.resourceGroup.id, name: s.resourceGroup.name, type: "Microsoft.Resources/resourceGroups", location: s.resourceGroup.location,
+              ...(s.resourceGroup.tags ? { tags: s.resourceGroup.tags } : {}), properties: { provisioningState: "Succeeded" },
+            };
+          }
+          // Another group (for scopes and ids): only what its name says.
+          const [sub, name] = args.length === 2 ? args.map((a) => str(c, a)) : [s.subscriptionId, str(c, args[0])];
+          return { id: `/subscriptions/${sub}/resourceGroups/${name}`, name, type: "Microsoft.Resources/resourceGroups" };
+        },
       },
       subscription: {
-        min: 0, max: 0, fn: () => ({ id: `/subscriptions/${s.subscriptionId}`, subscriptionId: s.subscriptionId, tenantId: s.tenantId }),
+        min: 0, max: 1, fn: (args, c) => {
+          const id = args.length ? str(c, args[0]) : s.subscriptionId;
+          return { id: `/subscriptions/${id}`, subscriptionId: id, tenantId: s.tenantId };
+        },
       },
       tenant: { min: 0, max: 0, fn: () => ({ tenantId: s.tenantId }) },
       deployment: { min: 0, max: 0, fn: () => ({ name: s.deploymentName, properties: { templateLink: null } }) },
