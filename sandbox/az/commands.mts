@@ -18,10 +18,9 @@
 import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import { basename, extname, isAbsolute, resolve } from "node:path";
-import { decodeJwt } from "jose";
-import { BicepSyntaxError, DeploymentError } from "./bicep/errors.mts";
-import { deployBicep, parseBicep } from "./bicep/evaluate.mts";
-import type { ArmError, BicepTemplate } from "./bicep/types.mts";
+import { BicepSyntaxError } from "./bicep/errors.mts";
+import { compileBicep, parseBicep } from "./bicep/evaluate.mts";
+import type { ArmError } from "./bicep/types.mts";
 import { QueryError, compileQuery, orderedObjects } from "./query.mts";
 
 // ---------------------------------------------------------------------------------------------
@@ -536,8 +535,8 @@ function _deploymentJson(raw: Record<string, unknown>, fallback: Record<string, 
  * path, a JSON object ({"k": {"value": v}}, optionally under "parameters"), or KEY=VALUE,
  * where VALUE is typed by the template's declaration.
  */
-async function _templateParameters(items: string[], template: BicepTemplate, cwd: string): Promise<Record<string, unknown>> {
-  const declared = new Map(template.params.map((p) => [p.name, p]));
+async function _templateParameters(items: string[], declarations: Record<string, { type?: unknown }>, cwd: string): Promise<Record<string, unknown>> {
+  const declared = new Map(Object.entries(declarations).map(([k, d]) => [k, { type: String(d?.type ?? "string").toLowerCase() }]));
   const wrapped: Record<string, unknown> = {};
   const fromObject = (o: Record<string, unknown>) => Object.assign(wrapped, (o.parameters && typeof o.parameters === "object" ? o.parameters : o) as object);
   for (const item of items) {
@@ -574,7 +573,7 @@ async function _templateParameters(items: string[], template: BicepTemplate, cwd
     const p = declared.get(key);
     if (!p) throw _fail(`unrecognized template parameter '${key}'. Allowed parameters: ${[...declared.keys()].sort().join(", ")}`);
     let value: unknown = raw;
-    if (p.type === "object" || p.type === "array") {
+    if (p.type === "object" || p.type === "secureobject" || p.type === "array") {
       try {
         value = JSON.parse(raw);
       } catch {
@@ -600,7 +599,6 @@ async function _templateParameters(items: string[], template: BicepTemplate, cwd
 async function _deploymentCreate(a: Parsed, env: _Env): Promise<Output> {
   if (a.templateUri || a.templateSpec) throw _usage("--template-uri and --template-spec are not supported by the sandbox's az stand-in; use --template-file");
   if (!a.templateFile) throw _usage("the following arguments are required: --template-file/-f");
-  if (a.mode === "Complete") throw _fail("--mode Complete is not supported by the sandbox's az stand-in (it never deletes resources); use Incremental");
   const file = a.templateFile as string;
   const path = isAbsolute(file) ? file : resolve(env.req.cwd, file);
   let source: string;
@@ -609,102 +607,61 @@ async function _deploymentCreate(a: Parsed, env: _Env): Promise<Output> {
   } catch {
     throw _fail(`[Errno 2] No such file or directory: '${file}'`);
   }
-  if (extname(path).toLowerCase() !== ".bicep") {
-    throw _fail(`The sandbox's az stand-in deploys Bicep files only (got '${file}'); ARM JSON templates are not supported.`);
+  // As az does: a .bicep file is compiled locally (here by the subset compiler instead of
+  // `bicep build`), anything else is read as an ARM JSON template; ARM gets JSON either way.
+  let template: Record<string, unknown>;
+  if (extname(path).toLowerCase() === ".bicep") {
+    try {
+      template = compileBicep(parseBicep(source, path));
+    } catch (e) {
+      if (e instanceof BicepSyntaxError) throw _fail(e.message);
+      throw e;
+    }
+  } else {
+    try {
+      template = JSON.parse(source.replace(/^\uFEFF/, ""));
+    } catch (e) {
+      throw _fail(`Failed to parse '${file}', please check whether it is a valid JSON format: ${(e as Error).message}`);
+    }
+    if (!template || typeof template !== "object" || Array.isArray(template)) throw _fail(`Failed to parse '${file}': the template must be a JSON object.`);
   }
-  let template: BicepTemplate;
-  try {
-    template = parseBicep(source, path);
-  } catch (e) {
-    if (e instanceof BicepSyntaxError) throw _fail(e.message);
-    throw e;
-  }
-  const parameters = await _templateParameters((a.parameters as string[] | undefined) ?? [], template, env.req.cwd);
+  const declared = (template.parameters && typeof template.parameters === "object" ? template.parameters : {}) as Record<string, { type?: unknown }>;
+  const parameters = await _templateParameters((a.parameters as string[] | undefined) ?? [], declared, env.req.cwd);
   const sub = env.subscription(a.subscription as string | undefined);
   const rgName = a.resourceGroup as string;
   const name = (a.name as string | undefined) ?? basename(path, extname(path));
-  let group: Record<string, unknown>;
-  try {
-    group = (await env.arm("GET", `${_groupPath(sub.subscriptionId, rgName)}?api-version=${RESOURCES_API_VERSION}`, sub.tenantId)).json as Record<string, unknown>;
-  } catch (e) {
-    if (e instanceof _ArmHttpError) throw _fail(e.azMessage());
-    throw e;
-  }
-  const rgId = `/subscriptions/${sub.subscriptionId}/resourceGroups/${rgName}`;
-  const user = await env.userToken(ARM_RESOURCE, sub.tenantId);
-  let claims: { oid?: unknown; tid?: unknown } = {};
-  try {
-    claims = decodeJwt(user.accessToken);
-  } catch {
-    // Not a JWT: deployer() then has no objectId, as for a token az cannot read.
-  }
-  const deploymentPath = `${rgId}/providers/Microsoft.Resources/deployments/${encodeURIComponent(name)}`;
-  const started = Date.now();
-  const correlationId = crypto.randomUUID();
   const mode = (a.mode as string | undefined) ?? "Incremental";
-
-  // Sandbox shortcut: real az compiles the Bicep file and sends the ARM template to ARM, which
-  // runs the deployment. Here the deployment runs in this process, resource by resource against
-  // the ARM emulator, and only its result is recorded as the deployment resource.
-  const record = async (properties: Record<string, unknown>) =>
-    (await env.armPut(deploymentPath, RESOURCES_API_VERSION, sub.tenantId, { properties: { mode, ...properties } }));
-  const context = {
-    subscriptionId: sub.subscriptionId,
-    tenantId: sub.tenantId,
-    resourceGroup: { id: rgId, name: rgName, location: String(group.location ?? "") },
-    deployer: { objectId: String(claims.oid ?? ""), tenantId: String(claims.tid ?? user.tenantId) },
-    deploymentName: name,
-  };
-  const armResource = (method: "PUT" | "GET") => async (id: string, apiVersion: string, body?: Record<string, unknown>) => {
+  const deploymentPath = `/subscriptions/${sub.subscriptionId}/resourcegroups/${encodeURIComponent(rgName)}/providers/Microsoft.Resources/deployments/${encodeURIComponent(name)}`;
+  const body = { properties: { template, parameters: Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }])), mode } };
+  const api = `api-version=${RESOURCES_API_VERSION}`;
+  // 1. Preflight (azure-cli: begin_validate), a 400 carries ARM's InvalidTemplate error.
+  try {
+    await env.arm("POST", `${deploymentPath}/validate?${api}`, sub.tenantId, body);
+  } catch (e) {
+    if (!(e instanceof _ArmHttpError)) throw e;
+    if (e.status === 400 && e.armError.code !== "InvalidRequestContent") throw _fail(_pyJson(e.armError));
+    throw _fail(e.azMessage());
+  }
+  // 2. The deployment (begin_create_or_update), then polling unless --no-wait.
+  if (a.noWait) {
     try {
-      if (method === "PUT") return await env.armPut(id, apiVersion, sub.tenantId, body);
-      return (await env.arm("GET", `${id}?api-version=${apiVersion}`, sub.tenantId)).json as Record<string, unknown>;
+      await env.arm("PUT", `${deploymentPath}?${api}`, sub.tenantId, body);
     } catch (e) {
-      if (e instanceof _AzExit) throw Object.assign(new Error(e.message), { armError: { code: "ResourceDeploymentFailure", message: e.message } });
+      if (e instanceof _ArmHttpError) throw _fail(e.azMessage());
       throw e;
     }
-  };
-  let result;
-  try {
-    result = await deployBicep({ source, fileName: path, parameters, context, putResource: armResource("PUT"), getResource: armResource("GET") });
-  } catch (e) {
-    if (e instanceof BicepSyntaxError) throw _fail(e.message);
-    if (!(e instanceof DeploymentError)) throw e;
-    if (e.code !== "InvalidTemplate") {
-      // A deployment that started and failed exists in ARM with provisioningState Failed.
-      await record({
-        provisioningState: "Failed",
-        error: e.error,
-        outputResources: e.resourceIds.map((id) => ({ id })),
-      }).catch(() => undefined);
-    }
-    throw _fail(_pyJson(e.error));
+    return undefined;
   }
-  let saved: Record<string, unknown>;
   try {
-    saved = await record({
-      parameters: result.parameters,
-      outputs: result.outputs,
-      provisioningState: "Succeeded",
-      outputResources: result.resourceIds.map((id) => ({ id })),
-    });
+    await env.armPut(deploymentPath, RESOURCES_API_VERSION, sub.tenantId, body);
   } catch (e) {
-    if (e instanceof _ArmHttpError) throw _fail(e.azMessage());
+    if (e instanceof _ArmHttpError) throw _fail(e.status === 400 ? _pyJson(e.armError) : e.azMessage());
+    const armError = (e as { armError?: ArmError }).armError;
+    if (armError) throw _fail(_pyJson(armError));
     throw e;
   }
-  if (a.noWait) return undefined;
-  return {
-    value: _deploymentJson({ id: deploymentPath, name, ...saved }, {
-      correlationId,
-      duration: `PT${((Date.now() - started) / 1000).toFixed(3)}S`,
-      timestamp: new Date().toISOString(),
-      mode,
-      parameters: result.parameters,
-      outputs: result.outputs,
-      outputResources: result.resourceIds.map((id) => ({ id })),
-      provisioningState: "Succeeded",
-    }),
-  };
+  const final = (await env.arm("GET", `${deploymentPath}?${api}`, sub.tenantId)).json as Record<string, unknown>;
+  return { value: _deploymentJson(final) };
 }
 
 async function _rest(a: Parsed, env: _Env): Promise<Output> {

@@ -354,3 +354,59 @@ export function parseJsonObject<T extends object = Record<string, unknown>>(ctx:
   if (!_isObject(value)) throw new HttpReplyError(bad(`The request body must be a JSON object, got ${_jsonKind(value)}.`));
   return value as T;
 }
+
+/** An in-process request: what a service does when it calls one of its own routes (ARM deploying a template). */
+export interface InternalRequest {
+  method: string;
+  /** Path and query, e.g. "/subscriptions/…?api-version=2023-01-31". */
+  url: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+/**
+ * Runs a request through a service's route table without a socket: the same matching, the same
+ * handlers, the same replies as over HTTP (no fault injection, no request counters: the request
+ * never reached the wire).
+ */
+export function createInProcessDispatcher(def: ServiceDef): (r: InternalRequest) => Promise<Reply> {
+  const routes: CompiledRoute[] = def.routes.map((r) => ({ ...r, method: r.method.toUpperCase(), segments: splitPath(r.path) }));
+  return async (r) => {
+    const method = r.method.toUpperCase();
+    const url = new URL(r.url, "https://sandbox.invalid");
+    const segs = splitPath(url.pathname);
+    let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
+    const allowed: string[] = [];
+    for (const route of routes) {
+      const p = match(route, segs, def.caseInsensitive ?? false);
+      if (!p) continue;
+      if (route.method === method) {
+        matched = { route, params: p };
+        break;
+      }
+      allowed.push(route.method);
+    }
+    const body = r.body === undefined ? Buffer.alloc(0) : Buffer.from(typeof r.body === "string" ? r.body : JSON.stringify(r.body));
+    const headers = Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    const ctx: RouteContext = {
+      req: { headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage,
+      method,
+      url,
+      params: matched?.params ?? {},
+      body,
+      route: matched?.route.path ?? "(unmatched)",
+      service: def.name,
+      requestId: randomUUID(),
+      localPort: 0,
+      header: (n) => headers[n.toLowerCase()],
+      text: () => body.toString("utf8"),
+    };
+    if (!matched) return def.notFound(ctx, allowed);
+    try {
+      return await matched.route.handler(ctx);
+    } catch (err) {
+      if (err instanceof HttpReplyError) return err.reply;
+      throw err;
+    }
+  };
+}

@@ -1,7 +1,7 @@
 // The emulated Azure Resource Manager: authentication and its errors, api-versions, unknown
 // routes, subscriptions, resource groups, managed applications (GET, listTokens,
 // refreshPermissions), user-assigned identities and federated credentials through Microsoft's
-// generated client @azure/arm-msi, RBAC, role assignments, deployment records, Resource Graph,
+// generated client @azure/arm-msi, RBAC, role assignments, deployment request errors, Resource Graph,
 // and storage containers that Azurite really serves anonymously.
 import { randomUUID } from "node:crypto";
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
@@ -640,39 +640,11 @@ Rbac.run();
 
 // ---------------------------------------------------------------- deployments
 
-const Deploy = suite("Microsoft.Resources/deployments records");
+// Template deployments themselves: arm-deployments.test.mts.
+const Deploy = suite("Microsoft.Resources/deployments requests");
 
-Deploy("PUT stores what the az stand-in sends and answers it with id, name and type; GET and list return it", async () => {
+Deploy("a deployment without a valid mode is refused; an unknown deployment is 404 DeploymentNotFound", async () => {
   const rg = await createGroup("deploy-rg");
-  const path = `${rg}/providers/Microsoft.Resources/deployments/0-isv-setup`;
-  const properties = {
-    mode: "Incremental",
-    parameters: { keyName: { value: "idpkey" } },
-    outputs: { keyUri: { type: "String", value: "https://127.0.0.1:1/keys/idpkey" } },
-    provisioningState: "Succeeded",
-    outputResources: [{ id: `${rg}/providers/Microsoft.KeyVault/vaults/v` }],
-  };
-  const put = await arm("PUT", `${path}?api-version=2022-09-01`, { body: { properties } });
-  assert.is(put.status, 201);
-  assert.is(put.json.id, path);
-  assert.is(put.json.name, "0-isv-setup");
-  assert.is(put.json.type, "Microsoft.Resources/deployments");
-  assert.equal(put.json.properties.outputs, properties.outputs);
-  assert.equal(put.json.properties.parameters, properties.parameters);
-  assert.equal(put.json.properties.outputResources, properties.outputResources);
-  assert.is(put.json.properties.provisioningState, "Succeeded");
-  for (const v of ["2024-03-01", "2025-04-01"]) {
-    const got = await arm("GET", `${path}?api-version=${v}`);
-    assert.equal(got.json.properties.outputs, properties.outputs);
-  }
-  const list = await arm("GET", `${rg}/providers/Microsoft.Resources/deployments?api-version=2022-09-01`);
-  assert.equal(list.json.value.map((d: { name: string }) => d.name), ["0-isv-setup"]);
-  assert.is((await arm("PUT", `${path}?api-version=2022-09-01`, { body: { properties: { ...properties, provisioningState: "Failed", error: { code: "X", message: "y" } } } })).status, 200);
-  assert.equal((await arm("GET", `${path}?api-version=2022-09-01`)).json.properties.error, { code: "X", message: "y" });
-});
-
-Deploy("a record without a valid mode is refused; an unknown deployment is 404 DeploymentNotFound", async () => {
-  const rg = `${isvSub}/resourceGroups/deploy-rg`;
   assertError(await arm("PUT", `${rg}/providers/Microsoft.Resources/deployments/bad?api-version=2022-09-01`, { body: { properties: { mode: "Sometimes" } } }), 400, "InvalidRequestContent");
   assertError(await arm("GET", `${rg}/providers/Microsoft.Resources/deployments/none?api-version=2022-09-01`), 404, "DeploymentNotFound");
 });

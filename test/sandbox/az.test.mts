@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { AzureCliCredential } from "@azure/identity";
 import { runAz, type AzContext } from "../../sandbox/az/commands.mts";
 import { uniqueString } from "../../sandbox/az/bicep/functions.mts";
+import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate } from "../../sandbox/services/arm/template/engine.mts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const AZ_MJS = join(ROOT, "sandbox/az/az.mjs");
@@ -22,7 +23,9 @@ const USER = { name: "isv.admin@fabrikam.example", objectId: "33333333-0000-0000
 
 // ---------------------------------------------------------------------------------------------
 // A fake ARM: resource groups, generic resources (storage accounts answer 202 + Location, like
-// the real provider), deployments, Resource Graph with $skipToken paging. It records requests.
+// the real provider), deployments (run by the sandbox's template engine, which puts resources
+// back through this fake with the header x-engine: 1), Resource Graph with $skipToken paging.
+// It records requests.
 
 interface Recorded {
   method: string;
@@ -40,6 +43,7 @@ function startFakeArm(): Promise<{ server: Server; url: string; requests: Record
   const requests: Recorded[] = [];
   const resources = new Map<string, Record<string, unknown>>();
   const pending = new Map<string, Record<string, unknown>>();
+  const deploymentOps = new Map<string, { status: string; error?: unknown }>();
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -78,6 +82,63 @@ function startFakeArm(): Promise<{ server: Server; url: string; requests: Record
       pending.delete(path);
       resources.set(String(done.id).toLowerCase(), done);
       return send(200);
+    }
+    const deployment = /^(\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+))\/providers\/Microsoft\.Resources\/deployments\/([^/]+)(\/validate)?$/i.exec(path);
+    if (path.startsWith("/deploymentops/")) {
+      const status = deploymentOps.get(path);
+      if (!status) return send(404, { error: { code: "NotFound", message: "No such operation." } });
+      return send(200, status, status.status === "Running" ? { "Retry-After": "0" } : {});
+    }
+    if (deployment && (req.method === "PUT" || (req.method === "POST" && deployment[5]))) {
+      const [, , sub, rgName, name] = deployment;
+      const group = resources.get(`/subscriptions/${sub}/resourcegroups/${rgName}`.toLowerCase());
+      if (!group) return send(404, { error: { code: "ResourceGroupNotFound", message: `Resource group '${rgName}' could not be found.` } });
+      const rgIdOf = String(group.id);
+      const tenantId = sub === CUSTOMER.subscriptionId ? CUSTOMER.tenantId : ISV.tenantId;
+      const scope = {
+        subscriptionId: sub, tenantId, resourceGroup: { id: rgIdOf, name: String(group.name), location: String(group.location) },
+        deploymentName: name, deployer: { objectId: USER.objectId, tenantId }, environment: { name: "AzureCloud" },
+      };
+      let validated;
+      try {
+        validated = await validateTemplate(body.properties.template, body.properties.parameters, scope);
+      } catch (e) {
+        if (e instanceof TemplateValidationError) return send(400, { error: e.error });
+        throw e;
+      }
+      const id = `${rgIdOf}/providers/Microsoft.Resources/deployments/${name}`;
+      if (req.method === "POST") return send(200, { id, name, properties: { provisioningState: "Succeeded", validatedResources: validated.resources.map((r) => ({ id: r.id })) } });
+      const record: Record<string, unknown> = { id, name, type: "Microsoft.Resources/deployments", properties: { mode: body.properties.mode, parameters: validated.parameters, provisioningState: "Accepted", templateHash: "1", correlationId: "c" } };
+      resources.set(id.toLowerCase(), record);
+      const op = `/deploymentops/${requests.length}`;
+      deploymentOps.set(op, { status: "Running" });
+      const self = `http://${req.headers.host}`;
+      const call = async (method: string, rid: string, apiVersion: string, b?: unknown) => {
+        const r = await fetch(`${self}${rid}?api-version=${apiVersion}`, {
+          method, headers: { authorization: req.headers.authorization!, "content-type": "application/json", "x-engine": "1" }, body: b === undefined ? undefined : JSON.stringify(b),
+        });
+        const t = await r.text();
+        const j = t ? JSON.parse(t) : {};
+        if (r.status >= 400) throw new ProviderError(r.status, j.error);
+        if (r.status === 202) {
+          await fetch(r.headers.get("location")!, { headers: { authorization: req.headers.authorization!, "x-engine": "1" } });
+          return call("GET", rid, apiVersion);
+        }
+        return j;
+      };
+      setTimeout(async () => {
+        const props = record.properties as Record<string, unknown>;
+        try {
+          const result = await deployTemplate(validated, { put: (rid, v, b) => call("PUT", rid, v, b), get: (rid, v) => call("GET", rid, v) }, id);
+          Object.assign(props, { provisioningState: "Succeeded", outputs: result.outputs, outputResources: result.outputResources });
+          deploymentOps.set(op, { status: "Succeeded" });
+        } catch (e) {
+          if (!(e instanceof TemplateDeploymentError)) throw e;
+          Object.assign(props, { provisioningState: "Failed", error: e.error });
+          deploymentOps.set(op, { status: "Failed", error: e.error });
+        }
+      }, 0);
+      return send(201, record, { "Azure-AsyncOperation": `${self}${op}`, "Retry-After": "0" });
     }
     if (rg) {
       const [, sub, name] = rg;
@@ -469,29 +530,37 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   assert.is(d.properties.outputResources[0].resourceGroup, "isv-rg");
   assert.ok("templateHash" in d.properties && "correlationId" in d.properties);
 
-  const calls = arm.requests.map((q) => `${q.method} ${q.path.replace(ISV_RG, "~")}`);
+  // az: validate, PUT, poll the Azure-AsyncOperation URL, GET the deployment. ARM's engine: the resources.
+  const fromAz = arm.requests.filter((q) => !q.headers["x-engine"]).map((q) => `${q.method} ${q.path.replace(/resourcegroups\/isv-rg/i, "resourceGroups/isv-rg").replace(ISV_RG, "~")}`);
+  assert.equal(fromAz[0], "POST ~/providers/Microsoft.Resources/deployments/0-isv-setup/validate");
+  assert.equal(fromAz[1], "PUT ~/providers/Microsoft.Resources/deployments/0-isv-setup");
+  assert.match(fromAz[2], /^GET \/deploymentops\/\d+$/);
+  assert.equal(fromAz.at(-1), "GET ~/providers/Microsoft.Resources/deployments/0-isv-setup");
+  const engine = arm.requests.filter((q) => q.headers["x-engine"]);
+  const calls = engine.map((q) => `${q.method} ${q.path.replace(ISV_RG, "~")}`);
   assert.equal(calls, [
-    `GET /subscriptions/${ISV.subscriptionId}/resourcegroups/isv-rg`,
     `PUT ~/providers/Microsoft.Storage/storageAccounts/${account}`,
-    "GET /operations/2",
+    calls[1],
     `GET ~/providers/Microsoft.Storage/storageAccounts/${account}`,
     `PUT ~/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default`,
     `PUT ~/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/public`,
     `PUT ~/providers/Microsoft.KeyVault/vaults/${account}`,
     `PUT ~/providers/Microsoft.KeyVault/vaults/${account}/keys/idpkey`,
+    calls[7],
     calls[8],
-    calls[9],
-    "PUT ~/providers/Microsoft.Resources/deployments/0-isv-setup",
   ]);
-  assert.match(calls[9], new RegExp(`^PUT ~/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/public/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
-  assert.match(calls[8], new RegExp(`^PUT ~/providers/Microsoft.KeyVault/vaults/${account}/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
-  const key = arm.requests[7];
+  assert.match(calls[1], /^GET \/operations\/\d+$/);
+  assert.match(calls[8], new RegExp(`^PUT ~/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/public/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
+  assert.match(calls[7], new RegExp(`^PUT ~/providers/Microsoft.KeyVault/vaults/${account}/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`));
+  const key = engine[6];
   assert.equal([key.query["api-version"], key.body], ["2025-05-01", { properties: { kty: "RSA", keySize: 2048, keyOps: ["sign", "verify"] } }]);
-  assert.is((arm.requests[8].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
-  assert.is((arm.requests[9].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
-  const record = arm.requests[10];
-  assert.is(record.query["api-version"], "2022-09-01");
-  assert.equal(Object.keys((record.body as { properties: object }).properties), ["mode", "parameters", "outputs", "provisioningState", "outputResources"]);
+  assert.is((engine[7].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
+  assert.is((engine[8].body as { properties: { principalId: string } }).properties.principalId, USER.objectId);
+  const put = arm.requests.find((q) => q.method === "PUT" && q.path.endsWith("/deployments/0-isv-setup"))!;
+  assert.is(put.query["api-version"], "2022-09-01");
+  const sent = (put.body as { properties: { template: { resources: unknown[] }; parameters: unknown; mode: string } }).properties;
+  assert.equal(Object.keys(sent), ["template", "parameters", "mode"]);
+  assert.equal([sent.template.resources.length, sent.parameters, sent.mode], [7, { userObjectId: { value: USER.objectId }, keySize: { value: 2048 } }, "Incremental"]);
 
   const shown = await az("deployment", "group", "show", "-g", "isv-rg", "-n", "0-isv-setup", "--query", "properties.outputs.keyVaultUri.value", "-o", "tsv");
   assert.equal(shown, { exitCode: 0, stdout: `https://${account}.vault.azure.net/\n`, stderr: "" });
@@ -539,8 +608,8 @@ deploy("reads parameters files (deploymentParameters shape) through @file, relat
 deploy("template validation errors print ARM's InvalidTemplate and put nothing", async () => {
   const r = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep");
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /^ERROR: \{"code": "InvalidTemplate", "message": "Deployment template validation failed: 'The value for the template parameter 'userObjectId' at line '\d+' and column '1' is not provided\. Please see https:\/\/aka\.ms\/arm-create-parameter-file for usage details\.'\.", "additionalInfo": \[\{"type": "TemplateViolation", /);
-  assert.ok(arm.requests.every((q) => q.method === "GET"), "nothing but the resource group lookup");
+  assert.match(r.stderr, /^ERROR: \{"code": "InvalidTemplate", "message": "Deployment template validation failed: 'The value for the template parameter 'userObjectId' is not provided\. Please see https:\/\/aka\.ms\/arm-create-parameter-file for usage details\.'\.", "additionalInfo": \[\{"type": "TemplateViolation", /);
+  assert.equal(arm.requests.map((q) => q.method), ["POST"], "only the validation request");
   const typed = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", JSON.stringify({ userObjectId: { value: "u" }, keySize: { value: "4096" } }));
   assert.match(typed.stderr, /Expected a value of type 'Int', but received a value of type 'String'/);
   const kv = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "colour=blue");
@@ -568,10 +637,15 @@ deploy("other failures: missing group, missing file, Bicep outside the subset, J
   try {
     await writeFile(join(dir, "mod.bicep"), "param x string\n\nmodule m 'other.bicep' = {\n  name: 'm'\n}\n");
     const mod = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "mod.bicep"], cwd: dir }, env.ctx);
-    assert.equal(mod, { exitCode: 1, stdout: "", stderr: `ERROR: ${join(dir, "mod.bicep")}:3:1: Modules are not supported by the sandbox's Bicep evaluator\n` });
-    await writeFile(join(dir, "t.json"), "{}");
+    assert.equal(mod, { exitCode: 1, stdout: "", stderr: `ERROR: ${join(dir, "mod.bicep")}:3:1: Modules are not supported by the sandbox's Bicep compiler\n` });
+    await writeFile(join(dir, "t.json"), JSON.stringify({ contentVersion: "1.0.0.0", functions: [], resources: [] }));
     const armJson = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "t.json"], cwd: dir }, env.ctx);
-    assert.match(armJson.stderr, /deploys Bicep files only/);
+    assert.equal([armJson.exitCode, armJson.stderr], [1, `ERROR: {"code": "InvalidTemplate", "message": "Deployment template validation failed: 'The template property 'functions' is not valid: User-defined functions are not supported by the sandbox's template engine. Please see https://aka.ms/arm-syntax for usage details.'.", "additionalInfo": [{"type": "TemplateViolation", "info": {"lineNumber": 0, "linePosition": 0, "path": "properties.template.functions"}}]}\n`]);
+    await writeFile(join(dir, "ok.json"), JSON.stringify({ contentVersion: "1.0.0.0", parameters: { n: { type: "int" } }, resources: [], outputs: { twice: { type: "int", value: "[mul(parameters('n'), 2)]" } } }));
+    const ok = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "ok.json", "-p", "n=21", "--query", "properties.outputs.twice"], cwd: dir }, env.ctx);
+    assert.equal(ok, { exitCode: 0, stdout: '{\n  "type": "Int",\n  "value": 42\n}\n', stderr: "" });
+    await writeFile(join(dir, "bad.json"), "{ nope");
+    assert.match((await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "bad.json"], cwd: dir }, env.ctx)).stderr, /^ERROR: Failed to parse 'bad.json', please check whether it is a valid JSON format/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

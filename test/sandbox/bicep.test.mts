@@ -1,13 +1,17 @@
-// Tests for the sandbox's Bicep subset evaluator (sandbox/az/bicep/), with a fake ARM that
-// records every put and answers with bodies shaped like the real providers' responses.
+// Tests for the sandbox's Bicep subset (sandbox/az/bicep/: parser, checks, compiler to ARM JSON)
+// together with the ARM emulator's template engine (sandbox/services/arm/template/) that runs
+// the compiled template: `deploy()` below is what `az deployment group create` + ARM do, with
+// a fake provider layer that records every put and answers with bodies shaped like the real
+// providers' responses.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { BicepSyntaxError, DeploymentError } from "../../sandbox/az/bicep/errors.mts";
-import { deployBicep, parseBicep } from "../../sandbox/az/bicep/evaluate.mts";
+import { BicepSyntaxError } from "../../sandbox/az/bicep/errors.mts";
+import { compileBicep, parseBicep } from "../../sandbox/az/bicep/evaluate.mts";
 import { guid, uniqueString } from "../../sandbox/az/bicep/functions.mts";
-import type { DeployBicepOptions } from "../../sandbox/az/bicep/types.mts";
+import type { ArmError } from "../../sandbox/az/bicep/types.mts";
+import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type TemplateScope } from "../../sandbox/services/arm/template/engine.mts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const ISV_SETUP = readFileSync(`${ROOT}templates/0-isv-setup.bicep`, "utf8");
@@ -17,13 +21,27 @@ const SUB = "00000000-0000-0000-0000-0000000000a1";
 const TENANT = "00000000-0000-0000-0000-0000000000f1";
 const RG_ID = `/subscriptions/${SUB}/resourceGroups/isv-rg`;
 const USER = "11111111-2222-3333-4444-555555555555";
-const CONTEXT: DeployBicepOptions["context"] = {
+const CONTEXT: TemplateScope = {
   subscriptionId: SUB,
   tenantId: TENANT,
   resourceGroup: { id: RG_ID, name: "isv-rg", location: "westeurope" },
   deployer: { objectId: USER, tenantId: TENANT },
   deploymentName: "test-deployment",
+  environment: { name: "AzureCloud", suffixes: { storage: "core.windows.net", keyvaultDns: ".vault.azure.net" } },
 };
+
+/** A rejected validation or deployment: ARM's code and error, and the resources put before it failed. */
+class DeploymentError extends Error {
+  code: string;
+  error: ArmError;
+  resourceIds: string[];
+  constructor(error: ArmError, resourceIds: string[]) {
+    super(error.message);
+    this.code = error.code;
+    this.error = error;
+    this.resourceIds = resourceIds;
+  }
+}
 
 interface Call {
   method: "PUT" | "GET";
@@ -38,7 +56,7 @@ function fakeArm(opts: { failOn?: RegExp; existing?: Record<string, Record<strin
   const putResource = async (id: string, apiVersion: string, body: Record<string, unknown>) => {
     calls.push({ method: "PUT", id, apiVersion, body });
     if (opts.failOn?.test(id)) {
-      throw Object.assign(new Error("conflict"), { armError: { code: "StorageAccountAlreadyTaken", message: "The storage account named x is already taken." } });
+      throw new ProviderError(409, { code: "StorageAccountAlreadyTaken", message: "The storage account named x is already taken." });
     }
     const name = id.split("/").pop()!;
     const props = (body.properties ?? {}) as Record<string, unknown>;
@@ -57,14 +75,31 @@ function fakeArm(opts: { failOn?: RegExp; existing?: Record<string, Record<strin
   const getResource = async (id: string, apiVersion: string) => {
     calls.push({ method: "GET", id, apiVersion });
     const found = opts.existing?.[id];
-    if (!found) throw Object.assign(new Error("not found"), { armError: { code: "ResourceNotFound", message: `The Resource '${id}' was not found.` } });
+    if (!found) throw new ProviderError(404, { code: "ResourceNotFound", message: `The Resource '${id}' was not found.` });
     return found;
   };
   return { calls, putResource, getResource };
 }
 
-function deploy(source: string, parameters: Record<string, unknown>, arm = fakeArm()) {
-  return deployBicep({ source, fileName: "main.bicep", parameters, context: CONTEXT, putResource: arm.putResource, getResource: arm.getResource });
+/** Compile (the az stand-in), validate and deploy (ARM's engine); plain parameter values. */
+async function deploy(source: string, parameters: Record<string, unknown>, arm = fakeArm()) {
+  const template = compileBicep(parseBicep(source, "main.bicep"));
+  const put: string[] = [];
+  try {
+    const v = await validateTemplate(template, Object.fromEntries(Object.entries(parameters).map(([k, value]) => [k, { value }])), CONTEXT);
+    const result = await deployTemplate(v, {
+      put: async (id, apiVersion, body) => {
+        const r = await arm.putResource(id, apiVersion, body);
+        put.push(id);
+        return r;
+      },
+      get: arm.getResource,
+    }, `${RG_ID}/providers/Microsoft.Resources/deployments/test-deployment`);
+    return { outputs: result.outputs, resourceIds: result.outputResources.map((r) => r.id), parameters: v.parameters, template };
+  } catch (e) {
+    if (e instanceof TemplateValidationError || e instanceof TemplateDeploymentError) throw new DeploymentError(e.error, put);
+    throw e;
+  }
 }
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -127,16 +162,17 @@ parse("reads the connect-customer template's declarations", () => {
 
 parse("refuses unsupported syntax with file, line and column", () => {
   const cases: Array<[string, number, number, RegExp]> = [
-    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep evaluator/],
+    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep compiler/],
     ["var xs = [for i in range(0, 3): i]\n", 1, 11, /'for' loops are not supported/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = if (true) {\n  name: 'x'\n}\n", 1, 61, /Conditional resources/],
     ["var f = x => x\n", 1, 9, /Lambda expressions are not supported/],
-    ["var e = environment().name\n", 1, 9, /The function 'environment' is not supported by the sandbox's Bicep evaluator/],
+    ["var e = loadTextContent('x.txt')\n", 1, 9, /The function 'loadTextContent' is not supported by the sandbox's Bicep compiler/],
     ["\n\nvar s = \"double\"\n", 3, 9, /single quotes/],
     ["param p string[]\n", 1, 15, /Typed arrays/],
     ["param p 'a' | 'b'\n", 1, 9, /Literal and union types/],
     ["@batchSize(2)\nvar x = 1\n", 1, 1, /@batchSize is not supported/],
-    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = {\n  name: 'x'\n  resource c 'blobServices' = {\n    name: 'default'\n  }\n}\n", 3, 3, /Nested resource declarations/],
+    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {\n  name: 'x'\n  resource c 'blobServices' = {\n    name: 'default'\n  }\n}\n", 3, 3, /Nested resource declarations are not supported by the sandbox's Bicep compiler here/],
+    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = {\n  name: 'x'\n  resource c 'blobServices/containers@2025-06-01' = {\n    name: 'default'\n  }\n}\n", 3, 14, /must be a single segment/],
     ["var n = 1.5\n", 1, 9, /Floating-point/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = {\n  name: 'x'\n}\nvar k = s.listKeys()\n", 4, 11, /Resource functions such as '\.listKeys\(\)'/],
   ];
@@ -164,6 +200,76 @@ parse("reports unknown names, wrong function casing, arity and cycles at parse t
 });
 
 parse.run();
+
+// ---------------------------------------------------------------------------------------------
+const compile = suite("compileBicep()");
+
+compile("nested child resources, environment() and resource loops become ARM JSON the engine deploys", async () => {
+  const source = [
+    "param names array = [",
+    "  'a'",
+    "  'b'",
+    "]",
+    "resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {",
+    "  name: 'acct'",
+    "  location: 'westeurope'",
+    "  resource blobs 'blobServices@2025-06-01' = {",
+    "    name: 'default'",
+    "    resource containers 'containers' = {",
+    "      name: 'public'",
+    "    }",
+    "  }",
+    "}",
+    "resource ids 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = [for (n, i) in names: {",
+    "  name: '${n}-${i}'",
+    "  location: storage.location",
+    "}]",
+    "output suffix string = environment().suffixes.storage",
+    "output url string = 'https://${storage.name}.blob.${environment().suffixes.storage}/'",
+  ].join("\n");
+  const tpl = parseBicep(source, "t.bicep");
+  assert.equal(tpl.resources.map((r) => `${r.symbol} ${r.type}`), [
+    "storage Microsoft.Storage/storageAccounts",
+    "blobs Microsoft.Storage/storageAccounts/blobServices",
+    "containers Microsoft.Storage/storageAccounts/blobServices/containers",
+    "ids Microsoft.ManagedIdentity/userAssignedIdentities",
+  ]);
+  const arm = fakeArm();
+  const result = await deploy(source, {}, arm);
+  const resources = (result.template as { resources: Array<Record<string, unknown>> }).resources;
+  assert.equal(resources[2], {
+    type: "Microsoft.Storage/storageAccounts/blobServices/containers", apiVersion: "2025-06-01",
+    name: "[format('{0}/{1}', format('{0}/{1}', 'acct', 'default'), 'public')]",
+    dependsOn: ["[resourceId('Microsoft.Storage/storageAccounts/blobServices', 'acct', 'default')]"],
+  });
+  assert.equal(resources[3].copy, { name: "ids", count: "[length(parameters('names'))]" });
+  assert.equal(resources[3].name, "[format('{0}-{1}', parameters('names')[copyIndex()], copyIndex())]");
+  assert.equal(arm.calls.map((c) => c.id.replace(RG_ID, "")), [
+    "/providers/Microsoft.Storage/storageAccounts/acct",
+    "/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default",
+    "/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/public",
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a-0",
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/b-1",
+  ]);
+  assert.equal(arm.calls[3].body, { location: "westeurope" });
+  assert.equal(result.outputs, { suffix: { type: "String", value: "core.windows.net" }, url: { type: "String", value: "https://acct.blob.core.windows.net/" } });
+});
+
+compile("a resource loop referenced from outside its loop is refused with line and column", () => {
+  const e = (() => {
+    try {
+      compileBicep(parseBicep("resource ids 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = [for n in ['a']: {\n  name: n\n}]\noutput x string = ids[0].name\n", "t.bicep"));
+    } catch (err) {
+      return err as BicepSyntaxError;
+    }
+    throw new Error("expected an error");
+  })();
+  assert.instance(e, BicepSyntaxError);
+  assert.equal([e.line, e.column], [4, 19]);
+  assert.match(e.message, /Referencing the resource loop 'ids' from outside its loop/);
+});
+
+compile.run();
 
 // ---------------------------------------------------------------------------------------------
 const templates = suite("deployBicep() with the project's templates");
@@ -263,9 +369,8 @@ params("a missing required parameter is InvalidTemplate with ARM's message, and 
   const e = (await rejection(deploy(ISV_SETUP, {}, arm))) as DeploymentError;
   assert.instance(e, DeploymentError);
   assert.is(e.code, "InvalidTemplate");
-  const line = ISV_SETUP.split("\n").findIndex((l) => l.startsWith("param userObjectId")) + 1;
-  assert.is(e.error.message, `Deployment template validation failed: 'The value for the template parameter 'userObjectId' at line '${line}' and column '1' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage details.'.`);
-  assert.equal(e.error.additionalInfo, [{ type: "TemplateViolation", info: { lineNumber: line, linePosition: 1, path: "properties.template.parameters.userObjectId" } }]);
+  assert.is(e.error.message, "Deployment template validation failed: 'The value for the template parameter 'userObjectId' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage details.'.");
+  assert.equal(e.error.additionalInfo, [{ type: "TemplateViolation", info: { lineNumber: 0, linePosition: 0, path: "properties.template.parameters.userObjectId" } }]);
   assert.equal(arm.calls, []);
 });
 
@@ -441,7 +546,7 @@ expr("runtime expression errors fail the output with ARM's wording", async () =>
   assert.is(missing.code, "DeploymentOutputEvaluationFailed");
   assert.match(missing.error.details![0].message, /The template output 'x' is not valid: The language expression property 'c' doesn't exist, available properties are 'a, b'\./);
   const plus = (await rejection(deploy("output x string = 'a' + 'b'\n", {}))) as DeploymentError;
-  assert.match(plus.error.details![0].message, /Cannot apply operator '\+' to operands of type 'String' and 'String'\. Use string interpolation instead\./);
+  assert.match(plus.error.details![0].message, /The template function 'add' expects integers, not 'String'\./);
   const typed = (await rejection(deploy("output x int = 'text'\n", {}))) as DeploymentError;
   assert.match(typed.error.details![0].message, /Expected a value of type 'Int', but received a value of type 'String'/);
   const range = (await rejection(deploy("output x string = substring('abc', 2, 5)\n", {}))) as DeploymentError;
@@ -497,7 +602,8 @@ order("child resources may also be named 'parent/child' without parent:", async 
   await deploy("resource c 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {\n  name: 'acct/default/public'\n}\n", {}, arm);
   assert.is(arm.calls[0].id, `${RG_ID}/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/public`);
   const bad = (await rejection(deploy("resource c 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {\n  name: 'acct'\n}\n", {}))) as DeploymentError;
-  assert.match(bad.error.details![0].message, /incorrect segment lengths/);
+  assert.is(bad.code, "InvalidTemplate");
+  assert.match(bad.error.message, /incorrect segment lengths/);
 });
 
 order("existing resources are read, not written, and usable like deployed ones", async () => {
@@ -513,7 +619,8 @@ order("existing resources are read, not written, and usable like deployed ones",
     "}",
     "output uri string = old.properties.vaultUri",
   ].join("\n"), {}, arm);
-  assert.equal(arm.calls.map((c) => `${c.method} ${c.id}`), [`GET ${id}`, `PUT ${id}/keys/k`]);
+  // As in ARM: an existing resource is read when an expression needs it (here the output).
+  assert.equal(arm.calls.map((c) => `${c.method} ${c.id}`), [`PUT ${id}/keys/k`, `GET ${id}`]);
   assert.equal(result.resourceIds, [`${id}/keys/k`]);
   assert.is(result.outputs.uri.value, "https://old.vault.azure.net/");
 });

@@ -117,6 +117,14 @@ export function checkTemplate(tpl: BicepTemplate): void {
 
 /** Resources in the order to deploy them: dependencies first, otherwise in declaration order. */
 export function deploymentOrder(tpl: BicepTemplate): ResourceDecl[] {
+  return resourceDependencies(tpl).order;
+}
+
+/**
+ * Each resource's dependencies (symbols it references, directly or through variables, and its
+ * explicit dependsOn), which variables reference resources, and the deployment order.
+ */
+export function resourceDependencies(tpl: BicepTemplate): { deps: Map<string, Set<string>>; varResources: (name: string) => Set<string>; order: ResourceDecl[] } {
   const resources = new Map(tpl.resources.map((r) => [r.symbol, r]));
   const vars = new Map(tpl.vars.map((v) => [v.name, v]));
   const resourcesOfVar = new Map<string, Set<string>>();
@@ -159,5 +167,5 @@ export function deploymentOrder(tpl: BicepTemplate): ResourceDecl[] {
     order.push(ready);
     done.add(ready.symbol);
   }
-  return order;
+  return { deps, varResources, order };
 }

@@ -1,7 +1,7 @@
-// The evaluator's errors: BicepSyntaxError (file:line:column) for source outside the subset,
-// DeploymentError for what ARM would reject or report as failed, and ExpressionError for a
-// template expression that fails while being evaluated (reported by ARM at run time).
-import type { ArmError, Pos } from "./types.mts";
+// The Bicep subset's errors: BicepSyntaxError (file:line:column) for source outside the subset,
+// and ExpressionError for a template expression that fails while being evaluated (the ARM
+// emulator's template engine reports these in ARM's words).
+import type { Pos } from "./types.mts";
 
 /** Base class; `code` is stable. */
 export class BicepError extends Error {
@@ -27,19 +27,6 @@ export class BicepSyntaxError extends BicepError {
   }
 }
 
-/** A deployment that ARM would reject (InvalidTemplate) or that failed (DeploymentFailed, ...); `code` = ARM's code. */
-export class DeploymentError extends BicepError {
-  error: ArmError;
-  /** Resources already put when the deployment failed. */
-  resourceIds: string[];
-  constructor(error: ArmError, resourceIds: string[] = []) {
-    super(error.message, error.code);
-    this.name = "DeploymentError";
-    this.error = error;
-    this.resourceIds = resourceIds;
-  }
-}
-
 /** A template language expression that failed while being evaluated (ARM reports these at run time). */
 export class ExpressionError extends Error {
   pos: Pos;
@@ -49,4 +36,4 @@ export class ExpressionError extends Error {
   }
 }
 
-export const UNSUPPORTED = "not supported by the sandbox's Bicep evaluator";
+export const UNSUPPORTED = "not supported by the sandbox's Bicep compiler";

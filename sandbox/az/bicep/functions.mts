@@ -23,6 +23,7 @@ const CONTEXT_FUNCTIONS: Record<string, [number, number]> = {
   subscriptionResourceId: [2, Infinity],
   tenantResourceId: [2, Infinity],
   extensionResourceId: [3, Infinity],
+  environment: [0, 0],
 };
 
 export function typeName(v: Value | undefined): string {

@@ -31,6 +31,9 @@ export class Parser {
   toks: Tok[];
   i = 0;
   file: string;
+  /** Nested child resources parsed inside the current top-level resource (children first). */
+  nested: ResourceDecl[] = [];
+
   constructor(toks: Tok[], file: string) {
     this.toks = toks;
     this.file = file;
@@ -120,6 +123,8 @@ export class Parser {
         }
         case "resource":
           tpl.resources.push(this.parseResource(kw.pos, decorators));
+          // Nested child declarations, parents before children.
+          tpl.resources.push(...this.nested.splice(0).reverse());
           break;
         case "output": {
           const d = this.applyDecorators(decorators, ["description", "secure", "metadata"], "output");
@@ -173,7 +178,7 @@ export class Parser {
         if (e.op === "-" && e.operand.kind === "int") return -e.operand.value;
         break;
     }
-    this.err(e.pos, `Arguments of ${where} must be constant values in the sandbox's Bicep evaluator`);
+    this.err(e.pos, `Arguments of ${where} must be constant values in the sandbox's Bicep compiler`);
   }
 
   applyDecorators(decorators: Decorator[], allowed: string[], what: string): Record<string, Value> {
@@ -230,13 +235,24 @@ export class Parser {
     return p;
   }
 
-  parseResource(pos: Pos, decorators: Decorator[]): ResourceDecl {
+  /**
+   * `resource sym 'type@version' = {...}`; inside a resource body (`parent` given) the type may
+   * be the child's own segment ('blobServices@2025-06-01'), and the declaration gets an implicit
+   * `parent:`.
+   */
+  parseResource(pos: Pos, decorators: Decorator[], parent?: { symbol: string; type: string; apiVersion: string }): ResourceDecl {
     const d = this.applyDecorators(decorators, ["description"], "resource");
     const symbol = this.expectIdent("a resource symbolic name");
     const typeTok = this.peek();
     if (typeTok.t !== "str" || typeTok.holes.length > 0) this.err(typeTok.pos, "Expected a resource type string 'Namespace/type@apiVersion' at this location");
     this.next();
-    const full = typeTok.parts[0];
+    let full = typeTok.parts[0];
+    if (parent && !full.split("/")[0].includes(".")) {
+      // A nested child names its own type segment; without '@version' it takes the parent's.
+      if (!full.includes("@")) full = `${full}@${parent.apiVersion}`;
+      if (full.slice(0, full.lastIndexOf("@")).includes("/")) this.err(typeTok.pos, `The nested resource type '${full}' must be a single segment (the child's type under '${parent.type}')`);
+      full = `${parent.type}/${full}`;
+    }
     const at = full.lastIndexOf("@");
     const type = full.slice(0, at);
     const apiVersion = full.slice(at + 1);
@@ -275,7 +291,12 @@ export class Parser {
       loop = { item, index, iterable };
     }
     if (!this.isPunct("{")) this.err(this.peek().pos, "Expected the \"{\" character at this location");
-    const body = this.parsePrimary() as ObjectExpr;
+    const open = this.next();
+    const body = this.parseObject(open.pos, existing || loop ? undefined : { symbol: symbol.v, type, apiVersion }) as ObjectExpr;
+    if (parent) {
+      if (body.props.some((p) => p.key === "parent" || p.key === "scope")) this.err(body.pos, "A nested resource cannot set 'parent' or 'scope'; its parent is the resource it is declared in");
+      body.props.unshift({ key: "parent", value: { kind: "ident", name: parent.symbol, pos }, pos });
+    }
     if (loop) {
       this.skipNl();
       this.expectPunct("]");
@@ -454,13 +475,20 @@ export class Parser {
     }
   }
 
-  parseObject(pos: Pos): Expr {
+  /** `{ ... }`; `owner` = the resource whose body this is (nested `resource` declarations allowed). */
+  parseObject(pos: Pos, owner?: { symbol: string; type: string; apiVersion: string }): Expr {
     const props: ObjectProp[] = [];
     const seen = new Set<string>();
     this.skipNl();
     while (!this.isPunct("}")) {
       const t = this.peek();
-      if (t.t === "ident" && t.v === "resource" && this.isIdent(undefined, 1)) this.err(t.pos, `Nested resource declarations are ${UNSUPPORTED}; declare the child at the top level with 'parent:'`);
+      if (t.t === "ident" && t.v === "resource" && this.isIdent(undefined, 1)) {
+        if (!owner) this.err(t.pos, `Nested resource declarations are ${UNSUPPORTED} here (only directly in the body of a resource that is not 'existing' and not a loop)`);
+        this.next();
+        this.nested.push(this.parseResource(t.pos, [], owner));
+        this.skipNl();
+        continue;
+      }
       let key: string;
       let keyExpr: Expr | undefined;
       if (t.t === "ident" || (t.t === "str" && t.holes.length === 0)) {

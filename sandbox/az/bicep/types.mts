@@ -1,5 +1,5 @@
 // The Bicep subset's public types: values, the syntax tree the parser builds (expressions and
-// declarations with their positions), and what deployBicep() takes and returns.
+// declarations with their positions), and ARM's error object.
 
 export type BicepType = "string" | "int" | "bool" | "object" | "array";
 export type Value = null | string | number | boolean | Value[] | { [key: string]: Value };
@@ -77,32 +77,6 @@ export interface BicepTemplate {
   vars: VarDecl[];
   resources: ResourceDecl[];
   outputs: OutputDecl[];
-}
-
-export interface DeploymentContext {
-  subscriptionId: string;
-  tenantId: string;
-  resourceGroup: { id: string; name: string; location: string };
-  deployer: { objectId: string; tenantId: string };
-  deploymentName: string;
-}
-export interface DeployBicepOptions {
-  source: string;
-  fileName: string;
-  /** Plain values (not `{value}` wrappers), keyed by parameter name (matched case-insensitively, as ARM does). */
-  parameters: Record<string, unknown>;
-  context: DeploymentContext;
-  /** PUT `id` at `apiVersion`; resolves to the resource as the provider returns it. Errors may carry `armError: {code, message}`. */
-  putResource(id: string, apiVersion: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
-  /** GET `id` (for `existing` resources). */
-  getResource(id: string, apiVersion: string): Promise<Record<string, unknown>>;
-}
-export interface DeployBicepResult {
-  outputs: Record<string, { type: string; value: unknown }>;
-  /** Ids of the resources put, in the order they were put (existing resources are not included). */
-  resourceIds: string[];
-  /** Every template parameter with its effective value, the way ARM records them (secure ones without value). */
-  parameters: Record<string, { type: string; value?: unknown }>;
 }
 
 /** ARM's error object, as in `{"error": {...}}` bodies and deployment errors. */

@@ -4,7 +4,7 @@
 // (the other arm/*.mts) build on `Arm`.
 import { randomUUID } from "node:crypto";
 import * as jose from "jose";
-import { HttpReplyError, type Reply, type Route, type RouteContext } from "../../core/http.mts";
+import { HttpReplyError, type InternalRequest, type Reply, type Route, type RouteContext } from "../../core/http.mts";
 import { ROLE_DEFINITIONS, actionMatches, scopeContains, type ArmResource, type SandboxState, type Subscription } from "../../core/state.mts";
 import { BearerError } from "../../core/tokens.mts";
 import type { SandboxContext } from "../../core/context.mts";
@@ -149,6 +149,8 @@ const ARM_AUDIENCE_LIST = "'https://management.core.windows.net/','https://manag
 export class Arm {
   readonly ctx: SandboxContext;
   readonly state: SandboxState;
+  /** Runs a request through ARM's own routes in-process (set by service.mts once the route table exists). */
+  dispatch: (r: InternalRequest) => Promise<Reply> = () => Promise.reject(new Error("arm: dispatch is not set"));
 
   constructor(ctx: SandboxContext) {
     this.ctx = ctx;

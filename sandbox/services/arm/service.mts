@@ -4,7 +4,7 @@
 // authorized with RBAC (403 AuthorizationFailed). A path or method no provider serves gets the
 // error ARM gives for it (unknown namespace, unknown type, missing subscription or resource
 // group, unsupported method), never a silent 200.
-import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
+import { createInProcessDispatcher, type Reply, type RouteContext, type ServiceDef } from "../../core/http.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { API_VERSIONS, NAMESPACES } from "./api-versions.mts";
 import { authorizationRoutes } from "./authorization.mts";
@@ -69,7 +69,7 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
     fail(404, "NotFound", `The sandbox's Resource Manager does not serve '${c.method} ${c.url.pathname}'.`);
   };
 
-  return {
+  const def: ServiceDef = {
     name: "arm",
     caseInsensitive: true,
     routes: [
@@ -91,4 +91,6 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
     notFound: (c) => withArmHeaders(c, armError(405, "MethodNotAllowed", `The requested resource does not support http method '${c.method}'.`)),
     faultReply: (c, status) => withArmHeaders(c, armFaultReply(c, status)),
   };
+  arm.dispatch = createInProcessDispatcher(def);
+  return def;
 }
