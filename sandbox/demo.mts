@@ -182,12 +182,17 @@ function tryNext() {
     say("  source .sandbox/env");
     say("  export METERING_DATA_DIR=.sandbox/metering-data");
   }
+  // As this runtime starts a script: Deno and a Node with type stripping run the .mts file
+  // itself; an older Node goes through scripts/run.mjs (tsx), which says what to install if not.
+  const native = "Deno" in globalThis || (process as { features?: { typescript?: unknown } }).features?.typescript;
+  const run = (name: string) => "Deno" in globalThis ? `deno run -A ${scripts}/${name}.mts` : native ? `node ${scripts}/${name}.mts` : `node ${scripts}/run.mjs ${name}`;
+  if (!native) say(`(this Node ${process.versions.node.split(".")[0]} needs scripts/run.mjs; on Node 22.18+: node scripts/X.mts)`);
   for (const line of [
-    `node ${scripts}/0-add-defaults.mts && node ${scripts}/0-isv-setup.mts`,
-    `node ${scripts}/1-list-customers.mts            # --wide: full ids`,
-    `node ${scripts}/1-connect-customer.mts <sub> <mrg>`,
-    `node ${scripts}/2-emit-meter.mts <sub> <mrg> 1 <dimension> 5`,
-    `node ${scripts}/doctor.mts`,
+    `${run("0-add-defaults")} && ${run("0-isv-setup")}`,
+    `${run("1-list-customers")}            # --wide: full ids`,
+    `${run("1-connect-customer")} <sub> <mrg>`,
+    `${run("2-emit-meter")} <sub> <mrg> 1 <dimension> 5`,
+    run("doctor"),
   ]) say(`  ${line}`);
   say(KEEP ? `Stop it: npm run sandbox -- stop --dir ${here(SANDBOX_DIR)}` : "Stop it: npm run sandbox -- stop");
 }

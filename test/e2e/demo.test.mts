@@ -35,7 +35,7 @@ T("runs the whole workflow; the metering API holds exactly the five events, sent
   for (const line of tail.split("\n")) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
   assert.match(tail, /== Try it by hand/);
   assert.match(tail, new RegExp(`source ${sbDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/env`));
-  assert.match(tail, /node scripts\/1-list-customers\.mts/);
+  assert.match(tail, /(node|deno run -A) scripts\/(1-list-customers\.mts|run\.mjs 1-list-customers)/);
   assert.match(r.stdout.trimEnd().split("\n").at(-1)!, /^Stop it: npm run sandbox -- stop --dir /);
 
   const info = JSON.parse(await readFile(join(sbDir, "sandbox.json"), "utf8"));
