@@ -38,6 +38,16 @@ for (const r of chosen) if (!allRuntimes[r]) {
   process.exit(2);
 }
 
+/** CPU seconds (user + system) of a process from /proc/PID/stat; `children` adds its waited-for children's (cutime + cstime). */
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+function cpuSeconds(pid: number, children = false): number {
+  const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" }).stdout ?? "";
+  // Fields after the parenthesised command name: state is field 3; utime 14, stime 15, cutime 16, cstime 17.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  if (f.length < 15) return 0;
+  return (f[11] + f[12] + (children ? f[13] + f[14] : 0)) / CLK_TCK;
+}
+
 const say = (text: string) => process.stderr.write(`${text}\n`);
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -69,7 +79,9 @@ const seed = fleetSeed(await loadWorldSeed(), { customers: nCustomers, dimension
 const worldFile = join(sbDir, "world.json");
 await writeFile(worldFile, JSON.stringify(seed));
 say(`Starting the sandbox with ${nCustomers} customers`);
-const start = spawnSync(tsRunner()[0], [...tsRunner().slice(1), cli, "start", "--dir", join(sbDir, "sb"), "--world", worldFile], { encoding: "utf8" });
+// BENCH_SANDBOX_NODE_OPTIONS: node flags added for the sandbox start (e.g. --import ./bench/cpu-profile.mts, which profiles the sandbox process).
+const sandboxEnv = process.env.BENCH_SANDBOX_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${process.env.BENCH_SANDBOX_NODE_OPTIONS}`.trim() } : process.env;
+const start = spawnSync(tsRunner()[0], [...tsRunner().slice(1), cli, "start", "--dir", join(sbDir, "sb"), "--world", worldFile], { encoding: "utf8", env: sandboxEnv });
 if (start.status !== 0) {
   process.stderr.write(start.stdout + start.stderr);
   process.exit(1);
@@ -89,7 +101,8 @@ try {
       say(`  connected ${n}/${total} customers`);
     }
   } });
-  say(`Fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (ISV setup and ${nCustomers} connections; not timed below)`);
+  const setupS = (Date.now() - t0) / 1000;
+  say(`Fleet ready in ${setupS.toFixed(1)} s (ISV setup and ${nCustomers} connections; not timed below)`);
   const customers = fleetCustomers(seed);
 
   const counts = async () => {
@@ -104,6 +117,7 @@ try {
   };
 
   print(`# ${nCustomers * nDims} events for ${nCustomers} customers (${nDims} dimensions each), ${new Date().toISOString()}`);
+  print(`fleet setup         ${setupS.toFixed(1)} s (${(setupS * 1000 / nCustomers).toFixed(1)} ms per customer; ISV setup and ${nCustomers} connections, 8 at a time)`);
   print(`machine: ${spawnSync("nproc", { encoding: "utf8" }).stdout.trim()} cores; load average ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
   let hoursAgo = 1;
   for (const name of chosen) {
@@ -113,7 +127,13 @@ try {
     await writeFile(file, csv);
     await fetch(adminUrl + "/requests", { method: "DELETE" });
     const tokensBefore = (await counts()).tokensIssued;
+    const cpu0 = { sandbox: cpuSeconds(info.pid), azurite: info.azuritePid ? cpuSeconds(info.azuritePid) : 0, client: cpuSeconds(process.pid, true) };
     const r = await timed(rt, [join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file], env);
+    const cpu = {
+      sandbox: cpuSeconds(info.pid) - cpu0.sandbox,
+      azurite: info.azuritePid ? cpuSeconds(info.azuritePid) - cpu0.azurite : 0,
+      client: cpuSeconds(process.pid, true) - cpu0.client,
+    };
     if (r.code !== 0) throw new Error(`2-emit-meter --file failed on ${name}:\n${r.out.slice(-3000)}`);
     const c = await counts();
     const accepted = /Accepted\s+(\d+)/.exec(r.out)?.[1];
@@ -124,6 +144,7 @@ try {
     print(`Key Vault sign      ${c.sign} requests (goal: ${nCustomers}, one signature per customer)`);
     print(`Entra token         ${c.token} requests, ${c.tokensIssued - tokensBefore} tokens issued (goal: ${nCustomers}, one per customer)`);
     print(`metering            ${c.batch} batchUsageEvent calls (goal: ${customers.reduce((n, cu) => n + Math.ceil(cu.dimensions.length / 25), 0)}), ${c.single} usageEvent calls`);
+    print(`CPU                 sandbox ${cpu.sandbox.toFixed(2)} s, client ${cpu.client.toFixed(2)} s (sandbox/client ${(cpu.sandbox / Math.max(cpu.client, 0.01)).toFixed(2)}; Azurite ${cpu.azurite.toFixed(2)} s; user + system CPU during the timed run)`);
     print(`client peak memory  ${r.peakMb.toFixed(0)} MB (VmHWM of the 2-emit-meter process, sampled every 20 ms)`);
     print(`sandbox memory      ${(rssMb(info.pid) + rssMb(info.azuritePid)).toFixed(0)} MB after the run (sandbox ${rssMb(info.pid).toFixed(0)} MB + Azurite ${rssMb(info.azuritePid).toFixed(0)} MB)`);
 

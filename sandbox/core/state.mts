@@ -150,6 +150,129 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   },
 };
 
+/** A resource id as index key: lower case, no trailing slash. */
+export const idKey = (id: string): string => id.replace(/\/+$/, "").toLowerCase();
+
+/** `key` and every id above it at a segment boundary ("/subscriptions/x/resourcegroups/y" → ".../y", ".../resourcegroups", "/subscriptions/x", "/subscriptions"). */
+function ancestorsOf(key: string): string[] {
+  const out = [key];
+  for (let i = key.lastIndexOf("/"); i > 0; i = key.lastIndexOf("/", i - 1)) out.push(key.slice(0, i));
+  return out;
+}
+
+const lc = (v: unknown): string => String(v ?? "").toLowerCase();
+const UAMI = "microsoft.managedidentity/userassignedidentities";
+const APP = "microsoft.solutions/applications";
+const RA = "microsoft.authorization/roleassignments";
+
+/** Adds to / removes from a multi-map of insertion-ordered entries. */
+function addTo<V>(index: Map<string, Map<string, V>>, k: string, key: string, v: V): void {
+  let m = index.get(k);
+  if (!m) index.set(k, m = new Map());
+  m.set(key, v);
+}
+function removeFrom<V>(index: Map<string, Map<string, V>>, k: string, key: string): void {
+  const m = index.get(k);
+  if (m?.delete(key) && m.size === 0) index.delete(k);
+}
+
+/**
+ * The indexes over `SandboxState.resources`, maintained on every write (so the sandbox never
+ * scans every resource per request): per type, per id prefix (descendants), role assignments
+ * per principal, managed apps per managed resource group and per resourceUsageId, and
+ * user-assigned identities per clientId and per principalId. The indexed values are fixed
+ * when a resource is written (ids, types, principals); what may change in place (an app's
+ * authorizations, provisioning state) is read from the resource itself at lookup time.
+ */
+export class ResourceIndex {
+  /** type (lower case) → resources of that type, in the order of the resource map. */
+  byType = new Map<string, Map<string, ArmResource>>();
+  /** id prefix at a segment boundary → keys of the resources strictly beneath it. */
+  descendants = new Map<string, Set<string>>();
+  /** role assignments per principalId (lower case). */
+  rasByPrincipal = new Map<string, Map<string, ArmResource>>();
+  /** managed apps per managed resource group id (idKey; "" for none, or one that covers everything). */
+  appsByMrg = new Map<string, Map<string, ArmResource>>();
+  /** managed apps per id prefix of their managed resource group (the MRG id and every id above it). */
+  appsByMrgPrefix = new Map<string, Map<string, ArmResource>>();
+  appsByUsageId = new Map<string, Map<string, ArmResource>>();
+  uamisByClientId = new Map<string, Map<string, ArmResource>>();
+  uamisByPrincipalId = new Map<string, Map<string, ArmResource>>();
+
+  add(key: string, r: ArmResource): void {
+    addTo(this.byType, lc(r.type), key, r);
+    const anc = ancestorsOf(key);
+    for (let i = 1; i < anc.length; i++) {
+      let set = this.descendants.get(anc[i]);
+      if (!set) this.descendants.set(anc[i], set = new Set());
+      set.add(key);
+    }
+    for (const [index, k] of this.derived(r)) {
+      if (index === this.appsByMrgPrefix) for (const a of k === "" ? [""] : ancestorsOf(k)) addTo(index, a, key, r);
+      else addTo(index, k, key, r);
+    }
+  }
+
+  remove(key: string, r: ArmResource): void {
+    removeFrom(this.byType, lc(r.type), key);
+    const anc = ancestorsOf(key);
+    for (let i = 1; i < anc.length; i++) {
+      const set = this.descendants.get(anc[i]);
+      if (set?.delete(key) && set.size === 0) this.descendants.delete(anc[i]);
+    }
+    for (const [index, k] of this.derived(r)) {
+      if (index === this.appsByMrgPrefix) for (const a of k === "" ? [""] : ancestorsOf(k)) removeFrom(index, a, key);
+      else removeFrom(index, k, key);
+    }
+  }
+
+  /** The keyed indexes a resource belongs to, with its key in each. */
+  private derived(r: ArmResource): Array<[Map<string, Map<string, ArmResource>>, string]> {
+    const type = lc(r.type);
+    const props = (r.properties ?? {}) as Record<string, unknown>;
+    if (type === RA) return [[this.rasByPrincipal, lc(props.principalId)]];
+    if (type === UAMI) return [[this.uamisByClientId, lc(props.clientId)], [this.uamisByPrincipalId, lc(props.principalId)]];
+    if (type === APP) {
+      const out: Array<[Map<string, Map<string, ArmResource>>, string]> = [];
+      const mrg = String(props.managedResourceGroupId ?? "");
+      // An app without an MRG id is filed under "": scopeContains("", anything) holds.
+      out.push([this.appsByMrg, idKey(mrg)]);
+      if (mrg) out.push([this.appsByMrgPrefix, idKey(mrg)]);
+      const usage = (props.billingDetails as { resourceUsageId?: unknown } | null | undefined)?.resourceUsageId;
+      if (usage !== undefined && usage !== null) out.push([this.appsByUsageId, lc(usage)]);
+      return out;
+    }
+    return [];
+  }
+}
+
+/** The resource map: a VersionedMap whose writes keep a ResourceIndex up to date. */
+export class ResourceMap extends Map<string, ArmResource> {
+  version = 0;
+  readonly index = new ResourceIndex();
+  override set(key: string, value: ArmResource): this {
+    this.version++;
+    // Before super() has run its own initialisers, Map's constructor calls set(): no entries then.
+    const old = super.get(key);
+    if (old !== undefined) this.index.remove(key, old);
+    super.set(key, value);
+    this.index.add(key, value);
+    return this;
+  }
+  override delete(key: string): boolean {
+    this.version++;
+    const old = super.get(key);
+    if (old === undefined && !super.has(key)) return false;
+    if (old !== undefined) this.index.remove(key, old);
+    return super.delete(key);
+  }
+  override clear(): void {
+    this.version++;
+    for (const [k, v] of this) this.index.remove(k, v);
+    super.clear();
+  }
+}
+
 /** A Map that counts its changes, so indexes built from it know when they are stale. */
 export class VersionedMap<K, V> extends Map<K, V> {
   version = 0;
@@ -339,7 +462,7 @@ export class SandboxState {
   subscriptions = new Map<string, Subscription>();
   users = new Map<string, User>();
   /** Every ARM resource, keyed by lower-cased id. */
-  resources: Map<string, ArmResource> = new VersionedMap<string, ArmResource>();
+  resources: ResourceMap = new ResourceMap();
   /** Per-service data (keys, secrets, usage events, …), created on first use. */
   stores = new Map<string, unknown>();
   /** The az stand-in's selected subscription. */
@@ -378,9 +501,7 @@ export class SandboxState {
   deleteResource(id: string): boolean {
     const key = id.toLowerCase();
     let found = this.resources.delete(key);
-    for (const k of [...this.resources.keys()]) {
-      if (k.startsWith(key + "/")) found = this.resources.delete(k) || found;
-    }
+    for (const k of [...(this.resources.index.descendants.get(key) ?? [])]) found = this.resources.delete(k) || found;
     return found;
   }
 
@@ -388,24 +509,55 @@ export class SandboxState {
     return [...this.resources.values()].filter(filter);
   }
 
-  #byType = { version: -1, types: new Map<string, ArmResource[]>() };
-
-  /** Resources of one type (any case). Indexed per type and rebuilt after any change to `resources`. */
-  ofType(type: string): ArmResource[] {
-    const version = (this.resources as VersionedMap<string, ArmResource>).version;
-    if (this.#byType.version !== version) {
-      const types = new Map<string, ArmResource[]>();
-      for (const r of this.resources.values()) {
-        const t = r.type.toLowerCase();
-        (types.get(t) ?? types.set(t, []).get(t)!).push(r);
-      }
-      this.#byType = { version, types };
+  /** Resources strictly beneath `id` (ARM ids, any case), in the order of the resource map's index. */
+  resourcesUnder(id: string): ArmResource[] {
+    const out: ArmResource[] = [];
+    for (const k of this.resources.index.descendants.get(idKey(id)) ?? []) {
+      const r = this.resources.get(k);
+      if (r) out.push(r);
     }
-    return [...(this.#byType.types.get(type.toLowerCase()) ?? [])];
+    return out;
+  }
+
+  /** Resources of one type (any case), in the resource map's order. Indexed per type; a copy. */
+  ofType(type: string): ArmResource[] {
+    return [...(this.resources.index.byType.get(type.toLowerCase())?.values() ?? [])];
   }
 
   managedApps(): ArmResource[] {
     return this.ofType("Microsoft.Solutions/applications");
+  }
+
+  /** The managed application with this id (any case, trailing slashes ignored). */
+  managedApp(id: string): ArmResource | undefined {
+    return this.resources.index.byType.get(APP)?.get(idKey(id)) ?? this.resources.index.byType.get(APP)?.get(id.toLowerCase());
+  }
+
+  /** Managed applications whose billingDetails.resourceUsageId is `resourceUsageId` (any case). */
+  appsByResourceUsageId(resourceUsageId: string): ArmResource[] {
+    const want = resourceUsageId.toLowerCase();
+    const hits = [...(this.resources.index.appsByUsageId.get(want)?.values() ?? [])]
+      .filter((a) => lc((a.properties.billingDetails as { resourceUsageId?: string } | null)?.resourceUsageId) === want);
+    // billingDetails replaced in place since the app was written: look the slow way.
+    return hits.length > 0 ? hits : this.managedApps().filter((a) => lc((a.properties.billingDetails as { resourceUsageId?: string } | null)?.resourceUsageId) === want);
+  }
+
+  /** Managed applications whose managed resource group contains `scope`. */
+  appsCovering(scope: string): ArmResource[] {
+    const out: ArmResource[] = [];
+    const { appsByMrg } = this.resources.index;
+    for (const a of new Set([...ancestorsOf(idKey(scope)), ""])) for (const app of appsByMrg.get(a)?.values() ?? []) out.push(app);
+    return out;
+  }
+
+  /** Managed applications whose managed resource group is `scope` or lies beneath it. */
+  appsWithMrgUnder(scope: string): ArmResource[] {
+    return [...(this.resources.index.appsByMrgPrefix.get(idKey(scope))?.values() ?? [])];
+  }
+
+  /** Role assignments of one principal (any case). */
+  roleAssignmentsOf(principalId: string): ArmResource[] {
+    return [...(this.resources.index.rasByPrincipal.get(principalId.toLowerCase())?.values() ?? [])];
   }
 
   /** The managed application whose managed resource group contains `scope`. */
@@ -414,20 +566,19 @@ export class SandboxState {
   }
 
   findIdentityByClientId(clientId: string): ArmResource | undefined {
-    const c = clientId.toLowerCase();
-    return this.ofType("Microsoft.ManagedIdentity/userAssignedIdentities")
-      .find((r) => String(r.properties.clientId ?? "").toLowerCase() === c);
+    const m = this.resources.index.uamisByClientId.get(clientId.toLowerCase());
+    return m?.values().next().value;
   }
 
   findIdentityByPrincipalId(principalId: string): ArmResource | undefined {
-    const p = principalId.toLowerCase();
-    return this.ofType("Microsoft.ManagedIdentity/userAssignedIdentities")
-      .find((r) => String(r.properties.principalId ?? "").toLowerCase() === p);
+    const m = this.resources.index.uamisByPrincipalId.get(principalId.toLowerCase());
+    return m?.values().next().value;
   }
 
   federatedCredentialsOf(identityId: string): ArmResource[] {
     const prefix = identityId.toLowerCase() + "/federatedidentitycredentials/";
-    return [...this.resources.entries()].filter(([k]) => k.startsWith(prefix) && !k.slice(prefix.length).includes("/")).map(([, r]) => r);
+    const under = this.resources.index.descendants.get(prefix.slice(0, -1)) ?? [];
+    return [...under].filter((k) => !k.slice(prefix.length).includes("/")).map((k) => this.resources.get(k)!);
   }
 
   // ---- RBAC
@@ -435,13 +586,13 @@ export class SandboxState {
   rolesAt(principalId: string, scope: string): string[] {
     const p = principalId.toLowerCase();
     const roles: string[] = [];
-    for (const ra of this.ofType("Microsoft.Authorization/roleAssignments")) {
+    for (const ra of this.roleAssignmentsOf(p)) {
       const props = ra.properties as { principalId?: string; roleDefinitionId?: string; scope?: string };
       if (String(props.principalId ?? "").toLowerCase() !== p) continue;
       if (!scopeContains(String(props.scope ?? ""), scope)) continue;
       roles.push(String(props.roleDefinitionId ?? "").split("/").pop()!.toLowerCase());
     }
-    for (const app of this.managedApps()) {
+    for (const app of this.appsCovering(scope)) {
       const mrg = String(app.properties.managedResourceGroupId ?? "");
       if (!mrg || !scopeContains(mrg, scope)) continue;
       const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string; roleDefinitionId: string }>;

@@ -39,11 +39,42 @@ function guard<T>(fn: () => T): T {
 export function createAzContext(ctx: SandboxContext) {
   const { state, tokens } = ctx;
   const user = state.seed.isv.user;
-  const visibleSubscriptions = () =>
-    [...state.subscriptions.values()].filter((s) =>
-      s.tenantId === state.seed.isv.tenantId ||
-      state.listResources((r) => r.subscriptionId === s.subscriptionId).some((r) => state.rolesAt(user.objectId, r.id).length > 0)
-    );
+  // A subscription outside the ISV's tenant is visible when the user holds a role at one of its
+  // resources: a role assignment at or above a resource of it, or a managed app authorization
+  // on an MRG holding a resource of it. Found from the user's grants, not by visiting every
+  // resource, and kept until the resources change.
+  let visible = { version: -1, subscriptionIds: new Set<string>() };
+  const grantedSubscriptions = (): Set<string> => {
+    if (visible.version === state.resources.version) return visible.subscriptionIds;
+    const ids = new Set<string>();
+    const atOrUnder = (scope: string) => {
+      const self = state.getResource(scope);
+      if (self) ids.add(self.subscriptionId);
+      for (const r of state.resourcesUnder(scope)) ids.add(r.subscriptionId);
+    };
+    const p = user.objectId.toLowerCase();
+    for (const ra of state.roleAssignmentsOf(p)) {
+      const scope = String((ra.properties as { scope?: string }).scope ?? "");
+      if (scope.replace(/\/+$/, "") === "") {
+        for (const r of state.resources.values()) ids.add(r.subscriptionId);
+      } else atOrUnder(scope);
+    }
+    for (const app of state.managedApps()) {
+      const mrg = String(app.properties.managedResourceGroupId ?? "");
+      if (!mrg) continue;
+      const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string }>;
+      if (!auths.some((a) => a.principalId.toLowerCase() === p)) continue;
+      if (mrg.replace(/\/+$/, "") === "") {
+        for (const r of state.resources.values()) ids.add(r.subscriptionId);
+      } else atOrUnder(mrg);
+    }
+    visible = { version: state.resources.version, subscriptionIds: ids };
+    return ids;
+  };
+  const visibleSubscriptions = () => {
+    const granted = grantedSubscriptions();
+    return [...state.subscriptions.values()].filter((s) => s.tenantId === state.seed.isv.tenantId || granted.has(s.subscriptionId));
+  };
   return {
     armEndpoint: ctx.endpoints.arm,
     fetch: globalThis.fetch.bind(globalThis),

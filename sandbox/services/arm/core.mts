@@ -224,8 +224,12 @@ export class Arm {
   allowed(oid: string, scope: string, action: string): boolean {
     if (this.state.isAllowed(oid, scope, { action })) return true;
     const p = oid.toLowerCase();
-    for (const app of this.state.managedApps()) {
-      if (!scopeContains(app.id, scope)) continue;
+    // The apps whose id is `scope` or above it.
+    const apps = this.state.resources.index.byType.get("microsoft.solutions/applications");
+    const key = scope.replace(/\/+$/, "").toLowerCase();
+    for (let i = key.length; i > 0; i = key.lastIndexOf("/", i - 1)) {
+      const app = apps?.get(key.slice(0, i));
+      if (!app || !scopeContains(app.id, scope)) continue;
       for (const a of (app.properties.authorizations ?? []) as Array<{ principalId: string; roleDefinitionId: string }>) {
         if (a.principalId.toLowerCase() !== p) continue;
         const def = ROLE_DEFINITIONS[lastSegment(a.roleDefinitionId).toLowerCase()];
@@ -245,13 +249,21 @@ export class Arm {
   /** Whether the principal holds any role at, above or below `scope` (what makes a subscription visible). */
   hasAnyRoleAround(oid: string, scope: string): boolean {
     const p = oid.toLowerCase();
-    for (const ra of this.state.ofType("Microsoft.Authorization/roleAssignments")) {
+    for (const ra of this.state.roleAssignmentsOf(p)) {
       const props = ra.properties as { principalId?: string; scope?: string };
       if (String(props.principalId ?? "").toLowerCase() !== p) continue;
       const s = String(props.scope ?? "");
       if (scopeContains(s, scope) || scopeContains(scope, s)) return true;
     }
-    for (const app of this.state.managedApps()) {
+    // The apps that can qualify: their id beneath or at `scope`, their MRG beneath or at it, or their MRG above it.
+    const key = scope.replace(/\/+$/, "").toLowerCase();
+    const candidates = new Set([
+      ...this.state.appsWithMrgUnder(scope),
+      ...this.state.appsCovering(scope),
+      ...[this.state.managedApp(scope)].filter((a) => a !== undefined),
+      ...(key === "" ? this.state.managedApps() : this.state.resourcesUnder(scope).filter((r) => r.type.toLowerCase() === "microsoft.solutions/applications")),
+    ]);
+    for (const app of candidates) {
       const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string }>;
       if (!auths.some((a) => a.principalId.toLowerCase() === p)) continue;
       const mrg = String(app.properties.managedResourceGroupId ?? "");

@@ -227,11 +227,11 @@ export class UsageLedger {
 
   /** resourceId = billingDetails.resourceUsageId, resourceUri = app id (case-insensitive); both sent = both must name one app. */
   private resolve(input: UsageEventInput): ArmResource | undefined {
-    const apps = this.state.managedApps();
-    const byId = input.resourceId === undefined ? undefined
-      : apps.find((a) => lower((a.properties.billingDetails as { resourceUsageId?: string } | null)?.resourceUsageId) === input.resourceId!.trim().toLowerCase());
-    const byUri = input.resourceUri === undefined ? undefined
-      : apps.find((a) => a.id.toLowerCase() === input.resourceUri!.trim().replace(/\/+$/, "").toLowerCase());
+    // Indexed lookups (per resourceUsageId, per app id): no scan of every app per event.
+    const byId = input.resourceId === undefined ? undefined : this.state.appsByResourceUsageId(input.resourceId.trim())[0];
+    const uri = input.resourceUri?.trim().replace(/\/+$/, "").toLowerCase();
+    const byUri = uri === undefined ? undefined : [this.state.managedApp(uri)].find((a) => a !== undefined && a.id.toLowerCase() === uri) ??
+      this.state.managedApps().find((a) => a.id.toLowerCase() === uri);
     if (input.resourceId !== undefined && input.resourceUri !== undefined) return byId && byId === byUri ? byId : undefined;
     return byId ?? byUri;
   }
