@@ -10,7 +10,7 @@ import { sandboxEnv } from "../helpers/scripts.mts";
 import { connectCustomer } from "../helpers/workflow.mts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { az, azMissing, federatedToken, frontShellEnv, METERING_RESOURCE, show, testOrSkip } from "../helpers/realclients.mts";
+import { az, azMissing, curlMissing, federatedToken, frontShellEnv, METERING_RESOURCE, run, show, testOrSkip } from "../helpers/realclients.mts";
 
 const FILE = import.meta.filename ?? "az-federated.test.mts";
 const missing = azMissing();
@@ -69,6 +69,30 @@ testOrSkip(T, FILE, missing, "az rest POST https://marketplaceapi.microsoft.com/
   assert.is(ev!.quantity, 7);
   assert.is(ev!.dimension, "cpu-hours");
   assert.is(ev!.resourceId, cc.billing.resourceId);
+});
+
+// What a bash tool does with curl: the v1 token endpoint (`resource=`) with the ISV-signed
+// assertion, then the usage event, both at Azure's own URLs through the front.
+testOrSkip(T, FILE, missing ?? curlMissing(), "curl: v1 token endpoint with resource=, then POST /api/usageEvent with that token", async () => {
+  const jwt = await federatedToken(sb, pub, cc.subject);
+  const tok = await run("curl", ["-sS", "--fail-with-body", `https://login.microsoftonline.com/${customer.tenantId}/oauth2/token`,
+    "-d", "grant_type=client_credentials", "-d", `client_id=${cc.uamiClientId}`, "-d", `resource=${METERING_RESOURCE}`,
+    "-d", "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "--data-urlencode", `client_assertion=${jwt}`], env);
+  assert.is(tok.code, 0, show(tok));
+  const t = JSON.parse(tok.stdout);
+  assert.is(t.resource, METERING_RESOURCE, tok.stdout);
+  assert.is(t.token_type, "Bearer");
+  const hour = new Date(Math.floor(sb.state.now() / 3_600_000) * 3_600_000 - 7_200_000).toISOString();
+  const body = JSON.stringify({ resourceId: cc.billing.resourceId, planId: cc.planName, dimension: "storage-gb", quantity: 2, effectiveStartTime: hour });
+  const ev = await run("curl", ["-sS", "--fail-with-body", "-X", "POST", "https://marketplaceapi.microsoft.com/api/usageEvent?api-version=2018-08-31",
+    "-H", `Authorization: Bearer ${t.access_token}`, "-H", "Content-Type: application/json", "-d", body], env);
+  assert.is(ev.code, 0, show(ev));
+  const answer = JSON.parse(ev.stdout);
+  assert.is(answer.status, "Accepted", ev.stdout);
+  const events = await admin<Array<Record<string, unknown>>>(sb, "GET", "/metering/events");
+  assert.ok(events.some((e) => e.usageEventId === answer.usageEventId && e.dimension === "storage-gb" && e.quantity === 2), JSON.stringify(events));
+  const issued = await admin<Issued[]>(sb, "GET", "/tokens");
+  assert.ok(issued.some((x) => x.appid === cc.uamiClientId && x.aud === METERING_RESOURCE && x.grant === "client_assertion"));
 });
 
 T.after(async () => {
