@@ -73,7 +73,7 @@ r = c.sign(SignatureAlgorithm.rs256, hashlib.sha256(${JSON.stringify(data)}.enco
 print(json.dumps({"sig": base64.urlsafe_b64encode(r.signature).decode().rstrip("="), "kid": r.key_id}))
 `, { STATIC_TOKEN: await tokenFor(sb, isvUser(sb), "https://vault.azure.net") });
   const key = await jose.importJWK(cfg.idp.keyJson, "RS256");
-  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key as CryptoKey, jose.base64url.decode(out.sig), new TextEncoder().encode(data));
+  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key as CryptoKey, jose.base64url.decode(out.sig) as BufferSource, new TextEncoder().encode(data));
   assert.ok(ok, "the signature verifies with the ISV's published key");
   assert.ok(String(out.kid).endsWith(`/keys/idpkey/${version}`), out.kid);
 });
