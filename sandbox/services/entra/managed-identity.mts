@@ -33,12 +33,14 @@ function _imdsError(status: number, error: string, description: string): Reply {
   return { status, body: { error, error_description: description } };
 }
 
-/** `09/14/2017 02:05:10 PM +00:00`: how App Service's 2017-09-01 API writes `expires_on` (UTC). */
+/**
+ * `09/14/2017 14:05:10 +00:00`: how App Service on Linux writes 2017-09-01's `expires_on` (UTC, 24-hour;
+ * Windows adds AM/PM). The 24-hour form is the one every client parses: az 2.45 knows only it.
+ */
 function _legacyExpiresOn(epochS: number): string {
   const d = new Date(epochS * 1000);
   const p = (n: number) => String(n).padStart(2, "0");
-  const h = d.getUTCHours();
-  return `${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${d.getUTCFullYear()} ${p(h % 12 === 0 ? 12 : h % 12)}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} ${h < 12 ? "AM" : "PM"} +00:00`;
+  return `${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +00:00`;
 }
 
 export function createManagedIdentityService(ctx: SandboxContext): { service: ServiceDef; identityHeader: string } {
@@ -143,7 +145,7 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
     const resource = q.get("resource")!;
     const { token, claims } = await issue(resource, legacy ? "app-service-2017" : "app-service");
     if (legacy) {
-      // 2017-09-01: expires_on is a date string, `MM/DD/YYYY hh:mm:ss AM +00:00` (docs/azure-behaviour.md §7.2).
+      // 2017-09-01: expires_on is a date string, `MM/DD/YYYY HH:mm:ss +00:00` (docs/azure-behaviour.md §7.2).
       return { status: 200, body: { access_token: token, expires_on: _legacyExpiresOn(Number(claims.exp)), resource, token_type: "Bearer" } };
     }
     // 2019-08-01: expires_on in epoch seconds, as a string; no expires_in.
