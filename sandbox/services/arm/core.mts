@@ -386,11 +386,50 @@ export class Arm {
   }
 }
 
+/**
+ * Strict JSON from what ARM's deserializer (Json.NET) also takes: property names without quotes
+ * and comments. The real az (2.45) sends a deployment as `{"properties": {…, template:{…}}}`: it
+ * splices the template file's text into the body under an unquoted key, and Azure accepts it.
+ * Strings are copied as they are; anything else that is not JSON stays for JSON.parse to refuse.
+ */
+export function armLenientJson(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length;) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (ch === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+    } else if (ch === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 2;
+    } else if (/[A-Za-z_$]/.test(ch) && /[{,]\s*$/.test(out)) {
+      let j = i;
+      while (j < text.length && /[\w$]/.test(text[j])) j++;
+      const word = text.slice(i, j);
+      out += /^\s*:/.test(text.slice(j)) ? JSON.stringify(word) : word;
+      i = j;
+    } else {
+      out += ch;
+      i++;
+    }
+  }
+  return out;
+}
+
 function parseArmJson(c: RouteContext): unknown {
   const text = c.text();
   if (!text.trim()) return {};
   try {
-    const v = JSON.parse(text);
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      v = JSON.parse(armLenientJson(text));
+    }
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
       fail(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'Expected a JSON object.'.");
     }
