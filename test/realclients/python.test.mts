@@ -12,7 +12,7 @@ import { armPut, tokenFor, isvUser, ARM_AUDIENCE } from "../helpers/arm.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { sandboxEnv } from "../helpers/scripts.mts";
 import { connectCustomer } from "../helpers/workflow.mts";
-import { federatedToken, frontShellEnv, METERING_RESOURCE, printSkip, pythonMissing, run, show, SYSTEM_PYTHON, testOrSkip } from "../helpers/realclients.mts";
+import { federatedToken, frontShellEnv, METERING_RESOURCE, pythonMissing, run, show, SYSTEM_PYTHON, testOrSkip } from "../helpers/realclients.mts";
 
 const FILE = import.meta.filename ?? "python.test.mts";
 const missing = await pythonMissing(["azure.identity", "azure.keyvault.keys", "azure.keyvault.secrets", "azure.mgmt.resource"]);
