@@ -29,6 +29,19 @@ const _norm = (r: string) => r.replace(/\/+$/, "").toLowerCase();
 const KNOWN = new Set(KNOWN_RESOURCES.map(_norm));
 
 /** IMDS error bodies are OAuth-style `{error, error_description}` (docs/azure-behaviour.md §7.1; texts as IMDS prints them where known). */
+/** A token answer in IMDS's (and Cloud Shell's) form: every value a string. */
+function _stringTokenBody(token: string, claims: Record<string, unknown>, resource: string | null, nowS: number): Record<string, string | null> {
+  return {
+    access_token: token,
+    refresh_token: "",
+    expires_in: String(Number(claims.exp) - nowS),
+    expires_on: String(claims.exp),
+    not_before: String(claims.nbf),
+    resource,
+    token_type: "Bearer",
+  };
+}
+
 function _imdsError(status: number, error: string, description: string): Reply {
   return { status, body: { error, error_description: description } };
 }
@@ -103,21 +116,8 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
     if (bad) return bad;
     const resource = q.get("resource")!;
     const { token, claims } = await issue(resource, "imds");
-    const nowS = Math.floor(state.now() / 1000);
     // IMDS answers with strings only (docs/azure-behaviour.md §7.1).
-    return {
-      status: 200,
-      body: {
-        access_token: token,
-        refresh_token: "",
-        expires_in: String(Number(claims.exp) - nowS),
-        expires_on: String(claims.exp),
-        not_before: String(claims.nbf),
-        resource,
-        token_type: "Bearer",
-        client_id: identity()!.clientId,
-      },
-    };
+    return { status: 200, body: { ..._stringTokenBody(token, claims, resource, Math.floor(state.now() / 1000)), client_id: identity()!.clientId } };
   };
 
   const appService = async (c: RouteContext): Promise<Reply> => {
@@ -181,19 +181,7 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
       grant: "cloud-shell",
       extraClaims: { upn: user.upn, unique_name: user.upn, name: user.displayName, scp: "user_impersonation", amr: ["pwd"], appid: "04b07795-8ddb-461a-bbee-02f9e1bf7b46", appidacr: "0" },
     });
-    const nowS = Math.floor(state.now() / 1000);
-    return {
-      status: 200,
-      body: {
-        access_token: token,
-        refresh_token: "",
-        expires_in: String(Number(claims.exp) - nowS),
-        expires_on: String(claims.exp),
-        not_before: String(claims.nbf),
-        resource,
-        token_type: "Bearer",
-      },
-    };
+    return { status: 200, body: _stringTokenBody(token, claims, resource, Math.floor(state.now() / 1000)) };
   };
 
   const service: ServiceDef = {
