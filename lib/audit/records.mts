@@ -63,8 +63,25 @@ export interface DisconnectRecord {
   forcedWithPendingEvents?: string[];
 }
 
+/**
+ * A change a script made in Azure (setup, key rotation, connect, grant, migration): what, where
+ * and how it ended. One record per change, written after the outcome is known; a failed change
+ * is recorded too, with the error's one line.
+ */
+export interface ChangeRecord {
+  /** `<area>.<action>`, e.g. `issuer.setup`, `issuer.rotateKey`, `customer.connect`. */
+  operation: string;
+  customer?: RecordCustomer;
+  /** The resource ids or URLs the change created, updated or deleted. */
+  targets: string[];
+  outcome: "succeeded" | "failed";
+  error?: { code?: string; message: string };
+  /** What else a reader needs (deployment name, key ids, role names); never a secret. */
+  detail?: Record<string, unknown>;
+}
+
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -129,4 +146,9 @@ export function usageOutcomeRecord(o: Omit<UsageOutcomeRecord, "operation"> & { 
 /** The record of a disconnected customer. Pure. */
 export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): DisconnectRecord {
   return { operation: "customer.disconnect", ...o };
+}
+
+/** The record of one change made in Azure. Pure. */
+export function changeRecord(o: ChangeRecord): ChangeRecord {
+  return { ...o, ...(o.detail ? { detail: redactForAudit(o.detail) as Record<string, unknown> } : {}) };
 }
