@@ -363,6 +363,7 @@ const NOT_UTF8 = "not valid UTF-8 text (save the file as UTF-8; in Excel: CSV UT
 /** Reads decoded lines one at a time into rows and problems; knows CSV headers and JSON Lines. */
 class _UsageParser {
   readonly rows = new UsageRows();
+  readonly #sink: { push(row: UsageRow): void };
   readonly problems: RowProblem[] = [];
   format: UsageFileFormat | undefined;
   #ctx: _RowContext;
@@ -374,6 +375,7 @@ class _UsageParser {
   constructor(options: ParseOptions & { now: number }) {
     this.format = options.format;
     this.#ctx = _rowContext(options);
+    this.#sink = options.sink ?? this.rows;
   }
 
   /** One line, without its `\n`; undefined when its bytes are not UTF-8. `n` is 1-based. */
@@ -414,7 +416,7 @@ class _UsageParser {
 
   #add(n: number, values: Partial<Record<Field, unknown>>) {
     const checked = _checkRow(values, n, this.#ctx);
-    if (checked.row) this.rows.push(checked.row);
+    if (checked.row) this.#sink.push(checked.row);
     else this.problems.push({ line: n, message: checked.problems.join("; ") });
   }
 
@@ -563,6 +565,8 @@ export interface ParseOptions {
   now?: number;
   /** Ceiling of one event's quantity (default 1,000,000): above it, a row is refused. */
   maxQuantity?: number;
+  /** Where good rows go as they are read (an aggregator, say); the result's `rows` is then empty. */
+  sink?: { push(row: UsageRow): void };
 }
 
 /**
