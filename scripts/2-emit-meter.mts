@@ -6,7 +6,7 @@ import { UsageError } from "../lib/core/errors.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { statusMeaning } from "../lib/metering/status.mts";
 import { UsageRows, type RowProblem } from "../lib/metering/usage-file.mts";
-import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage } from "../lib/metering/run.mts";
+import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage, type RunRows } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { lineWriters, renderTable } from "../lib/cli/output.mts";
@@ -36,6 +36,10 @@ Options:
                       with Z, within the last 24 hours). Every bad row is listed (line
                       number and problem) and nothing is sent, unless --skip-invalid
   --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
+  --aggregate         rows of --file are raw usage records, many per hour, at any instant
+                      of the window (effective-start-time) or hours-ago: they are summed per
+                      customer, dimension and UTC hour (exactly, to 9 decimal places) and
+                      each sum is one event
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
@@ -72,6 +76,7 @@ const OPTIONS = {
   json: { type: "boolean" },
   file: { type: "string" },
   format: { type: "string" },
+  aggregate: { type: "boolean" },
   resend: { type: "boolean" },
   concurrency: { type: "string" },
   "skip-invalid": { type: "boolean" },
@@ -92,6 +97,7 @@ function main(args: string[]): Promise<number> {
       const concurrency = parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: 64, fallback: 8 });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
+      if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
       const single = values.file === undefined && !values.resend;
       const now = Date.now();
 
@@ -103,7 +109,7 @@ function main(args: string[]): Promise<number> {
           hoursAgo: parseHoursAgo(positionals[2]), dimension: parseDimension(positionals[3]), quantity: parseQuantity(positionals[4], { maxQuantity }), now,
         })
         : values.file !== undefined
-        ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin })
+        ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin, aggregate: values.aggregate === true })
         : { rows: new UsageRows(), problems: [], digest: undefined, source: "the audit log", fromFile: false };
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
@@ -111,6 +117,8 @@ function main(args: string[]): Promise<number> {
         progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
       return await usePublisher({ onPropagationRetry }, async (publisher) => {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
+        const { aggregated } = read;
+        if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
         const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
@@ -131,7 +139,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated });
         return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       });
     },
@@ -180,9 +188,9 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number }) {
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"] }) {
   if (o.json) {
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, events: reports }, null, 2));
+    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), events: reports }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

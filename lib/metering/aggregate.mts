@@ -39,9 +39,14 @@ interface _Group {
  */
 export class RowAggregator {
   readonly #maxQuantity: number;
-  readonly #groups = new Map<string, _Group>();
-  readonly #customerOf = new Map<string, string>();
-  readonly #hours = new Set<string>();
+  /** By (customer × dimension pair) × 2^21 + hours since 1970 (< 2^21 until 2209): one exact number, a fast Map key. */
+  readonly #groups = new Map<number, _Group>();
+  /** A customer's spelling → its pairs by dimension; spellings of one customer share them. */
+  readonly #dimensionsOf = new Map<string, Map<string, number>>();
+  readonly #byCustomerKey = new Map<string, Map<string, number>>();
+  /** The hour of a time's `YYYY-MM-DDTHH` prefix. */
+  readonly #hourOf = new Map<string, number>();
+  #pairs = 0;
   #records = 0;
 
   constructor(options: { maxQuantity: number }) {
@@ -52,14 +57,23 @@ export class RowAggregator {
     this.#records++;
     // Rows repeat a few spellings of each customer: lower-case each spelling once.
     const spelling = `${record.subscriptionId}/${record.managedResourceGroup}`;
-    let customer = this.#customerOf.get(spelling);
-    if (customer === undefined) this.#customerOf.set(spelling, customer = customerKey(record));
-    const hour = _hourOf(record.effectiveStartTime);
-    this.#hours.add(hour);
-    const key = `${customer}\n${record.dimension}\n${hour}`;
+    let dimensions = this.#dimensionsOf.get(spelling);
+    if (dimensions === undefined) {
+      const key = customerKey(record);
+      dimensions = this.#byCustomerKey.get(key);
+      if (dimensions === undefined) this.#byCustomerKey.set(key, dimensions = new Map());
+      this.#dimensionsOf.set(spelling, dimensions);
+    }
+    let pair = dimensions.get(record.dimension);
+    if (pair === undefined) dimensions.set(record.dimension, pair = this.#pairs++);
+    const time = record.effectiveStartTime;
+    const prefix = ISO_SECONDS_RE.test(time) ? time.slice(0, 13) : isoSeconds(Math.floor(Date.parse(time) / HOUR_MS) * HOUR_MS).slice(0, 13);
+    let hour = this.#hourOf.get(prefix);
+    if (hour === undefined) this.#hourOf.set(prefix, hour = Date.parse(`${prefix}:00:00Z`) / HOUR_MS);
+    const key = pair * 2 ** 21 + hour;
     const hoursAgo = record.hoursAgo ?? -1;
     let group = this.#groups.get(key);
-    if (group === undefined) this.#groups.set(key, group = { first: record, sum: new DecimalSum(), hoursAgo, hour });
+    if (group === undefined) this.#groups.set(key, group = { first: record, sum: new DecimalSum(), hoursAgo, hour: `${prefix}:00:00Z` });
     else if (group.hoursAgo !== hoursAgo) group.hoursAgo = -1;
     group.sum.add(record.quantity);
   }
@@ -84,7 +98,7 @@ export class RowAggregator {
         dimension: first.dimension, quantity, effectiveStartTime: hour, ...(hoursAgo >= 0 ? { hoursAgo } : {}),
       });
     }
-    return { rows, problems, summary: { records: this.#records, hours: this.#hours.size, events: rows.length } };
+    return { rows, problems, summary: { records: this.#records, hours: new Set([...this.#groups.values()].map((g) => g.hour)).size, events: rows.length } };
   }
 }
 
@@ -97,8 +111,3 @@ export function aggregateRows(records: Iterable<UsageRow>, options: { maxQuantit
 
 // A checked row's time is isoSeconds' form (`2026-11-23T10:15:00Z`): its hour is a prefix, no Date needed.
 const ISO_SECONDS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
-
-/** The start of the UTC hour of a row's time, as isoSeconds writes it. */
-function _hourOf(time: string): string {
-  return ISO_SECONDS_RE.test(time) ? `${time.slice(0, 13)}:00:00Z` : isoSeconds(Math.floor(Date.parse(time) / HOUR_MS) * HOUR_MS);
-}

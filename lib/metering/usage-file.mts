@@ -344,13 +344,24 @@ function _checkRow(values: Partial<Record<Field, unknown>>, line: number, ctx: _
       // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
-      time = isoSeconds(ms);
+      time = _isCanonical(t) ? t : isoSeconds(ms);
     }
   }
   if (problems.length > 0 || time === undefined) return { problems };
   const row: UsageRow = { line, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: time };
   if (hoursAgo !== undefined) row.hoursAgo = hoursAgo;
   return { row, problems };
+}
+
+/**
+ * Whether a time Date.parse accepted is already as isoSeconds writes it (`YYYY-MM-DDTHH:MM:SSZ`,
+ * a day that every month has, an hour below 24), so a row keeps the text instead of a new string:
+ * a file of raw records has a different time on nearly every row.
+ */
+function _isCanonical(t: string): boolean {
+  if (t.length !== 20 || t[10] !== "T" || t[19] !== "Z" || t[13] !== ":" || t[16] !== ":") return false;
+  const day = (t.charCodeAt(8) - 48) * 10 + t.charCodeAt(9) - 48, hour = (t.charCodeAt(11) - 48) * 10 + t.charCodeAt(12) - 48;
+  return day >= 1 && day <= 28 && hour <= 23;
 }
 
 /** Maps a header or JSON key to a field; undefined for an unknown column. */
