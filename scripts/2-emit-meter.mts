@@ -3,13 +3,16 @@
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
 import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
-import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
+import { DEFAULT_MAX_QUANTITY, parseDimension, parseDurationOption, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { statusMeaning } from "../lib/metering/status.mts";
 import { UsageRows, type RowProblem } from "../lib/metering/usage-file.mts";
 import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage, type RunRows } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { lineWriters, renderTable } from "../lib/cli/output.mts";
+import { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody, type Attention } from "../lib/metering/attention.mts";
+import { parseWebhookUrl, postWebhook } from "../lib/core/webhook.mts";
+import { hostname } from "node:os";
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -47,6 +50,13 @@ Options:
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --notify URL        when the run leaves something for a person (events refused, of unknown
+                      fate, or open with their hour leaving the API's window within
+                      --warn-before), POST a JSON summary to this webhook (a Teams or Slack
+                      incoming webhook, a Logic App); a failed notification is exit 1, and
+                      never undoes billing. The body is in the README ("Raising the alarm")
+  --warn-before DUR   how close to leaving the 24-hour window an open event counts as needing
+                      a person: 3h (default), 90m, 1h30m
   --dry-run           show what would be sent; sign nothing, send nothing, write nothing
   --json              print the outcome as JSON (one event) or a JSON report (file)
   -v, --verbose       show details on errors
@@ -83,6 +93,8 @@ const OPTIONS = {
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
   "max-quantity": { type: "string" },
+  notify: { type: "string" },
+  "warn-before": { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
@@ -99,6 +111,8 @@ function main(args: string[]): Promise<number> {
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
       const single = values.file === undefined && !values.resend;
+      const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
+      const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
       const now = Date.now();
 
       // 1. Input, checked in full before anything is signed, sent or written.
@@ -134,13 +148,15 @@ function main(args: string[]): Promise<number> {
         });
         bar?.done();
         const { reports, counts, ok } = result;
+        const attention = attentionOfRun({ reports, skipped: problems, now: Date.now(), warnBeforeMs });
+        const notified = await raiseAlarm(attention, { url: notifyUrl, publisher });
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
-          return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
+          return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated });
-        return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated, attention });
+        return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
   });
@@ -188,9 +204,28 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"] }) {
+/**
+ * Says on stderr what the run leaves for a person, and posts it to the webhook when there is
+ * anything. Returns false when the notification failed (said in one line; billing stands).
+ */
+async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publisher: Publisher }): Promise<boolean> {
+  if (!attention.needsPerson) return true;
+  const body = notificationBody(attention, { time: new Date(), host: hostname(), dataDir: o.publisher.paths.dataDir });
+  progress(String(body.text));
+  if (!o.url) return true;
+  try {
+    await postWebhook(o.url, body, { settings: o.publisher.settings });
+    progress(`Notified the webhook at ${o.url.host}`);
+    return true;
+  } catch (err) {
+    progress(`Cannot notify: ${(err as Error).message}; billing is not affected`);
+    return false;
+  }
+}
+
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"]; attention: Attention }) {
   if (o.json) {
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), events: reports }, null, 2));
+    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, events: reports }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);
