@@ -7,7 +7,7 @@ import { createAuditWriter, type AuditWriter } from "../audit/log.mts";
 import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
-import { customerKey, findCustomer, type CustomerRef } from "../state/customers.mts";
+import { customerIndexOf, customerKey, type CustomerRef } from "../state/customers.mts";
 import { Ledger, resultOf, type EventResult, type LedgerEntry, type RunInput } from "./ledger.mts";
 import { MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
 import { answerMeaning, statusOfRefusal, type EventState, type UsageStatus } from "./status.mts";
@@ -157,6 +157,7 @@ export function planSubmission(options: {
   const planned = new Set<string>();
   // Rows name few customers, each many times: look each spelling up once.
   const customers = new Map<string, Map<string, _PlanCustomer>>();
+  const index = customerIndexOf(options.config);
   const inWindow = (e: UsageEvent) => isInUsageWindow(Date.parse(e.effectiveStartTime), now);
 
   const rows = options.rows instanceof UsageRows ? options.rows : UsageRows.from(options.rows);
@@ -171,7 +172,7 @@ export function planSubmission(options: {
     if (!bySpelling) customers.set(subscriptionId, bySpelling = new Map());
     let c = bySpelling.get(managedResourceGroup);
     if (!c) {
-      const found = findCustomer(options.config, { subscriptionId, managedResourceGroup });
+      const found = index.find({ subscriptionId, managedResourceGroup });
       const customer = found?.customer as CustomerConfig | undefined;
       if (!found || !customer?.billing?.resourceId) {
         throw new RangeError(`Cannot plan line ${rows.fieldAt(i, "line")}: customer ${subscriptionId}/${managedResourceGroup} is not connected (checkRows refuses such rows)`);
@@ -238,7 +239,7 @@ export function planSubmission(options: {
   for (const entry of options.ledger.unresolved()) {
     if (planned.has(entry.key)) continue;
     if (!inWindow(entry.event)) plan.unknown.push(unknownReport(entry, { reason: "window" }));
-    else if (!findCustomer(options.config, entry.customer)) plan.unknown.push(unknownReport(entry, { reason: "customer" }));
+    else if (!index.find(entry.customer)) plan.unknown.push(unknownReport(entry, { reason: "customer" }));
     else plan.work.push({ event: entry.event, customer: entry.customer, key: entry.key, resend: true, ...(entry.sentAt ? { sentAt: entry.sentAt } : {}) });
   }
   return plan;
@@ -375,11 +376,12 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
   const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
   const tally = { recorded: [0, 0], unrecorded: [0, 0] };
   let auditFailure: { error: AuditWriteError; stage: "intent" | "outcome" } | undefined;
+  const index = customerIndexOf(options.config);
   const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
   try {
     await forEachConcurrently([...groups.values()], options.concurrency ?? 8, async (items) => {
       const ref = items[0].customer;
-      const customer = findCustomer(options.config, ref)?.customer as CustomerConfig;
+      const customer = index.find(ref)?.customer as CustomerConfig;
       for (const chunk of _chunks(items, size)) {
         const rest = items.slice(items.indexOf(chunk[0]));
         const skipRest = () => {
