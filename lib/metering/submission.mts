@@ -290,7 +290,7 @@ export interface RunSubmissionOptions {
   /** `batch` (batchUsageEvent, up to 25 per call) or `single` (usageEvent, one per call). */
   mode?: "batch" | "single";
   batchSize?: number;
-  /** Customers in flight at once; default 8. */
+  /** Requests in flight at once (batches of any customers); default 8. */
   concurrency?: number;
   /** This run's input, recorded in every intent so that a rerun of it can finish this run. */
   input?: RunInput;
@@ -359,10 +359,13 @@ function _notSent(item: WorkItem, message: string): EventReport {
 const _batches = (n: number, events: number) => `${n} batch${n === 1 ? "" : "es"} (${events} event${events === 1 ? "" : "s"})`;
 
 /**
- * Sends the planned work; every event gets exactly one report. When the audit log cannot
- * record an intent, that batch is not sent and no further batch is (of any customer); the
- * batches already in flight finish. Then it throws AuditWriteError saying exactly what this
- * run sent and recorded, sent without recording its outcome, and did not send.
+ * Sends the planned work; every event gets exactly one report. The batches of all customers
+ * share `concurrency` request slots (a customer with five batches sends them side by side, not
+ * one after another); each customer's token is asked for once, by its first batch, and its
+ * other batches wait for it. When the audit log cannot record an intent, that batch is not
+ * sent and no further batch is (of any customer); the batches already in flight finish. Then
+ * it throws AuditWriteError saying exactly what this run sent and recorded, sent without
+ * recording its outcome, and did not send.
  */
 export async function runSubmission(options: RunSubmissionOptions): Promise<EventReport[]> {
   const mode = options.mode ?? "batch";
@@ -372,38 +375,54 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
     const k = customerKey(item.customer);
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(item);
   }
+  const index = customerIndexOf(options.config);
+  // One customer's batches next to each other, customer after customer: a customer's token is
+  // fetched once and its batches go out together.
+  type _Customer = { ref: CustomerRef; customer: CustomerConfig; chunksLeft: number; pending?: Promise<FederatedToken>; failed?: unknown };
+  const jobs: Array<{ chunk: WorkItem[]; of: _Customer }> = [];
+  for (const items of groups.values()) {
+    const ref = items[0].customer;
+    const chunks = _chunks(items, size);
+    const of: _Customer = { ref, customer: index.find(ref)?.customer as CustomerConfig, chunksLeft: chunks.length };
+    for (const chunk of chunks) jobs.push({ chunk, of });
+  }
   const reports: EventReport[] = [];
   const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
   const tally = { recorded: [0, 0], unrecorded: [0, 0] };
   let auditFailure: { error: AuditWriteError; stage: "intent" | "outcome" } | undefined;
-  const index = customerIndexOf(options.config);
   const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
+  // Batches of a customer that start while its token is being fetched share that fetch (one
+  // token request, not one per batch); a later batch asks again (the token source caches it and
+  // renews it near expiry). After a failure, none of its batches asks again.
+  const tokenOf = (of: _Customer): Promise<FederatedToken> => {
+    if (of.failed !== undefined) return Promise.reject(of.failed);
+    if (of.pending) return of.pending;
+    const pending = of.pending = options.getToken(of.customer, of.ref);
+    pending.then(() => {
+      if (of.pending === pending) of.pending = undefined;
+    }, (error) => {
+      of.failed = error ?? new Error("no token");
+      if (of.pending === pending) of.pending = undefined;
+    });
+    return pending;
+  };
+  const notSent = (chunk: WorkItem[], message: string) => {
+    for (const item of chunk) reports.push(_notSent(item, message));
+  };
+  const auditMessage = () =>
+    `not sent: the audit log could not record ${auditFailure!.stage === "intent" ? "an intent" : "an outcome"} (${describeWriteError(auditFailure!.error.cause)})`;
   try {
-    await forEachConcurrently([...groups.values()], options.concurrency ?? 8, async (items) => {
-      const ref = items[0].customer;
-      const customer = index.find(ref)?.customer as CustomerConfig;
-      for (const chunk of _chunks(items, size)) {
-        const rest = items.slice(items.indexOf(chunk[0]));
-        const skipRest = () => {
-          const message = `not sent: the audit log could not record ${auditFailure!.stage === "intent" ? "an intent" : "an outcome"} (${describeWriteError(auditFailure!.error.cause)})`;
-          for (const item of rest) reports.push(_notSent(item, message));
-          progress.eventsDone += rest.length;
-        };
-        if (auditFailure) {
-          skipRest();
-          break;
-        }
+    await forEachConcurrently(jobs, options.concurrency ?? 8, async ({ chunk, of }) => {
+      try {
+        if (auditFailure) return notSent(chunk, auditMessage());
         let token: FederatedToken;
         try {
-          token = await options.getToken(customer, ref);
+          token = await tokenOf(of);
         } catch (error) {
           // Nothing was sent: no intent, no outcome; the events stay as they were.
-          const message = String((error as Error)?.message ?? error);
-          for (const item of rest) reports.push(_notSent(item, message));
-          progress.eventsDone += rest.length;
-          options.onProgress?.({ ...progress });
-          break;
+          return notSent(chunk, String((error as Error)?.message ?? error));
         }
+        if (auditFailure) return notSent(chunk, auditMessage());
         let sent: { reports: EventReport[]; recorded: boolean; outcomeError?: AuditWriteError };
         try {
           sent = await _sendChunk(chunk, { ...options, mode, writer, token });
@@ -411,19 +430,21 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
           if (!(error instanceof AuditWriteError)) throw error;
           // The intent is not durable, so this batch was not sent; nor will any other be.
           auditFailure ??= { error, stage: "intent" };
-          skipRest();
-          break;
+          return notSent(chunk, auditMessage());
         }
         reports.push(...sent.reports);
         const counter = sent.recorded ? tally.recorded : tally.unrecorded;
         counter[0]++;
         counter[1] += chunk.length;
         if (!sent.recorded) auditFailure ??= { error: sent.outcomeError!, stage: "outcome" };
+      } finally {
         progress.eventsDone += chunk.length;
         options.onProgress?.({ ...progress });
+        if (--of.chunksLeft === 0) {
+          progress.customersDone++;
+          options.onProgress?.({ ...progress });
+        }
       }
-      progress.customersDone++;
-      options.onProgress?.({ ...progress });
     });
   } finally {
     await writer.close();
