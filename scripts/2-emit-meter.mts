@@ -6,7 +6,7 @@ import { UsageError } from "../lib/core/errors.mts";
 import { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { statusMeaning } from "../lib/metering/status.mts";
 import { UsageRows, type RowProblem } from "../lib/metering/usage-file.mts";
-import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage } from "../lib/metering/run.mts";
+import { checkRunRows, fileRows, MAX_CONCURRENCY, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage } from "../lib/metering/run.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import { lineWriters, renderTable } from "../lib/cli/output.mts";
@@ -39,7 +39,8 @@ Options:
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
-  --concurrency N     customers in flight at once, 1..64 (default 8)
+  --concurrency N     requests in flight at once, 1..64 (default: one per batch call, at
+                      most 64: each waits on the network, not the CPU)
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
@@ -89,7 +90,7 @@ function main(args: string[]): Promise<number> {
     positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
-      const concurrency = parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: 64, fallback: 8 });
+      const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       const single = values.file === undefined && !values.resend;

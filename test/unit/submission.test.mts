@@ -1,3 +1,4 @@
+import { defaultConcurrency, MAX_CONCURRENCY } from "../../lib/metering/run.mts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { appendFile, readFile } from "node:fs/promises";
@@ -561,3 +562,12 @@ load("a missing audit file is an empty ledger", async () => {
   assert.is(ledger.entries.size, 0);
 });
 load.run();
+
+const conc = suite("defaultConcurrency()");
+conc("one request slot per batch call, at least 1, at most MAX_CONCURRENCY", () => {
+  assert.is(defaultConcurrency({ batchCalls: 0 }), 1);
+  assert.is(defaultConcurrency({ batchCalls: 5 }), 5);
+  assert.is(defaultConcurrency({ batchCalls: 400 }), MAX_CONCURRENCY);
+  assert.is(MAX_CONCURRENCY, 64);
+});
+conc.run();
