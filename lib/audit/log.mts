@@ -1,6 +1,7 @@
 // audit.jsonl: an append-only log of every request to the metering API and its answer, one
 // JSON object per line. It holds decoded token claims for accountability but never a token,
-// an assertion or a signature: a guard refuses any record that looks like it holds one.
+// an assertion or a signature: a guard refuses any record that looks like it holds one where
+// one can be (`_secretsOf`).
 import { createReadStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -66,9 +67,30 @@ export function buildAuditRecord(options: Omit<AuditRecord, "time"> & { now?: Da
   return record;
 }
 
-/** Serialises a record to one line, refusing anything that looks like a token. */
+const _USAGE_OPERATIONS = new Set(["usageEvent", "batchUsageEvent", "usageEvent.intent", "batchUsageEvent.intent"]);
+
+/**
+ * Where a record can hold a token. A usage record (two per batch, the bulk of the log) is
+ * built in lib/audit/records.mts from config.json, the input rows and the metering API's
+ * answer, which echoes the events sent; a token could reach it only through the request's
+ * URL or headers (the writer drops Authorization), the error (an SDK's message) or the token
+ * claims, so only those are walked, not the 25 events twice over. Any other record kind (an
+ * exchange with a data-plane service, a change) is walked whole.
+ */
+function _secretsOf(record: AuditRecord): string[] {
+  if (!_USAGE_OPERATIONS.has(record.operation)) return findSecrets(record);
+  const { response } = record;
+  return [
+    ...(record.request ? [...findSecrets(record.request.url, "$.request.url"), ...findSecrets(record.request.headers, "$.request.headers")] : []),
+    ...findSecrets(record.error, "$.error"),
+    ...findSecrets(record.tokenClaims, "$.tokenClaims"),
+    ...(response ? findSecrets({ ...response, body: undefined }, "$.response") : []),
+  ];
+}
+
+/** Serialises a record to one line, refusing anything that looks like a token where one can be. */
 export function serializeAuditRecord(record: AuditRecord): string {
-  const leaks = findSecrets(record);
+  const leaks = _secretsOf(record);
   if (leaks.length > 0) {
     throw new AuditLeakError(`Cannot write audit record ${record.operation}: it holds what looks like a token at ${leaks.join(", ")}`);
   }

@@ -502,8 +502,8 @@ async function _sendChunk(
     results = events.map((e): EventResult => ({ key: usageKey(e), status: "Unconfirmed", state: "open" }));
   }
   const outcome = usageOutcomeRecord(thrown === undefined
-    ? { batch, id, customer, request, tokenClaims: options.token.claims, response, events: results }
-    : { batch, id, customer, request, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } });
+    ? { batch, id, customer, tokenClaims: options.token.claims, response, events: results }
+    : { batch, id, customer, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } });
   let outcomeError: AuditWriteError | undefined;
   try {
     await options.writer.append(outcome);
