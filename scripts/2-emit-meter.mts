@@ -4,6 +4,7 @@
 import type { RowProblem } from "../lib/metering/usage-file.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
+import type { AuditWriterStats } from "../lib/audit/log.mts";
 import { enableCompileCache } from "../lib/core/compile-cache.mts";
 
 // First, so that every module after it (this script's own lib modules, then the publisher
@@ -149,7 +150,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit });
         return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       });
     },
@@ -198,9 +199,10 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number }) {
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats }) {
   if (o.json) {
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, events: reports }, null, 2));
+    // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
+    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.audit ? { audit: o.audit } : {}), events: reports }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

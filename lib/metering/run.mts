@@ -22,6 +22,7 @@ export interface UsageRunContext {
   session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
 }
 import type { SubmissionProgress } from "./submission.mts";
+import type { AuditWriterStats } from "../audit/log.mts";
 
 /** Events per call of batchUsageEvent. */
 const BATCH = 25;
@@ -172,6 +173,8 @@ export interface UsageRunResult {
   ok: boolean;
   /** Customers this run sent to. */
   customers: number;
+  /** The audit log's writes of this run's usage records (group commit: fewer writes than records). */
+  audit?: AuditWriterStats;
 }
 
 /**
@@ -200,6 +203,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     const { customers } = shape;
     const concurrency = o.concurrency ?? defaultConcurrency(shape);
     let sent: EventReport[] = [];
+    let audit: AuditWriterStats | undefined;
     if (plan.work.length > 0) {
       if (o.single) {
         const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
@@ -216,6 +220,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         ...(run.input ? { input: run.input } : {}),
         getToken: (customer, ref) => publisher.session(ref, customer).getToken(),
         onProgress: (p) => o.onProgress?.(p, plan.work.length),
+        onAuditStats: (stats) => void (audit = stats),
       });
     }
     // --resend is the place to list every event of an unknown fate; other runs mention them.
@@ -227,7 +232,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     if (!o.resend && plan.unknown.length > 0) {
       o.onNote?.(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
     }
-    return { plan, reports, ...summarise(reports), customers };
+    return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}) };
   } finally {
     await lock.release();
   }

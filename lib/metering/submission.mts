@@ -3,7 +3,7 @@
 // write each batch's intent (fsynced) before sending and its outcome after. Customers run
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
-import { createAuditWriter, type AuditWriter } from "../audit/log.mts";
+import { createAuditWriter, type AuditWriter, type AuditWriterStats } from "../audit/log.mts";
 import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
@@ -295,6 +295,8 @@ export interface RunSubmissionOptions {
   /** This run's input, recorded in every intent so that a rerun of it can finish this run. */
   input?: RunInput;
   onProgress?: (progress: SubmissionProgress) => void;
+  /** What the audit writer did (records, writes and fsyncs, bytes), once it is closed. */
+  onAuditStats?: (stats: AuditWriterStats) => void;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
@@ -448,6 +450,7 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
     });
   } finally {
     await writer.close();
+    options.onAuditStats?.(writer.stats());
   }
   if (auditFailure) {
     const { error, stage } = auditFailure;
