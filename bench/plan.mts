@@ -77,14 +77,14 @@ export async function writePlanWorkload(dir: string, o: { customers: number; dim
 }
 
 /** Runs the dry run once; CPU seconds of the process and its peak memory. */
-export async function measurePlan(o: { customers: number; dimensions: number; runtime?: string[] }): Promise<{ rows: number; cpuS: number; wallS: number; peakMb: number }> {
+export async function measurePlan(o: { customers: number; dimensions: number; runtime?: string[]; script?: string }): Promise<{ rows: number; cpuS: number; wallS: number; peakMb: number }> {
   const dir = await mkdtemp(join(tmpdir(), "metering-bench-plan-"));
   try {
     const { dataDir, file, rows } = await writePlanWorkload(dir, o);
     const rt = o.runtime ?? tsRunner();
     const env = { ...process.env as Record<string, string>, METERING_DATA_DIR: dataDir, AZURE_HTTP_USER_AGENT: "" };
     const cpu0 = childCpuSeconds();
-    const r = await runMeasured([...rt, join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file, "--dry-run"], { cwd: ROOT, env });
+    const r = await runMeasured([...rt, o.script ?? join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file, "--dry-run"], { cwd: ROOT, env });
     const cpuS = childCpuSeconds() - cpu0;
     if (r.code !== 0 || !/Would send/.test(r.out)) throw new Error(`the dry run failed (exit ${r.code}):\n${r.out.slice(-2000)}`);
     return { rows, cpuS, wallS: r.ms / 1000, peakMb: r.peakMb };

@@ -8,7 +8,7 @@
 //
 // With --latency kv=MS,token=MS,metering=MS, the sandbox's delay faults (rate 1.0) hold every Key
 // Vault signature, token exchange and batchUsageEvent call that long, as Azure's network would,
-// and each runtime runs at --concurrency 8, 32, 64 and the default: wall time beside the lower
+// and each runtime runs at --concurrency 8, 32, 64 and the default (--concurrency LIST: others): wall time beside the lower
 // bound ceil(customers / c) × (kv + token + metering) and their ratio (no reference run).
 // Before that, and without a sandbox: planning 100,000 events for 4,000 customers (25 dimensions),
 // a dry run's CPU time and peak memory (bench/plan.mts; --plan-customers N, 0 to skip).
@@ -16,6 +16,9 @@
 // Usage: npm run bench [-- --customers N --dimensions N --reference N --runtime node20|node24|deno
 //                          --latency kv=60,token=150,metering=250 --plan-customers N --against DIR]
 // --against DIR runs the 2-emit-meter.mts of another checkout (a before/after comparison).
+// --slow-fsync MS puts the data directory (config.json, audit.jsonl) on a FUSE file system whose
+// every fsync waits MS first (bench/slow-fsync-fs.py; root and Debian's python3-fusepy), as
+// Cloud Shell's clouddrive (SMB: each fsync a network round trip) does.
 // Seeds its own world, starts its own sandbox in a temporary directory, stops it at the end.
 import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -38,6 +41,8 @@ const { values } = parseArgs({
     latency: { type: "string" },
     "plan-customers": { type: "string", default: "4000" },
     against: { type: "string" },
+    "slow-fsync": { type: "string" },
+    concurrency: { type: "string", default: "8,32,64,default" },
   },
   strict: true,
 });
@@ -46,6 +51,16 @@ const nCustomers = Number(values.customers), nDims = Number(values.dimensions), 
 const nPlan = Number(values["plan-customers"]);
 if (![nCustomers, nDims].every((n) => Number.isInteger(n) && n >= 1) || ![nRef, nPlan].every((n) => Number.isInteger(n) && n >= 0) || nDims > 30) {
   process.stderr.write("--customers: a positive integer; --reference, --plan-customers: integers >= 0; --dimensions: 1..30 (Partner Center's limit)\n");
+  process.exit(2);
+}
+const slowFsyncMs = values["slow-fsync"] === undefined ? undefined : Number(values["slow-fsync"]);
+if (slowFsyncMs !== undefined && !(Number.isInteger(slowFsyncMs) && slowFsyncMs >= 0)) {
+  process.stderr.write("--slow-fsync: milliseconds, an integer >= 0\n");
+  process.exit(2);
+}
+const concurrencies = values.concurrency.split(",").map((c) => c.trim() === "default" ? undefined : Number(c));
+if (!concurrencies.every((c) => c === undefined || (Number.isInteger(c) && c >= 1 && c <= 64))) {
+  process.stderr.write("--concurrency: a comma-separated list of 1..64 and `default`\n");
   process.exit(2);
 }
 const EMIT = join(values.against ? resolve(values.against) : ROOT, "scripts", "2-emit-meter.mts");
@@ -68,12 +83,33 @@ for (const r of chosen) if (!allRuntimes[r]) {
 }
 
 const say = (text: string) => process.stderr.write(`${text}\n`);
+
+/** Mounts bench/slow-fsync-fs.py over a directory of `dir`; throws saying why when it cannot (not root, no FUSE, no fusepy). */
+async function mountSlowFsync(dir: string, fsyncMs: number): Promise<{ dir: string; unmount: () => void }> {
+  const { mkdir } = await import("node:fs/promises");
+  const { spawn } = await import("node:child_process");
+  const backing = join(dir, "slow-backing"), mountpoint = join(dir, "slow-mount");
+  await mkdir(backing, { recursive: true });
+  await mkdir(mountpoint, { recursive: true });
+  const child = spawn("/usr/bin/python3", [join(ROOT, "bench", "slow-fsync-fs.py"), backing, mountpoint, String(fsyncMs)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  for (let i = 0; i < 50; i++) {
+    if (spawnSync("mountpoint", ["-q", mountpoint]).status === 0) {
+      return { dir: mountpoint, unmount: () => void spawnSync("umount", [mountpoint]) };
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error(`Cannot mount the slow-fsync file system (root, /dev/fuse and Debian's python3-fusepy are needed): ${stderr.trim() || "it did not come up in 5 s"}`);
+}
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const timed = (rt: string[], args: string[], env: Record<string, string>) => runMeasured([...rt, ...args], { cwd: ROOT, env });
 
 if (nPlan > 0) {
   for (const name of chosen) {
-    const r = await measurePlan({ customers: nPlan, dimensions: 25, runtime: allRuntimes[name] });
+    const r = await measurePlan({ customers: nPlan, dimensions: 25, runtime: allRuntimes[name], script: EMIT });
     print(`plan (${name})         ${r.rows} events / ${nPlan} customers / 25 dimensions: CPU ${r.cpuS.toFixed(2)} s (goal < 3 s), peak memory ${r.peakMb.toFixed(0)} MB, wall ${r.wallS.toFixed(2)} s (2-emit-meter --dry-run, no sandbox; load average ${loadAverage()})`);
   }
 }
@@ -91,9 +127,17 @@ if (start.status !== 0) {
   process.stderr.write(start.stdout + start.stderr);
   process.exit(1);
 }
+let unmount = () => {};
 try {
+  let dataDir = join(sbDir, "data");
+  if (slowFsyncMs !== undefined) {
+    const mounted = await mountSlowFsync(sbDir, slowFsyncMs);
+    unmount = mounted.unmount;
+    dataDir = join(mounted.dir, "data");
+    say(`Data directory on a FUSE mount whose fsync waits ${slowFsyncMs} ms: ${dataDir}`);
+  }
   const info = JSON.parse(await readFile(join(sbDir, "sb", "sandbox.json"), "utf8"));
-  const env: Record<string, string> = { ...process.env as Record<string, string>, AZURE_HTTP_USER_AGENT: "", METERING_DATA_DIR: join(sbDir, "data") };
+  const env: Record<string, string> = { ...process.env as Record<string, string>, AZURE_HTTP_USER_AGENT: "", METERING_DATA_DIR: dataDir };
   for (const m of (await readFile(join(sbDir, "sb", "env"), "utf8")).matchAll(/^export (\w+)='([^']*)'$/gm)) env[m[1]] = m[2];
   env.PATH = `${join(sbDir, "sb", "bin")}:${process.env.PATH}`;
   const adminUrl = info.endpoints.admin as string;
@@ -173,7 +217,7 @@ try {
     print("| runtime | --concurrency | wall time | lower bound ceil(customers / c) × " + sum + " ms | ratio | client peak | audit | load average |");
     print("|---|---|---|---|---|---|---|---|");
     for (const name of chosen) {
-      for (const c of [8, 32, 64, undefined]) {
+      for (const c of concurrencies) {
         const x = await emitRun(name, c === undefined ? [] : ["--concurrency", String(c)]);
         const used = c ?? x.slots;
         const boundS = Math.ceil(nCustomers / used) * sum / 1000;
@@ -221,6 +265,7 @@ try {
     }
   }
 } finally {
+  unmount();
   spawnSync(tsRunner()[0], [...tsRunner().slice(1), cli, "stop", "--dir", join(sbDir, "sb")], { encoding: "utf8" });
   await rm(sbDir, { recursive: true, force: true });
 }
