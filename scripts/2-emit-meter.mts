@@ -1,18 +1,40 @@
 #!/usr/bin/env node
 // Sends usage events to the Marketplace metering API as each customer's UAMI (workload
 // identity federation, no secret anywhere): one event from the arguments, or a CSV/JSONL file.
-import { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand } from "../lib/cli/command.mts";
-import { UsageError } from "../lib/core/errors.mts";
-import { DEFAULT_MAX_QUANTITY, parseDimension, parseDurationOption, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
-import { statusMeaning } from "../lib/metering/status.mts";
-import { UsageRows, type RowProblem } from "../lib/metering/usage-file.mts";
-import { checkRunRows, fileRows, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage, type RunRows } from "../lib/metering/run.mts";
+import type { RowProblem } from "../lib/metering/usage-file.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
-import { lineWriters, renderTable } from "../lib/cli/output.mts";
-import { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody, type Attention } from "../lib/metering/attention.mts";
-import { parseWebhookUrl, postWebhook } from "../lib/core/webhook.mts";
+import type { AuditWriterStats } from "../lib/audit/log.mts";
+import type { Attention } from "../lib/metering/attention.mts";
+import type { RunRows } from "../lib/metering/run.mts";
 import { hostname } from "node:os";
+import { enableCompileCache } from "../lib/core/compile-cache.mts";
+
+// First, so that every module after it (this script's own lib modules, then the publisher
+// context and the Azure SDKs) loads from Node's compile cache; hence the imports below are
+// dynamic: a static import would be compiled before this line runs.
+enableCompileCache();
+const [
+  { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand },
+  { UsageError },
+  { DEFAULT_MAX_QUANTITY, parseDimension, parseDurationOption, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId },
+  { statusMeaning },
+  { UsageRows },
+  { checkRunRows, fileRows, MAX_CONCURRENCY, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage },
+  { lineWriters, renderTable },
+  { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
+  { parseWebhookUrl, postWebhook },
+] = await Promise.all([
+  import("../lib/cli/command.mts"),
+  import("../lib/core/errors.mts"),
+  import("../lib/core/validate.mts"),
+  import("../lib/metering/status.mts"),
+  import("../lib/metering/usage-file.mts"),
+  import("../lib/metering/run.mts"),
+  import("../lib/cli/output.mts"),
+  import("../lib/metering/attention.mts"),
+  import("../lib/core/webhook.mts"),
+]);
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
@@ -46,7 +68,8 @@ Options:
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
-  --concurrency N     customers in flight at once, 1..64 (default 8)
+  --concurrency N     requests in flight at once, 1..64 (default: one per batch call, at
+                      most 64: each waits on the network, not the CPU)
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
@@ -106,7 +129,7 @@ function main(args: string[]): Promise<number> {
     positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
-      const concurrency = parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: 64, fallback: 8 });
+      const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
@@ -155,7 +178,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated, attention });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention });
         return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
@@ -203,7 +226,6 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
   return r.ok ? EXIT_OK : EXIT_FAILED;
 }
 
-/** The end of a file run: a table per status, failures listed, or the JSON report. */
 /**
  * Says on stderr what the run leaves for a person, and posts it to the webhook when there is
  * anything. Returns false when the notification failed (said in one line; billing stands).
@@ -223,9 +245,14 @@ async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publi
   }
 }
 
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"]; attention: Attention }) {
+/** The end of a file run: a table per status, failures listed, or the JSON report. */
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention }) {
   if (o.json) {
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, events: reports }, null, 2));
+    // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
+    out(JSON.stringify({
+      ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped,
+      ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
+    }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

@@ -27,12 +27,17 @@ export interface UsageIntentRecord {
   input?: unknown;
 }
 
-/** How a usage submission ended: the API's answer per event, or why none arrived. */
+/**
+ * How a usage submission ended: the API's answer per event, or why none arrived. It refers to
+ * its intent by `id` (the intent holds the request: the events as sent, the URL and headers)
+ * instead of repeating it; readers join the two by id. Logs written before this held the
+ * request here too, and readers still accept that.
+ */
 export interface UsageOutcomeRecord {
   operation: "usageEvent" | "batchUsageEvent";
+  /** The id of the intent this outcome closes. */
   id: string;
   customer: RecordCustomer;
-  request: RecordedRequest;
   tokenClaims: Record<string, unknown>;
   response?: { status: number; requestId?: string; correlationId?: string; body: unknown };
   events: unknown[];

@@ -400,10 +400,11 @@ async function _checkCustomer(o: {
   });
 
   await run("dimensions", target, async () => {
-    // The whole log, streamed; only this customer's answered requests are kept.
+    // The whole log, streamed; only this customer's answered requests are kept, and the
+    // intents they refer to (an outcome names its request by the intent's id).
     const mine: AuditRecord[] = [];
     const who = { subscriptionId, managedResourceGroup };
-    await scanAuditLog({ path: o.publisher.paths.auditPath, onRecord: (r) => void (r.response && isSameCustomer(r.customer, who) && mine.push(r)) });
+    await scanAuditLog({ path: o.publisher.paths.auditPath, onRecord: (r) => void ((r.response || r.operation.endsWith(".intent")) && isSameCustomer(r.customer, who) && mine.push(r)) });
     const verdicts = dimensionVerdicts(mine, who);
     if (verdicts.length === 0) return { detail: "no usage sent yet" };
     const unknown = verdicts.filter((v) => v.invalid > 0 && v.accepted === 0);

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 import { checkQuantity, DEFAULT_MAX_QUANTITY, dimensionProblem, isGuid, isResourceGroupName, MAX_HOURS_AGO } from "../core/validate.mts";
-import { customerKey } from "../state/customers.mts";
+import { customerIndexOf, type FoundCustomer } from "../state/customers.mts";
 import { effectiveStartTime, HOUR_MS, isInUsageWindow, isoSeconds } from "./time.mts";
 import { concatBytes } from "../core/bytes.mts";
 
@@ -629,14 +629,10 @@ function _result(parser: _UsageParser, reader: _LineReader): ParsedUsageFile {
 export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig): { rows: UsageRows; problems: RowProblem[] } {
   const rows = input instanceof UsageRows ? input : UsageRows.from(input);
   type Known = { connected: boolean; dimensions: Map<string, number> };
-  // By customerKey: subscription ids and resource group names are case-insensitive in Azure.
-  const index = new Map<string, Known>();
-  for (const [subscriptionId, groups] of Object.entries(config.customers ?? {})) {
-    for (const [managedResourceGroup, entry] of Object.entries(groups ?? {})) {
-      const billing = (entry as Partial<CustomerConfig> | undefined)?.billing;
-      index.set(customerKey({ subscriptionId, managedResourceGroup }), { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
-    }
-  }
+  // The run's one map of customers (any case: subscription ids and resource group names are
+  // case-insensitive in Azure), and what this check learns per customer found.
+  const index = customerIndexOf(config);
+  const knownOf = new Map<FoundCustomer, Known>();
   // Rows repeat a few spellings of each customer and a few times: look each up once.
   const seen = new Map<string, Map<string, Known | null>>();
   const hourOfTime = new Map<string, number>();
@@ -651,7 +647,12 @@ export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig)
     if (!bySpelling) seen.set(row.subscriptionId, bySpelling = new Map());
     let known = bySpelling.get(row.managedResourceGroup);
     if (known === undefined) {
-      known = index.get(customerKey(row)) ?? null;
+      const found = index.find(row);
+      if (found && !knownOf.has(found)) {
+        const billing = (found.customer as Partial<CustomerConfig> | undefined)?.billing;
+        knownOf.set(found, { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
+      }
+      known = found ? knownOf.get(found)! : null;
       bySpelling.set(row.managedResourceGroup, known);
     }
     if (!known) {
