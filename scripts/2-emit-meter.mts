@@ -6,7 +6,8 @@ import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts
 import type { Publisher } from "../lib/publisher/context.mts";
 import type { AuditWriterStats } from "../lib/audit/log.mts";
 import type { Attention } from "../lib/metering/attention.mts";
-import type { RunRows } from "../lib/metering/run.mts";
+import type { RunRows, UsageRunResult } from "../lib/metering/run.mts";
+import type { LatePolicy } from "../lib/metering/late.mts";
 import { hostname } from "node:os";
 import { enableCompileCache } from "../lib/core/compile-cache.mts";
 
@@ -24,6 +25,7 @@ const [
   { lineWriters, renderTable },
   { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
   { parseWebhookUrl, postWebhook },
+  { LATE_POLICIES },
 ] = await Promise.all([
   import("../lib/cli/command.mts"),
   import("../lib/core/errors.mts"),
@@ -34,6 +36,7 @@ const [
   import("../lib/cli/output.mts"),
   import("../lib/metering/attention.mts"),
   import("../lib/core/webhook.mts"),
+  import("../lib/metering/late.mts"),
 ]);
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
@@ -64,7 +67,12 @@ Options:
   --aggregate         rows of --file are raw usage records, many per hour, at any instant
                       of the window (effective-start-time) or hours-ago: they are summed per
                       customer, dimension and UTC hour (exactly, to 9 decimal places) and
-                      each sum is one event
+                      each sum is one event. Records past the window, or for an hour another
+                      input billed already, are late (see --late)
+  --late reject|carry with --aggregate: late records are reported and not billed (reject, the
+                      default; exit 1), or added to the earliest later hour of the same customer
+                      and dimension that has no event yet (carry; recorded in the audit log, so
+                      a rerun carries them to the same hour). Past the window: never billable
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
@@ -110,6 +118,7 @@ const OPTIONS = {
   file: { type: "string" },
   format: { type: "string" },
   aggregate: { type: "boolean" },
+  late: { type: "string" },
   resend: { type: "boolean" },
   concurrency: { type: "string" },
   "skip-invalid": { type: "boolean" },
@@ -133,6 +142,8 @@ function main(args: string[]): Promise<number> {
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
+      if (values.late !== undefined && !values.aggregate) throw new UsageError("Cannot use --late without --aggregate: only raw records can be late for an hour billed already");
+      if (values.late !== undefined && !LATE_POLICIES.includes(values.late as LatePolicy)) throw new UsageError(`Cannot use --late ${JSON.stringify(values.late)}: expected reject or carry`);
       const single = values.file === undefined && !values.resend;
       const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
       const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
@@ -156,7 +167,8 @@ function main(args: string[]): Promise<number> {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
         const { aggregated } = read;
         if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
-        const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
+        const late = read.aggregated ? { policy: (values.late ?? "reject") as LatePolicy, linesOf: read.linesOf } : undefined;
+        const run = { publisher, rows, digest, source, single, late, resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.
@@ -178,7 +190,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention, carried: result.carried });
         return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
@@ -246,12 +258,12 @@ async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publi
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention }) {
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"] }) {
   if (o.json) {
     // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
     out(JSON.stringify({
       ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped,
-      ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
+      ...(o.aggregated ? { aggregated: o.aggregated } : {}), ...(o.carried ? { carried: o.carried } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
     }, null, 2));
     return;
   }
