@@ -123,7 +123,7 @@ export const STATUSES = {
    * window: not billed in that hour; with --late carry it is billed in a later open hour instead
    * (lib/metering/late.mts), past the window it cannot be billed at all.
    */
-  Late: { source: "client", state: null, ok: false, final: true, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
+  Late: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
   /** Not sent (no token, or the audit log could not record the intent); the next run sends it. */
   NotSent: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => f.message ?? "Cannot record the event: no token" },
 } as const satisfies Record<string, StatusMeaning>;
