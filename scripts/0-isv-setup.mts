@@ -147,6 +147,12 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
       keyVaultName: _given(optional.keyVaultName),
       ...(issuerHost === "blob" ? { containerName: _given(optional.containerName) } : {}),
     };
+    // Azure refuses a second assignment of one role to one principal at one scope
+    // (RoleAssignmentExists), and the bash tool named its Crypto Officer assignment otherwise:
+    // the template takes over an existing one by its name.
+    const cryptoOfficerAssignmentName = names.keyVaultName
+      ? await existingAssignmentName(`${rgId}/providers/Microsoft.KeyVault/vaults/${names.keyVaultName}`, userObjectId, CRYPTO_OFFICER_ROLE_ID)
+      : undefined;
     progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key; issuer host ${issuerHost}): a few minutes`);
     const deployment = await recorded(ctx, {
       operation: "issuer.deploy", targets: [`${rgId}/providers/Microsoft.Resources/deployments/${DEPLOYMENT_NAME}`],
@@ -156,7 +162,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
       resourceGroup: publisher.resourceGroup,
       name: DEPLOYMENT_NAME,
       templateFile: TEMPLATE_FILE,
-      parameters: { userObjectId, location: publisher.location, issuerHost, ...names },
+      parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}) },
     }));
     const outputs = az.deploymentOutputs(deployment);
     const output = (name: string) => az.getDeploymentOutput(outputs, name);
@@ -282,6 +288,23 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
       for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
     }
     return EXIT_OK;
+}
+
+const CRYPTO_OFFICER_ROLE_ID = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
+
+/**
+ * The name of `principalId`'s assignment of a role exactly at `scope`, or undefined (also when
+ * the scope does not exist yet or cannot be read: the template then creates the assignment).
+ */
+async function existingAssignmentName(scope: string, principalId: string, roleId: string): Promise<string | undefined> {
+  const az = await import("../lib/azure/az.mts");
+  const filter = encodeURIComponent(`principalId eq '${principalId}'`);
+  const listed = await az.rest({ method: "GET", url: `${scope}/providers/Microsoft.Authorization/roleAssignments?$filter=${filter}&api-version=2022-04-01` })
+    .catch(() => undefined) as { value?: Array<{ name?: string; properties?: { scope?: string; roleDefinitionId?: string } }> } | undefined;
+  const found = (listed?.value ?? []).find((a) =>
+    a.properties?.scope?.toLowerCase() === scope.toLowerCase() && a.properties?.roleDefinitionId?.toLowerCase().endsWith(`/${roleId}`)
+  );
+  return found?.name;
 }
 
 /** `value` without its undefined members (so JSON.stringify and the "unchanged" check agree). */

@@ -46,6 +46,9 @@ param keyName string = 'idpkey'
 ])
 param keySize int = 4096
 
+@description('Name of an existing Key Vault Crypto Officer assignment of userObjectId on the vault (the bash tool named its own differently; Azure refuses a second assignment of the same role, principal and scope). Empty: the name this template derives.')
+param cryptoOfficerAssignmentName string = ''
+
 @description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault and Storage Blob Data Contributor on the issuer container.')
 param userObjectId string
 
@@ -121,7 +124,7 @@ resource key 'Microsoft.KeyVault/vaults/keys@2025-05-01' = {
 
 // guid() keeps the assignment name stable, so redeploying does not create duplicates.
 resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, userObjectId, cryptoOfficerRoleId)
+  name: empty(cryptoOfficerAssignmentName) ? guid(vault.id, userObjectId, cryptoOfficerRoleId) : cryptoOfficerAssignmentName
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoOfficerRoleId)

@@ -12,7 +12,7 @@ import { USAGE_WINDOW_MS } from "../metering/time.mts";
 import { findCustomer, isSameCustomer } from "../state/customers.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "../azure/managed-apps.mts";
 import {
-  customerProblems, idpKeysOf, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig,
+  customerProblems, idpKeysOf, publishedKeysOf, repairHints, signingKeyOf, type CustomerConfig, type IdpConfig,
 } from "../state/config.mts";
 import { describeMismatch, dimensionVerdicts, jwkProblems } from "./diagnose.mts";
 import { CustomerNotConnectedError, MeteringError } from "../core/errors.mts";
@@ -112,7 +112,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
       return { detail: `${p.paths.configPath}: publisher, issuer and ${idpKeysOf(p.config.publisher.idp!).length} signing key(s) recorded`, value: p };
     } catch (error) {
       const e = error as MeteringError & { problems?: string[] };
-      return broken(e.message, e.code === "ERR_CONFIG_MISSING" ? "run 0-add-defaults, then 0-isv-setup" : "fix the named keys, or run 0-add-defaults / 0-isv-setup again to rewrite them");
+      const fix = e.code === "ERR_CONFIG_MISSING"
+        ? "run 0-add-defaults, then 0-isv-setup"
+        : Array.isArray(e.problems) && e.problems.length
+        ? `${repairHints(e.problems).join("; ")} (the script that writes the named keys)`
+        : "fix the named keys";
+      return broken(e.message, fix);
     }
   });
   if (!publisher) return checks;

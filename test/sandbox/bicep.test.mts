@@ -136,6 +136,7 @@ parse("reads the ISV setup template's declarations", () => {
     ["keyVaultName", "string", true],
     ["keyName", "string", true],
     ["keySize", "int", true],
+    ["cryptoOfficerAssignmentName", "string", true],
     ["userObjectId", "string", false],
   ]);
   const keySize = t.params.find((p) => p.name === "keySize")!;
