@@ -28,7 +28,8 @@ const sb = await startTestSandbox({ options: { entra: { jwksCacheTtlS: 3600, len
 const env = await sandboxEnv(sb);
 const isv = sb.world.isv;
 const customer = sb.world.customers[0];
-const domain = sb.state.tenants.get(isv.tenantId)!.defaultDomain;
+// A custom verified domain, as the bash tool's sample named its tenant ("geuer-pollmann.de").
+const domain = sb.state.tenants.get(isv.tenantId)!.domains.find((d) => !d.endsWith(".onmicrosoft.com"))!;
 const configPath = (dir = env.METERING_DATA_DIR) => join(dir, "config.json");
 const readConfig = async (dir?: string) => JSON.parse(await readFile(configPath(dir), "utf8"));
 
@@ -164,10 +165,16 @@ M("0-add-defaults on the bash tool's template fills the empty strings with defau
   assert.match(doctor.stdout + doctor.stderr, /0-isv-setup/);
 });
 
-M("the sandbox's Entra serves the tenant's OIDC metadata under its domain, with the tenant id in the issuer", async () => {
-  const res = await fetch(`${sb.endpoints.entra}/${domain}/v2.0/.well-known/openid-configuration`);
-  assert.is(res.status, 200);
-  assert.is((await res.json()).issuer, `${sb.endpoints.entra}/${isv.tenantId}/v2.0`);
+M("the sandbox's Entra serves the tenant's OIDC metadata under each verified domain, with the tenant id in the issuer", async () => {
+  assert.ok(domain, "the seeded ISV tenant has a custom domain");
+  for (const d of sb.state.tenants.get(isv.tenantId)!.domains) {
+    const res = await fetch(`${sb.endpoints.entra}/${d}/v2.0/.well-known/openid-configuration`);
+    assert.is(res.status, 200, d);
+    assert.is((await res.json()).issuer, `${sb.endpoints.entra}/${isv.tenantId}/v2.0`);
+  }
+  const unknown = await fetch(`${sb.endpoints.entra}/not-verified.example/v2.0/.well-known/openid-configuration`);
+  assert.is(unknown.status, 400);
+  assert.match((await unknown.json()).error_description, /^AADSTS90002/);
 });
 
 M("0-isv-setup migrates as phase 1 of a rotation: the thumbprint kid is published beside the legacy kid, which keeps signing", async () => {
