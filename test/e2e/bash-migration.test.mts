@@ -17,7 +17,7 @@ import { AZURITE_ACCOUNT } from "../../sandbox/main.mts";
 import { vaultStore } from "../../sandbox/services/keyvault/store.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
-import { arm, armPut, createVault, tokenFor, isvUser } from "../helpers/arm.mts";
+import { armPut, createVault, isvUser, tokenFor } from "../helpers/arm.mts";
 import { readAudit } from "../helpers/workflow.mts";
 import { hourBack, hoursAgoOf } from "../helpers/hours.mts";
 

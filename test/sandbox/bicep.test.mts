@@ -357,7 +357,7 @@ templates("ISV setup with issuerHost static-website: no public access, no contai
   assert.is((arm.calls[0].body!.properties as Record<string, unknown>).allowBlobPublicAccess, false);
   assert.is(result.outputs.containerName.value, "$web");
   assert.is(result.outputs.webEndpoint.value, `https://${account}.z6.web.core.windows.net/`);
-  assert.is(result.template.resources.filter((r: Record<string, unknown>) => typeof r.condition === "string").length, 3, "compiled to ARM's condition");
+  assert.is((result.template.resources as Array<Record<string, unknown>>).filter((r) => typeof r.condition === "string").length, 3, "compiled to ARM's condition");
 });
 
 templates("connect-customer puts the identity, then its federated credential", async () => {
