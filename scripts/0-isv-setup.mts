@@ -116,178 +116,178 @@ async function recorded<T>(ctx: Publisher, change: Omit<ChangeRecord, "outcome" 
 }
 
 async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost | undefined }): Promise<number> {
-    const { config, paths: { configPath: path } } = ctx;
-    const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
-    const issuerHost: IssuerHost = o.issuerHost ?? config.publisher.idp?.issuerHost ?? "blob";
+  const { config, paths: { configPath: path } } = ctx;
+  const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
+  const issuerHost: IssuerHost = o.issuerHost ?? config.publisher.idp?.issuerHost ?? "blob";
 
-    const az = await import("../lib/azure/az.mts");
-    const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
-    const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
-    const issuerLib = await import("../lib/issuer/oidc.mts");
-    const rotateLib = await import("../lib/issuer/rotate-key.mts");
-    const { retry } = await import("../lib/core/retry.mts");
-    const rbacRetry = {
-      ...RBAC_RETRY,
-      isRetryable: isForbidden,
-      onRetry: ({ delayMs }: { delayMs: number }) => progress(`  access denied; a new role assignment may still be propagating, retrying in ${delayMs / 1000} s`),
-    };
+  const az = await import("../lib/azure/az.mts");
+  const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
+  const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
+  const issuerLib = await import("../lib/issuer/oidc.mts");
+  const rotateLib = await import("../lib/issuer/rotate-key.mts");
+  const { retry } = await import("../lib/core/retry.mts");
+  const rbacRetry = {
+    ...RBAC_RETRY,
+    isRetryable: isForbidden,
+    onRetry: ({ delayMs }: { delayMs: number }) => progress(`  access denied; a new role assignment may still be propagating, retrying in ${delayMs / 1000} s`),
+  };
 
-    const credential = await ctx.credential();
-    const userObjectId = await getSignedInObjectId({ credential });
-    const rgId = `/subscriptions/${publisher.subscriptionId}/resourceGroups/${publisher.resourceGroup}`;
+  const credential = await ctx.credential();
+  const userObjectId = await getSignedInObjectId({ credential });
+  const rgId = `/subscriptions/${publisher.subscriptionId}/resourceGroups/${publisher.resourceGroup}`;
 
-    progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
-    await recorded(ctx, { operation: "issuer.resourceGroup", targets: [rgId], detail: { location: publisher.location } },
-      () => az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location }));
+  progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
+  await recorded(ctx, { operation: "issuer.resourceGroup", targets: [rgId], detail: { location: publisher.location } },
+    () => az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location }));
 
-    // The names a config already holds (the bash tool's too) stay: another account is another issuer.
-    const optional = config.publisher.optional ?? {};
-    const names = {
-      storageAccountName: _given(optional.storageAccountName),
-      keyVaultName: _given(optional.keyVaultName),
-      ...(issuerHost === "blob" ? { containerName: _given(optional.containerName) } : {}),
-    };
-    // Azure refuses a second assignment of one role to one principal at one scope
-    // (RoleAssignmentExists), and the bash tool named its Crypto Officer assignment otherwise:
-    // the template takes over an existing one by its name.
-    const cryptoOfficerAssignmentName = names.keyVaultName
-      ? await existingAssignmentName(`${rgId}/providers/Microsoft.KeyVault/vaults/${names.keyVaultName}`, userObjectId, CRYPTO_OFFICER_ROLE_ID)
-      : undefined;
-    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key; issuer host ${issuerHost}): a few minutes`);
-    const deployment = await recorded(ctx, {
-      operation: "issuer.deploy", targets: [`${rgId}/providers/Microsoft.Resources/deployments/${DEPLOYMENT_NAME}`],
-      detail: { template: "templates/0-isv-setup.bicep", issuerHost, ...names },
-    }, () => az.deploymentGroupCreate({
-      subscriptionId: publisher.subscriptionId,
-      resourceGroup: publisher.resourceGroup,
-      name: DEPLOYMENT_NAME,
-      templateFile: TEMPLATE_FILE,
-      parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}) },
-    }));
-    const outputs = az.deploymentOutputs(deployment);
-    const output = (name: string) => az.getDeploymentOutput(outputs, name);
-    const required = [...REQUIRED_OUTPUTS, ...(issuerHost === "static-website" ? ["webEndpoint"] : [])];
-    const missing = required.filter((name) => typeof output(name) !== "string" || output(name) === "");
-    if (missing.length > 0) {
-      throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
+  // The names a config already holds (the bash tool's too) stay: another account is another issuer.
+  const optional = config.publisher.optional ?? {};
+  const names = {
+    storageAccountName: _given(optional.storageAccountName),
+    keyVaultName: _given(optional.keyVaultName),
+    ...(issuerHost === "blob" ? { containerName: _given(optional.containerName) } : {}),
+  };
+  // Azure refuses a second assignment of one role to one principal at one scope
+  // (RoleAssignmentExists), and the bash tool named its Crypto Officer assignment otherwise:
+  // the template takes over an existing one by its name.
+  const cryptoOfficerAssignmentName = names.keyVaultName
+    ? await existingAssignmentName(`${rgId}/providers/Microsoft.KeyVault/vaults/${names.keyVaultName}`, userObjectId, CRYPTO_OFFICER_ROLE_ID)
+    : undefined;
+  progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key; issuer host ${issuerHost}): a few minutes`);
+  const deployment = await recorded(ctx, {
+    operation: "issuer.deploy", targets: [`${rgId}/providers/Microsoft.Resources/deployments/${DEPLOYMENT_NAME}`],
+    detail: { template: "templates/0-isv-setup.bicep", issuerHost, ...names },
+  }, () => az.deploymentGroupCreate({
+    subscriptionId: publisher.subscriptionId,
+    resourceGroup: publisher.resourceGroup,
+    name: DEPLOYMENT_NAME,
+    templateFile: TEMPLATE_FILE,
+    parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}) },
+  }));
+  const outputs = az.deploymentOutputs(deployment);
+  const output = (name: string) => az.getDeploymentOutput(outputs, name);
+  const required = [...REQUIRED_OUTPUTS, ...(issuerHost === "static-website" ? ["webEndpoint"] : [])];
+  const missing = required.filter((name) => typeof output(name) !== "string" || output(name) === "");
+  if (missing.length > 0) {
+    throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
+  }
+  const blobEndpoint = output("blobEndpoint") as string;
+  const containerName = output("containerName") as string;
+  let issuer: string;
+  if (issuerHost === "static-website") {
+    const webEndpoint = output("webEndpoint") as string;
+    progress(`Switching on the static website of ${output("storageAccountName")} (${webEndpoint})`);
+    const { changed } = await retry(() => issuerLib.enableStaticWebsite({ blobEndpoint, credential }), rbacRetry);
+    if (changed) {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.staticWebsite", targets: [`${blobEndpoint.replace(/\/+$/, "")}/${issuerLib.STATIC_WEBSITE_CONTAINER}`], outcome: "succeeded", detail: { webEndpoint },
+      }));
     }
-    const blobEndpoint = output("blobEndpoint") as string;
-    const containerName = output("containerName") as string;
-    let issuer: string;
-    if (issuerHost === "static-website") {
-      const webEndpoint = output("webEndpoint") as string;
-      progress(`Switching on the static website of ${output("storageAccountName")} (${webEndpoint})`);
-      const { changed } = await retry(() => issuerLib.enableStaticWebsite({ blobEndpoint, credential }), rbacRetry);
-      if (changed) {
-        const { changeRecord } = await import("../lib/audit/records.mts");
-        await (await ctx.audit()).append(changeRecord({
-          operation: "issuer.staticWebsite", targets: [`${blobEndpoint.replace(/\/+$/, "")}/${issuerLib.STATIC_WEBSITE_CONTAINER}`], outcome: "succeeded", detail: { webEndpoint },
-        }));
-      }
-      issuer = issuerLib.issuerFromWebEndpoint({ webEndpoint });
+    issuer = issuerLib.issuerFromWebEndpoint({ webEndpoint });
+  } else {
+    issuer = issuerLib.issuerFromBlobEndpoint({ blobEndpoint, containerName });
+  }
+  const before = config.publisher.idp?.issuer;
+  if (before && before !== issuer && Object.keys(config.customers).length > 0) {
+    progress(`Note: the issuer changes from ${before} to ${issuer}; connected customers' federated credentials name the old one: run 1-connect-customer --force for each`);
+  }
+  const hostFields: Partial<IdpConfig> = issuerHost === "static-website" ? { issuerHost, blobEndpoint } : { issuerHost };
+
+  // A finished setup of the same key keeps its rotation state: the template's keyUriWithVersion
+  // is the newest version, which during a rotation is not (yet) the signing key.
+  const previous = rotationStateToKeep(config, output("keyUri") as string);
+  const legacy = previous || before !== issuer ? undefined : legacyIdpToMigrate(config, output("keyUri") as string);
+  let idp: IdpConfig;
+  let migrated: { next: { number: number; dueAtMs: number } } | undefined;
+  if (legacy) {
+    const rotation = await import("../lib/issuer/rotation.mts");
+    const step = rotation.nextRotationStep(legacy);
+    progress(`${path} holds the bash tool's signing key id (${step.key!.kid}): migrating to the RFC 7638 thumbprint kid without a gap`);
+    const nowMs = rotation.rotationNow(ctx.settings);
+    const migrationConfig: MeteringConfig = { ...config, publisher: { ...config.publisher, optional: { ...optional, containerName }, idp: { ...legacy, ...hostFields } } };
+    const result = await recordedPhase(ctx, step, () => retry(() => rotateLib.runRotationPhase({
+      config: migrationConfig, step, nowMs, credential, signerFor: ctx.signerFor, settings: ctx.settings, onProgress: progress,
+    }), rbacRetry));
+    idp = { ...result.idp, issuer, keyUri: output("keyUri") as string, ...hostFields };
+    migrated = { next: result.next };
+  } else {
+    let keys: IdpKey[];
+    if (previous) {
+      keys = idpKeysOf(previous);
+      progress(`Keeping the signing keys of ${previous.keyUri} (${keys.filter((k) => k.state !== "retired").length} published)`);
     } else {
-      issuer = issuerLib.issuerFromBlobEndpoint({ blobEndpoint, containerName });
+      progress(`Reading the public key ${output("keyUriWithVersion")}`);
+      const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential, settings: ctx.settings }), rbacRetry);
+      if (!key.keyOps.includes("sign")) throw new MeteringError(`Cannot sign with key ${key.keyId}: its key_ops ${JSON.stringify(key.keyOps)} lack "sign"`);
+      const jwk = await issuerLib.buildPublicJwk(key);
+      const at = new Date().toISOString();
+      keys = [{ kid: jwk.kid, keyId: key.keyId, state: "active", since: at, publishedAt: at, activatedAt: at, jwk: { ...jwk } }];
     }
-    const before = config.publisher.idp?.issuer;
-    if (before && before !== issuer && Object.keys(config.customers).length > 0) {
-      progress(`Note: the issuer changes from ${before} to ${issuer}; connected customers' federated credentials name the old one: run 1-connect-customer --force for each`);
-    }
-    const hostFields: Partial<IdpConfig> = issuerHost === "static-website" ? { issuerHost, blobEndpoint } : { issuerHost };
+    const active = keys.find((k) => k.state === "active")!;
+    idp = { ...previous, issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys, ...hostFields } as IdpConfig;
+    const location = issuerHost === "static-website"
+      ? { blobEndpoint, containerName: issuerLib.STATIC_WEBSITE_CONTAINER }
+      : { blobEndpoint, containerName };
+    const documents = rotateLib.issuerDocumentsOf(idp);
 
-    // A finished setup of the same key keeps its rotation state: the template's keyUriWithVersion
-    // is the newest version, which during a rotation is not (yet) the signing key.
-    const previous = rotationStateToKeep(config, output("keyUri") as string);
-    const legacy = previous || before !== issuer ? undefined : legacyIdpToMigrate(config, output("keyUri") as string);
-    let idp: IdpConfig;
-    let migrated: { next: { number: number; dueAtMs: number } } | undefined;
-    if (legacy) {
-      const rotation = await import("../lib/issuer/rotation.mts");
-      const step = rotation.nextRotationStep(legacy);
-      progress(`${path} holds the bash tool's signing key id (${step.key!.kid}): migrating to the RFC 7638 thumbprint kid without a gap`);
-      const nowMs = rotation.rotationNow(ctx.settings);
-      const migrationConfig: MeteringConfig = { ...config, publisher: { ...config.publisher, optional: { ...optional, containerName }, idp: { ...legacy, ...hostFields } } };
-      const result = await recordedPhase(ctx, step, () => retry(() => rotateLib.runRotationPhase({
-        config: migrationConfig, step, nowMs, credential, signerFor: ctx.signerFor, settings: ctx.settings, onProgress: progress,
-      }), rbacRetry));
-      idp = { ...result.idp, issuer, keyUri: output("keyUri") as string, ...hostFields };
-      migrated = { next: result.next };
-    } else {
-      let keys: IdpKey[];
-      if (previous) {
-        keys = idpKeysOf(previous);
-        progress(`Keeping the signing keys of ${previous.keyUri} (${keys.filter((k) => k.state !== "retired").length} published)`);
-      } else {
-        progress(`Reading the public key ${output("keyUriWithVersion")}`);
-        const key = await retry(() => getKeyVaultPublicKey({ keyId: output("keyUriWithVersion") as string, credential, settings: ctx.settings }), rbacRetry);
-        if (!key.keyOps.includes("sign")) throw new MeteringError(`Cannot sign with key ${key.keyId}: its key_ops ${JSON.stringify(key.keyOps)} lack "sign"`);
-        const jwk = await issuerLib.buildPublicJwk(key);
-        const at = new Date().toISOString();
-        keys = [{ kid: jwk.kid, keyId: key.keyId, state: "active", since: at, publishedAt: at, activatedAt: at, jwk: { ...jwk } }];
-      }
-      const active = keys.find((k) => k.state === "active")!;
-      idp = { ...previous, issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys, ...hostFields } as IdpConfig;
-      const location = issuerHost === "static-website"
-        ? { blobEndpoint, containerName: issuerLib.STATIC_WEBSITE_CONTAINER }
-        : { blobEndpoint, containerName };
-      const documents = rotateLib.issuerDocumentsOf(idp);
-
-      progress(`Publishing the issuer documents of ${issuer}`);
-      const blobUrl = (p: string) => `${blobEndpoint.replace(/\/+$/, "")}/${location.containerName}/${p}`;
-      const published = await retry(() => issuerLib.publishIssuerDocuments({ ...location, credential, documents }), rbacRetry).catch(async (error) => {
-        const { changeRecord } = await import("../lib/audit/records.mts");
-        await (await ctx.audit()).append(changeRecord({
-          operation: "issuer.publish", targets: Object.keys(documents).map(blobUrl), outcome: "failed", error: { message: String((error as Error).message).split("\n")[0] },
-        }));
-        throw error;
-      });
-      for (const p of published.uploaded) progress(`  uploaded ${p}`);
-      for (const p of published.unchanged) progress(`  unchanged ${p}`);
-      if (published.uploaded.length) {
-        const { changeRecord } = await import("../lib/audit/records.mts");
-        await (await ctx.audit()).append(changeRecord({
-          operation: "issuer.publish", targets: published.uploaded.map(blobUrl), outcome: "succeeded",
-          detail: { issuer, kids: rotateLib.publishedJwksOf(idp).map((k) => k.kid) },
-        }));
-      }
-
-      progress("Verifying: anonymous fetch of both documents, then a Key Vault-signed test JWT");
-      const signer = await ctx.signerFor(active);
-      await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
-    }
-
-    const { config: saved, changed } = await updateConfig({
-      path,
-      update: (current) =>
-        withPublisher(current, {
-          optional: {
-            ...current.publisher.optional,
-            storageAccountName: output("storageAccountName") as string,
-            containerName,
-            keyVaultName: output("keyVaultName") as string,
-          },
-          idp: _withoutUndefined({ ...current.publisher.idp, ...idp, ...(issuerHost === "blob" ? { blobEndpoint: undefined } : {}) }),
-        }),
+    progress(`Publishing the issuer documents of ${issuer}`);
+    const blobUrl = (p: string) => `${blobEndpoint.replace(/\/+$/, "")}/${location.containerName}/${p}`;
+    const published = await retry(() => issuerLib.publishIssuerDocuments({ ...location, credential, documents }), rbacRetry).catch(async (error) => {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.publish", targets: Object.keys(documents).map(blobUrl), outcome: "failed", error: { message: String((error as Error).message).split("\n")[0] },
+      }));
+      throw error;
     });
-    progress(changed ? `Wrote ${path}` : `${path} already up to date`);
-
-    const signing = idpKeysOf(saved.publisher.idp!).find((k) => k.state === "active")!;
-    if (o.json) out(JSON.stringify(saved.publisher.idp, null, 2));
-    else {
-      const fields: Array<[string, string]> = [
-        ["issuer", issuer],
-        ["host", issuerHost === "static-website" ? "static website ($web)" : `blob container ${containerName}`],
-        ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
-        ["jwks", `${issuer}/${issuerLib.JWKS_PATH}`],
-        ["kid", signing.kid],
-        ["key", signing.keyId],
-        ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
-      ];
-      if (migrated) {
-        fields.push(["migration", `phase 1 of 3 done: the thumbprint kid is published, the bash tool's kid still signs; run 0-isv-setup --rotate-key from ${new Date(migrated.next.dueAtMs).toISOString()} to switch`]);
-      }
-      for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
+    for (const p of published.uploaded) progress(`  uploaded ${p}`);
+    for (const p of published.unchanged) progress(`  unchanged ${p}`);
+    if (published.uploaded.length) {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.publish", targets: published.uploaded.map(blobUrl), outcome: "succeeded",
+        detail: { issuer, kids: rotateLib.publishedJwksOf(idp).map((k) => k.kid) },
+      }));
     }
-    return EXIT_OK;
+
+    progress("Verifying: anonymous fetch of both documents, then a Key Vault-signed test JWT");
+    const signer = await ctx.signerFor(active);
+    await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
+  }
+
+  const { config: saved, changed } = await updateConfig({
+    path,
+    update: (current) =>
+      withPublisher(current, {
+        optional: {
+          ...current.publisher.optional,
+          storageAccountName: output("storageAccountName") as string,
+          containerName,
+          keyVaultName: output("keyVaultName") as string,
+        },
+        idp: _withoutUndefined({ ...current.publisher.idp, ...idp, ...(issuerHost === "blob" ? { blobEndpoint: undefined } : {}) }),
+      }),
+  });
+  progress(changed ? `Wrote ${path}` : `${path} already up to date`);
+
+  const signing = idpKeysOf(saved.publisher.idp!).find((k) => k.state === "active")!;
+  if (o.json) out(JSON.stringify(saved.publisher.idp, null, 2));
+  else {
+    const fields: Array<[string, string]> = [
+      ["issuer", issuer],
+      ["host", issuerHost === "static-website" ? "static website ($web)" : `blob container ${containerName}`],
+      ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
+      ["jwks", `${issuer}/${issuerLib.JWKS_PATH}`],
+      ["kid", signing.kid],
+      ["key", signing.keyId],
+      ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
+    ];
+    if (migrated) {
+      fields.push(["migration", `phase 1 of 3 done: the thumbprint kid is published, the bash tool's kid still signs; run 0-isv-setup --rotate-key from ${new Date(migrated.next.dueAtMs).toISOString()} to switch`]);
+    }
+    for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
+  }
+  return EXIT_OK;
 }
 
 const CRYPTO_OFFICER_ROLE_ID = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
