@@ -20,6 +20,7 @@ import { createAdminService } from "./services/admin.mts";
 import { createArmService } from "./services/arm/service.mts";
 import { createEntraService } from "./services/entra/service.mts";
 import { createGraphService } from "./services/graph/service.mts";
+import { createStaticWebsiteService } from "./services/storage/static-website.mts";
 import { createKeyVaultService } from "./services/keyvault/service.mts";
 import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
 import { createMeteringService } from "./services/metering/service.mts";
@@ -194,7 +195,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     return { port, url: `https://127.0.0.1:${port}`, close: () => closeServer(server) };
   };
 
-  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "", graph: "" };
+  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "", graph: "", web: "" };
   const ctx: SandboxContext = {
     state, tokens, obs, tls, endpoints, azurite: undefined, listenHttps, log,
     keyVault: undefined as unknown as KeyVaultHooks,
@@ -250,6 +251,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
       azuriteChild = az.child;
       endpoints.blob = az.endpoint;
       ctx.azurite = { blobEndpoint: az.endpoint, accountName: AZURITE_ACCOUNT.name, accountKey: AZURITE_ACCOUNT.key };
+      endpoints.web = (await listenHttps(createStaticWebsiteService(ctx))).url;
     }
     if (opts.front !== false) front = await startFront(ctx);
   } catch (err) {
