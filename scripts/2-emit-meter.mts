@@ -26,6 +26,7 @@ const [
   { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
   { parseWebhookUrl, postWebhook },
   { LATE_POLICIES },
+  { readMeters },
 ] = await Promise.all([
   import("../lib/cli/command.mts"),
   import("../lib/core/errors.mts"),
@@ -37,10 +38,12 @@ const [
   import("../lib/metering/attention.mts"),
   import("../lib/core/webhook.mts"),
   import("../lib/metering/late.mts"),
+  import("../lib/metering/meters.mts"),
 ]);
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
+       2-emit-meter.mts --meters [--file <usage>] [options]
        2-emit-meter.mts --resend [options]
 
 Sends usage events to the Marketplace metering API, signed in as each customer's UAMI
@@ -81,6 +84,10 @@ Options:
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --meters            also bill config.json's recurring charges (meters) that are due: every
+                      hour of the window with none yet (catching up missed runs), daily and
+                      monthly ones at their first hour; charges whose hour left the window
+                      unbilled are reported once as Missed. Alone, or with --file
   --notify URL        when the run leaves something for a person (events refused, of unknown
                       fate, or open with their hour leaving the API's window within
                       --warn-before), POST a JSON summary to this webhook (a Teams or Slack
@@ -118,6 +125,7 @@ const OPTIONS = {
   file: { type: "string" },
   format: { type: "string" },
   aggregate: { type: "boolean" },
+  meters: { type: "boolean" },
   late: { type: "string" },
   resend: { type: "boolean" },
   concurrency: { type: "string" },
@@ -135,7 +143,7 @@ const { out, progress } = lineWriters(process);
 function main(args: string[]): Promise<number> {
   return runCommand({
     args, usage: USAGE, options: OPTIONS,
-    positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
+    positionals: (values) => (values.file !== undefined || values.resend || values.meters ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
       const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
@@ -144,7 +152,8 @@ function main(args: string[]): Promise<number> {
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
       if (values.late !== undefined && !values.aggregate) throw new UsageError("Cannot use --late without --aggregate: only raw records can be late for an hour billed already");
       if (values.late !== undefined && !LATE_POLICIES.includes(values.late as LatePolicy)) throw new UsageError(`Cannot use --late ${JSON.stringify(values.late)}: expected reject or carry`);
-      const single = values.file === undefined && !values.resend;
+      if (values.meters && values.resend) throw new UsageError("Cannot use --meters with --resend: a run with --meters resends unconfirmed events anyway");
+      const single = values.file === undefined && !values.resend && !values.meters;
       const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
       const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
       const now = Date.now();
@@ -158,7 +167,7 @@ function main(args: string[]): Promise<number> {
         })
         : values.file !== undefined
         ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin, aggregate: values.aggregate === true })
-        : { rows: new UsageRows(), problems: [], digest: undefined, source: "the audit log", fromFile: false };
+        : { rows: new UsageRows(), problems: [], digest: undefined, source: values.meters ? "the meters" : "the audit log", fromFile: false };
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
       const onPropagationRetry = ({ clientId, aadsts, retryAfterInMs }: { clientId: string; aadsts: number; retryAfterInMs: number }) =>
@@ -168,7 +177,9 @@ function main(args: string[]): Promise<number> {
         const { aggregated } = read;
         if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
         const late = read.aggregated ? { policy: (values.late ?? "reject") as LatePolicy, linesOf: read.linesOf } : undefined;
-        const run = { publisher, rows, digest, source, single, late, resend: values.resend === true, force: values.force === true, onNote: progress };
+        const meters = values.meters ? readMeters(publisher.config) : undefined;
+        if (meters?.length === 0) throw new UsageError("Cannot use --meters: config.json has no meters (see the README, \"Recurring charges\")");
+        const run = { publisher, rows, digest, source, single, late, ...(meters ? { meters } : {}), resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.

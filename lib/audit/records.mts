@@ -107,8 +107,21 @@ export interface CarryRecord {
   records: number;
 }
 
+/**
+ * A recurring charge (config.json `meters`) whose hour left the API's window with no event: it
+ * cannot be billed. Recorded when a run first reports it, so later runs do not report it again.
+ */
+export interface MissedRecord {
+  operation: "usage.missed";
+  customer: RecordCustomer;
+  key: string;
+  dimension: string;
+  effectiveStartTime: string;
+  quantity: number;
+}
+
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -183,4 +196,9 @@ export function changeRecord(o: ChangeRecord): ChangeRecord {
 /** The record of late usage carried into a later hour. Pure. */
 export function carryRecord(o: Omit<CarryRecord, "operation">): CarryRecord {
   return { operation: "usage.carry", ...o };
+}
+
+/** The record of a recurring charge missed for good. Pure. */
+export function missedRecord(o: Omit<MissedRecord, "operation">): MissedRecord {
+  return { operation: "usage.missed", ...o };
 }

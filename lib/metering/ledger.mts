@@ -163,8 +163,15 @@ export class Ledger {
   /** Late usage a run carried: `${digest} ${fromKey}` → the key it was carried into (see lib/metering/late.mts). */
   readonly carries = new Map<string, string>();
 
+  /** Keys of recurring charges reported as missed (lib/metering/meters.mts): reported once. */
+  readonly missed = new Set<string>();
+
   add(record: AuditRecord): void {
     const op = record.operation;
+    if (op === "usage.missed") {
+      if (typeof record.key === "string") this.missed.add(record.key);
+      return;
+    }
     if (op === "usage.carry") {
       if (typeof record.digest === "string" && typeof record.fromKey === "string" && typeof record.toKey === "string") {
         this.carries.set(`${record.digest} ${record.fromKey}`, record.toKey);

@@ -7,6 +7,7 @@ import { InputError, UsageError } from "../core/errors.mts";
 import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParseOptions, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
 import { RowAggregator, type Aggregated } from "./aggregate.mts";
 import { settleLateRows, type LateOutcome, type LatePolicy } from "./late.mts";
+import { dueCharges, type Meter } from "./meters.mts";
 import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
@@ -160,6 +161,8 @@ export interface UsageRunOptions {
   skipped?: RowProblem[];
   /** Raw records summed (--aggregate): late usage is rejected or carried (lib/metering/late.mts). */
   late?: { policy: LatePolicy; linesOf?: Aggregated["linesOf"] };
+  /** Recurring charges (--meters): those due are planned with the rows (lib/metering/meters.mts). */
+  meters?: Meter[];
   onNote?: (text: string) => void;
   onProgress?: (progress: SubmissionProgress, total: number) => void;
 }
@@ -177,9 +180,18 @@ function _plan(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped"
   const late = o.late && o.digest
     ? settleLateRows({ rows: run.rows, ledger, config: o.publisher.config, digest: o.digest, now, policy: o.late.policy, linesOf: o.late.linesOf })
     : undefined;
-  const plan = planSubmission({ rows: late?.rows ?? run.rows, config: o.publisher.config, ledger, force: o.force, now });
+  let rows = late?.rows ?? run.rows;
+  const charges = o.meters ? dueCharges({ meters: o.meters, config: o.publisher.config, ledger, now }) : undefined;
+  if (charges && charges.rows.length > 0) {
+    const both = new UsageRows();
+    for (const r of rows) both.push(r);
+    for (const r of charges.rows) both.push(r);
+    rows = both;
+  }
+  const plan = planSubmission({ rows, config: o.publisher.config, ledger, force: o.force, now });
   if (late) plan.settled.push(...late.reports);
-  return { plan, run, late };
+  if (charges) plan.settled.push(...charges.reports);
+  return { plan, run, late, missed: charges?.records ?? [] };
 }
 
 export interface UsageRunResult {
@@ -213,14 +225,16 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     const now = Date.now();
     const { ledger, invalidLines } = await loadLedger({ auditPath: publisher.paths.auditPath, now, unresolved: o.resend });
     if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-    const { plan, run, late } = _plan(o, ledger, now);
+    const { plan, run, late, missed } = _plan(o, ledger, now);
     for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
-    if (late && late.carries.length > 0) {
-      // Durable before the hours they go to are sent: a rerun then carries to the same hours.
+    // Carries durable before the hours they go to are sent (a rerun then carries to the same
+    // hours); missed charges recorded as they are reported (later runs do not report them again).
+    const notes = [...(late?.carries ?? []), ...missed];
+    if (notes.length > 0) {
       const { createAuditWriter } = await import("../audit/log.mts");
       const writer = await createAuditWriter({ path: publisher.paths.auditPath });
       try {
-        await Promise.all(late.carries.map((c) => writer.append(c)));
+        await Promise.all(notes.map((c) => writer.append(c)));
       } finally {
         await writer.close();
       }

@@ -124,6 +124,8 @@ export const STATUSES = {
    * (lib/metering/late.mts), past the window it cannot be billed at all.
    */
   Late: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
+  /** A recurring charge (config.json meters) whose hour left the window with no event: it cannot be billed; reported once. */
+  Missed: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Missed ${_what(f)}: ${f.message}` },
   /** Not sent (no token, or the audit log could not record the intent); the next run sends it. */
   NotSent: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => f.message ?? "Cannot record the event: no token" },
 } as const satisfies Record<string, StatusMeaning>;
