@@ -21,13 +21,14 @@ import { buildPublicJwk, DISCOVERY_PATH, fetchJsonDocument, JWKS_PATH, MAX_JWKS_
 import { getSignedInObjectId } from "../identity/isv-credential.mts";
 import { getKeyVaultPublicKey } from "../identity/signing-key.mts";
 import { openPublisher, type OpenPublisherOptions, type Publisher } from "../publisher/context.mts";
+import { listPublisherAppCredentials, publisherAppProblems, type PublisherAppConfig } from "../publisher/app.mts";
 import type { Signer } from "../identity/signer.mts";
 import type { TokenCredential } from "@azure/identity";
 
 export type CheckStatus = "ok" | "fail" | "skip";
 
 export interface DoctorCheck {
-  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, customer-config, uami, fic, token, managed-app, dimensions, unresolved. */
+  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, publisher-app-fic, publisher-app-token, customer-config, uami, fic, token, managed-app, dimensions, unresolved. */
   id: string;
   /** `publisher`, or `<subscription>/<managed resource group>`. */
   target: string;
@@ -79,6 +80,8 @@ const TITLES: Record<string, string> = {
   token: "token exchange works",
   "managed-app": "managed app has billing details and a plan",
   dimensions: "dimensions in the audit log are known",
+  "publisher-app-fic": "publisher app's federated credential matches exactly",
+  "publisher-app-token": "publisher app's token exchange works",
   unresolved: "every usage event sent has a known fate",
 };
 
@@ -279,6 +282,9 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
     });
   } else skip("test-assertion", "publisher", !signer ? "the key cannot sign" : "no JWKS");
 
+  // ---- the publisher app (central metering, reconciliation), checked like a customer's UAMI
+  if (config.publisher.app !== undefined) await _checkPublisherApp({ publisher, app: config.publisher.app as PublisherAppConfig, issuer, signer, run, options });
+
   // ---- customers
   const customers: Array<{ subscriptionId: string; managedResourceGroup: string; entry: unknown }> = [];
   for (const [sub, groups] of Object.entries(config.customers)) {
@@ -313,6 +319,41 @@ export function ficDifferences(fic: FederatedCredential, want: { issuer: string;
   const subject = describeMismatch({ expected: want.subject, actual: fic.subject });
   if (subject) out.push(`subject ${JSON.stringify(fic.subject)} ${subject} (AADSTS${subject === "differs only in case" ? "7002138" : "700213"})`);
   return out;
+}
+
+async function _checkPublisherApp(o: { publisher: Publisher; app: PublisherAppConfig; issuer: string; signer: Signer | undefined; run: Run; options: DoctorOptions }): Promise<void> {
+  const { app, issuer, run } = o;
+  const rerun = `run 0-publisher-app --app-id ${app.appId} to add the credential as config.json says`;
+  await run("publisher-app-fic", "publisher", async () => {
+    const problems = publisherAppProblems(app);
+    if (problems.length) return broken(`config.json publisher.app: ${problems.join(", ")}`, rerun);
+    let fics;
+    try {
+      fics = await listPublisherAppCredentials({ objectId: app.objectId, ...(o.options.azRest ? { rest: o.options.azRest } : {}) });
+    } catch (error) {
+      return broken(String((error as Error).message).split("\n")[0], `the signed-in user must be able to read app ${app.appId} in tenant ${app.tenantId} (Microsoft Graph through az); ${rerun}`);
+    }
+    const want = { issuer, subject: app.subject, audience: app.audience };
+    if (fics.length === 0) return broken(`app ${app.appId} has no federated credential (Entra answers AADSTS700211)`, rerun);
+    const diffs = fics.map((f) => ({ f, d: ficDifferences(f, want) }));
+    const exact = diffs.find((x) => x.d.length === 0);
+    if (exact) return { detail: `${exact.f.name} on app ${app.appId}: issuer, subject and audience identical to config` };
+    const closest = diffs.reduce((a, b) => (b.d.length < a.d.length ? b : a));
+    return broken(
+      `no federated credential of app ${app.appId} matches config exactly; closest ${JSON.stringify(closest.f.name)}: ${closest.d.join("; ")}`,
+      `Entra compares issuer, subject and audience byte for byte; ${rerun}`,
+    );
+  });
+  if (!o.signer) return;
+  await run("publisher-app-token", "publisher", async () => {
+    try {
+      const token = await o.publisher.publisherApp(app).getToken();
+      return { detail: `Entra issued a metering token for appid ${String(token.claims.appid ?? app.appId)} in tenant ${String(token.claims.tid ?? app.tenantId)}` };
+    } catch (error) {
+      const e = error as { message?: string; aadsts?: number };
+      return broken(String(e.message), e.aadsts ? "see the AADSTS explanation above" : "check AZURE_AUTHORITY_HOST and the network to Entra");
+    }
+  });
 }
 
 async function _checkCustomer(o: {

@@ -13,7 +13,8 @@ import { customerIdentity, type CustomerSession } from "../customers/session.mts
 import type { CustomerRef } from "../state/customers.mts";
 import type { AuditWriter } from "../audit/log.mts";
 import type { Exchange, ExchangeRecorder } from "../audit/records.mts";
-import type { CredentialFactory, FederatedIdentity, FederatedTokenSource } from "../identity/federation.mts";
+import type { CredentialFactory, FederatedIdentity, FederatedToken, FederatedTokenSource } from "../identity/federation.mts";
+import type { PublisherAppConfig } from "./app.mts";
 import type { Signer } from "../identity/signer.mts";
 import type { MeteringClient } from "../metering/api.mts";
 import type { RestClient } from "../azure/rest.mts";
@@ -78,6 +79,12 @@ export interface Publisher {
     tokenClaims: Record<string, unknown>;
     who: string;
   }>;
+  /**
+   * The publisher's Entra app (`app`, default config's publisher.app): tokens in the ISV tenant
+   * through the same issuer, signer and token source as the customers' UAMIs. ConfigMissingError
+   * (exit 2) when config has no publisher.app.
+   */
+  publisherApp(app?: PublisherAppConfig): PublisherAppSession;
   /** How many assertions this context signed (each one is a Key Vault call). */
   readonly assertionsSigned: number;
   /** The metering API client (one pipeline, connections reused). */
@@ -94,6 +101,13 @@ export interface Publisher {
   /** The audit log, opened for appending on first use. */
   audit(): Promise<AuditWriter>;
   close(): Promise<void>;
+}
+
+/** The publisher app as a token source (scope default: the metering API). */
+export interface PublisherAppSession {
+  readonly identity: FederatedIdentity;
+  readonly app: PublisherAppConfig;
+  getToken(scope?: string): Promise<FederatedToken>;
 }
 
 /** What every exchange record of one command carries besides the request and the answer. */
@@ -224,6 +238,24 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       };
       sessions.set(key, session);
       return session;
+    },
+    publisherApp(given) {
+      const app = given ?? config.publisher.app as PublisherAppConfig | undefined;
+      if (!app?.appId) {
+        throw new ConfigMissingError(`Cannot sign in as the publisher app: ${paths.configPath} has no publisher.app (run 0-publisher-app first)`, { path: paths.configPath });
+      }
+      const identity: FederatedIdentity = { tenantId: app.tenantId, clientId: app.appId, subject: app.subject, audience: app.audience };
+      // A credential added minutes ago may be refused until Entra has it everywhere.
+      const isFresh = Date.now() - Date.parse(String(app.ficCreatedAt ?? "")) < FRESH_CONNECTION_MS;
+      if (isFresh && options.propagationRetry !== false) fresh.add(app.appId);
+      return {
+        identity,
+        app,
+        async getToken(scope?: string) {
+          const source = tokenSourceValue ??= await getTokenSource();
+          return source.getToken({ ...identity, ...(scope ? { scope } : {}) });
+        },
+      };
     },
     async dataPlaneIdentity(ref, o) {
       if (o.via === "list-tokens") {

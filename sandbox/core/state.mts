@@ -27,7 +27,7 @@ export interface WorldSeed {
     /**
      * The offer's technical configuration in Partner Center: the publisher's Entra app (its
      * tenant and app id). That app may call the metering API for every customer of the offer,
-     * and is the only caller of GET /api/usageEvents (docs/azure-behaviour.md §1.7, §10).
+     * and is the only caller of GET /api/usageEvents (docs/azure-behaviour.md §1.7).
      */
     technicalConfiguration?: { tenantId: string; appId: string; displayName?: string };
   }>;

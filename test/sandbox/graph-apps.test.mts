@@ -1,4 +1,4 @@
-// The emulated Microsoft Graph's app registrations (docs/azure-behaviour.md §11): applications,
+// The emulated Microsoft Graph's app registrations (docs/azure-behaviour.md §3.6): applications,
 // their federated identity credentials with Entra's rules, service principals, as az calls
 // them (plain fetch with the ISV user's token); and Entra signing a publisher app in with a
 // federated assertion under the same matching rules as a UAMI.

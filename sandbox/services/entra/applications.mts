@@ -1,12 +1,12 @@
 // App registrations, their federated identity credentials and service principals: the directory
 // objects Microsoft Graph writes (sandbox/services/graph) and Entra's token endpoint reads (a
-// publisher app signing in with a federated assertion, docs/azure-behaviour.md §11). One store per
+// publisher app signing in with a federated assertion, docs/azure-behaviour.md §3.6). One store per
 // sandbox in `state.stores`; the offers' technical configurations of the world are seeded into it
 // (an app and its service principal in the ISV tenant, as Partner Center expects them).
 import { randomUUID } from "node:crypto";
 import type { SandboxState } from "../../core/state.mts";
 
-/** Entra's limit per application, as for a UAMI (docs/azure-behaviour.md §11). */
+/** Entra's limit per application, as for a UAMI (docs/azure-behaviour.md §3.6). */
 export const MAX_FICS_PER_APP = 20;
 const MAX_CLAIM_LENGTH = 600;
 const FIC_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$/;
@@ -96,7 +96,7 @@ export class AppDirectory {
   }
 
   /**
-   * Adds a federated credential with Entra's rules (docs/azure-behaviour.md §11): name 3–120
+   * Adds a federated credential with Entra's rules (docs/azure-behaviour.md §3.6): name 3–120
    * characters (alphanumeric, `-`, `_`, first alphanumeric) and unique; issuer and subject
    * required, at most 600 characters, and unique as a pair; exactly one audience of at most 600;
    * at most 20 per app. Graph's exact texts for apps are unconfirmed: ARM's UAMI texts, as

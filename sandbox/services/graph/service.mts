@@ -1,7 +1,7 @@
 // Emulated Microsoft Graph, the little of it the clients of this suite call: `GET /v1.0/me`, the
 // signed-in user (`az ad signed-in-user show`; docs/azure-behaviour.md §3.5), and app registrations
 // with their federated identity credentials and service principals as `az ad app`, `az ad app
-// federated-credential` and `az ad sp` call them (docs/azure-behaviour.md §11; the objects live in
+// federated-credential` and `az ad sp` call them (docs/azure-behaviour.md §3.6; the objects live in
 // sandbox/services/entra/applications.mts, which Entra's token endpoint reads). Its own HTTPS port,
 // as graph.microsoft.com is its own host; tokens for `https://graph.microsoft.com` (or this
 // service's own URL, which az asks for when a registered cloud names it) from the sandbox's Entra.
@@ -27,7 +27,7 @@ function graphError(c: RouteContext, nowMs: number, status: number, code: string
 }
 
 /**
- * The `$filter` forms az sends (docs/azure-behaviour.md §11): `appId eq '…'`, `displayName eq '…'`,
+ * The `$filter` forms az sends (docs/azure-behaviour.md §3.6): `appId eq '…'`, `displayName eq '…'`,
  * `startswith(displayName,'…')`, `identifierUris/any(s:s eq '…')`; anything else is a 400.
  */
 function _filterOf(filter: string | null): ((o: { appId: string; displayName: string }) => boolean) | string {

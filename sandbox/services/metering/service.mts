@@ -122,7 +122,7 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
     _requireApiVersion(c);
     const claims = await authenticate(c);
     // Only the publisher app of an offer's technical configuration may read it (docs/azure-behaviour.md
-    // §10: the 403 names "a different Azure AD App ID"); it sees the events of that offer's apps.
+    // §1.6: the 403 names "a different Azure AD App ID"); it sees the events of that offer's apps.
     // A managed identity, even one that may bill, is refused (unconfirmed → refused).
     const mayRead = (appId: string) => {
       const app = state.getResource(appId);

@@ -129,7 +129,7 @@ export function technicalConfigurationOf(state: SandboxState, app: ArmResource):
 }
 
 /**
- * Whether the token is the publisher app of the app's offer (docs/azure-behaviour.md §1.7.3, §10:
+ * Whether the token is the publisher app of the app's offer (docs/azure-behaviour.md §1.7:
  * the Entra app in the offer's technical configuration, its token from that tenant). Any other
  * app is refused like any caller that may not bill (403).
  */
