@@ -121,8 +121,8 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
   const getUsageEvents = async (c: RouteContext): Promise<Reply> => {
     _requireApiVersion(c);
     const claims = await authenticate(c);
-    // Only the publisher app of an offer's technical configuration may read it (docs/azure-behaviour.md
-    // §1.6: the 403 names "a different Azure AD App ID"); it sees the events of that offer's apps.
+    // Only the publisher app of an offer's technical configuration may read it (the 403 names "a
+    // different Azure AD App ID", docs/azure-behaviour.md §1.6); it sees the events of that offer's apps.
     // A managed identity, even one that may bill, is refused (unconfirmed → refused).
     const mayRead = (appId: string) => {
       const app = state.getResource(appId);
