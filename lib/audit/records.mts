@@ -80,8 +80,33 @@ export interface ChangeRecord {
   detail?: Record<string, unknown>;
 }
 
+/**
+ * 4-reconcile settled an event whose fate the log did not know (sent without an answer, or
+ * refused on a resend past the API's window): the API's per-day figures left exactly one
+ * explanation, in which it was billed or not. The ledger then treats it as settled.
+ */
+export interface ReconcileRecord {
+  operation: "reconcile";
+  customer: RecordCustomer;
+  /** The ledger key: resourceId (lower case) | dimension | UTC hour. */
+  key: string;
+  event: { resourceId: string; resourceUri?: string; dimension: string; quantity: number; effectiveStartTime: string; planId: string };
+  settled: "billed" | "notBilled";
+  /** The API's figures for the event's day and how they explain it. */
+  evidence: {
+    usageDate: string;
+    submittedQuantity: number;
+    submittedCount: number;
+    reconStatus: string;
+    acceptedQuantity: number;
+    acceptedCount: number;
+    unresolvedCount: number;
+    explanation: string;
+  };
+}
+
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | ReconcileRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -151,4 +176,9 @@ export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): Discon
 /** The record of one change made in Azure. Pure. */
 export function changeRecord(o: ChangeRecord): ChangeRecord {
   return { ...o, ...(o.detail ? { detail: redactForAudit(o.detail) as Record<string, unknown> } : {}) };
+}
+
+/** The record of one event settled by reconciliation. Pure. */
+export function reconcileRecord(o: Omit<ReconcileRecord, "operation">): ReconcileRecord {
+  return { operation: "reconcile", ...o };
 }

@@ -135,7 +135,7 @@ Graph.run();
 
 const SignIn = suite("Entra: a publisher app exchanges a federated assertion");
 const blobs = new BlobServiceClient(sb.endpoints.blob, new StorageSharedKeyCredential(AZURITE_ACCOUNT.name, AZURITE_ACCOUNT.key));
-let key: { publicKey: CryptoKey; privateKey: CryptoKey };
+let key: Awaited<ReturnType<typeof jose.generateKeyPair>>;
 const kid = "app-key-1";
 let iss = "";
 
