@@ -245,13 +245,17 @@ export interface UsageReportQuery {
   reconStatus?: string;
 }
 
-/** Sends usage events over one pipeline and one HTTP client (connections are reused). */
-export interface MeteringClient {
+/** Reads the API's usage back (reconciliation). */
+export interface UsageReportClient {
   /**
    * GET /api/usageEvents (the publisher app's token only): the API's per-day figures. Throws
    * MeteringApiError for any answer but 200 (403: not the offer's publisher app) or no answer.
    */
   listUsageEvents(options: { accessToken: string; query: UsageReportQuery }): Promise<UsageReportRow[]>;
+}
+
+/** Sends usage events over one pipeline and one HTTP client (connections are reused). */
+export interface MeteringClient {
   /** The request for one event, or for a batch when `events` is given, as this client sends it. Pure. */
   describe(options: { event?: UsageEvent; events?: UsageEvent[]; requestId?: string; correlationId?: string }): UsageRequestDescription;
   /**
@@ -273,7 +277,7 @@ export interface MeteringClient {
  * const outcome = await client.submitUsageEvent({ event, accessToken });
  * if (outcome.status === "Duplicate") console.log(outcome.original);
  */
-export async function createMeteringClient(options: MeteringClientOptions): Promise<MeteringClient> {
+export async function createMeteringClient(options: MeteringClientOptions): Promise<MeteringClient & UsageReportClient> {
   const rp = await import("@azure/core-rest-pipeline");
   const { createHttpPipeline, deadline } = await import("../core/http.mts");
   const baseUrl = options.settings.meteringApiBaseUrl;

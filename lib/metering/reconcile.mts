@@ -8,7 +8,7 @@
 import { reconcileRecord, type ReconcileRecord } from "../audit/records.mts";
 import type { AuditRecord } from "../audit/log.mts";
 import type { CustomerRef } from "../state/customers.mts";
-import type { MeteringClient, UsageEvent, UsageReportRow } from "./api.mts";
+import type { UsageEvent, UsageReportClient, UsageReportRow } from "./api.mts";
 import { Ledger, type LedgerEntry } from "./ledger.mts";
 import { hourStartMs, USAGE_WINDOW_MS } from "./time.mts";
 
@@ -94,7 +94,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
  * fresh call to `getToken` (cached by the caller's credential).
  */
 export async function fetchUsageReport(o: {
-  client: Pick<MeteringClient, "listUsageEvents">;
+  client: UsageReportClient;
   getToken: () => Promise<string>;
   sinceMs: number;
   untilMs: number;
@@ -303,7 +303,7 @@ export function reconcileUsage(o: {
  */
 export async function runReconciliation(o: {
   auditPath: string;
-  client: Pick<MeteringClient, "listUsageEvents">;
+  client: UsageReportClient;
   getToken: () => Promise<string>;
   append: (record: ReconcileRecord) => Promise<void>;
   customers: Array<CustomerRef & { resourceId: string }>;

@@ -16,7 +16,7 @@ import type { Exchange, ExchangeRecorder } from "../audit/records.mts";
 import type { CredentialFactory, FederatedIdentity, FederatedToken, FederatedTokenSource } from "../identity/federation.mts";
 import type { PublisherAppConfig } from "./app.mts";
 import type { Signer } from "../identity/signer.mts";
-import type { MeteringClient } from "../metering/api.mts";
+import type { MeteringClient, UsageReportClient } from "../metering/api.mts";
 import type { RestClient } from "../azure/rest.mts";
 import type { TokenCredential } from "@azure/identity";
 
@@ -88,7 +88,7 @@ export interface Publisher {
   /** How many assertions this context signed (each one is a Key Vault call). */
   readonly assertionsSigned: number;
   /** The metering API client (one pipeline, connections reused). */
-  meteringClient(): Promise<MeteringClient>;
+  meteringClient(): Promise<MeteringClient & UsageReportClient>;
   /**
    * A data-plane REST client authenticated as `credential` for `scope`; every call it makes is
    * written to the audit log as an exchange record (redacted) by its pipeline's audit policy.
@@ -143,7 +143,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   let credential: Promise<TokenCredential> | undefined = options.credential ? Promise.resolve(options.credential) : undefined;
   const signers = new Map<string, Promise<Signer>>();
   let tokenSource: Promise<FederatedTokenSource> | undefined;
-  let metering: Promise<MeteringClient> | undefined;
+  let metering: Promise<MeteringClient & UsageReportClient> | undefined;
   let writer: Promise<AuditWriter> | undefined;
   // Client ids of connections made minutes ago: their token requests get the propagation retry.
   const fresh = new Set<string>();
