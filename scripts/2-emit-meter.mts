@@ -40,6 +40,11 @@ Options:
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
   --concurrency N     customers in flight at once, 1..64 (default 8)
+  --as uami|publisher-app
+                      who signs in: each customer's UAMI, one token per customer in its
+                      tenant (default), or the publisher app of 0-publisher-app, one token
+                      in the ISV tenant for every customer (central metering); the default
+                      can be set as publisher.meterAs in config.json
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
@@ -78,6 +83,7 @@ const OPTIONS = {
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
   "max-quantity": { type: "string" },
+  as: { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
@@ -111,7 +117,12 @@ function main(args: string[]): Promise<number> {
         progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
       return await usePublisher({ onPropagationRetry }, async (publisher) => {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
-        const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
+        // Who signs in: --as, else publisher.meterAs in config, else each customer's UAMI.
+        const meterAs = String(values.as ?? publisher.config.publisher.meterAs ?? "uami");
+        if (meterAs !== "uami" && meterAs !== "publisher-app") throw new UsageError(`Cannot meter --as ${JSON.stringify(meterAs)}: expected uami or publisher-app`);
+        // Without publisher.app in config: exit 2 before anything is signed or sent.
+        if (meterAs === "publisher-app") publisher.publisherApp();
+        const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress, as: meterAs as "uami" | "publisher-app" };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.
