@@ -37,6 +37,12 @@ const dayOf = (iso: string) => iso.slice(0, 10);
 interface Line { customer?: { subscriptionId: string }; dimension: string; day: string; ledgerQuantity: number; ledgerCount: number; apiQuantity?: number; apiCount?: number; reconStatus?: string; verdict: string; note?: string }
 interface Result { lines: Line[]; settlements: Array<{ billed: boolean; event: Accepted }>; unresolved: unknown[]; ok: boolean }
 
+/** The doctor's "every usage event sent has a known fate" check for one customer. */
+async function unresolvedCheck(c: { subscriptionId: string; managedResourceGroup: string }): Promise<string | undefined> {
+  const r = await runScript("doctor.mts", [c.subscriptionId, c.managedResourceGroup, "--json"], withClock());
+  return (JSON.parse(r.stdout).checks as Array<{ id: string; status: string }>).find((x) => x.id === "unresolved")?.status;
+}
+
 let eventDay = "";
 let today = "";
 
@@ -83,6 +89,7 @@ R("--resend lists the two open events as Unknown before reconciling", async () =
   assert.is(r.code, 1, describe(r));
   const report = JSON.parse(r.stdout) as { events: Array<{ status: string; sent: boolean; event: { dimension: string; quantity: number } }> };
   assert.equal(report.events.map((e) => [e.event.dimension, e.event.quantity, e.status, e.sent]).sort(), [["cpu-hours", 5, "Unknown", false], ["storage-gb", 4, "Unknown", false]]);
+  assert.is(await unresolvedCheck(tailwind), "fail", "the doctor lists it too");
 });
 
 R("settles the lost answer as billed and the event that never arrived as not billed; every line matches", async () => {
@@ -100,10 +107,11 @@ R("settles the lost answer as billed and the event that never arrived as not bil
   assert.ok(records.every((x) => x.customer && x.key && x.time), JSON.stringify(records));
 });
 
-R("after reconciling, --resend no longer lists them and a second reconcile settles nothing", async () => {
+R("after reconciling, --resend and the doctor no longer list them and a second reconcile settles nothing", async () => {
   const resend = await emit(["--resend", "--json"]);
   assert.is(resend.code, 0, describe(resend));
   assert.equal((JSON.parse(resend.stdout) as { events: unknown[] }).events, []);
+  assert.is(await unresolvedCheck(tailwind), "ok");
   const again = await reconcile(["--since", eventDay, "--until", today, "--json"]);
   assert.is(again.code, 0, describe(again));
   assert.equal((JSON.parse(again.stdout) as Result).settlements, []);
