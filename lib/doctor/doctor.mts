@@ -375,7 +375,7 @@ async function _checkCustomer(o: {
   const ok = await run("customer-config", target, () => {
     const problems = customerProblems(o.entry, `customers.${subscriptionId}.${managedResourceGroup}`);
     if (problems.length) return broken(problems.join("; "), reconnect);
-    return { detail: "UAMI, tenant, subject, audience, billing ids and plan recorded" };
+    return { detail: o.entry && (o.entry as CustomerConfig).billingOnly === true ? "billing ids and plan recorded (billing only: billed as the publisher app)" : "UAMI, tenant, subject, audience, billing ids and plan recorded" };
   });
   if (!ok) {
     for (const id of ["uami", "fic", "token", "managed-app", "dimensions"]) skip(id, target, "incomplete customer entry");
@@ -387,7 +387,11 @@ async function _checkCustomer(o: {
     ? customer.uamiId
     : userAssignedIdentityId({ subscriptionId, resourceGroup: managedResourceGroup, name: customer.uamiName });
 
-  const uami = await run("uami", target, async () => {
+  // Connected for billing only (1-connect-customer --billing-only): no identity in the MRG to check.
+  const billingOnly = customer.billingOnly === true;
+  const BILLING_ONLY = "connected for billing only: no UAMI; billed as the publisher app (2-emit-meter --as publisher-app)";
+  if (billingOnly) skip("uami", target, BILLING_ONLY);
+  const uami = billingOnly ? undefined : await run("uami", target, async () => {
     const found = await getUserAssignedIdentity({ id: uamiId, ...arm });
     if (!found) return broken(`${uamiId} does not exist (Entra answers AADSTS700016)`, reconnect);
     const stale: string[] = [];
@@ -411,9 +415,10 @@ async function _checkCustomer(o: {
         `Entra compares issuer, subject and audience byte for byte; ${reconnect} to write them as config.json says (issuer ${idp.issuer}, subject ${JSON.stringify(customer.subject)}, audience ${customer.audience})`,
       );
     });
-  } else skip("fic", target, "no managed identity");
+  } else skip("fic", target, billingOnly ? BILLING_ONLY : "no managed identity");
 
-  if (o.signer) {
+  if (billingOnly) skip("token", target, BILLING_ONLY);
+  else if (o.signer) {
     await run("token", target, async () => {
       try {
         const token = await o.publisher.session({ subscriptionId, managedResourceGroup }, customer).getToken();

@@ -88,5 +88,34 @@ C("without publisher.app, --as publisher-app is a usage error and sends nothing"
   assert.is((await counters()).metering, undefined);
 });
 
+C("1-connect-customer --billing-only: billing ids and plan, nothing deployed; billed as the publisher app only", async () => {
+  const c = seed.customers[CUSTOMERS - 1];
+  const envB = await sandboxEnv(sb);
+  await runOk("0-add-defaults.mts", [], envB);
+  await runOk("0-isv-setup.mts", [], envB);
+  await runOk("0-publisher-app.mts", ["--app-id", appId], envB);
+  const grant = await runScript("1-connect-customer.mts", [c.subscriptionId, c.managedResourceGroup, "--billing-only", "--grant", "Reader"], { env: envB });
+  assert.is(grant.code, 2, describe(grant));
+  const mrg = `/subscriptions/${c.subscriptionId}/resourceGroups/${c.managedResourceGroup}`;
+  const identitiesBefore = sb.state.resourcesUnder(mrg).length;
+  await admin(sb, "DELETE", "/requests");
+  const r = await runScript("1-connect-customer.mts", [c.subscriptionId, c.managedResourceGroup, "--billing-only", "--json"], { env: envB });
+  assert.is(r.code, 0, describe(r));
+  const entry = JSON.parse(r.stdout);
+  assert.equal([entry.billingOnly, entry.billing.resourceId, entry.planName, entry.uamiClientId], [true, c.app.resourceUsageId, "fleet", undefined]);
+  assert.is(sb.state.resourcesUnder(mrg).length, identitiesBefore, "nothing deployed into the MRG");
+  assert.not.ok(Object.keys((await counters()).arm ?? {}).some((route) => route.startsWith("PUT")), "no ARM write");
+  const dim = seed.offers[0].plans[0].dimensions[0];
+  const central = await runScript("2-emit-meter.mts", [c.subscriptionId, c.managedResourceGroup, "5", dim, "2", "--as", "publisher-app"], { env: envB });
+  assert.is(central.code, 0, describe(central));
+  const asUami = await runScript("2-emit-meter.mts", [c.subscriptionId, c.managedResourceGroup, "6", dim, "2"], { env: envB });
+  assert.is(asUami.code, 1, describe(asUami));
+  assert.match(asUami.stderr + asUami.stdout, /connected for billing only/);
+  const doctor = await runScript("doctor.mts", [c.subscriptionId, c.managedResourceGroup, "--json"], { env: envB });
+  const checks = JSON.parse(doctor.stdout).checks as Array<{ id: string; status: string }>;
+  assert.equal(checks.filter((x) => ["customer-config", "uami", "fic", "token", "managed-app"].includes(x.id)).map((x) => [x.id, x.status]),
+    [["customer-config", "ok"], ["uami", "skip"], ["fic", "skip"], ["token", "skip"], ["managed-app", "ok"]], doctor.stdout);
+});
+
 C.after(() => sb.stop());
 C.run();
