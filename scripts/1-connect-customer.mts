@@ -2,6 +2,7 @@
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
+import { UsageError } from "../lib/core/errors.mts";
 import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
@@ -26,6 +27,9 @@ Options:
   --grant ROLE   also give the UAMI this role on the managed resource group, through the same
                  template (repeatable; by name or role definition id): ${Object.keys(BUILT_IN_ROLES).join(", ")}.
                  Deploys again when already connected; earlier grants are kept
+  --billing-only record only the billing ids and plan, deploy nothing: the customer is
+                 billed as the publisher app (0-publisher-app; 2-emit-meter --as
+                 publisher-app) and cannot be acted on in its tenant (3-* scripts)
   --force        deploy and record again even if already connected
   --json         print the customer's config entry as JSON
   -v, --verbose  show details on errors
@@ -38,7 +42,7 @@ Environment:
 Exit codes: 0 connected (or already connected), 1 failed, 2 usage error or ISV setup missing
 `;
 
-const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true } } as const;
+const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true }, "billing-only": { type: "boolean" } } as const;
 
 const { out, progress } = lineWriters(process);
 
@@ -68,12 +72,22 @@ function main(args: string[]): Promise<number> {
     const subscriptionId = parseSubscriptionId(positionals[0]);
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
+    if (values["billing-only"] && requested.length > 0) throw new UsageError("Cannot use --grant with --billing-only: a billing-only customer has no identity to grant a role to");
     const path = configPathIn(resolveDataDir(readSettings()));
     const config = await loadConfig({ path, stage: "idp" });
     const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
     if (existing && !values.force && requested.length === 0) {
       progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
       printCustomer(existing.customer as CustomerConfig, json);
+      return EXIT_OK;
+    }
+    if (values["billing-only"]) {
+      const { billingOnlyCustomer } = await import("../lib/customers/billing-only.mts");
+      const customer = await billingOnlyCustomer({ subscriptionId, managedResourceGroup, onProgress: progress });
+      await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+      progress(`Recorded ${subscriptionId}/${managedResourceGroup} for billing only (nothing deployed); bill it with 2-emit-meter --as publisher-app`);
+      if (json) out(JSON.stringify(customer, null, 2));
+      else for (const line of renderFields([["billing", "only (no UAMI)"], ["planName", customer.planName], ["resourceId", customer.billing.resourceId], ["resourceUri", customer.billing.resourceUri]], { width: widthOf(process.stdout) })) out(line);
       return EXIT_OK;
     }
     const { connectCustomer } = await import("../lib/customers/connect.mts");

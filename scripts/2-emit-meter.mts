@@ -81,6 +81,11 @@ Options:
   --resend            only send again the events of earlier runs that have no outcome
   --concurrency N     requests in flight at once, 1..64 (default: one per batch call, at
                       most 64: each waits on the network, not the CPU)
+  --as uami|publisher-app
+                      who signs in: each customer's UAMI, one token per customer in its
+                      tenant (default), or the publisher app of 0-publisher-app, one token
+                      in the ISV tenant for every customer (central metering); the default
+                      can be set as publisher.meterAs in config.json
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
@@ -135,6 +140,7 @@ const OPTIONS = {
   "max-quantity": { type: "string" },
   notify: { type: "string" },
   "warn-before": { type: "string" },
+  as: { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
@@ -179,7 +185,15 @@ function main(args: string[]): Promise<number> {
         const late = read.aggregated ? { policy: (values.late ?? "reject") as LatePolicy, linesOf: read.linesOf } : undefined;
         const meters = values.meters ? readMeters(publisher.config) : undefined;
         if (meters?.length === 0) throw new UsageError("Cannot use --meters: config.json has no meters (see the README, \"Recurring charges\")");
-        const run = { publisher, rows, digest, source, single, late, ...(meters ? { meters } : {}), resend: values.resend === true, force: values.force === true, onNote: progress };
+        // Who signs in: --as, else publisher.meterAs in config, else each customer's UAMI.
+        const meterAs = String(values.as ?? publisher.config.publisher.meterAs ?? "uami");
+        if (meterAs !== "uami" && meterAs !== "publisher-app") throw new UsageError(`Cannot meter --as ${JSON.stringify(meterAs)}: expected uami or publisher-app`);
+        // Without publisher.app in config: exit 2 before anything is signed or sent.
+        if (meterAs === "publisher-app") publisher.publisherApp();
+        const run = {
+          publisher, rows, digest, source, single, late, ...(meters ? { meters } : {}),
+          resend: values.resend === true, force: values.force === true, onNote: progress, as: meterAs as "uami" | "publisher-app",
+        };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.

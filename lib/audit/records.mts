@@ -120,8 +120,33 @@ export interface MissedRecord {
   quantity: number;
 }
 
+/**
+ * 4-reconcile settled an event whose fate the log did not know (sent without an answer, or
+ * refused on a resend past the API's window): the API's per-day figures left exactly one
+ * explanation, in which it was billed or not. The ledger then treats it as settled.
+ */
+export interface ReconcileRecord {
+  operation: "reconcile";
+  customer: RecordCustomer;
+  /** The ledger key: resourceId (lower case) | dimension | UTC hour. */
+  key: string;
+  event: { resourceId: string; resourceUri?: string; dimension: string; quantity: number; effectiveStartTime: string; planId: string };
+  settled: "billed" | "notBilled";
+  /** The API's figures for the event's day and how they explain it. */
+  evidence: {
+    usageDate: string;
+    submittedQuantity: number;
+    submittedCount: number;
+    reconStatus: string;
+    acceptedQuantity: number;
+    acceptedCount: number;
+    unresolvedCount: number;
+    explanation: string;
+  };
+}
+
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord | ReconcileRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -201,4 +226,9 @@ export function carryRecord(o: Omit<CarryRecord, "operation">): CarryRecord {
 /** The record of a recurring charge missed for good. Pure. */
 export function missedRecord(o: Omit<MissedRecord, "operation">): MissedRecord {
   return { operation: "usage.missed", ...o };
+}
+
+/** The record of one event settled by reconciliation. Pure. */
+export function reconcileRecord(o: Omit<ReconcileRecord, "operation">): ReconcileRecord {
+  return { operation: "reconcile", ...o };
 }

@@ -22,13 +22,14 @@ import { isLegacyKid } from "../issuer/rotation.mts";
 import { getSignedInObjectId } from "../identity/isv-credential.mts";
 import { getKeyVaultPublicKey } from "../identity/signing-key.mts";
 import { openPublisher, type OpenPublisherOptions, type Publisher } from "../publisher/context.mts";
+import { listPublisherAppCredentials, publisherAppProblems, type PublisherAppConfig } from "../publisher/app.mts";
 import type { Signer } from "../identity/signer.mts";
 import type { TokenCredential } from "@azure/identity";
 
 export type CheckStatus = "ok" | "fail" | "skip";
 
 export interface DoctorCheck {
-  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, customer-config, uami, fic, token, managed-app, dimensions, unresolved. */
+  /** Stable id of the link: config, credential, key-exists, key-signs, key-matches-jwks, discovery, discovery-issuer, jwks, jwks-keys, test-assertion, publisher-app-fic, publisher-app-token, customer-config, uami, fic, token, managed-app, dimensions, unresolved. */
   id: string;
   /** `publisher`, or `<subscription>/<managed resource group>`. */
   target: string;
@@ -80,6 +81,8 @@ const TITLES: Record<string, string> = {
   token: "token exchange works",
   "managed-app": "managed app has billing details and a plan",
   dimensions: "dimensions in the audit log are known",
+  "publisher-app-fic": "publisher app's federated credential matches exactly",
+  "publisher-app-token": "publisher app's token exchange works",
   unresolved: "every usage event sent has a known fate",
 };
 
@@ -292,6 +295,9 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
     });
   } else skip("test-assertion", "publisher", !signer ? "the key cannot sign" : "no JWKS");
 
+  // ---- the publisher app (central metering, reconciliation), checked like a customer's UAMI
+  if (config.publisher.app !== undefined) await _checkPublisherApp({ publisher, app: config.publisher.app as PublisherAppConfig, issuer, signer, run, options });
+
   // ---- customers
   const customers: Array<{ subscriptionId: string; managedResourceGroup: string; entry: unknown }> = [];
   for (const [sub, groups] of Object.entries(config.customers)) {
@@ -328,6 +334,41 @@ export function ficDifferences(fic: FederatedCredential, want: { issuer: string;
   return out;
 }
 
+async function _checkPublisherApp(o: { publisher: Publisher; app: PublisherAppConfig; issuer: string; signer: Signer | undefined; run: Run; options: DoctorOptions }): Promise<void> {
+  const { app, issuer, run } = o;
+  const rerun = `run 0-publisher-app --app-id ${app.appId} to add the credential as config.json says`;
+  await run("publisher-app-fic", "publisher", async () => {
+    const problems = publisherAppProblems(app);
+    if (problems.length) return broken(`config.json publisher.app: ${problems.join(", ")}`, rerun);
+    let fics;
+    try {
+      fics = await listPublisherAppCredentials({ objectId: app.objectId, ...(o.options.azRest ? { rest: o.options.azRest } : {}) });
+    } catch (error) {
+      return broken(String((error as Error).message).split("\n")[0], `the signed-in user must be able to read app ${app.appId} in tenant ${app.tenantId} (Microsoft Graph through az); ${rerun}`);
+    }
+    const want = { issuer, subject: app.subject, audience: app.audience };
+    if (fics.length === 0) return broken(`app ${app.appId} has no federated credential (Entra answers AADSTS700211)`, rerun);
+    const diffs = fics.map((f) => ({ f, d: ficDifferences(f, want) }));
+    const exact = diffs.find((x) => x.d.length === 0);
+    if (exact) return { detail: `${exact.f.name} on app ${app.appId}: issuer, subject and audience identical to config` };
+    const closest = diffs.reduce((a, b) => (b.d.length < a.d.length ? b : a));
+    return broken(
+      `no federated credential of app ${app.appId} matches config exactly; closest ${JSON.stringify(closest.f.name)}: ${closest.d.join("; ")}`,
+      `Entra compares issuer, subject and audience byte for byte; ${rerun}`,
+    );
+  });
+  if (!o.signer) return;
+  await run("publisher-app-token", "publisher", async () => {
+    try {
+      const token = await o.publisher.publisherApp(app).getToken();
+      return { detail: `Entra issued a metering token for appid ${String(token.claims.appid ?? app.appId)} in tenant ${String(token.claims.tid ?? app.tenantId)}` };
+    } catch (error) {
+      const e = error as { message?: string; aadsts?: number };
+      return broken(String(e.message), e.aadsts ? "see the AADSTS explanation above" : "check AZURE_AUTHORITY_HOST and the network to Entra");
+    }
+  });
+}
+
 async function _checkCustomer(o: {
   subscriptionId: string;
   managedResourceGroup: string;
@@ -347,7 +388,7 @@ async function _checkCustomer(o: {
   const ok = await run("customer-config", target, () => {
     const problems = customerProblems(o.entry, `customers.${subscriptionId}.${managedResourceGroup}`);
     if (problems.length) return broken(problems.join("; "), reconnect);
-    return { detail: "UAMI, tenant, subject, audience, billing ids and plan recorded" };
+    return { detail: o.entry && (o.entry as CustomerConfig).billingOnly === true ? "billing ids and plan recorded (billing only: billed as the publisher app)" : "UAMI, tenant, subject, audience, billing ids and plan recorded" };
   });
   if (!ok) {
     for (const id of ["uami", "fic", "token", "managed-app", "dimensions"]) skip(id, target, "incomplete customer entry");
@@ -359,7 +400,11 @@ async function _checkCustomer(o: {
     ? customer.uamiId
     : userAssignedIdentityId({ subscriptionId, resourceGroup: managedResourceGroup, name: customer.uamiName });
 
-  const uami = await run("uami", target, async () => {
+  // Connected for billing only (1-connect-customer --billing-only): no identity in the MRG to check.
+  const billingOnly = customer.billingOnly === true;
+  const BILLING_ONLY = "connected for billing only: no UAMI; billed as the publisher app (2-emit-meter --as publisher-app)";
+  if (billingOnly) skip("uami", target, BILLING_ONLY);
+  const uami = billingOnly ? undefined : await run("uami", target, async () => {
     const found = await getUserAssignedIdentity({ id: uamiId, ...arm });
     if (!found) return broken(`${uamiId} does not exist (Entra answers AADSTS700016)`, reconnect);
     const stale: string[] = [];
@@ -383,9 +428,10 @@ async function _checkCustomer(o: {
         `Entra compares issuer, subject and audience byte for byte; ${reconnect} to write them as config.json says (issuer ${idp.issuer}, subject ${JSON.stringify(customer.subject)}, audience ${customer.audience})`,
       );
     });
-  } else skip("fic", target, "no managed identity");
+  } else skip("fic", target, billingOnly ? BILLING_ONLY : "no managed identity");
 
-  if (o.signer) {
+  if (billingOnly) skip("token", target, BILLING_ONLY);
+  else if (o.signer) {
     await run("token", target, async () => {
       try {
         const token = await o.publisher.session({ subscriptionId, managedResourceGroup }, customer).getToken();

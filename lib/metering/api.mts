@@ -219,6 +219,41 @@ interface _RawResponse {
   correlationId?: string;
 }
 
+/** One row of GET /api/usageEvents: per UTC day, resource, dimension and plan (docs/azure-behaviour.md §1.6). */
+export interface UsageReportRow {
+  usageDate: string;
+  usageResourceId: string;
+  dimension: string;
+  planId: string;
+  offerId?: string;
+  azureSubscriptionId?: string;
+  reconStatus: string;
+  submittedQuantity: number;
+  processedQuantity?: number;
+  submittedCount: number;
+  [field: string]: unknown;
+}
+
+/** The query of GET /api/usageEvents; dates `YYYY-MM-DD` (UTC days, the end inclusive). */
+export interface UsageReportQuery {
+  usageStartDate: string;
+  usageEndDate?: string;
+  azureSubscriptionId?: string;
+  offerId?: string;
+  planId?: string;
+  dimension?: string;
+  reconStatus?: string;
+}
+
+/** Reads the API's usage back (reconciliation). */
+export interface UsageReportClient {
+  /**
+   * GET /api/usageEvents (the publisher app's token only): the API's per-day figures. Throws
+   * MeteringApiError for any answer but 200 (403: not the offer's publisher app) or no answer.
+   */
+  listUsageEvents(options: { accessToken: string; query: UsageReportQuery }): Promise<UsageReportRow[]>;
+}
+
 /** Sends usage events over one pipeline and one HTTP client (connections are reused). */
 export interface MeteringClient {
   /** The request for one event, or for a batch when `events` is given, as this client sends it. Pure. */
@@ -242,7 +277,7 @@ export interface MeteringClient {
  * const outcome = await client.submitUsageEvent({ event, accessToken });
  * if (outcome.status === "Duplicate") console.log(outcome.original);
  */
-export async function createMeteringClient(options: MeteringClientOptions): Promise<MeteringClient> {
+export async function createMeteringClient(options: MeteringClientOptions): Promise<MeteringClient & UsageReportClient> {
   const rp = await import("@azure/core-rest-pipeline");
   const { createHttpPipeline, deadline } = await import("../core/http.mts");
   const baseUrl = options.settings.meteringApiBaseUrl;
@@ -287,7 +322,47 @@ export async function createMeteringClient(options: MeteringClientOptions): Prom
     };
   }
 
+  async function listUsageEvents(o: { accessToken: string; query: UsageReportQuery }): Promise<UsageReportRow[]> {
+    const url = new URL(`${baseUrl.replace(/\/+$/, "")}/api/usageEvents`);
+    url.searchParams.set("api-version", METERING_API_VERSION);
+    const { usageEndDate, ...rest } = o.query;
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) url.searchParams.set(k, v);
+    // Spelled as the docs spell it, with a capital U.
+    if (usageEndDate !== undefined) url.searchParams.set("UsageEndDate", usageEndDate);
+    const requestId = randomUUID();
+    const limit = deadline(deadlineMs);
+    let response;
+    try {
+      response = await pipeline.sendRequest(httpClient, rp.createPipelineRequest({
+        url: url.toString(),
+        method: "GET",
+        headers: rp.createHttpHeaders({ accept: "application/json", "x-ms-requestid": requestId, "x-ms-correlationid": requestId, authorization: `Bearer ${o.accessToken}` }),
+        abortSignal: limit.signal,
+        allowInsecureConnection: options.allowInsecureConnection === true,
+      }));
+    } catch (cause) {
+      const e = cause as { code?: string; message?: string };
+      const reason = limit.expired ? `no answer within ${deadlineMs / 1000} s, retries included` : [e.code, String(e.message ?? cause).split("\n")[0]].filter(Boolean).join(" ");
+      throw new MeteringApiError(`Cannot read usage from the metering API at ${url.origin}: ${reason}`, { cause });
+    } finally {
+      limit.clear();
+    }
+    const body = _parseBody(response.bodyAsText);
+    if (response.status === 403 || response.status === 401) {
+      throw new MeteringApiError(
+        `Cannot read usage from the metering API: HTTP ${response.status}; only the Entra app of the offer's technical configuration in Partner Center may (run 0-publisher-app with that app id)`,
+        { httpStatus: response.status },
+      );
+    }
+    if (response.status !== 200 || !Array.isArray(body)) {
+      const detail = (body as any)?.details?.[0]?.message ?? (body as any)?.message ?? String(response.bodyAsText ?? "").slice(0, 200);
+      throw new MeteringApiError(`Cannot read usage from the metering API: HTTP ${response.status}${detail ? `: ${detail}` : ""} (request id ${requestId})`, { httpStatus: response.status });
+    }
+    return body as UsageReportRow[];
+  }
+
   return {
+    listUsageEvents,
     describe: (o) => describeUsageRequest({ ...o, baseUrl }),
     async submitUsageEvent(o) {
       const request = o.request ?? describeUsageRequest({ ...o, baseUrl, event: o.event });

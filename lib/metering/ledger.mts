@@ -178,6 +178,7 @@ export class Ledger {
       }
       return;
     }
+    if (op === "reconcile") return this.#settle(record);
     if (op !== "usageEvent" && op !== "batchUsageEvent" && op !== "usageEvent.intent" && op !== "batchUsageEvent.intent") return;
     const customer = record.customer as CustomerRef | undefined;
     if (!customer || typeof record.id !== "string") return;
@@ -222,6 +223,28 @@ export class Ledger {
         ...(sent?.input ? { input: sent.input } : {}),
       });
     }
+  }
+
+  /**
+   * A `reconcile` record (4-reconcile): the event is settled as billed (`accepted`, status
+   * Reconciled) or not billed (`failed`, status NotBilled). It settles only what the log did
+   * not know: an event already accepted or failed stays as it is.
+   */
+  #settle(record: AuditRecord): void {
+    const customer = record.customer as CustomerRef | undefined;
+    const event = record.event as UsageEvent | undefined;
+    const billed = record.settled === "billed";
+    if (!customer || !event || typeof event.effectiveStartTime !== "string" || Number.isNaN(Date.parse(event.effectiveStartTime))) return;
+    if (!billed && record.settled !== "notBilled") return;
+    if (!this.#keep(event)) return;
+    const key = usageKey(event);
+    const before = this.entries.get(key);
+    if (before && before.state !== "open" && before.state !== "unknown") return;
+    this.#set({
+      key, event: before?.event ?? event, customer: before?.customer ?? customer, time: record.time,
+      ...(billed ? { state: "accepted", status: "Reconciled", billedQuantity: (before?.event ?? event).quantity } : { state: "failed", status: "NotBilled" }),
+      ...(before?.input ? { input: before.input } : {}),
+    });
   }
 
   /**

@@ -23,6 +23,34 @@ export interface UsageRunContext {
   config: MeteringConfig;
   meteringClient(): Promise<MeteringClient>;
   session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
+  /** The publisher's Entra app (config publisher.app): one token for every customer (`as: "publisher-app"`). */
+  publisherApp?(): { getToken(): Promise<FederatedToken> };
+}
+
+/** Who signs in to send usage: each customer's UAMI (one token per customer), or the publisher app (one for all). */
+export type MeterAs = "uami" | "publisher-app";
+
+/** A token is taken again when it has less than this left (a long central run outlives one). */
+const CENTRAL_TOKEN_MARGIN_MS = 5 * 60_000;
+
+/**
+ * The publisher app's token, shared by every customer of a run: one assertion signed and one
+ * exchange however many customers are sent at once (concurrent callers wait for the same one).
+ */
+function _centralToken(source: { getToken(): Promise<FederatedToken> }): () => Promise<FederatedToken> {
+  let current: Promise<FederatedToken> | undefined;
+  // 0 while the request is pending: callers share it.
+  let expiresOnMs = 0;
+  return () => {
+    if (!current || (expiresOnMs > 0 && expiresOnMs - Date.now() < CENTRAL_TOKEN_MARGIN_MS)) {
+      const p = source.getToken();
+      current = p;
+      expiresOnMs = 0;
+      // A failed request is not kept: the next customer asks again.
+      p.then((t) => { if (current === p) expiresOnMs = t.expiresOnTimestamp; }, () => { if (current === p) current = undefined; });
+    }
+    return current;
+  };
 }
 import type { SubmissionProgress } from "./submission.mts";
 import type { AuditWriterStats } from "../audit/log.mts";
@@ -165,6 +193,8 @@ export interface UsageRunOptions {
   meters?: Meter[];
   onNote?: (text: string) => void;
   onProgress?: (progress: SubmissionProgress, total: number) => void;
+  /** Default `uami`. */
+  as?: MeterAs;
 }
 
 /** What a dry run would do: the plan, read under no lock, nothing signed, sent or written. */
@@ -253,6 +283,9 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         o.onNote?.(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
       } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s), ${concurrency} request(s) at a time`);
       const { runSubmission } = await import("./submission.mts");
+      const app = o.as === "publisher-app" ? publisher.publisherApp?.() : undefined;
+      if (o.as === "publisher-app" && !app) throw new UsageError("Cannot meter as the publisher app: this context has none");
+      const central = app ? _centralToken(app) : undefined;
       sent = await runSubmission({
         work: plan.work,
         config: publisher.config,
@@ -261,7 +294,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         mode: o.single ? "single" : "batch",
         concurrency,
         ...(run.input ? { input: run.input } : {}),
-        getToken: (customer, ref) => publisher.session(ref, customer).getToken(),
+        getToken: central ? () => central() : (customer, ref) => publisher.session(ref, customer).getToken(),
         onProgress: (p) => o.onProgress?.(p, plan.work.length),
         onAuditStats: (stats) => void (audit = stats),
       });

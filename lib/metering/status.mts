@@ -126,6 +126,19 @@ export const STATUSES = {
   Late: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
   /** A recurring charge (config.json meters) whose hour left the window with no event: it cannot be billed; reported once. */
   Missed: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Missed ${_what(f)}: ${f.message}` },
+  /**
+   * Settled by 4-reconcile: the API's figures for its day leave exactly one explanation, and in it
+   * this event (sent without a known fate) was billed. In the ledger only (a `reconcile` record).
+   */
+  Reconciled: {
+    source: "client", state: "accepted", ok: true, final: true, lineIs: "note",
+    line: (f) => `Reconciled: ${_what(f)} was billed (the API's figures for its day hold it)`,
+  },
+  /** Settled by 4-reconcile the other way: the API's figures leave no room for it; it was not billed. */
+  NotBilled: {
+    source: "client", state: "failed", ok: false, final: true, lineIs: "note",
+    line: (f) => `Not billed: ${_what(f)} (the API's figures for its day, reconciled, do not hold it)`,
+  },
   /** Not sent (no token, or the audit log could not record the intent); the next run sends it. */
   NotSent: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => f.message ?? "Cannot record the event: no token" },
 } as const satisfies Record<string, StatusMeaning>;

@@ -13,9 +13,10 @@ import { customerIdentity, type CustomerSession } from "../customers/session.mts
 import type { CustomerRef } from "../state/customers.mts";
 import type { AuditWriter } from "../audit/log.mts";
 import type { Exchange, ExchangeRecorder } from "../audit/records.mts";
-import type { CredentialFactory, FederatedIdentity, FederatedTokenSource } from "../identity/federation.mts";
+import type { CredentialFactory, FederatedIdentity, FederatedToken, FederatedTokenSource } from "../identity/federation.mts";
+import type { PublisherAppConfig } from "./app.mts";
 import type { Signer } from "../identity/signer.mts";
-import type { MeteringClient } from "../metering/api.mts";
+import type { MeteringClient, UsageReportClient } from "../metering/api.mts";
 import type { RestClient } from "../azure/rest.mts";
 import type { TokenCredential } from "@azure/identity";
 
@@ -78,10 +79,16 @@ export interface Publisher {
     tokenClaims: Record<string, unknown>;
     who: string;
   }>;
+  /**
+   * The publisher's Entra app (`app`, default config's publisher.app): tokens in the ISV tenant
+   * through the same issuer, signer and token source as the customers' UAMIs. ConfigMissingError
+   * (exit 2) when config has no publisher.app.
+   */
+  publisherApp(app?: PublisherAppConfig): PublisherAppSession;
   /** How many assertions this context signed (each one is a Key Vault call). */
   readonly assertionsSigned: number;
   /** The metering API client (one pipeline, connections reused). */
-  meteringClient(): Promise<MeteringClient>;
+  meteringClient(): Promise<MeteringClient & UsageReportClient>;
   /**
    * A data-plane REST client authenticated as `credential` for `scope`; every call it makes is
    * written to the audit log as an exchange record (redacted) by its pipeline's audit policy.
@@ -94,6 +101,13 @@ export interface Publisher {
   /** The audit log, opened for appending on first use. */
   audit(): Promise<AuditWriter>;
   close(): Promise<void>;
+}
+
+/** The publisher app as a token source (scope default: the metering API). */
+export interface PublisherAppSession {
+  readonly identity: FederatedIdentity;
+  readonly app: PublisherAppConfig;
+  getToken(scope?: string): Promise<FederatedToken>;
 }
 
 /** What every exchange record of one command carries besides the request and the answer. */
@@ -129,7 +143,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   let credential: Promise<TokenCredential> | undefined = options.credential ? Promise.resolve(options.credential) : undefined;
   const signers = new Map<string, Promise<Signer>>();
   let tokenSource: Promise<FederatedTokenSource> | undefined;
-  let metering: Promise<MeteringClient> | undefined;
+  let metering: Promise<MeteringClient & UsageReportClient> | undefined;
   let writer: Promise<AuditWriter> | undefined;
   // Client ids of connections made minutes ago: their token requests get the propagation retry.
   const fresh = new Set<string>();
@@ -224,6 +238,24 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       };
       sessions.set(key, session);
       return session;
+    },
+    publisherApp(given) {
+      const app = given ?? config.publisher.app as PublisherAppConfig | undefined;
+      if (!app?.appId) {
+        throw new ConfigMissingError(`Cannot sign in as the publisher app: ${paths.configPath} has no publisher.app (run 0-publisher-app first)`, { path: paths.configPath });
+      }
+      const identity: FederatedIdentity = { tenantId: app.tenantId, clientId: app.appId, subject: app.subject, audience: app.audience };
+      // A credential added minutes ago may be refused until Entra has it everywhere.
+      const isFresh = Date.now() - Date.parse(String(app.ficCreatedAt ?? "")) < FRESH_CONNECTION_MS;
+      if (isFresh && options.propagationRetry !== false) fresh.add(app.appId);
+      return {
+        identity,
+        app,
+        async getToken(scope?: string) {
+          const source = tokenSourceValue ??= await getTokenSource();
+          return source.getToken({ ...identity, ...(scope ? { scope } : {}) });
+        },
+      };
     },
     async dataPlaneIdentity(ref, o) {
       if (o.via === "list-tokens") {

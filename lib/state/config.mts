@@ -301,11 +301,14 @@ export function publishedKeysOf(idp: IdpConfig): IdpKey[] {
 export function customerProblems(customer: unknown, path: string): string[] {
   const p = new _Problems();
   if (!_isObject(customer)) return [`${path}: expected an object, got ${_short(customer)}`];
-  p.check(customer, "uamiClientId", path, isGuid, "expected a GUID");
-  p.check(customer, "tenantId", path, isGuid, "expected a GUID");
-  p.check(customer, "subject", path, _isNonEmptyString, "expected a string");
-  p.check(customer, "audience", path, _isNonEmptyString, "expected a string");
-  p.check(customer, "uamiName", path, _isNonEmptyString, "expected a string");
+  // Connected for billing only (1-connect-customer --billing-only): billing ids and plan, no UAMI.
+  if (customer.billingOnly !== true) {
+    p.check(customer, "uamiClientId", path, isGuid, "expected a GUID");
+    p.check(customer, "tenantId", path, isGuid, "expected a GUID");
+    p.check(customer, "subject", path, _isNonEmptyString, "expected a string");
+    p.check(customer, "audience", path, _isNonEmptyString, "expected a string");
+    p.check(customer, "uamiName", path, _isNonEmptyString, "expected a string");
+  }
   p.check(customer, "planName", path, _isNonEmptyString, "expected a string");
   const billing = p.object(customer, "billing", path);
   if (billing) {

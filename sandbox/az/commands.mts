@@ -30,6 +30,8 @@ import { QueryError, compileQuery, orderedObjects } from "./query.mts";
 export interface AzContext {
   /** ARM emulator base URL (https://127.0.0.1:port), trusted through the process's CA settings. */
   armEndpoint: string;
+  /** Microsoft Graph emulator base URL: `az rest` sends https://graph.microsoft.com/… there. */
+  graphEndpoint?: string;
   fetch: typeof fetch;
   /** A token of the signed-in ISV user for `resource`, in `tenantId` (default: the user's home tenant). */
   getUserToken(opts: { resource: string; tenantId?: string }): Promise<{ accessToken: string; expiresOnEpochS: number; tenantId: string }>;
@@ -63,6 +65,8 @@ const AZ_VERSION = "2.79.0";
 const RESOURCE_GRAPH_EXTENSION_VERSION = "2.1.1";
 /** The audience the stand-in uses for its own ARM calls. */
 const ARM_RESOURCE = "https://management.azure.com/";
+/** The resource az asks a token for when `az rest` calls Microsoft Graph (the cloud's microsoft_graph_resource_id). */
+const GRAPH_RESOURCE = "https://graph.microsoft.com/";
 /** What real az asks for when `get-access-token` gets no --resource/--scope (the cloud's AD resource id). */
 const DEFAULT_TOKEN_RESOURCE = "https://management.core.windows.net/";
 const RESOURCE_TYPES: Record<string, string> = {
@@ -669,6 +673,9 @@ async function _rest(a: Parsed, env: _Env): Promise<Output> {
   let url = (a.url as string).replaceAll("{subscriptionId}", account.subscriptionId);
   // The sandbox is a local Azure: Resource Manager's public host maps to the emulator.
   url = url.replace(/^https:\/\/management\.azure\.com(?=\/|$)/i, env.ctx.armEndpoint);
+  // So does Microsoft Graph's, for which real az derives the token's resource from the URL too.
+  const isGraph = /^https:\/\/graph\.microsoft\.com(?=\/|$)/i.test(url) && env.ctx.graphEndpoint !== undefined;
+  if (isGraph) url = url.replace(/^https:\/\/graph\.microsoft\.com/i, env.ctx.graphEndpoint!);
   if (!/^https?:\/\//i.test(url)) url = `${env.ctx.armEndpoint}${url.startsWith("/") ? "" : "/"}${url}`;
   const keyValues = (items: string[], what: string): Record<string, string> => {
     const out: Record<string, string> = {};
@@ -705,7 +712,7 @@ async function _rest(a: Parsed, env: _Env): Promise<Output> {
   }
   if (!a.skipAuthorizationHeader && !has("authorization")) {
     const isArm = target.origin === new URL(env.ctx.armEndpoint).origin;
-    const resource = (a.resource as string | undefined) ?? (isArm ? ARM_RESOURCE : undefined);
+    const resource = (a.resource as string | undefined) ?? (isArm ? ARM_RESOURCE : isGraph ? GRAPH_RESOURCE : undefined);
     if (resource) headers.Authorization = `Bearer ${await env.token(resource, account.tenantId)}`;
     else env.warn("Can't derive appropriate Azure AD resource from --url to acquire an access token. If access token is required, use --resource to specify the resource");
   }

@@ -22,7 +22,17 @@ export interface WorldSeed {
     managedIdentity?: { principalId: string; clientId: string; resourceId: string };
   };
   /** Marketplace offers: each plan declares its custom meter dimensions (Partner Center dimension ids). */
-  offers: Array<{ publisher: string; product: string; plans: Array<{ name: string; dimensions: string[] }> }>;
+  offers: Array<{
+    publisher: string;
+    product: string;
+    plans: Array<{ name: string; dimensions: string[] }>;
+    /**
+     * The offer's technical configuration in Partner Center: the publisher's Entra app (its
+     * tenant and app id). That app may call the metering API for every customer of the offer,
+     * and is the only caller of GET /api/usageEvents (docs/azure-behaviour.md §1.7).
+     */
+    technicalConfiguration?: { tenantId: string; appId: string; displayName?: string };
+  }>;
   customers: Array<{
     name: string;
     tenantId: string;
@@ -54,6 +64,8 @@ export interface WorldSummary {
     location: string;
     managedIdentity?: { principalId: string; clientId: string; resourceId: string };
   };
+  /** Each offer's technical configuration (the publisher app), when it has one. */
+  offers: Array<{ product: string; technicalConfiguration?: { tenantId: string; appId: string } }>;
   customers: Array<{
     name: string;
     tenantId: string;
@@ -90,6 +102,8 @@ export interface SandboxOptions {
     managedIdentityTokenLifetimeS: number;
     /** Lifetime of user tokens handed out by the az stand-in and the user sign-ins. */
     userTokenLifetimeS: number;
+    /** Lifetime of an app registration's client-credentials tokens (Entra: 60–90 min, unconfirmed → 3599 s). */
+    appTokenLifetimeS: number;
     /** Device code flow: the `interval` a client must wait between polls (Entra: 5 s). */
     deviceCodeIntervalS: number;
     /** Device code flow: how long a code lives (Entra: `expires_in` 900 s). */
@@ -133,6 +147,7 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
     singleUseJti: false,
     managedIdentityTokenLifetimeS: 86399,
     userTokenLifetimeS: 3599,
+    appTokenLifetimeS: 3599,
     deviceCodeIntervalS: 5,
     deviceCodeLifetimeS: 900,
     refreshTokenLifetimeS: 90 * 86400,
@@ -686,6 +701,10 @@ export class SandboxState {
         location: seed.isv.location,
         ...(seed.isv.managedIdentity ? { managedIdentity: { ...seed.isv.managedIdentity } } : {}),
       },
+      offers: seed.offers.map((o) => ({
+        product: o.product,
+        ...(o.technicalConfiguration ? { technicalConfiguration: { tenantId: o.technicalConfiguration.tenantId, appId: o.technicalConfiguration.appId } } : {}),
+      })),
       customers: seed.customers.map((c) => ({
         name: c.name,
         tenantId: c.tenantId,

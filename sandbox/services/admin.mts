@@ -5,6 +5,8 @@ import { mergeOptions, scopeContains } from "../core/state.mts";
 import type { SandboxContext } from "../core/context.mts";
 import { vaultStore } from "./keyvault/store.mts";
 import { listAcceptedEvents } from "./metering/usage.mts";
+import { readReportOverride, reportOverrides } from "./metering/report.mts";
+import { appDirectory } from "./entra/applications.mts";
 import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";
 
 /** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */
@@ -77,6 +79,7 @@ export function createAzContext(ctx: SandboxContext) {
   };
   return {
     armEndpoint: ctx.endpoints.arm,
+    graphEndpoint: ctx.endpoints.graph,
     fetch: globalThis.fetch.bind(globalThis),
     async getUserToken(o: { resource: string; tenantId?: string }) {
       const tenantId = o.tenantId ?? state.seed.isv.tenantId;
@@ -126,6 +129,32 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
     routes: [
       { method: "GET", path: "/world", handler: () => json(state.summary()) },
       { method: "GET", path: "/metering/events", handler: () => json(listAcceptedEvents(state)) },
+      { method: "GET", path: "/metering/report-overrides", handler: () => json(reportOverrides(state)) },
+      {
+        // Makes GET /api/usageEvents report other figures for a day's row than were sent (or a row nobody sent).
+        method: "POST", path: "/metering/report-overrides", handler: (c) => {
+          const body = parseJsonBody<unknown>(c, bad);
+          const list = guard(() => (Array.isArray(body) ? body : [body]).map(readReportOverride));
+          reportOverrides(state).push(...list);
+          return json(list, 201);
+        },
+      },
+      {
+        method: "DELETE", path: "/metering/report-overrides", handler: () => {
+          reportOverrides(state).length = 0;
+          return { status: 204 };
+        },
+      },
+      {
+        // App registrations with their federated credentials, and service principals (Entra's directory).
+        method: "GET", path: "/entra/applications", handler: () => {
+          const dir = appDirectory(state);
+          return json({
+            applications: dir.list().map((a) => ({ ...a, fics: a.fics.map((f) => ({ ...f, createdAt: new Date(f.createdAtMs).toISOString() })) })),
+            servicePrincipals: [...dir.servicePrincipals.values()],
+          });
+        },
+      },
       { method: "GET", path: "/requests", handler: () => json(obs.counters) },
       {
         method: "DELETE", path: "/requests", handler: () => {
@@ -240,6 +269,7 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
           const { runAz } = await import("../az/commands.mts");
           azContext ??= createAzContext(ctx);
           azContext.armEndpoint = ctx.endpoints.arm;
+          azContext.graphEndpoint = ctx.endpoints.graph;
           const result = await runAz(
             { argv: body.argv as string[], cwd: body.cwd, stdin: typeof body.stdin === "string" ? body.stdin : undefined },
             azContext,

@@ -49,6 +49,15 @@ async function tokenOf(who: Identity, o: { audience?: string; lifetimeS?: number
   return token;
 }
 
+/** The offer's publisher app (its technical configuration), or another app of the ISV tenant. */
+const publisherApp = sb.world.offers[0].technicalConfiguration!;
+async function appToken(appId = publisherApp.appId, tenantId = publisherApp.tenantId): Promise<string> {
+  const { token } = await sb.tokens.issue({
+    tenantId, audience: METERING_AUDIENCE, objectId: randomUUID(), appId, idtyp: "app", lifetimeS: 3599, grant: "test",
+  });
+  return token;
+}
+
 /** A seeded customer with a UAMI created after purchase in its MRG. */
 function seededCustomer(c: typeof fabrikam): Customer {
   const mrgId = `/subscriptions/${c.subscriptionId}/resourceGroups/${c.managedResourceGroup}`;
@@ -550,6 +559,20 @@ Auth("accepts the app's own system-assigned identity (a listTokens token)", asyn
   assert.is(res.status, 200, res.text);
 });
 
+Auth("accepts the offer's publisher app for every customer; refuses another app, and the right app id from another tenant", async () => {
+  const fab = seededCustomer(fabrikam);
+  const tail = seededCustomer(tailwind);
+  const token = await appToken();
+  assert.is((await single(fab, usage(fab, { effectiveStartTime: at(12) }), token)).status, 200);
+  const both = await batch(tail, [usage(fab, { dimension: fab.dims[1], effectiveStartTime: at(12) }), usage(tail, { dimension: "premium-support", effectiveStartTime: at(12) })], token);
+  assert.equal(both.json.result.map((r: { status: string }) => r.status), ["Accepted", "Accepted"]);
+  for (const other of [await appToken(randomUUID()), await appToken(publisherApp.appId, fabrikam.tenantId)]) {
+    const res = await single(fab, usage(fab, { effectiveStartTime: at(13) }), other);
+    assert.is(res.status, 403);
+    assert.is(res.text, "");
+  }
+});
+
 Auth.run();
 
 // ================================================================ protocol
@@ -654,8 +677,8 @@ Report.before(async () => {
   }
 });
 
-async function report(query: Record<string, string>, who: Customer = silver): Promise<Answer> {
-  return await call("GET", "/api/usageEvents", { token: await tokenOf(who.uami), query });
+async function report(query: Record<string, string>, token?: string): Promise<Answer> {
+  return await call("GET", "/api/usageEvents", { token: token ?? await appToken(), query });
 }
 
 const row = (c: Customer, day: number, dimension: string, submittedQuantity: number, submittedCount: number) => ({
@@ -695,8 +718,8 @@ Report("takes UsageEndDate (capital U) as inclusive and usageStartDate as the fi
   assert.is((await report({ ...sub, usageStartDate: dateOnly(day1 - 2 * DAY_MS), UsageEndDate: dateOnly(day1 - DAY_MS) })).json.length, 0);
 });
 
-Report("shows the events of the caller's publisher across customers", async () => {
-  const res = await report({ usageStartDate: dateOnly(day1), azureSubscriptionId: gold.subscriptionId }, silver);
+Report("shows the publisher app the events of every customer of its offer", async () => {
+  const res = await report({ usageStartDate: dateOnly(day1), azureSubscriptionId: gold.subscriptionId });
   assert.equal(res.json, [row(gold, day2, "premium-support", 7, 1)]);
 });
 
@@ -711,11 +734,37 @@ Report("requires usageStartDate and a valid date", async () => {
   assert.is(badStatus.status, 400);
 });
 
-Report("refuses a caller that may bill no app", async () => {
+Report("refuses every caller but the publisher app: a UAMI that may bill, another app, a stray identity", async () => {
   const stray = addUami(`/subscriptions/${randomUUID()}/resourceGroups/elsewhere`, fabrikam.tenantId);
-  const res = await call("GET", "/api/usageEvents", { token: await tokenOf(stray), query: { usageStartDate: dateOnly(day1) } });
-  assert.is(res.status, 403);
-  assert.is(res.text, "");
+  for (const token of [await tokenOf(silver.uami), await appToken(randomUUID()), await tokenOf(stray)]) {
+    const res = await report({ usageStartDate: dateOnly(day1) }, token);
+    assert.is(res.status, 403);
+    assert.is(res.text, "");
+  }
+});
+
+Report("admin overrides make a day disagree: Mismatch, an event missing at Microsoft, a row nobody here sent", async () => {
+  const sub = { usageStartDate: dateOnly(day1), UsageEndDate: dateOnly(day1), azureSubscriptionId: silver.subscriptionId };
+  try {
+    await admin(sb, "POST", "/metering/report-overrides", [
+      { usageDate: dateOnly(day1), resourceId: silver.resourceUsageId, dimension: "cpu-hours", reconStatus: "Mismatch", processedQuantity: 4 },
+      { usageDate: dateOnly(day1), resourceId: silver.resourceUsageId, dimension: "storage-gb", submittedCount: 0, submittedQuantity: 0 },
+      { usageDate: dateOnly(day1), resourceId: silver.resourceUsageId, dimension: "api-calls", submittedCount: 1, submittedQuantity: 9 },
+    ]);
+    const res = await report(sub);
+    assert.equal(res.json, [
+      { ...row(silver, day1, "api-calls", 9, 1) },
+      { ...row(silver, day1, "cpu-hours", 5, 2), reconStatus: "Mismatch", processedQuantity: 4 },
+    ]);
+    assert.equal((await report({ ...sub, reconStatus: "Mismatch" })).json.map((r: { dimension: string }) => r.dimension), ["cpu-hours"]);
+    // What was accepted is unchanged: the overrides change only what the report says.
+    assert.is((await acceptedEvents()).filter((e) => e.resourceId === silver.resourceUsageId && e.dimension === "storage-gb").length, 1);
+    const refused = await fetch(`${sb.endpoints.admin}/metering/report-overrides`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ usageDate: "yesterday" }) });
+    assert.is(refused.status, 400);
+  } finally {
+    await admin(sb, "DELETE", "/metering/report-overrides");
+  }
+  assert.is((await report(sub)).json.length, 2);
 });
 
 Report.run();
@@ -734,7 +783,8 @@ async function validRequest(c: Customer, route: string, effectiveStartTime: stri
   const token = await tokenOf(c.uami);
   if (route === "/api/usageEvent") return await call("POST", route, { token, body: usage(c, { effectiveStartTime }) });
   if (route === "/api/batchUsageEvent") return await call("POST", route, { token, body: { request: [usage(c, { dimension: c.dims[1], effectiveStartTime })] } });
-  return await call("GET", route, { token, query: { usageStartDate: "2020-01-01" } });
+  // Only the publisher app reads usage.
+  return await call("GET", route, { token: await appToken(), query: { usageStartDate: "2020-01-01" } });
 }
 
 Faults("an injected 429 carries Retry-After and a JSON body, a 503 follows, then each route answers normally", async () => {

@@ -37,6 +37,11 @@ const AADSTS = {
     status: 400, error: "unauthorized_client",
     message: (clientId: string, tenantName: string) => `Application with identifier '${clientId}' was not found in the directory '${tenantName}'. ${WRONG_TENANT_HINT}`,
   },
+  // The text as Entra writes it for an app without a service principal in the tenant (unconfirmed HTTP status → 400).
+  7000229: {
+    status: 400, error: "invalid_client",
+    message: (clientId: string, tenantId: string) => `The client application ${clientId} is missing service principal in the tenant ${tenantId}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119`,
+  },
   7000215: {
     status: 401, error: "invalid_client",
     message: (clientId: string) => `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,

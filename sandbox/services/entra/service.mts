@@ -8,6 +8,7 @@ import type { ArmResource, Tenant } from "../../core/state.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { AadstsError, MIN_RSA_MODULUS_BITS, aadsts, correlationIdOf, errorBody, errorReply, traceHeaders } from "./aadsts.mts";
 import { GRANT_DEVICE_CODE, USER_GRANTS, createUserSignIn } from "./user-signin.mts";
+import { appDirectory } from "./applications.mts";
 
 // ---------------------------------------------------------------- constants
 
@@ -267,18 +268,23 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     return new URLSearchParams(rc.text());
   };
 
-  const matchFederatedCredential = (identity: ArmResource, iss: string, sub: string, aud: string[]): ArmResource => {
-    const fics = state.federatedCredentialsOf(identity.id);
-    const byIssuer = fics.filter((f) => f.properties.issuer === iss);
+  /** A UAMI's FICs (ARM resources) or an app registration's (Graph objects), in one shape. */
+  type Fic = { issuer: unknown; subject: unknown; audiences: unknown; createdAtMs: number };
+  const uamiFics = (identity: ArmResource): Fic[] =>
+    state.federatedCredentialsOf(identity.id).map((f) => ({ ...f.properties, createdAtMs: f.createdAtMs }) as Fic);
+
+  // The same rules for both (docs/azure-behaviour.md §2.2): exact, case-sensitive, issuer → audience → subject.
+  const matchFederatedCredential = (fics: Fic[], iss: string, sub: string, aud: string[]): Fic => {
+    const byIssuer = fics.filter((f) => f.issuer === iss);
     if (byIssuer.length === 0) throw aadsts(700211, iss);
     const byAudience = byIssuer.filter((f) => {
-      const audiences = f.properties.audiences;
+      const audiences = f.audiences;
       return Array.isArray(audiences) && aud.includes(String(audiences[0]));
     });
     if (byAudience.length === 0) throw aadsts(700212, aud.join(","));
-    const match = byAudience.find((f) => f.properties.subject === sub);
+    const match = byAudience.find((f) => f.subject === sub);
     if (match) return match;
-    if (byAudience.some((f) => String(f.properties.subject ?? "").toLowerCase() === sub.toLowerCase())) throw aadsts(7002138, sub);
+    if (byAudience.some((f) => String(f.subject ?? "").toLowerCase() === sub.toLowerCase())) throw aadsts(7002138, sub);
     if (state.options.entra.legacyMismatchError) throw aadsts(70021, iss, sub, aud.join(","));
     throw aadsts(700213, sub);
   };
@@ -313,9 +319,14 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     const tenant = findTenant(rc.params.tenant);
     if (!tenant) throw aadsts(90002, rc.params.tenant);
     const clientId = field("client_id");
-    const identity = state.findIdentityByClientId(clientId);
-    const identityTenant = String(identity?.properties.tenantId ?? identity?.tenantId ?? "").toLowerCase();
-    if (!identity || identityTenant !== tenant.tenantId.toLowerCase()) throw aadsts(700016, clientId, tenant.displayName);
+    // The client is a UAMI of the tenant, or an app registration with a service principal in it.
+    const uami = state.findIdentityByClientId(clientId);
+    const identityTenant = String(uami?.properties.tenantId ?? uami?.tenantId ?? "").toLowerCase();
+    const identity = uami && identityTenant === tenant.tenantId.toLowerCase() ? uami : undefined;
+    const app = identity ? undefined : appDirectory(state).byAppId(clientId, tenant.tenantId);
+    if (!identity && !app) throw aadsts(700016, clientId, tenant.displayName);
+    const servicePrincipal = app ? appDirectory(state).servicePrincipalOf(app.appId, tenant.tenantId) : undefined;
+    if (app && !servicePrincipal) throw aadsts(7000229, clientId, tenant.tenantId);
     if (!KNOWN_RESOURCE_SET.has(_normResource(resource))) throw aadsts(500011, resource, tenant.displayName);
     // A managed identity has no secrets: only the federated assertion can authenticate it.
     if (!assertion) throw aadsts(7000215, clientId);
@@ -345,7 +356,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     // 4. A federated credential of the identity matches issuer, audience and subject exactly.
     const sub = typeof claims.sub === "string" ? claims.sub : "";
     const aud = (Array.isArray(claims.aud) ? claims.aud : [claims.aud ?? ""]).map(String);
-    const fic = matchFederatedCredential(identity, iss, sub, aud);
+    const fic = matchFederatedCredential(identity ? uamiFics(identity) : app!.fics, iss, sub, aud);
     if (state.now() - fic.createdAtMs < opts.ficPropagationDelayMs) throw aadsts(70021, iss, sub, aud.join(","));
 
     // 5. The issuer's discovery document and JWKS.
@@ -379,16 +390,16 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       usedJtis.set(key, exp);
     }
 
-    // 8. The managed identity's access token.
+    // 8. The access token: the managed identity's, or the app's (oid = its service principal).
     const { token: accessToken, claims: issued } = await tokens.issue({
       tenantId: tenant.tenantId,
       audience: resource,
-      objectId: String(identity.properties.principalId ?? ""),
-      appId: String(identity.properties.clientId ?? clientId),
+      objectId: identity ? String(identity.properties.principalId ?? "") : servicePrincipal!.id,
+      appId: identity ? String(identity.properties.clientId ?? clientId) : app!.appId,
       idtyp: "app",
-      lifetimeS: opts.managedIdentityTokenLifetimeS,
+      lifetimeS: identity ? opts.managedIdentityTokenLifetimeS : opts.appTokenLifetimeS,
       grant: "client_assertion",
-      extraClaims: { xms_mirid: identity.id },
+      ...(identity ? { extraClaims: { xms_mirid: identity.id } } : {}),
       assertion: { iss, sub, kid },
     });
     const expiresIn = Number(issued.exp) - Math.floor(state.now() / 1000);

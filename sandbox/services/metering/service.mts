@@ -6,7 +6,7 @@ import { HttpReplyError, type Reply, type Route, type RouteContext, type Service
 import { BearerError } from "../../core/tokens.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { queryParam, usageReport } from "./report.mts";
-import { callerMayBill, formatMessageTime, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
+import { formatMessageTime, isAnyPublisherApp, isPublisherAppOf, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
 import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./wire.mts";
 
 const API_VERSION = "2018-08-31";
@@ -121,17 +121,17 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
   const getUsageEvents = async (c: RouteContext): Promise<Reply> => {
     _requireApiVersion(c);
     const claims = await authenticate(c);
-    // The real API answers per publisher. A caller sees the events of every app whose offer's
-    // publisher also publishes an app the caller may bill (its own MRG's app); anyone else is refused.
-    const mine = state.managedApps().filter((a) => callerMayBill(state, a, claims));
-    if (mine.length === 0) _reject(empty(403));
-    const publishers = new Set(mine.map((a) => String((a.plan as { publisher?: string } | undefined)?.publisher ?? "")));
-    const visible = listAcceptedEvents(state).filter((e) => {
-      const app = state.getResource(e.resourceUri);
-      return app !== undefined && publishers.has(String((app.plan as { publisher?: string } | undefined)?.publisher ?? ""));
-    });
+    // Only the publisher app of an offer's technical configuration may read it (the 403 names "a
+    // different Azure AD App ID", docs/azure-behaviour.md §1.6); it sees the events of that offer's apps.
+    // A managed identity, even one that may bill, is refused (unconfirmed → refused).
+    const mayRead = (appId: string) => {
+      const app = state.getResource(appId);
+      return app !== undefined && isPublisherAppOf(state, app, claims);
+    };
+    if (!isAnyPublisherApp(state, claims)) _reject(empty(403));
+    const visible = listAcceptedEvents(state).filter((e) => mayRead(e.resourceUri));
     try {
-      return json(200, usageReport(state, visible, c.url));
+      return json(200, usageReport(state, visible, c.url, mayRead));
     } catch (err) {
       if (err instanceof UsageInputError) return badArgument([{ message: err.message, target: err.target }]);
       throw err;

@@ -103,6 +103,7 @@ const lower = (v: unknown): string => (typeof v === "string" ? v.toLowerCase() :
  * of a resource inside the MRG (`xms_mirid` names it). Created after purchase counts too (the original tool's).
  */
 export function callerMayBill(state: SandboxState, app: ArmResource, claims: CallerClaims): boolean {
+  if (isPublisherAppOf(state, app, claims)) return true;
   const mrg = String(app.properties.managedResourceGroupId ?? "");
   if (!mrg) return false;
   const oid = lower(claims.oid);
@@ -118,6 +119,32 @@ export function callerMayBill(state: SandboxState, app: ArmResource, claims: Cal
     return lower((holder?.identity as { principalId?: string } | undefined)?.principalId) === oid;
   }
   return false;
+}
+
+/** The technical configuration (publisher app) of the offer a managed app was bought from, if the world gives one. */
+export function technicalConfigurationOf(state: SandboxState, app: ArmResource): { tenantId: string; appId: string } | undefined {
+  const plan = (app.plan ?? {}) as { product?: string; publisher?: string };
+  const offer = state.seed.offers.find((o) => o.product === plan.product && (plan.publisher === undefined || o.publisher === plan.publisher));
+  return offer?.technicalConfiguration;
+}
+
+/**
+ * Whether the token is the publisher app of the app's offer (docs/azure-behaviour.md §1.7:
+ * the Entra app in the offer's technical configuration, its token from that tenant). Any other
+ * app is refused like any caller that may not bill (403).
+ */
+export function isPublisherAppOf(state: SandboxState, app: ArmResource, claims: CallerClaims): boolean {
+  const tc = technicalConfigurationOf(state, app);
+  return tc !== undefined && _isApp(tc, claims);
+}
+
+/** Whether the token is the publisher app of any offer of the world. */
+export function isAnyPublisherApp(state: SandboxState, claims: CallerClaims): boolean {
+  return state.seed.offers.some((o) => o.technicalConfiguration !== undefined && _isApp(o.technicalConfiguration, claims));
+}
+
+function _isApp(tc: { tenantId: string; appId: string }, claims: CallerClaims): boolean {
+  return lower(claims.appid ?? claims.azp) === lower(tc.appId) && lower(claims.tid) === lower(tc.tenantId) && claims.idtyp === "app";
 }
 
 // ---------------------------------------------------------------- the checks
