@@ -96,8 +96,9 @@ Options:
   --notify URL        when the run leaves something for a person (events refused, of unknown
                       fate, or open with their hour leaving the API's window within
                       --warn-before), POST a JSON summary to this webhook (a Teams or Slack
-                      incoming webhook, a Logic App); a failed notification is exit 1, and
-                      never undoes billing. The body is in the README ("Raising the alarm")
+                      incoming webhook, a Logic App; default: config.json notify.url); a
+                      failed notification is exit 1, and never undoes billing. The body is
+                      in the README ("Raising the alarm")
   --warn-before DUR   how close to leaving the 24-hour window an open event counts as needing
                       a person: 3h (default), 90m, 1h30m
   --dry-run           show what would be sent; sign nothing, send nothing, write nothing
@@ -180,6 +181,7 @@ function main(args: string[]): Promise<number> {
         progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
       return await usePublisher({ onPropagationRetry }, async (publisher) => {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
+        const webhook = notifyUrl ?? configuredWebhook(publisher.config);
         const { aggregated } = read;
         if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
         const late = read.aggregated ? { policy: (values.late ?? "reject") as LatePolicy, linesOf: read.linesOf } : undefined;
@@ -209,7 +211,7 @@ function main(args: string[]): Promise<number> {
         bar?.done();
         const { reports, counts, ok } = result;
         const attention = attentionOfRun({ reports, skipped: problems, now: Date.now(), warnBeforeMs });
-        const notified = await raiseAlarm(attention, { url: notifyUrl, publisher });
+        const notified = await raiseAlarm(attention, { url: webhook, publisher });
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
@@ -267,6 +269,12 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
  * Says on stderr what the run leaves for a person, and posts it to the webhook when there is
  * anything. Returns false when the notification failed (said in one line; billing stands).
  */
+/** config.json `notify.url`: the webhook when --notify is not given; a bad one is a usage error (exit 2) before anything is sent. */
+function configuredWebhook(config: Publisher["config"]): URL | undefined {
+  const url = (config.notify as { url?: unknown } | undefined)?.url;
+  return url === undefined ? undefined : parseWebhookUrl(String(url), "config.json notify.url");
+}
+
 async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publisher: Publisher }): Promise<boolean> {
   if (!attention.needsPerson) return true;
   const body = notificationBody(attention, { time: new Date(), host: hostname(), dataDir: o.publisher.paths.dataDir });

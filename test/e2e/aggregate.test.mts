@@ -12,7 +12,7 @@ import { describe, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { hourBack, isoHour } from "../helpers/hours.mts";
 
-const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({ customers: 8, dimensions: 4 });
+const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({ customers: 50, dimensions: 4 });
 const HOURS = [hourBack(3), hourBack(2), hourBack(1)];
 const meteringCalls = async () => Object.values((await counters()).metering ?? {}).reduce((a, b) => a + b, 0);
 const file = async (name: string, text: string) => {
@@ -21,10 +21,10 @@ const file = async (name: string, text: string) => {
   return path;
 };
 
-// 24,000 raw records: quantities in hundredths (0.01 … 9.99, the decimals a double cannot add
+// 100,000 raw records for 50 customers: quantities in hundredths (0.01 … 9.99, the decimals a double cannot add
 // exactly), at a pseudo-random second of one of three hours, in a shuffled order; half of the
 // customer ids upper-cased. The expected sums are exact integers of hundredths.
-const RECORDS = 24_000;
+const RECORDS = 100_000;
 const expected = new Map<string, number>();
 const lines = ["subscription,managed-resource-group,dimension,quantity,effective-start-time"];
 let seed = 12345;
@@ -44,7 +44,7 @@ const RAW = `${lines.join("\n")}\n`;
 
 const A = suite("2-emit-meter --file --aggregate");
 
-A("24,000 raw records become one event per customer, dimension and hour, each exactly the raw sum", async () => {
+A("100,000 raw records become one event per customer, dimension and hour, each exactly the raw sum", async () => {
   const r = await runScript("2-emit-meter.mts", ["--file", await file("raw.csv", RAW), "--aggregate", "--json"], { env });
   assert.is(r.code, 0, describe(r));
   const report = JSON.parse(r.stdout);

@@ -2,7 +2,7 @@
 // posted to only when the run leaves something for a person, with the documented body; a
 // webhook that cannot be reached is exit 1 and leaves billing as it was; bad options refused.
 import { createServer } from "node:net";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -111,6 +111,26 @@ N("doctor --usage: the ledger's refused events still in the window (exit 1, noth
   const empty = await runScript("doctor.mts", ["--usage"], { env: { ...env, METERING_DATA_DIR: join(dataDir, "..", "empty-data") } });
   assert.is(empty.code, 0, describe(empty));
   assert.match(empty.stdout, /Nothing needs a person/);
+});
+
+N("config.json notify.url is the webhook without --notify; a bad one is exit 2 before anything is sent", async () => {
+  const configPath = join(dataDir, "config.json");
+  const saved = await readFile(configPath, "utf8");
+  try {
+    await writeFile(configPath, JSON.stringify({ ...JSON.parse(saved), notify: { url: hook("configured") } }));
+    const r = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, await hoursAgoOf(hourBack(5)), "cpu-hourz", "1"], { env });
+    assert.is(r.code, 1, describe(r));
+    assert.equal((await received("configured")).map((p) => p.body.counts), [{ failed: 1, unknown: 0, expiring: 0, skipped: 0 }]);
+    await writeFile(configPath, JSON.stringify({ ...JSON.parse(saved), notify: { url: "mailto:ops@example.com" } }));
+    await admin(sb, "DELETE", "/requests");
+    const bad = await runScript("2-emit-meter.mts", [c2.subscriptionId, c2.managedResourceGroup, "1", c2.dimensions[2], "1"], { env });
+    assert.is(bad.code, 2, describe(bad));
+    assert.match(bad.stderr, /Cannot use config\.json notify\.url "mailto:ops@example\.com": a webhook is an http\(s\) URL/);
+    const { admin: _self, ...services } = await admin<Record<string, Record<string, number>>>(sb, "GET", "/requests");
+    assert.is(services.metering, undefined, "nothing sent");
+  } finally {
+    await writeFile(configPath, saved);
+  }
 });
 
 N("bad --notify or --warn-before: one line, exit 2, nothing sent", async () => {

@@ -90,7 +90,7 @@ Deploy("PUT answers 201 Accepted with Azure-AsyncOperation; the deployment runs,
   const d = (await arm("GET", `${deployments}/isv-setup?${API}`)).json;
   assert.is(d.properties.provisioningState, "Succeeded", JSON.stringify(d.properties.error));
   const vaultName = d.properties.outputs.keyVaultName.value as string;
-  assert.equal(Object.keys(d.properties.outputs).sort(), ["blobEndpoint", "containerName", "keyUri", "keyUriWithVersion", "keyVaultName", "keyVaultUri", "storageAccountName"]);
+  assert.equal(Object.keys(d.properties.outputs).sort(), ["blobEndpoint", "containerName", "keyUri", "keyUriWithVersion", "keyVaultName", "keyVaultUri", "storageAccountName", "webEndpoint"]);
   assert.is(d.properties.outputs.containerName.type, "String");
   assert.match(d.properties.outputs.keyVaultUri.value, /^https:\/\/127\.0\.0\.1:\d+\/$/);
   assert.match(d.properties.outputs.keyUriWithVersion.value, /\/keys\/idpkey\/[0-9a-f]{32}$/);

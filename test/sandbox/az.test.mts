@@ -168,7 +168,7 @@ function startFakeArm(): Promise<{ server: Server; url: string; requests: Record
       const props: Record<string, unknown> = { ...(body.properties ?? {}) };
       const out: Record<string, unknown> = { id: path, name, ...body, properties: props };
       if (/\/storageAccounts\/[^/]+$/i.test(path)) {
-        props.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/` };
+        props.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/`, web: `https://${name}.z6.web.core.windows.net/` };
         props.provisioningState = "Succeeded";
         const op = `/operations/${requests.length}`;
         pending.set(op, out);
@@ -560,7 +560,8 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   assert.is(put.query["api-version"], "2022-09-01");
   const sent = (put.body as { properties: { template: { resources: unknown[] }; parameters: unknown; mode: string } }).properties;
   assert.equal(Object.keys(sent), ["template", "parameters", "mode"]);
-  assert.equal([sent.template.resources.length, sent.parameters, sent.mode], [7, { userObjectId: { value: USER.objectId }, keySize: { value: 2048 } }, "Incremental"]);
+  // 8 resources in the JSON: the 7 deployed and the account-wide data role of the static-website issuer host, whose condition is false here.
+  assert.equal([sent.template.resources.length, sent.parameters, sent.mode], [8, { userObjectId: { value: USER.objectId }, keySize: { value: 2048 } }, "Incremental"]);
 
   const shown = await az("deployment", "group", "show", "-g", "isv-rg", "-n", "0-isv-setup", "--query", "properties.outputs.keyVaultUri.value", "-o", "tsv");
   assert.equal(shown, { exitCode: 0, stdout: `https://${account}.vault.azure.net/\n`, stderr: "" });
@@ -613,7 +614,7 @@ deploy("template validation errors print ARM's InvalidTemplate and put nothing",
   const typed = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", JSON.stringify({ userObjectId: { value: "u" }, keySize: { value: "4096" } }));
   assert.match(typed.stderr, /Expected a value of type 'Int', but received a value of type 'String'/);
   const kv = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "colour=blue");
-  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, keyName, keySize, keyVaultName, location, storageAccountName, userObjectId\n"]);
+  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, cryptoOfficerAssignmentName, issuerHost, keyName, keySize, keyVaultName, location, storageAccountName, userObjectId\n"]);
   const badInt = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "keySize=big");
   assert.equal(badInt.stderr, "ERROR: invalid literal for int() with base 10: 'big'\n");
 });
