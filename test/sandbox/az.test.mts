@@ -228,6 +228,11 @@ function makeContext(armEndpoint: string) {
       },
     },
     listSubscriptions: () => subscriptions.map((s) => ({ ...s })),
+    findSubscription: (idOrName) => {
+      const want = idOrName.toLowerCase();
+      const s = subscriptions.find((x) => x.subscriptionId.toLowerCase() === want) ?? subscriptions.find((x) => x.name.toLowerCase() === want);
+      return s && { ...s };
+    },
   };
   return { ctx, tokenCalls, select: (id: string) => (selected = id) };
 }

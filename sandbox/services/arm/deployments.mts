@@ -8,7 +8,7 @@
 // `…/operationStatuses/{id}` is what clients poll; `…/operations` lists one operation per resource.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { InternalRequest, Reply, Route } from "../../core/http.mts";
-import { scopeContains, type ArmResource } from "../../core/state.mts";
+import type { ArmResource } from "../../core/state.mts";
 import type { ArmError, Value } from "../../az/bicep/types.mts";
 import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./core.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type PlannedResource, type TemplateScope, type ValidatedTemplate } from "./template/engine.mts";
@@ -254,7 +254,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
       handler: (a) => {
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
         arm.authorize(a.caller, rg.id, `${DEPLOYMENT_TYPE}/read`);
-        return ok({ value: state.ofType(DEPLOYMENT_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.createdAtMs - y.createdAtMs).map(toWire) });
+        return ok({ value: state.ofTypeUnder(DEPLOYMENT_TYPE, rg.id).sort((x, y) => x.createdAtMs - y.createdAtMs).map(toWire) });
       },
     }),
     arm.route({

@@ -6,7 +6,7 @@ import { HttpReplyError, type Reply, type Route, type RouteContext, type Service
 import { BearerError } from "../../core/tokens.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { queryParam, usageReport } from "./report.mts";
-import { callerMayBill, formatMessageTime, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
+import { appsCallerMayBill, formatMessageTime, listAcceptedEvents, readUsageEvent, UsageInputError, UsageLedger, type CallerClaims, type UsageEventInput } from "./usage.mts";
 import { acceptedBody, badArgument, badArgumentBody, duplicateBody, empty, failedItem, faultBody, json, withWireHeaders } from "./wire.mts";
 
 const API_VERSION = "2018-08-31";
@@ -123,7 +123,7 @@ export function createMeteringService(ctx: SandboxContext): ServiceDef {
     const claims = await authenticate(c);
     // The real API answers per publisher. A caller sees the events of every app whose offer's
     // publisher also publishes an app the caller may bill (its own MRG's app); anyone else is refused.
-    const mine = state.managedApps().filter((a) => callerMayBill(state, a, claims));
+    const mine = appsCallerMayBill(state, claims);
     if (mine.length === 0) _reject(empty(403));
     const publishers = new Set(mine.map((a) => String((a.plan as { publisher?: string } | undefined)?.publisher ?? "")));
     const visible = listAcceptedEvents(state).filter((e) => {

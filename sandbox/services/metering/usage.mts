@@ -120,6 +120,22 @@ export function callerMayBill(state: SandboxState, app: ArmResource, claims: Cal
   return false;
 }
 
+/**
+ * The managed apps `claims` may bill (callerMayBill), found through the indexes instead of by
+ * trying every app: the apps whose own identity the token is, and the apps whose managed
+ * resource group holds the token's user-assigned identity or its `xms_mirid` resource.
+ */
+export function appsCallerMayBill(state: SandboxState, claims: CallerClaims): ArmResource[] {
+  const oid = lower(claims.oid);
+  const appid = lower(claims.appid ?? claims.azp);
+  const candidates = new Set<ArmResource>(oid ? state.appsWithIdentity(oid) : []);
+  const uami = (oid ? state.findIdentityByPrincipalId(oid) : undefined) ?? (appid ? state.findIdentityByClientId(appid) : undefined);
+  if (uami) for (const app of state.appsCovering(uami.id)) candidates.add(app);
+  const mirid = typeof claims.xms_mirid === "string" ? claims.xms_mirid : "";
+  if (mirid) for (const app of state.appsCovering(mirid)) candidates.add(app);
+  return [...candidates].filter((app) => callerMayBill(state, app, claims));
+}
+
 // ---------------------------------------------------------------- the checks
 
 /** Failures a batch item can carry; "Generic" is sent as options.metering.errorStatusName. */
@@ -230,8 +246,7 @@ export class UsageLedger {
     // Indexed lookups (per resourceUsageId, per app id): no scan of every app per event.
     const byId = input.resourceId === undefined ? undefined : this.state.appsByResourceUsageId(input.resourceId.trim())[0];
     const uri = input.resourceUri?.trim().replace(/\/+$/, "").toLowerCase();
-    const byUri = uri === undefined ? undefined : [this.state.managedApp(uri)].find((a) => a !== undefined && a.id.toLowerCase() === uri) ??
-      this.state.managedApps().find((a) => a.id.toLowerCase() === uri);
+    const byUri = uri === undefined ? undefined : [this.state.managedApp(uri)].find((a) => a !== undefined && a.id.toLowerCase() === uri);
     if (input.resourceId !== undefined && input.resourceUri !== undefined) return byId && byId === byUri ? byId : undefined;
     return byId ?? byUri;
   }
