@@ -15,6 +15,8 @@ import { ProviderError, TemplateDeploymentError, TemplateValidationError, deploy
 
 const DEPLOYMENT_TYPE = "Microsoft.Resources/deployments";
 const BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.Resources/deployments";
+/** Where the REST spec puts a resource group deployment's operations (Deployment Operations - List / Get). */
+const OPERATIONS_BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/deployments";
 /** How long clients should wait between polls (seconds): ARM sends Retry-After on running deployments. */
 const RETRY_AFTER_S = "1";
 
@@ -244,7 +246,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
   };
 
   const asyncHeaders = (a: ArmCall, deploymentId: string, opId: string) => ({
-    "Azure-AsyncOperation": `${arm.ctx.endpoints.arm}${deploymentId}/operationStatuses/${opId}?api-version=${a.apiVersion}`,
+    "Azure-AsyncOperation": `${arm.baseUrlAsCalled(a.c)}${deploymentId}/operationStatuses/${opId}?api-version=${a.apiVersion}`,
     "Retry-After": RETRY_AFTER_S,
   });
 
@@ -339,24 +341,28 @@ export function deploymentRoutes(arm: Arm): Route[] {
         return ok({ status: runInfo.status, ...(runInfo.error ? { error: runInfo.error } : {}) }, 200, running ? { "Retry-After": RETRY_AFTER_S } : undefined);
       },
     }),
-    arm.route({
-      method: "GET", path: `${BASE}/:deploymentName/operations`, type: DEPLOYMENT_TYPE,
-      handler: (a) => {
-        arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
-        getOr404(a);
-        return ok({ value: runs().get(idOf(a).toLowerCase())?.operations ?? [] });
-      },
-    }),
-    arm.route({
-      method: "GET", path: `${BASE}/:deploymentName/operations/:operationId`, type: DEPLOYMENT_TYPE,
-      handler: (a) => {
-        arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
-        getOr404(a);
-        const op = runs().get(idOf(a).toLowerCase())?.operations.find((o) => o.operationId.toLowerCase() === a.p.operationId.toLowerCase());
-        if (!op) fail(404, "DeploymentOperationNotFound", `The deployment operation '${a.p.operationId}' could not be found.`);
-        return ok(op);
-      },
-    }),
+    // Deployment operations: the REST spec's path has no providers/Microsoft.Resources segment
+    // (…/resourcegroups/{rg}/deployments/{name}/operations); ARM answers the long form too.
+    ...[BASE, OPERATIONS_BASE].flatMap((base) => [
+      arm.route({
+        method: "GET", path: `${base}/:deploymentName/operations`, type: DEPLOYMENT_TYPE,
+        handler: (a) => {
+          arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
+          getOr404(a);
+          return ok({ value: runs().get(idOf(a).toLowerCase())?.operations ?? [] });
+        },
+      }),
+      arm.route({
+        method: "GET", path: `${base}/:deploymentName/operations/:operationId`, type: DEPLOYMENT_TYPE,
+        handler: (a) => {
+          arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
+          getOr404(a);
+          const op = runs().get(idOf(a).toLowerCase())?.operations.find((o) => o.operationId.toLowerCase() === a.p.operationId.toLowerCase());
+          if (!op) fail(404, "DeploymentOperationNotFound", `The deployment operation '${a.p.operationId}' could not be found.`);
+          return ok(op);
+        },
+      }),
+    ]),
     arm.route({
       method: "GET", path: `${BASE}/:deploymentName`, type: DEPLOYMENT_TYPE,
       handler: (a) => {

@@ -112,7 +112,7 @@ export function identityRoutes(arm: Arm): Route[] {
     const page = items.slice(skip, skip + n);
     let nextLink: string | undefined;
     if (skip + n < items.length) {
-      const u = new URL(arm.ctx.endpoints.arm + a.c.url.pathname + a.c.url.search);
+      const u = new URL(arm.baseUrlAsCalled(a.c) + a.c.url.pathname + a.c.url.search);
       u.searchParams.set("$skiptoken", String(skip + n));
       nextLink = u.toString();
     }

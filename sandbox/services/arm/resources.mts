@@ -81,7 +81,7 @@ export function resourceRoutes(arm: Arm): Route[] {
     state.deleteResource(rg.id);
     const opId = `RESOURCEGROUPDELETIONJOB-${rg.name.toUpperCase()}-${a.c.requestId.slice(0, 8).toUpperCase()}`;
     recordOperation(arm, opId);
-    const location = `${arm.ctx.endpoints.arm}/subscriptions/${a.sub.subscriptionId}/operationresults/${Buffer.from(opId).toString("base64url")}?api-version=${a.apiVersion}`;
+    const location = `${arm.baseUrlAsCalled(a.c)}/subscriptions/${a.sub.subscriptionId}/operationresults/${Buffer.from(opId).toString("base64url")}?api-version=${a.apiVersion}`;
     return ok(undefined, 202, { Location: location, "Retry-After": "0" });
   };
 

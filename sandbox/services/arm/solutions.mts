@@ -98,7 +98,7 @@ export function solutionsRoutes(arm: Arm): Route[] {
     const app = appOr404(a, `${APP_TYPE}/refreshPermissions/action`);
     const opId = newGuid();
     recordOperation(arm, opId);
-    const status = `${arm.ctx.endpoints.arm}/subscriptions/${a.sub.subscriptionId}/providers/Microsoft.Solutions/locations/${app.location}/operationStatuses/${opId}?api-version=${a.apiVersion}`;
+    const status = `${arm.baseUrlAsCalled(a.c)}/subscriptions/${a.sub.subscriptionId}/providers/Microsoft.Solutions/locations/${app.location}/operationStatuses/${opId}?api-version=${a.apiVersion}`;
     return ok(undefined, 202, { "Azure-AsyncOperation": status, Location: status, "Retry-After": "0" });
   };
 
