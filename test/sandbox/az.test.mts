@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AzureCliCredential } from "@azure/identity";
 import { runAz, type AzContext } from "../../sandbox/az/commands.mts";
-import { uniqueString } from "../../sandbox/az/bicep/functions.mts";
+import { uniqueString } from "../../sandbox/services/arm/template/functions.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate } from "../../sandbox/services/arm/template/engine.mts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -9,7 +9,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { InternalRequest, Reply, Route } from "../../core/http.mts";
 import type { ArmResource } from "../../core/state.mts";
-import type { ArmError, Value } from "../../az/bicep/types.mts";
+import type { ArmError, Value } from "./template/types.mts";
 import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./core.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type PlannedResource, type TemplateScope, type ValidatedTemplate } from "./template/engine.mts";
 
