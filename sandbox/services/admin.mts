@@ -135,6 +135,8 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
         },
       },
       { method: "GET", path: "/tokens", handler: () => json(tokens.issued) },
+      // CPU seconds spent on work a real service does on its own hardware (Key Vault's signatures).
+      { method: "GET", path: "/cpu", handler: () => json(obs.cpuSeconds) },
       {
         // Every queue (filter: ?namespace=NAME&queue=NAME): its messages, dead letters and completions.
         method: "GET", path: "/servicebus/queues", handler: (c) => {
