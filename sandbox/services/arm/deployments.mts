@@ -11,6 +11,7 @@ import type { InternalRequest, Reply, Route } from "../../core/http.mts";
 import type { ArmResource } from "../../core/state.mts";
 import type { ArmError, Value } from "./template/types.mts";
 import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./core.mts";
+import { jsonPositions } from "./json-positions.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type PlannedResource, type TemplateScope, type ValidatedTemplate } from "./template/engine.mts";
 
 const DEPLOYMENT_TYPE = "Microsoft.Resources/deployments";
@@ -77,6 +78,25 @@ const duration = (ms: number) => `PT${(Math.max(0, ms) / 1000).toFixed(7).replac
 const templateHash = (template: unknown) => BigInt("0x" + createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 15)).toString();
 const operationId = () => randomBytes(8).toString("hex").toUpperCase();
 
+/**
+ * ARM's TemplateViolation names the line and column of the offending value in the request as
+ * sent; the template engine names only its path (`properties.template.resources[0].name`), so the
+ * positions are read here from the request's text. A path the text does not have (a value the
+ * engine computed) keeps 0, 0.
+ */
+function withTemplatePositions(error: ArmError, requestText: string): ArmError {
+  const infos = (error.additionalInfo ?? []) as Array<{ type?: string; info?: { lineNumber?: number; linePosition?: number; path?: string } }>;
+  if (!infos.some((x) => x.type === "TemplateViolation" && typeof x.info?.path === "string")) return error;
+  const positions = jsonPositions(requestText);
+  return {
+    ...error,
+    additionalInfo: infos.map((x) => {
+      const at = x.type === "TemplateViolation" && x.info?.path ? positions.get(x.info.path.toLowerCase()) : undefined;
+      return at ? { ...x, info: { ...x.info, lineNumber: at.line, linePosition: at.column } } : x;
+    }),
+  };
+}
+
 export function deploymentRoutes(arm: Arm): Route[] {
   const { state } = arm;
   const runs = () => state.store("arm.deploymentRuns", () => new Map<string, DeploymentRun>());
@@ -122,7 +142,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
     try {
       return { body, props, validated: await validateTemplate(props.template, props.parameters, scope) };
     } catch (e) {
-      if (e instanceof TemplateValidationError) throw Object.assign(new Error(e.message), { reply: { status: 400, body: { error: e.error } } as Reply });
+      if (e instanceof TemplateValidationError) throw Object.assign(new Error(e.message), { reply: { status: 400, body: { error: withTemplatePositions(e.error, a.c.text()) } } as Reply });
       throw e;
     }
   };

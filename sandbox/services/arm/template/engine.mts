@@ -85,7 +85,8 @@ const invalid = (inner: string, path?: string): TemplateValidationError =>
   new TemplateValidationError({
     code: "InvalidTemplate",
     message: `Deployment template validation failed: '${inner}'.`,
-    // ARM gives the line and column in the template JSON; the engine sees parsed JSON only (0, 0).
+    // ARM gives the line and column in the request; the engine sees parsed JSON only (0, 0 here),
+    // deployments.mts fills them in from the request text by the path.
     ...(path ? { additionalInfo: [{ type: "TemplateViolation", info: { lineNumber: 0, linePosition: 0, path: `properties.template.${path}` } }] } : {}),
   });
 
