@@ -61,10 +61,14 @@ const _isInvalidDimension = (status: unknown, body: unknown): boolean => {
 /**
  * Per dimension of one customer's usage records in the audit log: how many events the API
  * accepted and how many it refused as an unknown dimension. Reads single-event records
- * (request.body = the event) and batch records (request.body.request[], response.body.result[]). Pure.
+ * (request.body = the event) and batch records (request.body.request[], response.body.result[]).
+ * An outcome without its request (the usual form: it refers to its intent by id) takes the
+ * request of the intent with its id, when `records` hold it. Pure.
  */
 export function dimensionVerdicts(records: AuditRecord[], customer: { subscriptionId: string; managedResourceGroup: string }): DimensionVerdict[] {
   const same = (r: AuditRecord) => isSameCustomer(r.customer, customer);
+  const intents = new Map<string, AuditRecord>();
+  for (const r of records) if (r.operation.endsWith(".intent") && typeof r.id === "string" && same(r)) intents.set(r.id, r);
   const verdicts = new Map<string, DimensionVerdict>();
   const count = (dimension: unknown, planId: unknown, status: unknown, body: unknown) => {
     if (typeof dimension !== "string" || dimension === "") return;
@@ -78,7 +82,7 @@ export function dimensionVerdicts(records: AuditRecord[], customer: { subscripti
   };
   for (const r of records) {
     if (!same(r) || r.operation.endsWith(".intent") || !r.response) continue;
-    const sent = r.request?.body as Record<string, unknown> | undefined;
+    const sent = (r.request ?? (typeof r.id === "string" ? intents.get(r.id)?.request : undefined))?.body as Record<string, unknown> | undefined;
     const answer = r.response.body as Record<string, unknown> | null;
     if (Array.isArray(sent?.request) && Array.isArray(answer?.result)) {
       (answer!.result as Record<string, unknown>[]).forEach((item, i) => {
@@ -86,7 +90,8 @@ export function dimensionVerdicts(records: AuditRecord[], customer: { subscripti
         count(item.dimension ?? event.dimension, item.planId ?? event.planId, item.status, item.error);
       });
     } else if (sent) {
-      count(sent.dimension, sent.planId, r.outcome ?? (r.response.status === 200 ? "Accepted" : undefined), answer);
+      const result = Array.isArray(r.events) ? (r.events[0] as { status?: unknown } | undefined)?.status : undefined;
+      count(sent.dimension, sent.planId, r.outcome ?? result ?? (r.response.status === 200 ? "Accepted" : undefined), answer);
     }
   }
   return [...verdicts.values()].sort((a, b) => a.dimension.localeCompare(b.dimension));

@@ -8,6 +8,8 @@ export interface WorldSeed {
   isv: {
     tenantId: string;
     tenantName: string;
+    /** Verified custom domains of the tenant besides `<tenantName>.onmicrosoft.com` (Entra serves its metadata under each). */
+    domains?: string[];
     subscriptionId: string;
     subscriptionName: string;
     location: string;
@@ -280,7 +282,7 @@ export class ResourceMap extends Map<string, ArmResource> {
 }
 
 /**
- * The tenants by id, with an index by lower-cased id and default domain, so that a token
+ * The tenants by id, with an index by lower-cased id and verified domains, so that a token
  * request names its tenant (`/{tenant}/oauth2/…`, id or domain, any case) in one lookup.
  */
 export class TenantMap extends Map<string, Tenant> {
@@ -289,8 +291,7 @@ export class TenantMap extends Map<string, Tenant> {
     const old = super.get(key);
     if (old) this.unindex(old);
     super.set(key, value);
-    this.byName.set(value.tenantId.toLowerCase(), value);
-    this.byName.set(value.defaultDomain.toLowerCase(), value);
+    for (const k of this.namesOf(value)) this.byName.set(k, value);
     return this;
   }
   override delete(key: string): boolean {
@@ -302,12 +303,15 @@ export class TenantMap extends Map<string, Tenant> {
     this.byName.clear();
     super.clear();
   }
-  /** The tenant a path segment names: its id or its default domain, any case. */
+  /** The tenant a path segment names: its id or one of its verified domains, any case. */
   find(idOrDomain: string): Tenant | undefined {
     return this.byName.get(idOrDomain.toLowerCase());
   }
+  private namesOf(t: Tenant): string[] {
+    return [t.tenantId, t.defaultDomain, ...(t.domains ?? [])].map((x) => x.toLowerCase());
+  }
   private unindex(t: Tenant): void {
-    for (const k of [t.tenantId.toLowerCase(), t.defaultDomain.toLowerCase()]) if (this.byName.get(k) === t) this.byName.delete(k);
+    for (const k of this.namesOf(t)) if (this.byName.get(k) === t) this.byName.delete(k);
   }
 }
 
@@ -488,7 +492,13 @@ export function scopeContains(ancestor: string, scope: string): boolean {
 
 // ---------------------------------------------------------------- the state
 
-export interface Tenant { tenantId: string; displayName: string; defaultDomain: string }
+export interface Tenant {
+  tenantId: string;
+  displayName: string;
+  defaultDomain: string;
+  /** Every verified domain, defaultDomain first. */
+  domains: string[];
+}
 export interface Subscription { subscriptionId: string; displayName: string; tenantId: string; state: string }
 export interface User { objectId: string; tenantId: string; userPrincipalName: string; displayName: string }
 
@@ -685,7 +695,8 @@ export class SandboxState {
   private loadSeed(seed: WorldSeed): void {
     const t0 = this.now();
     const isv = seed.isv;
-    this.tenants.set(isv.tenantId, { tenantId: isv.tenantId, displayName: isv.tenantName, defaultDomain: `${isv.tenantName}.onmicrosoft.com` });
+    const isvDomain = `${isv.tenantName}.onmicrosoft.com`;
+    this.tenants.set(isv.tenantId, { tenantId: isv.tenantId, displayName: isv.tenantName, defaultDomain: isvDomain, domains: [isvDomain, ...(isv.domains ?? [])] });
     this.subscriptions.set(isv.subscriptionId, { subscriptionId: isv.subscriptionId, displayName: isv.subscriptionName, tenantId: isv.tenantId, state: "Enabled" });
     this.users.set(isv.user.objectId, { objectId: isv.user.objectId, tenantId: isv.tenantId, userPrincipalName: isv.user.upn, displayName: isv.user.displayName });
     this.putResource({
@@ -695,7 +706,7 @@ export class SandboxState {
       createdAtMs: t0,
     });
     for (const c of seed.customers) {
-      this.tenants.set(c.tenantId, { tenantId: c.tenantId, displayName: c.tenantName, defaultDomain: `${c.tenantName}.onmicrosoft.com` });
+      this.tenants.set(c.tenantId, { tenantId: c.tenantId, displayName: c.tenantName, defaultDomain: `${c.tenantName}.onmicrosoft.com`, domains: [`${c.tenantName}.onmicrosoft.com`] });
       this.subscriptions.set(c.subscriptionId, { subscriptionId: c.subscriptionId, displayName: c.subscriptionName, tenantId: c.tenantId, state: "Enabled" });
       const sub = `/subscriptions/${c.subscriptionId}`;
       const rgId = `${sub}/resourceGroups/${c.resourceGroup}`;

@@ -128,6 +128,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
 
   const base = () => ctx.endpoints.entra;
 
+  // Entra answers under the tenant id and under every verified domain of the tenant (indexed).
   const findTenant = (segment: string): Tenant | undefined => state.tenants.find(segment);
 
   const users = createUserSignIn(ctx, findTenant);
