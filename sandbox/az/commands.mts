@@ -43,6 +43,8 @@ export interface AzContext {
   };
   /** Every subscription the user can see (what `az account list` prints). */
   listSubscriptions(): Array<{ subscriptionId: string; name: string; tenantId: string }>;
+  /** The subscription the user can see with this id or name (any case), without listing them all. */
+  findSubscription(idOrName: string): { subscriptionId: string; name: string; tenantId: string } | undefined;
 }
 
 export interface AzRequest {
@@ -380,8 +382,7 @@ class _Env {
       const a = this.ctx.account.get();
       return { subscriptionId: a.subscriptionId, name: a.subscriptionName, tenantId: a.tenantId };
     }
-    const found = this.ctx.listSubscriptions().find((s) => s.subscriptionId.toLowerCase() === idOrName.toLowerCase()) ??
-      this.ctx.listSubscriptions().find((s) => s.name.toLowerCase() === idOrName.toLowerCase());
+    const found = this.ctx.findSubscription(idOrName);
     if (!found) throw _fail(`Subscription '${idOrName}' not found. Check the spelling and casing and try again.`);
     return found;
   }

@@ -213,6 +213,8 @@ export class ResourceIndex {
   /** managed apps per id prefix of their managed resource group (the MRG id and every id above it). */
   appsByMrgPrefix = new Map<string, Map<string, ArmResource>>();
   appsByUsageId = new Map<string, Map<string, ArmResource>>();
+  /** managed apps per principalId (lower case) of their own identities, system- and user-assigned. */
+  appsByIdentityPrincipal = new Map<string, Map<string, ArmResource>>();
   uamisByClientId = new Map<string, Map<string, ArmResource>>();
   uamisByPrincipalId = new Map<string, Map<string, ArmResource>>();
 
@@ -257,6 +259,10 @@ export class ResourceIndex {
       if (mrg) out.push([this.appsByMrgPrefix, idKey(mrg)]);
       const usage = (props.billingDetails as { resourceUsageId?: unknown } | null | undefined)?.resourceUsageId;
       if (usage !== undefined && usage !== null) out.push([this.appsByUsageId, lc(usage)]);
+      const identity = (r.identity ?? {}) as { principalId?: unknown; userAssignedIdentities?: Record<string, { principalId?: unknown } | null> };
+      const principals = new Set([identity.principalId, ...Object.values(identity.userAssignedIdentities ?? {}).map((u) => u?.principalId)]
+        .filter((x) => typeof x === "string" && x !== "").map(lc));
+      for (const principal of principals) out.push([this.appsByIdentityPrincipal, principal]);
       return out;
     }
     return [];
@@ -287,6 +293,40 @@ export class ResourceMap extends Map<string, ArmResource> {
     this.version++;
     for (const [k, v] of this) this.index.remove(k, v);
     super.clear();
+  }
+}
+
+/**
+ * The tenants by id, with an index by lower-cased id and verified domains, so that a token
+ * request names its tenant (`/{tenant}/oauth2/…`, id or domain, any case) in one lookup.
+ */
+export class TenantMap extends Map<string, Tenant> {
+  private byName = new Map<string, Tenant>();
+  override set(key: string, value: Tenant): this {
+    const old = super.get(key);
+    if (old) this.unindex(old);
+    super.set(key, value);
+    for (const k of this.namesOf(value)) this.byName.set(k, value);
+    return this;
+  }
+  override delete(key: string): boolean {
+    const old = super.get(key);
+    if (old) this.unindex(old);
+    return super.delete(key);
+  }
+  override clear(): void {
+    this.byName.clear();
+    super.clear();
+  }
+  /** The tenant a path segment names: its id or one of its verified domains, any case. */
+  find(idOrDomain: string): Tenant | undefined {
+    return this.byName.get(idOrDomain.toLowerCase());
+  }
+  private namesOf(t: Tenant): string[] {
+    return [t.tenantId, t.defaultDomain, ...(t.domains ?? [])].map((x) => x.toLowerCase());
+  }
+  private unindex(t: Tenant): void {
+    for (const k of this.namesOf(t)) if (this.byName.get(k) === t) this.byName.delete(k);
   }
 }
 
@@ -481,7 +521,7 @@ export class SandboxState {
   seed: WorldSeed;
   options: SandboxOptions;
   clockOffsetMs = 0;
-  tenants = new Map<string, Tenant>();
+  tenants: TenantMap = new TenantMap();
   subscriptions = new Map<string, Subscription>();
   users = new Map<string, User>();
   /** Every ARM resource, keyed by lower-cased id. */
@@ -547,6 +587,28 @@ export class SandboxState {
     return [...(this.resources.index.byType.get(type.toLowerCase())?.values() ?? [])];
   }
 
+  /**
+   * Resources of one type strictly beneath `scope` (any case), in the resource map's order:
+   * from the type index or the descendants index, whichever holds fewer entries.
+   */
+  ofTypeUnder(type: string, scope: string): ArmResource[] {
+    const { byType, descendants } = this.resources.index;
+    const ofType = byType.get(type.toLowerCase());
+    const key = idKey(scope);
+    const under = descendants.get(key);
+    if (!ofType || !under) return [];
+    if (ofType.size <= under.size) {
+      const prefix = `${key}/`;
+      return [...ofType.entries()].filter(([k]) => k.startsWith(prefix)).map(([, r]) => r);
+    }
+    const out: ArmResource[] = [];
+    for (const k of under) {
+      const r = ofType.get(k);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
   managedApps(): ArmResource[] {
     return this.ofType("Microsoft.Solutions/applications");
   }
@@ -558,11 +620,11 @@ export class SandboxState {
 
   /** Managed applications whose billingDetails.resourceUsageId is `resourceUsageId` (any case). */
   appsByResourceUsageId(resourceUsageId: string): ArmResource[] {
+    // Every write goes through the resource map (putResource), which indexes billingDetails: an
+    // unknown id is answered from the index too, without visiting every app.
     const want = resourceUsageId.toLowerCase();
-    const hits = [...(this.resources.index.appsByUsageId.get(want)?.values() ?? [])]
+    return [...(this.resources.index.appsByUsageId.get(want)?.values() ?? [])]
       .filter((a) => lc((a.properties.billingDetails as { resourceUsageId?: string } | null)?.resourceUsageId) === want);
-    // billingDetails replaced in place since the app was written: look the slow way.
-    return hits.length > 0 ? hits : this.managedApps().filter((a) => lc((a.properties.billingDetails as { resourceUsageId?: string } | null)?.resourceUsageId) === want);
   }
 
   /** Managed applications whose managed resource group contains `scope`. */
@@ -578,6 +640,11 @@ export class SandboxState {
     return [...(this.resources.index.appsByMrgPrefix.get(idKey(scope))?.values() ?? [])];
   }
 
+  /** Managed applications one of whose own identities (system- or user-assigned) has this principalId (any case). */
+  appsWithIdentity(principalId: string): ArmResource[] {
+    return [...(this.resources.index.appsByIdentityPrincipal.get(principalId.toLowerCase())?.values() ?? [])];
+  }
+
   /** Role assignments of one principal (any case). */
   roleAssignmentsOf(principalId: string): ArmResource[] {
     return [...(this.resources.index.rasByPrincipal.get(principalId.toLowerCase())?.values() ?? [])];
@@ -585,7 +652,7 @@ export class SandboxState {
 
   /** The managed application whose managed resource group contains `scope`. */
   appForScope(scope: string): ArmResource | undefined {
-    return this.managedApps().find((a) => scopeContains(String(a.properties.managedResourceGroupId ?? ""), scope));
+    return this.appsCovering(scope).find((a) => scopeContains(String(a.properties.managedResourceGroupId ?? ""), scope));
   }
 
   findIdentityByClientId(clientId: string): ArmResource | undefined {

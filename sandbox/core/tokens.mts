@@ -48,6 +48,8 @@ export class BearerError extends Error {
 
 const BACKDATE_S = 300;
 const VERIFY_SKEW_S = 300;
+/** Tokens whose signature was verified, kept so that a token sent again is not RSA-verified again. */
+const MAX_VERIFIED_TOKENS = 20_000;
 
 export class TokenService {
   readonly kid: string;
@@ -57,6 +59,12 @@ export class TokenService {
   private state: SandboxState;
   /** Claims of every token issued, for the admin API (never the token itself). */
   readonly issued: IssuedTokenRecord[] = [];
+  /**
+   * Tokens this Entra signed and verifyBearer already checked, with their claims. The signing key
+   * never changes during a run, so a signature once verified stays verified; the time window is
+   * checked again on every use (the sandbox clock moves), as are audience and issuer.
+   */
+  private verified = new Map<string, jose.JWTPayload>();
 
   private constructor(state: SandboxState, kid: string, privateKey: CryptoKey, publicKey: CryptoKey, publicJwk: jose.JWK) {
     this.state = state;
@@ -131,19 +139,28 @@ export class TokenService {
     if (!header) throw new BearerError("missing", "No Authorization header.");
     const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!m) throw new BearerError("malformed", "Authorization header is not a Bearer token.");
-    let payload: jose.JWTPayload;
-    try {
-      ({ payload } = await jose.jwtVerify(m[1], this.publicKey, {
-        algorithms: ["RS256"],
-        currentDate: new Date(this.state.now()),
-        clockTolerance: VERIFY_SKEW_S,
-      }));
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "ERR_JWT_EXPIRED") throw new BearerError("expired", "The token is expired.");
-      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") throw new BearerError("not_yet_valid", "The token is not yet valid.");
-      if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") throw new BearerError("signature", "The token signature is invalid.");
-      throw new BearerError("malformed", "The token is malformed.");
+    let payload = this.verified.get(m[1]);
+    if (payload) {
+      // jose's checks of nbf and exp (in its order), on the sandbox clock, for a token verified before.
+      const nowS = Math.floor(this.state.now() / 1000);
+      if (typeof payload.nbf === "number" && payload.nbf > nowS + VERIFY_SKEW_S) throw new BearerError("not_yet_valid", "The token is not yet valid.");
+      if (typeof payload.exp === "number" && payload.exp <= nowS - VERIFY_SKEW_S) throw new BearerError("expired", "The token is expired.");
+    } else {
+      try {
+        ({ payload } = await jose.jwtVerify(m[1], this.publicKey, {
+          algorithms: ["RS256"],
+          currentDate: new Date(this.state.now()),
+          clockTolerance: VERIFY_SKEW_S,
+        }));
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === "ERR_JWT_EXPIRED") throw new BearerError("expired", "The token is expired.");
+        if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") throw new BearerError("not_yet_valid", "The token is not yet valid.");
+        if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") throw new BearerError("signature", "The token signature is invalid.");
+        throw new BearerError("malformed", "The token is malformed.");
+      }
+      if (this.verified.size >= MAX_VERIFIED_TOKENS) this.verified.clear();
+      this.verified.set(m[1], payload);
     }
     const norm = (s: string) => s.replace(/\/+$/, "").toLowerCase();
     const auds = Array.isArray(payload.aud) ? payload.aud : [payload.aud ?? ""];

@@ -1,7 +1,7 @@
 // The sandbox's admin API (plain HTTP): the world, recorded usage events and tokens, request
 // counters, fault injection, behaviour switches, the clock, and the az stand-in's back end.
 import { HttpReplyError, parseJsonBody, parseJsonObject, type FaultSpec, type Reply, type RouteContext, type ServiceDef } from "../core/http.mts";
-import { mergeOptions, scopeContains } from "../core/state.mts";
+import { idKey, mergeOptions, scopeContains, type Subscription } from "../core/state.mts";
 import type { SandboxContext } from "../core/context.mts";
 import { vaultStore } from "./keyvault/store.mts";
 import { listAcceptedEvents } from "./metering/usage.mts";
@@ -43,39 +43,38 @@ export function createAzContext(ctx: SandboxContext) {
   const user = state.seed.isv.user;
   // A subscription outside the ISV's tenant is visible when the user holds a role at one of its
   // resources: a role assignment at or above a resource of it, or a managed app authorization
-  // on an MRG holding a resource of it. Found from the user's grants, not by visiting every
-  // resource, and kept until the resources change.
-  let visible = { version: -1, subscriptionIds: new Set<string>() };
-  const grantedSubscriptions = (): Set<string> => {
-    if (visible.version === state.resources.version) return visible.subscriptionIds;
-    const ids = new Set<string>();
-    const atOrUnder = (scope: string) => {
-      const self = state.getResource(scope);
-      if (self) ids.add(self.subscriptionId);
-      for (const r of state.resourcesUnder(scope)) ids.add(r.subscriptionId);
-    };
-    const p = user.objectId.toLowerCase();
-    for (const ra of state.roleAssignmentsOf(p)) {
-      const scope = String((ra.properties as { scope?: string }).scope ?? "");
-      if (scope.replace(/\/+$/, "") === "") {
-        for (const r of state.resources.values()) ids.add(r.subscriptionId);
-      } else atOrUnder(scope);
-    }
-    for (const app of state.managedApps()) {
-      const mrg = String(app.properties.managedResourceGroupId ?? "");
-      if (!mrg) continue;
-      const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string }>;
-      if (!auths.some((a) => a.principalId.toLowerCase() === p)) continue;
-      if (mrg.replace(/\/+$/, "") === "") {
-        for (const r of state.resources.values()) ids.add(r.subscriptionId);
-      } else atOrUnder(mrg);
-    }
-    visible = { version: state.resources.version, subscriptionIds: ids };
-    return ids;
+  // on an MRG holding a resource of it. Decided per subscription from the user's grants and the
+  // indexes (a command naming --subscription looks at that one only, never at every customer).
+  const p = user.objectId.toLowerCase();
+  /** Whether a resource of subscription `subId` lies at or beneath `scope`. */
+  const holdsResourceOf = (scope: string, subId: string): boolean => {
+    const s = idKey(scope);
+    const subScope = `/subscriptions/${subId.toLowerCase()}`;
+    if (s === "" || scopeContains(s, subScope)) return state.resourcesUnder(subScope).some((r) => r.subscriptionId === subId);
+    if (!scopeContains(subScope, s)) return false;
+    return state.getResource(s)?.subscriptionId === subId || state.resourcesUnder(s).some((r) => r.subscriptionId === subId);
   };
-  const visibleSubscriptions = () => {
-    const granted = grantedSubscriptions();
-    return [...state.subscriptions.values()].filter((s) => s.tenantId === state.seed.isv.tenantId || granted.has(s.subscriptionId));
+  const isGranted = (subId: string): boolean => {
+    for (const ra of state.roleAssignmentsOf(p)) {
+      if (holdsResourceOf(String((ra.properties as { scope?: string }).scope ?? ""), subId)) return true;
+    }
+    const subScope = `/subscriptions/${subId}`;
+    // Apps whose MRG is in the subscription, or at or above it (an MRG id of "" covers everything).
+    for (const app of new Set([...state.appsWithMrgUnder(subScope), ...state.appsCovering(subScope)])) {
+      const mrg = String(app.properties.managedResourceGroupId ?? "");
+      const auths = (app.properties.authorizations ?? []) as Array<{ principalId: string }>;
+      if (auths.some((a) => a.principalId.toLowerCase() === p) && holdsResourceOf(mrg, subId)) return true;
+    }
+    return false;
+  };
+  const isVisible = (s: Subscription) => s.tenantId === state.seed.isv.tenantId || isGranted(s.subscriptionId);
+  const visibleSubscriptions = () => [...state.subscriptions.values()].filter(isVisible);
+  /** A visible subscription by id (one lookup) or by display name (any case for both). */
+  const findSubscription = (idOrName: string): Subscription | undefined => {
+    const byId = state.subscriptions.get(idOrName.toLowerCase());
+    if (byId) return isVisible(byId) ? byId : undefined;
+    const name = idOrName.toLowerCase();
+    return visibleSubscriptions().find((s) => s.displayName.toLowerCase() === name);
   };
   return {
     armEndpoint: ctx.endpoints.arm,
@@ -102,13 +101,17 @@ export function createAzContext(ctx: SandboxContext) {
         return { subscriptionId: s.subscriptionId, subscriptionName: s.displayName, tenantId: s.tenantId, user: { name: user.upn, type: "user" as const } };
       },
       set(idOrName: string) {
-        const s = visibleSubscriptions().find((x) => x.subscriptionId === idOrName.toLowerCase() || x.displayName === idOrName);
+        const s = findSubscription(idOrName);
         if (!s) throw new Error(`The subscription of '${idOrName}' doesn't exist in cloud 'AzureCloud'.`);
         state.azSubscriptionId = s.subscriptionId;
       },
     },
     listSubscriptions() {
       return visibleSubscriptions().map((s) => ({ subscriptionId: s.subscriptionId, name: s.displayName, tenantId: s.tenantId }));
+    },
+    findSubscription(idOrName: string) {
+      const s = findSubscription(idOrName);
+      return s && { subscriptionId: s.subscriptionId, name: s.displayName, tenantId: s.tenantId };
     },
   };
 }
@@ -163,6 +166,8 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
         },
       },
       { method: "GET", path: "/tokens", handler: () => json(tokens.issued) },
+      // CPU seconds spent on work a real service does on its own hardware (Key Vault's signatures).
+      { method: "GET", path: "/cpu", handler: () => json(obs.cpuSeconds) },
       {
         // Every queue (filter: ?namespace=NAME&queue=NAME): its messages, dead letters and completions.
         method: "GET", path: "/servicebus/queues", handler: (c) => {

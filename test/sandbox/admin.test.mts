@@ -69,5 +69,36 @@ Admin("POST /clock shifts the sandbox clock", async () => {
   await admin(sb, "POST", "/clock", { offsetMs: 0 });
 });
 
+/** The az stand-in's back end, as the az executable calls it. */
+async function azJson(...argv: string[]) {
+  const r = await admin<{ exitCode: number; stdout: string; stderr: string }>(sb, "POST", "/az", { argv: [...argv, "--output", "json"], cwd: process.cwd() });
+  return { ...r, json: r.exitCode === 0 && r.stdout ? JSON.parse(r.stdout) : undefined };
+}
+
+Admin("az --subscription finds one subscription as az account list shows them: by id or name, and only where the user holds a role", async () => {
+  const [first, second] = sb.world.customers;
+  const listed = (await azJson("account", "list")).json as Array<{ id: string; name: string }>;
+  for (const c of [first, second]) {
+    assert.ok(listed.some((s) => s.id === c.subscriptionId), `${c.subscriptionId} is listed (the plan's authorizations name the user)`);
+    const byId = await azJson("account", "show", "--subscription", c.subscriptionId.toUpperCase());
+    assert.is(byId.json?.id, c.subscriptionId, byId.stderr);
+  }
+  const name = listed.find((s) => s.id === first.subscriptionId)!.name;
+  assert.is((await azJson("account", "show", "--subscription", name.toUpperCase())).json?.id, first.subscriptionId);
+  // Without the authorization, the customer's subscription is not the user's to see.
+  const app = sb.state.managedApp(second.managedAppId)!;
+  sb.state.putResource({ ...app, properties: { ...app.properties, authorizations: [] } });
+  try {
+    const hidden = await azJson("account", "show", "--subscription", second.subscriptionId);
+    assert.is(hidden.exitCode, 1);
+    assert.match(hidden.stderr, /Subscription '.*' not found/);
+    assert.not.ok(((await azJson("account", "list")).json as Array<{ id: string }>).some((s) => s.id === second.subscriptionId));
+    assert.is((await azJson("account", "show", "--subscription", first.subscriptionId)).json?.id, first.subscriptionId);
+  } finally {
+    sb.state.putResource(app);
+  }
+  assert.is((await azJson("account", "show", "--subscription", second.subscriptionId)).json?.id, second.subscriptionId);
+});
+
 Admin.after(() => sb.stop());
 Admin.run();

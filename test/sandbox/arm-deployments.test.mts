@@ -177,6 +177,30 @@ Deploy("InvalidTemplate: unsupported functions, unknown dependsOn, missing param
   assert.match(kvRef.json.error.message, /Key Vault reference is not supported/);
 });
 
+Deploy("TemplateViolation names the line and column of the offending value in the request, also in az's unquoted-key body", async () => {
+  const template = {
+    $schema: "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", contentVersion: "1.0.0.0",
+    resources: [{ type: "Microsoft.ManagedIdentity/userAssignedIdentities", apiVersion: "2023-01-31", name: "[nosuchfunction()]", location: "westeurope" }],
+  };
+  const templateText = JSON.stringify(template, null, 2);
+  /** Line and column (1-based) where `needle` starts in `text`. */
+  const at = (text: string, needle: string) => {
+    const before = text.slice(0, text.indexOf(needle));
+    return { lineNumber: before.split("\n").length, linePosition: before.length - before.lastIndexOf("\n") };
+  };
+  for (const text of [
+    JSON.stringify({ properties: { mode: "Incremental", template } }, null, 2),
+    // What az 2.45 sends: the template file's text under an unquoted key.
+    `{"properties": {"parameters": {}, "mode": "Incremental", template:${templateText}}}`,
+  ]) {
+    const res = await fetch(`${ARM}${deployments}/positions/validate?${API}`, { method: "POST", headers: { authorization: `Bearer ${await token()}`, "content-type": "application/json" }, body: text });
+    const json = await res.json() as { error: { code: string; additionalInfo: Array<{ type: string; info: Record<string, unknown> }> } };
+    assert.is(res.status, 400);
+    assert.is(json.error.code, "InvalidTemplate");
+    assert.equal(json.error.additionalInfo, [{ type: "TemplateViolation", info: { ...at(text, '"[nosuchfunction()]"'), path: "properties.template.resources[0].name" } }]);
+  }
+});
+
 Deploy("a failing resource: Failed with DeploymentFailed, the operation carries the provider's error, earlier resources stay", async () => {
   const template = {
     contentVersion: "1.0.0.0",

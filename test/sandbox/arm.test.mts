@@ -126,6 +126,19 @@ Auth("an expired token: 401 ExpiredAuthenticationToken", async () => {
   assertError(await arm("GET", `/subscriptions?api-version=2022-12-01`, { token }), 401, "ExpiredAuthenticationToken", /expiry UTC time .* is earlier than current UTC time/);
 });
 
+Auth("a token accepted before expires when the sandbox clock passes its exp (the time window is checked on every use)", async () => {
+  const token = await tokenFor(ISV_USER, { lifetimeS: 600 });
+  assert.is((await arm("GET", `/subscriptions?api-version=2022-12-01`, { token })).status, 200);
+  // exp + the 300 s of skew ARM allows, passed.
+  sb.state.clockOffsetMs = 901_000;
+  try {
+    assertError(await arm("GET", `/subscriptions?api-version=2022-12-01`, { token }), 401, "ExpiredAuthenticationToken", /is earlier than current UTC time/);
+  } finally {
+    sb.state.clockOffsetMs = 0;
+  }
+  assert.is((await arm("GET", `/subscriptions?api-version=2022-12-01`, { token })).status, 200);
+});
+
 Auth("a token not signed by the sandbox's Entra: 401 InvalidAuthenticationToken", async () => {
   const { privateKey } = await jose.generateKeyPair("RS256");
   const forged = await new jose.SignJWT({ aud: ARM_AUDIENCE, tid: isv.tenantId, oid: isv.userObjectId, iss: `https://sts.windows.net/${isv.tenantId}/` })

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AzureCliCredential } from "@azure/identity";
 import { runAz, type AzContext } from "../../sandbox/az/commands.mts";
-import { uniqueString } from "../../sandbox/az/bicep/functions.mts";
+import { uniqueString } from "../../sandbox/services/arm/template/functions.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate } from "../../sandbox/services/arm/template/engine.mts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -228,6 +228,11 @@ function makeContext(armEndpoint: string) {
       },
     },
     listSubscriptions: () => subscriptions.map((s) => ({ ...s })),
+    findSubscription: (idOrName) => {
+      const want = idOrName.toLowerCase();
+      const s = subscriptions.find((x) => x.subscriptionId.toLowerCase() === want) ?? subscriptions.find((x) => x.name.toLowerCase() === want);
+      return s && { ...s };
+    },
   };
   return { ctx, tokenCalls, select: (id: string) => (selected = id) };
 }

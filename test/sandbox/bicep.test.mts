@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { BicepSyntaxError } from "../../sandbox/az/bicep/errors.mts";
 import { compileBicep, parseBicep } from "../../sandbox/az/bicep/evaluate.mts";
-import { guid, uniqueString } from "../../sandbox/az/bicep/functions.mts";
+import { guid, uniqueString } from "../../sandbox/services/arm/template/functions.mts";
 import type { ArmError } from "../../sandbox/az/bicep/types.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type TemplateScope } from "../../sandbox/services/arm/template/engine.mts";
 

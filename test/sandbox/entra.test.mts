@@ -2,7 +2,7 @@
 // user-assigned managed identity, driven with @azure/identity and with plain fetch. Issuer
 // documents live in Azurite, written with @azure/storage-blob; keys are made at run time.
 import { createServer } from "node:http";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as jose from "jose";
@@ -759,6 +759,76 @@ Cache("with a TTL of 0 every exchange fetches the JWKS, so a rotation is seen at
   await issuer.setKeys([newer.publicJwk]);
   assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(newer, issuer.iss))));
   assertAadsts(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))), 401, "invalid_client", 7000272);
+});
+
+/** An http issuer that records each GET (path, If-None-Match, status) and serves `keys()`, with ETags when `etags`. */
+async function recordingIssuer(keys: () => unknown[], o: { etags: boolean }) {
+  const seen: Array<{ path: string; ifNoneMatch?: string; status: number }> = [];
+  const server = createServer((req, res) => {
+    const iss = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const body = JSON.stringify(req.url === "/.well-known/openid-configuration" ? { issuer: iss, jwks_uri: `${iss}/jwks` } : { keys: keys() });
+    const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
+    const ifNoneMatch = req.headers["if-none-match"];
+    const status = o.etags && ifNoneMatch === etag ? 304 : 200;
+    seen.push({ path: req.url ?? "", ...(ifNoneMatch ? { ifNoneMatch } : {}), status });
+    res.writeHead(status, { "content-type": "application/json", ...(o.etags ? { etag } : {}) }).end(status === 304 ? undefined : body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    iss: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    seen,
+    close: async () => {
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+Cache("with a TTL of 0 each exchange asks again, conditionally: unchanged documents answer 304, a rotation counts at once", async () => {
+  const oldKey = await newKey("old");
+  const newer = await newKey("new");
+  let published = [oldKey.publicJwk];
+  const issuer = await recordingIssuer(() => published, { etags: true });
+  try {
+    const identity = createIdentity([{ issuer: issuer.iss }]);
+    await withOptions({ allowHttpIssuer: true }, async () => {
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))));
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))));
+      published = [newer.publicJwk];
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(newer, issuer.iss))));
+      assertAadsts(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))), 401, "invalid_client", 7000272);
+    });
+    // Two GETs per exchange, always; the validator of the last answer is sent along.
+    assert.equal(issuer.seen.map((r) => `${r.path} ${r.status}${r.ifNoneMatch ? " conditional" : ""}`), [
+      "/.well-known/openid-configuration 200", "/jwks 200",
+      "/.well-known/openid-configuration 304 conditional", "/jwks 304 conditional",
+      "/.well-known/openid-configuration 304 conditional", "/jwks 200 conditional",
+      "/.well-known/openid-configuration 304 conditional", "/jwks 304 conditional",
+    ]);
+  } finally {
+    await issuer.close();
+  }
+});
+
+Cache("an issuer without ETags is read in full on every exchange, and a changed JWKS counts at once", async () => {
+  const oldKey = await newKey("old");
+  const newer = await newKey("new");
+  let published = [oldKey.publicJwk];
+  const issuer = await recordingIssuer(() => published, { etags: false });
+  try {
+    const identity = createIdentity([{ issuer: issuer.iss }]);
+    await withOptions({ allowHttpIssuer: true }, async () => {
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))));
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))));
+      published = [newer.publicJwk];
+      assertAadsts(await postToken(v2Form(identity.clientId, await sign(oldKey, issuer.iss))), 401, "invalid_client", 7000272);
+      assertSuccessV2(await postToken(v2Form(identity.clientId, await sign(newer, issuer.iss))));
+    });
+    assert.is(issuer.seen.length, 8);
+    assert.ok(issuer.seen.every((r) => r.status === 200 && r.ifNoneMatch === undefined), JSON.stringify(issuer.seen));
+  } finally {
+    await issuer.close();
+  }
 });
 
 Cache.after(() => sb.stop());

@@ -228,6 +228,19 @@ Keys("sign accepts the digest as base64url or padded standard base64 and answers
   assert.equal(tampered.json, { value: false });
 });
 
+Keys("the admin API's /cpu counts the CPU seconds of the signatures, and only of signatures", async () => {
+  const cpu = async () => (await (await fetch(`${sb.endpoints.admin}/cpu`)).json() as Record<string, number>)["keyvault.sign"] ?? 0;
+  const before = await cpu();
+  const verify = await kv("POST", `/keys/idpkey/verify?${KV_API}`, { who: SIGNER, body: { alg: "RS256", digest: sha256("x").toString("base64url"), value: "AAAA" } });
+  assert.is(verify.status, 200);
+  assert.is(await cpu(), before, "a verification is not a signature");
+  for (let i = 0; i < 5; i++) {
+    const a = await kv("POST", `/keys/idpkey/sign?${KV_API}`, { who: SIGNER, body: { alg: "RS256", value: sha256(`cpu ${i}`).toString("base64url") } });
+    assert.is(a.status, 200);
+  }
+  assert.ok(await cpu() > before, "five RSA private-key operations take measurable CPU");
+});
+
 Keys("a digest that is not 32 bytes for RS256 is 400 BadParameter", async () => {
   for (const digest of [Buffer.alloc(20, 1), Buffer.alloc(33, 1), Buffer.from("")]) {
     const a = await kv("POST", `/keys/idpkey/sign?${KV_API}`, { who: SIGNER, body: { alg: "RS256", value: digest.toString("base64url") } });

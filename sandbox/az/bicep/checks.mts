@@ -2,7 +2,7 @@
 // unknown names, what parameter defaults may reference, unknown functions and argument counts,
 // 'parent' and 'dependsOn' targets; and the deployment order (cycles are compile errors).
 import { BicepSyntaxError, UNSUPPORTED } from "./errors.mts";
-import { FUNCTION_ARITY, arityProblem } from "./functions.mts";
+import { FUNCTION_ARITY, arityProblem } from "../../services/arm/template/functions.mts";
 import type { BicepTemplate, Expr, Pos, ResourceDecl } from "./types.mts";
 
 function _walk(e: Expr, visit: (e: Expr) => void): void {

@@ -1,7 +1,8 @@
-// The Bicep subset's errors: BicepSyntaxError (file:line:column) for source outside the subset,
-// and ExpressionError for a template expression that fails while being evaluated (the ARM
-// emulator's template engine reports these in ARM's words).
+// The Bicep subset's errors: BicepSyntaxError (file:line:column) for source outside the subset.
+// (ExpressionError, a template expression that fails while being evaluated, is the template
+// language's: services/arm/template/errors.mts.)
 import type { Pos } from "./types.mts";
+export { ExpressionError } from "../../services/arm/template/errors.mts";
 
 /** Base class; `code` is stable. */
 export class BicepError extends Error {
@@ -27,13 +28,5 @@ export class BicepSyntaxError extends BicepError {
   }
 }
 
-/** A template language expression that failed while being evaluated (ARM reports these at run time). */
-export class ExpressionError extends Error {
-  pos: Pos;
-  constructor(pos: Pos, message: string) {
-    super(message);
-    this.pos = pos;
-  }
-}
 
 export const UNSUPPORTED = "not supported by the sandbox's Bicep compiler";

@@ -1,37 +1,9 @@
-// The Bicep subset's public types: values, the syntax tree the parser builds (expressions and
-// declarations with their positions), and ARM's error object.
+// The Bicep subset's public types: its declarations with their positions. Values, expressions
+// and ARM's error object are the template language's (ARM's engine, services/arm/template/types.mts).
+import type { Expr, ObjectExpr, Pos, Value } from "../../services/arm/template/types.mts";
+export type { ArmError, CallExpr, Expr, ObjectExpr, ObjectProp, Pos, Value } from "../../services/arm/template/types.mts";
 
 export type BicepType = "string" | "int" | "bool" | "object" | "array";
-export type Value = null | string | number | boolean | Value[] | { [key: string]: Value };
-export interface Pos {
-  line: number;
-  column: number;
-}
-
-export type Expr =
-  | { kind: "string"; parts: string[]; exprs: Expr[]; pos: Pos }
-  | { kind: "int"; value: number; pos: Pos }
-  | { kind: "bool"; value: boolean; pos: Pos }
-  | { kind: "null"; pos: Pos }
-  | { kind: "ident"; name: string; pos: Pos }
-  | { kind: "object"; props: ObjectProp[]; pos: Pos }
-  | { kind: "array"; items: Expr[]; pos: Pos }
-  | { kind: "member"; object: Expr; name: string; safe: boolean; pos: Pos }
-  | { kind: "index"; object: Expr; index: Expr; safe: boolean; pos: Pos }
-  | { kind: "call"; name: string; args: Expr[]; pos: Pos }
-  | { kind: "unary"; op: "!" | "-"; operand: Expr; pos: Pos }
-  | { kind: "binary"; op: string; left: Expr; right: Expr; pos: Pos }
-  | { kind: "ternary"; cond: Expr; then: Expr; otherwise: Expr; pos: Pos };
-export interface ObjectProp {
-  /** The literal name; for an interpolated name ('${expr}': ...) the source text, with keyExpr set. */
-  key: string;
-  keyExpr?: Expr;
-  value: Expr;
-  pos: Pos;
-}
-export type ObjectExpr = Extract<Expr, { kind: "object" }>;
-export type CallExpr = Extract<Expr, { kind: "call" }>;
-
 export interface ParamDecl {
   name: string;
   type: BicepType;
@@ -79,13 +51,4 @@ export interface BicepTemplate {
   vars: VarDecl[];
   resources: ResourceDecl[];
   outputs: OutputDecl[];
-}
-
-/** ARM's error object, as in `{"error": {...}}` bodies and deployment errors. */
-export interface ArmError {
-  code: string;
-  message: string;
-  target?: string;
-  details?: ArmError[];
-  additionalInfo?: unknown[];
 }

@@ -10,6 +10,12 @@ const RESOURCES_API = [
   "2018-01-01", "2017-12-01", "2017-08-01", "2017-06-01", "2017-05-10", "2017-05-01", "2017-03-01", "2016-09-01",
   "2016-07-01", "2016-06-01", "2016-02-01", "2015-11-01", "2015-01-01", "2014-04-01",
 ];
+/**
+ * Deployments are versioned apart from the rest of Microsoft.Resources since 2026: 2026-06-01
+ * (azure-rest-api-specs Microsoft.Resources/deployments, the version @azure/arm-resourcesdeployments
+ * 2.0.0 sends), then the shared list.
+ */
+const DEPLOYMENTS_API = ["2026-06-01", ...RESOURCES_API];
 const SUBSCRIPTIONS_API = [
   "2022-12-01", "2021-01-01", "2020-01-01", "2019-11-01", "2019-06-01", "2019-05-01", "2019-03-01", "2018-11-01",
   "2018-09-01", "2018-08-01", "2018-07-01", "2018-06-01", "2018-05-01", "2018-02-01", "2018-01-01", "2017-12-01",
@@ -51,7 +57,7 @@ export const API_VERSIONS: Record<string, string[]> = {
   "microsoft.resources/tenants": SUBSCRIPTIONS_API,
   "microsoft.resources/resourcegroups": RESOURCES_API,
   "microsoft.resources/resources": RESOURCES_API,
-  "microsoft.resources/deployments": RESOURCES_API,
+  "microsoft.resources/deployments": DEPLOYMENTS_API,
   "microsoft.resources/operationresults": RESOURCES_API,
   "microsoft.solutions/applications": SOLUTIONS_API,
   "microsoft.solutions/locations/operationstatuses": SOLUTIONS_API,

@@ -141,6 +141,8 @@ export interface ArmRouteSpec {
   handler: (a: ArmCall) => Reply | Promise<Reply>;
 }
 
+/** A Host header worth echoing in URLs: a DNS name or an IP literal, with an optional port. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const ARM_AUDIENCES = ["https://management.azure.com/", "https://management.core.windows.net/"];
 const ARM_AUDIENCE_LIST = "'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'";
 
@@ -155,6 +157,18 @@ export class Arm {
   constructor(ctx: SandboxContext) {
     this.ctx = ctx;
     this.state = ctx.state;
+  }
+
+  /**
+   * ARM's base URL as the client called it, for the URLs ARM hands back (Azure-AsyncOperation,
+   * Location, nextLink): `https://management.azure.com` through the front (whose requests keep the
+   * public Host), the listening address otherwise. Azure's own answers name the host called, and a
+   * client behind a proxy can only follow a URL on a host its proxy serves.
+   */
+  baseUrlAsCalled(c: RouteContext): string {
+    const host = c.header("host")?.trim();
+    if (!host || !HOST_RE.test(host)) return this.ctx.endpoints.arm;
+    return `https://${host.replace(/:443$/, "").toLowerCase()}`;
   }
 
   // ---- authentication

@@ -8,13 +8,16 @@
 // `…/operationStatuses/{id}` is what clients poll; `…/operations` lists one operation per resource.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { InternalRequest, Reply, Route } from "../../core/http.mts";
-import { scopeContains, type ArmResource } from "../../core/state.mts";
-import type { ArmError, Value } from "../../az/bicep/types.mts";
+import type { ArmResource } from "../../core/state.mts";
+import type { ArmError, Value } from "./template/types.mts";
 import { Arm, fail, ok, rgId, tagsOf, toWire, type ArmCall } from "./core.mts";
+import { jsonPositions } from "./json-positions.mts";
 import { ProviderError, TemplateDeploymentError, TemplateValidationError, deployTemplate, validateTemplate, type PlannedResource, type TemplateScope, type ValidatedTemplate } from "./template/engine.mts";
 
 const DEPLOYMENT_TYPE = "Microsoft.Resources/deployments";
 const BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/providers/Microsoft.Resources/deployments";
+/** Where the REST spec puts a resource group deployment's operations (Deployment Operations - List / Get). */
+const OPERATIONS_BASE = "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/deployments";
 /** How long clients should wait between polls (seconds): ARM sends Retry-After on running deployments. */
 const RETRY_AFTER_S = "1";
 
@@ -75,6 +78,25 @@ const duration = (ms: number) => `PT${(Math.max(0, ms) / 1000).toFixed(7).replac
 const templateHash = (template: unknown) => BigInt("0x" + createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 15)).toString();
 const operationId = () => randomBytes(8).toString("hex").toUpperCase();
 
+/**
+ * ARM's TemplateViolation names the line and column of the offending value in the request as
+ * sent; the template engine names only its path (`properties.template.resources[0].name`), so the
+ * positions are read here from the request's text. A path the text does not have (a value the
+ * engine computed) keeps 0, 0.
+ */
+function withTemplatePositions(error: ArmError, requestText: string): ArmError {
+  const infos = (error.additionalInfo ?? []) as Array<{ type?: string; info?: { lineNumber?: number; linePosition?: number; path?: string } }>;
+  if (!infos.some((x) => x.type === "TemplateViolation" && typeof x.info?.path === "string")) return error;
+  const positions = jsonPositions(requestText);
+  return {
+    ...error,
+    additionalInfo: infos.map((x) => {
+      const at = x.type === "TemplateViolation" && x.info?.path ? positions.get(x.info.path.toLowerCase()) : undefined;
+      return at ? { ...x, info: { ...x.info, lineNumber: at.line, linePosition: at.column } } : x;
+    }),
+  };
+}
+
 export function deploymentRoutes(arm: Arm): Route[] {
   const { state } = arm;
   const runs = () => state.store("arm.deploymentRuns", () => new Map<string, DeploymentRun>());
@@ -120,7 +142,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
     try {
       return { body, props, validated: await validateTemplate(props.template, props.parameters, scope) };
     } catch (e) {
-      if (e instanceof TemplateValidationError) throw Object.assign(new Error(e.message), { reply: { status: 400, body: { error: e.error } } as Reply });
+      if (e instanceof TemplateValidationError) throw Object.assign(new Error(e.message), { reply: { status: 400, body: { error: withTemplatePositions(e.error, a.c.text()) } } as Reply });
       throw e;
     }
   };
@@ -244,7 +266,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
   };
 
   const asyncHeaders = (a: ArmCall, deploymentId: string, opId: string) => ({
-    "Azure-AsyncOperation": `${arm.ctx.endpoints.arm}${deploymentId}/operationStatuses/${opId}?api-version=${a.apiVersion}`,
+    "Azure-AsyncOperation": `${arm.baseUrlAsCalled(a.c)}${deploymentId}/operationStatuses/${opId}?api-version=${a.apiVersion}`,
     "Retry-After": RETRY_AFTER_S,
   });
 
@@ -254,7 +276,7 @@ export function deploymentRoutes(arm: Arm): Route[] {
       handler: (a) => {
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
         arm.authorize(a.caller, rg.id, `${DEPLOYMENT_TYPE}/read`);
-        return ok({ value: state.ofType(DEPLOYMENT_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.createdAtMs - y.createdAtMs).map(toWire) });
+        return ok({ value: state.ofTypeUnder(DEPLOYMENT_TYPE, rg.id).sort((x, y) => x.createdAtMs - y.createdAtMs).map(toWire) });
       },
     }),
     arm.route({
@@ -339,24 +361,28 @@ export function deploymentRoutes(arm: Arm): Route[] {
         return ok({ status: runInfo.status, ...(runInfo.error ? { error: runInfo.error } : {}) }, 200, running ? { "Retry-After": RETRY_AFTER_S } : undefined);
       },
     }),
-    arm.route({
-      method: "GET", path: `${BASE}/:deploymentName/operations`, type: DEPLOYMENT_TYPE,
-      handler: (a) => {
-        arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
-        getOr404(a);
-        return ok({ value: runs().get(idOf(a).toLowerCase())?.operations ?? [] });
-      },
-    }),
-    arm.route({
-      method: "GET", path: `${BASE}/:deploymentName/operations/:operationId`, type: DEPLOYMENT_TYPE,
-      handler: (a) => {
-        arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
-        getOr404(a);
-        const op = runs().get(idOf(a).toLowerCase())?.operations.find((o) => o.operationId.toLowerCase() === a.p.operationId.toLowerCase());
-        if (!op) fail(404, "DeploymentOperationNotFound", `The deployment operation '${a.p.operationId}' could not be found.`);
-        return ok(op);
-      },
-    }),
+    // Deployment operations: the REST spec's path has no providers/Microsoft.Resources segment
+    // (…/resourcegroups/{rg}/deployments/{name}/operations); ARM answers the long form too.
+    ...[BASE, OPERATIONS_BASE].flatMap((base) => [
+      arm.route({
+        method: "GET", path: `${base}/:deploymentName/operations`, type: DEPLOYMENT_TYPE,
+        handler: (a) => {
+          arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
+          getOr404(a);
+          return ok({ value: runs().get(idOf(a).toLowerCase())?.operations ?? [] });
+        },
+      }),
+      arm.route({
+        method: "GET", path: `${base}/:deploymentName/operations/:operationId`, type: DEPLOYMENT_TYPE,
+        handler: (a) => {
+          arm.authorize(a.caller, idOf(a), `${DEPLOYMENT_TYPE}/operations/read`);
+          getOr404(a);
+          const op = runs().get(idOf(a).toLowerCase())?.operations.find((o) => o.operationId.toLowerCase() === a.p.operationId.toLowerCase());
+          if (!op) fail(404, "DeploymentOperationNotFound", `The deployment operation '${a.p.operationId}' could not be found.`);
+          return ok(op);
+        },
+      }),
+    ]),
     arm.route({
       method: "GET", path: `${BASE}/:deploymentName`, type: DEPLOYMENT_TYPE,
       handler: (a) => {

@@ -116,19 +116,23 @@ export function graphRoutes(arm: Arm): Route[] {
     const table = q.table.toLowerCase();
     let rows: Record<string, unknown>[];
     let base: string[];
-    const inScope = (sub: string) => !subs || subs.includes(sub.toLowerCase());
+    const scopes = subs && new Set(subs);
+    const inScope = (sub: string) => !scopes || scopes.has(sub.toLowerCase());
+    // With subscriptions named, only their resources are visited (from the id-prefix index).
+    const underScopes = () => [...scopes!].flatMap((s) => state.resourcesUnder(`/subscriptions/${s}`));
     if (table === "resources") {
       base = RESOURCE_COLUMNS;
-      rows = state.listResources((r) => isTracked(r) && inScope(r.subscriptionId) && arm.allowed(a.caller.oid, r.id, `${r.type}/read`)).map(resourceRow);
+      rows = (scopes ? underScopes() : state.listResources()).filter((r) => isTracked(r) && inScope(r.subscriptionId) && arm.allowed(a.caller.oid, r.id, `${r.type}/read`)).map(resourceRow);
     } else if (table === "resourcecontainers") {
       base = CONTAINER_COLUMNS;
       rows = [
-        ...[...state.subscriptions.values()].filter((s) => inScope(s.subscriptionId) && arm.hasAnyRoleAround(a.caller.oid, `/subscriptions/${s.subscriptionId}`)).map((s) => ({
+        ...(scopes ? [...scopes].map((s) => state.subscriptions.get(s)).filter((s) => s !== undefined) : [...state.subscriptions.values()])
+          .filter((s) => arm.hasAnyRoleAround(a.caller.oid, `/subscriptions/${s.subscriptionId}`)).map((s) => ({
           ...Object.fromEntries(CONTAINER_COLUMNS.map((c) => [c, null])),
           id: `/subscriptions/${s.subscriptionId}`, name: s.displayName, type: "microsoft.resources/subscriptions", tenantId: s.tenantId,
           kind: "", location: "", resourceGroup: "", subscriptionId: s.subscriptionId, managedBy: "", properties: { state: s.state },
         })),
-        ...state.ofType("Microsoft.Resources/resourceGroups")
+        ...(scopes ? underScopes().filter((r) => r.type.toLowerCase() === "microsoft.resources/resourcegroups") : state.ofType("Microsoft.Resources/resourceGroups"))
           .filter((r) => inScope(r.subscriptionId) && arm.allowed(a.caller.oid, r.id, "Microsoft.Resources/subscriptions/resourceGroups/read"))
           .map((r) => ({ ...resourceRow(r), type: "microsoft.resources/subscriptions/resourcegroups" })),
       ];

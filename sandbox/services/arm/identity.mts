@@ -2,7 +2,7 @@
 // with Entra's FIC rules (docs/azure-behaviour.md §2.1, §5.3) and the 409 on concurrent writes to one identity.
 import type { Route } from "../../core/http.mts";
 import type { ArmResource } from "../../core/state.mts";
-import { Arm, fail, newGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
+import { Arm, fail, newGuid, ok, rgId, subscriptionScope, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 
 const UAMI_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities";
 const FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
@@ -112,7 +112,7 @@ export function identityRoutes(arm: Arm): Route[] {
     const page = items.slice(skip, skip + n);
     let nextLink: string | undefined;
     if (skip + n < items.length) {
-      const u = new URL(arm.ctx.endpoints.arm + a.c.url.pathname + a.c.url.search);
+      const u = new URL(arm.baseUrlAsCalled(a.c) + a.c.url.pathname + a.c.url.search);
       u.searchParams.set("$skiptoken", String(skip + n));
       nextLink = u.toString();
     }
@@ -124,8 +124,8 @@ export function identityRoutes(arm: Arm): Route[] {
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/providers/Microsoft.ManagedIdentity/userAssignedIdentities", type: UAMI_TYPE,
       handler: (a) => ok({
-        value: state.ofType(UAMI_TYPE)
-          .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${UAMI_TYPE}/read`))
+        value: state.ofTypeUnder(UAMI_TYPE, subscriptionScope(a.sub.subscriptionId))
+          .filter((r) => arm.allowed(a.caller.oid, r.id, `${UAMI_TYPE}/read`))
           .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
@@ -135,9 +135,7 @@ export function identityRoutes(arm: Arm): Route[] {
         arm.authorize(a.caller, rgId(a.sub.subscriptionId, a.p.resourceGroupName), `${UAMI_TYPE}/read`);
         const rg = requireRg(a);
         return ok({
-          value: state.ofType(UAMI_TYPE)
-            .filter((r) => r.subscriptionId === a.sub.subscriptionId && (r.resourceGroup ?? "").toLowerCase() === rg.name.toLowerCase())
-            .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
+          value: state.ofTypeUnder(UAMI_TYPE, rg.id).sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
         });
       },
     }),

@@ -1,8 +1,8 @@
 // Microsoft.KeyVault through ARM: vaults (each opens its own data-plane port), keys and secrets.
 // Keys and secrets live in the data plane's store (keyvault/store.mts); ARM reads them from there.
 import type { Route } from "../../core/http.mts";
-import { scopeContains, type ArmResource } from "../../core/state.mts";
-import { Arm, fail, isGuid, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
+import type { ArmResource } from "../../core/state.mts";
+import { Arm, fail, isGuid, ok, rgId, subscriptionScope, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 import {
   KvError, createKeyVersion, findKey, findSecret, keyArmView, secretArmView, setSecretVersion, vaultStore, type VaultData,
 } from "../keyvault/store.mts";
@@ -99,8 +99,8 @@ export function keyVaultRoutes(arm: Arm): Route[] {
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/providers/Microsoft.KeyVault/vaults", type: VAULT_TYPE,
       handler: (a) => ok({
-        value: state.ofType(VAULT_TYPE)
-          .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${VAULT_TYPE}/read`))
+        value: state.ofTypeUnder(VAULT_TYPE, subscriptionScope(a.sub.subscriptionId))
+          .filter((r) => arm.allowed(a.caller.oid, r.id, `${VAULT_TYPE}/read`))
           .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
@@ -109,7 +109,7 @@ export function keyVaultRoutes(arm: Arm): Route[] {
       handler: (a) => {
         arm.authorize(a.caller, rgId(a.sub.subscriptionId, a.p.resourceGroupName), `${VAULT_TYPE}/read`);
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
-        return ok({ value: state.ofType(VAULT_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.id.localeCompare(y.id)).map(toWire) });
+        return ok({ value: state.ofTypeUnder(VAULT_TYPE, rg.id).sort((x, y) => x.id.localeCompare(y.id)).map(toWire) });
       },
     }),
     arm.route({ method: "PUT", path: `${VAULT_BASE}/:vaultName`, type: VAULT_TYPE, handler: putVault }),

@@ -1,7 +1,7 @@
 // ARM's own resources: subscriptions, tenants, resource groups, resource lists, and the status
 // URLs of the asynchronous operations the other providers start.
 import type { Route } from "../../core/http.mts";
-import { scopeContains, type ArmResource, type Subscription } from "../../core/state.mts";
+import type { ArmResource, Subscription } from "../../core/state.mts";
 import { Arm, fail, ok, rgId, subscriptionScope, tagsOf, toWire, type ArmCall, type Caller } from "./core.mts";
 
 const RG_TYPE = "Microsoft.Resources/resourceGroups";
@@ -74,14 +74,14 @@ export function resourceRoutes(arm: Arm): Route[] {
       fail(409, "ManagedResourceGroupDeletionNotAllowed",
         `The resource group '${rg.name}' is the managed resource group of '${rg.managedBy}' and can only be deleted by deleting that resource.`);
     }
-    for (const r of state.listResources((x) => x.subscriptionId === rg.subscriptionId && (x.resourceGroup ?? "").toLowerCase() === rg.name.toLowerCase())) {
+    for (const r of [rg, ...state.resourcesUnder(rg.id)]) {
       void arm.ctx.keyVault.closeVault?.(r.id);
       void arm.ctx.serviceBus.closeNamespace(r.id);
     }
     state.deleteResource(rg.id);
     const opId = `RESOURCEGROUPDELETIONJOB-${rg.name.toUpperCase()}-${a.c.requestId.slice(0, 8).toUpperCase()}`;
     recordOperation(arm, opId);
-    const location = `${arm.ctx.endpoints.arm}/subscriptions/${a.sub.subscriptionId}/operationresults/${Buffer.from(opId).toString("base64url")}?api-version=${a.apiVersion}`;
+    const location = `${arm.baseUrlAsCalled(a.c)}/subscriptions/${a.sub.subscriptionId}/operationresults/${Buffer.from(opId).toString("base64url")}?api-version=${a.apiVersion}`;
     return ok(undefined, 202, { Location: location, "Retry-After": "0" });
   };
 
@@ -116,8 +116,8 @@ export function resourceRoutes(arm: Arm): Route[] {
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/resourcegroups", type: RG_TYPE,
       handler: (a) => ok({
-        value: state.ofType(RG_TYPE)
-          .filter((r) => r.subscriptionId === a.sub.subscriptionId && canRead(a.caller, r))
+        value: state.ofTypeUnder(RG_TYPE, subscriptionScope(a.sub.subscriptionId))
+          .filter((r) => canRead(a.caller, r))
           .sort((x, y) => x.name.localeCompare(y.name)).map(rgWire),
       }),
     }),
@@ -180,13 +180,13 @@ export function resourceRoutes(arm: Arm): Route[] {
     // ---- lists of resources
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/resources", type: "Microsoft.Resources/resources",
-      handler: (a) => ok({ value: listTracked(arm, a, (r) => r.subscriptionId === a.sub.subscriptionId) }),
+      handler: (a) => ok({ value: listTracked(arm, a, arm.state.resourcesUnder(subscriptionScope(a.sub.subscriptionId))) }),
     }),
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/resourcegroups/:resourceGroupName/resources", type: "Microsoft.Resources/resources",
       handler: (a) => {
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
-        return ok({ value: listTracked(arm, a, (r) => r.subscriptionId === a.sub.subscriptionId && scopeContains(rg.id, r.id) && r.id.toLowerCase() !== rg.id.toLowerCase()) });
+        return ok({ value: listTracked(arm, a, arm.state.resourcesUnder(rg.id)) });
       },
     }),
 
@@ -205,9 +205,9 @@ export function resourceRoutes(arm: Arm): Route[] {
   ];
 }
 
-/** Top-level tracked resources (provider/type/name) passing `filter` that the caller can read. */
-function listTracked(arm: Arm, a: ArmCall, filter: (r: ArmResource) => boolean): Record<string, unknown>[] {
-  return arm.state.listResources((r) => isTracked(r) && filter(r) && arm.allowed(a.caller.oid, r.id, `${r.type}/read`))
+/** The top-level tracked resources (provider/type/name) among `candidates` that the caller can read. */
+function listTracked(arm: Arm, a: ArmCall, candidates: ArmResource[]): Record<string, unknown>[] {
+  return candidates.filter((r) => isTracked(r) && arm.allowed(a.caller.oid, r.id, `${r.type}/read`))
     .sort((x, y) => x.id.localeCompare(y.id))
     .map(toWire);
 }

@@ -2,8 +2,8 @@
 // serviceBusEndpoint is that port's URL) and their queues, with the properties a client reads
 // (lockDuration, maxDeliveryCount, message counts). Messages live in servicebus/store.mts.
 import type { Route } from "../../core/http.mts";
-import { scopeContains, type ArmResource } from "../../core/state.mts";
-import { Arm, fail, ok, rgId, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
+import type { ArmResource } from "../../core/state.mts";
+import { Arm, fail, ok, rgId, subscriptionScope, systemData, tagsOf, toWire, type ArmCall } from "./core.mts";
 import { namespaceStore, newQueue, parseDurationMs, sweepLocks, type SbQueue } from "../servicebus/store.mts";
 
 const NS_TYPE = "Microsoft.ServiceBus/namespaces";
@@ -163,8 +163,8 @@ export function serviceBusRoutes(arm: Arm): Route[] {
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/providers/Microsoft.ServiceBus/namespaces", type: NS_TYPE,
       handler: (a) => ok({
-        value: state.ofType(NS_TYPE)
-          .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${NS_TYPE}/read`))
+        value: state.ofTypeUnder(NS_TYPE, subscriptionScope(a.sub.subscriptionId))
+          .filter((r) => arm.allowed(a.caller.oid, r.id, `${NS_TYPE}/read`))
           .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
@@ -173,7 +173,7 @@ export function serviceBusRoutes(arm: Arm): Route[] {
       handler: (a) => {
         arm.authorize(a.caller, rgId(a.sub.subscriptionId, a.p.resourceGroupName), `${NS_TYPE}/read`);
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
-        return ok({ value: state.ofType(NS_TYPE).filter((r) => scopeContains(rg.id, r.id)).sort((x, y) => x.id.localeCompare(y.id)).map(toWire) });
+        return ok({ value: state.ofTypeUnder(NS_TYPE, rg.id).sort((x, y) => x.id.localeCompare(y.id)).map(toWire) });
       },
     }),
     arm.route({ method: "PUT", path: `${NS_BASE}/:namespaceName`, type: NS_TYPE, handler: putNamespace }),
@@ -201,7 +201,7 @@ export function serviceBusRoutes(arm: Arm): Route[] {
       handler: (a) => {
         arm.authorize(a.caller, nsId(a), `${QUEUE_TYPE}/read`);
         const ns = nsOr404(a);
-        return ok({ value: state.ofType(QUEUE_TYPE).filter((r) => scopeContains(ns.id, r.id)).sort((x, y) => x.id.localeCompare(y.id)).map(queueWire) });
+        return ok({ value: state.ofTypeUnder(QUEUE_TYPE, ns.id).sort((x, y) => x.id.localeCompare(y.id)).map(queueWire) });
       },
     }),
     arm.route({ method: "PUT", path: `${NS_BASE}/:namespaceName/queues/:queueName`, type: QUEUE_TYPE, handler: putQueue }),

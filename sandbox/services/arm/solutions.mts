@@ -3,7 +3,7 @@
 import type { Route } from "../../core/http.mts";
 import { scopeContains, type ArmResource } from "../../core/state.mts";
 import { LIST_TOKENS_API, REFRESH_PERMISSIONS_API } from "./api-versions.mts";
-import { Arm, fail, newGuid, ok, rgId, toWire, type ArmCall } from "./core.mts";
+import { Arm, fail, newGuid, ok, rgId, subscriptionScope, toWire, type ArmCall } from "./core.mts";
 import { recordOperation, operations } from "./resources.mts";
 
 const APP_TYPE = "Microsoft.Solutions/applications";
@@ -98,7 +98,7 @@ export function solutionsRoutes(arm: Arm): Route[] {
     const app = appOr404(a, `${APP_TYPE}/refreshPermissions/action`);
     const opId = newGuid();
     recordOperation(arm, opId);
-    const status = `${arm.ctx.endpoints.arm}/subscriptions/${a.sub.subscriptionId}/providers/Microsoft.Solutions/locations/${app.location}/operationStatuses/${opId}?api-version=${a.apiVersion}`;
+    const status = `${arm.baseUrlAsCalled(a.c)}/subscriptions/${a.sub.subscriptionId}/providers/Microsoft.Solutions/locations/${app.location}/operationStatuses/${opId}?api-version=${a.apiVersion}`;
     return ok(undefined, 202, { "Azure-AsyncOperation": status, Location: status, "Retry-After": "0" });
   };
 
@@ -106,8 +106,8 @@ export function solutionsRoutes(arm: Arm): Route[] {
     arm.route({
       method: "GET", path: "/subscriptions/:subscriptionId/providers/Microsoft.Solutions/applications", type: APP_TYPE,
       handler: (a) => ok({
-        value: state.managedApps()
-          .filter((r) => r.subscriptionId === a.sub.subscriptionId && arm.allowed(a.caller.oid, r.id, `${APP_TYPE}/read`))
+        value: state.ofTypeUnder(APP_TYPE, subscriptionScope(a.sub.subscriptionId))
+          .filter((r) => arm.allowed(a.caller.oid, r.id, `${APP_TYPE}/read`))
           .sort((x, y) => x.id.localeCompare(y.id)).map(toWire),
       }),
     }),
@@ -115,8 +115,8 @@ export function solutionsRoutes(arm: Arm): Route[] {
       method: "GET", path: APP_BASE, type: APP_TYPE,
       handler: (a) => {
         const rg = arm.rgOr404(a.sub, a.p.resourceGroupName);
-        const value = state.managedApps()
-          .filter((r) => scopeContains(rg.id, r.id) && arm.allowed(a.caller.oid, r.id, `${APP_TYPE}/read`))
+        const value = state.ofTypeUnder(APP_TYPE, rg.id)
+          .filter((r) => arm.allowed(a.caller.oid, r.id, `${APP_TYPE}/read`))
           .sort((x, y) => x.id.localeCompare(y.id)).map(toWire);
         if (value.length === 0) arm.authorize(a.caller, rg.id, `${APP_TYPE}/read`);
         return ok({ value });

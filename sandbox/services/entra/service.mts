@@ -48,6 +48,13 @@ interface IssuerKeys {
   fetchedAtMs: number;
 }
 
+/** The last answer of an issuer URL: its validator and bytes, and what they parsed to. */
+interface FetchedDocument {
+  etag: string | undefined;
+  text: string;
+  json: unknown;
+}
+
 /** The resource a v2 scope names: the scope minus its `/.default` suffix. */
 function _resourceOfScope(scope: string): string {
   return scope.slice(0, -"/.default".length);
@@ -113,19 +120,17 @@ function _usableRsaKey(k: Record<string, unknown>, lenient: boolean): { n: strin
 export function createEntraService(ctx: SandboxContext): ServiceDef {
   const { state, tokens } = ctx;
   const issuerKeys = new Map<string, IssuerKeys>();
+  /** Per issuer URL (discovery document, JWKS): the last 200 answer, for conditional fetches. */
+  const fetched = new Map<string, FetchedDocument>();
+  /** Imported public keys per JWKS entry object (entries are reused while the JWKS bytes are unchanged). */
+  const importedKeys = new WeakMap<object, ReturnType<typeof jose.importJWK>>();
   /** Used assertion ids (`iss` + `jti`) with their expiry, for options.entra.singleUseJti. */
   const usedJtis = new Map<string, number>();
 
   const base = () => ctx.endpoints.entra;
 
-  const findTenant = (segment: string): Tenant | undefined => {
-    const s = segment.toLowerCase();
-    for (const t of state.tenants.values()) {
-      // Entra answers under the tenant id and under every verified domain of the tenant.
-      if (t.tenantId.toLowerCase() === s || t.domains.some((d) => d.toLowerCase() === s)) return t;
-    }
-    return undefined;
-  };
+  // Entra answers under the tenant id and under every verified domain of the tenant (indexed).
+  const findTenant = (segment: string): Tenant | undefined => state.tenants.find(segment);
 
   const users = createUserSignIn(ctx, findTenant);
 
@@ -227,19 +232,53 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     }
     const httpOk = parsed.protocol === "https:" || (parsed.protocol === "http:" && state.options.entra.allowHttpIssuer);
     if (!httpOk) throw fail50166(iss, `${what} URL '${url}' is not https`);
+    // Every exchange asks the issuer again (jwksCacheTtlS 0: Entra's caching is unconfirmed, and a
+    // key published or withdrawn must count at the next exchange), but conditionally: with the
+    // ETag of the last answer, the host answers 304 when the document is unchanged, and a 200
+    // with the same bytes is not parsed again. The host sees one GET per document per exchange
+    // either way, and the keys used are always those the host serves at that moment; only the
+    // cost of reading unchanged bytes (and of importing unchanged keys) is saved.
+    const known = fetched.get(url);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (known?.etag) headers["if-none-match"] = known.etag;
     let res: Response;
     try {
-      res = await fetch(parsed, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(OIDC_FETCH_TIMEOUT_MS) });
+      res = await fetch(parsed, { headers, signal: AbortSignal.timeout(OIDC_FETCH_TIMEOUT_MS) });
     } catch (err) {
       throw fail50166(iss, `GET ${url}: ${(err as Error).message}`);
     }
+    if (res.status === 304 && known) {
+      await res.body?.cancel();
+      return known.json;
+    }
     const text = await res.text().catch(() => undefined);
-    if (!res.ok) throw fail50166(iss, `GET ${url}: HTTP ${res.status}`);
+    if (!res.ok) {
+      fetched.delete(url);
+      throw fail50166(iss, `GET ${url}: HTTP ${res.status}`);
+    }
+    const etag = res.headers.get("etag") ?? undefined;
+    if (known && text === known.text) {
+      known.etag = etag;
+      return known.json;
+    }
+    let json: unknown;
     try {
-      return JSON.parse(text ?? "");
+      json = JSON.parse(text ?? "");
     } catch {
+      fetched.delete(url);
       throw fail50166(iss, `GET ${url}: the body is not JSON`);
     }
+    fetched.set(url, { etag, text: text ?? "", json });
+    return json;
+  };
+
+  /** The public key of a JWKS entry, imported once per entry object. */
+  const importedKey = (entry: object, rsa: { n: string; e: string }): ReturnType<typeof jose.importJWK> => {
+    const known = importedKeys.get(entry);
+    if (known) return known;
+    const key = jose.importJWK({ kty: "RSA", n: rsa.n, e: rsa.e }, "RS256");
+    importedKeys.set(entry, key);
+    return key;
   };
 
   /** The first 100 JWKS entries of `iss`, fetched through its discovery document or from the TTL cache. */
@@ -371,7 +410,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     const bits = _modulusBits(rsa.n);
     if (bits < MIN_RSA_MODULUS_BITS) throw aadsts(50032, kid, bits);
     try {
-      const key = await jose.importJWK({ kty: "RSA", n: rsa.n, e: rsa.e }, "RS256");
+      const key = await importedKey(entry, rsa);
       await jose.compactVerify(assertion, key, { algorithms: ["RS256"] });
     } catch {
       throw aadsts(700027);

@@ -192,7 +192,7 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
     const b = k.body<{ alg?: unknown; value?: unknown; digest?: unknown }>();
     if (op === "sign") {
       const digest = decodeBase64Any(b.value, "value");
-      const sig = signDigest(kv, b.alg, digest);
+      const sig = ctx.obs.measureCpu("keyvault.sign", () => signDigest(kv, b.alg, digest));
       return ok({ kid: `${k.vault.uri}keys/${name}/${kv.version}`, value: sig.toString("base64url") });
     }
     const digest = decodeBase64Any(b.digest, "digest");

@@ -8,7 +8,7 @@
  * min/maxValue), `variables`, `resources` (type, apiVersion, name, location, properties, sku,
  * kind, tags, identity, …; `dependsOn`, `copy` loops, `condition`, `scope` of extension
  * resources, nested child `resources`), `outputs`, and the template functions of
- * sandbox/az/bicep/functions.mts plus parameters(), variables(), reference(), resourceId() and
+ * functions.mts plus parameters(), variables(), reference(), resourceId() and
  * friends, resourceGroup(), subscription(), tenant(), deployment(), deployer(), environment(),
  * copyIndex(), if(), equals(), not(), and(), or(), the arithmetic and comparison functions,
  * createArray(), createObject(), tryGet(), true(), false(), null().
@@ -20,9 +20,9 @@
  * counts, functions); deployTemplate() then puts the resources in dependency order through a
  * ResourceIO and evaluates the outputs.
  */
-import { ExpressionError } from "../../../az/bicep/errors.mts";
-import { PURE_FUNCTIONS, deepEqual, isObject, str, toText, typeName, typedPath, type FnSpec } from "../../../az/bicep/functions.mts";
-import type { ArmError, CallExpr, Expr, Pos, Value } from "../../../az/bicep/types.mts";
+import { ExpressionError } from "./errors.mts";
+import { PURE_FUNCTIONS, deepEqual, isObject, str, toText, typeName, typedPath, type FnSpec } from "./functions.mts";
+import type { ArmError, CallExpr, Expr, Pos, Value } from "./types.mts";
 import { isExpression, literalText, parseExpression } from "./expression.mts";
 
 type Obj = { [key: string]: Value };
@@ -85,7 +85,8 @@ const invalid = (inner: string, path?: string): TemplateValidationError =>
   new TemplateValidationError({
     code: "InvalidTemplate",
     message: `Deployment template validation failed: '${inner}'.`,
-    // ARM gives the line and column in the template JSON; the engine sees parsed JSON only (0, 0).
+    // ARM gives the line and column in the request; the engine sees parsed JSON only (0, 0 here),
+    // deployments.mts fills them in from the request text by the path.
     ...(path ? { additionalInfo: [{ type: "TemplateViolation", info: { lineNumber: 0, linePosition: 0, path: `properties.template.${path}` } }] } : {}),
   });
 

@@ -1,10 +1,10 @@
 // ARM's template language expressions: a JSON string "[fn(args).prop[idx]]" is an expression,
 // "[[..." is the literal text "[...". This parser turns one into the syntax tree the shared
-// template functions (sandbox/az/bicep/functions.mts) evaluate: string and integer literals,
+// template functions (functions.mts) evaluate: string and integer literals,
 // function calls, member access (.name) and index access ([expr]). Positions are columns of
 // the expression string (line 1), as ARM reports them.
-import type { Expr, Pos } from "../../../az/bicep/types.mts";
-import { ExpressionError } from "../../../az/bicep/errors.mts";
+import type { Expr, Pos } from "./types.mts";
+import { ExpressionError } from "./errors.mts";
 
 /** Whether a JSON string is a template expression. */
 export const isExpression = (s: string): boolean => s.startsWith("[") && !s.startsWith("[[") && s.endsWith("]");

@@ -1,9 +1,12 @@
 // Built-in template functions: the pure ones (string, array, object, logical and conversion
 // functions, uniqueString, guid) with their argument checks, the argument counts of the
-// deployment-dependent ones (implemented by the evaluator), and ARM's value helpers.
+// deployment-dependent ones (implemented by the evaluator), and ARM's value helpers. Shared by
+// ARM's template engine (engine.mts) and the az stand-in's Bicep compiler (sandbox/az/bicep/checks.mts).
 import { createHash } from "node:crypto";
-import { ExpressionError, UNSUPPORTED } from "./errors.mts";
+import { ExpressionError } from "./errors.mts";
 import type { CallExpr, Pos, Value } from "./types.mts";
+
+const UNSUPPORTED = "not supported by the sandbox's template functions";
 
 type Fn = (args: Value[], call: CallExpr) => Value;
 export interface FnSpec {
