@@ -117,6 +117,14 @@ export interface SandboxOptions {
      * tenant>` (docs/azure-behaviour.md §5.4: sent on every cross-tenant call; that it is required is unconfirmed → yes).
      */
     crossTenantRoleAssignmentsNeedTenantId: boolean;
+    /**
+     * A publisher creating a role assignment for a managed identity of the customer's tenant (a
+     * UAMI in the managed resource group, a managed application's system-assigned identity) must
+     * name that identity's resource in `delegatedManagedIdentityResourceId` (docs/azure-behaviour.md
+     * §5.4). Without it ARM looks the principal up in the caller's tenant and fails; the error
+     * (400 PrincipalNotFound) is unconfirmed → the likeliest one.
+     */
+    crossTenantManagedIdentityNeedsDelegatedId: boolean;
   };
 }
 
@@ -147,6 +155,7 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   },
   arm: {
     crossTenantRoleAssignmentsNeedTenantId: true,
+    crossTenantManagedIdentityNeedsDelegatedId: true,
   },
 };
 
