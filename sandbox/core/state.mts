@@ -36,6 +36,11 @@ export interface WorldSeed {
       plan: { name: string; publisher: string; product: string; version: string };
       provisioningState?: string;
     };
+    /** Resources the managed application's own template put into the MRG (created at start through ARM). */
+    mrgResources?: {
+      keyVaults?: Array<{ name: string }>;
+      serviceBusNamespaces?: Array<{ name: string; queues?: string[] }>;
+    };
   }>;
   options?: DeepPartial<SandboxOptions>;
 }
@@ -62,6 +67,9 @@ export interface WorldSummary {
     resourceUsageId: string;
     planId: string;
     dimensions: string[];
+    /** Names of the seeded Key Vaults and Service Bus namespaces (with queues) in the MRG. */
+    keyVaults: string[];
+    serviceBusNamespaces: Array<{ name: string; queues: string[] }>;
   }>;
 }
 
@@ -696,6 +704,8 @@ export class SandboxState {
         resourceUsageId: c.app.resourceUsageId,
         planId: c.app.plan.name,
         dimensions: this.dimensionsOf(c.app.plan.product, c.app.plan.name) ?? [],
+        keyVaults: (c.mrgResources?.keyVaults ?? []).map((v) => v.name),
+        serviceBusNamespaces: (c.mrgResources?.serviceBusNamespaces ?? []).map((n) => ({ name: n.name, queues: n.queues ?? [] })),
       })),
     };
   }
