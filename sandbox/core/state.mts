@@ -128,8 +128,8 @@ export interface SandboxOptions {
     /**
      * A publisher creating a role assignment for a managed identity of the customer's tenant (a
      * UAMI in the managed resource group, a managed application's system-assigned identity) must
-     * name that identity's resource in `delegatedManagedIdentityResourceId` (docs/azure-behaviour.md
-     * §5.4). Without it ARM looks the principal up in the caller's tenant and fails; the error
+     * name that identity's resource in `delegatedManagedIdentityResourceId`
+     * (docs/azure-behaviour.md §5.4). Without it ARM looks the principal up in the caller's tenant and fails; the error
      * (400 PrincipalNotFound) is unconfirmed → the likeliest one.
      */
     crossTenantManagedIdentityNeedsDelegatedId: boolean;
