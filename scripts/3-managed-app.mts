@@ -89,9 +89,12 @@ function main(args: string[]): Promise<number> {
         const result = await grants.grantAppIdentity({ ...who, ...arm, roleDefinitionIds: roles.map((r) => r.id), scope, recordChange: (r) => audit.append(r) });
         if (json) out(JSON.stringify(result, null, 2));
         else {
-          out(`Granted ${roles.map((r) => r.name).join(", ")} to the managed application's identity (principal ${result.principalId}) on ${result.scopeId}`);
-          if (result.alreadyHeld.length) out(`  (already held: ${result.alreadyHeld.length} of them; left as they are)`);
-          progress("New assignments can take a few minutes to apply");
+          const { roleName } = await import("../lib/azure/roles.mts");
+          const held = result.alreadyHeld.map((id) => roleName(id) ?? id);
+          const granted = roles.map((r) => r.name).filter((n) => !held.includes(n));
+          if (granted.length) out(`Granted ${granted.join(", ")} to the managed application's identity (principal ${result.principalId}) on ${result.scopeId}`);
+          if (held.length) out(`Already held by the managed application's identity on ${result.scopeId}: ${held.join(", ")} (left as they are)`);
+          if (granted.length) progress("New assignments can take a few minutes to apply");
         }
         return EXIT_OK;
       }

@@ -107,7 +107,7 @@ export function grantCommandFor(o: { via: "uami" | "list-tokens"; subscriptionId
 /**
  * Gives the managed application's system-assigned identity roles at a scope in its managed
  * resource group (the publisher's route to a vault through listTokens: the app's identity needs
- * the data role). Writes one change record (`managedApp.grantIdentity`), failed ones too.
+ * the data role). Writes one change record (`managedApp.grantIdentity`) when it created an assignment or failed.
  */
 export async function grantAppIdentity(o: {
   subscriptionId: string;
@@ -145,7 +145,8 @@ export async function grantAppIdentity(o: {
       ...arm, subscriptionId: o.subscriptionId, resourceGroup: o.managedResourceGroup, tenantId, principalId, identityResourceId: details.id,
       roleDefinitionIds: o.roleDefinitionIds, scope: o.scope, deploymentName: APP_GRANT_DEPLOYMENT_NAME,
     });
-    await recordChange?.(changeRecord({ operation: "managedApp.grantIdentity", customer, targets: granted.created, outcome: "succeeded", detail: { appId: details.id, principalId, scope: scopeId, roles, alreadyHeld: granted.alreadyHeld } }));
+    // A grant the identity already held changed nothing in Azure: no record.
+    if (granted.created.length) await recordChange?.(changeRecord({ operation: "managedApp.grantIdentity", customer, targets: granted.created, outcome: "succeeded", detail: { appId: details.id, principalId, scope: scopeId, roles, alreadyHeld: granted.alreadyHeld } }));
     return { appId: details.id, principalId, ...granted };
   } catch (error) {
     await recordChange?.(changeRecord({

@@ -89,7 +89,7 @@ export async function connectCustomer(options: {
         principalId: output("uamiPrincipalId"), identityResourceId: output("uamiId"),
         roleDefinitionIds: grantRoleDefinitionIds, scope: { kind: "resourceGroup" }, deploymentName: GRANT_DEPLOYMENT_NAME,
       });
-      await record(changeRecord({
+      if (granted.created.length) await record(changeRecord({
         operation: "customer.grant", customer, targets: granted.created, outcome: "succeeded",
         detail: { deployment: GRANT_DEPLOYMENT_NAME, principalId: output("uamiPrincipalId"), scope: granted.scopeId, roles, alreadyHeld: granted.alreadyHeld },
       }));

@@ -104,7 +104,7 @@ T("--via list-tokens: Forbidden names the app's identity and grant-app-identity;
   // Granting again changes nothing and says so.
   const again = await runScript("3-managed-app.mts", [advice![1], advice![2], "grant-app-identity", "--role", advice![3], "--scope", advice![4]], { env });
   assert.is(again.code, 0, describe(again));
-  assert.match(again.stdout, /already held/);
+  assert.match(again.stdout, /Already held by the managed application.s identity on .*: Key Vault Secrets User/);
   assert.is(sb.state.roleAssignmentsOf(principal).length, 1);
 });
 
