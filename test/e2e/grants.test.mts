@@ -7,7 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { guid } from "../../sandbox/az/bicep/functions.mts";
 import { ROLE } from "../../sandbox/core/state.mts";
-import { startTestSandbox } from "../helpers/sandbox.mts";
+import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { arm, armPut } from "../helpers/arm.mts";
 import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { customerConfig, readAudit, roleAssignmentsOf, runOk } from "../helpers/workflow.mts";
@@ -116,6 +116,20 @@ T("role-assignments --delete of an id that does not exist says so and exits 1", 
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, new RegExp(`found no role assignment ${missing}`));
   assert.not.match(r.stdout, /Deleted/);
+});
+
+T("the world's Service Bus namespace in the MRG: a grant on the namespace's queues, then a message through it", async () => {
+  const [ns] = customer.serviceBusNamespaces;
+  assert.equal(ns, { name: "fabrikam-bus", queues: ["commands", "status"] });
+  const denied = await runScript("3-servicebus.mts", [...who, ns.name, "send", "commands"], { env, stdin: "{\"op\":\"ping\"}" });
+  assert.is(denied.code, 1, describe(denied));
+  const advice = /grant it to that identity with 1-connect-customer\.mts (\S+) (\S+) --grant "([^"]+)"/.exec(denied.stderr);
+  assert.ok(advice, denied.stderr);
+  await runOk("1-connect-customer.mts", [advice![1], advice![2], "--grant", advice![3]], env);
+  const sent = await runScript("3-servicebus.mts", [...who, ns.name, "send", "commands"], { env, stdin: "{\"op\":\"ping\"}" });
+  assert.is(sent.code, 0, describe(sent));
+  const q = (await admin<Array<{ messages: unknown[] }>>(sb, "GET", `/servicebus/queues?namespace=${ns.name}&queue=commands`))[0];
+  assert.is(q.messages.length, 1);
 });
 
 T.after(() => sb.stop());
