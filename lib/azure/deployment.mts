@@ -4,6 +4,7 @@
 // a JSON string (docs/azure-behaviour.md §5.5); it goes to `detail` (--verbose), never the line.
 import { ArmError, AzError } from "../core/errors.mts";
 import type { ArmOptions } from "./managed-apps.mts";
+import { parseAzArmError } from "./arm-resource.mts";
 import type { DeploymentParameterValue } from "./az.mts";
 
 const DEPLOYMENT_OPERATIONS_API_VERSION = "2021-04-01";
@@ -130,8 +131,8 @@ export async function deployTemplate(o: {
     return await az.deploymentGroupCreate({ subscriptionId: o.subscriptionId, resourceGroup: o.resourceGroup, name: o.deploymentName, templateFile: o.templateFile, parameters: o.parameters, command: o.command, env: o.env });
   } catch (cause) {
     if (!(cause instanceof AzError) || !cause.errorLine) throw cause;
-    const error = parseDeploymentErrorLine(cause.errorLine);
-    if (!error) throw cause;
+    // A JSON document (az rest style, or the deployment's error), else az's `(Code) message` form.
+    const error = parseDeploymentErrorLine(cause.errorLine) ?? parseAzArmError(cause.errorLine);
     // A preflight refusal has no operations; a deployment that ran has one per resource.
     const operation = error.code === "DeploymentFailed" ? await readFailedOperation(o) : undefined;
     throw new ArmError(describeDeploymentFailure({ error, operation, subscriptionId: o.subscriptionId, resourceGroup: o.resourceGroup, deploymentName: o.deploymentName, fallback: cause.errorLine }), {
