@@ -3,33 +3,77 @@
 // through `2-emit-meter.mts --file`, per runtime. Prints wall time, events per second, round
 // trips per service from the sandbox's request counters, and the client's peak memory; then
 // the one-event-at-a-time path (one process, one signature, one token exchange and one
-// usageEvent call per event, like the bash original) on a sample, as the reference.
+// usageEvent call per event, like the bash original) on a sample, as the reference. Per run:
+// audit bytes per event, and the audit writes (one fsync each) and their fsync time.
 //
-// Usage: npm run bench [-- --customers N --dimensions N --reference N --runtime node20|node24|deno]
+// With --latency kv=MS,token=MS,metering=MS, the sandbox's delay faults (rate 1.0) hold every Key
+// Vault signature, token exchange and batchUsageEvent call that long, as Azure's network would,
+// and each runtime runs at --concurrency 8, 32, 64 and the default (--concurrency LIST: others): wall time beside the lower
+// bound ceil(customers / c) × (kv + token + metering) and their ratio (no reference run).
+// Before that, and without a sandbox: planning 100,000 events for 4,000 customers (25 dimensions),
+// a dry run's CPU time and peak memory (bench/plan.mts; --plan-customers N, 0 to skip).
+//
+// Usage: npm run bench [-- --customers N --dimensions N --reference N --runtime node20|node24|deno
+//                          --latency kv=60,token=150,metering=250 --plan-customers N --against DIR]
+// --against DIR runs the 2-emit-meter.mts of another checkout (a before/after comparison).
+// --slow-fsync MS puts the data directory (config.json, audit.jsonl) on a FUSE file system whose
+// every fsync waits MS first (bench/slow-fsync-fs.py; root and Debian's python3-fusepy), as
+// Cloud Shell's clouddrive (SMB: each fsync a network round trip) does.
 // Seeds its own world, starts its own sandbox in a temporary directory, stops it at the end.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { installedRuntimes, tsRunner } from "../sandbox/core/runtime.mts";
 import { loadWorldSeed } from "../sandbox/main.mts";
 import { fleetCsv, fleetCustomers, fleetSeed, setupFleet } from "../test/helpers/fleet.mts";
+import { cpuSeconds, loadAverage, runMeasured } from "./measure.mts";
+import { measurePlan } from "./plan.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const { values } = parseArgs({
   options: {
     customers: { type: "string", default: "400" },
     dimensions: { type: "string", default: "25" },
-    reference: { type: "string", default: "100" },
+    reference: { type: "string" },
     runtime: { type: "string", multiple: true },
+    latency: { type: "string" },
+    "plan-customers": { type: "string", default: "4000" },
+    against: { type: "string" },
+    "slow-fsync": { type: "string" },
+    concurrency: { type: "string", default: "8,32,64,default" },
   },
   strict: true,
 });
-const nCustomers = Number(values.customers), nDims = Number(values.dimensions), nRef = Number(values.reference);
-if (![nCustomers, nDims, nRef].every((n) => Number.isInteger(n) && n >= 1) || nDims > 30) {
-  process.stderr.write("--customers, --reference: positive integers; --dimensions: 1..30 (Partner Center's limit)\n");
+const latency = values.latency === undefined ? undefined : parseLatency(values.latency);
+const nCustomers = Number(values.customers), nDims = Number(values.dimensions), nRef = Number(values.reference ?? (latency ? 0 : 100));
+const nPlan = Number(values["plan-customers"]);
+if (![nCustomers, nDims].every((n) => Number.isInteger(n) && n >= 1) || ![nRef, nPlan].every((n) => Number.isInteger(n) && n >= 0) || nDims > 30) {
+  process.stderr.write("--customers: a positive integer; --reference, --plan-customers: integers >= 0; --dimensions: 1..30 (Partner Center's limit)\n");
   process.exit(2);
+}
+const slowFsyncMs = values["slow-fsync"] === undefined ? undefined : Number(values["slow-fsync"]);
+if (slowFsyncMs !== undefined && !(Number.isInteger(slowFsyncMs) && slowFsyncMs >= 0)) {
+  process.stderr.write("--slow-fsync: milliseconds, an integer >= 0\n");
+  process.exit(2);
+}
+const concurrencies = values.concurrency.split(",").map((c) => c.trim() === "default" ? undefined : Number(c));
+if (!concurrencies.every((c) => c === undefined || (Number.isInteger(c) && c >= 1 && c <= 64))) {
+  process.stderr.write("--concurrency: a comma-separated list of 1..64 and `default`\n");
+  process.exit(2);
+}
+const EMIT = join(values.against ? resolve(values.against) : ROOT, "scripts", "2-emit-meter.mts");
+
+/** `kv=60,token=150,metering=250` → delays in ms; every one of the three is needed. */
+function parseLatency(text: string): { kv: number; token: number; metering: number } {
+  const parts = Object.fromEntries(text.split(",").map((p) => p.split("=").map((x) => x.trim())));
+  const out = { kv: Number(parts.kv), token: Number(parts.token), metering: Number(parts.metering) };
+  if (Object.keys(parts).some((k) => !(k in out)) || !Object.values(out).every((n) => Number.isInteger(n) && n >= 0)) {
+    process.stderr.write(`Cannot use --latency ${JSON.stringify(text)}: expected kv=MS,token=MS,metering=MS\n`);
+    process.exit(2);
+  }
+  return out;
 }
 const allRuntimes = installedRuntimes(ROOT);
 const chosen = values.runtime ?? Object.keys(allRuntimes);
@@ -38,39 +82,36 @@ for (const r of chosen) if (!allRuntimes[r]) {
   process.exit(2);
 }
 
-/** CPU seconds (user + system) of a process from /proc/PID/stat; `children` adds its waited-for children's (cutime + cstime). */
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
-function cpuSeconds(pid: number, children = false): number {
-  const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" }).stdout ?? "";
-  // Fields after the parenthesised command name: state is field 3; utime 14, stime 15, cutime 16, cstime 17.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-  if (f.length < 15) return 0;
-  return (f[11] + f[12] + (children ? f[13] + f[14] : 0)) / CLK_TCK;
-}
-
 const say = (text: string) => process.stderr.write(`${text}\n`);
-const print = (text: string) => process.stdout.write(`${text}\n`);
 
-/** Runs a script; samples the child's peak RSS (VmHWM) from /proc until it exits. */
-function timed(rt: string[], args: string[], env: Record<string, string>): Promise<{ ms: number; code: number | null; peakMb: number; out: string }> {
-  return new Promise((res) => {
-    const t0 = performance.now();
-    const child = spawn(rt[0], [...rt.slice(1), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    let peakKb = 0;
-    const sample = async () => {
-      const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
-      const m = /VmHWM:\s+(\d+)/.exec(status);
-      if (m) peakKb = Math.max(peakKb, Number(m[1]));
-    };
-    const timer = setInterval(sample, 20);
-    child.on("exit", (code) => {
-      clearInterval(timer);
-      res({ ms: performance.now() - t0, code, peakMb: peakKb / 1024, out });
-    });
-  });
+/** Mounts bench/slow-fsync-fs.py over a directory of `dir`; throws saying why when it cannot (not root, no FUSE, no fusepy). */
+async function mountSlowFsync(dir: string, fsyncMs: number): Promise<{ dir: string; unmount: () => void }> {
+  const { mkdir } = await import("node:fs/promises");
+  const { spawn } = await import("node:child_process");
+  const backing = join(dir, "slow-backing"), mountpoint = join(dir, "slow-mount");
+  await mkdir(backing, { recursive: true });
+  await mkdir(mountpoint, { recursive: true });
+  const child = spawn("/usr/bin/python3", [join(ROOT, "bench", "slow-fsync-fs.py"), backing, mountpoint, String(fsyncMs)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  for (let i = 0; i < 50; i++) {
+    if (spawnSync("mountpoint", ["-q", mountpoint]).status === 0) {
+      return { dir: mountpoint, unmount: () => void spawnSync("umount", [mountpoint]) };
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error(`Cannot mount the slow-fsync file system (root, /dev/fuse and Debian's python3-fusepy are needed): ${stderr.trim() || "it did not come up in 5 s"}`);
+}
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const timed = (rt: string[], args: string[], env: Record<string, string>) => runMeasured([...rt, ...args], { cwd: ROOT, env });
+
+if (nPlan > 0) {
+  for (const name of chosen) {
+    const r = await measurePlan({ customers: nPlan, dimensions: 25, runtime: allRuntimes[name], script: EMIT });
+    print(`plan (${name})         ${r.rows} events / ${nPlan} customers / 25 dimensions: CPU ${r.cpuS.toFixed(2)} s (goal < 3 s), peak memory ${r.peakMb.toFixed(0)} MB, wall ${r.wallS.toFixed(2)} s (2-emit-meter --dry-run, no sandbox; load average ${loadAverage()})`);
+  }
 }
 
 const sbDir = await mkdtemp(join(tmpdir(), "metering-bench-scale-"));
@@ -86,9 +127,17 @@ if (start.status !== 0) {
   process.stderr.write(start.stdout + start.stderr);
   process.exit(1);
 }
+let unmount = () => {};
 try {
+  let dataDir = join(sbDir, "data");
+  if (slowFsyncMs !== undefined) {
+    const mounted = await mountSlowFsync(sbDir, slowFsyncMs);
+    unmount = mounted.unmount;
+    dataDir = join(mounted.dir, "data");
+    say(`Data directory on a FUSE mount whose fsync waits ${slowFsyncMs} ms: ${dataDir}`);
+  }
   const info = JSON.parse(await readFile(join(sbDir, "sb", "sandbox.json"), "utf8"));
-  const env: Record<string, string> = { ...process.env as Record<string, string>, AZURE_HTTP_USER_AGENT: "", METERING_DATA_DIR: join(sbDir, "data") };
+  const env: Record<string, string> = { ...process.env as Record<string, string>, AZURE_HTTP_USER_AGENT: "", METERING_DATA_DIR: dataDir };
   for (const m of (await readFile(join(sbDir, "sb", "env"), "utf8")).matchAll(/^export (\w+)='([^']*)'$/gm)) env[m[1]] = m[2];
   env.PATH = `${join(sbDir, "sb", "bin")}:${process.env.PATH}`;
   const adminUrl = info.endpoints.admin as string;
@@ -109,7 +158,7 @@ try {
     const c = await adminGet<Record<string, Record<string, number>>>("/requests");
     const sum = (svc: string, re: RegExp) => Object.entries(c[svc] ?? {}).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
     const tokens = (await adminGet<Array<{ aud: string; grant: string }>>("/tokens")).filter((t) => t.grant === "client_assertion").length;
-    return { sign: sum("keyvault", /\/sign$/), keyvault: sum("keyvault", /./), token: sum("entra", /oauth2.*token/), tokensIssued: tokens, batch: sum("metering", /batchUsageEvent/), single: sum("metering", /POST \/api\/usageEvent$/) };
+    return { sign: sum("keyvault", /\/sign$/), keyGet: sum("keyvault", /^GET \/keys\//), keyvault: sum("keyvault", /./), token: sum("entra", /oauth2.*token/), tokensIssued: tokens, batch: sum("metering", /batchUsageEvent/), single: sum("metering", /POST \/api\/usageEvent$/) };
   };
   const rssMb = (pid: number | undefined) => {
     const m = pid ? /VmRSS:\s+(\d+)/.exec(spawnSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" }).stdout ?? "") : null;
@@ -119,16 +168,24 @@ try {
   print(`# ${nCustomers * nDims} events for ${nCustomers} customers (${nDims} dimensions each), ${new Date().toISOString()}`);
   print(`fleet setup         ${setupS.toFixed(1)} s (${(setupS * 1000 / nCustomers).toFixed(1)} ms per customer; ISV setup and ${nCustomers} connections, 8 at a time)`);
   print(`machine: ${spawnSync("nproc", { encoding: "utf8" }).stdout.trim()} cores; load average ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
+  const auditPath = join(env.METERING_DATA_DIR, "audit.jsonl");
+  const batchGoal = customers.reduce((n, cu) => n + Math.ceil(cu.dimensions.length / 25), 0);
   let hoursAgo = 1;
-  for (const name of chosen) {
-    const rt = allRuntimes[name];
-    const { csv, rows } = fleetCsv(customers, { hoursAgo: hoursAgo++ });
+  const nextHour = () => {
+    if (hoursAgo > 23) throw new Error("Cannot run more than 23 runs in one benchmark: each needs an hour of its own within the API's window (fewer runtimes or concurrencies)");
+    return hoursAgo++;
+  };
+
+  /** One `2-emit-meter --file --json` run of a fresh hour: wall time, CPU, memory, round trips and the audit log's growth. */
+  const emitRun = async (name: string, extra: string[]) => {
+    const { csv, rows } = fleetCsv(customers, { hoursAgo: nextHour() });
     const file = join(sbDir, `usage-${name}.csv`);
     await writeFile(file, csv);
     await fetch(adminUrl + "/requests", { method: "DELETE" });
     const tokensBefore = (await counts()).tokensIssued;
+    const auditBefore = await stat(auditPath).then((s) => s.size, () => 0);
     const cpu0 = { sandbox: cpuSeconds(info.pid), azurite: info.azuritePid ? cpuSeconds(info.azuritePid) : 0, client: cpuSeconds(process.pid, true) };
-    const r = await timed(rt, [join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file], env);
+    const r = await timed(allRuntimes[name], [EMIT, "--file", file, "--json", ...extra], env);
     const cpu = {
       sandbox: cpuSeconds(info.pid) - cpu0.sandbox,
       azurite: info.azuritePid ? cpuSeconds(info.azuritePid) - cpu0.azurite : 0,
@@ -136,37 +193,79 @@ try {
     };
     if (r.code !== 0) throw new Error(`2-emit-meter --file failed on ${name}:\n${r.out.slice(-3000)}`);
     const c = await counts();
-    const accepted = /Accepted\s+(\d+)/.exec(r.out)?.[1];
-    print("");
-    print(`## batch path, ${name}`);
-    print(`wall time           ${(r.ms / 1000).toFixed(2)} s (process start to exit, ${rows} events, ${accepted ?? "?"} accepted)`);
-    print(`events per second   ${(rows / (r.ms / 1000)).toFixed(0)}`);
-    print(`Key Vault sign      ${c.sign} requests (goal: ${nCustomers}, one signature per customer)`);
-    print(`Entra token         ${c.token} requests, ${c.tokensIssued - tokensBefore} tokens issued (goal: ${nCustomers}, one per customer)`);
-    print(`metering            ${c.batch} batchUsageEvent calls (goal: ${customers.reduce((n, cu) => n + Math.ceil(cu.dimensions.length / 25), 0)}), ${c.single} usageEvent calls`);
-    print(`CPU                 sandbox ${cpu.sandbox.toFixed(2)} s, client ${cpu.client.toFixed(2)} s (sandbox/client ${(cpu.sandbox / Math.max(cpu.client, 0.01)).toFixed(2)}; Azurite ${cpu.azurite.toFixed(2)} s; user + system CPU during the timed run)`);
-    print(`client peak memory  ${r.peakMb.toFixed(0)} MB (VmHWM of the 2-emit-meter process, sampled every 20 ms)`);
-    print(`sandbox memory      ${(rssMb(info.pid) + rssMb(info.azuritePid)).toFixed(0)} MB after the run (sandbox ${rssMb(info.pid).toFixed(0)} MB + Azurite ${rssMb(info.azuritePid).toFixed(0)} MB)`);
+    const json = JSON.parse(r.out.slice(r.out.indexOf("{\n"), r.out.lastIndexOf("}") + 1)) as { counts: Record<string, number>; audit?: { records: number; writes: number; syncMs: number } };
+    const auditBytes = (await stat(auditPath)).size - auditBefore;
+    // What the run says it used: "…, 64 request(s) at a time" (before issue 18: "…, 8 at a time").
+    const slots = Number(/, (\d+) (?:request\(s\) )?at a time/.exec(r.out)?.[1]);
+    return { r, rows, cpu, c, tokens: c.tokensIssued - tokensBefore, accepted: json.counts.Accepted ?? 0, audit: json.audit, auditBytes, slots };
+  };
+  const auditLine = (x: Awaited<ReturnType<typeof emitRun>>) =>
+    `${(x.auditBytes / x.rows).toFixed(0)} bytes per event; ${x.audit ? `${x.audit.records} records in ${x.audit.writes} writes (one fsync each), fsync ${(x.audit.syncMs / 1000).toFixed(2)} s in all, ${(x.audit.syncMs / x.audit.writes).toFixed(2)} ms each` : "fsync count not reported by this 2-emit-meter"}`;
 
-    // The reference: one event per process, as the bash original sends them.
-    await fetch(adminUrl + "/requests", { method: "DELETE" });
-    const refHours = hoursAgo++;
-    const t1 = performance.now();
-    for (let i = 0; i < nRef; i++) {
-      const cu = customers[i % customers.length];
-      const dim = cu.dimensions[Math.floor(i / customers.length) % cu.dimensions.length];
-      const one = await timed(rt, [join(ROOT, "scripts", "2-emit-meter.mts"), cu.subscriptionId, cu.managedResourceGroup, String(refHours), dim, "1"], env);
-      if (one.code !== 0) throw new Error(`2-emit-meter (one event) failed on ${name}:\n${one.out.slice(-3000)}`);
+  if (latency) {
+    const sum = latency.kv + latency.token + latency.metering;
+    await fetch(adminUrl + "/faults", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        { service: "keyvault", method: "POST", route: "/keys/:name/:version/sign", kind: "delay", delayMs: latency.kv, rate: 1 },
+        { service: "entra", method: "POST", route: "/:tenant/oauth2/v2.0/token", kind: "delay", delayMs: latency.token, rate: 1 },
+        { service: "metering", method: "POST", route: "/api/batchUsageEvent", kind: "delay", delayMs: latency.metering, rate: 1 },
+      ]),
+    });
+    print("");
+    print(`## latency: Key Vault sign ${latency.kv} ms, Entra token ${latency.token} ms, batchUsageEvent ${latency.metering} ms (sandbox delay faults, rate 1.0)${values.against ? `; 2-emit-meter of ${values.against}` : ""}`);
+    print("| runtime | --concurrency | wall time | lower bound ceil(customers / c) × " + sum + " ms | ratio | client peak | audit | load average |");
+    print("|---|---|---|---|---|---|---|---|");
+    for (const name of chosen) {
+      for (const c of concurrencies) {
+        const x = await emitRun(name, c === undefined ? [] : ["--concurrency", String(c)]);
+        const used = c ?? x.slots;
+        const boundS = Math.ceil(nCustomers / used) * sum / 1000;
+        const wallS = x.r.ms / 1000;
+        if (x.accepted !== x.rows) throw new Error(`${x.accepted} of ${x.rows} accepted on ${name}, --concurrency ${c ?? "default"}`);
+        print(`| ${name} | ${c ?? `default (${used})`} | ${wallS.toFixed(2)} s | ${boundS.toFixed(2)} s | ${(wallS / boundS).toFixed(2)} | ${x.r.peakMb.toFixed(0)} MB | ${auditLine(x)} | ${loadAverage()} |`);
+      }
     }
-    const refMs = performance.now() - t1;
-    const rc = await counts();
-    const refRate = nRef / (refMs / 1000);
-    const batchRate = rows / (r.ms / 1000);
-    print(`## one event at a time, ${name} (reference, ${nRef} events)`);
-    print(`events per second   ${refRate.toFixed(2)} (${(refMs / nRef).toFixed(0)} ms per event; ${rc.sign} sign, ${rc.token} token, ${rc.single} usageEvent requests)`);
-    print(`batch path speed-up ${(batchRate / refRate).toFixed(0)}x; ${rows} events one at a time would take about ${(rows / refRate / 60).toFixed(0)} min`);
+    await fetch(adminUrl + "/faults", { method: "DELETE" });
+  } else {
+    for (const name of chosen) {
+      const rt = allRuntimes[name];
+      const x = await emitRun(name, []);
+      const { r, rows, cpu, c } = x;
+      print("");
+      print(`## batch path, ${name}`);
+      print(`wall time           ${(r.ms / 1000).toFixed(2)} s (process start to exit, ${rows} events, ${x.accepted} accepted, ${x.slots} request(s) at a time)`);
+      print(`events per second   ${(rows / (r.ms / 1000)).toFixed(0)}`);
+      print(`Key Vault sign      ${c.sign} requests, ${c.keyGet} key reads (goal: ${nCustomers}, one signature per customer; one read)`);
+      print(`Entra token         ${c.token} requests, ${x.tokens} tokens issued (goal: ${nCustomers}, one per customer)`);
+      print(`metering            ${c.batch} batchUsageEvent calls (goal: ${batchGoal}), ${c.single} usageEvent calls`);
+      print(`CPU                 sandbox ${cpu.sandbox.toFixed(2)} s, client ${cpu.client.toFixed(2)} s (sandbox/client ${(cpu.sandbox / Math.max(cpu.client, 0.01)).toFixed(2)}; Azurite ${cpu.azurite.toFixed(2)} s; user + system CPU during the timed run)`);
+      print(`client peak memory  ${r.peakMb.toFixed(0)} MB (VmHWM of the 2-emit-meter process, sampled every 20 ms)`);
+      print(`audit log           ${auditLine(x)}`);
+      print(`sandbox memory      ${(rssMb(info.pid) + rssMb(info.azuritePid)).toFixed(0)} MB after the run (sandbox ${rssMb(info.pid).toFixed(0)} MB + Azurite ${rssMb(info.azuritePid).toFixed(0)} MB)`);
+      if (nRef === 0) continue;
+
+      // The reference: one event per process, as the bash original sends them.
+      await fetch(adminUrl + "/requests", { method: "DELETE" });
+      const refHours = nextHour();
+      const t1 = performance.now();
+      for (let i = 0; i < nRef; i++) {
+        const cu = customers[i % customers.length];
+        const dim = cu.dimensions[Math.floor(i / customers.length) % cu.dimensions.length];
+        const one = await timed(rt, [EMIT, cu.subscriptionId, cu.managedResourceGroup, String(refHours), dim, "1"], env);
+        if (one.code !== 0) throw new Error(`2-emit-meter (one event) failed on ${name}:\n${one.out.slice(-3000)}`);
+      }
+      const refMs = performance.now() - t1;
+      const rc = await counts();
+      const refRate = nRef / (refMs / 1000);
+      const batchRate = rows / (r.ms / 1000);
+      print(`## one event at a time, ${name} (reference, ${nRef} events)`);
+      print(`events per second   ${refRate.toFixed(2)} (${(refMs / nRef).toFixed(0)} ms per event; ${rc.sign} sign, ${rc.token} token, ${rc.single} usageEvent requests)`);
+      print(`batch path speed-up ${(batchRate / refRate).toFixed(0)}x; ${rows} events one at a time would take about ${(rows / refRate / 60).toFixed(0)} min`);
+    }
   }
 } finally {
+  unmount();
   spawnSync(tsRunner()[0], [...tsRunner().slice(1), cli, "stop", "--dir", join(sbDir, "sb")], { encoding: "utf8" });
   await rm(sbDir, { recursive: true, force: true });
 }

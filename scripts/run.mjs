@@ -76,6 +76,9 @@ async function main(argv) {
     return await new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? 128 + (constants.signals[signal] ?? 0))));
   }
   if (plan === "tsx") tsx.register();
+  // Node 22.18+/24: the script and everything it imports load from the compile cache (Node
+  // 20 has none). After the plan, so that a Node that cannot read .mts never loads the module.
+  else await (await import("../lib/core/compile-cache.mts")).enableCompileCache();
   // The script reads process.argv.slice(2) and sets process.exitCode, as when started by itself.
   process.argv = [process.argv[0], file, ...args];
   await import(pathToFileURL(file).href);

@@ -1,6 +1,7 @@
 // audit.jsonl: an append-only log of every request to the metering API and its answer, one
 // JSON object per line. It holds decoded token claims for accountability but never a token,
-// an assertion or a signature: a guard refuses any record that looks like it holds one.
+// an assertion or a signature: a guard refuses any record that looks like it holds one where
+// one can be (`_secretsOf`).
 import { createReadStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -66,9 +67,30 @@ export function buildAuditRecord(options: Omit<AuditRecord, "time"> & { now?: Da
   return record;
 }
 
-/** Serialises a record to one line, refusing anything that looks like a token. */
+const _USAGE_OPERATIONS = new Set(["usageEvent", "batchUsageEvent", "usageEvent.intent", "batchUsageEvent.intent"]);
+
+/**
+ * Where a record can hold a token. A usage record (two per batch, the bulk of the log) is
+ * built in lib/audit/records.mts from config.json, the input rows and the metering API's
+ * answer, which echoes the events sent; a token could reach it only through the request's
+ * URL or headers (the writer drops Authorization), the error (an SDK's message) or the token
+ * claims, so only those are walked, not the 25 events twice over. Any other record kind (an
+ * exchange with a data-plane service, a change) is walked whole.
+ */
+function _secretsOf(record: AuditRecord): string[] {
+  if (!_USAGE_OPERATIONS.has(record.operation)) return findSecrets(record);
+  const { response } = record;
+  return [
+    ...(record.request ? [...findSecrets(record.request.url, "$.request.url"), ...findSecrets(record.request.headers, "$.request.headers")] : []),
+    ...findSecrets(record.error, "$.error"),
+    ...findSecrets(record.tokenClaims, "$.tokenClaims"),
+    ...(response ? findSecrets({ ...response, body: undefined }, "$.response") : []),
+  ];
+}
+
+/** Serialises a record to one line, refusing anything that looks like a token where one can be. */
 export function serializeAuditRecord(record: AuditRecord): string {
-  const leaks = findSecrets(record);
+  const leaks = _secretsOf(record);
   if (leaks.length > 0) {
     throw new AuditLeakError(`Cannot write audit record ${record.operation}: it holds what looks like a token at ${leaks.join(", ")}`);
   }
@@ -77,10 +99,10 @@ export function serializeAuditRecord(record: AuditRecord): string {
   return line;
 }
 
-/** Writes a whole record (every byte, fsynced) or throws AuditWriteError with the cause. */
-async function _writeDurably(handle: Awaited<ReturnType<typeof open>>, text: string, path: string): Promise<void> {
+/** Writes whole records (every byte, fsynced) or throws AuditWriteError with the cause. */
+async function _writeDurably(handle: Awaited<ReturnType<typeof open>>, text: string | Uint8Array, path: string): Promise<{ syncMs: number }> {
   try {
-    await writeFully(handle, text);
+    return await writeFully(handle, text);
   } catch (cause) {
     const errno = (cause as NodeJS.ErrnoException)?.code;
     throw new AuditWriteError(`Cannot write to ${path}: ${describeWriteError(cause)}`, { path, cause, ...(errno ? { errno } : {}) });
@@ -239,26 +261,73 @@ async function _lineAfter(handle: Awaited<ReturnType<typeof open>>, pos: number,
   return { start, time: Number.isNaN(time) ? Infinity : time };
 }
 
+const _encoder = new TextEncoder();
+
+/** What a writer did: records appended, and the writes (one fsync each) that held them. */
+export interface AuditWriterStats {
+  records: number;
+  /** write + fsync rounds: fewer than records when appends shared one (group commit). */
+  writes: number;
+  /** Time spent in fsync, summed over the writes. */
+  syncMs: number;
+  bytes: number;
+}
+
 export interface AuditWriter {
-  /** Appends one record (time added, Authorization dropped, leak guard applied) and fsyncs it. */
+  /** Appends one record (time added, Authorization dropped, leak guard applied); resolves once an fsync covers it. */
   append(record: AuditEntry): Promise<void>;
+  /** Counts so far (the benchmark reports them). */
+  stats(): AuditWriterStats;
   close(): Promise<void>;
 }
 
 /**
- * An open audit log for many appends: one handle, appends in call order (one at a time),
- * each written in full and fsynced before its promise resolves. A torn last line left by a
- * killed run is closed with a newline first. After one append fails (AuditWriteError) every
- * later append fails too, with the same cause: the log's end is no longer known, and a run
- * must not go on as if later records were safe.
+ * An open audit log for many appends: one handle, records in call order, each append's
+ * promise resolved only after the fsync that covers its record. Group commit: the appends made
+ * while a write is under way wait for it, then all go out together in one write and one fsync
+ * (64 batches in flight make a few writes, not 128 fsyncs one after another); a record is no
+ * less durable than alone, and is never reported written before it is. A torn last line left
+ * by a killed run is closed with a newline first. After one write fails (AuditWriteError) every
+ * record of it and every later append fails too, with the same cause: the log's end is no
+ * longer known, and a run must not go on as if later records were safe.
  */
 export async function createAuditWriter(options: { path: string }): Promise<AuditWriter> {
   const opened = await _openForAppend(options.path);
   const { handle } = opened;
   let needsNewline = opened.torn;
   let broken: AuditWriteError | undefined;
-  let tail: Promise<void> = Promise.resolve();
   let closed = false;
+  type _Pending = { line: string; resolve: () => void; reject: (error: unknown) => void };
+  let pending: _Pending[] = [];
+  let writing: Promise<void> | undefined;
+  const stats: AuditWriterStats = { records: 0, writes: 0, syncMs: 0, bytes: 0 };
+  const flush = async () => {
+    while (pending.length > 0) {
+      const group = pending;
+      pending = [];
+      if (broken) {
+        for (const p of group) p.reject(broken);
+        continue;
+      }
+      const bytes = _encoder.encode(`${needsNewline ? "\n" : ""}${group.map((p) => `${p.line}\n`).join("")}`);
+      // Until this write is known complete, the file may end mid-line.
+      needsNewline = true;
+      try {
+        const { syncMs } = await _writeDurably(handle, bytes, options.path);
+        needsNewline = false;
+        stats.records += group.length;
+        stats.writes++;
+        stats.syncMs += syncMs;
+        stats.bytes += bytes.length;
+      } catch (error) {
+        broken = error as AuditWriteError;
+        for (const p of group) p.reject(error);
+        continue;
+      }
+      for (const p of group) p.resolve();
+    }
+    writing = undefined;
+  };
   return {
     append(record) {
       if (closed) return Promise.reject(new Error("Cannot append to the audit log: the writer is closed"));
@@ -268,27 +337,17 @@ export async function createAuditWriter(options: { path: string }): Promise<Audi
       } catch (error) {
         return Promise.reject(error);
       }
-      const write = async () => {
-        if (broken) throw broken;
-        const prefix = needsNewline ? "\n" : "";
-        // Until this write is known complete, the file may end mid-line.
-        needsNewline = true;
-        try {
-          await _writeDurably(handle, `${prefix}${line}\n`, options.path);
-        } catch (error) {
-          broken = error as AuditWriteError;
-          throw error;
-        }
-        needsNewline = false;
-      };
-      const done = tail.then(write);
-      tail = done.catch(() => {});
+      if (broken) return Promise.reject(broken);
+      const done = new Promise<void>((resolve, reject) => pending.push({ line, resolve, reject }));
+      // Started after the current turn, so appends made in the same turn share the first write too.
+      writing ??= Promise.resolve().then(flush);
       return done;
     },
+    stats: () => ({ ...stats }),
     async close() {
       if (closed) return;
       closed = true;
-      await tail;
+      while (writing) await writing;
       await handle.close();
     },
   };

@@ -15,6 +15,20 @@ export function isGuid(value: unknown): value is string {
   return typeof value === "string" && GUID_RE.test(value);
 }
 
+// A DNS name of two or more labels (contoso.com, contoso.onmicrosoft.com): how Entra names a tenant
+// by one of its verified domains.
+const DOMAIN_RE = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
+/** True when `value` is a domain name such as contoso.com (a tenant's verified domain). */
+export function isDomainName(value: unknown): value is string {
+  return typeof value === "string" && DOMAIN_RE.test(value);
+}
+
+/** True when `value` names an Entra tenant: its id (GUID) or one of its verified domains. */
+export function isTenantName(value: unknown): value is string {
+  return isGuid(value) || isDomainName(value);
+}
+
 /** True when `value` is a valid Azure resource group name. */
 export function isResourceGroupName(value: unknown): value is string {
   return typeof value === "string" && RESOURCE_GROUP_RE.test(value) && !value.endsWith(".");
@@ -150,4 +164,19 @@ export function parseIntOption(value: unknown, o: { name: string; min: number; m
   const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!(n >= o.min && n <= o.max)) throw new UsageError(`Cannot use --${o.name} ${JSON.stringify(value)}: expected an integer from ${o.min} to ${o.max}`);
   return n;
+}
+
+/**
+ * A duration option in hours and minutes (`3h`, `90m`, `1h30m`) from 0 to `maxMs`, in
+ * milliseconds; `fallbackMs` when it was not given.
+ * @example parseDurationOption("1h30m", { name: "warn-before", maxMs: 86_400_000, fallbackMs: 0 }) // 5_400_000
+ */
+export function parseDurationOption(value: unknown, o: { name: string; maxMs: number; fallbackMs: number }): number {
+  if (value === undefined) return o.fallbackMs;
+  const m = typeof value === "string" ? /^\s*(?:(\d{1,3})h)?(?:(\d{1,4})m)?\s*$/.exec(value) : null;
+  const ms = m && (m[1] !== undefined || m[2] !== undefined) ? Number(m[1] ?? 0) * 3_600_000 + Number(m[2] ?? 0) * 60_000 : NaN;
+  if (!(ms >= 0 && ms <= o.maxMs)) {
+    throw new UsageError(`Cannot use --${o.name} ${JSON.stringify(value)}: expected hours and minutes such as 3h, 90m or 1h30m, at most ${o.maxMs / 3_600_000}h`);
+  }
+  return ms;
 }

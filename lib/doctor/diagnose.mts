@@ -83,6 +83,8 @@ const _isInvalidDimension = (status: unknown, body: unknown): boolean => {
  * Per dimension of one customer's usage records in the audit log: how many events the API
  * accepted and how many it refused as an unknown dimension. Reads single-event records
  * (request.body = the event) and batch records (request.body.request[], response.body.result[]).
+ * An outcome without its request (the usual form: it refers to its intent by id) takes the
+ * request of the intent with its id, when `records` hold it.
  * With `now` and `windowMs`, a refusal counts only while its event's hour is inside the window
  * (a corrected event can still be sent) and only when no accepted event of the same dimension
  * was sent after it; the others are `settled`. Pure.
@@ -93,6 +95,8 @@ export function dimensionVerdicts(
   options: { now?: number; windowMs?: number } = {},
 ): DimensionVerdict[] {
   const same = (r: AuditRecord) => isSameCustomer(r.customer, customer);
+  const intents = new Map<string, AuditRecord>();
+  for (const r of records) if (r.operation.endsWith(".intent") && typeof r.id === "string" && same(r)) intents.set(r.id, r);
   const seen = new Map<string, { accepted: number; lastAcceptedMs: number; refusals: Array<{ sentMs: number; hourMs: number; planId?: string }> }>();
   const count = (r: AuditRecord, event: Record<string, unknown>, dimension: unknown, planId: unknown, status: unknown, body: unknown) => {
     if (typeof dimension !== "string" || dimension === "") return;
@@ -109,7 +113,7 @@ export function dimensionVerdicts(
   };
   for (const r of records) {
     if (!same(r) || r.operation.endsWith(".intent") || !r.response) continue;
-    const sent = r.request?.body as Record<string, unknown> | undefined;
+    const sent = (r.request ?? (typeof r.id === "string" ? intents.get(r.id)?.request : undefined))?.body as Record<string, unknown> | undefined;
     const answer = r.response.body as Record<string, unknown> | null;
     if (Array.isArray(sent?.request) && Array.isArray(answer?.result)) {
       (answer!.result as Record<string, unknown>[]).forEach((item, i) => {
@@ -117,7 +121,8 @@ export function dimensionVerdicts(
         count(r, event, item.dimension ?? event.dimension, item.planId ?? event.planId, item.status, item.error);
       });
     } else if (sent) {
-      count(r, sent, sent.dimension, sent.planId, r.outcome ?? (r.response.status === 200 ? "Accepted" : undefined), answer);
+      const result = Array.isArray(r.events) ? (r.events[0] as { status?: unknown } | undefined)?.status : undefined;
+      count(r, sent, sent.dimension, sent.planId, r.outcome ?? result ?? (r.response.status === 200 ? "Accepted" : undefined), answer);
     }
   }
   const inWindow = (hourMs: number) => options.now === undefined || options.windowMs === undefined || options.now - hourMs < options.windowMs;

@@ -4,7 +4,10 @@
 import { createReadStream } from "node:fs";
 import { once } from "node:events";
 import { InputError, UsageError } from "../core/errors.mts";
-import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
+import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParseOptions, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
+import { RowAggregator, type Aggregated } from "./aggregate.mts";
+import { settleLateRows, type LateOutcome, type LatePolicy } from "./late.mts";
+import { dueCharges, type Meter } from "./meters.mts";
 import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
@@ -22,9 +25,26 @@ export interface UsageRunContext {
   session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
 }
 import type { SubmissionProgress } from "./submission.mts";
+import type { AuditWriterStats } from "../audit/log.mts";
 
 /** Events per call of batchUsageEvent. */
 const BATCH = 25;
+
+/** The most requests a run keeps in flight (`--concurrency` accepts 1 to this). */
+export const MAX_CONCURRENCY = 64;
+
+/**
+ * Requests in flight when `--concurrency` is not given: one per batch call of the plan, at most
+ * MAX_CONCURRENCY. A request slot spends nearly all its time waiting on the network (a Key Vault
+ * signature, a token exchange and a metering call each take 30 to 300 ms in Azure), not on CPU,
+ * so a run takes about ceil(customers / slots) times that chain: 8 slots made 400 customers
+ * take 27 s where 64 take 8 s. More slots than batch calls would stay idle; past 64 the client
+ * holds more requests, sockets and answers at once (memory) and sends bigger bursts to one
+ * tenant's Entra and to the metering API, for little more speed.
+ */
+export function defaultConcurrency(shape: { batchCalls: number }): number {
+  return Math.max(1, Math.min(MAX_CONCURRENCY, shape.batchCalls));
+}
 
 /**
  * Reads a usage file (a path, or - for `stdin`) as a stream, line by line, into checked rows
@@ -36,6 +56,9 @@ async function readUsageInput(file: string, options: {
   now: number;
   maxQuantity: number;
   stdin: AsyncIterable<Uint8Array>;
+  /** Where good rows go as they are read, instead of the result's rows. */
+  sink?: ParseOptions["sink"];
+  acceptPast?: boolean;
 }): Promise<ParsedUsageFile> {
   const { format } = options;
   if (format !== undefined && format !== "csv" && format !== "jsonl") {
@@ -58,7 +81,7 @@ async function readUsageInput(file: string, options: {
     chunks = stream;
   }
   try {
-    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity, sink: options.sink, acceptPast: options.acceptPast });
   } catch (cause) {
     // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
     if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
@@ -131,10 +154,15 @@ export interface UsageRunOptions {
   /** Only earlier runs' events without an outcome (reads the whole audit log). */
   resend: boolean;
   force: boolean;
-  concurrency: number;
+  /** Requests in flight at once; default defaultConcurrency(the plan). */
+  concurrency?: number;
   waitLockMs: number;
   /** Bad rows left out with --skip-invalid: each is noted once the lock is held. */
   skipped?: RowProblem[];
+  /** Raw records summed (--aggregate): late usage is rejected or carried (lib/metering/late.mts). */
+  late?: { policy: LatePolicy; linesOf?: Aggregated["linesOf"] };
+  /** Recurring charges (--meters): those due are planned with the rows (lib/metering/meters.mts). */
+  meters?: Meter[];
   onNote?: (text: string) => void;
   onProgress?: (progress: SubmissionProgress, total: number) => void;
 }
@@ -143,8 +171,27 @@ export interface UsageRunOptions {
 export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">): Promise<SubmissionPlan> {
   const now = Date.now();
   const { ledger } = await loadLedger({ auditPath: o.publisher.paths.auditPath, now, unresolved: o.resend });
+  return _plan(o, ledger, now).plan;
+}
+
+/** The plan of a run from the ledger: an unfinished earlier run of the input resumed, late raw usage settled. */
+function _plan(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">, ledger: Ledger, now: number) {
   const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: o.publisher.config, source: o.source, onNote: o.onNote });
-  return planSubmission({ rows: run.rows, config: o.publisher.config, ledger, force: o.force, now });
+  const late = o.late && o.digest
+    ? settleLateRows({ rows: run.rows, ledger, config: o.publisher.config, digest: o.digest, now, policy: o.late.policy, linesOf: o.late.linesOf })
+    : undefined;
+  let rows = late?.rows ?? run.rows;
+  const charges = o.meters ? dueCharges({ meters: o.meters, config: o.publisher.config, ledger, now }) : undefined;
+  if (charges && charges.rows.length > 0) {
+    const both = new UsageRows();
+    for (const r of rows) both.push(r);
+    for (const r of charges.rows) both.push(r);
+    rows = both;
+  }
+  const plan = planSubmission({ rows, config: o.publisher.config, ledger, force: o.force, now });
+  if (late) plan.settled.push(...late.reports);
+  if (charges) plan.settled.push(...charges.reports);
+  return { plan, run, late, missed: charges?.records ?? [] };
 }
 
 export interface UsageRunResult {
@@ -155,6 +202,10 @@ export interface UsageRunResult {
   ok: boolean;
   /** Customers this run sent to. */
   customers: number;
+  /** The audit log's writes of this run's usage records (group commit: fewer writes than records). */
+  audit?: AuditWriterStats;
+  /** Late raw usage this run billed in a later hour (--aggregate --late carry). */
+  carried?: LateOutcome["carried"];
 }
 
 /**
@@ -174,18 +225,33 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     const now = Date.now();
     const { ledger, invalidLines } = await loadLedger({ auditPath: publisher.paths.auditPath, now, unresolved: o.resend });
     if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-    const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: publisher.config, source: o.source, onNote: o.onNote });
-    const plan = planSubmission({ rows: run.rows, config: publisher.config, ledger, force: o.force, now: Date.now() });
+    const { plan, run, late, missed } = _plan(o, ledger, now);
     for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
+    // Carries durable before the hours they go to are sent (a rerun then carries to the same
+    // hours); missed charges recorded as they are reported (later runs do not report them again).
+    const notes = [...(late?.carries ?? []), ...missed];
+    if (notes.length > 0) {
+      const { createAuditWriter } = await import("../audit/log.mts");
+      const writer = await createAuditWriter({ path: publisher.paths.auditPath });
+      try {
+        await Promise.all(notes.map((c) => writer.append(c)));
+      } finally {
+        await writer.close();
+      }
+    }
+    for (const c of late?.carried ?? []) o.onNote?.(`Carried late usage ${c.quantity} ${c.dimension} of ${c.customer.subscriptionId}/${c.customer.managedResourceGroup} from ${c.from} into ${c.to}`);
     const resends = plan.work.filter((w) => w.resend).length;
     if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
-    const { customers } = planShape(plan);
+    const shape = planShape(plan);
+    const { customers } = shape;
+    const concurrency = o.concurrency ?? defaultConcurrency(shape);
     let sent: EventReport[] = [];
+    let audit: AuditWriterStats | undefined;
     if (plan.work.length > 0) {
       if (o.single) {
         const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
         o.onNote?.(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
-      } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s), ${o.concurrency} at a time`);
+      } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s), ${concurrency} request(s) at a time`);
       const { runSubmission } = await import("./submission.mts");
       sent = await runSubmission({
         work: plan.work,
@@ -193,10 +259,11 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         auditPath: publisher.paths.auditPath,
         client: await publisher.meteringClient(),
         mode: o.single ? "single" : "batch",
-        concurrency: o.concurrency,
+        concurrency,
         ...(run.input ? { input: run.input } : {}),
         getToken: (customer, ref) => publisher.session(ref, customer).getToken(),
         onProgress: (p) => o.onProgress?.(p, plan.work.length),
+        onAuditStats: (stats) => void (audit = stats),
       });
     }
     // --resend is the place to list every event of an unknown fate; other runs mention them.
@@ -208,7 +275,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     if (!o.resend && plan.unknown.length > 0) {
       o.onNote?.(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
     }
-    return { plan, reports, ...summarise(reports), customers };
+    return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}), ...(late ? { carried: late.carried } : {}) };
   } finally {
     await lock.release();
   }
@@ -223,6 +290,10 @@ export interface RunRows {
   source: string;
   /** From --file (rows are checked against config.json), not the arguments. */
   fromFile: boolean;
+  /** With --aggregate: raw records read, distinct UTC hours, and the events they were summed into. */
+  aggregated?: Aggregated["summary"];
+  /** With --aggregate: the raw lines of each event (for carry records). */
+  linesOf?: Aggregated["linesOf"];
 }
 
 /**
@@ -238,12 +309,25 @@ export function oneEventRows(e: { subscriptionId: string; managedResourceGroup: 
   return { rows, problems: [], digest, source: "the event", fromFile: false };
 }
 
-/** The rows of --file (a path, or - for stdin); an input with no row at all is an InputError. */
-export async function fileRows(file: string, options: Parameters<typeof readUsageInput>[1]): Promise<RunRows> {
+/**
+ * The rows of --file (a path, or - for stdin); an input with no row at all is an InputError.
+ * With `aggregate`, rows are raw records summed per customer, dimension and UTC hour as they
+ * are read (lib/metering/aggregate.mts): the events are the sums, each at its hour's first line.
+ */
+export async function fileRows(file: string, options: Omit<Parameters<typeof readUsageInput>[1], "sink"> & { aggregate?: boolean }): Promise<RunRows> {
   const source = file === "-" ? "stdin" : file;
-  const { rows, problems, digest } = await readUsageInput(file, options);
+  const sums = options.aggregate ? new RowAggregator({ maxQuantity: options.maxQuantity }) : undefined;
+  // Raw records past the window are late usage, reported by the run (late.mts), not bad input.
+  const parsed = await readUsageInput(file, { ...options, sink: sums, ...(sums ? { acceptPast: true } : {}) });
+  let { rows, problems } = parsed;
+  let summed: Aggregated | undefined;
+  if (sums) {
+    summed = sums.finish();
+    rows = summed.rows;
+    if (summed.problems.length > 0) problems = [...problems, ...summed.problems].sort((a, b) => a.line - b.line);
+  }
   if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
-  return { rows, problems, digest, source, fromFile: true };
+  return { rows, problems, digest: parsed.digest, source, fromFile: true, ...(summed ? { aggregated: summed.summary, linesOf: summed.linesOf } : {}) };
 }
 
 /**

@@ -3,11 +3,11 @@
 // write each batch's intent (fsynced) before sending and its outcome after. Customers run
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
-import { createAuditWriter, type AuditWriter } from "../audit/log.mts";
+import { createAuditWriter, type AuditWriter, type AuditWriterStats } from "../audit/log.mts";
 import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
-import { customerKey, findCustomer, type CustomerRef } from "../state/customers.mts";
+import { customerIndexOf, customerKey, type CustomerRef } from "../state/customers.mts";
 import { Ledger, resultOf, type EventResult, type LedgerEntry, type RunInput } from "./ledger.mts";
 import { MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
 import { answerMeaning, statusOfRefusal, type EventState, type UsageStatus } from "./status.mts";
@@ -157,6 +157,7 @@ export function planSubmission(options: {
   const planned = new Set<string>();
   // Rows name few customers, each many times: look each spelling up once.
   const customers = new Map<string, Map<string, _PlanCustomer>>();
+  const index = customerIndexOf(options.config);
   const inWindow = (e: UsageEvent) => isInUsageWindow(Date.parse(e.effectiveStartTime), now);
 
   const rows = options.rows instanceof UsageRows ? options.rows : UsageRows.from(options.rows);
@@ -171,7 +172,7 @@ export function planSubmission(options: {
     if (!bySpelling) customers.set(subscriptionId, bySpelling = new Map());
     let c = bySpelling.get(managedResourceGroup);
     if (!c) {
-      const found = findCustomer(options.config, { subscriptionId, managedResourceGroup });
+      const found = index.find({ subscriptionId, managedResourceGroup });
       const customer = found?.customer as CustomerConfig | undefined;
       if (!found || !customer?.billing?.resourceId) {
         throw new RangeError(`Cannot plan line ${rows.fieldAt(i, "line")}: customer ${subscriptionId}/${managedResourceGroup} is not connected (checkRows refuses such rows)`);
@@ -238,7 +239,7 @@ export function planSubmission(options: {
   for (const entry of options.ledger.unresolved()) {
     if (planned.has(entry.key)) continue;
     if (!inWindow(entry.event)) plan.unknown.push(unknownReport(entry, { reason: "window" }));
-    else if (!findCustomer(options.config, entry.customer)) plan.unknown.push(unknownReport(entry, { reason: "customer" }));
+    else if (!index.find(entry.customer)) plan.unknown.push(unknownReport(entry, { reason: "customer" }));
     else plan.work.push({ event: entry.event, customer: entry.customer, key: entry.key, resend: true, ...(entry.sentAt ? { sentAt: entry.sentAt } : {}) });
   }
   return plan;
@@ -289,11 +290,13 @@ export interface RunSubmissionOptions {
   /** `batch` (batchUsageEvent, up to 25 per call) or `single` (usageEvent, one per call). */
   mode?: "batch" | "single";
   batchSize?: number;
-  /** Customers in flight at once; default 8. */
+  /** Requests in flight at once (batches of any customers); default 8. */
   concurrency?: number;
   /** This run's input, recorded in every intent so that a rerun of it can finish this run. */
   input?: RunInput;
   onProgress?: (progress: SubmissionProgress) => void;
+  /** What the audit writer did (records, writes and fsyncs, bytes), once it is closed. */
+  onAuditStats?: (stats: AuditWriterStats) => void;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
@@ -358,10 +361,13 @@ function _notSent(item: WorkItem, message: string): EventReport {
 const _batches = (n: number, events: number) => `${n} batch${n === 1 ? "" : "es"} (${events} event${events === 1 ? "" : "s"})`;
 
 /**
- * Sends the planned work; every event gets exactly one report. When the audit log cannot
- * record an intent, that batch is not sent and no further batch is (of any customer); the
- * batches already in flight finish. Then it throws AuditWriteError saying exactly what this
- * run sent and recorded, sent without recording its outcome, and did not send.
+ * Sends the planned work; every event gets exactly one report. The batches of all customers
+ * share `concurrency` request slots (a customer with five batches sends them side by side, not
+ * one after another); each customer's token is asked for once, by its first batch, and its
+ * other batches wait for it. When the audit log cannot record an intent, that batch is not
+ * sent and no further batch is (of any customer); the batches already in flight finish. Then
+ * it throws AuditWriteError saying exactly what this run sent and recorded, sent without
+ * recording its outcome, and did not send.
  */
 export async function runSubmission(options: RunSubmissionOptions): Promise<EventReport[]> {
   const mode = options.mode ?? "batch";
@@ -371,37 +377,54 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
     const k = customerKey(item.customer);
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(item);
   }
+  const index = customerIndexOf(options.config);
+  // One customer's batches next to each other, customer after customer: a customer's token is
+  // fetched once and its batches go out together.
+  type _Customer = { ref: CustomerRef; customer: CustomerConfig; chunksLeft: number; pending?: Promise<FederatedToken>; failed?: unknown };
+  const jobs: Array<{ chunk: WorkItem[]; of: _Customer }> = [];
+  for (const items of groups.values()) {
+    const ref = items[0].customer;
+    const chunks = _chunks(items, size);
+    const of: _Customer = { ref, customer: index.find(ref)?.customer as CustomerConfig, chunksLeft: chunks.length };
+    for (const chunk of chunks) jobs.push({ chunk, of });
+  }
   const reports: EventReport[] = [];
   const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
   const tally = { recorded: [0, 0], unrecorded: [0, 0] };
   let auditFailure: { error: AuditWriteError; stage: "intent" | "outcome" } | undefined;
   const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
+  // Batches of a customer that start while its token is being fetched share that fetch (one
+  // token request, not one per batch); a later batch asks again (the token source caches it and
+  // renews it near expiry). After a failure, none of its batches asks again.
+  const tokenOf = (of: _Customer): Promise<FederatedToken> => {
+    if (of.failed !== undefined) return Promise.reject(of.failed);
+    if (of.pending) return of.pending;
+    const pending = of.pending = options.getToken(of.customer, of.ref);
+    pending.then(() => {
+      if (of.pending === pending) of.pending = undefined;
+    }, (error) => {
+      of.failed = error ?? new Error("no token");
+      if (of.pending === pending) of.pending = undefined;
+    });
+    return pending;
+  };
+  const notSent = (chunk: WorkItem[], message: string) => {
+    for (const item of chunk) reports.push(_notSent(item, message));
+  };
+  const auditMessage = () =>
+    `not sent: the audit log could not record ${auditFailure!.stage === "intent" ? "an intent" : "an outcome"} (${describeWriteError(auditFailure!.error.cause)})`;
   try {
-    await forEachConcurrently([...groups.values()], options.concurrency ?? 8, async (items) => {
-      const ref = items[0].customer;
-      const customer = findCustomer(options.config, ref)?.customer as CustomerConfig;
-      for (const chunk of _chunks(items, size)) {
-        const rest = items.slice(items.indexOf(chunk[0]));
-        const skipRest = () => {
-          const message = `not sent: the audit log could not record ${auditFailure!.stage === "intent" ? "an intent" : "an outcome"} (${describeWriteError(auditFailure!.error.cause)})`;
-          for (const item of rest) reports.push(_notSent(item, message));
-          progress.eventsDone += rest.length;
-        };
-        if (auditFailure) {
-          skipRest();
-          break;
-        }
+    await forEachConcurrently(jobs, options.concurrency ?? 8, async ({ chunk, of }) => {
+      try {
+        if (auditFailure) return notSent(chunk, auditMessage());
         let token: FederatedToken;
         try {
-          token = await options.getToken(customer, ref);
+          token = await tokenOf(of);
         } catch (error) {
           // Nothing was sent: no intent, no outcome; the events stay as they were.
-          const message = String((error as Error)?.message ?? error);
-          for (const item of rest) reports.push(_notSent(item, message));
-          progress.eventsDone += rest.length;
-          options.onProgress?.({ ...progress });
-          break;
+          return notSent(chunk, String((error as Error)?.message ?? error));
         }
+        if (auditFailure) return notSent(chunk, auditMessage());
         let sent: { reports: EventReport[]; recorded: boolean; outcomeError?: AuditWriteError };
         try {
           sent = await _sendChunk(chunk, { ...options, mode, writer, token });
@@ -409,22 +432,25 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
           if (!(error instanceof AuditWriteError)) throw error;
           // The intent is not durable, so this batch was not sent; nor will any other be.
           auditFailure ??= { error, stage: "intent" };
-          skipRest();
-          break;
+          return notSent(chunk, auditMessage());
         }
         reports.push(...sent.reports);
         const counter = sent.recorded ? tally.recorded : tally.unrecorded;
         counter[0]++;
         counter[1] += chunk.length;
         if (!sent.recorded) auditFailure ??= { error: sent.outcomeError!, stage: "outcome" };
+      } finally {
         progress.eventsDone += chunk.length;
         options.onProgress?.({ ...progress });
+        if (--of.chunksLeft === 0) {
+          progress.customersDone++;
+          options.onProgress?.({ ...progress });
+        }
       }
-      progress.customersDone++;
-      options.onProgress?.({ ...progress });
     });
   } finally {
     await writer.close();
+    options.onAuditStats?.(writer.stats());
   }
   if (auditFailure) {
     const { error, stage } = auditFailure;
@@ -479,8 +505,8 @@ async function _sendChunk(
     results = events.map((e): EventResult => ({ key: usageKey(e), status: "Unconfirmed", state: "open" }));
   }
   const outcome = usageOutcomeRecord(thrown === undefined
-    ? { batch, id, customer, request, tokenClaims: options.token.claims, response, events: results }
-    : { batch, id, customer, request, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } });
+    ? { batch, id, customer, tokenClaims: options.token.claims, response, events: results }
+    : { batch, id, customer, tokenClaims: options.token.claims, events: results, error: { code: (thrown as { code?: string }).code, message: failure } });
   let outcomeError: AuditWriteError | undefined;
   try {
     await options.writer.append(outcome);

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
 import { checkQuantity, DEFAULT_MAX_QUANTITY, dimensionProblem, isGuid, isResourceGroupName, MAX_HOURS_AGO } from "../core/validate.mts";
-import { customerKey } from "../state/customers.mts";
+import { customerIndexOf, type FoundCustomer } from "../state/customers.mts";
 import { effectiveStartTime, HOUR_MS, isInUsageWindow, isoSeconds } from "./time.mts";
 import { concatBytes } from "../core/bytes.mts";
 
@@ -270,15 +270,18 @@ export class UsageRows implements Iterable<UsageRow> {
 interface _RowContext {
   now: number;
   maxQuantity: number;
+  /** Past the window is not an input error (raw records: late usage is reported, not refused). */
+  acceptPast: boolean;
   /** effectiveStartTime of hours-ago `h`, computed once per file. */
   hourStart(h: number): string;
 }
 
-function _rowContext(options: { now: number; maxQuantity?: number }): _RowContext {
+function _rowContext(options: { now: number; maxQuantity?: number; acceptPast?: boolean }): _RowContext {
   const hours = new Map<number, string>();
   return {
     now: options.now,
     maxQuantity: options.maxQuantity ?? DEFAULT_MAX_QUANTITY,
+    acceptPast: options.acceptPast === true,
     hourStart(h) {
       let t = hours.get(h);
       if (t === undefined) hours.set(h, t = effectiveStartTime({ hoursAgo: h, now: options.now }));
@@ -340,17 +343,28 @@ function _checkRow(values: Partial<Record<Field, unknown>>, line: number, ctx: _
     const ms = ISO_RE.test(t) ? Date.parse(t) : NaN;
     if (Number.isNaN(ms)) {
       problems.push(`effective-start-time ${JSON.stringify(t)} is not an ISO 8601 time with a zone, e.g. 2024-05-01T13:00:00Z`);
-    } else if (!isInUsageWindow(ms, ctx.now)) {
+    } else if (!isInUsageWindow(ms, ctx.now) && !(ctx.acceptPast && ms <= ctx.now)) {
       // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
-      time = isoSeconds(ms);
+      time = _isCanonical(t) ? t : isoSeconds(ms);
     }
   }
   if (problems.length > 0 || time === undefined) return { problems };
   const row: UsageRow = { line, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: time };
   if (hoursAgo !== undefined) row.hoursAgo = hoursAgo;
   return { row, problems };
+}
+
+/**
+ * Whether a time Date.parse accepted is already as isoSeconds writes it (`YYYY-MM-DDTHH:MM:SSZ`,
+ * a day that every month has, an hour below 24), so a row keeps the text instead of a new string:
+ * a file of raw records has a different time on nearly every row.
+ */
+function _isCanonical(t: string): boolean {
+  if (t.length !== 20 || t[10] !== "T" || t[19] !== "Z" || t[13] !== ":" || t[16] !== ":") return false;
+  const day = (t.charCodeAt(8) - 48) * 10 + t.charCodeAt(9) - 48, hour = (t.charCodeAt(11) - 48) * 10 + t.charCodeAt(12) - 48;
+  return day >= 1 && day <= 28 && hour <= 23;
 }
 
 /** Maps a header or JSON key to a field; undefined for an unknown column. */
@@ -363,6 +377,7 @@ const NOT_UTF8 = "not valid UTF-8 text (save the file as UTF-8; in Excel: CSV UT
 /** Reads decoded lines one at a time into rows and problems; knows CSV headers and JSON Lines. */
 class _UsageParser {
   readonly rows = new UsageRows();
+  readonly #sink: { push(row: UsageRow): void };
   readonly problems: RowProblem[] = [];
   format: UsageFileFormat | undefined;
   #ctx: _RowContext;
@@ -374,6 +389,7 @@ class _UsageParser {
   constructor(options: ParseOptions & { now: number }) {
     this.format = options.format;
     this.#ctx = _rowContext(options);
+    this.#sink = options.sink ?? this.rows;
   }
 
   /** One line, without its `\n`; undefined when its bytes are not UTF-8. `n` is 1-based. */
@@ -414,7 +430,7 @@ class _UsageParser {
 
   #add(n: number, values: Partial<Record<Field, unknown>>) {
     const checked = _checkRow(values, n, this.#ctx);
-    if (checked.row) this.rows.push(checked.row);
+    if (checked.row) this.#sink.push(checked.row);
     else this.problems.push({ line: n, message: checked.problems.join("; ") });
   }
 
@@ -563,6 +579,10 @@ export interface ParseOptions {
   now?: number;
   /** Ceiling of one event's quantity (default 1,000,000): above it, a row is refused. */
   maxQuantity?: number;
+  /** Where good rows go as they are read (an aggregator, say); the result's `rows` is then empty. */
+  sink?: { push(row: UsageRow): void };
+  /** Accept times past the API's window (not in the future): raw records, whose lateness the run reports. */
+  acceptPast?: boolean;
 }
 
 /**
@@ -614,14 +634,10 @@ function _result(parser: _UsageParser, reader: _LineReader): ParsedUsageFile {
 export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig): { rows: UsageRows; problems: RowProblem[] } {
   const rows = input instanceof UsageRows ? input : UsageRows.from(input);
   type Known = { connected: boolean; dimensions: Map<string, number> };
-  // By customerKey: subscription ids and resource group names are case-insensitive in Azure.
-  const index = new Map<string, Known>();
-  for (const [subscriptionId, groups] of Object.entries(config.customers ?? {})) {
-    for (const [managedResourceGroup, entry] of Object.entries(groups ?? {})) {
-      const billing = (entry as Partial<CustomerConfig> | undefined)?.billing;
-      index.set(customerKey({ subscriptionId, managedResourceGroup }), { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
-    }
-  }
+  // The run's one map of customers (any case: subscription ids and resource group names are
+  // case-insensitive in Azure), and what this check learns per customer found.
+  const index = customerIndexOf(config);
+  const knownOf = new Map<FoundCustomer, Known>();
   // Rows repeat a few spellings of each customer and a few times: look each up once.
   const seen = new Map<string, Map<string, Known | null>>();
   const hourOfTime = new Map<string, number>();
@@ -636,7 +652,12 @@ export function checkRows(input: UsageRows | UsageRow[], config: MeteringConfig)
     if (!bySpelling) seen.set(row.subscriptionId, bySpelling = new Map());
     let known = bySpelling.get(row.managedResourceGroup);
     if (known === undefined) {
-      known = index.get(customerKey(row)) ?? null;
+      const found = index.find(row);
+      if (found && !knownOf.has(found)) {
+        const billing = (found.customer as Partial<CustomerConfig> | undefined)?.billing;
+        knownOf.set(found, { connected: typeof billing?.resourceId === "string" && billing.resourceId !== "", dimensions: new Map() });
+      }
+      known = found ? knownOf.get(found)! : null;
       bySpelling.set(row.managedResourceGroup, known);
     }
     if (!known) {

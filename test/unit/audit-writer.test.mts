@@ -1,6 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { mountTmpfs } from "../helpers/tmpfs.mts";
 import { join } from "node:path";
 import { AUDIT_ORDER_SLACK_MS, createAuditWriter, scanAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
 import { AuditLeakError } from "../../lib/core/errors.mts";
@@ -125,6 +127,55 @@ writer("rejects an append after close, and close twice is harmless", async () =>
     }
     assert.equal((await scanRecords(path)).records.map((r) => r.operation), ["a"]);
   });
+});
+writer("group commit: appends made while a write is under way share the next write and fsync; each resolves only once its line is on disk", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    const onDiskAtResolve: boolean[] = [];
+    await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+      // Staggered: some in the first turn, the rest while earlier writes are under way.
+      if (i % 2) await new Promise((r) => setTimeout(r, i % 7));
+      await w.append(entry({ operation: `op${i}` }));
+      onDiskAtResolve.push(readFileSync(path, "utf8").includes(`"operation":"op${i}"}`));
+    }));
+    const stats = w.stats();
+    await w.close();
+    assert.ok(onDiskAtResolve.length === 50 && onDiskAtResolve.every(Boolean), "every append resolved after its line was written");
+    assert.is(stats.records, 50);
+    assert.ok(stats.writes >= 1 && stats.writes < 50, `${stats.writes} writes for 50 records`);
+    assert.is(stats.bytes, (await stat(path)).size);
+    const { records, invalidLines } = await scanRecords(path);
+    assert.is(invalidLines, 0);
+    assert.equal(new Set(records.map((r) => r.operation)).size, 50);
+  });
+});
+writer("group commit: a write that fails rejects every append of its group and every later one", async () => {
+  const fs = await mountTmpfs(1024 * 1024);
+  if ("skip" in fs) {
+    console.log(`  skipped: ${fs.skip}`);
+    return;
+  }
+  try {
+    const path = join(fs.dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    await w.append(entry({ operation: "first" }));
+    await fs.fillLeaving(4096);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => w.append(entry({ operation: `op${i}`, pad: "x".repeat(1000) }))));
+    assert.ok(results.every((r) => r.status === "rejected" && (r.reason as Error).name === "AuditWriteError"), JSON.stringify(results.map((r) => r.status)));
+    await fs.unfill();
+    try {
+      await w.append(entry({ operation: "later" }));
+      assert.unreachable("an append after a failed write was accepted");
+    } catch (error) {
+      assert.is((error as Error).name, "AuditWriteError");
+    }
+    await w.close();
+    const { records } = await scanRecords(path);
+    assert.equal(records.map((r) => r.operation).filter((op) => op === "first" || op === "later"), ["first"]);
+  } finally {
+    await fs.unmount();
+  }
 });
 writer("close waits for appends still in flight", async () => {
   await inTemp(async (dir) => {

@@ -10,6 +10,7 @@ import { AuditLeakError } from "../../lib/core/errors.mts";
 import { buildClientAssertion } from "../../lib/identity/assertion.mts";
 import { makeTestKey, scanRecords, tempDir } from "./_support.mts";
 import type { AuditEntry } from "../../lib/audit/records.mts";
+import type { AuditRecord } from "../../lib/audit/log.mts";
 
 const request = {
   method: "POST",
@@ -46,7 +47,7 @@ secrets("refuses to serialise a record holding a token", async () => {
   const key = await makeTestKey();
   const jwt = await buildClientAssertion({ issuer: "https://i.example/x", subject: "s", signer: key.signer });
   try {
-    serializeAuditRecord({ time: "t", operation: "usageEvent", response: { status: 200, body: { echoed: jwt } } });
+    serializeAuditRecord({ time: "t", operation: "keyvault.getSecret", response: { status: 200, body: { echoed: jwt } } });
     assert.unreachable();
   } catch (error) {
     assert.instance(error, AuditLeakError);
@@ -54,6 +55,30 @@ secrets("refuses to serialise a record holding a token", async () => {
     assert.match((error as Error).message, /\$\.response\.body\.echoed/);
     assert.not.match((error as Error).message, /eyJ/);
   }
+});
+secrets("in a usage record, checks the fields that can hold a token: URL, headers, error, token claims, response ids", async () => {
+  const key = await makeTestKey();
+  const jwt = await buildClientAssertion({ issuer: "https://i.example/x", subject: "s", signer: key.signer });
+  const usage = (extra: Record<string, unknown>) => ({ time: "t", operation: "batchUsageEvent", id: "i", ...extra }) as AuditRecord;
+  const request = (headers: Record<string, string>, url = "u") => ({ method: "POST", url, headers, body: { request: [] } });
+  for (const [record, path] of [
+    [usage({ request: request({ "x-echo": `Bearer ${jwt}` }) }), "$.request.headers.x-echo"],
+    [usage({ request: request({}, `https://h/?access_token=${jwt}`) }), "$.request.url"],
+    [usage({ error: { message: `refused ${jwt}` } }), "$.error.message"],
+    [usage({ tokenClaims: { access_token: "x" } }), "$.tokenClaims.access_token"],
+    [usage({ response: { status: 200, requestId: jwt, body: null } }), "$.response.requestId"],
+  ] as const) {
+    try {
+      serializeAuditRecord(record);
+      assert.unreachable(`accepted a token at ${path}`);
+    } catch (error) {
+      assert.instance(error, AuditLeakError);
+      assert.ok((error as Error).message.includes(path), (error as Error).message);
+    }
+  }
+  // The events and the API's echo of them come from config and the input: not walked.
+  const events = Array.from({ length: 25 }, (_, i) => ({ dimension: `d${i}`, note: "token" }));
+  assert.ok(serializeAuditRecord(usage({ request: request({ "x-ms-requestid": "r" }), response: { status: 200, body: { result: events } } })).includes('"d24"'));
 });
 secrets("serialises to a single line", () => {
   const line = serializeAuditRecord({ time: "t", operation: "o", request: { method: "POST", url: "u", headers: {}, body: { text: "a\nb" } } });

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { customerKey, findCustomer, isSameCustomer } from "../../lib/state/customers.mts";
+import { CustomerIndex, customerIndexOf, customerKey, findCustomer, isSameCustomer } from "../../lib/state/customers.mts";
 
 const same = suite("isSameCustomer()");
 same("compares subscription and managed resource group without case; anything missing is another customer", () => {
@@ -31,3 +31,27 @@ find("finds an entry in any case and returns the keys as config spells them", ()
   assert.is(findCustomer({}, { subscriptionId: "x", managedResourceGroup: "y" }), undefined);
 });
 find.run();
+
+const index = suite("CustomerIndex / customerIndexOf()");
+index("answers as findCustomer does, in any case, first spelling first", () => {
+  const first = { planName: "first" }, second = { planName: "second" }, other = { planName: "other" };
+  const config = { customers: { "AAAAAAAA-1111-4111-8111-111111111111": { "mrg-App": first, "MRG-APP": second, "mrg-2": other } } };
+  const idx = new CustomerIndex(config);
+  for (const ref of [
+    { subscriptionId: "aaaaaaaa-1111-4111-8111-111111111111", managedResourceGroup: "MRG-app" },
+    { subscriptionId: "aaaaaaaa-1111-4111-8111-111111111111", managedResourceGroup: "mrg-2" },
+    { subscriptionId: "aaaaaaaa-1111-4111-8111-111111111111", managedResourceGroup: "nope" },
+    { subscriptionId: "bbbbbbbb-1111-4111-8111-111111111111", managedResourceGroup: "mrg-app" },
+  ]) assert.equal(idx.find(ref), findCustomer(config, ref));
+  assert.is(idx.find({ subscriptionId: "AAAAAAAA-1111-4111-8111-111111111111", managedResourceGroup: "mrg-app" })?.customer, first);
+  assert.is(new CustomerIndex({}).find({ subscriptionId: "x", managedResourceGroup: "y" }), undefined);
+});
+index("customerIndexOf() builds one index per customers object: a copy made by withCustomer gets its own", () => {
+  const config = { customers: { "s": { "g": { planName: "p" } } } };
+  assert.is(customerIndexOf(config), customerIndexOf({ ...config }));
+  const copy = { ...config, customers: { ...config.customers, "t": { "h": { planName: "q" } } } };
+  assert.is.not(customerIndexOf(copy), customerIndexOf(config));
+  assert.ok(customerIndexOf(copy).find({ subscriptionId: "T", managedResourceGroup: "H" }));
+  assert.is(customerIndexOf(config).find({ subscriptionId: "T", managedResourceGroup: "H" }), undefined);
+});
+index.run();

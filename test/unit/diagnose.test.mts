@@ -91,6 +91,24 @@ dims("with a window: refusals for hours past it, or followed by an accepted even
   // Without a window, the old typo counts.
   assert.is(dimensionVerdicts(records, who).find((v) => v.dimension === "cpu-hourz")!.invalid, 1);
 });
+dims("reads outcomes that refer to their intent by id (no request of their own), beside old ones that repeat it", () => {
+  const intent = (id: string, body: unknown): AuditRecord => ({ time: "t", operation: id.startsWith("b") ? "batchUsageEvent.intent" : "usageEvent.intent", id, customer: who, request: { method: "POST", url: "u", headers: {}, body } });
+  const records: AuditRecord[] = [
+    intent("s1", { dimension: "cpu", planId: "silver", quantity: 1 }),
+    { time: "t", operation: "usageEvent", id: "s1", customer: who, response: { status: 200, body: {} }, events: [{ key: "k", status: "Accepted", state: "accepted" }] },
+    intent("s2", { dimension: "gpu", planId: "silver", quantity: 1 }),
+    { time: "t", operation: "usageEvent", id: "s2", customer: who, response: { status: 400, body: { code: "InvalidDimension" } }, events: [{ key: "k2", status: "InvalidDimension", state: "failed" }] },
+    intent("b1", { request: [{ dimension: "disk", planId: "gold" }, { dimension: "net", planId: "gold" }] }),
+    { time: "t", operation: "batchUsageEvent", id: "b1", customer: who, response: { status: 200, body: { result: [{ status: "Accepted" }, { status: "InvalidDimension" }], count: 2 } } },
+    single("cpu", 409, "Duplicate", {}),
+  ];
+  assert.equal(dimensionVerdicts(records, who), [
+    { dimension: "cpu", accepted: 2, invalid: 0 },
+    { dimension: "disk", accepted: 1, invalid: 0 },
+    { dimension: "gpu", accepted: 0, invalid: 1, planId: "silver" },
+    { dimension: "net", accepted: 0, invalid: 1, planId: "gold" },
+  ]);
+});
 dims.run();
 
 const notFound = suite("isArmNotFound()");

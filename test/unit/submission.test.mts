@@ -1,3 +1,4 @@
+import { defaultConcurrency, MAX_CONCURRENCY } from "../../lib/metering/run.mts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { appendFile, readFile } from "node:fs/promises";
@@ -253,7 +254,7 @@ run("sends at most 25 events per call, each call for one customer, and reports e
     assert.ok(reports.every((r) => r.status === "Accepted" && r.ok && r.sent && r.state === "accepted"));
     const r0 = reports.find((r) => r.line === 2)!;
     assert.equal([r0.billedQuantity, r0.usageEventId, r0.httpStatus, r0.requestId, r0.correlationId], [1, "u-d0-0", 200, "req-1", "corr-1"]);
-    assert.is(tokens.requests.length, 4, "one token request per chunk");
+    assert.is(tokens.requests.length, 2, "one token request per customer: its batches go out together and share it");
   });
 });
 run("batchSize makes smaller chunks but never more than 25", async () => {
@@ -281,24 +282,23 @@ run("mode single sends one usageEvent per call and logs single-event records", a
     assert.ok(intent.request!.url.endsWith("/api/usageEvent?api-version=2018-08-31"));
   });
 });
-run("keeps at most `concurrency` customers in flight", async () => {
+run("keeps at most `concurrency` requests in flight, of one customer or several", async () => {
   await withAudit(async (auditPath) => {
     const work = CUSTOMERS.flatMap((c) => [item(usageEvent(c, "a", 1), c), item(usageEvent(c, "b", 1), c)]);
-    const inFlight = new Set<string>();
+    let inFlight = 0;
     let max = 0;
-    // Calls wait until two customers are in flight at once (the fsyncs before a call take what
-    // they take), so the limit is reached whatever the timing; without a second worker they
-    // would wait for the backstop and `max` stays 1.
+    // Calls wait until two are in flight at once (the fsyncs before a call take what they
+    // take), so the limit is reached whatever the timing; without a second slot they would
+    // wait for the backstop and `max` stays 1.
     let bothInFlight!: () => void;
     const two = new Promise<void>((r) => (bothInFlight = r));
     const backstop = setTimeout(() => bothInFlight(), 10_000);
     const { client } = fakeClient(async (events, kind) => {
-      inFlight.add(events[0].resourceId);
-      max = Math.max(max, inFlight.size);
-      if (inFlight.size >= 2) bothInFlight();
+      max = Math.max(max, ++inFlight);
+      if (inFlight >= 2) bothInFlight();
       await two;
       await sleep(15);
-      inFlight.delete(events[0].resourceId);
+      inFlight--;
       return acceptAll(events, kind);
     });
     const reports = await runSubmission({ work, config, auditPath, client, getToken: fakeTokens().getToken, mode: "single", concurrency: 2 });
@@ -308,6 +308,30 @@ run("keeps at most `concurrency` customers in flight", async () => {
     max = 0;
     await runSubmission({ work, config, auditPath, client, getToken: fakeTokens().getToken, mode: "single", concurrency: 1 });
     assert.is(max, 1);
+  });
+});
+run("sends the batches of one customer side by side: five batches take one call's time, not five", async () => {
+  await withAudit(async (auditPath) => {
+    const work = Array.from({ length: 125 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A));
+    let inFlight = 0;
+    let max = 0;
+    let allInFlight!: () => void;
+    const all = new Promise<void>((r) => (allInFlight = r));
+    const backstop = setTimeout(() => allInFlight(), 10_000);
+    const { client, calls } = fakeClient(async (events, kind) => {
+      max = Math.max(max, ++inFlight);
+      if (inFlight >= 5) allInFlight();
+      await all;
+      inFlight--;
+      return acceptAll(events, kind);
+    });
+    const tokens = fakeTokens();
+    const reports = await runSubmission({ work, config, auditPath, client, getToken: tokens.getToken, concurrency: 8 });
+    clearTimeout(backstop);
+    assert.is(calls.length, 5);
+    assert.is(max, 5, "all five batches in flight at once");
+    assert.is(tokens.requests.length, 1, "one token for the five");
+    assert.is(summarise(reports).counts.Accepted, 125);
   });
 });
 run("writes each chunk's intent before calling the API, and its outcome after, under one id", async () => {
@@ -335,7 +359,8 @@ run("writes each chunk's intent before calling the API, and its outcome after, u
       const intentIndex = records.findIndex((r) => r.id === outcome.id && r.operation === "batchUsageEvent.intent");
       assert.ok(intentIndex >= 0 && intentIndex < records.indexOf(outcome), "intent precedes outcome");
       assert.equal(outcome.customer, records[intentIndex].customer);
-      assert.equal(outcome.request, records[intentIndex].request);
+      assert.is(outcome.request, undefined, "the outcome refers to its intent's request by id, not a copy");
+      assert.ok(records[intentIndex].request);
       assert.equal(outcome.tokenClaims, { tid: "44444444-4444-4444-8444-444444444444", oid: "o" });
       assert.is((outcome.response as { status: number }).status, 200);
       const events = outcome.events as EventResult[];
@@ -386,7 +411,8 @@ run("a token failure on a later chunk leaves the chunks already sent as they wer
     const work = Array.from({ length: 30 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A));
     const { client } = fakeClient();
     const tokens = fakeTokens((_, n) => (n === 2 ? new Error("token endpoint down") : undefined));
-    const reports = await runSubmission({ work, config, auditPath, client, getToken: tokens.getToken });
+    // One batch at a time: the second asks for the token again (the first's is settled).
+    const reports = await runSubmission({ work, config, auditPath, client, getToken: tokens.getToken, concurrency: 1 });
     assert.equal(summarise(reports).counts, { Accepted: 25, NotSent: 5 });
     assert.equal(reports.filter((r) => r.status === "NotSent").map((r) => r.event.dimension), ["d25", "d26", "d27", "d28", "d29"]);
     assert.is((await readRecords(auditPath)).length, 2);
@@ -537,3 +563,12 @@ load("a missing audit file is an empty ledger", async () => {
   assert.is(ledger.entries.size, 0);
 });
 load.run();
+
+const conc = suite("defaultConcurrency()");
+conc("one request slot per batch call, at least 1, at most MAX_CONCURRENCY", () => {
+  assert.is(defaultConcurrency({ batchCalls: 0 }), 1);
+  assert.is(defaultConcurrency({ batchCalls: 5 }), 5);
+  assert.is(defaultConcurrency({ batchCalls: 400 }), MAX_CONCURRENCY);
+  assert.is(MAX_CONCURRENCY, 64);
+});
+conc.run();
