@@ -17,6 +17,7 @@ import { createServiceHandler, Observability, type ServiceDef } from "./core/htt
 import { SandboxState, type WorldSeed, type WorldSummary } from "./core/state.mts";
 import { TokenService } from "./core/tokens.mts";
 import { createAdminService } from "./services/admin.mts";
+import { seedMrgResources } from "./services/arm/seed.mts";
 import { createArmService } from "./services/arm/service.mts";
 import { createEntraService } from "./services/entra/service.mts";
 import { createGraphService } from "./services/graph/service.mts";
@@ -221,9 +222,10 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     const keyVault = createKeyVaultService(ctx);
     ctx.keyVault = keyVault.hooks;
     ctx.serviceBus = createServiceBusService(ctx).hooks;
+    const armDef = createArmService(ctx);
     const [entra, arm, metering, graph] = await Promise.all([
       listenHttps(createEntraService(ctx)),
-      listenHttps(createArmService(ctx)),
+      listenHttps(armDef),
       listenHttps(createMeteringService(ctx)),
       listenHttps(createGraphService(ctx)),
     ]);
@@ -231,6 +233,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     endpoints.arm = arm.url;
     endpoints.metering = metering.url;
     endpoints.graph = graph.url;
+    await seedMrgResources(ctx, armDef);
 
     const adminHandler = createServiceHandler(createAdminService(ctx), obs, log, connections.cut);
     const admin = createHttpServer((req, res) => void adminHandler(req, res));

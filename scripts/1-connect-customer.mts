@@ -3,12 +3,10 @@
 // into the managed resource group (templates/1-connect-customer.bicep), records it in config.
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
-import { findCustomer, loadConfig, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
-import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
+import { findCustomer, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/azure/roles.mts";
 import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/customers/connect.mts";
-import { readSettings } from "../lib/core/settings.mts";
 import { lineWriters, renderFields, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 1-connect-customer.mts <subscription> <managed-resource-group> [options]
@@ -17,15 +15,17 @@ Deploys templates/1-connect-customer.bicep into the customer's managed resource 
 user-assigned managed identity "${UAMI_NAME}" with a federated credential for the ISV's
 issuer (subject "metering-submission-via-uami from <ISV tenant>", audience ${AUDIENCE}).
 Reads the managed application's resourceUsageId, id and plan, and records everything in
-config.json. An already connected customer is left alone unless --force.
+config.json. An already connected customer is left alone unless --force. Each change made in
+Azure (the identity, each grant) is an audit record (customer.connect, customer.grant).
 
 Arguments:
   subscription             customer subscription id (GUID)
   managed-resource-group   the managed application's managed resource group
 
 Options:
-  --grant ROLE   also give the UAMI this role on the managed resource group, through the same
-                 template (repeatable; by name or role definition id): ${Object.keys(BUILT_IN_ROLES).join(", ")}.
+  --grant ROLE   also give the UAMI this role on the managed resource group, through
+                 templates/1-grant-roles.bicep (repeatable; by name or role definition id):
+                 ${Object.keys(BUILT_IN_ROLES).join(", ")}.
                  Deploys again when already connected; earlier grants are kept
   --billing-only record only the billing ids and plan, deploy nothing: the customer is
                  billed as the publisher app (0-publisher-app; 2-emit-meter --as
@@ -73,35 +73,41 @@ function main(args: string[]): Promise<number> {
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
     if (values["billing-only"] && requested.length > 0) throw new UsageError("Cannot use --grant with --billing-only: a billing-only customer has no identity to grant a role to");
-    const path = configPathIn(resolveDataDir(readSettings()));
-    const config = await loadConfig({ path, stage: "idp" });
-    const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
-    if (existing && !values.force && requested.length === 0) {
-      progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
-      printCustomer(existing.customer as CustomerConfig, json);
-      return EXIT_OK;
-    }
-    if (values["billing-only"]) {
-      const { billingOnlyCustomer } = await import("../lib/customers/billing-only.mts");
-      const customer = await billingOnlyCustomer({ subscriptionId, managedResourceGroup, onProgress: progress });
+    const { usePublisher } = await import("../lib/publisher/context.mts");
+    return await usePublisher({ stage: "idp" }, async (publisher) => {
+      const path = publisher.paths.configPath;
+      const config = publisher.config;
+      const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
+      if (existing && !values.force && requested.length === 0) {
+        progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
+        printCustomer(existing.customer as CustomerConfig, json);
+        return EXIT_OK;
+      }
+      if (values["billing-only"]) {
+        const { billingOnlyCustomer } = await import("../lib/customers/billing-only.mts");
+        const customer = await billingOnlyCustomer({ subscriptionId, managedResourceGroup, onProgress: progress });
+        await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+        progress(`Recorded ${subscriptionId}/${managedResourceGroup} for billing only (nothing deployed); bill it with 2-emit-meter --as publisher-app`);
+        if (json) out(JSON.stringify(customer, null, 2));
+        else for (const line of renderFields([["billing", "only (no UAMI)"], ["planName", customer.planName], ["resourceId", customer.billing.resourceId], ["resourceUri", customer.billing.resourceUri]], { width: widthOf(process.stdout) })) out(line);
+        return EXIT_OK;
+      }
+      const { connectCustomer } = await import("../lib/customers/connect.mts");
+      const audit = await publisher.audit();
+      const customer = await connectCustomer({
+        config, subscriptionId, managedResourceGroup,
+        previous: existing?.customer as Partial<CustomerConfig> | undefined,
+        grantRoleDefinitionIds: requested.map((r) => r.id),
+        onProgress: progress,
+        // Every change in Azure (the identity, the grants) is an audit record, failed ones too.
+        record: (r) => audit.append(r),
+      });
       await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
-      progress(`Recorded ${subscriptionId}/${managedResourceGroup} for billing only (nothing deployed); bill it with 2-emit-meter --as publisher-app`);
-      if (json) out(JSON.stringify(customer, null, 2));
-      else for (const line of renderFields([["billing", "only (no UAMI)"], ["planName", customer.planName], ["resourceId", customer.billing.resourceId], ["resourceUri", customer.billing.resourceUri]], { width: widthOf(process.stdout) })) out(line);
+      progress(`Connected ${subscriptionId}/${managedResourceGroup}`);
+      progress(`  recorded in ${path}; Entra may take a few minutes to accept the new credential`);
+      printCustomer(customer, json);
       return EXIT_OK;
-    }
-    const { connectCustomer } = await import("../lib/customers/connect.mts");
-    const customer = await connectCustomer({
-      config, subscriptionId, managedResourceGroup,
-      previous: existing?.customer as Partial<CustomerConfig> | undefined,
-      grantRoleDefinitionIds: requested.map((r) => r.id),
-      onProgress: progress,
     });
-    await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
-    progress(`Connected ${subscriptionId}/${managedResourceGroup}`);
-    progress(`  recorded in ${path}; Entra may take a few minutes to accept the new credential`);
-    printCustomer(customer, json);
-    return EXIT_OK;
   } });
 }
 

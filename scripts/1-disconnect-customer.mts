@@ -9,9 +9,10 @@ import { lineWriters, renderFields, widthOf } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 1-disconnect-customer.mts <subscription> <managed-resource-group> [options]
 
-Removes what 1-connect-customer put in place: the federated credential(s) of the customer's
-UAMI, the UAMI itself (both in the managed resource group), and the customer's entry in
-config.json. The audit log is kept as it is; a "customer.disconnect" record is appended.
+Removes what 1-connect-customer put in place: the UAMI's role assignments in the managed
+resource group (its --grant roles, on the group or a resource in it), the federated
+credential(s) of the customer's UAMI, the UAMI itself, and the customer's entry in config.json.
+Each change in Azure is an audit record (customer.revokeGrants, customer.deleteIdentity). The audit log is kept as it is; a "customer.disconnect" record is appended.
 Refuses while usage events of this customer are pending in the audit log (sent without a
 recorded answer, within the API's 24-hour window): settle them with 2-emit-meter.mts --resend
 first, or use --force.
@@ -42,7 +43,8 @@ const { out, progress } = lineWriters(process);
 function describePlan(plan: DisconnectPlan, verb: string) {
   // Names, not ARM ids, so that the plan fits 80 columns (--json has the ids).
   const uami = plan.uamiId.split("/").pop()!;
-  const fields: Array<[string, string]> = plan.federatedCredentials.map((f) => [`${verb} federated credential`, `${f.id.split("/").pop()} of ${uami} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`]);
+  const fields: Array<[string, string]> = plan.roleAssignments.map((r) => [`${verb} role assignment`, `${r.roleName ?? r.roleDefinitionId.split("/").pop()} of ${uami} on ${r.scope === `/subscriptions/${plan.subscriptionId}/resourceGroups/${plan.managedResourceGroup}` ? "the managed resource group" : r.scope.split("/").slice(-2).join(" ")} (${r.name})`]);
+  fields.push(...plan.federatedCredentials.map((f) => [`${verb} federated credential`, `${f.id.split("/").pop()} of ${uami} (issuer ${f.issuer}, subject ${JSON.stringify(f.subject)})`] as [string, string]));
   fields.push(plan.uamiExists ? [`${verb} managed identity`, `${uami} in ${plan.subscriptionId}/${plan.managedResourceGroup} (clientId ${plan.customer.uamiClientId})`] : ["(already gone)", `managed identity ${plan.uamiId}`]);
   fields.push([`${verb} config entry`, `customers.${plan.subscriptionId}.${plan.managedResourceGroup}`], ["kept", "audit log"]);
   for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);

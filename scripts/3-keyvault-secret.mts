@@ -6,17 +6,20 @@ import { UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { lineWriters, renderTable, widthOf } from "../lib/cli/output.mts";
 
-const USAGE = `Usage: 3-keyvault-secret.mts <subscription> <managed-resource-group> <vault> set|get|list [name] [options]
+const USAGE = `Usage: 3-keyvault-secret.mts <subscription> <managed-resource-group> <vault> set|get|list|delete [name] [options]
 
 Works with secrets in a Key Vault (RBAC) inside the customer's managed resource group. By default
 as the customer's UAMI (workload identity federation: 1-connect-customer --grant "Key Vault Secrets
 Officer" gives it the role), or with --via list-tokens as the managed application's
-system-assigned identity (a token from the app's listTokens action).
+system-assigned identity (a token from the app's listTokens action; 3-managed-app ...
+grant-app-identity --role "Key Vault Secrets User" --scope vault:<vault> gives it the role).
 
 Commands:
   set <name>   store a new version; the value comes from stdin (one trailing newline dropped) or --file
   get <name>   print the current value (with --json: value and attributes)
   list         names and attributes of the vault's secrets (never values)
+  delete <name> delete the secret, every version (with soft delete, Key Vault keeps it
+               recoverable and its name taken until purged)
 
 Arguments:
   subscription             customer subscription id (GUID)
@@ -45,7 +48,7 @@ const OPTIONS = {
   via: { type: "string" },
   json: { type: "boolean" },
 } as const;
-const COMMANDS = ["set", "get", "list"];
+const COMMANDS = ["set", "get", "list", "delete"];
 
 const { out, progress } = lineWriters(process);
 
@@ -58,7 +61,7 @@ function main(args: string[]): Promise<number> {
       const vault = positionals[2];
       const command = positionals[3];
       if (!/^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/.test(vault)) throw new UsageError(`Cannot use vault ${JSON.stringify(vault)}: expected a Key Vault name (3-24 letters, digits and hyphens)`);
-      if (!COMMANDS.includes(command)) throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected set, get or list`);
+      if (!COMMANDS.includes(command)) throw new UsageError(`Cannot run command ${JSON.stringify(command)}: expected set, get, list or delete`);
       if (positionals[5] !== undefined) {
         throw new UsageError("Cannot take a secret value from the command line (it would stay in shell history and process lists): pipe it on stdin or use --file PATH");
       }
@@ -90,18 +93,25 @@ function main(args: string[]): Promise<number> {
         const kv = await import("../lib/azure/keyvault-secrets.mts");
         const vaultUrl = await kv.findVaultUrl({ ...ref, vault });
         const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: kv.KEYVAULT_SCOPE, via, audience: "https://vault.azure.net", onProgress: progress });
+        // A 403 names the command that gives this identity (UAMI or the app's own) the missing role.
+        const { grantCommandFor } = await import("../lib/azure/role-grants.mts");
+        const grant = (role: string) => grantCommandFor({ via, ...ref, role, scope: { kind: "vault", name: vault } });
         // Every call of this client is written to the audit log, the value by its length only.
         const client = await publisher.restClient({ credential, scope: kv.KEYVAULT_SCOPE, record: { customer: ref, tokenClaims, via } });
         if (command === "set") {
-          const { info } = await kv.setSecret({ client, vaultUrl, name: name!, value: value!, contentType: values["content-type"] as string | undefined, who });
+          const { info } = await kv.setSecret({ client, vaultUrl, name: name!, value: value!, contentType: values["content-type"] as string | undefined, who, grant });
           if (values.json) out(JSON.stringify(info, null, 2));
           else out(`Stored ${info.name} version ${info.version ?? "-"} in ${vault}`);
         } else if (command === "get") {
-          const { info, value: secret } = await kv.getSecret({ client, vaultUrl, name: name!, who });
+          const { info, value: secret } = await kv.getSecret({ client, vaultUrl, name: name!, who, grant });
           if (values.json) out(JSON.stringify({ ...info, value: secret }, null, 2));
           else out(secret);
+        } else if (command === "delete") {
+          const { info } = await kv.deleteSecret({ client, vaultUrl, name: name!, who, grant });
+          if (values.json) out(JSON.stringify(info, null, 2));
+          else out(`Deleted ${info.name} from ${vault}${info.recoveryId ? ` (recoverable until ${info.scheduledPurgeDate ?? "purged"})` : ""}`);
         } else {
-          const { secrets } = await kv.listSecrets({ client, vaultUrl, who });
+          const { secrets } = await kv.listSecrets({ client, vaultUrl, who, grant });
           if (values.json) out(JSON.stringify(secrets, null, 2));
           else {
             const rows = secrets.map((x) => [x.name, x.enabled === false ? "disabled" : "enabled", x.updated ?? "-", x.contentType ?? ""]);

@@ -90,13 +90,15 @@ function main(args: string[]): Promise<number> {
       progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
       const endpoint = await sb.findQueueEndpoint({ ...ref, namespace, queue });
       const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via: "uami", audience: "", onProgress: progress });
+      const { grantCommandFor } = await import("../lib/azure/role-grants.mts");
+      const grant = (role: string) => grantCommandFor({ via: "uami", ...ref, role, scope: { kind: "namespace", name: namespace } });
       // Every call of this client is written to the audit log, message bodies by size and hash.
       const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims } });
 
       if (command === "send") {
         const contentType = (values["content-type"] as string | undefined) ?? sb.guessContentType(body!);
         const broker = sb.brokerProperties({ messageId: values["message-id"], label: values.label, correlationId: values["correlation-id"] });
-        await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who });
+        await sb.sendMessage({ client, endpoint, queue, body: body!, contentType, properties, broker, who, grant });
         if (values.json) await writeLine(JSON.stringify({ queue, namespace, bytes: body!.length, contentType, properties, ...broker }, null, 2));
         progress(`Sent ${body!.length} bytes to ${namespace}/${queue}`);
         return EXIT_OK;
@@ -112,7 +114,7 @@ function main(args: string[]): Promise<number> {
       let outcome;
       try {
         outcome = await sb.receiveMessages({
-          client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who,
+          client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who, grant,
           handle: (m) => writeLine(JSON.stringify(sb.messageAsJson(m))),
         });
       } catch (error) {

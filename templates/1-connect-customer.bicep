@@ -6,6 +6,10 @@
 //
 // The ISV then signs a JWT {iss: issuer, sub: subject, aud: audience} with its Key Vault key
 // and exchanges it at the customer tenant's token endpoint for a token of this identity.
+//
+// Role grants for the identity are a second deployment (1-grant-roles.bicep): an assignment's
+// name must be known when a deployment starts, and it includes the identity's principal id,
+// which only this deployment's outputs give.
 
 @description('Azure region of the identity; defaults to the resource group\'s region.')
 param location string = resourceGroup().location
@@ -25,9 +29,6 @@ param subject string
 @description('Audience of the JWT; Entra recommends this value.')
 param audience string = 'api://AzureADTokenExchange'
 
-@description('Built-in role definition ids (GUIDs) to grant the identity on this resource group, e.g. Key Vault Secrets Officer b86a8fe4-44ce-4948-aee5-eccb2c155cd7 (1-connect-customer --grant).')
-param grantRoleDefinitionIds array = []
-
 resource uami 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: uamiName
   location: location
@@ -46,17 +47,6 @@ resource fic 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentity
     ]
   }
 }
-
-// Data-plane roles for the identity on the managed resource group (Key Vault secrets, Service Bus
-// queues, blobs, ...). The name is deterministic, so a redeployment finds the same assignment.
-resource grants 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleDefinitionId in grantRoleDefinitionIds: {
-  name: guid(resourceGroup().id, uami.id, roleDefinitionId)
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
-    principalId: uami.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}]
 
 output uamiId string = uami.id
 output uamiName string = uami.name

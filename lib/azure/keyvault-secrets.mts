@@ -40,13 +40,23 @@ function _info(o: { id?: string; contentType?: string; attributes?: { enabled?: 
   };
 }
 
+/**
+ * Who made a data-plane call, for messages: `who` names the identity, `grant(role)` is the
+ * command that gives that identity the role (lib/azure/role-grants.mts grantCommandFor).
+ */
+export interface CallerIdentity {
+  who: string;
+  grant?: (role: string) => string;
+}
+
 /** Key Vault's answer as an error a person can act on. `role` is the one the operation needs. */
-function keyVaultSecretError(res: RestResponse, options: { action: string; vaultUrl: string; name?: string; role: string; who: string }): Error {
+function keyVaultSecretError(res: RestResponse, options: { action: string; vaultUrl: string; name?: string; role: string } & CallerIdentity): Error {
   const e = res.json<{ error?: { code?: string; message?: string } }>()?.error;
   const first = String(e?.message ?? res.text()).split(/\r?\n/)[0];
   const what = `${options.action} ${options.name ? `secret '${options.name}' in ` : ""}${options.vaultUrl}`;
   if (res.status === 403) {
-    return new AccessDeniedError(`Cannot ${what}: forbidden (${e?.code ?? "Forbidden"}). ${options.who} needs the '${options.role}' role on the vault; grant it with 1-connect-customer --grant "${options.role}" (new assignments take a few minutes)`, {
+    const grant = options.grant?.(options.role) ?? `1-connect-customer.mts --grant "${options.role}"`;
+    return new AccessDeniedError(`Cannot ${what}: forbidden (${e?.code ?? "Forbidden"}). ${options.who} needs the '${options.role}' role on the vault; grant it to that identity with ${grant} (new assignments take a few minutes)`, {
       service: "keyvault", role: options.role, httpStatus: 403, detail: e?.message,
     });
   }
@@ -62,7 +72,7 @@ function keyVaultSecretError(res: RestResponse, options: { action: string; vault
 const _url = (vaultUrl: string, path: string) => `${vaultUrl.replace(/\/$/, "")}/${path}${path.includes("?") ? "&" : "?"}api-version=${KEYVAULT_SECRETS_API_VERSION}`;
 
 /** Sets a secret (a new version); the value never appears in what is returned. */
-export async function setSecret(options: { client: RestClient; vaultUrl: string; name: string; value: string; contentType?: string; who: string }): Promise<{ info: SecretInfo; response: RestResponse }> {
+export async function setSecret(options: { client: RestClient; vaultUrl: string; name: string; value: string; contentType?: string } & CallerIdentity): Promise<{ info: SecretInfo; response: RestResponse }> {
   if (new TextEncoder().encode(options.value).length > MAX_SECRET_BYTES) throw new UsageError(`Cannot set secret '${options.name}': the value is larger than Key Vault's ${MAX_SECRET_BYTES / 1024} KB`);
   const res = await options.client.send({
     method: "PUT",
@@ -71,34 +81,53 @@ export async function setSecret(options: { client: RestClient; vaultUrl: string;
     body: JSON.stringify({ value: options.value, ...(options.contentType ? { contentType: options.contentType } : {}) }),
     audit: { operation: "keyvault.setSecret" },
   });
-  if (res.status !== 200) throw keyVaultSecretError(res, { action: "set", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets Officer", who: options.who });
+  if (res.status !== 200) throw keyVaultSecretError(res, { action: "set", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets Officer", who: options.who, grant: options.grant });
   return { info: _info(res.json()!), response: res };
 }
 
 /** Reads a secret's current (or given) version, with its value. */
-export async function getSecret(options: { client: RestClient; vaultUrl: string; name: string; version?: string; who: string }): Promise<{ info: SecretInfo; value: string; response: RestResponse }> {
+export async function getSecret(options: { client: RestClient; vaultUrl: string; name: string; version?: string } & CallerIdentity): Promise<{ info: SecretInfo; value: string; response: RestResponse }> {
   const res = await options.client.send({
     method: "GET",
     url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}${options.version ? `/${options.version}` : ""}`),
     audit: { operation: "keyvault.getSecret" },
   });
-  if (res.status !== 200) throw keyVaultSecretError(res, { action: "get", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets User", who: options.who });
+  if (res.status !== 200) throw keyVaultSecretError(res, { action: "get", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets User", who: options.who, grant: options.grant });
   const body = res.json<{ value?: string; id?: string; contentType?: string; attributes?: { enabled?: boolean; updated?: number } }>()!;
   return { info: _info(body), value: String(body.value ?? ""), response: res };
 }
 
 /** Lists the secrets (names and attributes, never values), following nextLink. */
-export async function listSecrets(options: { client: RestClient; vaultUrl: string; who: string; maxPages?: number }): Promise<{ secrets: SecretInfo[] }> {
+export async function listSecrets(options: { client: RestClient; vaultUrl: string; maxPages?: number } & CallerIdentity): Promise<{ secrets: SecretInfo[] }> {
   const secrets: SecretInfo[] = [];
   let url: string | null = _url(options.vaultUrl, "secrets?maxresults=25");
   for (let page = 0; url && page < (options.maxPages ?? 1000); page++) {
     const res = await options.client.send({ method: "GET", url, audit: { operation: "keyvault.listSecrets" } });
-    if (res.status !== 200) throw keyVaultSecretError(res, { action: "list secrets of", vaultUrl: options.vaultUrl, role: "Key Vault Secrets User", who: options.who });
+    if (res.status !== 200) throw keyVaultSecretError(res, { action: "list secrets of", vaultUrl: options.vaultUrl, role: "Key Vault Secrets User", who: options.who, grant: options.grant });
     const body = res.json<{ value?: unknown[]; nextLink?: string | null }>() ?? {};
     for (const item of body.value ?? []) secrets.push(_info(item as never));
     url = body.nextLink ?? null;
   }
   return { secrets };
+}
+
+/** Deletes a secret (every version; with soft delete the name stays taken until purged). */
+export async function deleteSecret(options: { client: RestClient; vaultUrl: string; name: string } & CallerIdentity): Promise<{ info: SecretInfo & { recoveryId?: string; scheduledPurgeDate?: string }; response: RestResponse }> {
+  const res = await options.client.send({
+    method: "DELETE",
+    url: _url(options.vaultUrl, `secrets/${encodeURIComponent(options.name)}`),
+    audit: { operation: "keyvault.deleteSecret" },
+  });
+  if (res.status !== 200) throw keyVaultSecretError(res, { action: "delete", vaultUrl: options.vaultUrl, name: options.name, role: "Key Vault Secrets Officer", who: options.who, grant: options.grant });
+  const body = res.json<{ id?: string; recoveryId?: string; scheduledPurgeDate?: number; attributes?: { enabled?: boolean; updated?: number } }>()!;
+  return {
+    info: {
+      ..._info(body),
+      ...(body.recoveryId ? { recoveryId: body.recoveryId } : {}),
+      ...(body.scheduledPurgeDate ? { scheduledPurgeDate: new Date(body.scheduledPurgeDate * 1000).toISOString() } : {}),
+    },
+    response: res,
+  };
 }
 
 const VAULT_API_VERSION = "2023-07-01";

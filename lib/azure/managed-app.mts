@@ -139,13 +139,17 @@ function _mrgScope(subscriptionId: string, managedResourceGroup: string): string
   return `/subscriptions/${encodeURIComponent(subscriptionId)}/resourceGroups/${encodeURIComponent(managedResourceGroup)}`;
 }
 
-/** Role assignments at (and above) the managed resource group, read in the customer's tenant. */
-export async function listRoleAssignments(options: { subscriptionId: string; managedResourceGroup: string; tenantId: string } & ArmOptions): Promise<RoleAssignmentRow[]> {
+/**
+ * Role assignments at (and above) the managed resource group, read in the customer's tenant; with
+ * `principalId`, that principal's assignments at, above and below it (a vault, a namespace).
+ */
+export async function listRoleAssignments(options: { subscriptionId: string; managedResourceGroup: string; tenantId: string; principalId?: string } & ArmOptions): Promise<RoleAssignmentRow[]> {
   const scope = _mrgScope(options.subscriptionId, options.managedResourceGroup);
+  const filter = options.principalId ? encodeURIComponent(`principalId eq '${options.principalId}'`) : "atScope()";
   const answer = await armRequest({
     ...options,
     method: "GET",
-    url: `${scope}/providers/Microsoft.Authorization/roleAssignments?api-version=${ROLE_ASSIGNMENTS_API_VERSION}&tenantId=${encodeURIComponent(options.tenantId)}&$filter=atScope()`,
+    url: `${scope}/providers/Microsoft.Authorization/roleAssignments?api-version=${ROLE_ASSIGNMENTS_API_VERSION}&tenantId=${encodeURIComponent(options.tenantId)}&$filter=${filter}`,
     what: `role assignments of ${options.subscriptionId}/${options.managedResourceGroup}`,
     operation: "roleAssignments.list",
   }) as { value?: Array<{ id: string; name: string; properties: Record<string, string> }> };
@@ -160,17 +164,22 @@ export async function listRoleAssignments(options: { subscriptionId: string; man
   }));
 }
 
-/** Deletes one role assignment of the managed resource group (by its GUID name or full id) in the customer's tenant. */
-export async function deleteRoleAssignment(options: { subscriptionId: string; managedResourceGroup: string; tenantId: string; assignment: string } & ArmOptions): Promise<unknown> {
+/**
+ * Deletes one role assignment of the managed resource group (by its GUID name or full id) in the
+ * customer's tenant. False when there was none: ARM answers a delete of a missing assignment with
+ * 204 and no body (az rest prints nothing), a deleted one with 200 and the assignment.
+ */
+export async function deleteRoleAssignment(options: { subscriptionId: string; managedResourceGroup: string; tenantId: string; assignment: string } & ArmOptions): Promise<boolean> {
   const scope = _mrgScope(options.subscriptionId, options.managedResourceGroup);
   const id = options.assignment.startsWith("/") ? options.assignment : `${scope}/providers/Microsoft.Authorization/roleAssignments/${encodeURIComponent(options.assignment)}`;
-  return await armRequest({
+  const answer = await armRequest({
     ...options,
     method: "DELETE",
     url: `${id}?api-version=${ROLE_ASSIGNMENTS_API_VERSION}&tenantId=${encodeURIComponent(options.tenantId)}`,
     what: `role assignment ${options.assignment}`,
     operation: "roleAssignments.delete",
   });
+  return answer !== null && answer !== undefined;
 }
 
 /**

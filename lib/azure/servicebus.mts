@@ -88,12 +88,13 @@ function _detail(res: RestResponse): string {
 }
 
 /** Service Bus's answer as an error: 403 names the role, 404/410 the missing queue. */
-export function serviceBusError(res: RestResponse, options: { action: "send" | "receive"; queue: string; namespace: string; who: string }): Error {
+export function serviceBusError(res: RestResponse, options: { action: "send" | "receive"; queue: string; namespace: string; who: string; grant?: (role: string) => string }): Error {
   const what = `${options.action === "send" ? "send to" : "receive from"} queue '${options.queue}' of ${options.namespace}`;
   const detail = _detail(res);
   if (res.status === 403) {
     const role = options.action === "send" ? "Azure Service Bus Data Sender" : "Azure Service Bus Data Receiver";
-    return new AccessDeniedError(`Cannot ${what}: forbidden. ${options.who} needs the '${role}' role on the queue or namespace; grant it with 1-connect-customer --grant "${role}" (new assignments take a few minutes)`, {
+    const grant = options.grant?.(role) ?? `1-connect-customer.mts --grant "${role}"`;
+    return new AccessDeniedError(`Cannot ${what}: forbidden. ${options.who} needs the '${role}' role on the queue or namespace; grant it to that identity with ${grant} (new assignments take a few minutes)`, {
       service: "servicebus", role, httpStatus: 403, detail,
     });
   }
@@ -114,6 +115,8 @@ export async function sendMessage(options: {
   properties?: Record<string, PropertyValue>;
   broker?: { MessageId?: string; Label?: string; CorrelationId?: string; ReplyTo?: string; TimeToLive?: number };
   who: string;
+  /** The command that gives the caller's identity a role (for the 403 message). */
+  grant?: (role: string) => string;
 }): Promise<RestResponse> {
   const headers: Record<string, string> = { "content-type": options.contentType ?? "application/octet-stream" };
   if (options.broker && Object.keys(options.broker).length > 0) headers.BrokerProperties = JSON.stringify(options.broker);
@@ -124,7 +127,7 @@ export async function sendMessage(options: {
     // The message by its size and hash, with what describes it; never its content.
     audit: { operation: "servicebus.send", body: { ...bodyDigest(body), contentType: headers["content-type"], properties: options.properties ?? {}, broker: options.broker ?? {} } },
   });
-  if (res.status !== 201) throw serviceBusError(res, { action: "send", queue: options.queue, namespace: options.endpoint, who: options.who });
+  if (res.status !== 201) throw serviceBusError(res, { action: "send", queue: options.queue, namespace: options.endpoint, who: options.who, grant: options.grant });
   return res;
 }
 
@@ -167,7 +170,7 @@ export function readMessage(res: RestResponse): ReceivedMessage {
 }
 
 /** Peek-lock: the next message, locked for the queue's lock duration; undefined when none came within `waitS`. */
-export async function peekLock(options: { client: RestClient; endpoint: string; queue: string; waitS: number; who: string; signal?: AbortSignal }): Promise<{ message?: ReceivedMessage; response: RestResponse }> {
+export async function peekLock(options: { client: RestClient; endpoint: string; queue: string; waitS: number; who: string; grant?: (role: string) => string; signal?: AbortSignal }): Promise<{ message?: ReceivedMessage; response: RestResponse }> {
   const res = await options.client.send({
     method: "POST",
     url: `${_queueUrl(options.endpoint, options.queue)}/messages/head?timeout=${options.waitS}`,
@@ -176,7 +179,7 @@ export async function peekLock(options: { client: RestClient; endpoint: string; 
     audit: { operation: "servicebus.receive", responseBody: "digest" },
   });
   if (res.status === 204) return { response: res };
-  if (res.status !== 201) throw serviceBusError(res, { action: "receive", queue: options.queue, namespace: options.endpoint, who: options.who });
+  if (res.status !== 201) throw serviceBusError(res, { action: "receive", queue: options.queue, namespace: options.endpoint, who: options.who, grant: options.grant });
   return { message: readMessage(res), response: res };
 }
 
@@ -217,6 +220,7 @@ export async function receiveMessages(options: {
   watch?: boolean;
   signal?: AbortSignal;
   who: string;
+  grant?: (role: string) => string;
   handle(message: ReceivedMessage): Promise<void>;
 }): Promise<ReceiveOutcome> {
   const outcome: ReceiveOutcome = { completed: 0, abandoned: 0 };

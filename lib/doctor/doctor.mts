@@ -14,7 +14,8 @@ import { getManagedAppForResourceGroup, type ArmOptions } from "../azure/managed
 import {
   customerProblems, idpKeysOf, publishedKeysOf, repairHints, signingKeyOf, type CustomerConfig, type IdpConfig,
 } from "../state/config.mts";
-import { describeMismatch, dimensionVerdicts, jwkProblems } from "./diagnose.mts";
+import { describeMismatch, dimensionVerdicts, formatAge, jwkProblems } from "./diagnose.mts";
+import { explainInvalidDimension } from "../metering/status.mts";
 import { CustomerNotConnectedError, MeteringError } from "../core/errors.mts";
 import { getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "../customers/uami.mts";
 import { buildPublicJwk, DISCOVERY_PATH, fetchJsonDocument, JWKS_PATH, MAX_JWKS_KEYS, type FetchLike } from "../issuer/oidc.mts";
@@ -459,21 +460,28 @@ async function _checkCustomer(o: {
   });
 
   await run("dimensions", target, async () => {
-    // The whole log, streamed; only this customer's answered requests are kept, and the
-    // intents they refer to (an outcome names its request by the intent's id).
+    // Only what can still be acted on: events for an hour inside the API's window (a corrected
+    // event can still be sent), so an old typo ages out; records before it cannot hold such events.
+    // This customer's answered requests are kept, and the intents they refer to (an outcome names
+    // its request by the intent's id).
+    const now = (o.options.now ?? Date.now)();
     const mine: AuditRecord[] = [];
     const who = { subscriptionId, managedResourceGroup };
-    await scanAuditLog({ path: o.publisher.paths.auditPath, onRecord: (r) => void ((r.response || r.operation.endsWith(".intent")) && isSameCustomer(r.customer, who) && mine.push(r)) });
-    const verdicts = dimensionVerdicts(mine, who);
-    if (verdicts.length === 0) return { detail: "no usage sent yet" };
-    const unknown = verdicts.filter((v) => v.invalid > 0 && v.accepted === 0);
+    await scanAuditLog({
+      path: o.publisher.paths.auditPath, sinceMs: now - USAGE_WINDOW_MS,
+      onRecord: (r) => void ((r.response || r.operation.endsWith(".intent")) && isSameCustomer(r.customer, who) && mine.push(r)),
+    });
+    const verdicts = dimensionVerdicts(mine, who, { now, windowMs: USAGE_WINDOW_MS });
+    if (verdicts.length === 0) return { detail: "no usage sent in the last 24 h" };
+    const unknown = verdicts.filter((v) => v.invalid > 0);
+    const age = (iso: string | undefined) => formatAge(now - Date.parse(iso ?? ""));
     if (unknown.length) {
       return broken(
-        `the metering API refused ${unknown.map((v) => `${JSON.stringify(v.dimension)} (${v.invalid}x InvalidDimension)`).join(", ")} for plan ${JSON.stringify(customer.planName)}`,
-        `use the dimension ids of plan ${customer.planName} exactly as Partner Center lists them (case-sensitive); events for an unknown dimension are not billed`,
+        `the metering API refused ${unknown.map((v) => `${JSON.stringify(v.dimension)} (${v.invalid}x InvalidDimension, last ${age(v.lastInvalidAt)} ago${v.invalid > 1 ? `, first ${age(v.firstInvalidAt)} ago` : ""})`).join(", ")} for plan ${JSON.stringify(customer.planName)}`,
+        `${explainInvalidDimension({ planName: customer.planName })}; send the hours again with the right id while they are inside the 24-hour window (this check turns green once they are past it or the dimension is accepted)`,
       );
     }
-    return { detail: verdicts.map((v) => `${v.dimension} (${v.accepted} accepted)`).join(", ") };
+    return { detail: verdicts.filter((v) => v.accepted > 0).map((v) => `${v.dimension} (${v.accepted} accepted)`).join(", ") || "no accepted usage in the last 24 h" };
   });  await _checkUnresolved({ ...o, target });
 }
 

@@ -58,6 +58,23 @@ const _ids = (f: StatusFacts) => `request id ${f.requestId ?? "-"}, correlation 
 /** A refusal, or any outcome without a line of its own: the status and what was said about it. */
 const _cannot = (f: StatusFacts) => `Cannot record ${_what(f)}: ${f.status}${f.message ? `: ${f.message}` : ""} (${_ids(f)})`;
 
+/**
+ * What to do about a dimension the API does not know for the plan (InvalidDimension, or a 400
+ * BadArgument whose details target `dimension`): the same words in 2-emit-meter and the doctor.
+ * The API lists no plan's dimensions; Partner Center does. Pure.
+ */
+export function explainInvalidDimension(o: { planName?: string; dimension?: string }): string {
+  const plan = o.planName ? `plan ${JSON.stringify(o.planName)}` : "the plan";
+  return `${o.dimension !== undefined ? `the metering API does not know dimension ${JSON.stringify(o.dimension)} for ${plan}: ` : ""}use the dimension ids of ${plan} exactly as Partner Center lists them (case-sensitive: "cpu-hours" is not "CPU-Hours"); events for an unknown dimension are not billed`;
+}
+
+/** True when a refusal's message (details as `target: message`, see submission.mts) is about the dimension. */
+const _aboutDimension = (f: StatusFacts) => f.status === "InvalidDimension" || /(^|; )dimension: /i.test(f.message ?? "");
+
+/** A dimension refusal as its explanation, anything else as _cannot. */
+const _refusedLine = (f: StatusFacts) =>
+  _aboutDimension(f) ? `Cannot record ${_what(f)}: ${f.status}: ${explainInvalidDimension({ planName: f.event.planId, dimension: f.event.dimension })} (${_ids(f)})` : _cannot(f);
+
 /** Refused for good by the API: resending the same event gets the same answer. */
 const REFUSED: StatusMeaning = { source: "api", state: "failed", ok: false, final: true, lineIs: "note", line: _cannot };
 /** No final answer: the fate is unknown, and a resend is safe (the API's duplicate rule) and may settle it. */
@@ -89,11 +106,11 @@ export const STATUSES = {
   /** The application is suspended or was never activated. */
   ResourceNotActive: REFUSED,
   /** The dimension is not one of the plan's (the sandbox: also a wrong plan). */
-  InvalidDimension: REFUSED,
+  InvalidDimension: { ...REFUSED, line: _refusedLine },
   /** The quantity is 0 or less. */
   InvalidQuantity: REFUSED,
-  /** 400 for a single event or a whole batch, or a batch item's refusal of the event's data. */
-  BadArgument: REFUSED,
+  /** 400 for a single event or a whole batch, or a batch item's refusal of the event's data (a dimension: explained). */
+  BadArgument: { ...REFUSED, line: _refusedLine },
   /** 401/403: the token is not one the API takes for this resource. */
   Forbidden: {
     ...REFUSED,

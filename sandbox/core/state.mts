@@ -48,6 +48,11 @@ export interface WorldSeed {
       plan: { name: string; publisher: string; product: string; version: string };
       provisioningState?: string;
     };
+    /** Resources the managed application's own template put into the MRG (created at start through ARM). */
+    mrgResources?: {
+      keyVaults?: Array<{ name: string }>;
+      serviceBusNamespaces?: Array<{ name: string; queues?: string[] }>;
+    };
   }>;
   options?: DeepPartial<SandboxOptions>;
 }
@@ -76,6 +81,9 @@ export interface WorldSummary {
     resourceUsageId: string;
     planId: string;
     dimensions: string[];
+    /** Names of the seeded Key Vaults and Service Bus namespaces (with queues) in the MRG. */
+    keyVaults: string[];
+    serviceBusNamespaces: Array<{ name: string; queues: string[] }>;
   }>;
 }
 
@@ -133,6 +141,14 @@ export interface SandboxOptions {
      * tenant>` (docs/azure-behaviour.md §5.4: sent on every cross-tenant call; that it is required is unconfirmed → yes).
      */
     crossTenantRoleAssignmentsNeedTenantId: boolean;
+    /**
+     * A publisher creating a role assignment for a managed identity of the customer's tenant (a
+     * UAMI in the managed resource group, a managed application's system-assigned identity) must
+     * name that identity's resource in `delegatedManagedIdentityResourceId`
+     * (docs/azure-behaviour.md §5.4). Without it ARM looks the principal up in the caller's tenant and fails; the error
+     * (400 PrincipalNotFound) is unconfirmed → the likeliest one.
+     */
+    crossTenantManagedIdentityNeedsDelegatedId: boolean;
   };
 }
 
@@ -164,6 +180,7 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   },
   arm: {
     crossTenantRoleAssignmentsNeedTenantId: true,
+    crossTenantManagedIdentityNeedsDelegatedId: true,
   },
 };
 
@@ -782,6 +799,8 @@ export class SandboxState {
         resourceUsageId: c.app.resourceUsageId,
         planId: c.app.plan.name,
         dimensions: this.dimensionsOf(c.app.plan.product, c.app.plan.name) ?? [],
+        keyVaults: (c.mrgResources?.keyVaults ?? []).map((v) => v.name),
+        serviceBusNamespaces: (c.mrgResources?.serviceBusNamespaces ?? []).map((n) => ({ name: n.name, queues: n.queues ?? [] })),
       })),
     };
   }

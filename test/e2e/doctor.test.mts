@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { AZURITE_ACCOUNT } from "../../sandbox/main.mts";
 import { arm } from "../helpers/arm.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
+import { CLOCK_PRELOAD, describe, runScript, sandboxEnv } from "../helpers/scripts.mts";
 
 const sb = await startTestSandbox();
 const env = await sandboxEnv(sb);
@@ -234,7 +234,27 @@ D("a dimension the metering API refused: ✗ dimensions", async () => {
   const { r, check, failed } = await doctor(who);
   assert.is(r.code, 1, describe(r));
   assert.equal(failed, ["dimensions"]);
-  assert.match(check("dimensions").detail, /"no-such-dimension" \(1x InvalidDimension\)/);
+  assert.match(check("dimensions").detail, /"no-such-dimension" \(1x InvalidDimension, last \d+ min ago\)/);
+  assert.match(check("dimensions").fix!, /exactly as Partner Center lists them \(case-sensitive/);
+  // 2-emit-meter says the same, not the API's raw BadArgument text.
+  assert.match(emit.stderr, /Cannot record \d+ no-such-dimension for \S+: BadArgument: the metering API does not know dimension "no-such-dimension" for plan "silver": use the dimension ids of plan "silver" exactly as Partner Center lists them \(case-sensitive/);
+  assert.not.match(emit.stderr, /One or more errors have occurred|The payload dimension is invalid/);
+});
+
+D("the old typo ages out: once its hour is past the 24-hour window, the doctor is green again", async () => {
+  const offsetMs = 25 * 3600_000;
+  await admin(sb, "POST", "/clock", { offsetMs });
+  try {
+    const r = await runScript("doctor.mts", [...who, "--json"], { env: { ...env, METERING_TEST_CLOCK_OFFSET_MS: String(offsetMs) }, preload: [CLOCK_PRELOAD] });
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: Check[] };
+    const dims = report.checks.find((c) => c.id === "dimensions")!;
+    assert.is(dims.status, "ok", JSON.stringify(dims));
+    assert.is(r.code, 0, describe(r));
+  } finally {
+    await admin(sb, "POST", "/clock", { offsetMs: 0 });
+  }
+  // Back at the real time the refusal is inside the window again: red, as before.
+  assert.equal((await doctor(who)).failed, ["dimensions"]);
 });
 
 D("usage errors: one positional, a bad subscription, an unknown customer: exit 2", async () => {

@@ -41,7 +41,9 @@ T("before the UAMI has a data role: exit 1, the message names the role to grant,
   const r = await run(["fabrikam-ops", "send", "commands"], "{\"op\":\"ping\"}");
   assert.is(r.code, 1, describe(r));
   assert.match(r.stderr, /Azure Service Bus Data Sender/);
-  assert.match(r.stderr, /1-connect-customer --grant/);
+  // The identity that lacks the role (the UAMI) and the command that grants it to that identity.
+  assert.match(r.stderr, /The customer's UAMI metering-submission-uami \(principal [0-9a-f-]+\) needs the 'Azure Service Bus Data Sender' role/);
+  assert.match(r.stderr, new RegExp(`grant it to that identity with 1-connect-customer\\.mts ${customer.subscriptionId} ${customer.managedResourceGroup} --grant "Azure Service Bus Data Sender"`));
   assert.is((await queue("commands")).messages.length, 0);
 });
 

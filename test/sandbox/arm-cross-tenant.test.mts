@@ -1,7 +1,7 @@
 // Role assignments by tenant (docs/azure-behaviour.md §5.4): a publisher reading or deleting role
 // assignments in a customer's managed resource group names the customer's tenant with
-// `&tenantId=`; a wrong tenant is refused. And the Bicep resource loop the connect template uses
-// to grant roles, deployed through the az stand-in's evaluator into the real ARM emulator.
+// `&tenantId=`; a wrong tenant is refused. And the Bicep resource loops of the grants template
+// (templates/1-grant-roles.bicep), through the az stand-in's compiler and ARM's template engine.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -56,8 +56,8 @@ T("the option turns the requirement off", async () => {
 
 T.run();
 
-const Loops = suite("Bicep resource loops (connect template grants)");
-const CONNECT = readFileSync(fileURLToPath(new URL("../../templates/1-connect-customer.bicep", import.meta.url)), "utf8");
+const Loops = suite("Bicep resource loops (grants template)");
+const GRANTS = readFileSync(fileURLToPath(new URL("../../templates/1-grant-roles.bicep", import.meta.url)), "utf8");
 
 function context() {
   return {
@@ -83,29 +83,35 @@ async function deployBicep(o: { source: string; fileName: string; parameters: Re
   }
 }
 
-Loops("one role assignment per element, named deterministically; none for an empty array", async () => {
+Loops("one role assignment per role at the chosen scope, named from scope, principal and role, with delegatedManagedIdentityResourceId", async () => {
   const puts: Array<{ id: string; body: any }> = [];
   const put = async (id: string, _v: string, body: Record<string, unknown>) => {
     puts.push({ id, body });
-    return { id, properties: { ...(body.properties as object), principalId: "p-1", clientId: "c-1", tenantId: customer.tenantId } };
+    return { id, properties: { ...(body.properties as object) } };
   };
-  const params = { issuer: "https://issuer.example/x", subject: "s" };
-  const none = await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: params, context: context(), putResource: put, getResource: put as any });
-  assert.is(puts.filter((p) => /roleAssignments/.test(p.id)).length, 0);
-  assert.is(none.resourceIds.length, 2);
-  puts.length = 0;
+  const uamiId = `${mrg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u`;
+  const params = { principalId: "11111111-1111-1111-1111-111111111111", delegatedManagedIdentityResourceId: uamiId };
+  const none = await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, roleDefinitionIds: [] }, context: context(), putResource: put, getResource: put as any });
+  assert.is(puts.length, 0);
+  assert.is(none.resourceIds.length, 0);
   const roles = [ROLE.KeyVaultSecretsOfficer, ROLE.ServiceBusDataSender];
-  const two = await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: { ...params, grantRoleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
-  const ras = puts.filter((p) => /roleAssignments/.test(p.id));
-  assert.is(ras.length, 2);
-  assert.ok(ras[0].id.startsWith(`${mrg}/providers/Microsoft.Authorization/roleAssignments/`));
-  assert.equal(ras.map((r) => r.body.properties.roleDefinitionId), roles.map((r) => `/subscriptions/${customer.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${r}`));
-  assert.ok(ras.every((r) => r.body.properties.principalId === "p-1" && r.body.properties.principalType === "ServicePrincipal"));
-  assert.is.not(ras[0].id, ras[1].id);
-  assert.is(two.resourceIds.length, 4);
+  await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, roleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
+  assert.is(puts.length, 2);
+  assert.ok(puts.every((p) => p.id.startsWith(`${mrg}/providers/Microsoft.Authorization/roleAssignments/`)));
+  assert.equal(puts.map((r) => r.body.properties.roleDefinitionId), roles.map((r) => `/subscriptions/${customer.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${r}`));
+  assert.ok(puts.every((r) => r.body.properties.principalId === params.principalId && r.body.properties.principalType === "ServicePrincipal" && r.body.properties.delegatedManagedIdentityResourceId === uamiId));
+  assert.is.not(puts[0].id, puts[1].id);
+  const first = puts.map((p) => p.id);
   puts.length = 0;
-  await deployBicep({ source: CONNECT, fileName: "c.bicep", parameters: { ...params, grantRoleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
-  assert.equal(puts.filter((p) => /roleAssignments/.test(p.id)).map((p) => p.id), ras.map((r) => r.id), "same names on redeployment");
+  await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, roleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
+  assert.equal(puts.map((p) => p.id), first, "same names on redeployment");
+  puts.length = 0;
+  await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, principalId: "22222222-2222-2222-2222-222222222222", roleDefinitionIds: roles }, context: context(), putResource: put, getResource: put as any });
+  assert.ok(puts.every((p, i) => p.id !== first[i]), "another principal, other names");
+  puts.length = 0;
+  await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, roleDefinitionIds: [ROLE.KeyVaultSecretsUser], scopeKind: "vault", scopeName: "kv1" }, context: context(), putResource: put, getResource: put as any });
+  assert.is(puts.length, 1);
+  assert.ok(puts[0].id.startsWith(`${mrg}/providers/Microsoft.KeyVault/vaults/kv1/providers/Microsoft.Authorization/roleAssignments/`), puts[0].id);
 });
 
 Loops("loop syntax: index form, a non-array is a template error, filters are refused", async () => {

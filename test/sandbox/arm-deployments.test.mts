@@ -39,6 +39,7 @@ const rgPath = `/subscriptions/${isv.subscriptionId}/resourceGroups/deploy-rg`;
 const deployments = `${rgPath}/providers/Microsoft.Resources/deployments`;
 const ISV_SETUP = compileBicep(parseBicep(readFileSync(`${ROOT}templates/0-isv-setup.bicep`, "utf8"), "0-isv-setup.bicep"));
 const CONNECT = compileBicep(parseBicep(readFileSync(`${ROOT}templates/1-connect-customer.bicep`, "utf8"), "1-connect-customer.bicep"));
+const GRANTS = compileBicep(parseBicep(readFileSync(`${ROOT}templates/1-grant-roles.bicep`, "utf8"), "1-grant-roles.bicep"));
 
 /** Polls the Azure-AsyncOperation URL as azure-core's ARM poller does; returns the statuses seen. */
 async function poll(url: string): Promise<Answer[]> {
@@ -121,9 +122,9 @@ Deploy("PUT answers 201 Accepted with Azure-AsyncOperation; the deployment runs,
   assert.ok(list.includes("isv-setup"));
 });
 
-Deploy("copy loops and reference(): one role assignment per element, for the identity the template created", async () => {
+Deploy("copy loops: the grants template makes one role assignment per role for the identity the connect template created", async () => {
   const roles = ["b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "4633458b-17de-408a-b874-0445c86b69e6"];
-  const body = { properties: { mode: "Incremental", template: CONNECT, parameters: { issuer: { value: "https://idp.example/public" }, subject: { value: "s" }, grantRoleDefinitionIds: { value: roles } } } };
+  const body = { properties: { mode: "Incremental", template: CONNECT, parameters: { issuer: { value: "https://idp.example/public" }, subject: { value: "s" } } } };
   const put = await arm("PUT", `${deployments}/connect?${API}`, body);
   assert.is(put.status, 201, JSON.stringify(put.json));
   await poll(put.headers.get("azure-asyncoperation")!);
@@ -132,9 +133,18 @@ Deploy("copy loops and reference(): one role assignment per element, for the ide
   const uami = (await arm("GET", `${rgPath}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/metering-submission-uami?api-version=2023-01-31`)).json;
   assert.equal(d.properties.outputs.uamiPrincipalId, { type: "String", value: uami.properties.principalId });
   assert.equal(d.properties.outputs.uamiClientId.value, uami.properties.clientId);
+  const grants = { properties: { mode: "Incremental", template: GRANTS, parameters: {
+    principalId: { value: uami.properties.principalId }, delegatedManagedIdentityResourceId: { value: d.properties.outputs.uamiId.value }, roleDefinitionIds: { value: roles },
+  } } };
+  const g = await arm("PUT", `${deployments}/grants?${API}`, grants);
+  assert.is(g.status, 201, JSON.stringify(g.json));
+  await poll(g.headers.get("azure-asyncoperation")!);
+  const gd = (await arm("GET", `${deployments}/grants?${API}`)).json;
+  assert.is(gd.properties.provisioningState, "Succeeded", JSON.stringify(gd.properties.error));
   const assignments = (await arm("GET", `${rgPath}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()`)).json.value
     .filter((r: { properties: { principalId: string } }) => r.properties.principalId === uami.properties.principalId);
   assert.equal(assignments.map((r: { properties: { roleDefinitionId: string } }) => r.properties.roleDefinitionId.split("/").pop()).sort(), [...roles].sort());
+  assert.equal(gd.properties.outputResources.map((r: { id: string }) => r.id).sort(), assignments.map((r: { id: string }) => r.id).sort());
 });
 
 Deploy("InvalidTemplate: unsupported functions, unknown dependsOn, missing parameters; on validate and on PUT, nothing created", async () => {

@@ -160,9 +160,15 @@ parse("reads the ISV setup template's declarations", () => {
 parse("reads the connect-customer template's declarations", () => {
   const t = parseBicep(CONNECT_CUSTOMER, "1-connect-customer.bicep");
   assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["issuer", "subject"]);
-  assert.equal(t.resources.map((r) => r.type), ["Microsoft.ManagedIdentity/userAssignedIdentities", "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials", "Microsoft.Authorization/roleAssignments"]);
-  assert.is(t.resources[2].loop?.item, "roleDefinitionId", "the grants are a resource loop");
+  assert.equal(t.resources.map((r) => r.type), ["Microsoft.ManagedIdentity/userAssignedIdentities", "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"]);
   assert.equal(t.outputs.map((o) => o.name), ["uamiId", "uamiName", "uamiClientId", "uamiPrincipalId", "tenantId"]);
+});
+
+parse("reads the grants template: an existing vault and namespace, one resource loop per scope", () => {
+  const t = parseBicep(readFileSync(new URL("../../templates/1-grant-roles.bicep", import.meta.url), "utf8"), "1-grant-roles.bicep");
+  assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["principalId", "delegatedManagedIdentityResourceId", "roleDefinitionIds"]);
+  assert.equal(t.resources.map((r) => r.type), ["Microsoft.KeyVault/vaults", "Microsoft.ServiceBus/namespaces", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments"]);
+  assert.ok(t.resources.slice(2).every((r) => r.loop?.item === "roleDefinitionId"), "the grants are resource loops");
 });
 
 parse("refuses unsupported syntax with file, line and column", () => {
@@ -398,7 +404,7 @@ params("a missing required parameter is InvalidTemplate with ARM's message, and 
 params("unknown parameters are listed with the supported ones", async () => {
   const e = (await rejection(deploy(CONNECT_CUSTOMER, { issuer: "i", subject: "s", colour: "blue" }))) as DeploymentError;
   assert.is(e.code, "InvalidTemplate");
-  assert.is(e.error.message, "Deployment template validation failed: 'The template parameters 'colour' in the parameters file are not valid; they are not present in the original template and can therefore not be provided at deployment time. The only supported parameters for this template are 'location, uamiName, ficName, issuer, subject, audience, grantRoleDefinitionIds'. Please see https://aka.ms/arm-pass-parameter-values for usage details.'.");
+  assert.is(e.error.message, "Deployment template validation failed: 'The template parameters 'colour' in the parameters file are not valid; they are not present in the original template and can therefore not be provided at deployment time. The only supported parameters for this template are 'location, uamiName, ficName, issuer, subject, audience'. Please see https://aka.ms/arm-pass-parameter-values for usage details.'.");
 });
 
 params("a value of the wrong type is refused", async () => {

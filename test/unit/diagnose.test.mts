@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { describeMismatch, dimensionVerdicts, jwkProblems } from "../../lib/doctor/diagnose.mts";
+import { describeMismatch, dimensionVerdicts, formatAge, jwkProblems } from "../../lib/doctor/diagnose.mts";
 import { ficDifferences } from "../../lib/doctor/doctor.mts";
 import { isArmNotFound } from "../../lib/customers/uami.mts";
 import { AzError } from "../../lib/core/errors.mts";
@@ -63,9 +63,33 @@ dims("counts accepted, duplicate and InvalidDimension answers per dimension of o
   assert.equal(dimensionVerdicts(records, who), [
     { dimension: "cpu", accepted: 2, invalid: 0 },
     { dimension: "disk", accepted: 1, invalid: 0 },
-    { dimension: "gpu", accepted: 0, invalid: 1, planId: "silver" },
+    { dimension: "gpu", accepted: 0, invalid: 1, planId: "silver", firstInvalidAt: "2026-01-01T00:00:00.000Z", lastInvalidAt: "2026-01-01T00:00:00.000Z" },
     { dimension: "net", accepted: 0, invalid: 1, planId: "silver" },
   ]);
+});
+dims("with a window: refusals for hours past it, or followed by an accepted event of the dimension, are settled", () => {
+  const H = 3600_000;
+  const now = Date.parse("2026-01-03T12:00:00Z");
+  const at = (dimension: string, hoursAgo: number, outcome: string, status: number, body: unknown = {}): AuditRecord => ({
+    time: new Date(now - hoursAgo * H + 60_000).toISOString(), operation: "usageEvent", id: `${dimension}${hoursAgo}`, customer: who,
+    request: { method: "POST", url: "u", headers: {}, body: { dimension, planId: "silver", quantity: 1, effectiveStartTime: new Date(now - hoursAgo * H).toISOString() } },
+    outcome, response: { status, body },
+  });
+  const invalid = { code: "BadArgument", details: [{ target: "dimension", code: "BadArgument", message: "The dimension is invalid." }] };
+  const records = [
+    at("cpu-hourz", 30, "BadArgument", 400, invalid), // an old typo: its hour is past the 24-hour window
+    at("gpu", 5, "BadArgument", 400, invalid), // refused, then accepted (the plan gained it)
+    at("gpu", 3, "Accepted", 200),
+    at("net", 6, "BadArgument", 400, invalid),
+    at("net", 2, "BadArgument", 400, invalid),
+  ];
+  const verdicts = dimensionVerdicts(records, who, { now, windowMs: 24 * H });
+  assert.equal(verdicts.map((v) => [v.dimension, v.invalid, v.settled ?? 0]), [["cpu-hourz", 0, 1], ["gpu", 0, 1], ["net", 2, 0]]);
+  const net = verdicts.find((v) => v.dimension === "net")!;
+  assert.is(formatAge(now - Date.parse(net.lastInvalidAt!)), "2 h");
+  assert.is(formatAge(now - Date.parse(net.firstInvalidAt!)), "6 h");
+  // Without a window, the old typo counts.
+  assert.is(dimensionVerdicts(records, who).find((v) => v.dimension === "cpu-hourz")!.invalid, 1);
 });
 dims("reads outcomes that refer to their intent by id (no request of their own), beside old ones that repeat it", () => {
   const intent = (id: string, body: unknown): AuditRecord => ({ time: "t", operation: id.startsWith("b") ? "batchUsageEvent.intent" : "usageEvent.intent", id, customer: who, request: { method: "POST", url: "u", headers: {}, body } });

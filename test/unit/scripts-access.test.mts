@@ -37,6 +37,7 @@ async function setup() {
     account: { id: "22222222-2222-4222-8222-222222222222", tenantId: "11111111-1111-4111-8111-111111111111", user: { name: "isv@example.com", type: "user" } },
     rest: {
       [`/subscriptions/${CUSTOMER_SUB}/resourcegroups/mrg-new`]: { name: "mrg-new", managedBy: APP_ID },
+      [`${MRG_ID}/providers/Microsoft.Authorization/roleAssignments`.toLowerCase()]: { value: [] },
       [APP_ID.toLowerCase()]: { id: APP_ID, kind: "MarketPlace", plan: { name: "gold" }, properties: { managedResourceGroupId: MRG_ID, provisioningState: "Succeeded", billingDetails: { resourceUsageId: "77777777-7777-4777-8777-777777777777" } } },
     },
     deployments: {
@@ -44,6 +45,7 @@ async function setup() {
         uamiId: `${MRG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/metering-submission-uami`, uamiName: "metering-submission-uami",
         uamiClientId: "88888888-8888-4888-8888-888888888888", uamiPrincipalId: "99999999-9999-4999-8999-999999999999", tenantId: "44444444-4444-4444-8444-444444444444",
       },
+      "1-grant-roles.bicep": {},
     },
   }));
   await writeFile(join(tmp.dir, "config.json"), JSON.stringify(bashEraConfig(), null, 2));
@@ -66,14 +68,18 @@ for (const script of ["3-token.mts", "3-managed-app.mts", "3-keyvault-secret.mts
 help.run();
 
 const grant = suite("1-connect-customer.mts --grant");
-grant("passes the role definition ids to the template and records them", async () => {
+grant("passes the role definition ids to the grants template, with the UAMI's principal and resource id, and records them", async () => {
   const t = await setup();
   try {
     const r = await run("1-connect-customer.mts", [CUSTOMER_SUB, "mrg-new", "--grant", "Key Vault Secrets Officer", "--grant", "service bus data sender"], t.env);
     assert.is(r.code, 0, r.stderr);
-    const deploy = (await t.azCalls()).find((a) => a[0] === "deployment")!;
-    const params = JSON.parse(deploy[deploy.indexOf("--parameters") + 1]);
-    assert.equal(params.grantRoleDefinitionIds, { value: ["b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"] });
+    const deploys = (await t.azCalls()).filter((a) => a[0] === "deployment");
+    assert.equal(deploys.map((d) => d[d.indexOf("--template-file") + 1].split("/").pop()), ["1-connect-customer.bicep", "1-grant-roles.bicep"]);
+    const params = JSON.parse(deploys[1][deploys[1].indexOf("--parameters") + 1]);
+    assert.equal(params.roleDefinitionIds, { value: ["b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"] });
+    assert.equal(params.principalId, { value: "99999999-9999-4999-8999-999999999999" });
+    assert.equal(params.delegatedManagedIdentityResourceId, { value: `${MRG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/metering-submission-uami` });
+    assert.equal(params.scopeKind, { value: "resourceGroup" });
     assert.equal((await t.config()).customers[CUSTOMER_SUB]["mrg-new"].grantedRoleDefinitionIds, ["b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"]);
     assert.match(r.stdout, /grants\s+Key Vault Secrets Officer, Azure Service Bus Data Sender/);
   } finally {

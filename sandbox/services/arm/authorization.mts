@@ -69,6 +69,31 @@ export function authorizationRoutes(arm: Arm): Route[] {
     }
   };
 
+  /** The resource whose managed identity `principalId` is, in `tenantId`: a UAMI or a resource with a system-assigned identity. */
+  const managedIdentityResourceOf = (principalId: string, tenantId: string): ArmResource | undefined => {
+    const want = principalId.toLowerCase();
+    const uami = state.findIdentityByPrincipalId(want);
+    if (uami && String(uami.tenantId).toLowerCase() === tenantId.toLowerCase()) return uami;
+    return state.managedApps().find((app) => String(app.identity?.principalId ?? "").toLowerCase() === want && String(app.identity?.tenantId ?? app.tenantId).toLowerCase() === tenantId.toLowerCase());
+  };
+
+  /**
+   * A role assignment written by a caller of another tenant for a managed identity of the
+   * subscription's tenant needs `delegatedManagedIdentityResourceId` naming that identity's
+   * resource (options.arm.crossTenantManagedIdentityNeedsDelegatedId): ARM otherwise looks the
+   * principal up in the caller's directory. Code and wording as Azure's PrincipalNotFound
+   * (the cross-tenant case itself is unconfirmed).
+   */
+  const checkDelegatedIdentity = (a: ArmCall, principalId: string, delegated: unknown) => {
+    const subTenant = a.p.subscriptionId ? a.sub.tenantId : undefined;
+    if (!subTenant || !state.options.arm.crossTenantManagedIdentityNeedsDelegatedId) return;
+    if (a.caller.tid.toLowerCase() === subTenant.toLowerCase()) return;
+    const owner = managedIdentityResourceOf(principalId, subTenant);
+    if (!owner) return;
+    if (typeof delegated === "string" && delegated.replace(/\/+$/, "").toLowerCase() === owner.id.toLowerCase()) return;
+    fail(400, "PrincipalNotFound", `Principal ${principalId.replace(/-/g, "")} does not exist in the directory ${a.caller.tid}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group. See https://aka.ms/docs-principaltype`);
+  };
+
   const roleDefinitionIdFor = (scope: string, roleId: string) => {
     const sub = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0];
     return `${sub ?? ""}/providers/${RD_TYPE}/${roleId}`;
@@ -141,6 +166,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
     if (typeof principalType !== "string" || !PRINCIPAL_TYPES.includes(principalType)) {
       fail(400, "InvalidRequestContent", `The request content was invalid and could not be deserialized: 'Error converting value "${String(principalType)}" to type 'PrincipalType'.'.`);
     }
+    checkDelegatedIdentity(a, p.principalId, p.delegatedManagedIdentityResourceId);
     const id = raIdOf(scope, name);
     const principalId = p.principalId.toLowerCase();
     const roleDefinitionId = roleDefinitionIdFor(scope, roleId);
@@ -148,7 +174,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
     if (existing) {
       const ep = existing.properties as { principalId?: string; roleDefinitionId?: string };
       if (String(ep.principalId).toLowerCase() !== principalId || lastSegment(String(ep.roleDefinitionId)).toLowerCase() !== roleId) {
-        fail(409, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.");
+        fail(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.");
       }
       return ok(raWire(existing), 200);
     }

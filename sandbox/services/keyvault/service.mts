@@ -7,7 +7,7 @@ import { HttpReplyError, type Reply, type RouteContext, type ServiceDef } from "
 import { BearerError } from "../../core/tokens.mts";
 import type { KeyVaultHooks, SandboxContext } from "../../core/context.mts";
 import {
-  KvError, checkUsable, createKeyVersion, decodeBase64Any, deleteKey, deletedKeyBundle, findDeletedKey, findKey, findSecret, keyBundle, keyItem, recoveryOf, secretBundle,
+  KvError, checkUsable, createKeyVersion, decodeBase64Any, deleteKey, deleteSecret, deletedKeyBundle, deletedSecretBundle, findDeletedKey, findKey, findSecret, keyBundle, keyItem, recoveryOf, secretBundle,
   secretItem, setSecretVersion, signDigest, updateKeyVersion, vaultStore, verifyDigest, type Recovery, type VaultData,
 } from "./store.mts";
 
@@ -57,6 +57,7 @@ const P = {
   secretSet: { data: "Microsoft.KeyVault/vaults/secrets/setSecret/action", policy: ["secrets", "set"] },
   secretGet: { data: "Microsoft.KeyVault/vaults/secrets/getSecret/action", policy: ["secrets", "get"] },
   secretList: { data: "Microsoft.KeyVault/vaults/secrets/readMetadata/action", policy: ["secrets", "list"] },
+  secretDelete: { data: "Microsoft.KeyVault/vaults/secrets/delete", policy: ["secrets", "delete"] },
 } satisfies Record<string, Permission>;
 
 interface KvCall {
@@ -299,6 +300,11 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
           return page(k.vault.secrets.get(name.toLowerCase())!.versions.map((v) => secretItem(k.vault, name, v, k.recovery, true)));
         }),
       },
+      {
+        // Deletes every version (DeletedSecretBundle, without the value); the name stays taken until purged.
+        method: "DELETE", path: "/secrets/:name", handler: handle(P.secretDelete, (k) =>
+          ok(deletedSecretBundle(k.vault, deleteSecret(k.vault, k.c.params.name, k.nowS), k.recovery))),
+      },
       { method: "GET", path: "/secrets/:name", handler: handle(P.secretGet, getSecret) },
       { method: "GET", path: "/secrets/:name/:version", handler: handle(P.secretGet, getSecret) },
 
@@ -321,7 +327,7 @@ export function createKeyVaultService(ctx: SandboxContext): { service: ServiceDe
           const server = await ctx.listenHttps(service);
           const data: VaultData = {
             id: vault.id, name: vault.name, tenantId: vault.tenantId, uri: `${server.url}/`, port: server.port,
-            keys: new Map(), deletedKeys: new Map(), secrets: new Map(), state, close: () => server.close(),
+            keys: new Map(), deletedKeys: new Map(), secrets: new Map(), deletedSecrets: new Map(), state, close: () => server.close(),
           };
           vaults.set(key, data);
           byPort.set(server.port, data);

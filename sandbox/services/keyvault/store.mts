@@ -65,6 +65,8 @@ export interface VaultData {
   /** Soft-deleted keys (every version), by lower-cased name, with the deletion time in epoch seconds. */
   deletedKeys: Map<string, Versioned<KeyVersion> & { deletedDate: number }>;
   secrets: Map<string, Versioned<SecretVersion>>;
+  /** Soft-deleted secrets (every version), by lower-cased name, with the deletion time in epoch seconds. */
+  deletedSecrets: Map<string, Versioned<SecretVersion> & { deletedDate: number }>;
   /** The sandbox state: every change is mirrored there as the ARM child resource (vaults/keys, vaults/secrets). */
   state: SandboxState;
   close(): Promise<void>;
@@ -278,11 +280,26 @@ export function setSecretVersion(vault: VaultData, name: string, p: { value?: un
     tags: checkTags(p.tags),
   };
   const lname = name.toLowerCase();
+  if (vault.deletedSecrets?.has(lname)) {
+    throw new KvError(409, "Conflict", `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`, "ObjectIsDeletedButRecoverable");
+  }
   const entry = vault.secrets.get(lname) ?? { name, versions: [] };
   entry.versions.push(sv);
   vault.secrets.set(lname, entry);
   mirrorToArm(vault, "secrets", entry.name);
   return sv;
+}
+
+/** Soft-deletes a secret (every version); recover and purge are not emulated. */
+export function deleteSecret(vault: VaultData, name: string, nowS: number): Versioned<SecretVersion> & { deletedDate: number } {
+  const { name: stored } = findSecret(vault, name);
+  const lname = stored.toLowerCase();
+  const entry = vault.secrets.get(lname)!;
+  vault.secrets.delete(lname);
+  const deleted = { ...entry, deletedDate: nowS };
+  vault.deletedSecrets.set(lname, deleted);
+  vault.state.deleteResource(`${vault.id}/secrets/${stored}`);
+  return deleted;
 }
 
 export function findSecret(vault: VaultData, name: string, version?: string): { name: string; sv: SecretVersion } {
@@ -355,6 +372,16 @@ export function secretBundle(vault: VaultData, name: string, sv: SecretVersion, 
     id: secretId(vault, name, sv.version),
     attributes: attrsWire(sv.attributes, r),
     ...(sv.tags ? { tags: sv.tags } : {}),
+  };
+}
+
+/** DeletedSecretBundle: the latest version's bundle without its value, plus the recovery fields. */
+export function deletedSecretBundle(vault: VaultData, entry: Versioned<SecretVersion> & { deletedDate: number }, r: Recovery): Record<string, unknown> {
+  return {
+    ...secretBundle(vault, entry.name, entry.versions.at(-1)!, r, false),
+    recoveryId: `${vault.uri}deletedsecrets/${entry.name}`,
+    deletedDate: entry.deletedDate,
+    scheduledPurgeDate: entry.deletedDate + (r.recoverableDays ?? 90) * 86400,
   };
 }
 
