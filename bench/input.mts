@@ -5,8 +5,12 @@
 // every row and signs nothing, so no sandbox is needed: a config.json with the customers and an
 // empty data directory are enough. Prints the wall time and the child's peak memory (VmHWM,
 // sampled every 20 ms) against the goal of 300 MB.
+// With --aggregate the rows are raw usage records (a random second of one of 20 hours each,
+// decimal quantities) for `2-emit-meter --aggregate`, and it prints records per second against
+// the goal of 200,000 per CPU second of the process, which load on the machine does not change
+// (the default customers are then 50: many records per hour and dimension).
 //
-// Usage: npm run bench:input [-- --rows N --customers N --runtime node20|node24|deno --keep]
+// Usage: npm run bench:input [-- --rows N --customers N --aggregate --runtime node20|node24|deno --keep]
 // Exit codes: 0 done, 1 a dry run failed or said something unexpected, 2 usage error.
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -19,7 +23,9 @@ import { installedRuntimes } from "../sandbox/core/runtime.mts";
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const GOAL_MB = 300;
 const DIMENSIONS = 25;
-const USAGE = "Usage: npm run bench:input [-- --rows N --customers N --runtime node20|node24|deno --keep]\n";
+const USAGE = "Usage: npm run bench:input [-- --rows N --customers N --aggregate --runtime node20|node24|deno --keep]\n";
+const GOAL_RECORDS_PER_S = 200_000;
+const AGGREGATE_HOURS = 20;
 const say = (text: string) => process.stderr.write(`${text}\n`);
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -28,7 +34,8 @@ try {
   ({ values } = parseArgs({
     options: {
       rows: { type: "string", default: "1000000" },
-      customers: { type: "string", default: "2000" },
+      customers: { type: "string" },
+      aggregate: { type: "boolean" },
       runtime: { type: "string", multiple: true },
       keep: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -43,9 +50,10 @@ if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
-const nRows = Number(values.rows), nCustomers = Number(values.customers);
-// Each customer has DIMENSIONS dimensions and 24 hours: that many distinct rows at most.
-if (!Number.isInteger(nRows) || nRows < 1 || !Number.isInteger(nCustomers) || nCustomers < 1 || nRows > nCustomers * DIMENSIONS * 24) {
+const aggregate = values.aggregate === true;
+const nRows = Number(values.rows), nCustomers = Number(values.customers ?? (aggregate ? "50" : "2000"));
+// Each customer has DIMENSIONS dimensions and 24 hours: that many distinct rows at most (raw records: any number).
+if (!Number.isInteger(nRows) || nRows < 1 || !Number.isInteger(nCustomers) || nCustomers < 1 || (!aggregate && nRows > nCustomers * DIMENSIONS * 24)) {
   say(`--rows and --customers: positive integers, at most ${DIMENSIONS * 24} rows per customer`);
   process.exit(2);
 }
@@ -57,7 +65,7 @@ for (const r of chosen) if (!allRuntimes[r]) {
 }
 
 /** Runs a script, stdin from `input` when given; samples the child's peak RSS (VmHWM) until it exits. */
-function measured(rt: string[], args: string[], env: Record<string, string>, input?: string): Promise<{ ms: number; code: number | null; peakMb: number; stdout: string; stderr: string }> {
+function measured(rt: string[], args: string[], env: Record<string, string>, input?: string): Promise<{ ms: number; cpuS: number; code: number | null; peakMb: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
     const t0 = performance.now();
     const child = spawn(rt[0], [...rt.slice(1), ...args], { cwd: ROOT, env, stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
@@ -65,15 +73,18 @@ function measured(rt: string[], args: string[], env: Record<string, string>, inp
     child.stdout!.on("data", (d) => (stdout += d));
     child.stderr!.on("data", (d) => (stderr += d));
     if (input) createReadStream(input).pipe(child.stdin!);
-    let peakKb = 0;
+    let peakKb = 0, cpuTicks = 0;
     const timer = setInterval(async () => {
-      const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
+      const [status, stat] = await Promise.all([readFile(`/proc/${child.pid}/status`, "utf8").catch(() => ""), readFile(`/proc/${child.pid}/stat`, "utf8").catch(() => "")]);
       const m = /VmHWM:\s+(\d+)/.exec(status);
       if (m) peakKb = Math.max(peakKb, Number(m[1]));
+      // utime and stime (fields 14 and 15, in clock ticks of 1/100 s), after the command name's ")".
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields.length > 13) cpuTicks = Math.max(cpuTicks, Number(fields[11]) + Number(fields[12]));
     }, 20);
     child.on("exit", (code) => {
       clearInterval(timer);
-      res({ ms: performance.now() - t0, code, peakMb: peakKb / 1024, stdout, stderr });
+      res({ ms: performance.now() - t0, cpuS: cpuTicks / 100, code, peakMb: peakKb / 1024, stdout, stderr });
     });
   });
 }
@@ -108,16 +119,27 @@ function benchConfig(n: number) {
   };
 }
 
-/** Writes the usage file: row i is for customer i mod N, so every customer gets its share of dimensions and hours. */
+/** Events the raw records of --aggregate sum into: one per customer, dimension and hour that has a record. */
+const aggregatedEvents = Math.min(nRows, nCustomers * DIMENSIONS * AGGREGATE_HOURS);
+
+/**
+ * Writes the usage file: row i is for customer i mod N, so every customer gets its share of
+ * dimensions and hours. Raw records (--aggregate) take a second of their hour from i, so the
+ * times are all different, and quantities with two decimals.
+ */
 async function writeUsageFile(path: string) {
   const out = createWriteStream(path);
   const write = (text: string) => out.write(text) ? Promise.resolve() : new Promise<void>((r) => out.once("drain", () => r()));
-  await write("subscription,managed-resource-group,dimension,quantity,hours-ago\n");
+  await write(`subscription,managed-resource-group,dimension,quantity,${aggregate ? "effective-start-time" : "hours-ago"}\n`);
+  const firstHour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - AGGREGATE_HOURS * 3_600_000;
   let lines: string[] = [];
   for (let i = 0; i < nRows; i++) {
     const c = i % nCustomers, slot = Math.floor(i / nCustomers);
-    const d = slot % DIMENSIONS, h = Math.floor(slot / DIMENSIONS);
-    lines.push(`${uuid("0b1f", c)},mrg-bench-${c},dim-${String(d + 1).padStart(2, "0")},${(c % 97) + d + h + 0.5},${h}`);
+    const d = slot % DIMENSIONS, h = Math.floor(slot / DIMENSIONS) % (aggregate ? AGGREGATE_HOURS : 24);
+    if (aggregate) {
+      const at = new Date(firstHour + h * 3_600_000 + ((i * 7919) % 3600) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+      lines.push(`${uuid("0b1f", c)},mrg-bench-${c},dim-${String(d + 1).padStart(2, "0")},${((i % 997) + 1) / 100},${at}`);
+    } else lines.push(`${uuid("0b1f", c)},mrg-bench-${c},dim-${String(d + 1).padStart(2, "0")},${(c % 97) + d + h + 0.5},${h}`);
     if (lines.length === 10_000) {
       await write(`${lines.join("\n")}\n`);
       lines = [];
@@ -139,21 +161,25 @@ try {
   const sizeMb = (await stat(file)).size / 2 ** 20;
   const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: dir, METERING_DATA_DIR: dataDir, NO_COLOR: "1" };
 
-  print(`# 2-emit-meter --dry-run of ${nRows.toLocaleString("en")} rows (${sizeMb.toFixed(0)} MiB CSV, ${nCustomers} customers), ${new Date().toISOString()}`);
+  print(`# 2-emit-meter --dry-run${aggregate ? " --aggregate" : ""} of ${nRows.toLocaleString("en")} ${aggregate ? "raw records" : "rows"} (${sizeMb.toFixed(0)} MiB CSV, ${nCustomers} customers), ${new Date().toISOString()}`);
   print(`machine: ${(await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length ?? "?"} cores; load average ${(await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")}`);
-  print(`${"runtime".padEnd(8)} ${"input".padEnd(6)} ${"wall time".padStart(10)} ${"peak memory".padStart(12)}  goal`);
+  print(`${"runtime".padEnd(8)} ${"input".padEnd(6)} ${"wall time".padStart(10)} ${"peak memory".padStart(12)}${aggregate ? ` ${"CPU s".padStart(7)} ${"records/CPU s".padStart(13)}` : ""}  goal`);
   for (const name of chosen) {
     for (const input of ["file", "stdin"] as const) {
-      const args = [join(ROOT, "scripts", "2-emit-meter.mts"), "--file", input === "file" ? file : "-", "--dry-run"];
+      const args = [join(ROOT, "scripts", "2-emit-meter.mts"), "--file", input === "file" ? file : "-", "--dry-run", ...(aggregate ? ["--aggregate"] : [])];
       const r = await measured(allRuntimes[name], args, env, input === "stdin" ? file : undefined);
-      const expected = new RegExp(`^Would send ${nRows} event\\(s\\) \\(0 resent\\) for ${Math.min(nCustomers, nRows)} customer\\(s\\)`);
+      const expected = new RegExp(`^Would send ${aggregate ? aggregatedEvents : nRows} event\\(s\\) \\(0 resent\\) for ${Math.min(nCustomers, nRows)} customer\\(s\\)`);
       if (r.code !== 0 || !expected.test(r.stdout)) {
         failed = true;
         say(`${name} ${input}: exit ${r.code}\n${r.stdout.slice(0, 2000)}\n${r.stderr.slice(-2000)}`);
         continue;
       }
       const verdict = r.peakMb < GOAL_MB ? "ok" : "OVER";
-      print(`${name.padEnd(8)} ${input.padEnd(6)} ${`${(r.ms / 1000).toFixed(2)} s`.padStart(10)} ${`${r.peakMb.toFixed(0)} MB`.padStart(12)}  < ${GOAL_MB} MB ${verdict}`);
+      // Per CPU second of the process (start-up included; sampled every 20 ms): what a loaded machine does not change.
+      const perS = nRows / Math.max(r.cpuS, 0.01);
+      const rate = aggregate ? ` ${r.cpuS.toFixed(2).padStart(7)} ${perS.toFixed(0).padStart(13)}` : "";
+      const rateGoal = aggregate ? `, > ${GOAL_RECORDS_PER_S} records/CPU s ${perS > GOAL_RECORDS_PER_S ? "ok" : "UNDER"}` : "";
+      print(`${name.padEnd(8)} ${input.padEnd(6)} ${`${(r.ms / 1000).toFixed(2)} s`.padStart(10)} ${`${r.peakMb.toFixed(0)} MB`.padStart(12)}${rate}  < ${GOAL_MB} MB ${verdict}${rateGoal}`);
     }
   }
 } finally {

@@ -5,6 +5,9 @@ import type { RowProblem } from "../lib/metering/usage-file.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import type { AuditWriterStats } from "../lib/audit/log.mts";
+import type { RunRows } from "../lib/metering/run.mts";
+import type { Attention } from "../lib/metering/attention.mts";
+import { hostname } from "node:os";
 import { enableCompileCache } from "../lib/core/compile-cache.mts";
 
 // First, so that every module after it (this script's own lib modules, then the publisher
@@ -14,11 +17,13 @@ enableCompileCache();
 const [
   { EXIT_FAILED, EXIT_OK, MAX_PROBLEMS_SHOWN, runCommand },
   { UsageError },
-  { DEFAULT_MAX_QUANTITY, parseDimension, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId },
+  { DEFAULT_MAX_QUANTITY, parseDimension, parseDurationOption, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId },
   { statusMeaning },
   { UsageRows },
   { checkRunRows, fileRows, MAX_CONCURRENCY, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage },
   { lineWriters, renderTable },
+  { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
+  { parseWebhookUrl, postWebhook },
 ] = await Promise.all([
   import("../lib/cli/command.mts"),
   import("../lib/core/errors.mts"),
@@ -27,6 +32,8 @@ const [
   import("../lib/metering/usage-file.mts"),
   import("../lib/metering/run.mts"),
   import("../lib/cli/output.mts"),
+  import("../lib/metering/attention.mts"),
+  import("../lib/core/webhook.mts"),
 ]);
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
@@ -54,6 +61,10 @@ Options:
                       with Z, within the last 24 hours). Every bad row is listed (line
                       number and problem) and nothing is sent, unless --skip-invalid
   --format csv|jsonl  format of --file when its name does not say (stdin: guessed)
+  --aggregate         rows of --file are raw usage records, many per hour, at any instant
+                      of the window (effective-start-time) or hours-ago: they are summed per
+                      customer, dimension and UTC hour (exactly, to 9 decimal places) and
+                      each sum is one event
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
@@ -62,6 +73,13 @@ Options:
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --notify URL        when the run leaves something for a person (events refused, of unknown
+                      fate, or open with their hour leaving the API's window within
+                      --warn-before), POST a JSON summary to this webhook (a Teams or Slack
+                      incoming webhook, a Logic App); a failed notification is exit 1, and
+                      never undoes billing. The body is in the README ("Raising the alarm")
+  --warn-before DUR   how close to leaving the 24-hour window an open event counts as needing
+                      a person: 3h (default), 90m, 1h30m
   --dry-run           show what would be sent; sign nothing, send nothing, write nothing
   --json              print the outcome as JSON (one event) or a JSON report (file)
   -v, --verbose       show details on errors
@@ -91,12 +109,15 @@ const OPTIONS = {
   json: { type: "boolean" },
   file: { type: "string" },
   format: { type: "string" },
+  aggregate: { type: "boolean" },
   resend: { type: "boolean" },
   concurrency: { type: "string" },
   "skip-invalid": { type: "boolean" },
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
   "max-quantity": { type: "string" },
+  notify: { type: "string" },
+  "warn-before": { type: "string" },
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
@@ -111,7 +132,10 @@ function main(args: string[]): Promise<number> {
       const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
+      if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
       const single = values.file === undefined && !values.resend;
+      const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
+      const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
       const now = Date.now();
 
       // 1. Input, checked in full before anything is signed, sent or written.
@@ -122,7 +146,7 @@ function main(args: string[]): Promise<number> {
           hoursAgo: parseHoursAgo(positionals[2]), dimension: parseDimension(positionals[3]), quantity: parseQuantity(positionals[4], { maxQuantity }), now,
         })
         : values.file !== undefined
-        ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin })
+        ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin, aggregate: values.aggregate === true })
         : { rows: new UsageRows(), problems: [], digest: undefined, source: "the audit log", fromFile: false };
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
@@ -130,6 +154,8 @@ function main(args: string[]): Promise<number> {
         progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
       return await usePublisher({ onPropagationRetry }, async (publisher) => {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
+        const { aggregated } = read;
+        if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
         const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
@@ -145,13 +171,15 @@ function main(args: string[]): Promise<number> {
         });
         bar?.done();
         const { reports, counts, ok } = result;
+        const attention = attentionOfRun({ reports, skipped: problems, now: Date.now(), warnBeforeMs });
+        const notified = await raiseAlarm(attention, { url: notifyUrl, publisher });
         if (single && !values.resend) {
           const mine = reports.find((r) => r.line === 0) ?? reports[0];
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
-          return reportOne(mine, { json }) === EXIT_OK && ok ? EXIT_OK : EXIT_FAILED;
+          return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit });
-        return ok && problems.length === 0 ? EXIT_OK : EXIT_FAILED;
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated, attention, audit: result.audit });
+        return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
   });
@@ -199,10 +227,29 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats }) {
+/**
+ * Says on stderr what the run leaves for a person, and posts it to the webhook when there is
+ * anything. Returns false when the notification failed (said in one line; billing stands).
+ */
+async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publisher: Publisher }): Promise<boolean> {
+  if (!attention.needsPerson) return true;
+  const body = notificationBody(attention, { time: new Date(), host: hostname(), dataDir: o.publisher.paths.dataDir });
+  progress(String(body.text));
+  if (!o.url) return true;
+  try {
+    await postWebhook(o.url, body, { settings: o.publisher.settings });
+    progress(`Notified the webhook at ${o.url.host}`);
+    return true;
+  } catch (err) {
+    progress(`Cannot notify: ${(err as Error).message}; billing is not affected`);
+    return false;
+  }
+}
+
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"]; attention: Attention; audit?: AuditWriterStats }) {
   if (o.json) {
     // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.audit ? { audit: o.audit } : {}), events: reports }, null, 2));
+    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

@@ -151,3 +151,18 @@ export function parseIntOption(value: unknown, o: { name: string; min: number; m
   if (!(n >= o.min && n <= o.max)) throw new UsageError(`Cannot use --${o.name} ${JSON.stringify(value)}: expected an integer from ${o.min} to ${o.max}`);
   return n;
 }
+
+/**
+ * A duration option in hours and minutes (`3h`, `90m`, `1h30m`) from 0 to `maxMs`, in
+ * milliseconds; `fallbackMs` when it was not given.
+ * @example parseDurationOption("1h30m", { name: "warn-before", maxMs: 86_400_000, fallbackMs: 0 }) // 5_400_000
+ */
+export function parseDurationOption(value: unknown, o: { name: string; maxMs: number; fallbackMs: number }): number {
+  if (value === undefined) return o.fallbackMs;
+  const m = typeof value === "string" ? /^\s*(?:(\d{1,3})h)?(?:(\d{1,4})m)?\s*$/.exec(value) : null;
+  const ms = m && (m[1] !== undefined || m[2] !== undefined) ? Number(m[1] ?? 0) * 3_600_000 + Number(m[2] ?? 0) * 60_000 : NaN;
+  if (!(ms >= 0 && ms <= o.maxMs)) {
+    throw new UsageError(`Cannot use --${o.name} ${JSON.stringify(value)}: expected hours and minutes such as 3h, 90m or 1h30m, at most ${o.maxMs / 3_600_000}h`);
+  }
+  return ms;
+}

@@ -4,7 +4,8 @@
 import { createReadStream } from "node:fs";
 import { once } from "node:events";
 import { InputError, UsageError } from "../core/errors.mts";
-import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
+import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParseOptions, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
+import { RowAggregator, type Aggregated } from "./aggregate.mts";
 import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
@@ -53,6 +54,8 @@ async function readUsageInput(file: string, options: {
   now: number;
   maxQuantity: number;
   stdin: AsyncIterable<Uint8Array>;
+  /** Where good rows go as they are read, instead of the result's rows. */
+  sink?: ParseOptions["sink"];
 }): Promise<ParsedUsageFile> {
   const { format } = options;
   if (format !== undefined && format !== "csv" && format !== "jsonl") {
@@ -75,7 +78,7 @@ async function readUsageInput(file: string, options: {
     chunks = stream;
   }
   try {
-    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity });
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity, sink: options.sink });
   } catch (cause) {
     // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
     if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
@@ -247,6 +250,8 @@ export interface RunRows {
   source: string;
   /** From --file (rows are checked against config.json), not the arguments. */
   fromFile: boolean;
+  /** With --aggregate: raw records read, distinct UTC hours, and the events they were summed into. */
+  aggregated?: Aggregated["summary"];
 }
 
 /**
@@ -262,12 +267,25 @@ export function oneEventRows(e: { subscriptionId: string; managedResourceGroup: 
   return { rows, problems: [], digest, source: "the event", fromFile: false };
 }
 
-/** The rows of --file (a path, or - for stdin); an input with no row at all is an InputError. */
-export async function fileRows(file: string, options: Parameters<typeof readUsageInput>[1]): Promise<RunRows> {
+/**
+ * The rows of --file (a path, or - for stdin); an input with no row at all is an InputError.
+ * With `aggregate`, rows are raw records summed per customer, dimension and UTC hour as they
+ * are read (lib/metering/aggregate.mts): the events are the sums, each at its hour's first line.
+ */
+export async function fileRows(file: string, options: Omit<Parameters<typeof readUsageInput>[1], "sink"> & { aggregate?: boolean }): Promise<RunRows> {
   const source = file === "-" ? "stdin" : file;
-  const { rows, problems, digest } = await readUsageInput(file, options);
+  const sums = options.aggregate ? new RowAggregator({ maxQuantity: options.maxQuantity }) : undefined;
+  const parsed = await readUsageInput(file, { ...options, sink: sums });
+  let { rows, problems } = parsed;
+  let aggregated: Aggregated["summary"] | undefined;
+  if (sums) {
+    const summed = sums.finish();
+    rows = summed.rows;
+    aggregated = summed.summary;
+    if (summed.problems.length > 0) problems = [...problems, ...summed.problems].sort((a, b) => a.line - b.line);
+  }
   if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
-  return { rows, problems, digest, source, fromFile: true };
+  return { rows, problems, digest: parsed.digest, source, fromFile: true, ...(aggregated ? { aggregated } : {}) };
 }
 
 /**

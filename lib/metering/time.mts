@@ -12,7 +12,9 @@ export const USAGE_WINDOW_MS = 24 * HOUR_MS;
  * @example isoSeconds(Date.parse("2024-05-01T13:45:10.123Z")) // "2024-05-01T13:45:10Z"
  */
 export function isoSeconds(time: number | Date): string {
-  return new Date(+time).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const iso = new Date(+time).toISOString();
+  // `YYYY-MM-DDTHH:MM:SS.mmmZ` for years 0–9999; a sliced copy is several times cheaper than a regex replace.
+  return iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso.replace(/\.\d{3}Z$/, "Z");
 }
 
 /** The start (epoch ms) of the UTC hour that holds `ms`. */

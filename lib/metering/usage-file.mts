@@ -344,13 +344,24 @@ function _checkRow(values: Partial<Record<Field, unknown>>, line: number, ctx: _
       // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
-      time = isoSeconds(ms);
+      time = _isCanonical(t) ? t : isoSeconds(ms);
     }
   }
   if (problems.length > 0 || time === undefined) return { problems };
   const row: UsageRow = { line, subscriptionId, managedResourceGroup, dimension, quantity, effectiveStartTime: time };
   if (hoursAgo !== undefined) row.hoursAgo = hoursAgo;
   return { row, problems };
+}
+
+/**
+ * Whether a time Date.parse accepted is already as isoSeconds writes it (`YYYY-MM-DDTHH:MM:SSZ`,
+ * a day that every month has, an hour below 24), so a row keeps the text instead of a new string:
+ * a file of raw records has a different time on nearly every row.
+ */
+function _isCanonical(t: string): boolean {
+  if (t.length !== 20 || t[10] !== "T" || t[19] !== "Z" || t[13] !== ":" || t[16] !== ":") return false;
+  const day = (t.charCodeAt(8) - 48) * 10 + t.charCodeAt(9) - 48, hour = (t.charCodeAt(11) - 48) * 10 + t.charCodeAt(12) - 48;
+  return day >= 1 && day <= 28 && hour <= 23;
 }
 
 /** Maps a header or JSON key to a field; undefined for an unknown column. */
@@ -363,6 +374,7 @@ const NOT_UTF8 = "not valid UTF-8 text (save the file as UTF-8; in Excel: CSV UT
 /** Reads decoded lines one at a time into rows and problems; knows CSV headers and JSON Lines. */
 class _UsageParser {
   readonly rows = new UsageRows();
+  readonly #sink: { push(row: UsageRow): void };
   readonly problems: RowProblem[] = [];
   format: UsageFileFormat | undefined;
   #ctx: _RowContext;
@@ -374,6 +386,7 @@ class _UsageParser {
   constructor(options: ParseOptions & { now: number }) {
     this.format = options.format;
     this.#ctx = _rowContext(options);
+    this.#sink = options.sink ?? this.rows;
   }
 
   /** One line, without its `\n`; undefined when its bytes are not UTF-8. `n` is 1-based. */
@@ -414,7 +427,7 @@ class _UsageParser {
 
   #add(n: number, values: Partial<Record<Field, unknown>>) {
     const checked = _checkRow(values, n, this.#ctx);
-    if (checked.row) this.rows.push(checked.row);
+    if (checked.row) this.#sink.push(checked.row);
     else this.problems.push({ line: n, message: checked.problems.join("; ") });
   }
 
@@ -563,6 +576,8 @@ export interface ParseOptions {
   now?: number;
   /** Ceiling of one event's quantity (default 1,000,000): above it, a row is refused. */
   maxQuantity?: number;
+  /** Where good rows go as they are read (an aggregator, say); the result's `rows` is then empty. */
+  sink?: { push(row: UsageRow): void };
 }
 
 /**

@@ -114,6 +114,8 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
   const { state, obs, tokens } = ctx;
   const json = (body: unknown, status = 200): Reply => ({ status, body });
   let azContext: ReturnType<typeof createAzContext> | undefined;
+  /** What each webhook sink received, oldest first (in memory: a sink is for the test that posts to it). */
+  const webhooks = new Map<string, Array<{ receivedAt: string; contentType: string | null; userAgent: string | null; body: unknown }>>();
 
   return {
     name: "admin",
@@ -171,6 +173,28 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
           return json(out);
         },
       },
+      {
+        // A webhook sink (a Teams or Slack incoming webhook, a Logic App): takes any POST and
+        // answers 200 "ok" as Slack does; GET lists what it received, JSON bodies parsed.
+        method: "POST", path: "/webhooks/:name", handler: (c) => {
+          const text = c.text();
+          let body: unknown = text;
+          if (/json/i.test(c.header("content-type") ?? "")) {
+            try {
+              body = JSON.parse(text);
+            } catch {
+              body = text;
+            }
+          }
+          const received = webhooks.get(c.params.name) ?? [];
+          received.push({
+            receivedAt: new Date(state.now()).toISOString(), contentType: c.header("content-type") ?? null, userAgent: c.header("user-agent") ?? null, body,
+          });
+          webhooks.set(c.params.name, received);
+          return { status: 200, headers: { "Content-Type": "text/plain" }, body: "ok" };
+        },
+      },
+      { method: "GET", path: "/webhooks/:name", handler: (c) => json(webhooks.get(c.params.name) ?? []) },
       { method: "GET", path: "/faults", handler: () => json(obs.faults) },
       {
         method: "POST", path: "/faults", handler: (c: RouteContext) => {
