@@ -20,6 +20,7 @@ import { createAdminService } from "./services/admin.mts";
 import { createArmService } from "./services/arm/service.mts";
 import { createEntraService } from "./services/entra/service.mts";
 import { createGraphService } from "./services/graph/service.mts";
+import { createStaticWebsiteService } from "./services/storage/static-website.mts";
 import { createKeyVaultService } from "./services/keyvault/service.mts";
 import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
 import { createMeteringService } from "./services/metering/service.mts";
@@ -84,6 +85,8 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+const AZURITE_START_TIMEOUT_MS = 120_000;
+
 async function startAzurite(dir: string, certPath: string, keyPath: string, log: (m: string) => void): Promise<{ child: ChildProcess; endpoint: string }> {
   const location = join(dir, "azurite");
   await mkdir(location, { recursive: true });
@@ -97,7 +100,13 @@ async function startAzurite(dir: string, certPath: string, keyPath: string, log:
   ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, AZURITE_ACCOUNTS: "" } });
   return await new Promise((res, rej) => {
     let out = "";
-    const timer = setTimeout(() => rej(new Error(`Azurite did not start in 20 s:\n${out}`)), 20_000);
+    // Azurite's start-up is CPU-bound (it loads ~30 MB of JavaScript): on a loaded 2-core
+    // machine it has taken over 20 s. It says when it listens, and an exit rejects at once, so
+    // this timer only ends a start-up that hangs.
+    const timer = setTimeout(() => {
+      child.kill();
+      rej(new Error(`Azurite did not start in ${AZURITE_START_TIMEOUT_MS / 1000} s:\n${out}`));
+    }, AZURITE_START_TIMEOUT_MS);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /listens on (https?:\/\/[^\s]+)/.exec(out);
@@ -186,7 +195,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     return { port, url: `https://127.0.0.1:${port}`, close: () => closeServer(server) };
   };
 
-  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "", graph: "" };
+  const endpoints: Endpoints = { entra: "", arm: "", metering: "", blob: "", admin: "", managedIdentity: "", graph: "", web: "" };
   const ctx: SandboxContext = {
     state, tokens, obs, tls, endpoints, azurite: undefined, listenHttps, log,
     keyVault: undefined as unknown as KeyVaultHooks,
@@ -242,6 +251,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
       azuriteChild = az.child;
       endpoints.blob = az.endpoint;
       ctx.azurite = { blobEndpoint: az.endpoint, accountName: AZURITE_ACCOUNT.name, accountKey: AZURITE_ACCOUNT.key };
+      endpoints.web = (await listenHttps(createStaticWebsiteService(ctx))).url;
     }
     if (opts.front !== false) front = await startFront(ctx);
   } catch (err) {

@@ -4,7 +4,7 @@
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { updateConfig, withPublisher } from "../lib/state/config.mts";
 import { configPathIn, resolveDataDir } from "../lib/state/paths.mts";
-import { parseResourceGroupName } from "../lib/core/validate.mts";
+import { isDomainName, parseResourceGroupName } from "../lib/core/validate.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { readSettings } from "../lib/core/settings.mts";
 import { lineWriters, renderFields } from "../lib/cli/output.mts";
@@ -16,7 +16,8 @@ const USAGE = `Usage: 0-add-defaults.mts [--resource-group NAME] [--location REG
 
 Writes publisher.subscriptionId and publisher.aadTenantId from \`az account show\`, plus the
 resource group and region for 0-isv-setup, into config.json. Values already in the file are
-kept unless given here; other keys are never touched.
+kept unless given here (an empty string counts as missing: the default is filled in); a tenant
+named by a verified domain that is the signed-in tenant stays named so. Other keys are never touched.
 
 Options:
   --resource-group NAME  resource group for the issuer (default: existing value, else ${DEFAULT_RESOURCE_GROUP})
@@ -39,6 +40,11 @@ const OPTIONS = {
 
 const { out, progress } = lineWriters(process);
 
+/** A config value, or undefined when it is absent or only whitespace. */
+function _given(value: string | undefined): string | undefined {
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+}
+
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
     const resourceGroup = values["resource-group"] === undefined
@@ -51,7 +57,22 @@ function main(args: string[]): Promise<number> {
 
     const { accountShow } = await import("../lib/azure/az.mts");
     const account = await accountShow();
-    const path = configPathIn(resolveDataDir(readSettings()));
+    const settings = readSettings();
+    const path = configPathIn(resolveDataDir(settings));
+    // A tenant named by its verified domain (the bash tool's files) stays so when it is the
+    // signed-in tenant: new customers' subjects then read as the ones the bash tool connected.
+    const { loadConfig } = await import("../lib/state/config.mts");
+    const named = (await loadConfig({ path, allowMissing: true })).publisher.aadTenantId;
+    let tenant = account.tenantId;
+    if (isDomainName(named)) {
+      const { resolveTenantId } = await import("../lib/identity/tenant.mts");
+      const id = await resolveTenantId({ tenant: named, authorityHost: settings.authorityHost }).catch((e: Error) => {
+        progress(`Note: ${e.message}`);
+        return undefined;
+      });
+      if (id === account.tenantId.toLowerCase()) tenant = named;
+      else if (id) progress(`Note: publisher.aadTenantId changes from ${named} (tenant ${id}) to ${account.tenantId}, the tenant az is signed in to`);
+    }
     const { config, changed } = await updateConfig({
       path,
       update: (current) => {
@@ -59,11 +80,12 @@ function main(args: string[]): Promise<number> {
         if (before && before.toLowerCase() !== account.id.toLowerCase()) {
           progress(`Note: publisher.subscriptionId changes from ${before} to ${account.id} (az account set --subscription ${before} to keep the old one)`);
         }
+        // An empty string (the bash tool's template has "resourceGroup": "") is a missing value.
         return withPublisher(current, {
-          aadTenantId: account.tenantId,
+          aadTenantId: tenant,
           subscriptionId: account.id,
-          resourceGroup: resourceGroup ?? current.publisher.resourceGroup ?? DEFAULT_RESOURCE_GROUP,
-          location: location ?? current.publisher.location ?? DEFAULT_LOCATION,
+          resourceGroup: resourceGroup ?? _given(current.publisher.resourceGroup) ?? DEFAULT_RESOURCE_GROUP,
+          location: location ?? _given(current.publisher.location) ?? DEFAULT_LOCATION,
         });
       },
     });

@@ -4,10 +4,11 @@
 import { fileURLToPath } from "node:url";
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import {
-  configProblems, idpKeysOf, updateConfig, withPublisher, type IdpConfig, type IdpKey, type MeteringConfig,
+  configProblems, idpKeysOf, ISSUER_HOSTS, updateConfig, withPublisher, type IdpConfig, type IdpKey, type IssuerHost, type MeteringConfig,
 } from "../lib/state/config.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
-import { MeteringError } from "../lib/core/errors.mts";
+import type { ChangeRecord } from "../lib/audit/records.mts";
+import { MeteringError, UsageError } from "../lib/core/errors.mts";
 import { lineWriters, renderFields, renderTable, widthOf } from "../lib/cli/output.mts";
 
 const TEMPLATE_FILE = fileURLToPath(new URL("../templates/0-isv-setup.bicep", import.meta.url));
@@ -24,6 +25,20 @@ sign-only key, Key Vault Crypto Officer for you), publishes the issuer's
 .well-known/openid-configuration and .well-known/jwks.json, then verifies both anonymously
 with a test JWT signed by the Key Vault key. Records publisher.idp in config.json.
 Running it again changes nothing (it republishes every key the rotation state publishes).
+The storage account, container and vault named in publisher.optional are kept (so a config the
+bash tool wrote keeps its issuer).
+
+--issuer-host static-website serves the documents from the storage account's static website
+(the $web container, read anonymously whatever allowBlobPublicAccess says, for tenants whose
+Azure Policy denies public blob access): the issuer is the website endpoint. The default, and
+what a setup that has one keeps, is blob (a public-read container). Changing the host changes
+the issuer: connected customers then need 1-connect-customer --force.
+
+On a config the bash tool wrote (its key's kid is the versioned Key Vault key URL), setup starts
+a migration to the RFC 7638 thumbprint kid as the phases of a rotation (below): the new kid is
+published beside the old one, which keeps signing; --rotate-key switches to it once
+publisher.idp.jwksCacheSeconds have passed, and removes the old kid (and the bash tool's
+jwks_uri/keys) after that, so no token exchange fails on a cached JWKS.
 
 --rotate-key runs the next phase of a signing-key rotation; run it three times, minutes or
 days apart. Each phase refuses to run early and says when it can:
@@ -36,6 +51,8 @@ Emissions keep working through every phase.
 
 Options:
   --rotate-key   run the next key rotation phase (needs a finished setup)
+  --issuer-host blob|static-website
+                 where the issuer documents are served (default: the setup's, else blob)
   --json         print the resulting publisher.idp as JSON
   -v, --verbose  show details on errors
   -h, --help     show this help
@@ -50,7 +67,7 @@ Exit codes: 0 ok, 1 failed (or a rotation phase is not due yet: nothing changed)
             2 usage error or missing defaults (run 0-add-defaults)
 `;
 
-const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" } } as const;
+const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" }, "issuer-host": { type: "string" } } as const;
 
 const { out, progress } = lineWriters(process);
 
@@ -64,50 +81,137 @@ function isForbidden(error: unknown): boolean {
 
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, run: async ({ values }) => {
+    const hostFlag = values["issuer-host"] as string | undefined;
+    if (hostFlag !== undefined && !(ISSUER_HOSTS as readonly string[]).includes(hostFlag)) {
+      throw new UsageError(`Cannot use --issuer-host ${JSON.stringify(hostFlag)}: expected ${ISSUER_HOSTS.join(" or ")}`);
+    }
+    if (hostFlag !== undefined && values["rotate-key"]) throw new UsageError("Cannot use --issuer-host with --rotate-key: a rotation keeps the issuer");
     const { usePublisher } = await import("../lib/publisher/context.mts");
     if (values["rotate-key"]) return await usePublisher({ stage: "idp" }, (publisher) => rotateKey(publisher, values.json === true));
-    return await usePublisher({ stage: "defaults" }, async (ctx) => {
-    const { config, paths: { configPath: path } } = ctx;
-    const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
+    return await usePublisher({ stage: "defaults" }, (ctx) => setup(ctx, { json: values.json === true, issuerHost: hostFlag as IssuerHost | undefined }));
+  } });
+}
 
-    const az = await import("../lib/azure/az.mts");
-    const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
-    const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
-    const issuerLib = await import("../lib/issuer/oidc.mts");
-    const { retry } = await import("../lib/core/retry.mts");
-    const rbacRetry = {
-      ...RBAC_RETRY,
-      isRetryable: isForbidden,
-      onRetry: ({ delayMs }: { delayMs: number }) => progress(`  access denied; a new role assignment may still be propagating, retrying in ${delayMs / 1000} s`),
-    };
+/** A value of publisher.optional, or undefined when absent or empty (the bash template's ""). */
+function _given(value: unknown): string | undefined {
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+}
 
-    const credential = await ctx.credential();
-    const userObjectId = await getSignedInObjectId({ credential });
+/**
+ * Runs one change in Azure and writes its audit record (what, where, outcome) after it ended,
+ * also when it failed; returns what the change returned.
+ */
+async function recorded<T>(ctx: Publisher, change: Omit<ChangeRecord, "outcome" | "error">, fn: () => Promise<T>): Promise<T> {
+  const { changeRecord } = await import("../lib/audit/records.mts");
+  const audit = await ctx.audit();
+  try {
+    const result = await fn();
+    await audit.append(changeRecord({ ...change, outcome: "succeeded" }));
+    return result;
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    await audit.append(changeRecord({ ...change, outcome: "failed", error: { ...(e.code ? { code: e.code } : {}), message: String(e.message ?? error).split("\n")[0] } }));
+    throw error;
+  }
+}
 
-    progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
-    await az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location });
+async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost | undefined }): Promise<number> {
+  const { config, paths: { configPath: path } } = ctx;
+  const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
+  const issuerHost: IssuerHost = o.issuerHost ?? config.publisher.idp?.issuerHost ?? "blob";
 
-    progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key): a few minutes`);
-    const deployment = await az.deploymentGroupCreate({
-      subscriptionId: publisher.subscriptionId,
-      resourceGroup: publisher.resourceGroup,
-      name: DEPLOYMENT_NAME,
-      templateFile: TEMPLATE_FILE,
-      parameters: { userObjectId, location: publisher.location },
-    });
-    const outputs = az.deploymentOutputs(deployment);
-    const output = (name: string) => az.getDeploymentOutput(outputs, name);
-    const missing = REQUIRED_OUTPUTS.filter((name) => typeof output(name) !== "string" || output(name) === "");
-    if (missing.length > 0) {
-      throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
+  const az = await import("../lib/azure/az.mts");
+  const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
+  const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
+  const issuerLib = await import("../lib/issuer/oidc.mts");
+  const rotateLib = await import("../lib/issuer/rotate-key.mts");
+  const { retry } = await import("../lib/core/retry.mts");
+  const rbacRetry = {
+    ...RBAC_RETRY,
+    isRetryable: isForbidden,
+    onRetry: ({ delayMs }: { delayMs: number }) => progress(`  access denied; a new role assignment may still be propagating, retrying in ${delayMs / 1000} s`),
+  };
+
+  const credential = await ctx.credential();
+  const userObjectId = await getSignedInObjectId({ credential });
+  const rgId = `/subscriptions/${publisher.subscriptionId}/resourceGroups/${publisher.resourceGroup}`;
+
+  progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
+  await recorded(ctx, { operation: "issuer.resourceGroup", targets: [rgId], detail: { location: publisher.location } },
+    () => az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location }));
+
+  // The names a config already holds (the bash tool's too) stay: another account is another issuer.
+  const optional = config.publisher.optional ?? {};
+  const names = {
+    storageAccountName: _given(optional.storageAccountName),
+    keyVaultName: _given(optional.keyVaultName),
+    ...(issuerHost === "blob" ? { containerName: _given(optional.containerName) } : {}),
+  };
+  // Azure refuses a second assignment of one role to one principal at one scope
+  // (RoleAssignmentExists), and the bash tool named its Crypto Officer assignment otherwise:
+  // the template takes over an existing one by its name.
+  const cryptoOfficerAssignmentName = names.keyVaultName
+    ? await existingAssignmentName(`${rgId}/providers/Microsoft.KeyVault/vaults/${names.keyVaultName}`, userObjectId, CRYPTO_OFFICER_ROLE_ID)
+    : undefined;
+  progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key; issuer host ${issuerHost}): a few minutes`);
+  const deployment = await recorded(ctx, {
+    operation: "issuer.deploy", targets: [`${rgId}/providers/Microsoft.Resources/deployments/${DEPLOYMENT_NAME}`],
+    detail: { template: "templates/0-isv-setup.bicep", issuerHost, ...names },
+  }, () => az.deploymentGroupCreate({
+    subscriptionId: publisher.subscriptionId,
+    resourceGroup: publisher.resourceGroup,
+    name: DEPLOYMENT_NAME,
+    templateFile: TEMPLATE_FILE,
+    parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}) },
+  }));
+  const outputs = az.deploymentOutputs(deployment);
+  const output = (name: string) => az.getDeploymentOutput(outputs, name);
+  const required = [...REQUIRED_OUTPUTS, ...(issuerHost === "static-website" ? ["webEndpoint"] : [])];
+  const missing = required.filter((name) => typeof output(name) !== "string" || output(name) === "");
+  if (missing.length > 0) {
+    throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
+  }
+  const blobEndpoint = output("blobEndpoint") as string;
+  const containerName = output("containerName") as string;
+  let issuer: string;
+  if (issuerHost === "static-website") {
+    const webEndpoint = output("webEndpoint") as string;
+    progress(`Switching on the static website of ${output("storageAccountName")} (${webEndpoint})`);
+    const { changed } = await retry(() => issuerLib.enableStaticWebsite({ blobEndpoint, credential }), rbacRetry);
+    if (changed) {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.staticWebsite", targets: [`${blobEndpoint.replace(/\/+$/, "")}/${issuerLib.STATIC_WEBSITE_CONTAINER}`], outcome: "succeeded", detail: { webEndpoint },
+      }));
     }
-    const blobEndpoint = output("blobEndpoint") as string;
-    const containerName = output("containerName") as string;
-    const issuer = issuerLib.issuerFromBlobEndpoint({ blobEndpoint, containerName });
+    issuer = issuerLib.issuerFromWebEndpoint({ webEndpoint });
+  } else {
+    issuer = issuerLib.issuerFromBlobEndpoint({ blobEndpoint, containerName });
+  }
+  const before = config.publisher.idp?.issuer;
+  if (before && before !== issuer && Object.keys(config.customers).length > 0) {
+    progress(`Note: the issuer changes from ${before} to ${issuer}; connected customers' federated credentials name the old one: run 1-connect-customer --force for each`);
+  }
+  const hostFields: Partial<IdpConfig> = issuerHost === "static-website" ? { issuerHost, blobEndpoint } : { issuerHost };
 
-    // A finished setup of the same key keeps its rotation state: the template's keyUriWithVersion
-    // is the newest version, which during a rotation is not (yet) the signing key.
-    const previous = rotationStateToKeep(config, output("keyUri") as string);
+  // A finished setup of the same key keeps its rotation state: the template's keyUriWithVersion
+  // is the newest version, which during a rotation is not (yet) the signing key.
+  const previous = rotationStateToKeep(config, output("keyUri") as string);
+  const legacy = previous || before !== issuer ? undefined : legacyIdpToMigrate(config, output("keyUri") as string);
+  let idp: IdpConfig;
+  let migrated: { next: { number: number; dueAtMs: number } } | undefined;
+  if (legacy) {
+    const rotation = await import("../lib/issuer/rotation.mts");
+    const step = rotation.nextRotationStep(legacy);
+    progress(`${path} holds the bash tool's signing key id (${step.key!.kid}): migrating to the RFC 7638 thumbprint kid without a gap`);
+    const nowMs = rotation.rotationNow(ctx.settings);
+    const migrationConfig: MeteringConfig = { ...config, publisher: { ...config.publisher, optional: { ...optional, containerName }, idp: { ...legacy, ...hostFields } } };
+    const result = await recordedPhase(ctx, step, () => retry(() => rotateLib.runRotationPhase({
+      config: migrationConfig, step, nowMs, credential, signerFor: ctx.signerFor, settings: ctx.settings, onProgress: progress,
+    }), rbacRetry));
+    idp = { ...result.idp, issuer, keyUri: output("keyUri") as string, ...hostFields };
+    migrated = { next: result.next };
+  } else {
     let keys: IdpKey[];
     if (previous) {
       keys = idpKeysOf(previous);
@@ -121,52 +225,121 @@ function main(args: string[]): Promise<number> {
       keys = [{ kid: jwk.kid, keyId: key.keyId, state: "active", since: at, publishedAt: at, activatedAt: at, jwk: { ...jwk } }];
     }
     const active = keys.find((k) => k.state === "active")!;
-    const { publishedJwksOf } = await import("../lib/issuer/rotate-key.mts");
-    const jwks = publishedJwksOf({ ...previous, keys } as IdpConfig);
+    idp = { ...previous, issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys, ...hostFields } as IdpConfig;
+    const location = issuerHost === "static-website"
+      ? { blobEndpoint, containerName: issuerLib.STATIC_WEBSITE_CONTAINER }
+      : { blobEndpoint, containerName };
+    const documents = rotateLib.issuerDocumentsOf(idp);
 
     progress(`Publishing the issuer documents of ${issuer}`);
-    const published = await retry(
-      () => issuerLib.publishIssuerDocuments({ blobEndpoint, containerName, credential, documents: issuerLib.issuerDocuments({ issuer, keys: jwks }) }),
-      rbacRetry,
-    );
+    const blobUrl = (p: string) => `${blobEndpoint.replace(/\/+$/, "")}/${location.containerName}/${p}`;
+    const published = await retry(() => issuerLib.publishIssuerDocuments({ ...location, credential, documents }), rbacRetry).catch(async (error) => {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.publish", targets: Object.keys(documents).map(blobUrl), outcome: "failed", error: { message: String((error as Error).message).split("\n")[0] },
+      }));
+      throw error;
+    });
     for (const p of published.uploaded) progress(`  uploaded ${p}`);
     for (const p of published.unchanged) progress(`  unchanged ${p}`);
+    if (published.uploaded.length) {
+      const { changeRecord } = await import("../lib/audit/records.mts");
+      await (await ctx.audit()).append(changeRecord({
+        operation: "issuer.publish", targets: published.uploaded.map(blobUrl), outcome: "succeeded",
+        detail: { issuer, kids: rotateLib.publishedJwksOf(idp).map((k) => k.kid) },
+      }));
+    }
 
     progress("Verifying: anonymous fetch of both documents, then a Key Vault-signed test JWT");
     const signer = await ctx.signerFor(active);
-    const verified = await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
+    await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
+  }
 
-    const idp: IdpConfig = { issuer, keyUri: output("keyUri") as string, keyId: active.keyId, keyJson: { ...active.jwk }, keys };
-    const { config: saved, changed } = await updateConfig({
-      path,
-      update: (current) =>
-        withPublisher(current, {
-          optional: {
-            ...current.publisher.optional,
-            storageAccountName: output("storageAccountName") as string,
-            containerName,
-            keyVaultName: output("keyVaultName") as string,
-          },
-          idp: { ...current.publisher.idp, ...idp },
-        }),
-    });
-    progress(changed ? `Wrote ${path}` : `${path} already up to date`);
+  const { config: saved, changed } = await updateConfig({
+    path,
+    update: (current) =>
+      withPublisher(current, {
+        optional: {
+          ...current.publisher.optional,
+          storageAccountName: output("storageAccountName") as string,
+          containerName,
+          keyVaultName: output("keyVaultName") as string,
+        },
+        idp: _withoutUndefined({ ...current.publisher.idp, ...idp, ...(issuerHost === "blob" ? { blobEndpoint: undefined } : {}) }),
+      }),
+  });
+  progress(changed ? `Wrote ${path}` : `${path} already up to date`);
 
-    if (values.json) out(JSON.stringify(saved.publisher.idp, null, 2));
-    else {
-      const fields: Array<[string, string]> = [
-        ["issuer", issuer],
-        ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
-        ["jwks", verified.jwksUri],
-        ["kid", active.kid],
-        ["key", active.keyId],
-        ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
-      ];
-      for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
+  const signing = idpKeysOf(saved.publisher.idp!).find((k) => k.state === "active")!;
+  if (o.json) out(JSON.stringify(saved.publisher.idp, null, 2));
+  else {
+    const fields: Array<[string, string]> = [
+      ["issuer", issuer],
+      ["host", issuerHost === "static-website" ? "static website ($web)" : `blob container ${containerName}`],
+      ["discovery", `${issuer}/${issuerLib.DISCOVERY_PATH}`],
+      ["jwks", `${issuer}/${issuerLib.JWKS_PATH}`],
+      ["kid", signing.kid],
+      ["key", signing.keyId],
+      ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
+    ];
+    if (migrated) {
+      fields.push(["migration", `phase 1 of 3 done: the thumbprint kid is published, the bash tool's kid still signs; run 0-isv-setup --rotate-key from ${new Date(migrated.next.dueAtMs).toISOString()} to switch`]);
     }
-    return EXIT_OK;
-    });
-  } });
+    for (const line of renderFields(fields, { width: widthOf(process.stdout) })) out(line);
+  }
+  return EXIT_OK;
+}
+
+const CRYPTO_OFFICER_ROLE_ID = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
+
+/**
+ * The name of `principalId`'s assignment of a role exactly at `scope`, or undefined (also when
+ * the scope does not exist yet or cannot be read: the template then creates the assignment).
+ */
+async function existingAssignmentName(scope: string, principalId: string, roleId: string): Promise<string | undefined> {
+  const az = await import("../lib/azure/az.mts");
+  const filter = encodeURIComponent(`principalId eq '${principalId}'`);
+  const listed = await az.rest({ method: "GET", url: `${scope}/providers/Microsoft.Authorization/roleAssignments?$filter=${filter}&api-version=2022-04-01` })
+    .catch(() => undefined) as { value?: Array<{ name?: string; properties?: { scope?: string; roleDefinitionId?: string } }> } | undefined;
+  const found = (listed?.value ?? []).find((a) =>
+    a.properties?.scope?.toLowerCase() === scope.toLowerCase() && a.properties?.roleDefinitionId?.toLowerCase().endsWith(`/${roleId}`)
+  );
+  return found?.name;
+}
+
+/** `value` without its undefined members (so JSON.stringify and the "unchanged" check agree). */
+function _withoutUndefined<T extends Record<string, unknown>>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Runs a rotation phase and writes its audit record: every change it made, or the failure. */
+async function recordedPhase<T extends { changes: Array<{ action: string; targets: string[]; kids: string[] }>; idp: IdpConfig }>(
+  ctx: Publisher,
+  step: { phase: string; number: number; migration?: boolean; key?: { kid: string; keyId: string } },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const { changeRecord } = await import("../lib/audit/records.mts");
+  const operation = step.migration ? "issuer.migrateKid" : "issuer.rotateKey";
+  const audit = await ctx.audit();
+  let result: T;
+  try {
+    result = await fn();
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    await audit.append(changeRecord({
+      operation, targets: step.key ? [step.key.keyId] : [], outcome: "failed",
+      error: { ...(e.code ? { code: e.code } : {}), message: String(e.message ?? error).split("\n")[0] }, detail: { phase: step.number, step: step.phase },
+    }));
+    throw error;
+  }
+  const signing = idpKeysOf(result.idp).find((k) => k.state === "active");
+  await audit.append(changeRecord({
+    operation,
+    targets: [...new Set(result.changes.flatMap((c) => c.targets))],
+    outcome: "succeeded",
+    detail: { phase: step.number, step: step.phase, changes: result.changes, signingKid: signing?.kid },
+  }));
+  return result;
 }
 
 /** The idp of config when it is complete, records its keys, and uses the deployed key; else undefined. */
@@ -174,6 +347,17 @@ function rotationStateToKeep(config: MeteringConfig, keyUri: string): IdpConfig 
   const idp = config.publisher.idp;
   if (!idp || !Array.isArray(idp.keys) || idp.keyUri !== keyUri) return undefined;
   return configProblems(config, { stage: "idp" }).length === 0 ? idp : undefined;
+}
+
+/**
+ * The idp of a config the bash tool wrote, to migrate: complete, of the deployed key, and signing
+ * with a legacy kid (the versioned Key Vault key URL); else undefined.
+ */
+function legacyIdpToMigrate(config: MeteringConfig, keyUri: string): IdpConfig | undefined {
+  const idp = config.publisher.idp;
+  if (!idp || idp.keyUri !== keyUri || configProblems(config, { stage: "idp" }).length > 0) return undefined;
+  const active = idpKeysOf(idp).find((k) => k.state === "active");
+  return active && /^https:\/\//i.test(active.kid) ? idp : undefined;
 }
 
 /** --rotate-key: the next rotation phase, or a refusal that says when it can run (nothing changed). */
@@ -185,10 +369,12 @@ async function rotateKey(publisher: Publisher, json: boolean): Promise<number> {
   rotation.assertRotationDue(step, nowMs);
 
   const { runRotationPhase } = await import("../lib/issuer/rotate-key.mts");
-  const { idp, next } = await runRotationPhase({
-    config, step, nowMs, credential: await publisher.credential(), signerFor: publisher.signerFor, settings: publisher.settings, onProgress: progress,
-  });
-  await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...current.publisher.idp, ...idp } }) });
+  const credential = await publisher.credential();
+  const { idp, next } = await recordedPhase(publisher, step, () => runRotationPhase({
+    config, step, nowMs, credential, signerFor: publisher.signerFor, settings: publisher.settings, onProgress: progress,
+  }));
+  // A phase may drop a key of idp (legacyJwksPath once the bash tool's JWKS is deleted): idp is whole.
+  await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...idp } }) });
   progress(`Wrote ${path}`);
 
   const dueAt = next.phase === "publish" ? null : new Date(next.dueAtMs).toISOString();

@@ -5,8 +5,9 @@ import type { RowProblem } from "../lib/metering/usage-file.mts";
 import type { EventReport, SubmissionPlan } from "../lib/metering/submission.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import type { AuditWriterStats } from "../lib/audit/log.mts";
-import type { RunRows } from "../lib/metering/run.mts";
 import type { Attention } from "../lib/metering/attention.mts";
+import type { RunRows, UsageRunResult } from "../lib/metering/run.mts";
+import type { LatePolicy } from "../lib/metering/late.mts";
 import { hostname } from "node:os";
 import { enableCompileCache } from "../lib/core/compile-cache.mts";
 
@@ -24,6 +25,8 @@ const [
   { lineWriters, renderTable },
   { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
   { parseWebhookUrl, postWebhook },
+  { LATE_POLICIES },
+  { readMeters },
 ] = await Promise.all([
   import("../lib/cli/command.mts"),
   import("../lib/core/errors.mts"),
@@ -34,10 +37,13 @@ const [
   import("../lib/cli/output.mts"),
   import("../lib/metering/attention.mts"),
   import("../lib/core/webhook.mts"),
+  import("../lib/metering/late.mts"),
+  import("../lib/metering/meters.mts"),
 ]);
 
 const USAGE = `Usage: 2-emit-meter.mts <subscription> <managed-resource-group> <hours-ago> <dimension> <quantity> [options]
        2-emit-meter.mts --file <usage.csv|usage.jsonl|-> [options]
+       2-emit-meter.mts --meters [--file <usage>] [options]
        2-emit-meter.mts --resend [options]
 
 Sends usage events to the Marketplace metering API, signed in as each customer's UAMI
@@ -64,7 +70,12 @@ Options:
   --aggregate         rows of --file are raw usage records, many per hour, at any instant
                       of the window (effective-start-time) or hours-ago: they are summed per
                       customer, dimension and UTC hour (exactly, to 9 decimal places) and
-                      each sum is one event
+                      each sum is one event. Records past the window, or for an hour another
+                      input billed already, are late (see --late)
+  --late reject|carry with --aggregate: late records are reported and not billed (reject, the
+                      default; exit 1), or added to the earliest later hour of the same customer
+                      and dimension that has no event yet (carry; recorded in the audit log, so
+                      a rerun carries them to the same hour). Past the window: never billable
   --max-quantity N    refuse a quantity above N, in the event or any row (default 1000000):
                       a unit mix-up (bytes for GB) is not billed
   --resend            only send again the events of earlier runs that have no outcome
@@ -73,6 +84,10 @@ Options:
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
   --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --meters            also bill config.json's recurring charges (meters) that are due: every
+                      hour of the window with none yet (catching up missed runs), daily and
+                      monthly ones at their first hour; charges whose hour left the window
+                      unbilled are reported once as Missed. Alone, or with --file
   --notify URL        when the run leaves something for a person (events refused, of unknown
                       fate, or open with their hour leaving the API's window within
                       --warn-before), POST a JSON summary to this webhook (a Teams or Slack
@@ -110,6 +125,8 @@ const OPTIONS = {
   file: { type: "string" },
   format: { type: "string" },
   aggregate: { type: "boolean" },
+  meters: { type: "boolean" },
+  late: { type: "string" },
   resend: { type: "boolean" },
   concurrency: { type: "string" },
   "skip-invalid": { type: "boolean" },
@@ -126,14 +143,17 @@ const { out, progress } = lineWriters(process);
 function main(args: string[]): Promise<number> {
   return runCommand({
     args, usage: USAGE, options: OPTIONS,
-    positionals: (values) => (values.file !== undefined || values.resend ? [] : EVENT_POSITIONALS),
+    positionals: (values) => (values.file !== undefined || values.resend || values.meters ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
       const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
-      const single = values.file === undefined && !values.resend;
+      if (values.late !== undefined && !values.aggregate) throw new UsageError("Cannot use --late without --aggregate: only raw records can be late for an hour billed already");
+      if (values.late !== undefined && !LATE_POLICIES.includes(values.late as LatePolicy)) throw new UsageError(`Cannot use --late ${JSON.stringify(values.late)}: expected reject or carry`);
+      if (values.meters && values.resend) throw new UsageError("Cannot use --meters with --resend: a run with --meters resends unconfirmed events anyway");
+      const single = values.file === undefined && !values.resend && !values.meters;
       const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
       const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
       const now = Date.now();
@@ -147,7 +167,7 @@ function main(args: string[]): Promise<number> {
         })
         : values.file !== undefined
         ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin, aggregate: values.aggregate === true })
-        : { rows: new UsageRows(), problems: [], digest: undefined, source: "the audit log", fromFile: false };
+        : { rows: new UsageRows(), problems: [], digest: undefined, source: values.meters ? "the meters" : "the audit log", fromFile: false };
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
       const onPropagationRetry = ({ clientId, aadsts, retryAfterInMs }: { clientId: string; aadsts: number; retryAfterInMs: number }) =>
@@ -156,7 +176,10 @@ function main(args: string[]): Promise<number> {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
         const { aggregated } = read;
         if (aggregated && !json) progress(`Summed ${aggregated.records} raw record(s) into ${aggregated.events} hourly event(s) over ${aggregated.hours} UTC hour(s)`);
-        const run = { publisher, rows, digest, source, single, resend: values.resend === true, force: values.force === true, onNote: progress };
+        const late = read.aggregated ? { policy: (values.late ?? "reject") as LatePolicy, linesOf: read.linesOf } : undefined;
+        const meters = values.meters ? readMeters(publisher.config) : undefined;
+        if (meters?.length === 0) throw new UsageError("Cannot use --meters: config.json has no meters (see the README, \"Recurring charges\")");
+        const run = { publisher, rows, digest, source, single, late, ...(meters ? { meters } : {}), resend: values.resend === true, force: values.force === true, onNote: progress };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
 
         // 2. Send, under the data directory's run lock.
@@ -178,7 +201,7 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, aggregated, attention, audit: result.audit });
+        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention, carried: result.carried });
         return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
@@ -226,7 +249,6 @@ function reportOne(r: EventReport, options: { json: boolean }): number {
   return r.ok ? EXIT_OK : EXIT_FAILED;
 }
 
-/** The end of a file run: a table per status, failures listed, or the JSON report. */
 /**
  * Says on stderr what the run leaves for a person, and posts it to the webhook when there is
  * anything. Returns false when the notification failed (said in one line; billing stands).
@@ -246,10 +268,14 @@ async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publi
   }
 }
 
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; aggregated?: RunRows["aggregated"]; attention: Attention; audit?: AuditWriterStats }) {
+/** The end of a file run: a table per status, failures listed, or the JSON report. */
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"] }) {
   if (o.json) {
     // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
-    out(JSON.stringify({ ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped, ...(o.aggregated ? { aggregated: o.aggregated } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports }, null, 2));
+    out(JSON.stringify({
+      ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped,
+      ...(o.aggregated ? { aggregated: o.aggregated } : {}), ...(o.carried ? { carried: o.carried } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
+    }, null, 2));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

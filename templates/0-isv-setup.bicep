@@ -2,8 +2,12 @@
 // Deploy into the ISV's resource group:
 //   az deployment group create -g <rg> -f templates/0-isv-setup.bicep -p userObjectId=<your object id>
 //
-// - A storage account with a public-read blob container. The issuer's discovery document
-//   (.well-known/openid-configuration) and its JWKS live there; Entra fetches them anonymously.
+// - A storage account that serves the issuer's discovery document (.well-known/openid-configuration)
+//   and JWKS anonymously, which is how Entra fetches them: from a public-read blob container
+//   (issuerHost 'blob', the default), or from the account's static website (issuerHost
+//   'static-website': the $web container, served anonymously whatever allowBlobPublicAccess says,
+//   for tenants whose Azure Policy denies public blob access; the script switches the website on,
+//   a data-plane setting no template can make).
 // - A Key Vault (RBAC mode) holding an RSA key that can only sign. The private half never
 //   leaves the vault; the scripts ask the vault to sign each client assertion.
 // - Key Vault Crypto Officer on that vault for the user running the scripts.
@@ -18,6 +22,13 @@ param storageAccountName string = 'idp${uniqueString(resourceGroup().id)}'
 
 @description('Blob container with anonymous read access; the issuer URL is https://<account>.blob.core.windows.net/<container>.')
 param containerName string = 'public'
+
+@description('Where the issuer documents are served: a public-read blob container, or the static website ($web).')
+@allowed([
+  'blob'
+  'static-website'
+])
+param issuerHost string = 'blob'
 
 @description('Key Vault that holds the signing key (3-24 characters, globally unique).')
 @minLength(3)
@@ -35,6 +46,9 @@ param keyName string = 'idpkey'
 ])
 param keySize int = 4096
 
+@description('Name of an existing Key Vault Crypto Officer assignment of userObjectId on the vault (the bash tool named its own differently; Azure refuses a second assignment of the same role, principal and scope). Empty: the name this template derives.')
+param cryptoOfficerAssignmentName string = ''
+
 @description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault and Storage Blob Data Contributor on the issuer container.')
 param userObjectId string
 
@@ -44,9 +58,9 @@ var cryptoOfficerRoleId = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
 // the signed-in user's token (no account keys), which needs this data-plane role.
 var blobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
-// Public blob access is the point here: Entra must read the discovery document and JWKS
-// without credentials. Azure Policy in some organisations denies allowBlobPublicAccess;
-// the deployment then fails on this resource.
+// With issuerHost 'blob', public blob access is the point: Entra must read the discovery document
+// and JWKS without credentials. Azure Policy in some organisations denies allowBlobPublicAccess;
+// the deployment then fails on this resource, and issuerHost 'static-website' is the way out.
 resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: storageAccountName
   location: location
@@ -55,7 +69,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
     name: 'Standard_LRS'
   }
   properties: {
-    allowBlobPublicAccess: true
+    allowBlobPublicAccess: issuerHost == 'blob'
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
   }
@@ -66,8 +80,9 @@ resource blobServices 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01
   name: 'default'
 }
 
-// 'Blob' = anonymous read of blobs, no anonymous listing of the container.
-resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
+// 'Blob' = anonymous read of blobs, no anonymous listing of the container. Not needed (and
+// refused where policy denies public access) when the static website serves the documents.
+resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = if (issuerHost == 'blob') {
   parent: blobServices
   name: containerName
   properties: {
@@ -109,7 +124,7 @@ resource key 'Microsoft.KeyVault/vaults/keys@2025-05-01' = {
 
 // guid() keeps the assignment name stable, so redeploying does not create duplicates.
 resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, userObjectId, cryptoOfficerRoleId)
+  name: empty(cryptoOfficerAssignmentName) ? guid(vault.id, userObjectId, cryptoOfficerRoleId) : cryptoOfficerAssignmentName
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoOfficerRoleId)
@@ -118,7 +133,7 @@ resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (issuerHost == 'blob') {
   name: guid(container.id, userObjectId, blobDataContributorRoleId)
   scope: container
   properties: {
@@ -128,9 +143,22 @@ resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
+// The static website's $web container exists only once the website is on, so the data role is
+// on the account: uploading to $web, and switching the website on through the blob service.
+resource blobDataContributorOnAccount 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (issuerHost == 'static-website') {
+  name: guid(storage.id, userObjectId, blobDataContributorRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+    principalId: userObjectId
+    principalType: 'User'
+  }
+}
+
 output storageAccountName string = storage.name
-output containerName string = container.name
+output containerName string = issuerHost == 'blob' ? containerName : '$web'
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output webEndpoint string = storage.properties.primaryEndpoints.web
 output keyVaultName string = vault.name
 output keyVaultUri string = vault.properties.vaultUri
 output keyUri string = key.properties.keyUri

@@ -85,8 +85,43 @@ export interface ChangeRecord {
   detail?: Record<string, unknown>;
 }
 
+/**
+ * Late raw usage (an hour another input billed already) moved into a later open hour of the
+ * same customer and dimension (`2-emit-meter --aggregate --late carry`): written before the
+ * target's intent, so a rerun of the same input carries it to the same hour and never twice.
+ */
+export interface CarryRecord {
+  operation: "usage.carry";
+  customer: RecordCustomer;
+  /** The run's input digest. */
+  digest: string;
+  /** The usage key of the late hour and of the hour it was carried into. */
+  fromKey: string;
+  toKey: string;
+  dimension: string;
+  from: string;
+  to: string;
+  quantity: number;
+  /** Input lines of the late records (the first 100). */
+  lines: number[];
+  records: number;
+}
+
+/**
+ * A recurring charge (config.json `meters`) whose hour left the API's window with no event: it
+ * cannot be billed. Recorded when a run first reports it, so later runs do not report it again.
+ */
+export interface MissedRecord {
+  operation: "usage.missed";
+  customer: RecordCustomer;
+  key: string;
+  dimension: string;
+  effectiveStartTime: string;
+  quantity: number;
+}
+
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -156,4 +191,14 @@ export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): Discon
 /** The record of one change made in Azure. Pure. */
 export function changeRecord(o: ChangeRecord): ChangeRecord {
   return { ...o, ...(o.detail ? { detail: redactForAudit(o.detail) as Record<string, unknown> } : {}) };
+}
+
+/** The record of late usage carried into a later hour. Pure. */
+export function carryRecord(o: Omit<CarryRecord, "operation">): CarryRecord {
+  return { operation: "usage.carry", ...o };
+}
+
+/** The record of a recurring charge missed for good. Pure. */
+export function missedRecord(o: Omit<MissedRecord, "operation">): MissedRecord {
+  return { operation: "usage.missed", ...o };
 }

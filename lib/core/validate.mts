@@ -15,6 +15,20 @@ export function isGuid(value: unknown): value is string {
   return typeof value === "string" && GUID_RE.test(value);
 }
 
+// A DNS name of two or more labels (contoso.com, contoso.onmicrosoft.com): how Entra names a tenant
+// by one of its verified domains.
+const DOMAIN_RE = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
+/** True when `value` is a domain name such as contoso.com (a tenant's verified domain). */
+export function isDomainName(value: unknown): value is string {
+  return typeof value === "string" && DOMAIN_RE.test(value);
+}
+
+/** True when `value` names an Entra tenant: its id (GUID) or one of its verified domains. */
+export function isTenantName(value: unknown): value is string {
+  return isGuid(value) || isDomainName(value);
+}
+
 /** True when `value` is a valid Azure resource group name. */
 export function isResourceGroupName(value: unknown): value is string {
   return typeof value === "string" && RESOURCE_GROUP_RE.test(value) && !value.endsWith(".");

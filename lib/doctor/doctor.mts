@@ -12,12 +12,13 @@ import { USAGE_WINDOW_MS } from "../metering/time.mts";
 import { findCustomer, isSameCustomer } from "../state/customers.mts";
 import { getManagedAppForResourceGroup, type ArmOptions } from "../azure/managed-apps.mts";
 import {
-  customerProblems, idpKeysOf, publishedKeysOf, signingKeyOf, type CustomerConfig, type IdpConfig,
+  customerProblems, idpKeysOf, publishedKeysOf, repairHints, signingKeyOf, type CustomerConfig, type IdpConfig,
 } from "../state/config.mts";
 import { describeMismatch, dimensionVerdicts, jwkProblems } from "./diagnose.mts";
 import { CustomerNotConnectedError, MeteringError } from "../core/errors.mts";
 import { getUserAssignedIdentity, listFederatedCredentials, userAssignedIdentityId, type FederatedCredential } from "../customers/uami.mts";
 import { buildPublicJwk, DISCOVERY_PATH, fetchJsonDocument, JWKS_PATH, MAX_JWKS_KEYS, type FetchLike } from "../issuer/oidc.mts";
+import { isLegacyKid } from "../issuer/rotation.mts";
 import { getSignedInObjectId } from "../identity/isv-credential.mts";
 import { getKeyVaultPublicKey } from "../identity/signing-key.mts";
 import { openPublisher, type OpenPublisherOptions, type Publisher } from "../publisher/context.mts";
@@ -111,7 +112,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
       return { detail: `${p.paths.configPath}: publisher, issuer and ${idpKeysOf(p.config.publisher.idp!).length} signing key(s) recorded`, value: p };
     } catch (error) {
       const e = error as MeteringError & { problems?: string[] };
-      return broken(e.message, e.code === "ERR_CONFIG_MISSING" ? "run 0-add-defaults, then 0-isv-setup" : "fix the named keys, or run 0-add-defaults / 0-isv-setup again to rewrite them");
+      const fix = e.code === "ERR_CONFIG_MISSING"
+        ? "run 0-add-defaults, then 0-isv-setup"
+        : Array.isArray(e.problems) && e.problems.length
+        ? `${repairHints(e.problems).join("; ")} (the script that writes the named keys)`
+        : "fix the named keys";
+      return broken(e.message, fix);
     }
   });
   if (!publisher) return checks;
@@ -148,7 +154,10 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
 
   // ---- the issuer documents, anonymously
   const fetchOptions = { fetch: options.fetch };
-  const anonymousFix = `the container ${config.publisher.optional?.containerName ?? "(publisher.optional.containerName)"} of storage account ${config.publisher.optional?.storageAccountName ?? "(publisher.optional.storageAccountName)"} must allow anonymous blob reads (container publicAccess Blob, account allowBlobPublicAccess true); 0-isv-setup deploys both and republishes the documents. Entra answers AADSTS50166 until then`;
+  const account = config.publisher.optional?.storageAccountName ?? "(publisher.optional.storageAccountName)";
+  const anonymousFix = idp.issuerHost === "static-website"
+    ? `the static website of storage account ${account} must be on and serve the $web container at ${issuer} (anonymous, whatever allowBlobPublicAccess says); 0-isv-setup --issuer-host static-website switches it on and republishes the documents. Entra answers AADSTS50166 until then`
+    : `the container ${config.publisher.optional?.containerName ?? "(publisher.optional.containerName)"} of storage account ${account} must allow anonymous blob reads (container publicAccess Blob, account allowBlobPublicAccess true); 0-isv-setup deploys both and republishes the documents (or, where policy denies public blob access, 0-isv-setup --issuer-host static-website). Entra answers AADSTS50166 until then`;
   const discovery = await run<Record<string, unknown>>("discovery", "publisher", async () => {
     const url = `${issuer}/${DISCOVERY_PATH}`;
     let doc: unknown;
@@ -233,6 +242,10 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
       }
       if (!key.keyOps.includes("sign")) return broken(`key ${key.keyId} allows ${JSON.stringify(key.keyOps)}, not sign`, "create a key with key_ops sign (0-isv-setup --rotate-key creates one)");
       const jwk = await buildPublicJwk(key);
+      if (isLegacyKid(active.kid)) {
+        // The bash tool's kid (the versioned key URL) names the key it signs with; a migration moves off it.
+        return { detail: `${key.keyId} (kid ${active.kid}, the bash tool's; run 0-isv-setup to migrate to the thumbprint kid ${jwk.kid} without a gap)`, value: { ...jwk, kid: active.kid } };
+      }
       if (jwk.kid !== active.kid) {
         return broken(`config says the signing key ${active.keyId} has kid ${active.kid}, but its public key's thumbprint is ${jwk.kid}`, "config.json is stale: run 0-isv-setup to record and publish the key again");
       }

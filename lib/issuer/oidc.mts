@@ -63,6 +63,20 @@ export function issuerFromBlobEndpoint(options: { blobEndpoint: string; containe
   return issuer;
 }
 
+/** The container a storage static website serves, anonymously, whatever allowBlobPublicAccess says. */
+export const STATIC_WEBSITE_CONTAINER = "$web";
+
+/**
+ * The issuer URL of a storage static website: its web endpoint without the trailing slash (the
+ * documents live at the root of the `$web` container).
+ * @example issuerFromWebEndpoint({ webEndpoint: "https://a.z6.web.core.windows.net/" }) // "https://a.z6.web.core.windows.net"
+ */
+export function issuerFromWebEndpoint(options: { webEndpoint: string }): string {
+  const issuer = options.webEndpoint.replace(/\/+$/, "");
+  assertIssuerUrl(issuer);
+  return issuer;
+}
+
 /**
  * Splits an issuer URL into the blob endpoint and container it is served from (the inverse
  * of issuerFromBlobEndpoint). Throws TypeError when the issuer does not end in the container.
@@ -204,6 +218,60 @@ export async function publishIssuerDocuments(options: {
   return { uploaded, unchanged };
 }
 
+/**
+ * Deletes issuer documents that are no longer published (the bash tool's JWKS path after a
+ * migration). A blob already gone counts as deleted. Returns the paths it deleted.
+ */
+export async function deleteIssuerDocuments(options: {
+  blobEndpoint: string;
+  containerName: string;
+  credential: TokenCredential;
+  paths: string[];
+}): Promise<{ deleted: string[] }> {
+  const { BlobServiceClient } = await import("@azure/storage-blob");
+  const container = new BlobServiceClient(options.blobEndpoint, options.credential).getContainerClient(options.containerName);
+  const account = new URL(options.blobEndpoint).host;
+  const deleted: string[] = [];
+  for (const path of options.paths) {
+    try {
+      if ((await container.getBlockBlobClient(path).deleteIfExists()).succeeded) deleted.push(path);
+    } catch (cause) {
+      throw Object.assign(
+        new IssuerPublishError(`Cannot delete ${path} from ${options.blobEndpoint}${options.containerName}: ${_describeStorageError(cause, account)}`, { cause }),
+        { statusCode: (cause as { statusCode?: number }).statusCode },
+      );
+    }
+  }
+  return { deleted };
+}
+
+/**
+ * Switches on the storage account's static website (a blob service property, set through the data
+ * plane with the caller's token) and makes sure its `$web` container exists. Azure creates `$web`
+ * when the website is switched on; creating it when missing keeps the step idempotent. Returns
+ * whether anything changed.
+ */
+export async function enableStaticWebsite(options: { blobEndpoint: string; credential: TokenCredential }): Promise<{ changed: boolean }> {
+  const { BlobServiceClient } = await import("@azure/storage-blob");
+  const service = new BlobServiceClient(options.blobEndpoint, options.credential);
+  const account = new URL(options.blobEndpoint).host;
+  try {
+    let changed = false;
+    const properties = await service.getProperties();
+    if (properties.staticWebsite?.enabled !== true) {
+      await service.setProperties({ staticWebsite: { enabled: true } });
+      changed = true;
+    }
+    const created = await service.getContainerClient(STATIC_WEBSITE_CONTAINER).createIfNotExists();
+    return { changed: changed || created.succeeded };
+  } catch (cause) {
+    throw Object.assign(
+      new IssuerPublishError(`Cannot switch on the static website of ${options.blobEndpoint}: ${_describeStorageError(cause, account)}`, { cause }),
+      { statusCode: (cause as { statusCode?: number }).statusCode },
+    );
+  }
+}
+
 /** GETs a JSON document anonymously; each failure mode is an IssuerFetchError. */
 export async function fetchJsonDocument(url: string, options: { fetch?: FetchLike; timeoutMs?: number } = {}): Promise<unknown> {
   const doFetch = options.fetch ?? fetch;
@@ -219,7 +287,7 @@ export async function fetchJsonDocument(url: string, options: { fetch?: FetchLik
   }
   const text = await response.text().catch(() => "");
   if (response.status !== 200) {
-    throw new IssuerFetchError(`Cannot fetch ${url}: HTTP ${response.status} (Entra needs it readable anonymously: public blob access)`, {
+    throw new IssuerFetchError(`Cannot fetch ${url}: HTTP ${response.status} (Entra needs it readable anonymously: public blob access, or the static website)`, {
       url,
       status: response.status,
     });

@@ -25,6 +25,15 @@ const ROTATION_NOW_ENV = "METERING_ROTATION_NOW";
 
 export type RotationPhase = "publish" | "activate" | "retire";
 
+/**
+ * The bash tool published its key with the versioned Key Vault key URL as `kid`; this suite uses
+ * the RFC 7638 thumbprint. A kid that is a URL is such a legacy kid. Moving off it is a rotation
+ * whose phase 1 publishes the thumbprint kid of the same key version beside it (no new version).
+ */
+export function isLegacyKid(kid: string): boolean {
+  return /^https:\/\//i.test(kid);
+}
+
 export interface RotationStep {
   phase: RotationPhase;
   /** 1 publish, 2 activate, 3 retire. */
@@ -35,6 +44,11 @@ export interface RotationStep {
   dueAtMs: number;
   /** Why it has to wait, for the message. */
   waitReason?: string;
+  /**
+   * Phase 1 of the migration off a legacy kid (isLegacyKid): publish the thumbprint kid of the
+   * signing key's own version beside the legacy kid, instead of creating a new key version.
+   */
+  migration?: boolean;
 }
 
 const _ms = (iso: string | undefined): number => {
@@ -73,6 +87,8 @@ export function nextRotationStep(idp: IdpConfig): RotationStep {
       waitReason: `Entra may keep the previous JWKS cached for up to ${jwksCacheS} s (publisher.idp.jwksCacheSeconds)`,
     };
   }
+  const active = keys.find((k) => k.state === "active");
+  if (active && isLegacyKid(active.kid)) return { phase: "publish", number: 1, key: active, dueAtMs: 0, migration: true };
   return { phase: "publish", number: 1, dueAtMs: 0 };
 }
 
@@ -135,6 +151,17 @@ export function withPublishedKey(idp: IdpConfig, options: { kid: string; keyId: 
   }
   const at = new Date(options.nowMs).toISOString();
   keys.push({ kid: options.kid, keyId: options.keyId, state: "published", since: at, publishedAt: at, jwk: { ...options.jwk } });
+  return _withKeys(idp, keys);
+}
+
+/**
+ * Migration, before phase 1: the legacy key's entry with its public key as this suite publishes
+ * it (base64url n and e, use sig, alg RS256; the bash tool's were standard base64 without use),
+ * under the same legacy kid. Pure.
+ */
+export function withNormalizedKey(idp: IdpConfig, options: { kid: string; jwk: IdpKey["jwk"] }): IdpConfig {
+  const keys = idpKeysOf(idp).map((k): IdpKey => (k.kid === options.kid ? { ...k, jwk: { ...options.jwk, kid: options.kid } } : { ...k }));
+  if (!keys.some((k) => k.kid === options.kid)) throw new TypeError(`Cannot normalise kid ${options.kid}: no such key`);
   return _withKeys(idp, keys);
 }
 

@@ -15,10 +15,16 @@ export interface Aggregated {
   problems: RowProblem[];
   /** Records read, distinct UTC hours, and events (rows) made. */
   summary: { records: number; hours: number; events: number };
+  /** The lines of the records the row at `line` (its first record's) sums (the first 100), and how many there were. */
+  linesOf(line: number): { lines: number[]; records: number } | undefined;
 }
+
+/** Lines a group keeps for messages and carry records. */
+const LINES_KEPT = 100;
 
 interface _Group {
   first: UsageRow;
+  lines: number[];
   sum: DecimalSum;
   /** The hours-ago all its records gave; -1 when one gave an absolute time or another hours-ago. */
   hoursAgo: number;
@@ -73,15 +79,18 @@ export class RowAggregator {
     const key = pair * 2 ** 21 + hour;
     const hoursAgo = record.hoursAgo ?? -1;
     let group = this.#groups.get(key);
-    if (group === undefined) this.#groups.set(key, group = { first: record, sum: new DecimalSum(), hoursAgo, hour: `${prefix}:00:00Z` });
+    if (group === undefined) this.#groups.set(key, group = { first: record, lines: [], sum: new DecimalSum(), hoursAgo, hour: `${prefix}:00:00Z` });
     else if (group.hoursAgo !== hoursAgo) group.hoursAgo = -1;
+    if (group.lines.length < LINES_KEPT) group.lines.push(record.line);
     group.sum.add(record.quantity);
   }
 
   finish(): Aggregated {
     const rows = new UsageRows();
     const problems: RowProblem[] = [];
-    for (const { first, sum, hoursAgo, hour } of this.#groups.values()) {
+    const made = new Map<number, _Group>();
+    for (const group of this.#groups.values()) {
+      const { first, sum, hoursAgo, hour } = group;
       const what = `${sum.count} records for ${first.subscriptionId}/${first.managedResourceGroup}, ${first.dimension}, hour ${hour}`;
       const quantity = sum.toNumber();
       if (quantity > this.#maxQuantity) {
@@ -93,12 +102,19 @@ export class RowAggregator {
         problems.push({ line: first.line, message: `${what} sum to less than 10^-9, the precision kept: no event can carry it` });
         continue;
       }
+      made.set(first.line, group);
       rows.push({
         line: first.line, subscriptionId: first.subscriptionId, managedResourceGroup: first.managedResourceGroup,
         dimension: first.dimension, quantity, effectiveStartTime: hour, ...(hoursAgo >= 0 ? { hoursAgo } : {}),
       });
     }
-    return { rows, problems, summary: { records: this.#records, hours: new Set([...this.#groups.values()].map((g) => g.hour)).size, events: rows.length } };
+    return {
+      rows, problems, summary: { records: this.#records, hours: new Set([...this.#groups.values()].map((g) => g.hour)).size, events: rows.length },
+      linesOf: (line) => {
+        const group = made.get(line);
+        return group && { lines: group.lines, records: group.sum.count };
+      },
+    };
   }
 }
 

@@ -160,8 +160,24 @@ export class Ledger {
     this.entries.set(entry.key, entry);
   }
 
+  /** Late usage a run carried: `${digest} ${fromKey}` → the key it was carried into (see lib/metering/late.mts). */
+  readonly carries = new Map<string, string>();
+
+  /** Keys of recurring charges reported as missed (lib/metering/meters.mts): reported once. */
+  readonly missed = new Set<string>();
+
   add(record: AuditRecord): void {
     const op = record.operation;
+    if (op === "usage.missed") {
+      if (typeof record.key === "string") this.missed.add(record.key);
+      return;
+    }
+    if (op === "usage.carry") {
+      if (typeof record.digest === "string" && typeof record.fromKey === "string" && typeof record.toKey === "string") {
+        this.carries.set(`${record.digest} ${record.fromKey}`, record.toKey);
+      }
+      return;
+    }
     if (op !== "usageEvent" && op !== "batchUsageEvent" && op !== "usageEvent.intent" && op !== "batchUsageEvent.intent") return;
     const customer = record.customer as CustomerRef | undefined;
     if (!customer || typeof record.id !== "string") return;

@@ -6,6 +6,8 @@ import { once } from "node:events";
 import { InputError, UsageError } from "../core/errors.mts";
 import { checkRows, formatOfPath, inputDigest, readUsageFile, UsageRows, type ParseOptions, type ParsedUsageFile, type RowProblem } from "./usage-file.mts";
 import { RowAggregator, type Aggregated } from "./aggregate.mts";
+import { settleLateRows, type LateOutcome, type LatePolicy } from "./late.mts";
+import { dueCharges, type Meter } from "./meters.mts";
 import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
@@ -57,6 +59,7 @@ async function readUsageInput(file: string, options: {
   stdin: AsyncIterable<Uint8Array>;
   /** Where good rows go as they are read, instead of the result's rows. */
   sink?: ParseOptions["sink"];
+  acceptPast?: boolean;
 }): Promise<ParsedUsageFile> {
   const { format } = options;
   if (format !== undefined && format !== "csv" && format !== "jsonl") {
@@ -79,7 +82,7 @@ async function readUsageInput(file: string, options: {
     chunks = stream;
   }
   try {
-    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity, sink: options.sink });
+    return await readUsageFile(chunks, { format: chosen, now: options.now, maxQuantity: options.maxQuantity, sink: options.sink, acceptPast: options.acceptPast });
   } catch (cause) {
     // A read that fails half-way (EISDIR, EIO): nothing was parsed that could be sent.
     if ((cause as NodeJS.ErrnoException)?.code) throw cannotRead(cause);
@@ -157,6 +160,10 @@ export interface UsageRunOptions {
   waitLockMs: number;
   /** Bad rows left out with --skip-invalid: each is noted once the lock is held. */
   skipped?: RowProblem[];
+  /** Raw records summed (--aggregate): late usage is rejected or carried (lib/metering/late.mts). */
+  late?: { policy: LatePolicy; linesOf?: Aggregated["linesOf"] };
+  /** Recurring charges (--meters): those due are planned with the rows (lib/metering/meters.mts). */
+  meters?: Meter[];
   onNote?: (text: string) => void;
   onProgress?: (progress: SubmissionProgress, total: number) => void;
 }
@@ -165,8 +172,27 @@ export interface UsageRunOptions {
 export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">): Promise<SubmissionPlan> {
   const now = Date.now();
   const { ledger } = await loadLedger({ auditPath: o.publisher.paths.auditPath, now, unresolved: o.resend });
+  return _plan(o, ledger, now).plan;
+}
+
+/** The plan of a run from the ledger: an unfinished earlier run of the input resumed, late raw usage settled. */
+function _plan(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">, ledger: Ledger, now: number) {
   const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: o.publisher.config, source: o.source, onNote: o.onNote });
-  return planSubmission({ rows: run.rows, config: o.publisher.config, ledger, force: o.force, now });
+  const late = o.late && o.digest
+    ? settleLateRows({ rows: run.rows, ledger, config: o.publisher.config, digest: o.digest, now, policy: o.late.policy, linesOf: o.late.linesOf })
+    : undefined;
+  let rows = late?.rows ?? run.rows;
+  const charges = o.meters ? dueCharges({ meters: o.meters, config: o.publisher.config, ledger, now }) : undefined;
+  if (charges && charges.rows.length > 0) {
+    const both = new UsageRows();
+    for (const r of rows) both.push(r);
+    for (const r of charges.rows) both.push(r);
+    rows = both;
+  }
+  const plan = planSubmission({ rows, config: o.publisher.config, ledger, force: o.force, now });
+  if (late) plan.settled.push(...late.reports);
+  if (charges) plan.settled.push(...charges.reports);
+  return { plan, run, late, missed: charges?.records ?? [] };
 }
 
 export interface UsageRunResult {
@@ -179,6 +205,8 @@ export interface UsageRunResult {
   customers: number;
   /** The audit log's writes of this run's usage records (group commit: fewer writes than records). */
   audit?: AuditWriterStats;
+  /** Late raw usage this run billed in a later hour (--aggregate --late carry). */
+  carried?: LateOutcome["carried"];
 }
 
 /**
@@ -198,9 +226,21 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     const now = Date.now();
     const { ledger, invalidLines } = await loadLedger({ auditPath: publisher.paths.auditPath, now, unresolved: o.resend });
     if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-    const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: publisher.config, source: o.source, onNote: o.onNote });
-    const plan = planSubmission({ rows: run.rows, config: publisher.config, ledger, force: o.force, now: Date.now() });
+    const { plan, run, late, missed } = _plan(o, ledger, now);
     for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
+    // Carries durable before the hours they go to are sent (a rerun then carries to the same
+    // hours); missed charges recorded as they are reported (later runs do not report them again).
+    const notes = [...(late?.carries ?? []), ...missed];
+    if (notes.length > 0) {
+      const { createAuditWriter } = await import("../audit/log.mts");
+      const writer = await createAuditWriter({ path: publisher.paths.auditPath });
+      try {
+        await Promise.all(notes.map((c) => writer.append(c)));
+      } finally {
+        await writer.close();
+      }
+    }
+    for (const c of late?.carried ?? []) o.onNote?.(`Carried late usage ${c.quantity} ${c.dimension} of ${c.customer.subscriptionId}/${c.customer.managedResourceGroup} from ${c.from} into ${c.to}`);
     const resends = plan.work.filter((w) => w.resend).length;
     if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
     const shape = planShape(plan);
@@ -236,7 +276,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
     if (!o.resend && plan.unknown.length > 0) {
       o.onNote?.(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
     }
-    return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}) };
+    return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}), ...(late ? { carried: late.carried } : {}) };
   } finally {
     await lock.release();
   }
@@ -253,6 +293,8 @@ export interface RunRows {
   fromFile: boolean;
   /** With --aggregate: raw records read, distinct UTC hours, and the events they were summed into. */
   aggregated?: Aggregated["summary"];
+  /** With --aggregate: the raw lines of each event (for carry records). */
+  linesOf?: Aggregated["linesOf"];
 }
 
 /**
@@ -276,17 +318,17 @@ export function oneEventRows(e: { subscriptionId: string; managedResourceGroup: 
 export async function fileRows(file: string, options: Omit<Parameters<typeof readUsageInput>[1], "sink"> & { aggregate?: boolean }): Promise<RunRows> {
   const source = file === "-" ? "stdin" : file;
   const sums = options.aggregate ? new RowAggregator({ maxQuantity: options.maxQuantity }) : undefined;
-  const parsed = await readUsageInput(file, { ...options, sink: sums });
+  // Raw records past the window are late usage, reported by the run (late.mts), not bad input.
+  const parsed = await readUsageInput(file, { ...options, sink: sums, ...(sums ? { acceptPast: true } : {}) });
   let { rows, problems } = parsed;
-  let aggregated: Aggregated["summary"] | undefined;
+  let summed: Aggregated | undefined;
   if (sums) {
-    const summed = sums.finish();
+    summed = sums.finish();
     rows = summed.rows;
-    aggregated = summed.summary;
     if (summed.problems.length > 0) problems = [...problems, ...summed.problems].sort((a, b) => a.line - b.line);
   }
   if (rows.length === 0 && problems.length === 0) throw new InputError(`Cannot send ${source}: it holds no events`);
-  return { rows, problems, digest: parsed.digest, source, fromFile: true, ...(aggregated ? { aggregated } : {}) };
+  return { rows, problems, digest: parsed.digest, source, fromFile: true, ...(summed ? { aggregated: summed.summary, linesOf: summed.linesOf } : {}) };
 }
 
 /**

@@ -118,6 +118,14 @@ export const STATUSES = {
   Conflict: { source: "client", state: "accepted", ok: false, final: true, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
   /** Sent without an answer, and no resend can settle it now: it may have been billed; reconcile before billing it again. */
   Unknown: { source: "client", state: "unknown", ok: false, final: false, lineIs: "note", line: _cannot },
+  /**
+   * Raw usage (--aggregate) for an hour another input already billed, or one past the API's
+   * window: not billed in that hour; with --late carry it is billed in a later open hour instead
+   * (lib/metering/late.mts), past the window it cannot be billed at all.
+   */
+  Late: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Cannot record ${_what(f)}: ${f.message}` },
+  /** A recurring charge (config.json meters) whose hour left the window with no event: it cannot be billed; reported once. */
+  Missed: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => `Missed ${_what(f)}: ${f.message}` },
   /** Not sent (no token, or the audit log could not record the intent); the next run sends it. */
   NotSent: { source: "client", state: null, ok: false, final: false, lineIs: "note", line: (f) => f.message ?? "Cannot record the event: no token" },
 } as const satisfies Record<string, StatusMeaning>;

@@ -270,15 +270,18 @@ export class UsageRows implements Iterable<UsageRow> {
 interface _RowContext {
   now: number;
   maxQuantity: number;
+  /** Past the window is not an input error (raw records: late usage is reported, not refused). */
+  acceptPast: boolean;
   /** effectiveStartTime of hours-ago `h`, computed once per file. */
   hourStart(h: number): string;
 }
 
-function _rowContext(options: { now: number; maxQuantity?: number }): _RowContext {
+function _rowContext(options: { now: number; maxQuantity?: number; acceptPast?: boolean }): _RowContext {
   const hours = new Map<number, string>();
   return {
     now: options.now,
     maxQuantity: options.maxQuantity ?? DEFAULT_MAX_QUANTITY,
+    acceptPast: options.acceptPast === true,
     hourStart(h) {
       let t = hours.get(h);
       if (t === undefined) hours.set(h, t = effectiveStartTime({ hoursAgo: h, now: options.now }));
@@ -340,7 +343,7 @@ function _checkRow(values: Partial<Record<Field, unknown>>, line: number, ctx: _
     const ms = ISO_RE.test(t) ? Date.parse(t) : NaN;
     if (Number.isNaN(ms)) {
       problems.push(`effective-start-time ${JSON.stringify(t)} is not an ISO 8601 time with a zone, e.g. 2024-05-01T13:00:00Z`);
-    } else if (!isInUsageWindow(ms, ctx.now)) {
+    } else if (!isInUsageWindow(ms, ctx.now) && !(ctx.acceptPast && ms <= ctx.now)) {
       // The API's window (docs/azure-behaviour.md §1.5): 0 <= now - t < 24 h; anything else comes back Expired.
       problems.push(`effective-start-time ${t} is outside the API's window (the last 24 hours, not in the future)`);
     } else {
@@ -578,6 +581,8 @@ export interface ParseOptions {
   maxQuantity?: number;
   /** Where good rows go as they are read (an aggregator, say); the result's `rows` is then empty. */
   sink?: { push(row: UsageRow): void };
+  /** Accept times past the API's window (not in the future): raw records, whose lateness the run reports. */
+  acceptPast?: boolean;
 }
 
 /**

@@ -6,7 +6,7 @@ import { dirname, basename, join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { ConfigInvalidError, ConfigMissingError, CustomerNotConnectedError, describeWriteError, RunLockedError, StateWriteError } from "../core/errors.mts";
 import { writeFully } from "../core/durable-write.mts";
-import { isGuid, isResourceGroupName } from "../core/validate.mts";
+import { isGuid, isResourceGroupName, isTenantName } from "../core/validate.mts";
 import { findCustomer } from "./customers.mts";
 
 export interface IdpConfig {
@@ -28,8 +28,25 @@ export interface IdpConfig {
   jwksCacheSeconds?: number;
   /** Seconds an old key stays published after it stopped signing (default: longest assertion lifetime + skew). */
   retireAfterSeconds?: number;
+  /**
+   * Where the issuer documents are served: `blob` (default; a public-read container, the issuer is
+   * `<blob endpoint>/<container>`) or `static-website` (the account's `$web` container, served
+   * anonymously at the static website endpoint, which is the issuer).
+   */
+  issuerHost?: IssuerHost;
+  /** The blob endpoint the documents are uploaded to (recorded for `static-website`, whose issuer is another host). */
+  blobEndpoint?: string;
+  /**
+   * The bash tool's JWKS path under the issuer (`jwks_uri/keys`) while its legacy kid is still
+   * published: kept in step with the JWKS until the migration retires the legacy kid, then deleted.
+   */
+  legacyJwksPath?: string;
   [key: string]: unknown;
 }
+
+/** Where the issuer documents are served from; see IdpConfig.issuerHost. */
+export type IssuerHost = "blob" | "static-website";
+export const ISSUER_HOSTS: readonly IssuerHost[] = ["blob", "static-website"];
 
 /** Where a signing key is in its life: in the JWKS only, signing (and in the JWKS), or gone from the JWKS. */
 export type IdpKeyState = "published" | "active" | "retired";
@@ -92,11 +109,22 @@ export interface MeteringConfig {
  */
 export type ConfigStage = "any" | "defaults" | "idp";
 
-const STAGE_HINT: Record<ConfigStage, string> = {
-  any: "fix the file or move it away",
-  defaults: "run 0-add-defaults",
-  idp: "run 0-isv-setup",
-};
+/**
+ * The script that writes a key, for the hint of a problem with it: publisher defaults come from
+ * 0-add-defaults, publisher.idp and publisher.optional from 0-isv-setup, a customer entry from
+ * 1-connect-customer; anything else (the file's own shape) is fixed by hand.
+ */
+function _repairHint(problem: string): string {
+  if (/^publisher\.(idp|optional)\b/.test(problem)) return "run 0-isv-setup";
+  if (/^publisher\.(aadTenantId|subscriptionId|resourceGroup|location)\b/.test(problem) || /^publisher: missing/.test(problem)) return "run 0-add-defaults";
+  if (/^customers\.[^.:]+\.[^.:]+/.test(problem)) return "run 1-connect-customer --force for that customer";
+  return "fix the file or move it away";
+}
+
+/** The hints of a list of problems, each script once, in the order the problems name them. */
+export function repairHints(problems: string[]): string[] {
+  return [...new Set(problems.map(_repairHint))];
+}
 
 type Json = Record<string, unknown>;
 
@@ -177,7 +205,7 @@ export function configProblems(doc: unknown, options: { stage: ConfigStage }): s
   }
   const pub = p.object(doc, "publisher", "");
   if (!pub) return p.list;
-  p.check(pub, "aadTenantId", "publisher", isGuid, "expected a GUID");
+  p.check(pub, "aadTenantId", "publisher", isTenantName, "expected a tenant id (GUID) or a verified domain such as contoso.com");
   p.check(pub, "subscriptionId", "publisher", isGuid, "expected a GUID");
   p.check(pub, "resourceGroup", "publisher", isResourceGroupName, "expected a resource group name");
   p.check(pub, "location", "publisher", _isNonEmptyString, "expected a region name");
@@ -200,6 +228,13 @@ export function configProblems(doc: unknown, options: { stage: ConfigStage }): s
     if (idp[name] !== undefined) {
       p.check(idp, name, "publisher.idp", (v) => typeof v === "number" && Number.isInteger(v) && v >= 0, "expected a whole number of seconds >= 0");
     }
+  }
+  if (idp.issuerHost !== undefined) {
+    p.check(idp, "issuerHost", "publisher.idp", (v) => (ISSUER_HOSTS as readonly unknown[]).includes(v), `expected one of ${ISSUER_HOSTS.join(", ")}`);
+  }
+  if (idp.issuerHost === "static-website") p.check(idp, "blobEndpoint", "publisher.idp", _isHttpsUrl, "expected the storage account's https blob endpoint");
+  if (idp.legacyJwksPath !== undefined) {
+    p.check(idp, "legacyJwksPath", "publisher.idp", (v) => typeof v === "string" && /^[A-Za-z0-9._~/-]+$/.test(v) && !v.startsWith("/"), "expected a blob path such as jwks_uri/keys");
   }
   if (idp.keys !== undefined) p.list.push(...idpKeysProblems(idp.keys));
   return p.list;
@@ -286,9 +321,9 @@ function emptyConfig(): MeteringConfig {
   return { publisher: {}, customers: {} };
 }
 
-function _invalid(path: string, problems: string[], stage: ConfigStage, cause?: unknown): ConfigInvalidError {
+function _invalid(path: string, problems: string[], cause?: unknown): ConfigInvalidError {
   return new ConfigInvalidError(
-    `Cannot use config ${path}: ${problems.join("; ")} (${STAGE_HINT[stage]})`,
+    `Cannot use config ${path}: ${problems.join("; ")} (${repairHints(problems).join("; ")})`,
     { path, problems, cause },
   );
 }
@@ -300,10 +335,10 @@ export function parseConfig(text: string, options: { path: string; stage?: Confi
   try {
     doc = JSON.parse(text);
   } catch (cause) {
-    throw _invalid(options.path, [`not valid JSON (${(cause as Error).message})`], "any", cause);
+    throw _invalid(options.path, [`not valid JSON (${(cause as Error).message})`], cause);
   }
   const problems = configProblems(doc, { stage });
-  if (problems.length > 0) throw _invalid(options.path, problems, stage);
+  if (problems.length > 0) throw _invalid(options.path, problems);
   const config = doc as MeteringConfig;
   config.publisher ??= {};
   config.customers ??= {};
@@ -332,7 +367,7 @@ export async function loadConfig(options: LoadConfigOptions): Promise<MeteringCo
       if (options.allowMissing) {
         const config = emptyConfig();
         const problems = configProblems(config, { stage });
-        if (problems.length > 0) throw _invalid(options.path, problems, stage);
+        if (problems.length > 0) throw _invalid(options.path, problems);
         return config;
       }
       throw new ConfigMissingError(
@@ -340,7 +375,7 @@ export async function loadConfig(options: LoadConfigOptions): Promise<MeteringCo
         { path: options.path, cause },
       );
     }
-    throw _invalid(options.path, [`unreadable (${(cause as Error).message})`], "any", cause);
+    throw _invalid(options.path, [`unreadable (${(cause as Error).message})`], cause);
   }
   return parseConfig(text, options);
 }

@@ -16,6 +16,8 @@ export interface Endpoints {
   managedIdentity: string;
   /** Microsoft Graph (`/v1.0/me`). */
   graph: string;
+  /** The storage account's static website (`$web`, served anonymously), which Azurite lacks; "" without Azurite. */
+  web: string;
 }
 
 export interface ListeningServer {

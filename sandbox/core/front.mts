@@ -74,6 +74,11 @@ export const HOSTS: HostRule[] = [
     },
   },
   {
+    // A static website's host is <account>.z<n>.web.core.windows.net; the sandbox's zone is z6.
+    host: ".z6.web.core.windows.net",
+    resolve: (ctx) => ctx.endpoints.web ? { base: ctx.endpoints.web } : notServed("Blob storage is not running in this sandbox (it was started without Azurite)."),
+  },
+  {
     host: ".blob.core.windows.net",
     // Azurite serves one account and the sandbox's ARM maps every storage account onto it.
     resolve: (ctx) => {

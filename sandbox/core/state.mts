@@ -8,6 +8,8 @@ export interface WorldSeed {
   isv: {
     tenantId: string;
     tenantName: string;
+    /** Verified custom domains of the tenant besides `<tenantName>.onmicrosoft.com` (Entra serves its metadata under each). */
+    domains?: string[];
     subscriptionId: string;
     subscriptionName: string;
     location: string;
@@ -450,7 +452,13 @@ export function scopeContains(ancestor: string, scope: string): boolean {
 
 // ---------------------------------------------------------------- the state
 
-export interface Tenant { tenantId: string; displayName: string; defaultDomain: string }
+export interface Tenant {
+  tenantId: string;
+  displayName: string;
+  defaultDomain: string;
+  /** Every verified domain, defaultDomain first. */
+  domains: string[];
+}
 export interface Subscription { subscriptionId: string; displayName: string; tenantId: string; state: string }
 export interface User { objectId: string; tenantId: string; userPrincipalName: string; displayName: string }
 
@@ -620,7 +628,8 @@ export class SandboxState {
   private loadSeed(seed: WorldSeed): void {
     const t0 = this.now();
     const isv = seed.isv;
-    this.tenants.set(isv.tenantId, { tenantId: isv.tenantId, displayName: isv.tenantName, defaultDomain: `${isv.tenantName}.onmicrosoft.com` });
+    const isvDomain = `${isv.tenantName}.onmicrosoft.com`;
+    this.tenants.set(isv.tenantId, { tenantId: isv.tenantId, displayName: isv.tenantName, defaultDomain: isvDomain, domains: [isvDomain, ...(isv.domains ?? [])] });
     this.subscriptions.set(isv.subscriptionId, { subscriptionId: isv.subscriptionId, displayName: isv.subscriptionName, tenantId: isv.tenantId, state: "Enabled" });
     this.users.set(isv.user.objectId, { objectId: isv.user.objectId, tenantId: isv.tenantId, userPrincipalName: isv.user.upn, displayName: isv.user.displayName });
     this.putResource({
@@ -630,7 +639,7 @@ export class SandboxState {
       createdAtMs: t0,
     });
     for (const c of seed.customers) {
-      this.tenants.set(c.tenantId, { tenantId: c.tenantId, displayName: c.tenantName, defaultDomain: `${c.tenantName}.onmicrosoft.com` });
+      this.tenants.set(c.tenantId, { tenantId: c.tenantId, displayName: c.tenantName, defaultDomain: `${c.tenantName}.onmicrosoft.com`, domains: [`${c.tenantName}.onmicrosoft.com`] });
       this.subscriptions.set(c.subscriptionId, { subscriptionId: c.subscriptionId, displayName: c.subscriptionName, tenantId: c.tenantId, state: "Enabled" });
       const sub = `/subscriptions/${c.subscriptionId}`;
       const rgId = `${sub}/resourceGroups/${c.resourceGroup}`;

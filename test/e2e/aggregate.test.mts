@@ -3,7 +3,7 @@
 // customer, dimension and UTC hour, with sums the metering emulator receives exactly equal to
 // the raw sums (decimal, not floating-point); a rerun bills nothing twice; a sum above the
 // ceiling refused before anything is sent.
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -12,7 +12,7 @@ import { describe, runScript } from "../helpers/scripts.mts";
 import { startFleet } from "../helpers/fleet.mts";
 import { hourBack, isoHour } from "../helpers/hours.mts";
 
-const { sb, env, dataDir, customers, events, counters } = await startFleet({ customers: 8, dimensions: 4 });
+const { sb, env, dataDir, auditPath, customers, events, counters } = await startFleet({ customers: 8, dimensions: 4 });
 const HOURS = [hourBack(3), hourBack(2), hourBack(1)];
 const meteringCalls = async () => Object.values((await counters()).metering ?? {}).reduce((a, b) => a + b, 0);
 const file = async (name: string, text: string) => {
@@ -82,6 +82,69 @@ A("an hour whose records sum above --max-quantity: refused at its first line, no
   assert.is(r.code, 2, describe(r));
   assert.match(r.stderr, /line 2: 2 records for .* sum to 100\.5, above the ceiling of 100 per event/);
   assert.is(await meteringCalls(), 0, "nothing sent");
+});
+
+// Late usage, on one customer and dimension, in hours the file above does not touch.
+const L = { c: customers[5], at: (hoursBack: number, minute: number) => isoHour(hourBack(hoursBack) + minute * 60_000) };
+const lateCsv = (rows: Array<[string, number, string]>) =>
+  ["subscription,managed-resource-group,dimension,quantity,effective-start-time", ...rows.map(([dim, q, at]) => `${L.c.subscriptionId},${L.c.managedResourceGroup},${dim},${q},${at}`)].join("\n");
+const heldAt = async (dimension: string, hoursBack: number) =>
+  (await events()).filter((e) => e.resourceId === L.c.resourceUsageId && e.dimension === dimension && Date.parse(e.effectiveStartTime) === hourBack(hoursBack));
+const carryRecords = async () => (await readFile(auditPath, "utf8")).split("\n").filter((l) => l.includes('"usage.carry"')).map((l) => JSON.parse(l));
+const [D, D2] = [L.c.dimensions[0], L.c.dimensions[1]];
+
+A("late records (an hour another file billed): rejected by default, exit 1, nothing sent for that hour; the rest billed", async () => {
+  const first = await runScript("2-emit-meter.mts", ["--file", await file("l1.csv", lateCsv([[D, 5, L.at(10, 5)]])), "--aggregate"], { env });
+  assert.is(first.code, 0, describe(first));
+  const r = await runScript("2-emit-meter.mts", ["--file", await file("l2.csv", lateCsv([[D, 2.5, L.at(10, 40)], [D2, 1, L.at(9, 1)]])), "--aggregate", "--json"], { env });
+  assert.is(r.code, 1, describe(r));
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.counts, { Late: 1, Accepted: 1 });
+  const late = report.events.find((e: { status: string }) => e.status === "Late");
+  assert.match(late.message, /this hour was billed by another input .*: 2\.5 cannot be billed for it; pass --late carry/);
+  assert.equal((await heldAt(D, 10)).map((e) => e.quantity), [5], "the API still holds the first file's quantity, nothing else was sent for it");
+  assert.equal((await heldAt(D2, 9)).map((e) => e.quantity), [1]);
+});
+
+A("--late carry: late records go to the earliest later hour with no event (recorded with their lines); a rerun carries nothing twice", async () => {
+  const text = lateCsv([[D, 0.25, L.at(10, 50)], [D, 0.5, L.at(10, 55)], [D, 1.25, L.at(8, 3)]]);
+  const path = await file("l3.csv", text);
+  const r = await runScript("2-emit-meter.mts", ["--file", path, "--aggregate", "--late", "carry", "--json"], { env });
+  assert.is(r.code, 0, describe(r));
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.counts, { Accepted: 2 });
+  assert.equal(report.carried.map((c: { from: string; to: string; quantity: number }) => [c.from, c.to, c.quantity]), [[isoHour(hourBack(10)), isoHour(hourBack(9)), 0.75]]);
+  assert.equal((await heldAt(D, 10)).map((e) => e.quantity), [5]);
+  assert.equal((await heldAt(D, 9)).map((e) => e.quantity), [0.75], "carried into the first free hour of that dimension");
+  assert.equal((await heldAt(D, 8)).map((e) => e.quantity), [1.25]);
+  const [carry, ...more] = await carryRecords();
+  assert.equal(more, []);
+  assert.equal([carry.from, carry.to, carry.quantity, carry.records, carry.lines], [isoHour(hourBack(10)), isoHour(hourBack(9)), 0.75, 2, [2, 3]]);
+
+  const before = await meteringCalls();
+  const again = await runScript("2-emit-meter.mts", ["--file", path, "--aggregate", "--late", "carry", "--json"], { env });
+  assert.is(again.code, 0, describe(again));
+  assert.equal(JSON.parse(again.stdout).counts, { AlreadyAccepted: 2 });
+  assert.is(await meteringCalls(), before, "nothing sent again");
+  assert.is((await carryRecords()).length, 1, "the carry is recorded once");
+});
+
+A("records past the API's window: reported as not billable (exit 1), not as bad input; the rest is billed", async () => {
+  const old = new Date(Date.now() - 30 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const r = await runScript("2-emit-meter.mts", ["--file", await file("l4.csv", lateCsv([[D2, 4, old], [D2, 2, L.at(7, 9)]])), "--aggregate", "--late", "carry", "--json"], { env });
+  assert.is(r.code, 1, describe(r));
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.counts, { Late: 1, Accepted: 1 });
+  assert.match(report.events.find((e: { status: string }) => e.status === "Late").message, /past the API's 24-hour window: this usage cannot be billed in any hour/);
+  assert.equal((await heldAt(D2, 7)).map((e) => e.quantity), [2]);
+});
+
+A("--late without --aggregate, or another policy: a usage error, exit 2", async () => {
+  for (const [args, re] of [[["--late", "carry"], /Cannot use --late without --aggregate/], [["--aggregate", "--late", "later"], /Cannot use --late "later": expected reject or carry/]] as const) {
+    const r = await runScript("2-emit-meter.mts", ["--file", await file("x.csv", RAW), ...args], { env });
+    assert.is(r.code, 2, describe(r));
+    assert.match(r.stderr, re);
+  }
 });
 
 A("--aggregate without --file: a usage error, exit 2", async () => {

@@ -94,6 +94,25 @@ N("a webhook that cannot be reached: the events are billed and recorded, the run
   assert.is((await events()).filter((e) => e.resourceId === c0.resourceUsageId && e.dimension === c0.dimensions[2]).length, 1);
 });
 
+N("doctor --usage: the ledger's refused events still in the window (exit 1, nothing sent); an empty ledger is exit 0", async () => {
+  await admin(sb, "DELETE", "/requests");
+  const r = await runScript("doctor.mts", ["--usage", "--json"], { env });
+  assert.is(r.code, 1, describe(r));
+  const report = JSON.parse(r.stdout);
+  assert.is(report.ok, false);
+  assert.equal(report.counts, { failed: 2, unknown: 0, expiring: 0, skipped: 0 }, "the open event was settled by the next run's resend");
+  assert.equal(report.failed.map((i: { dimension: string }) => i.dimension).sort(), ["cpu-hourz", "nope-dimension"]);
+  const { admin: _self, ...services } = await admin<Record<string, unknown>>(sb, "GET", "/requests");
+  assert.equal(services, {}, "no call to any service");
+  const table = await runScript("doctor.mts", ["--usage", "--warn-before", "90m"], { env });
+  assert.is(table.code, 1, describe(table));
+  assert.match(table.stdout, /^NEEDS\s+CUSTOMER\s+DIMENSION/m);
+  assert.match(table.stderr, /2 refused, 0 of unknown fate, 0 open and leaving the window within 90m/);
+  const empty = await runScript("doctor.mts", ["--usage"], { env: { ...env, METERING_DATA_DIR: join(dataDir, "..", "empty-data") } });
+  assert.is(empty.code, 0, describe(empty));
+  assert.match(empty.stdout, /Nothing needs a person/);
+});
+
 N("bad --notify or --warn-before: one line, exit 2, nothing sent", async () => {
   for (const [args, re] of [
     [["--notify", "ftp://example.com/x"], /Cannot use --notify "ftp:\/\/example.com\/x": a webhook is an http\(s\) URL/],

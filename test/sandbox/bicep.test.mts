@@ -62,7 +62,7 @@ function fakeArm(opts: { failOn?: RegExp; existing?: Record<string, Record<strin
     const props = (body.properties ?? {}) as Record<string, unknown>;
     const out: Record<string, unknown> = { id, name, ...body, properties: { ...props, provisioningState: "Succeeded" } };
     const p = out.properties as Record<string, unknown>;
-    if (/\/storageAccounts\/[^/]+$/.test(id)) p.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/`, dfs: `https://${name}.dfs.core.windows.net/` };
+    if (/\/storageAccounts\/[^/]+$/.test(id)) p.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/`, dfs: `https://${name}.dfs.core.windows.net/`, web: `https://${name}.z6.web.core.windows.net/` };
     if (/\/vaults\/[^/]+$/.test(id)) p.vaultUri = `https://${name}.vault.azure.net/`;
     if (/\/keys\/[^/]+$/.test(id)) {
       const vault = id.split("/")[8];
@@ -132,9 +132,11 @@ parse("reads the ISV setup template's declarations", () => {
     ["location", "string", true],
     ["storageAccountName", "string", true],
     ["containerName", "string", true],
+    ["issuerHost", "string", true],
     ["keyVaultName", "string", true],
     ["keyName", "string", true],
     ["keySize", "int", true],
+    ["cryptoOfficerAssignmentName", "string", true],
     ["userObjectId", "string", false],
   ]);
   const keySize = t.params.find((p) => p.name === "keySize")!;
@@ -148,8 +150,11 @@ parse("reads the ISV setup template's declarations", () => {
     "key Microsoft.KeyVault/vaults/keys@2025-05-01",
     "cryptoOfficer Microsoft.Authorization/roleAssignments@2022-04-01",
     "blobDataContributor Microsoft.Authorization/roleAssignments@2022-04-01",
+    "blobDataContributorOnAccount Microsoft.Authorization/roleAssignments@2022-04-01",
   ]);
-  assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion"]);
+  assert.equal(t.params.find((p) => p.name === "issuerHost")!.allowed, ["blob", "static-website"]);
+  assert.ok(t.resources.find((r) => r.symbol === "container")!.condition, "the public container is conditional");
+  assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "webEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion"]);
 });
 
 parse("reads the connect-customer template's declarations", () => {
@@ -164,7 +169,7 @@ parse("refuses unsupported syntax with file, line and column", () => {
   const cases: Array<[string, number, number, RegExp]> = [
     ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep compiler/],
     ["var xs = [for i in range(0, 3): i]\n", 1, 11, /'for' loops are not supported/],
-    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' = if (true) {\n  name: 'x'\n}\n", 1, 61, /Conditional resources/],
+    ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = if (true) {\n  name: 'x'\n}\n", 1, 70, /Conditions on existing resources/],
     ["var f = x => x\n", 1, 9, /Lambda expressions are not supported/],
     ["var e = loadTextContent('x.txt')\n", 1, 9, /The function 'loadTextContent' is not supported by the sandbox's Bicep compiler/],
     ["\n\nvar s = \"double\"\n", 3, 9, /single quotes/],
@@ -319,6 +324,7 @@ templates("ISV setup puts storage, container, vault, key and role assignment in 
     storageAccountName: { type: "String", value: account },
     containerName: { type: "String", value: "public" },
     blobEndpoint: { type: "String", value: `https://${account}.blob.core.windows.net/` },
+    webEndpoint: { type: "String", value: `https://${account}.z6.web.core.windows.net/` },
     keyVaultName: { type: "String", value: account },
     keyVaultUri: { type: "String", value: `https://${account}.vault.azure.net/` },
     keyUri: { type: "String", value: `https://${account}.vault.azure.net/keys/idpkey` },
@@ -337,6 +343,21 @@ templates("ISV setup takes overrides, and the same inputs give the same names", 
   assert.equal((arm.calls[4].body!.properties as Record<string, unknown>).keySize, 2048);
   const again = await deploy(ISV_SETUP, { userObjectId: USER, keySize: 2048, storageAccountName: "mystore", containerName: "issuer" });
   assert.equal(again.resourceIds, result.resourceIds);
+});
+
+templates("ISV setup with issuerHost static-website: no public access, no container, the data role on the account ($web)", async () => {
+  const arm = fakeArm();
+  const result = await deploy(ISV_SETUP, { userObjectId: USER, issuerHost: "static-website" }, arm);
+  const account = `idp${uniqueString(RG_ID)}`;
+  const accountId = `${RG_ID}/providers/Microsoft.Storage/storageAccounts/${account}`;
+  const blobRoleId = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+  const puts = arm.calls.map((c) => c.id);
+  assert.not.ok(puts.some((id) => id.includes("/containers/")), "the condition leaves the public container out");
+  assert.ok(puts.includes(`${accountId}/providers/Microsoft.Authorization/roleAssignments/${guid(accountId, USER, blobRoleId)}`), puts.join("\n"));
+  assert.is((arm.calls[0].body!.properties as Record<string, unknown>).allowBlobPublicAccess, false);
+  assert.is(result.outputs.containerName.value, "$web");
+  assert.is(result.outputs.webEndpoint.value, `https://${account}.z6.web.core.windows.net/`);
+  assert.is((result.template.resources as Array<Record<string, unknown>>).filter((r) => typeof r.condition === "string").length, 3, "compiled to ARM's condition");
 });
 
 templates("connect-customer puts the identity, then its federated credential", async () => {

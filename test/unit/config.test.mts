@@ -4,7 +4,7 @@ import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import {
-  configProblems, customerProblems, getCustomer, loadConfig, parseConfig, saveConfig, updateConfig,
+  configProblems, customerProblems, getCustomer, loadConfig, parseConfig, repairHints, saveConfig, updateConfig,
   withCustomer, withPublisher, type CustomerConfig,
 } from "../../lib/state/config.mts";
 import { findCustomer } from "../../lib/state/customers.mts";
@@ -38,9 +38,44 @@ problems("names invalid values with what was found", () => {
   delete doc.publisher.idp.keyJson.n;
   const list = configProblems(doc, { stage: "idp" });
   assert.equal(list.length, 3);
-  assert.match(list[0], /^publisher\.aadTenantId: expected a GUID, got "not-a-guid"$/);
+  assert.match(list[0], /^publisher\.aadTenantId: expected a tenant id \(GUID\) or a verified domain such as contoso\.com, got "not-a-guid"$/);
   assert.match(list[1], /^publisher\.idp\.issuer: expected an https URL without trailing slash/);
   assert.is(list[2], "publisher.idp.keyJson.n: missing");
+});
+
+problems("a verified domain names the tenant as well as its GUID (the bash tool's sample has one)", () => {
+  const doc = bashEraConfig();
+  doc.publisher.aadTenantId = "geuer-pollmann.de";
+  assert.equal(configProblems(doc, { stage: "idp" }), []);
+  doc.publisher.aadTenantId = "contoso.onmicrosoft.com";
+  assert.equal(configProblems(doc, { stage: "idp" }), []);
+  for (const bad of ["localhost", "contoso..com", "-x.com", "contoso.com/"]) {
+    doc.publisher.aadTenantId = bad;
+    assert.equal(configProblems(doc, { stage: "idp" }).length, 1, bad);
+  }
+});
+
+problems("every hint names the script that writes the key at fault", () => {
+  const hint = (doc: unknown, stage: "defaults" | "idp") => {
+    try {
+      parseConfig(JSON.stringify(doc), { path: "/data/config.json", stage });
+      return "";
+    } catch (e) {
+      return (e as Error).message.replace(/^.*\(([^()]*)\)$/, "$1");
+    }
+  };
+  const doc = bashEraConfig();
+  doc.publisher.aadTenantId = "x";
+  assert.is(hint(doc, "idp"), "run 0-add-defaults", "a publisher default is 0-add-defaults' even when 0-isv-setup asks");
+  const noIdp = bashEraConfig();
+  delete noIdp.publisher.idp.keyUri;
+  assert.is(hint(noIdp, "idp"), "run 0-isv-setup");
+  const both = bashEraConfig();
+  both.publisher.resourceGroup = "";
+  delete both.publisher.idp.keyUri;
+  assert.is(hint(both, "idp"), "run 0-add-defaults; run 0-isv-setup");
+  assert.equal(repairHints(["customers.s.m.uamiClientId: missing"]), ["run 1-connect-customer --force for that customer"]);
+  assert.equal(repairHints(["customers: expected an object, got []"]), ["fix the file or move it away"]);
 });
 
 problems("'any' only checks the overall shape", () => {

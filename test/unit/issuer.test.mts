@@ -199,3 +199,42 @@ verify("fails when a document is not public", async () => {
   }
 });
 verify.run();
+
+const web = suite("issuerFromWebEndpoint() / issuerLocationOf()");
+web("the static website endpoint without its slash is the issuer; documents go to $web at the recorded blob endpoint", async () => {
+  const { issuerFromWebEndpoint, STATIC_WEBSITE_CONTAINER } = await import("../../lib/issuer/oidc.mts");
+  const { issuerLocationOf } = await import("../../lib/issuer/rotate-key.mts");
+  assert.is(issuerFromWebEndpoint({ webEndpoint: "https://idpabc.z6.web.core.windows.net/" }), "https://idpabc.z6.web.core.windows.net");
+  assert.throws(() => issuerFromWebEndpoint({ webEndpoint: "http://idpabc.z6.web.core.windows.net/" }), /https URL/);
+  const idp = { issuer: "https://idpabc.z6.web.core.windows.net", issuerHost: "static-website", blobEndpoint: "https://idpabc.blob.core.windows.net/" };
+  assert.equal(issuerLocationOf({ publisher: { idp, optional: { containerName: "$web" } }, customers: {} } as never),
+    { blobEndpoint: "https://idpabc.blob.core.windows.net/", containerName: STATIC_WEBSITE_CONTAINER });
+  assert.equal(issuerLocationOf({ publisher: { idp: { issuer: ISSUER }, optional: { containerName: "public" } }, customers: {} } as never),
+    { blobEndpoint: "https://idpabc.blob.core.windows.net/", containerName: "public" });
+});
+web.run();
+
+const legacy = suite("issuerDocumentsOf() / legacyJwksPathOf()");
+legacy("the bash tool's JWKS path gets the same JWKS while a legacy kid is published, and not after", async () => {
+  const { issuerDocumentsOf, legacyJwksPathOf } = await import("../../lib/issuer/rotate-key.mts");
+  const key = await makeTestKey();
+  const jwk = { ...key.publicJwk, kid: "https://idpabc.vault.azure.net/keys/idpkey/0123", use: "sig", alg: "RS256" } as never;
+  const entry = (kid: string, state: string) => ({ kid, keyId: "https://idpabc.vault.azure.net/keys/idpkey/0123", state, since: "2026-01-01T00:00:00Z", jwk: { ...(jwk as object), kid } });
+  const idp = (states: [string, string]) => ({
+    issuer: ISSUER, keyUri: "k", keyId: "k", keyJson: jwk, legacyJwksPath: "jwks_uri/keys",
+    keys: [entry("https://idpabc.vault.azure.net/keys/idpkey/0123", states[0]), entry("thumb", states[1])],
+  });
+  const during = issuerDocumentsOf(idp(["active", "published"]) as never);
+  assert.equal(Object.keys(during).sort(), [".well-known/jwks.json", ".well-known/openid-configuration", "jwks_uri/keys"]);
+  assert.equal(during["jwks_uri/keys"], during[".well-known/jwks.json"]);
+  const after = issuerDocumentsOf(idp(["retired", "active"]) as never);
+  assert.equal(Object.keys(after).sort(), [".well-known/jwks.json", ".well-known/openid-configuration"]);
+  const bashDiscovery = { [`${ISSUER}/.well-known/openid-configuration`]: { issuer: ISSUER, jwks_uri: `${ISSUER}/jwks_uri/keys` } };
+  assert.is(await legacyJwksPathOf({ issuer: ISSUER, fetch: fakeFetch(bashDiscovery) }), "jwks_uri/keys");
+  const ours = { [`${ISSUER}/.well-known/openid-configuration`]: { issuer: ISSUER, jwks_uri: `${ISSUER}/.well-known/jwks.json` } };
+  assert.is(await legacyJwksPathOf({ issuer: ISSUER, fetch: fakeFetch(ours) }), undefined);
+  const elsewhere = { [`${ISSUER}/.well-known/openid-configuration`]: { issuer: ISSUER, jwks_uri: "https://other.example/keys" } };
+  assert.is(await legacyJwksPathOf({ issuer: ISSUER, fetch: fakeFetch(elsewhere) }), undefined);
+  assert.is(await legacyJwksPathOf({ issuer: ISSUER, fetch: fakeFetch({}) }), undefined, "no discovery document: nothing to keep");
+});
+legacy.run();

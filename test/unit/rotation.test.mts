@@ -4,8 +4,8 @@ import { configProblems, idpKeysOf, idpKeysProblems, publishedKeysOf, signingKey
 import { RotationNotDueError, UsageError } from "../../lib/core/errors.mts";
 import { buildJwks, type PublicJwk } from "../../lib/issuer/oidc.mts";
 import {
-  assertRotationDue, DEFAULT_JWKS_CACHE_S, DEFAULT_RETIRE_AFTER_S, formatDuration, MAX_JWKS_KEYS, nextRotationStep, rotationNow, withActivatedKey,
-  withPublishedKey, withRetiredKeys,
+  assertRotationDue, DEFAULT_JWKS_CACHE_S, DEFAULT_RETIRE_AFTER_S, formatDuration, isLegacyKid, MAX_JWKS_KEYS, nextRotationStep, rotationNow, withActivatedKey,
+  withNormalizedKey, withPublishedKey, withRetiredKeys,
 } from "../../lib/issuer/rotation.mts";
 import { publishedJwksOf } from "../../lib/issuer/rotate-key.mts";
 import { bashEraConfig, CUSTOMER_SUB } from "./_support.mts";
@@ -61,7 +61,8 @@ problems.run();
 
 const plan = suite("nextRotationStep() and the phase transitions");
 plan("phase 1 may run at once; phase 2 waits the JWKS cache time after publishing", () => {
-  assert.equal(nextRotationStep(bashIdp()), { phase: "publish", number: 1, dueAtMs: 0 });
+  const thumbprintIdp = withRetiredKeys(withActivatedKey(withPublishedKey(bashIdp(), { ...newKey("thumb"), nowMs: T0 }), { kid: "thumb", nowMs: T0 }), { nowMs: T0 });
+  assert.equal(nextRotationStep(thumbprintIdp), { phase: "publish", number: 1, dueAtMs: 0 });
   const published = withPublishedKey(bashIdp(), { ...newKey(), nowMs: T0 });
   assert.equal(published.keys!.map((k) => [k.kid, k.state]), [[bashIdp().keyJson.kid, "active"], ["kid-new", "published"]]);
   assert.is(published.keyJson.kid, bashIdp().keyJson.kid, "keyJson names the signing key");
@@ -70,6 +71,20 @@ plan("phase 1 may run at once; phase 2 waits the JWKS cache time after publishin
   assert.is(step.key!.kid, "kid-new");
   assert.is(step.dueAtMs, T0 + DEFAULT_JWKS_CACHE_S * 1000);
   assert.is(nextRotationStep({ ...published, jwksCacheSeconds: 60 }).dueAtMs, T0 + 60_000);
+});
+plan("a bash-era key (its kid the versioned key URL) is migrated: phase 1 publishes the thumbprint kid of the same version", () => {
+  const legacy = bashIdp();
+  assert.ok(isLegacyKid(legacy.keyJson.kid));
+  assert.not.ok(isLegacyKid("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+  const step = nextRotationStep(legacy);
+  assert.equal([step.phase, step.number, step.dueAtMs, step.migration, step.key!.kid], ["publish", 1, 0, true, legacy.keyJson.kid]);
+  const normalized = withNormalizedKey(legacy, { kid: legacy.keyJson.kid, jwk: { kty: "RSA", kid: "ignored", n: "bmV3", e: "AQAB", use: "sig", alg: "RS256" } });
+  assert.equal(normalized.keys!.map((k) => [k.kid, k.jwk.kid, k.jwk.n, k.jwk.use]), [[legacy.keyJson.kid, legacy.keyJson.kid, "bmV3", "sig"]]);
+  assert.is(normalized.keyJson.kid, legacy.keyJson.kid, "the legacy kid keeps signing");
+  const published = withPublishedKey(normalized, { kid: "thumb", keyId: legacy.keyId, jwk: { kty: "RSA", kid: "thumb", n: "bmV3", e: "AQAB" }, nowMs: T0 });
+  assert.equal(published.keys!.map((k) => [k.kid, k.keyId, k.state]), [[legacy.keyJson.kid, legacy.keyId, "active"], ["thumb", legacy.keyId, "published"]]);
+  const next = nextRotationStep(published);
+  assert.equal([next.phase, next.dueAtMs, next.migration], ["activate", T0 + DEFAULT_JWKS_CACHE_S * 1000, undefined], "then the rotation's own waiting rules");
 });
 plan("phase 2 swaps the signing key; phase 3 waits the retire time after it", () => {
   const active = withActivatedKey(withPublishedKey(bashIdp(), { ...newKey(), nowMs: T0 }), { kid: "kid-new", nowMs: T0 + 5_000 });

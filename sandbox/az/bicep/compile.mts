@@ -243,6 +243,7 @@ class Compiler {
         out.copy = { name: r.symbol, count: `[length(${this.expr(r.loop.iterable)})]` };
         this.loop = saved;
       }
+      if (r.condition) out.condition = `[${this.expr(r.condition)}]`;
       const scope = this.scopeResource(r);
       if (scope) out.scope = `[${this.idExpr(scope)}]`;
       for (const p of r.body.props) {

@@ -263,9 +263,16 @@ export class Parser {
     if (existing) this.next();
     this.expectPunct("=");
     const t = this.peek();
-    if (t.t === "ident" && t.v === "if") this.err(t.pos, `Conditional resources ('if') are ${UNSUPPORTED}`);
+    let condition: Expr | undefined;
+    if (t.t === "ident" && t.v === "if") {
+      if (existing) this.err(t.pos, `Conditions on existing resources are ${UNSUPPORTED}`);
+      this.next();
+      this.expectPunct("(");
+      condition = this.parseExpr();
+      this.expectPunct(")");
+    }
     let loop: ResourceDecl["loop"];
-    if (t.t === "punct" && t.v === "[") {
+    if (!condition && t.t === "punct" && t.v === "[") {
       if (existing) this.err(t.pos, `Loops over existing resources are ${UNSUPPORTED}`);
       this.next();
       this.skipNl();
@@ -314,7 +321,7 @@ export class Parser {
     if (dependsOn && (dependsOn.value.kind !== "array" || dependsOn.value.items.some((x) => x.kind !== "ident"))) {
       this.err(dependsOn.pos, "'dependsOn' must be an array of resource symbolic names");
     }
-    return { symbol: symbol.v, type, apiVersion, existing, body, ...(loop ? { loop } : {}), description: d.description as string | undefined, pos };
+    return { symbol: symbol.v, type, apiVersion, existing, body, ...(loop ? { loop } : {}), ...(condition ? { condition } : {}), description: d.description as string | undefined, pos };
   }
 
   // --- expressions

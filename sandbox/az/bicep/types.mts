@@ -59,6 +59,8 @@ export interface ResourceDecl {
   body: ObjectExpr;
   /** A resource loop `[for item in iterable: {...}]` / `[for (item, index) in iterable: {...}]`. */
   loop?: { item: string; index?: string; iterable: Expr };
+  /** `= if (cond) {…}`: deployed only when cond is true (ARM's `condition`). */
+  condition?: Expr;
   description?: string;
   pos: Pos;
 }

@@ -103,7 +103,7 @@ export function resourceRoutes(arm: Arm): Route[] {
           tenantId: t.tenantId,
           countryCode: "US",
           displayName: t.displayName,
-          domains: [t.defaultDomain],
+          domains: t.domains,
           tenantCategory: t.tenantId === a.caller.tid ? "Home" : "ProjectedBy",
           defaultDomain: t.defaultDomain,
           tenantType: "AAD",

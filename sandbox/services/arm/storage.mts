@@ -1,4 +1,6 @@
 // Microsoft.Storage: storage accounts, their blob service and containers, listKeys.
+// primaryEndpoints.web is the sandbox's static website endpoint (one for all accounts, as Azurite
+// has one account).
 //
 // Azurite serves one account (devstoreaccount1), so EVERY storage account created here maps onto
 // it: primaryEndpoints.blob is Azurite's endpoint, listKeys returns Azurite's key, and containers
@@ -99,6 +101,9 @@ export function storageRoutes(arm: Arm): Route[] {
         const existing = state.getResource(accountId(a));
         const given = body.properties ?? {};
         const blob = ctx.azurite ? `${ctx.azurite.blobEndpoint}/` : `https://${name}.blob.core.windows.net/`;
+        // Every StorageV2 account has a static website endpoint (the website itself is off until
+        // Set Blob Service Properties switches it on); the sandbox's is sandbox/services/storage/static-website.mts.
+        const web = ctx.endpoints.web ? `${ctx.endpoints.web}/` : `https://${name}.z6.web.core.windows.net/`;
         const r: ArmResource = {
           id: existing?.id ?? `${rg.id}/providers/${ACCOUNT_TYPE}/${name}`,
           name, type: ACCOUNT_TYPE, location, kind: body.kind,
@@ -114,7 +119,7 @@ export function storageRoutes(arm: Arm): Route[] {
             ...(body.kind === "StorageV2" || body.kind === "BlobStorage" ? { accessTier: given.accessTier ?? "Hot" } : {}),
             provisioningState: "Succeeded",
             creationTime: existing?.properties.creationTime ?? new Date(state.now()).toISOString(),
-            primaryEndpoints: { blob },
+            primaryEndpoints: { blob, ...(body.kind === "StorageV2" || body.kind === "BlockBlobStorage" ? { web } : {}) },
             primaryLocation: location,
             statusOfPrimary: "available",
           },

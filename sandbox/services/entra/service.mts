@@ -120,7 +120,8 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
   const findTenant = (segment: string): Tenant | undefined => {
     const s = segment.toLowerCase();
     for (const t of state.tenants.values()) {
-      if (t.tenantId.toLowerCase() === s || t.defaultDomain.toLowerCase() === s) return t;
+      // Entra answers under the tenant id and under every verified domain of the tenant.
+      if (t.tenantId.toLowerCase() === s || t.domains.some((d) => d.toLowerCase() === s)) return t;
     }
     return undefined;
   };
