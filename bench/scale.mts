@@ -227,8 +227,8 @@ try {
     });
     print("");
     print(`## latency: Key Vault sign ${latency.kv} ms, Entra token ${latency.token} ms, batchUsageEvent ${latency.metering} ms (sandbox delay faults, rate 1.0)${values.against ? `; 2-emit-meter of ${values.against}` : ""}`);
-    print("| runtime | --concurrency | wall time | lower bound ceil(customers / c) × " + sum + " ms | ratio | client peak | audit | load average |");
-    print("|---|---|---|---|---|---|---|---|");
+    print("| runtime | --concurrency | wall time | lower bound ceil(customers / c) × " + sum + " ms | ratio | CPU sandbox / client | client peak | key reads | audit | load average |");
+    print("|---|---|---|---|---|---|---|---|---|---|");
     for (const name of chosen) {
       for (const c of concurrencies) {
         const x = await emitRun(name, c === undefined ? [] : ["--concurrency", String(c)]);
@@ -236,7 +236,7 @@ try {
         const boundS = Math.ceil(nCustomers / used) * sum / 1000;
         const wallS = x.r.ms / 1000;
         if (x.accepted !== x.rows) throw new Error(`${x.accepted} of ${x.rows} accepted on ${name}, --concurrency ${c ?? "default"}`);
-        print(`| ${name} | ${c ?? `default (${used})`} | ${wallS.toFixed(2)} s | ${boundS.toFixed(2)} s | ${(wallS / boundS).toFixed(2)} | ${x.r.peakMb.toFixed(0)} MB | ${auditLine(x)} | ${loadAverage()} |`);
+        print(`| ${name} | ${c ?? `default (${used})`} | ${wallS.toFixed(2)} s | ${boundS.toFixed(2)} s | ${(wallS / boundS).toFixed(2)} | ${x.cpu.sandbox.toFixed(1)} s / ${x.cpu.client.toFixed(1)} s | ${x.r.peakMb.toFixed(0)} MB | ${x.c.keyGet} | ${auditLine(x)} | ${loadAverage()} |`);
       }
     }
     await fetch(adminUrl + "/faults", { method: "DELETE" });

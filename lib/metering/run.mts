@@ -67,8 +67,9 @@ export const MAX_CONCURRENCY = 64;
  * signature, a token exchange and a metering call each take 30 to 300 ms in Azure), not on CPU,
  * so a run takes about ceil(customers / slots) times that chain: 8 slots made 400 customers
  * take 27 s where 64 take 8 s. More slots than batch calls would stay idle; past 64 the client
- * holds more requests, sockets and answers at once (memory) and sends bigger bursts to one
- * tenant's Entra and to the metering API, for little more speed.
+ * holds more requests, sockets and answers at once (memory: 313–330 MB at 64 for 400 customers
+ * in the benchmark, 216 MB at 8) and sends bigger bursts to one tenant's Entra and to the
+ * metering API, for little more speed.
  */
 export function defaultConcurrency(shape: { batchCalls: number }): number {
   return Math.max(1, Math.min(MAX_CONCURRENCY, shape.batchCalls));
