@@ -14,7 +14,10 @@
 // a dry run's CPU time and peak memory (bench/plan.mts; --plan-customers N, 0 to skip).
 //
 // Usage: npm run bench [-- --customers N --dimensions N --reference N --runtime node20|node24|deno
-//                          --latency kv=60,token=150,metering=250 --plan-customers N --against DIR]
+//                          --latency kv=60,token=150,metering=250 --plan-customers N --aggregate-records N
+//                          --against DIR]
+// Then, also without a sandbox: --aggregate-records raw records (default 1,000,000; 0 to skip)
+// summed by 2-emit-meter --aggregate --dry-run (bench/input.mts --aggregate): records per CPU second, peak memory.
 // --against DIR runs the 2-emit-meter.mts of another checkout (a before/after comparison).
 // --slow-fsync MS puts the data directory (config.json, audit.jsonl) on a FUSE file system whose
 // every fsync waits MS first (bench/slow-fsync-fs.py; root and Debian's python3-fusepy), as
@@ -40,6 +43,7 @@ const { values } = parseArgs({
     runtime: { type: "string", multiple: true },
     latency: { type: "string" },
     "plan-customers": { type: "string", default: "4000" },
+    "aggregate-records": { type: "string", default: "1000000" },
     against: { type: "string" },
     "slow-fsync": { type: "string" },
     concurrency: { type: "string", default: "8,32,64,default" },
@@ -49,8 +53,9 @@ const { values } = parseArgs({
 const latency = values.latency === undefined ? undefined : parseLatency(values.latency);
 const nCustomers = Number(values.customers), nDims = Number(values.dimensions), nRef = Number(values.reference ?? (latency ? 0 : 100));
 const nPlan = Number(values["plan-customers"]);
-if (![nCustomers, nDims].every((n) => Number.isInteger(n) && n >= 1) || ![nRef, nPlan].every((n) => Number.isInteger(n) && n >= 0) || nDims > 30) {
-  process.stderr.write("--customers: a positive integer; --reference, --plan-customers: integers >= 0; --dimensions: 1..30 (Partner Center's limit)\n");
+const nAggregate = Number(values["aggregate-records"]);
+if (![nCustomers, nDims].every((n) => Number.isInteger(n) && n >= 1) || ![nRef, nPlan, nAggregate].every((n) => Number.isInteger(n) && n >= 0) || nDims > 30) {
+  process.stderr.write("--customers: a positive integer; --reference, --plan-customers, --aggregate-records: integers >= 0; --dimensions: 1..30 (Partner Center's limit)\n");
   process.exit(2);
 }
 const slowFsyncMs = values["slow-fsync"] === undefined ? undefined : Number(values["slow-fsync"]);
@@ -118,6 +123,14 @@ if (nPlan > 0) {
     const r = await measurePlan({ customers: nPlan, dimensions: 25, runtime: allRuntimes[name], script: EMIT });
     print(`plan (${name})         ${r.rows} events / ${nPlan} customers / 25 dimensions: CPU ${r.cpuS.toFixed(2)} s (goal < 3 s), peak memory ${r.peakMb.toFixed(0)} MB, wall ${r.wallS.toFixed(2)} s (2-emit-meter --dry-run, no sandbox; load average ${loadAverage()})`);
   }
+}
+
+// Aggregation (2-emit-meter --aggregate --dry-run, no sandbox): raw records per CPU second and
+// peak memory, measured and printed by bench/input.mts (npm run bench:input -- --aggregate).
+if (nAggregate > 0) {
+  const args = ["--import", "tsx", join(ROOT, "bench", "input.mts"), "--aggregate", "--rows", String(nAggregate), ...chosen.flatMap((name) => ["--runtime", name])];
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) process.exitCode = 1;
 }
 
 const sbDir = await mkdtemp(join(tmpdir(), "metering-bench-scale-"));
