@@ -36,7 +36,8 @@ const publishedKids = async () => {
   return ((await res.json()).keys as Array<{ kid: string }>).map((k) => k.kid);
 };
 const keyVersions = () => {
-  const vault = [...vaultStore(sb.state).values()][0];
+  // The ISV's vault: the one holding the signing key (the world seeds customers' vaults too).
+  const vault = [...vaultStore(sb.state).values()].find((v) => v.keys.has("idpkey"))!;
   return vault.keys.get("idpkey")!.versions.map((v) => v.version);
 };
 let clockOffsetMs = 0;
