@@ -109,6 +109,10 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
     meaning: "The token request carried a client secret; a managed identity has none and signs in only with the federated assertion.",
     fix: "This is a bug or a foreign tool: the UAMI {clientId} must be used with a client assertion signed by your issuer.",
   },
+  7000229: {
+    meaning: "The app has no service principal in the tenant: an app registration signs in only where it has one.",
+    fix: "Run 0-publisher-app again (it creates the service principal of {clientId} in {tenantId}), or: az ad sp create --id {clientId}.",
+  },
   900561: {
     meaning: "The token endpoint was called with the wrong HTTP method.",
     fix: "This is a bug in the tool or a proxy in between: token requests are POSTs; check AZURE_AUTHORITY_HOST.",

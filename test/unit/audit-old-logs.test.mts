@@ -67,7 +67,7 @@ old("the doctor's dimension verdicts are the same from both forms", async () => 
     assert.equal(dimensionVerdicts(records, who), dimensionVerdicts(asToday(records), who));
   }
   assert.equal(dimensionVerdicts(asToday(records), ref(B)), [
-    { dimension: "bad", accepted: 0, invalid: 1, planId: "plan2" },
+    { dimension: "bad", accepted: 0, invalid: 1, planId: "plan2", firstInvalidAt: "2026-12-02T02:12:37.595Z", lastInvalidAt: "2026-12-02T02:12:37.595Z" },
     { dimension: "cpu", accepted: 1, invalid: 0 },
     { dimension: "dup", accepted: 1, invalid: 0 },
   ]);
