@@ -4,7 +4,8 @@
 // each with its intended quantity, and the audit log must agree (every event accepted with
 // that quantity, nothing left open).
 import { spawn } from "node:child_process";
-import { stat, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -16,7 +17,9 @@ import { loadLedger } from "../../lib/metering/submission.mts";
 // 22 rounds (hours 1..22 back; the calibration run takes hour 23), of which at least 20 must be killed.
 const ROUNDS = 22;
 const MIN_KILLS = 20;
-const { sb, env, dataDir, auditPath, customers, events } = await startFleet({ customers: 20, dimensions: 25 });
+const { sb, env, auditPath, customers, events } = await startFleet({ customers: 20, dimensions: 25 });
+// The rounds' files in a directory of this file's own (the data directory's parent is the shared temp directory).
+const filesDir = await mkdtemp(join(tmpdir(), "metering-crash-"));
 const auditSize = () => stat(auditPath).then((s) => s.size, () => 0);
 
 /** Starts 2-emit-meter on `file`; kills it with SIGKILL after `killAfter()` resolves (unless it ended). */
@@ -49,7 +52,7 @@ async function roundFile(round: number, baseHour: number) {
     intended.set(`${c.resourceUsageId}|${d}`, q);
     lines.push(`${c.subscriptionId},${c.managedResourceGroup},${d},${q},${t}`);
   }));
-  const file = join(dataDir, "..", `crash-round-${round}.csv`);
+  const file = join(filesDir, `crash-round-${round}.csv`);
   await writeFile(file, `${lines.join("\n")}\n`);
   return { t, intended, file };
 }
@@ -118,6 +121,7 @@ C(`${ROUNDS} rounds of 500 events over 20 customers, each killed at a random mom
 });
 
 C.after(async () => {
+  await rm(filesDir, { recursive: true, force: true });
   await sb.stop();
 });
 

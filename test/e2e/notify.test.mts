@@ -2,7 +2,8 @@
 // posted to only when the run leaves something for a person, with the documented body; a
 // webhook that cannot be reached is exit 1 and leaves billing as it was; bad options refused.
 import { createServer } from "node:net";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -108,7 +109,7 @@ N("doctor --usage: the ledger's refused events still in the window (exit 1, noth
   assert.is(table.code, 1, describe(table));
   assert.match(table.stdout, /^NEEDS\s+CUSTOMER\s+DIMENSION/m);
   assert.match(table.stderr, /2 refused, 0 of unknown fate, 0 open and leaving the window within 90m/);
-  const empty = await runScript("doctor.mts", ["--usage"], { env: { ...env, METERING_DATA_DIR: join(dataDir, "..", "empty-data") } });
+  const empty = await runScript("doctor.mts", ["--usage"], { env: { ...env, METERING_DATA_DIR: await mkdtemp(join(tmpdir(), "metering-empty-")) } });
   assert.is(empty.code, 0, describe(empty));
   assert.match(empty.stdout, /Nothing needs a person/);
 });

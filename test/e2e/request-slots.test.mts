@@ -21,7 +21,7 @@ const T = suite("2-emit-meter --file: request slots");
 T("10 batches of 5 customers at the default concurrency: one key read, one signature and one token per customer, all accepted", async () => {
   await admin(sb, "DELETE", "/requests");
   const { csv, rows } = fleetCsv(customers, { hour: hourBack(2) });
-  const path = join(dataDir, "..", "slots.csv");
+  const path = join(dataDir, "..", `slots-${process.pid}-${Date.now()}.csv`);
   await writeFile(path, csv);
   const r = await runScript("2-emit-meter.mts", ["--file", path, "--json"], { env });
   assert.is(r.code, 0, describe(r));
