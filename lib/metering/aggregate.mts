@@ -4,7 +4,7 @@
 // exact (lib/core/decimal.mts) and rounded once, at the end. Pure.
 import { DecimalSum } from "../core/decimal.mts";
 import { customerKey } from "../state/customers.mts";
-import { HOUR_MS, isoSeconds } from "./time.mts";
+import { HOUR_MS, hourOf } from "./time.mts";
 import { UsageRows, type RowProblem, type UsageRow } from "./usage-file.mts";
 
 /** What an aggregation made of its records. */
@@ -73,7 +73,7 @@ export class RowAggregator {
     let pair = dimensions.get(record.dimension);
     if (pair === undefined) dimensions.set(record.dimension, pair = this.#pairs++);
     const time = record.effectiveStartTime;
-    const prefix = ISO_SECONDS_RE.test(time) ? time.slice(0, 13) : isoSeconds(Math.floor(Date.parse(time) / HOUR_MS) * HOUR_MS).slice(0, 13);
+    const prefix = hourOf(time).slice(0, 13);
     let hour = this.#hourOf.get(prefix);
     if (hour === undefined) this.#hourOf.set(prefix, hour = Date.parse(`${prefix}:00:00Z`) / HOUR_MS);
     const key = pair * 2 ** 21 + hour;
@@ -124,6 +124,3 @@ export function aggregateRows(records: Iterable<UsageRow>, options: { maxQuantit
   for (const record of records) sums.push(record);
   return sums.finish();
 }
-
-// A checked row's time is isoSeconds' form (`2026-11-23T10:15:00Z`): its hour is a prefix, no Date needed.
-const ISO_SECONDS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;

@@ -101,9 +101,9 @@ export function dueCharges(o: { meters: Meter[]; config: MeteringConfig; ledger:
       for (let h = Math.max(meter.fromMs, ledgerStart); h <= currentHour; h += HOUR_MS) {
         if (!_isChargeHour(h, meter.every)) continue;
         const effectiveStartTime = isoSeconds(h);
-        const entry = o.ledger.get(usageKey({ resourceId: billing.resourceId, dimension: meter.dimension, effectiveStartTime }));
+        const key = usageKey({ resourceId: billing.resourceId, dimension: meter.dimension, effectiveStartTime });
+        const entry = o.ledger.get(key);
         if (h < windowStart) {
-          const key = usageKey({ resourceId: billing.resourceId, dimension: meter.dimension, effectiveStartTime });
           if (!entry && !o.ledger.missed.has(key)) {
             const event = { resourceId: billing.resourceId, ...(billing.resourceUri ? { resourceUri: billing.resourceUri } : {}), planId: (found.customer as CustomerConfig).planName ?? "", dimension: meter.dimension, quantity: meter.quantity, effectiveStartTime };
             reports.push({ key, customer, event, status: "Missed", ok: false, sent: false, message: `no run billed this ${meter.every === "hour" ? "hourly" : meter.every === "day" ? "daily" : "monthly"} charge while its hour was in the API's 24-hour window; ${meter.quantity} ${meter.dimension} is lost` } as EventReport);

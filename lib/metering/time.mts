@@ -22,8 +22,8 @@ export function hourStartMs(ms: number): number {
   return Math.floor(ms / HOUR_MS) * HOUR_MS;
 }
 
-// The start of a UTC hour as isoSeconds writes it.
-const HOUR_START_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:00:00Z$/;
+// An instant as isoSeconds writes it (`2024-05-01T13:25:10Z`): its hour is a prefix.
+const ISO_SECONDS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 /**
  * The start of the UTC hour that holds `time` (any ISO 8601 with a zone): the hour bucket of the
@@ -31,8 +31,8 @@ const HOUR_START_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:00:00Z$/;
  * @example hourOf("2024-05-01T15:30:00+02:00") // "2024-05-01T13:00:00Z"
  */
 export function hourOf(time: string): string {
-  // Already the start of an hour, as every hours-ago row's time is: no Date needed.
-  if (HOUR_START_RE.test(time)) return time;
+  // A checked row's time is in isoSeconds' form (every hours-ago row's is an hour start): no Date needed.
+  if (ISO_SECONDS_RE.test(time)) return time.endsWith(":00:00Z") ? time : `${time.slice(0, 13)}:00:00Z`;
   return isoSeconds(hourStartMs(Date.parse(time)));
 }
 
