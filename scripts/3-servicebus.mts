@@ -117,9 +117,6 @@ function main(args: string[]): Promise<number> {
           client, endpoint, queue, max, waitS, watch: values.watch === true, signal: controller.signal, who, grant,
           handle: (m) => writeLine(JSON.stringify(sb.messageAsJson(m))),
         });
-      } catch (error) {
-        if (controller.signal.aborted && (error as Error)?.name === "AbortError") return EXIT_OK;
-        throw error;
       } finally {
         for (const signal of ["SIGINT", "SIGTERM"] as const) process.removeListener(signal, stop);
       }

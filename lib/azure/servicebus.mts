@@ -209,7 +209,8 @@ export interface ReceiveOutcome {
  * Receives up to `max` messages (or until `signal` aborts, with `watch`): each is peek-locked,
  * handed to `handle`, then completed; when `handle` throws it is abandoned (delivered again, and
  * dead-lettered by Service Bus after the queue's maxDeliveryCount) and the error is rethrown
- * after settling.
+ * after settling. An abort while waiting for the next message ends the loop with the outcome so
+ * far; the message in hand when it comes is still completed.
  */
 export async function receiveMessages(options: {
   client: RestClient;
@@ -225,7 +226,14 @@ export async function receiveMessages(options: {
 }): Promise<ReceiveOutcome> {
   const outcome: ReceiveOutcome = { completed: 0, abandoned: 0 };
   while ((options.watch || outcome.completed < options.max) && !options.signal?.aborted) {
-    const { message } = await peekLock(options);
+    let message: ReceivedMessage | undefined;
+    try {
+      ({ message } = await peekLock(options));
+    } catch (error) {
+      // Stopped while waiting for the next message: nothing is in hand, so the outcome stands.
+      if (options.signal?.aborted) break;
+      throw error;
+    }
     if (!message) {
       if (options.watch) continue;
       break;

@@ -3,9 +3,9 @@
 // runs could each see an event as open and both send it.
 //
 // The lock is a file created with O_EXCL holding {pid, host, token, startedAt}; its holder
-// touches it every few seconds. It is stale when its process is gone (same host) or it has
-// not been touched for `staleMs` (another host, e.g. a Cloud Shell session on the same
-// clouddrive). Breaking a stale lock happens under a second O_EXCL file and only if the lock
+// touches it every few seconds. It is stale when its process is gone (same host: then only
+// that counts) or, held on another host (e.g. a Cloud Shell session on the same clouddrive),
+// when it has not been touched for `staleMs`. Breaking a stale lock happens under a second O_EXCL file and only if the lock
 // still holds the token that was judged stale, so two waiting runs cannot both take over.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
@@ -69,13 +69,17 @@ async function _readInfo(path: string): Promise<{ info?: LockInfo; mtimeMs: numb
   }
 }
 
-/** Whether a lock is stale: its process died (same host), or nobody touched it for staleMs. */
+/**
+ * Whether a lock is stale. On this host its process decides: the lock is stale exactly when that
+ * process is gone, however old the file looks (a live run on a busy machine may touch it late, and
+ * a clock that differs from the file system's must not break a live run's lock). Of another host,
+ * or without readable content, only its age can tell: nobody touched it for staleMs.
+ */
 export function isStale(lock: { info?: LockInfo; mtimeMs: number }, options: { staleMs: number; now?: number; host?: string; exists?: (pid: number) => boolean }): boolean {
-  const now = options.now ?? Date.now();
-  if (now - lock.mtimeMs > options.staleMs) return true;
   const host = options.host ?? hostname();
   if (lock.info && lock.info.host === host) return !(options.exists ?? processExists)(lock.info.pid);
-  return false;
+  const now = options.now ?? Date.now();
+  return now - lock.mtimeMs > options.staleMs;
 }
 
 /**

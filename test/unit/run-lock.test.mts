@@ -42,11 +42,16 @@ exists.run();
 
 const stale = suite("isStale()");
 const NOW = Date.parse("2026-11-23T12:00:00Z");
-stale("a lock untouched for longer than staleMs is stale, wherever and whoever holds it", () => {
+stale("a lock of another host, or unreadable, untouched for longer than staleMs is stale", () => {
   const alive = () => true;
-  assert.is(isStale({ info: lockInfo({ host: "me" }), mtimeMs: NOW - 60_001 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), true);
   assert.is(isStale({ info: lockInfo({ host: "other" }), mtimeMs: NOW - 60_001 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), true);
   assert.is(isStale({ mtimeMs: NOW - 60_001 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), true);
+});
+stale("a lock of a live process on this host is never stale, however old it looks (a late heartbeat, a moved clock)", () => {
+  const alive = () => true;
+  assert.is(isStale({ info: lockInfo({ host: "me" }), mtimeMs: NOW - 60_001 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), false);
+  assert.is(isStale({ info: lockInfo({ host: "me" }), mtimeMs: NOW - 86_400_000 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), false);
+  assert.is(isStale({ info: lockInfo({ host: "me" }), mtimeMs: NOW + 86_400_000 }, { staleMs: 60_000, now: NOW, host: "me", exists: alive }), false);
 });
 stale("exactly staleMs old is not yet stale", () => {
   assert.is(isStale({ info: lockInfo({ host: "other" }), mtimeMs: NOW - 60_000 }, { staleMs: 60_000, now: NOW, host: "me" }), false);
