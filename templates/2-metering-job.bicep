@@ -70,7 +70,7 @@ param ledgerContainerName string = 'ledger'
 param usageContainerName string = 'usage'
 
 @description('METERING_DATA_DIR of the replicas: where config.json (and, with the file ledger, audit.jsonl) live.')
-param dataDir string = '/home/metering/metering-data'
+param dataDir string = '/home/node/metering-data'
 
 @description('More environment variables of the job\'s container: [{name, value}].')
 param extraEnv array = []
