@@ -1,5 +1,5 @@
 // Microsoft.App: Container Apps managed environments and jobs (the Microsoft.App REST spec's
-// shapes, docs/internals.md "Container Apps jobs"), their start action, executions and the stop
+// shapes, docs/azure-behaviour.md §5.8), their start action, executions and the stop
 // of an execution. The executions themselves run in the sandbox's job platform (jobs/runner.mts).
 // Deployments reach these handlers through ARM's own dispatch, as a direct PUT does.
 import type { Route } from "../../core/http.mts";

@@ -122,7 +122,7 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
   };
 
   /**
-   * A Container Apps job replica (its IDENTITY_HEADER names the execution): tokens for the job's
+   * A Container Apps job replica (docs/azure-behaviour.md §7.2; its IDENTITY_HEADER names the execution): tokens for the job's
    * user-assigned identities only. The texts are App Service's, which Container Apps shares
    * (unconfirmed for jobs): an identity not attached is "Unable to load the proper Managed
    * Identity."; no selector with only user-assigned identities asks for a system-assigned one

@@ -1,5 +1,6 @@
-// The sandbox's Container Apps jobs platform: runs a job's executions as local processes (there
-// is no container runtime here) and fires schedule triggers on the sandbox clock.
+// The sandbox's Container Apps jobs platform (docs/azure-behaviour.md §5.8): runs a job's
+// executions as local processes (there is no container runtime here) and fires schedule
+// triggers on the sandbox clock.
 // - An image is mapped to local code by the admin API (POST /container-images), the sandbox's
 //   `az acr build`: a working directory, and the runtime argv a leading `node` of the command
 //   stands for (so a test on Node 20 passes the tsx launcher, Node 24 and Deno their own).
