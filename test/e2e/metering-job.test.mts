@@ -175,12 +175,17 @@ J("a job whose identity lacks Key Vault Crypto User fails its execution: exit 1,
   ]);
   assert.not.ok(roleAssignmentsOf(sb, out.identityPrincipalId.value).some((r) => r.roleId === ROLE.KeyVaultCryptoUser));
   const before = (await events()).length;
+  const tokensBefore = (await admin<Array<unknown>>(sb, "GET", "/tokens")).length;
   const s = await arm(sb, "POST", `${RG_ID}/providers/Microsoft.App/jobs/metering-job-norole/start?${API}`, {});
   const { status, admin: ex } = await finished("metering-job-norole", s.json.name);
   assert.is(status, "Failed", replicaText(ex));
   assert.equal(ex.replicas.map((r) => r.exitCode), [1]);
   assert.match(ex.replicas[0].stderr, /Key Vault Crypto User/);
   assert.is((await events()).length, before);
+  const issued = (await admin<Array<{ oid: string; aud: string; grant: string }>>(sb, "GET", "/tokens")).slice(tokensBefore);
+  assert.ok(issued.some((t) => t.oid === out.identityPrincipalId.value && t.aud.startsWith("https://vault.azure.net") && t.grant === "container-apps-job"),
+    "it did sign in as its identity: the vault refused it");
+  assert.not.ok(issued.some((t) => t.aud === METERING_AUDIENCE), "no metering token without a signed assertion");
 });
 
 J.after(async () => {

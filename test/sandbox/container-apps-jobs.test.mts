@@ -363,6 +363,50 @@ C("passing one instant starts one execution, named after it; a jump over several
 
 C.after(async () => {
   await sb.stop();
-  await rm(work, { recursive: true, force: true });
 });
 C.run();
+
+const S = suite("stopping the sandbox");
+
+S("kills the replicas still running; a command that does not exist fails its replica with 127", async () => {
+  const sb2 = await startTestSandbox({ azurite: false });
+  const rg = `/subscriptions/${sb2.world.isv.subscriptionId}/resourceGroups/stop-rg`;
+  await armPut(sb2, `${rg}?api-version=2021-04-01`, { location: "westeurope" });
+  await admin(sb2, "POST", "/container-images", { image: IMAGE, workdir: work, node: [process.execPath] });
+  await armPut(sb2, `${rg}/providers/Microsoft.App/managedEnvironments/stop-env?${API}`, { location: "westeurope" });
+  const body = (command: string[]) => {
+    const b = jobBody({ command });
+    (b.properties as { environmentId: string }).environmentId = `${rg}/providers/Microsoft.App/managedEnvironments/stop-env`;
+    return b;
+  };
+  await armPut(sb2, `${rg}/providers/Microsoft.App/jobs/missing-cmd?${API}`, body(["/nonexistent/binary"]));
+  const m = await arm(sb2, "POST", `${rg}/providers/Microsoft.App/jobs/missing-cmd/start?${API}`, {});
+  await armPut(sb2, `${rg}/providers/Microsoft.App/jobs/long-job?${API}`, body(["node", "-e", "console.log(process.pid); setTimeout(() => {}, 120000)"]));
+  const s = await arm(sb2, "POST", `${rg}/providers/Microsoft.App/jobs/long-job/start?${API}`, {});
+  let pid = 0;
+  for (let i = 0; i < 100 && !pid; i++) {
+    await sleep(100);
+    const ex = (await admin<AdminExecution[]>(sb2, "GET", "/container-apps/executions?job=long-job")).find((e) => e.name === s.json.name);
+    pid = Number(ex?.replicas[0]?.stdout.trim() || 0);
+  }
+  assert.ok(pid > 0, "the replica started");
+  const missing = (await admin<AdminExecution[]>(sb2, "GET", "/container-apps/executions?job=missing-cmd")).find((e) => e.name === m.json.name)!;
+  assert.is(missing.status, "Failed");
+  assert.equal(missing.replicas.map((r) => r.exitCode), [127]);
+  assert.match(missing.replicas[0].stderr, /nonexistent/);
+  await sb2.stop();
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.is(alive(), false, `replica ${pid} outlived the sandbox`);
+});
+
+S.after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+S.run();

@@ -307,7 +307,11 @@ export class JobRunner {
       IDENTITY_HEADER: header,
     });
     return new Promise((resolve) => {
+      let ended = false;
       const end = (code: number | null, signal: string | null) => {
+        // A command that cannot start reports 'error' and may 'close' after it: the first word stands.
+        if (ended) return;
+        ended = true;
         rec.exitCode = code;
         rec.signal = signal;
         rec.endTime = new Date(this.state.now()).toISOString();
