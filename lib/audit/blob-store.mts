@@ -27,7 +27,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import { AuditWriteError, DataPlaneError, RunLockedError, StateWriteError } from "../core/errors.mts";
 import { type AcquireRunLockOptions, processExists, type LockInfo, type RunLock } from "../core/lock.mts";
 import { AUDIT_ORDER_SLACK_MS, type AuditRecord, type AuditWriter, createRecordWriter, type RecordSink } from "./log.mts";
-import type { LedgerStore, ScanCursor } from "./store.mts";
+import type { ImportResult, LedgerStore, ScanCursor } from "./store.mts";
 
 /** Append Block's largest body before api-version 2022-11-02 (Azurite's); our blocks stay under it. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -262,7 +262,89 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
       await ensureContainer();
       return _acquireLease({ ...options, container, prefix: o.prefix, leaseSeconds: o.leaseSeconds ?? LEASE_SECONDS, where: o.blobEndpoint + o.container });
     },
+    async importLines({ lines, onProgress }) {
+      const { container } = await getClients();
+      await ensureContainer();
+      const lock = await _acquireLease({ name: "import", waitMs: 60_000, container, prefix: o.prefix, leaseSeconds: o.leaseSeconds ?? LEASE_SECONDS, where: o.blobEndpoint + o.container });
+      try {
+        return await _importLines({ container, prefix: o.prefix, where, lines, lock, ...(onProgress ? { onProgress } : {}) });
+      } finally {
+        await lock.release();
+      }
+    },
   };
+}
+
+/**
+ * A one-time move of a file ledger: each record goes, as the very line it was, into
+ * `<prefix>log/<its UTC day>/import.jsonl`. Lines already in that blob are left out, so the
+ * import can run again (after an interruption, or when the file grew) and copies each record
+ * once. Held under the `import` lease, so two imports do not race.
+ */
+async function _importLines(o: { container: ContainerClient; prefix: string; where: string; lines: AsyncIterable<string>; lock: RunLock; onProgress?: (done: number) => void }): Promise<ImportResult> {
+  const result: ImportResult = { read: 0, imported: 0, present: 0, invalid: 0 };
+  const byDay = new Map<string, string[]>();
+  for await (const raw of o.lines) {
+    const line = raw.trim();
+    if (line === "") continue;
+    result.read++;
+    let time = Number.NaN;
+    try {
+      const value = JSON.parse(line) as { time?: unknown };
+      if (typeof value === "object" && value !== null && !Array.isArray(value) && typeof value.time === "string") time = Date.parse(value.time);
+    } catch {
+      // counted below
+    }
+    if (Number.isNaN(time)) {
+      result.invalid++;
+      continue;
+    }
+    const day = _day(time);
+    (byDay.get(day) ?? byDay.set(day, []).get(day)!).push(line);
+  }
+  const encoder = new TextEncoder();
+  for (const [day, dayLines] of [...byDay].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const lost = o.lock.lost();
+    if (lost) throw new AuditWriteError(`Cannot import into ${o.where}: ${lost.message}; run the import again (it copies each record once)`, { path: o.where, cause: lost });
+    const blob = o.container.getAppendBlobClient(`${o.prefix}log/${day}/import.jsonl`);
+    let length = 0;
+    const there = new Set<string>();
+    try {
+      const buffer = await blob.downloadToBuffer();
+      length = buffer.length;
+      for (const l of new TextDecoder().decode(buffer).split("\n")) if (l !== "") there.add(l);
+    } catch (error) {
+      if (storageErrorCode(error) !== "BlobNotFound") throw new AuditWriteError(`Cannot read ${blob.name} of ${o.where}: ${_describe(error)}`, { path: o.where, cause: error });
+      await blob.createIfNotExists({ blobHTTPHeaders: { blobContentType: "application/x-ndjson" } });
+    }
+    const missing = dayLines.filter((l) => !there.has(l) && (there.add(l), true));
+    result.present += dayLines.length - missing.length;
+    let chunk: Uint8Array[] = [];
+    let size = 0;
+    const put = async () => {
+      if (size === 0) return;
+      const body = new Uint8Array(size);
+      chunk.reduce((at, b) => (body.set(b, at), at + b.length), 0);
+      try {
+        await blob.appendBlock(body, body.length, { conditions: { appendPosition: length } });
+      } catch (error) {
+        throw new AuditWriteError(`Cannot append to ${blob.name} of ${o.where}: ${_describe(error)}; run the import again (it copies each record once)`, { path: o.where, cause: error });
+      }
+      length += body.length;
+      chunk = [];
+      size = 0;
+    };
+    for (const l of missing) {
+      const bytes = encoder.encode(`${l}\n`);
+      if (size + bytes.length > MAX_BLOCK_BYTES) await put();
+      chunk.push(bytes);
+      size += bytes.length;
+      result.imported++;
+    }
+    await put();
+    o.onProgress?.(result.imported + result.present);
+  }
+  return result;
 }
 
 async function _acquireLease(o: Omit<AcquireRunLockOptions, "dir"> & { name?: string; container: ContainerClient; prefix: string; leaseSeconds: number; where: string }): Promise<RunLock> {

@@ -8,6 +8,7 @@
 //   what was written since its last scan;
 // - the run lock (a lock file, or a blob lease): one holder per name at a time.
 // The record format is the same in every store; `lib/audit/blob-store.mts` is the blob one.
+import { dirname } from "node:path";
 import { UsageError } from "../core/errors.mts";
 import type { AcquireRunLockOptions, RunLock } from "../core/lock.mts";
 import { type AuditRecord, type AuditWriter, createAuditWriter, scanAuditLog } from "./log.mts";
@@ -30,6 +31,19 @@ export interface LedgerStore {
   scan(options: { onRecord: (record: AuditRecord) => void; sinceMs?: number; after?: ScanCursor }): Promise<ScanResult>;
   /** The run lock `name` (default `emit`): a lock file in the data directory, or a blob lease. */
   acquireLock(options: Omit<AcquireRunLockOptions, "dir"> & { name?: string }): Promise<RunLock>;
+  /**
+   * Copies the records of another log (audit.jsonl's lines) into this store, each once however
+   * often it runs (a blob store only; see lib/audit/blob-store.mts).
+   */
+  importLines?(o: { lines: AsyncIterable<string>; onProgress?: (done: number) => void }): Promise<ImportResult>;
+}
+
+/** What an import did: lines read, records copied, records found there already, lines that are not records. */
+export interface ImportResult {
+  read: number;
+  imported: number;
+  present: number;
+  invalid: number;
 }
 
 /** What config.json's `publisher.ledger` (or METERING_LEDGER) names. */
@@ -119,6 +133,11 @@ export function fileLedgerStore(o: { auditPath: string; dataDir: string }): Ledg
       return acquireRunLock({ ...options, dir: o.dataDir });
     },
   };
+}
+
+/** A store given as such, or by the path of a local audit log (tests, benchmarks, tools reading a copy). */
+export function storeOf(o: { store: LedgerStore } | { auditPath: string }): LedgerStore {
+  return "store" in o ? o.store : fileLedgerStore({ auditPath: o.auditPath, dataDir: dirname(o.auditPath) });
 }
 
 /** The store a spec names; a blob store needs the ISV credential and the SDK's client options. */
