@@ -13,7 +13,8 @@
 // - A user-assigned identity the job runs as: Key Vault Crypto User on the vault holding the
 //   signing key (it signs the client assertions there), Storage Blob Data Contributor on the
 //   ledger and usage containers (created here if missing); AZURE_CLIENT_ID names it to the SDK.
-// - The scripts' environment: METERING_* settings (lib/core/settings.mts) and extraEnv.
+// - The scripts' environment: METERING_* settings (lib/core/settings.mts; METERING_LEDGER names
+//   the ledger container, so that every replica shares one ledger) and extraEnv.
 
 @description('Azure region for every resource; defaults to the resource group\'s region.')
 param location string = resourceGroup().location
@@ -68,6 +69,16 @@ param ledgerContainerName string = 'ledger'
 
 @description('Blob container the usage files are dropped into, created if missing.')
 param usageContainerName string = 'usage'
+
+@description('Where the ledger (the audit log) lives: append blobs in the ledger container (blob: what every replica of every execution shares), or audit.jsonl in the replica\'s data directory (file: only where that directory outlives a run).')
+@allowed([
+  'blob'
+  'file'
+])
+param ledger string = 'blob'
+
+@description('Blob name prefix of the ledger inside its container (e.g. prod/).')
+param ledgerPrefix string = ''
 
 @description('METERING_DATA_DIR of the replicas: where config.json (and, with the file ledger, audit.jsonl) live.')
 param dataDir string = '/home/node/metering-data'
@@ -207,6 +218,10 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
             {
               name: 'METERING_DATA_DIR'
               value: dataDir
+            }
+            {
+              name: 'METERING_LEDGER'
+              value: ledger == 'blob' ? 'blob:${storage.properties.primaryEndpoints.blob}${ledgerContainer.name}/${ledgerPrefix}' : 'file'
             }
           ], extraEnv)
           resources: {

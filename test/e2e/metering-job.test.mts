@@ -15,6 +15,9 @@ import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 import { ROOT, sandboxEnv } from "../helpers/scripts.mts";
 import { arm } from "../helpers/arm.mts";
+import { isvCredential } from "../helpers/realclients.mts";
+import { blobLedgerStore } from "../../lib/audit/blob-store.mts";
+import type { AuditRecord } from "../../lib/audit/log.mts";
 import { hourBack, isoHour } from "../helpers/hours.mts";
 import { connectCustomer, readAudit, roleAssignmentsOf } from "../helpers/workflow.mts";
 
@@ -51,9 +54,10 @@ const usageFile = async (name: string, hour: number, quantities: number[]) => {
   return path;
 };
 
+/** The template with the file ledger in this test's data directory unless `params` say otherwise (later ones win, as in az). */
 async function deploy(params: string[]) {
   const r = await az(["deployment", "group", "create", "-g", RG, "-f", "templates/2-metering-job.bicep", "-p", `image=${IMAGE}`,
-    `keyVaultName=${vaultName}`, `storageAccountName=${storageName}`, `dataDir=${env.METERING_DATA_DIR}`, ...params, "-o", "json"]);
+    `keyVaultName=${vaultName}`, `storageAccountName=${storageName}`, `dataDir=${env.METERING_DATA_DIR}`, "ledger=file", ...params, "-o", "json"]);
   assert.is(r.code, 0, `az deployment group create: ${r.stderr}`);
   return JSON.parse(r.stdout).properties.outputs as Record<string, { value: string }>;
 }
@@ -104,6 +108,7 @@ J("deploys with the az stand-in: environment, job, identity and its roles as the
   assert.is(envOf.AZURE_CLIENT_ID, outputs.identityClientId.value);
   assert.is(envOf.AZURE_TOKEN_CREDENTIALS, "ManagedIdentityCredential");
   assert.is(envOf.METERING_DATA_DIR, env.METERING_DATA_DIR);
+  assert.is(envOf.METERING_LEDGER, "file");
   assert.equal(Object.keys(job.json.identity.userAssignedIdentities), [outputs.identityId.value]);
   const roles = roleAssignmentsOf(sb, outputs.identityPrincipalId.value);
   const vaultId = sb.state.ofType("Microsoft.KeyVault/vaults").find((v) => v.name === vaultName)!.id;
@@ -186,6 +191,31 @@ J("a job whose identity lacks Key Vault Crypto User fails its execution: exit 1,
   assert.ok(issued.some((t) => t.oid === out.identityPrincipalId.value && t.aud.startsWith("https://vault.azure.net") && t.grant === "container-apps-job"),
     "it did sign in as its identity: the vault refused it");
   assert.not.ok(issued.some((t) => t.aud === METERING_AUDIENCE), "no metering token without a signed assertion");
+});
+
+J("with the template's default ledger, the replica's records go to append blobs in the ledger container", async () => {
+  const file = await usageFile("job-usage-4.csv", hourBack(5), [2, 4]);
+  const prefix = "job-e2e/";
+  await deploy(["jobName=metering-job-blob", "ledger=blob", `ledgerPrefix=${prefix}`, `emitArgs=${JSON.stringify(["--file", file])}`]);
+  const job = await arm(sb, "GET", `${RG_ID}/providers/Microsoft.App/jobs/metering-job-blob?${API}`);
+  const ledgerEnv = job.json.properties.template.containers[0].env.find((e: { name: string }) => e.name === "METERING_LEDGER").value as string;
+  const account = await arm(sb, "GET", `${RG_ID}/providers/Microsoft.Storage/storageAccounts/${storageName}?api-version=2025-06-01`);
+  const blobEndpoint = account.json.properties.primaryEndpoints.blob as string;
+  assert.is(ledgerEnv, `blob:${blobEndpoint}ledger/${prefix}`);
+  const before = (await events()).length;
+  const s = await arm(sb, "POST", `${RG_ID}/providers/Microsoft.App/jobs/metering-job-blob/start?${API}`, {});
+  const { status, admin: ex } = await finished("metering-job-blob", s.json.name);
+  assert.is(status, "Succeeded", replicaText(ex));
+  const evs = await events();
+  assert.is(evs.length, before + 2);
+  const records: AuditRecord[] = [];
+  await blobLedgerStore({ blobEndpoint, container: "ledger", prefix, credential: isvCredential(sb) }).scan({ onRecord: (r) => records.push(r) });
+  const sent = records.filter((r) => r.operation.endsWith(".intent"));
+  assert.ok(sent.length >= 1, "the intents are in the blob ledger");
+  assert.ok(records.some((r) => r.response?.status === 200), "and their outcomes");
+  const local = await readAudit(env);
+  assert.not.ok(local.text.includes(String(hourBack(5))) || local.records.some((r) => JSON.stringify(r).includes(new Date(hourBack(5)).toISOString().slice(0, 13))),
+    "nothing of this hour in the local audit.jsonl");
 });
 
 J.after(async () => {
