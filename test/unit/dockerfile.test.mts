@@ -25,11 +25,19 @@ function files(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true })
     .flatMap((e) => e.isDirectory() ? files(`${dir}/${e.name}`) : /\.(mts|mjs|js)$/.test(e.name) ? [`${dir}/${e.name}`] : []);
 }
-/** Run-time imports of a file: static and dynamic, without `import type` (erased). */
+/**
+ * Run-time imports of a file: static ones without `import type`, and dynamic ones that are not
+ * types (`import("x").Name`, `typeof import("x")` are erased; `import("x").then(…)` is not).
+ */
 function imports(path: string): string[] {
   const text = readFileSync(join(ROOT, path), "utf8");
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^"';]*?from\s*"([^"]+)"|import\s*\(\s*"([^"]+)"\s*\)|(?:^|\n)\s*import\s+"([^"]+)"/g)]
-    .map((m) => m[1] ?? m[2] ?? m[3]);
+  const statics = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s+(?!type\s)[^"';]*?from\s*"([^"]+)"|(?:^|\n)\s*import\s+"([^"]+)"/g)].map((m) => m[1] ?? m[2]);
+  const dynamics = [...text.matchAll(/import\s*\(\s*"([^"]+)"\s*\)/g)].filter((m) => {
+    const after = text.slice(m.index! + m[0].length);
+    const before = text.slice(Math.max(0, m.index! - 10), m.index!);
+    return !/^\s*\.\s*(?!then\b)[A-Za-z_$]/.test(after) && !/typeof\s+$/.test(before);
+  }).map((m) => m[1]);
+  return [...statics, ...dynamics];
 }
 const packageOf = (spec: string) => spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
 const copied = copies.flatMap((c) => c.sources.map((s) => s.replace(/\/$/, "")));
