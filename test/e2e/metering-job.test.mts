@@ -140,8 +140,7 @@ J("a started execution runs 2-emit-meter as the job's identity: Succeeded, exit 
   const federated = issued.filter((t) => t.aud === METERING_AUDIENCE);
   assert.is(federated.length, 1, "one federated token for the customer");
   assert.is(federated[0].assertion?.kid, config.publisher.idp.keyJson.kid, "its assertion signed with the ISV's Key Vault key");
-  const audit = await readAudit(env);
-  assert.is(audit.records.filter((r) => r.response?.status === 200).length >= 1, true);
+  assert.ok((await readAudit(env)).records.some((r) => r.response?.status === 200), "the outcome is in the file ledger");
 });
 
 J("the schedule trigger on the sandbox clock: the next instant starts one execution; its events were sent already, none twice", async () => {
@@ -213,9 +212,9 @@ J("with the template's default ledger, the replica's records go to append blobs 
   const sent = records.filter((r) => r.operation.endsWith(".intent"));
   assert.ok(sent.length >= 1, "the intents are in the blob ledger");
   assert.ok(records.some((r) => r.response?.status === 200), "and their outcomes");
-  const local = await readAudit(env);
-  assert.not.ok(local.text.includes(String(hourBack(5))) || local.records.some((r) => JSON.stringify(r).includes(new Date(hourBack(5)).toISOString().slice(0, 13))),
-    "nothing of this hour in the local audit.jsonl");
+  const hour = new Date(hourBack(5)).toISOString().slice(0, 13);
+  assert.ok(sent.some((r) => JSON.stringify(r).includes(hour)), "intents of this hour's events");
+  assert.not.ok((await readAudit(env)).text.includes(hour), "nothing of this hour in the local audit.jsonl");
 });
 
 J.after(async () => {
