@@ -200,7 +200,8 @@ E("start → 202 with the execution's name, Location and id; Running, then Succe
 
 E("a start override replaces the container's args; an unknown execution is 404", async () => {
   await createJob("override-job", { command: ["node", "-e", "console.log(process.argv.slice(-2).join(' '))"] });
-  const s = await start("override-job", { template: { containers: [{ name: "main", image: IMAGE, args: ["hello", "there"] }] } });
+  // The override names the container and what changes; the image stays the job's.
+  const s = await start("override-job", { template: { containers: [{ name: "main", args: ["hello", "there"] }] } });
   const { admin: rec } = await finished("override-job", s.json.name);
   assert.is(rec.replicas[0].stdout.trim(), "hello there");
   assert.is((await execution("override-job", "override-job-nothere")).status, 404);

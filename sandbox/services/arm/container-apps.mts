@@ -47,7 +47,8 @@ function _identity(arm: Arm, jobId: string, given: unknown): Obj | undefined {
   return { type: "UserAssigned", userAssignedIdentities: out };
 }
 
-function _containers(list: unknown, where: string, secrets: Set<string>): Obj[] {
+/** Checks containers; a start request's override may leave out the image (it keeps the job's). */
+function _containers(list: unknown, where: string, secrets: Set<string>, o: { override?: boolean } = {}): Obj[] {
   if (list === undefined) return [];
   if (!Array.isArray(list)) bad("InvalidRequestContent", `The request content was invalid and could not be deserialized: '${where} must be an array.'.`);
   return list.map((c, i) => {
@@ -55,7 +56,9 @@ function _containers(list: unknown, where: string, secrets: Set<string>): Obj[] 
     if (typeof c.name !== "string" || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.name) || c.name.length > 63) {
       bad("ContainerAppInvalidContainerName", `Invalid Request: container name '${String(c.name ?? "")}' must consist of lower case alphanumeric characters or '-', start and end with an alphanumeric character, and be at most 63 characters.`);
     }
-    if (typeof c.image !== "string" || !c.image) bad("ContainerAppImageRequired", `Invalid Request: the container '${c.name}' has no image.`);
+    if (!(o.override && c.image === undefined) && (typeof c.image !== "string" || !c.image)) {
+      bad("ContainerAppImageRequired", `Invalid Request: the container '${c.name}' has no image.`);
+    }
     for (const k of ["command", "args"]) {
       if (c[k] !== undefined && (!Array.isArray(c[k]) || !(c[k] as unknown[]).every((x) => typeof x === "string"))) {
         bad("InvalidRequestContent", `The request content was invalid and could not be deserialized: '${where}[${i}].${k} must be an array of strings.'.`);
@@ -320,7 +323,7 @@ export function containerAppsRoutes(arm: Arm): Route[] {
         const body = a.body<{ template?: unknown }>();
         if (body.template !== undefined && !isObj(body.template)) bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: 'template must be an object.'.");
         const override = body.template as JobTemplate | undefined;
-        if (override?.containers !== undefined) _containers(override.containers, "template.containers", new Set(runner.secrets.get(job.id.toLowerCase())?.keys() ?? []));
+        if (override?.containers !== undefined) _containers(override.containers, "template.containers", new Set(runner.secrets.get(job.id.toLowerCase())?.keys() ?? []), { override: true });
         const ex = runner.start(job, { trigger: "Manual", override });
         // The spec lists 200 with {name, id} and 202 with Location; which one Azure sends is
         // unconfirmed → 202 with Location (the execution) and the same body, configurable.
