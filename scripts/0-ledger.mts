@@ -62,7 +62,9 @@ function main(args: string[]): Promise<number> {
       });
       const store = await publisher.ledger();
       progress(`Importing ${from} into ${store.where}`);
-      const lines = createInterface({ input: createReadStream(from, { encoding: "utf8" }), crlfDelay: Infinity });
+      // Opened when the import starts reading (after it holds its lease): a line interface made
+      // earlier would read the file, with nobody listening, before the iteration begins.
+      const lines = { [Symbol.asyncIterator]: () => createInterface({ input: createReadStream(from, { encoding: "utf8" }), crlfDelay: Infinity })[Symbol.asyncIterator]() };
       const result = await store.importLines!({ lines, onProgress: (done) => progress(`${done} record(s) done`) });
       if (values.json) out(JSON.stringify({ from, to: store.where, ...result }, null, 2));
       progress(`Imported ${result.imported} record(s); ${result.present} were there already${result.invalid ? `; ${result.invalid} line(s) are not records and were left out` : ""}`);

@@ -8,6 +8,7 @@ import type { AuditWriterStats } from "../lib/audit/log.mts";
 import type { Attention } from "../lib/metering/attention.mts";
 import type { RunRows, UsageRunResult } from "../lib/metering/run.mts";
 import type { LatePolicy } from "../lib/metering/late.mts";
+import type { BlobFileOutcome } from "../lib/publisher/usage-blobs.mts";
 import { hostname } from "node:os";
 import { enableCompileCache } from "../lib/core/compile-cache.mts";
 
@@ -88,6 +89,11 @@ Options:
                       can be set as publisher.meterAs in config.json
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
+  --from blob:C[/P]   bill the new usage files (.csv, .jsonl) of blob container C under prefix
+                      P (in the ledger's storage account; blob:<blob endpoint URL>/C/P names
+                      another), each once: its name and digest are recorded in the ledger, a
+                      file seen again is skipped, one changed under the same name is refused
+                      (exit 1). Rows are checked as --file's; with --aggregate, --late, --shards
   --wait-lock S       wait up to S seconds for another run on the same ledger (default 600)
   --shards N          divide the customers into N shards (1..1024), each sent under its own
                       lock, a lease in a blob ledger: runners started together over the same
@@ -145,6 +151,7 @@ const OPTIONS = {
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
   shards: { type: "string" },
+  from: { type: "string" },
   "max-quantity": { type: "string" },
   notify: { type: "string" },
   "warn-before": { type: "string" },
@@ -157,18 +164,22 @@ const { out, progress } = lineWriters(process);
 function main(args: string[]): Promise<number> {
   return runCommand({
     args, usage: USAGE, options: OPTIONS,
-    positionals: (values) => (values.file !== undefined || values.resend || values.meters ? [] : EVENT_POSITIONALS),
+    positionals: (values) => (values.file !== undefined || values.from !== undefined || values.resend || values.meters ? [] : EVENT_POSITIONALS),
     run: async ({ values, positionals }) => {
       const json = values.json === true;
       const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
       const shardsOption = values.shards === undefined ? undefined : parseIntOption(values.shards, { name: "shards", min: 1, max: MAX_SHARDS });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
-      if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
+      if (values.from !== undefined) {
+        const other = ["file", "resend", "meters", "dry-run"].find((k) => values[k] !== undefined && values[k] !== false);
+        if (other) throw new UsageError(`Cannot use --from with --${other}: --from bills the new files of a blob container, each once`);
+      }
+      if (values.aggregate && values.file === undefined && values.from === undefined) throw new UsageError("Cannot use --aggregate without --file or --from: it sums a file's raw records into hourly events");
       if (values.late !== undefined && !values.aggregate) throw new UsageError("Cannot use --late without --aggregate: only raw records can be late for an hour billed already");
       if (values.late !== undefined && !LATE_POLICIES.includes(values.late as LatePolicy)) throw new UsageError(`Cannot use --late ${JSON.stringify(values.late)}: expected reject or carry`);
       if (values.meters && values.resend) throw new UsageError("Cannot use --meters with --resend: a run with --meters resends unconfirmed events anyway");
-      const single = values.file === undefined && !values.resend && !values.meters;
+      const single = values.file === undefined && values.from === undefined && !values.resend && !values.meters;
       if (shardsOption !== undefined && single) throw new UsageError("Cannot use --shards with one event: shards divide the customers of a --file, --resend or --meters run");
       const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
       const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
@@ -183,7 +194,7 @@ function main(args: string[]): Promise<number> {
         })
         : values.file !== undefined
         ? await fileRows(String(values.file), { format: values.format as string | undefined, now, maxQuantity, stdin: process.stdin, aggregate: values.aggregate === true })
-        : { rows: new UsageRows(), problems: [], digest: undefined, source: values.meters ? "the meters" : "the audit log", fromFile: false };
+        : { rows: new UsageRows(), problems: [], digest: undefined, source: values.meters ? "the meters" : values.from !== undefined ? String(values.from) : "the audit log", fromFile: false };
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
       const onPropagationRetry = ({ clientId, aadsts, retryAfterInMs }: { clientId: string; aadsts: number; retryAfterInMs: number }) =>
@@ -206,13 +217,28 @@ function main(args: string[]): Promise<number> {
           resend: values.resend === true, force: values.force === true, onNote: progress, as: meterAs as "uami" | "publisher-app",
         };
         if (values["dry-run"]) return dryRun(await planUsageRun(run), { publisher, json, single, problems });
+        const shards = shardsOption ?? (publisher.ledgerSpec.kind === "blob" ? publisher.ledgerSpec.shards : undefined) ?? 1;
+        if (values.from !== undefined) {
+          const { parseBlobSource, runUsageFromBlobs } = await import("../lib/publisher/usage-blobs.mts");
+          const source = parseBlobSource(String(values.from), publisher.ledgerSpec);
+          const { files, result, skipped } = await runUsageFromBlobs({
+            ...run, source, concurrency, waitLockMs: waitLockS * 1000, shards,
+            read: { format: values.format as string | undefined, now, maxQuantity, aggregate: values.aggregate === true, skipInvalid: values["skip-invalid"] === true },
+            onFile: (f) => progress(`${f.status === "billed" ? "Billed" : f.status === "skipped" ? "Skipped" : "Refused"} ${f.name}${f.rows !== undefined ? ` (${f.rows} event(s))` : ""}${f.message ? `: ${f.message}` : ""}`),
+          });
+          if (files.length === 0) progress(`No usage files (.csv, .jsonl) under ${String(values.from)}`);
+          const attention = attentionOfRun({ reports: result.reports, skipped, now: Date.now(), warnBeforeMs });
+          const notified = await raiseAlarm(attention, { url: webhook, publisher });
+          reportMany(result.reports, { counts: result.counts, json, skipped, customers: result.customers, attention, files });
+          return result.ok && skipped.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
+        }
 
         // 2. Send, under the data directory's run lock.
         const { createProgress } = await import("../lib/cli/progress.mts");
         let bar: ReturnType<typeof createProgress> | undefined;
         const result = await runUsage({
           ...run, concurrency, waitLockMs: waitLockS * 1000, skipped: problems,
-          shards: shardsOption ?? (publisher.ledgerSpec.kind === "blob" ? publisher.ledgerSpec.shards : undefined) ?? 1,
+          shards,
           onProgress: (p, total) => {
             bar ??= createProgress({ stream: process.stderr, total, label: "events", enabled: !single && total > 25 });
             bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`);
@@ -301,12 +327,12 @@ async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publi
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"] }) {
+function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"]; files?: BlobFileOutcome[] }) {
   if (o.json) {
     // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
     out(JSON.stringify({
       ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped,
-      ...(o.aggregated ? { aggregated: o.aggregated } : {}), ...(o.carried ? { carried: o.carried } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
+      ...(o.aggregated ? { aggregated: o.aggregated } : {}), ...(o.carried ? { carried: o.carried } : {}), ...(o.files ? { files: o.files } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
     }, null, 2));
     return;
   }

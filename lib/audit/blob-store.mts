@@ -21,13 +21,14 @@
 //   (which succeeds only while that very lease is the current one), as the lock file does.
 //   A holder that cannot renew for 45 s counts the lease as lost and sends nothing more.
 import { Buffer } from "node:buffer";
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { TokenCredential } from "@azure/core-auth";
 import { AuditWriteError, DataPlaneError, RunLockedError, StateWriteError } from "../core/errors.mts";
 import { type AcquireRunLockOptions, processExists, type LockInfo, type RunLock } from "../core/lock.mts";
 import { AUDIT_ORDER_SLACK_MS, type AuditRecord, type AuditWriter, createRecordWriter, type RecordSink } from "./log.mts";
-import type { ImportResult, LedgerStore, ScanCursor } from "./store.mts";
+import { appendOne, type FileMark, type ImportResult, type LedgerStore, type ScanCursor } from "./store.mts";
+import { usageFileRecord } from "./records.mts";
 
 /** Append Block's largest body before api-version 2022-11-02 (Azurite's); our blocks stay under it. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -262,6 +263,30 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
       await ensureContainer();
       return _acquireLease({ ...options, container, prefix: o.prefix, leaseSeconds: o.leaseSeconds ?? LEASE_SECONDS, where: o.blobEndpoint + o.container });
     },
+    async fileMark(name) {
+      const { container } = await getClients();
+      try {
+        const buffer = await container.getBlobClient(_markName(o.prefix, name)).downloadToBuffer();
+        const mark = JSON.parse(new TextDecoder().decode(buffer)) as FileMark;
+        return typeof mark?.digest === "string" ? mark : undefined;
+      } catch (error) {
+        if (storageErrorCode(error) === "BlobNotFound" || storageErrorCode(error) === "ContainerNotFound") return undefined;
+        throw new DataPlaneError(`Cannot read the ledger's record of ${name} in ${where}: ${_describe(error)}`, { service: "storage", cause: error });
+      }
+    },
+    async markFile(mark) {
+      const { container } = await getClients();
+      await ensureContainer();
+      // The record first (the audit trail), then the index blob a later run looks the name up in.
+      await appendOne(this.createWriter(), usageFileRecord(mark));
+      const body = JSON.stringify({ ...mark, time: new Date(now()).toISOString() });
+      try {
+        await container.getBlockBlobClient(_markName(o.prefix, mark.name)).upload(body, Buffer.byteLength(body), { conditions: { ifNoneMatch: "*" } });
+      } catch (error) {
+        // Marked already (two runners finished the same file, or a retry): fine if it agrees.
+        if (storageErrorCode(error) !== "BlobAlreadyExists") throw new AuditWriteError(`Cannot record ${mark.name} as billed in ${where}: ${_describe(error)}`, { path: where, cause: error });
+      }
+    },
     async importLines({ lines, onProgress }) {
       const { container } = await getClients();
       await ensureContainer();
@@ -273,6 +298,11 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
       }
     },
   };
+}
+
+/** The index blob of a billed usage file: by a hash of its name (any URL makes a valid blob name). */
+function _markName(prefix: string, name: string): string {
+  return `${prefix}files/${createHash("sha256").update(name).digest("hex")}.json`;
 }
 
 /**

@@ -148,7 +148,7 @@ export interface ReconcileRecord {
 }
 
 /** Every record kind a writer may append (`time` is added by the writer). */
-export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord | ReconcileRecord;
+export type AuditEntry = UsageIntentRecord | UsageOutcomeRecord | ExchangeRecord | DisconnectRecord | ChangeRecord | CarryRecord | MissedRecord | ReconcileRecord | UsageFileRecord;
 
 /** An exchange as a client saw it, before redaction. */
 export interface Exchange {
@@ -218,6 +218,21 @@ export function disconnectRecord(o: Omit<DisconnectRecord, "operation">): Discon
 /** The record of one change made in Azure. Pure. */
 export function changeRecord(o: ChangeRecord): ChangeRecord {
   return { ...o, ...(o.detail ? { detail: redactForAudit(o.detail) as Record<string, unknown> } : {}) };
+}
+
+/** A usage file of a blob container billed by a run (`2-emit-meter --from blob:`): billed once, by name and digest. */
+export interface UsageFileRecord {
+  operation: "usage.file";
+  /** The blob's URL. */
+  name: string;
+  /** SHA-256 (hex) of its bytes as billed. */
+  digest: string;
+  rows: number;
+}
+
+/** The record of a usage file billed. Pure. */
+export function usageFileRecord(o: Omit<UsageFileRecord, "operation">): UsageFileRecord {
+  return { operation: "usage.file", ...o };
 }
 
 /** The record of late usage carried into a later hour. Pure. */

@@ -12,6 +12,7 @@ import { dirname } from "node:path";
 import { UsageError } from "../core/errors.mts";
 import type { AcquireRunLockOptions, RunLock } from "../core/lock.mts";
 import { type AuditRecord, type AuditWriter, createAuditWriter, scanAuditLog } from "./log.mts";
+import { type AuditEntry, usageFileRecord } from "./records.mts";
 
 /** Where a scan stopped: the next scan with it passes on only what was written after. */
 export type ScanCursor = { kind: "file"; offset: number } | { kind: "blob"; read: Record<string, number> };
@@ -36,6 +37,18 @@ export interface LedgerStore {
    * often it runs (a blob store only; see lib/audit/blob-store.mts).
    */
   importLines?(o: { lines: AsyncIterable<string>; onProgress?: (done: number) => void }): Promise<ImportResult>;
+  /** How a usage file (by name, e.g. a blob URL) was billed, if it was: read whatever its age. */
+  fileMark(name: string): Promise<FileMark | undefined>;
+  /** Records a usage file as billed (a `usage.file` record; in a blob store also an index blob). */
+  markFile(mark: FileMark): Promise<void>;
+}
+
+/** A usage file billed once: its name, the digest of its bytes, its rows, and when. */
+export interface FileMark {
+  name: string;
+  digest: string;
+  rows: number;
+  time?: string;
 }
 
 /** What an import did: lines read, records copied, records found there already, lines that are not records. */
@@ -132,7 +145,29 @@ export function fileLedgerStore(o: { auditPath: string; dataDir: string }): Ledg
       const { acquireRunLock } = await import("../core/lock.mts");
       return acquireRunLock({ ...options, dir: o.dataDir });
     },
+    // The whole log is read: a file billed months ago must still be known (a local log is small
+    // enough; the blob store keeps an index instead).
+    async fileMark(name) {
+      let mark: FileMark | undefined;
+      await scanAuditLog({ path: o.auditPath, onRecord: (r) => {
+        if (r.operation === "usage.file" && r.name === name && typeof r.digest === "string") mark ??= { name, digest: r.digest, rows: Number(r.rows), time: r.time };
+      } });
+      return mark;
+    },
+    async markFile(mark) {
+      await appendOne(createAuditWriter({ path: o.auditPath }), usageFileRecord(mark));
+    },
   };
+}
+
+/** Appends one record with a writer of its own, closed after. */
+export async function appendOne(writer: Promise<AuditWriter>, record: AuditEntry): Promise<void> {
+  const w = await writer;
+  try {
+    await w.append(record);
+  } finally {
+    await w.close();
+  }
 }
 
 /** A store given as such, or by the path of a local audit log (tests, benchmarks, tools reading a copy). */

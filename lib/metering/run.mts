@@ -92,6 +92,8 @@ async function readUsageInput(file: string, options: {
   now: number;
   maxQuantity: number;
   stdin: AsyncIterable<Uint8Array>;
+  /** The input's bytes when they come from elsewhere than a local file (a blob); `file` names it. */
+  chunks?: AsyncIterable<Uint8Array>;
   /** Where good rows go as they are read, instead of the result's rows. */
   sink?: ParseOptions["sink"];
   acceptPast?: boolean;
@@ -106,7 +108,8 @@ async function readUsageInput(file: string, options: {
   const cannotRead = (cause: unknown) =>
     new InputError(`Cannot read --file ${file}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message}`, { cause });
   let chunks: AsyncIterable<Uint8Array>;
-  if (file === "-") chunks = options.stdin;
+  if (options.chunks) chunks = options.chunks;
+  else if (file === "-") chunks = options.stdin;
   else {
     const stream = createReadStream(file);
     try {
