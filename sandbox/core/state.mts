@@ -32,6 +32,8 @@ export interface WorldSeed {
      * and is the only caller of GET /api/usageEvents (docs/azure-behaviour.md §1.7).
      */
     technicalConfiguration?: { tenantId: string; appId: string; displayName?: string };
+    /** The plan's authorizations on each managed resource group (default: the ISV user as Owner); a purchase copies them. */
+    authorizations?: Array<{ principalId: string; roleDefinitionId: string }>;
   }>;
   customers: Array<{
     name: string;

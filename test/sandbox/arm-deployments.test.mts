@@ -156,7 +156,8 @@ Deploy("InvalidTemplate: unsupported functions, unknown dependsOn, missing param
     [template([uami("u3", { dependsOn: ["[resourceId('Microsoft.Storage/storageAccounts', 'nope')]"] })]), /The resource '\/subscriptions\/.*\/storageAccounts\/nope' is not defined in the template/],
     [template([uami("u4")], { functions: [{ namespace: "x" }] }), /User-defined functions are not supported/],
     [template({ u: uami("u5") } as unknown as unknown[], { languageVersion: "2.0" }), /languageVersion \(symbolic-name templates\) is not supported/],
-    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments" }]), /nested deployment .* not supported/],
+    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments", properties: { mode: "Incremental", template: template([]) } }]), /nested deployment at 'resources\[0\]' evaluates its template in the outer scope, which is not supported/],
+    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments", properties: { mode: "Incremental", templateLink: { uri: "https://x" } } }]), /nested deployment at 'resources\[0\]' uses 'templateLink', which is not supported/],
     [template([uami("u7")], { parameters: { p: { type: "string" } } }), /The value for the template parameter 'p' is not provided/],
     [template([uami("[concat('u8', 'x']")]), /The template language expression .* is not valid/],
   ];

@@ -173,7 +173,8 @@ parse("reads the grants template: an existing vault and namespace, one resource 
 
 parse("refuses unsupported syntax with file, line and column", () => {
   const cases: Array<[string, number, number, RegExp]> = [
-    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep compiler/],
+    ["param a string\nmodule m 'br/public:x:1' = {\n  name: 'm'\n}\n", 2, 10, /Registry and template spec modules .* are not supported by the sandbox's Bicep compiler/],
+    ["param a string\nmodule m 'x.bicep' = [for i in range(0, 2): {\n  name: 'm'\n}]\n", 2, 22, /Module loops are not supported by the sandbox's Bicep compiler/],
     ["var xs = [for i in range(0, 3): i]\n", 1, 11, /'for' loops are not supported/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = if (true) {\n  name: 'x'\n}\n", 1, 70, /Conditions on existing resources/],
     ["var f = x => x\n", 1, 9, /Lambda expressions are not supported/],
