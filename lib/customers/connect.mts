@@ -14,7 +14,7 @@ export const UAMI_NAME = "metering-submission-uami";
 const REQUIRED_OUTPUTS = ["uamiId", "uamiName", "uamiClientId", "uamiPrincipalId", "tenantId"];
 
 /** The subject every connection of this publisher uses (the bash tool's convention). */
-function defaultSubject(config: MeteringConfig): string {
+export function defaultSubject(config: MeteringConfig): string {
   return `metering-submission-via-uami from ${config.publisher.aadTenantId}`;
 }
 
