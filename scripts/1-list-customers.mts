@@ -15,7 +15,9 @@ line: subscription, managed resource group, plan, provisioning state, and whethe
 connected in config.json. An application not in config.json whose managed resource group
 holds a UAMI with a federated credential trusting this ISV's issuer (an offer template
 connected it at purchase, templates/offer/) is "connectable (offer template)": record it
-with 1-connect-customer <sub> <mrg> --adopt, which deploys nothing. The table fits the terminal (80 columns when piped): a long
+with 1-connect-customer <sub> <mrg> --adopt, which deploys nothing. --json adds
+connectable, offerIdentity {uamiId, uamiClientId, ficName, issuer, subject, audiences}
+and, where the group could not be read, offerIdentityError. The table fits the terminal (80 columns when piped): a long
 subscription id or group name is shortened in the middle ("998924ac…6d16e086"), so use
 --wide or --json for values to copy into 1-connect-customer.
 
@@ -48,16 +50,24 @@ function main(args: string[]): Promise<number> {
     // Offer-template identities are looked for only where they matter: apps not in config, with an issuer to match.
     const issuer = config.publisher?.idp?.issuer;
     const { findConnectableOfferIdentities } = await import("../lib/customers/adopt.mts");
-    const offer = issuer ? await findConnectableOfferIdentities(apps.filter((a) => !connected(a) && a.managedResourceGroup), { issuer }) : new Map();
+    const offer = issuer
+      ? await findConnectableOfferIdentities(apps.filter((a) => !connected(a) && a.managedResourceGroup), { issuer })
+      : { found: new Map(), failed: new Map() };
     const rows = apps.map((app) => {
-      const found = offer.get(`${app.subscriptionId}/${app.managedResourceGroup}`.toLowerCase());
+      const key = `${app.subscriptionId}/${app.managedResourceGroup}`.toLowerCase();
+      const found = offer.found.get(key);
+      const failed = offer.failed.get(key);
       return {
         ...app,
         connected: connected(app),
         connectable: found !== undefined,
         offerIdentity: found ? { uamiId: found.uami.id, uamiClientId: found.uami.clientId, ficName: found.fic.name, issuer: found.fic.issuer, subject: found.fic.subject, audiences: found.fic.audiences } : null,
+        ...(failed ? { offerIdentityError: failed } : {}),
       };
     });
+    if (offer.failed.size > 0) {
+      progress(`Could not look for an offer template's identity in ${offer.failed.size} managed resource group(s): ${[...offer.failed.values()][0]}`);
+    }
     if (values.json) {
       out(JSON.stringify(rows, null, 2));
       return EXIT_OK;

@@ -38,22 +38,29 @@ export async function findOfferIdentity(
 
 /**
  * For each managed application not in config yet, the offer identity that trusts `issuer`
- * (1-list-customers' "connectable (offer template)"), keyed `<subscription>/<mrg>` in lower case.
+ * (1-list-customers' "connectable (offer template)"), keyed `<subscription>/<mrg>` in lower case;
+ * `failed` holds the groups that could not be read (one MRG the ISV cannot read does not stop the list).
  */
 export async function findConnectableOfferIdentities(
   apps: Array<{ subscriptionId: string; managedResourceGroup: string }>,
   options: { issuer: string } & ArmOptions,
-): Promise<Map<string, OfferIdentity>> {
+): Promise<{ found: Map<string, OfferIdentity>; failed: Map<string, string> }> {
   const found = new Map<string, OfferIdentity>();
+  const failed = new Map<string, string>();
   const queue = [...apps];
   const worker = async () => {
     for (let app = queue.shift(); app; app = queue.shift()) {
-      const identity = await findOfferIdentity({ ...options, ...app });
-      if (identity) found.set(`${app.subscriptionId}/${app.managedResourceGroup}`.toLowerCase(), identity);
+      const key = `${app.subscriptionId}/${app.managedResourceGroup}`.toLowerCase();
+      try {
+        const identity = await findOfferIdentity({ ...options, ...app });
+        if (identity) found.set(key, identity);
+      } catch (error) {
+        failed.set(key, String((error as Error)?.message ?? error).split("\n")[0]);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, queue.length) }, worker));
-  return found;
+  return { found, failed };
 }
 
 /** What differs between a federated credential and what this ISV signs, as one phrase; undefined when it matches. */

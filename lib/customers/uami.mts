@@ -37,7 +37,9 @@ async function _rest(options: ArmOptions): Promise<AzRest> {
 export function isArmNotFound(error: unknown): boolean {
   if (!(error instanceof AzError)) return false;
   const line = error.errorLine ?? error.message;
-  return /^Not Found\b/i.test(line) || /"code"\s*:\s*"(ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)"/.test(line);
+  // az prints ARM's error as "(Code) message" (azure-cli's own form), or the raw body, or "Not Found".
+  return /^Not Found\b/i.test(line) || /"code"\s*:\s*"(ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)"/.test(line) ||
+    /^\((ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)\)/.test(line);
 }
 
 /** `/subscriptions/<sub>/resourceGroups/<mrg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>` */
