@@ -85,7 +85,7 @@ export async function connectCustomer(options: {
     options.onProgress?.(`Granting ${uamiName} ${roles.join(", ")} on ${managedResourceGroup}`);
     try {
       const granted = await grantRoles({
-        subscriptionId, resourceGroup: managedResourceGroup, tenantId: output("tenantId"),
+        subscriptionId, resourceGroup: managedResourceGroup, tenantId: output("tenantId"), publisherTenantId: app.publisherTenantId,
         principalId: output("uamiPrincipalId"), identityResourceId: output("uamiId"),
         roleDefinitionIds: grantRoleDefinitionIds, scope: { kind: "resourceGroup" }, deploymentName: GRANT_DEPLOYMENT_NAME,
       });

@@ -151,6 +151,12 @@ export interface SandboxOptions {
      * (400 PrincipalNotFound) is unconfirmed → the likeliest one.
      */
     crossTenantManagedIdentityNeedsDelegatedId: boolean;
+    /**
+     * A same-tenant role assignment (the caller in the subscription's tenant) that sets
+     * `delegatedManagedIdentityResourceId` is refused: the property "cannot be used" there
+     * (docs/azure-behaviour.md §5.4); the error (400 BadRequest) is unconfirmed → the sandbox's own.
+     */
+    sameTenantRefusesDelegatedId: boolean;
   };
 }
 
@@ -183,6 +189,7 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   arm: {
     crossTenantRoleAssignmentsNeedTenantId: true,
     crossTenantManagedIdentityNeedsDelegatedId: true,
+    sameTenantRefusesDelegatedId: true,
   },
 };
 

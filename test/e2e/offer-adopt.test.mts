@@ -123,5 +123,44 @@ T("2-emit-meter bills the adopted customer as its UAMI: the sandbox accepted the
   assert.ok(tokens.some((t) => t.tenantId === TENANT && t.grant === "client_assertion" && t.appid === entry.uamiClientId));
 });
 
+T("3-servicebus --via list-tokens: Forbidden naming the app's identity and grant-app-identity, then sends after that grant", async () => {
+  const args = [...who(good), "adventureworks-bus", "send", "commands", "--via", "list-tokens"];
+  const denied = await runScript("3-servicebus.mts", args, { env, stdin: '{"command":"start"}' });
+  assert.is(denied.code, 1, describe(denied));
+  const line = denied.stderr.trim().split("\n").at(-1)!;
+  assert.match(line, new RegExp(`managed application's system-assigned identity \\(principal ${good.application.identity.principalId}\\) needs the 'Azure Service Bus Data Sender' role`));
+  assert.match(line, new RegExp(`3-managed-app\\.mts ${SUBSCRIPTION} mrg-adventureworks grant-app-identity --role "Azure Service Bus Data Sender" --scope namespace:adventureworks-bus`));
+  assert.not.match(line, /1-connect-customer/);
+  const queue = async () => (await admin<Array<{ messages: unknown[] }>>(sb, "GET", "/servicebus/queues?namespace=adventureworks-bus&queue=commands"))[0];
+  assert.is((await queue()).messages.length, 0);
+
+  await runOk("3-managed-app.mts", [...who(good), "grant-app-identity", "--role", "Azure Service Bus Data Sender", "--scope", "namespace:adventureworks-bus"], env);
+  // The publisher's tenant is not the customer's: a cross-tenant write, with the delegated id.
+  const ns = `/subscriptions/${SUBSCRIPTION}/resourceGroups/mrg-adventureworks/providers/Microsoft.ServiceBus/namespaces/adventureworks-bus`;
+  const ra = sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((r) => r.properties.principalId === good.application.identity.principalId && r.properties.scope === ns);
+  assert.equal(ra.map((r) => r.properties.delegatedManagedIdentityResourceId), [good.application.id]);
+  const sent = await runScript("3-servicebus.mts", args, { env, stdin: '{"command":"start"}' });
+  assert.is(sent.code, 0, describe(sent));
+  assert.equal((await queue()).messages.map((m: any) => m.body), ['{"command":"start"}']);
+  const tokens = await admin<Array<{ grant: string; oid: string; aud: string }>>(sb, "GET", "/tokens");
+  assert.ok(tokens.some((t) => t.grant === "listTokens" && t.oid === good.application.identity.principalId && t.aud === "https://servicebus.azure.net"));
+});
+
+T("a publisher buying its own offer (one tenant): grant-app-identity leaves delegatedManagedIdentityResourceId out, which the sandbox would refuse", async () => {
+  const own = await admin<Purchased>(sb, "POST", "/offers/purchase", {
+    tenantId: sb.world.isv.tenantId, subscriptionId: sb.world.isv.subscriptionId, resourceGroup: "own-test", applicationName: "own-offer", managedResourceGroup: "mrg-own-offer",
+    plan: { product: "metered-analytics", name: "silver" }, templatePath: `${OFFER_DIR}mainTemplate.bicep`, systemAssignedIdentity: true,
+    parameters: { meteringIssuer: issuer, meteringSubject: subject, vaultName: "own-offer-kv", namespaceName: "own-offer-bus", managedApplicationPrincipalId: "" },
+  });
+  assert.is(own.deployment.provisioningState, "Succeeded", JSON.stringify(own.deployment.error));
+  await runOk("1-connect-customer.mts", [sb.world.isv.subscriptionId, "mrg-own-offer", "--adopt"], env);
+  const r = await runScript("3-managed-app.mts", [sb.world.isv.subscriptionId, "mrg-own-offer", "grant-app-identity", "--role", "Key Vault Secrets User", "--scope", "vault:own-offer-kv"], { env });
+  assert.is(r.code, 0, describe(r));
+  const vault = `/subscriptions/${sb.world.isv.subscriptionId}/resourceGroups/mrg-own-offer/providers/Microsoft.KeyVault/vaults/own-offer-kv`;
+  const ra = sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((x) => x.properties.principalId === own.application.identity.principalId && x.properties.scope === vault);
+  assert.is(ra.length, 1);
+  assert.not.ok(ra[0].properties.delegatedManagedIdentityResourceId);
+});
+
 T.after(() => sb.stop());
 T.run();
