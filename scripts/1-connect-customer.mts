@@ -101,7 +101,7 @@ function main(args: string[]): Promise<number> {
       if (values.adopt) {
         const { adoptCustomer } = await import("../lib/customers/adopt.mts");
         const audit = await publisher.audit();
-        const customer = await adoptCustomer({ config, subscriptionId, managedResourceGroup, onProgress: progress, record: (r) => audit.append(r) });
+        const customer = await adoptCustomer({ config, subscriptionId, managedResourceGroup, onProgress: progress, recordChange: (r) => audit.append(r) });
         await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
         progress(`Adopted ${subscriptionId}/${managedResourceGroup}: the offer template's ${customer.uamiName} trusts this ISV (nothing deployed)`);
         progress(`  recorded in ${path}`);

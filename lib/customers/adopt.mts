@@ -75,7 +75,7 @@ export function offerIdentityMismatch(fic: FederatedCredential, expected: { issu
 /**
  * Reads the offer template's UAMI and federated credential and the managed application's billing
  * ids, checks issuer, subject and audience match exactly, and returns the config entry (not saved).
- * A mismatch or a missing identity is an IdentityMismatchError; `record` gets one customer.adopt
+ * A mismatch or a missing identity is an IdentityMismatchError; `recordChange` gets one customer.adopt
  * change record once the entry is built (nothing changes in Azure: what was adopted, and from where).
  */
 export async function adoptCustomer(options: {
@@ -83,17 +83,20 @@ export async function adoptCustomer(options: {
   subscriptionId: string;
   managedResourceGroup: string;
   onProgress?: (text: string) => void;
-  record?: (record: ChangeRecord) => Promise<void>;
+  recordChange?: (record: ChangeRecord) => Promise<void>;
 } & ArmOptions): Promise<CustomerConfig> {
   const { subscriptionId, managedResourceGroup } = options;
+  const arm: ArmOptions & { subscriptionId: string; managedResourceGroup: string } = {
+    subscriptionId, managedResourceGroup, command: options.command, env: options.env, azRest: options.azRest, record: options.record,
+  };
   const where = `${subscriptionId}/${managedResourceGroup}`;
   const idp = options.config.publisher.idp!;
   const expected = { issuer: idp.issuer, subject: defaultSubject(options.config), audience: FEDERATION_AUDIENCE };
   const { getBillableManagedApp } = await import("../azure/managed-apps.mts");
   options.onProgress?.(`Reading the managed application of ${where}`);
-  const app = await getBillableManagedApp(options);
+  const app = await getBillableManagedApp(arm);
   options.onProgress?.(`Reading the managed identities of ${where} and their federated credentials`);
-  const identities = await _identitiesOf(options);
+  const identities = await _identitiesOf(arm);
   if (identities.length === 0) {
     throw new IdentityMismatchError(`Cannot adopt ${where}: its managed resource group holds no user-assigned identity with a federated credential (the offer template did not connect it); connect it without --adopt`);
   }
@@ -117,7 +120,7 @@ export async function adoptCustomer(options: {
     // 2-emit-meter retries Entra's propagation errors for a while after this time.
     connectedAt: new Date().toISOString(),
   } as CustomerConfig;
-  await options.record?.(changeRecord({
+  await options.recordChange?.(changeRecord({
     operation: "customer.adopt", customer: { subscriptionId, managedResourceGroup }, targets: [uami.id, fic.id], outcome: "succeeded",
     detail: { deployed: false, issuer: fic.issuer, subject: fic.subject, audience: FEDERATION_AUDIENCE, uamiClientId: uami.clientId, uamiPrincipalId: uami.principalId },
   }));
