@@ -115,8 +115,9 @@ export async function purchaseOffer(ctx: SandboxContext, armDef: ServiceDef, bod
 async function _purchase(ctx: SandboxContext, armDef: ServiceDef, body: Record<string, unknown>): Promise<Reply> {
   const { state } = ctx;
   const seed = state.seed;
-  const tenantId = _string(body, "tenantId", true)!;
-  const subscriptionId = _string(body, "subscriptionId", true)!;
+  // GUIDs as the world spells them (lower case), whatever the caller sent.
+  const tenantId = _string(body, "tenantId", true)!.toLowerCase();
+  const subscriptionId = _string(body, "subscriptionId", true)!.toLowerCase();
   if (!GUID_RE.test(tenantId) || !GUID_RE.test(subscriptionId)) throw bad("'tenantId' and 'subscriptionId' must be GUIDs.");
   const plan = body.plan as PurchaseRequest["plan"] | undefined;
   if (!plan || typeof plan !== "object" || typeof plan.product !== "string" || typeof plan.name !== "string") throw bad("'plan' must be {product, name, version?}.");
@@ -134,7 +135,7 @@ async function _purchase(ctx: SandboxContext, armDef: ServiceDef, body: Record<s
   if (typeof parameters !== "object" || parameters === null || Array.isArray(parameters)) throw bad("'parameters' must be an object of values.");
 
   // The customer's tenant and subscription: the world's, or new ones.
-  const existingSub = state.subscriptions.get(subscriptionId.toLowerCase()) ?? state.subscriptions.get(subscriptionId);
+  const existingSub = state.subscriptions.get(subscriptionId);
   if (existingSub && existingSub.tenantId.toLowerCase() !== tenantId.toLowerCase()) {
     throw bad(`The subscription '${subscriptionId}' belongs to tenant '${existingSub.tenantId}', not '${tenantId}'.`);
   }

@@ -2,13 +2,16 @@
 // managed resource group and the offer's mainTemplate (templates/offer/, Bicep modules compiled
 // to nested deployments) deployed INTO the MRG by ARM's deployment engine, as Azure does at
 // purchase time. Checked against the sandbox's ARM state.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE, type ArmResource } from "../../sandbox/core/state.mts";
 import { compileBicep, parseBicep } from "../../sandbox/az/bicep/evaluate.mts";
 import { BicepSyntaxError } from "../../sandbox/az/bicep/errors.mts";
-import { startTestSandbox } from "../helpers/sandbox.mts";
+import { admin, startTestSandbox } from "../helpers/sandbox.mts";
 
 const sb = await startTestSandbox({ azurite: false });
 const OFFER_DIR = fileURLToPath(new URL("../../templates/offer/", import.meta.url));
@@ -140,6 +143,34 @@ P("the Bicep compiler refuses what its modules do not support, at line and colum
       assert.instance(e, BicepSyntaxError, String(e));
       assert.match((e as Error).message, re);
     }
+  }
+});
+
+P("az deployment group create compiles a module by its relative path; ARM runs it as a nested deployment in the group", async () => {
+  const c = sb.world.customers[0];
+  const dir = await mkdtemp(join(tmpdir(), "offer-az-"));
+  const az = (...argv: string[]) => admin<{ exitCode: number; stdout: string; stderr: string }>(sb, "POST", "/az", { argv: [...argv, "--output", "json"], cwd: dir });
+  try {
+    const rel = relative(dir, `${OFFER_DIR}app-identity-vault.bicep`);
+    await writeFile(join(dir, "main.bicep"), `module kv '${rel}' = {\n  name: 'kv-module'\n  params: {\n    vaultName: 'az-module-kv'\n  }\n}\noutput uri string = kv.outputs.vaultUri\n`);
+    const r = await az("deployment", "group", "create", "--subscription", c.subscriptionId, "-g", c.managedResourceGroup, "-n", "with-module", "-f", "main.bicep");
+    assert.is(r.exitCode, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.match(out.properties.outputs.uri.value, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    const mrg = `/subscriptions/${c.subscriptionId}/resourceGroups/${c.managedResourceGroup}`;
+    assert.ok(sb.state.getResource(`${mrg}/providers/Microsoft.KeyVault/vaults/az-module-kv`));
+    const nested = sb.state.getResource(`${mrg}/providers/Microsoft.Resources/deployments/kv-module`)!;
+    assert.is(nested.properties.provisioningState, "Succeeded");
+
+    // The metering module's grants are for purchase time (same tenant): the publisher deploying it
+    // itself into a customer's MRG is a cross-tenant write without the delegated id, and ARM refuses it.
+    const meteringRel = relative(dir, `${OFFER_DIR}metering-identity.bicep`);
+    await writeFile(join(dir, "publisher.bicep"), `module m '${meteringRel}' = {\n  name: 'metering-module'\n  params: {\n    uamiName: 'publisher-made'\n    issuer: '${ISSUER}'\n    subject: '${SUBJECT}'\n    roleDefinitionIds: [\n      '4633458b-17de-408a-b874-0445c86b69e6'\n    ]\n  }\n}\n`);
+    const refused = await az("deployment", "group", "create", "--subscription", c.subscriptionId, "-g", c.managedResourceGroup, "-n", "publisher-metering", "-f", "publisher.bicep");
+    assert.is(refused.exitCode, 1);
+    assert.match(refused.stderr, /PrincipalNotFound/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
