@@ -17,7 +17,8 @@ user-assigned managed identity "${UAMI_NAME}" with a federated credential for th
 issuer (subject "metering-submission-via-uami from <ISV tenant>", audience ${AUDIENCE}).
 Reads the managed application's resourceUsageId, id and plan, and records everything in
 config.json. An already connected customer is left alone unless --force. Each change made in
-Azure (the identity, each grant) is an audit record (customer.connect, customer.grant).
+Azure (the identity, each grant) is an audit record (customer.connect, customer.grant); an
+adoption is one too (customer.adopt), though it changes nothing in Azure.
 
 Arguments:
   subscription             customer subscription id (GUID)
