@@ -166,7 +166,9 @@ parse("reads the connect-customer template's declarations", () => {
 
 parse("reads the grants template: an existing vault and namespace, one resource loop per scope", () => {
   const t = parseBicep(readFileSync(new URL("../../templates/1-grant-roles.bicep", import.meta.url), "utf8"), "1-grant-roles.bicep");
-  assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["principalId", "delegatedManagedIdentityResourceId", "roleDefinitionIds"]);
+  // delegatedManagedIdentityResourceId defaults to empty: a same-tenant grant leaves it out.
+  assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["principalId", "roleDefinitionIds"]);
+  assert.ok(t.params.some((p) => p.name === "delegatedManagedIdentityResourceId" && p.defaultValue));
   assert.equal(t.resources.map((r) => r.type), ["Microsoft.KeyVault/vaults", "Microsoft.ServiceBus/namespaces", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments"]);
   assert.ok(t.resources.slice(2).every((r) => r.loop?.item === "roleDefinitionId"), "the grants are resource loops");
 });
