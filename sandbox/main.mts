@@ -238,7 +238,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     endpoints.graph = graph.url;
     await seedMrgResources(ctx, armDef);
 
-    const adminHandler = createServiceHandler(createAdminService(ctx), obs, log, connections.cut);
+    const adminHandler = createServiceHandler(createAdminService(ctx, armDef), obs, log, connections.cut);
     const admin = createHttpServer((req, res) => void adminHandler(req, res));
     connections.track(admin);
     endpoints.admin = `http://127.0.0.1:${await listen(admin)}`;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Connects a customer: deploys a UAMI with a federated credential trusting the ISV's issuer
-// into the managed resource group (templates/1-connect-customer.bicep), records it in config.
+// into the managed resource group (templates/1-connect-customer.bicep), records it in config;
+// --adopt records the UAMI an offer template made at purchase, deploying nothing.
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { findCustomer, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
@@ -16,7 +17,8 @@ user-assigned managed identity "${UAMI_NAME}" with a federated credential for th
 issuer (subject "metering-submission-via-uami from <ISV tenant>", audience ${AUDIENCE}).
 Reads the managed application's resourceUsageId, id and plan, and records everything in
 config.json. An already connected customer is left alone unless --force. Each change made in
-Azure (the identity, each grant) is an audit record (customer.connect, customer.grant).
+Azure (the identity, each grant) is an audit record (customer.connect, customer.grant); an
+adoption is one too (customer.adopt), though it changes nothing in Azure.
 
 Arguments:
   subscription             customer subscription id (GUID)
@@ -30,6 +32,9 @@ Options:
   --billing-only record only the billing ids and plan, deploy nothing: the customer is
                  billed as the publisher app (0-publisher-app; 2-emit-meter --as
                  publisher-app) and cannot be acted on in its tenant (3-* scripts)
+  --adopt        the offer template connected it at purchase (templates/offer/): read its
+                 UAMI and federated credential, check issuer, subject and audience match
+                 this ISV exactly (else exit 2, nothing written), record it; deploys nothing
   --force        deploy and record again even if already connected
   --json         print the customer's config entry as JSON
   -v, --verbose  show details on errors
@@ -42,7 +47,7 @@ Environment:
 Exit codes: 0 connected (or already connected), 1 failed, 2 usage error or ISV setup missing
 `;
 
-const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true }, "billing-only": { type: "boolean" } } as const;
+const OPTIONS = { force: { type: "boolean" }, json: { type: "boolean" }, grant: { type: "string", multiple: true }, "billing-only": { type: "boolean" }, adopt: { type: "boolean" } } as const;
 
 const { out, progress } = lineWriters(process);
 
@@ -73,6 +78,8 @@ function main(args: string[]): Promise<number> {
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const requested = ((values.grant as unknown as string[] | undefined) ?? []).map(parseRole);
     if (values["billing-only"] && requested.length > 0) throw new UsageError("Cannot use --grant with --billing-only: a billing-only customer has no identity to grant a role to");
+    if (values.adopt && requested.length > 0) throw new UsageError("Cannot use --grant with --adopt: --adopt deploys nothing; grant roles in the offer template, or connect with --grant afterwards");
+    if (values.adopt && values["billing-only"]) throw new UsageError("Cannot use --billing-only with --adopt: --adopt records the offer template's UAMI, --billing-only records none");
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({ stage: "idp" }, async (publisher) => {
       const path = publisher.paths.configPath;
@@ -90,6 +97,16 @@ function main(args: string[]): Promise<number> {
         progress(`Recorded ${subscriptionId}/${managedResourceGroup} for billing only (nothing deployed); bill it with 2-emit-meter --as publisher-app`);
         if (json) out(JSON.stringify(customer, null, 2));
         else for (const line of renderFields([["billing", "only (no UAMI)"], ["planName", customer.planName], ["resourceId", customer.billing.resourceId], ["resourceUri", customer.billing.resourceUri]], { width: widthOf(process.stdout) })) out(line);
+        return EXIT_OK;
+      }
+      if (values.adopt) {
+        const { adoptCustomer } = await import("../lib/customers/adopt.mts");
+        const audit = await publisher.audit();
+        const customer = await adoptCustomer({ config, subscriptionId, managedResourceGroup, onProgress: progress, recordChange: (r) => audit.append(r) });
+        await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+        progress(`Adopted ${subscriptionId}/${managedResourceGroup}: the offer template's ${customer.uamiName} trusts this ISV (nothing deployed)`);
+        progress(`  recorded in ${path}`);
+        printCustomer(customer, json);
         return EXIT_OK;
       }
       const { connectCustomer } = await import("../lib/customers/connect.mts");

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Exchanges messages with a customer over Service Bus queues in its managed resource group, as the
-// customer's federated UAMI (no client secret): send a command, receive status replies.
+// customer's federated UAMI (no client secret), or as the managed app's own identity via
+// listTokens: send a command, receive status replies.
 import { assertOptionsBelong, EXIT_FAILED, EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
 import { parseIntOption, parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
@@ -10,8 +11,11 @@ const USAGE = `Usage: 3-servicebus.mts <subscription> <managed-resource-group> <
 
 The command-queue / status-queue pattern between provider and customer over the Service Bus REST
 API, signed in as the customer's UAMI (1-connect-customer --grant "Azure Service Bus Data Sender"
-and/or "Azure Service Bus Data Receiver"). The namespace must be in the managed resource group;
-its endpoint comes from ARM (serviceBusEndpoint).
+and/or "Azure Service Bus Data Receiver"), or with --via list-tokens as the managed application's
+system-assigned identity (a token from the app's listTokens action; 3-managed-app ...
+grant-app-identity --role "Azure Service Bus Data Sender" --scope namespace:<namespace> gives it
+the role). The namespace must be in the managed resource group; its endpoint comes from ARM
+(serviceBusEndpoint).
 
 Commands:
   send <queue>      send one message: the body from --body FILE, or stdin (--body - or nothing)
@@ -29,6 +33,7 @@ Options:
   --max N           receive: at most N messages (default 1)
   --wait S          receive: wait up to S seconds for a message (default 0: only what is there)
   --watch           receive: keep receiving until Ctrl-C (waits 30 s per poll unless --wait)
+  --via MODE        uami (default) or list-tokens
   --json            send: print the sent message's details as JSON
   -v, --verbose     show details on errors
   -h, --help        show this help
@@ -53,6 +58,7 @@ const OPTIONS = {
   wait: { type: "string" },
   watch: { type: "boolean" },
   json: { type: "boolean" },
+  via: { type: "string" },
 } as const;
 
 const { progress } = lineWriters(process);
@@ -75,6 +81,8 @@ function main(args: string[]): Promise<number> {
     const max = values.max === undefined ? 1 : parseIntOption(String(values.max), { name: "max", min: 1, max: 10_000 });
     const waitS = values.wait === undefined ? (values.watch ? sb.WATCH_WAIT_S : 0) : parseIntOption(String(values.wait), { name: "wait", min: 0, max: sb.MAX_WAIT_S });
     if (values.watch && values.max !== undefined) throw new UsageError("Cannot use --watch with --max: --watch receives until Ctrl-C");
+    const via = String(values.via ?? "uami") as "uami" | "list-tokens";
+    if (via !== "uami" && via !== "list-tokens") throw new UsageError(`Cannot use --via ${JSON.stringify(via)}: expected uami or list-tokens`);
 
     let body: Uint8Array | undefined;
     if (command === "send") {
@@ -89,11 +97,12 @@ function main(args: string[]): Promise<number> {
       publisher.customer(ref);
       progress(`Reading Service Bus namespace ${namespace} of ${subscriptionId}/${managedResourceGroup}`);
       const endpoint = await sb.findQueueEndpoint({ ...ref, namespace, queue });
-      const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via: "uami", audience: "", onProgress: progress });
+      const { credential, tokenClaims, who } = await publisher.dataPlaneIdentity(ref, { scope: sb.SERVICEBUS_SCOPE, via, audience: sb.SERVICEBUS_AUDIENCE, onProgress: progress });
+      // A 403 names the command that gives this identity (UAMI or the app's own) the missing role.
       const { grantCommandFor } = await import("../lib/azure/role-grants.mts");
-      const grant = (role: string) => grantCommandFor({ via: "uami", ...ref, role, scope: { kind: "namespace", name: namespace } });
+      const grant = (role: string) => grantCommandFor({ via, ...ref, role, scope: { kind: "namespace", name: namespace } });
       // Every call of this client is written to the audit log, message bodies by size and hash.
-      const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims } });
+      const client = await publisher.restClient({ credential, scope: sb.SERVICEBUS_SCOPE, record: { customer: ref, tokenClaims, via } });
 
       if (command === "send") {
         const contentType = (values["content-type"] as string | undefined) ?? sb.guessContentType(body!);

@@ -6,13 +6,15 @@
 // The identity lives in the customer's tenant and the deployment runs as the publisher: ARM
 // accepts such a cross-tenant assignment only with delegatedManagedIdentityResourceId naming the
 // identity's resource (the UAMI, or the resource whose system-assigned identity it is), which
-// az role assignment create cannot set: hence a template.
+// az role assignment create cannot set: hence a template. When the publisher and the customer
+// are one tenant (a publisher trying its own offer) the write is not cross-tenant and the
+// property cannot be used: the caller passes it empty and the assignments leave it out (null).
 
 @description('Principal (object) id of the identity.')
 param principalId string
 
-@description('Resource id of the identity: the UAMI, or the resource with the system-assigned identity (the managed application).')
-param delegatedManagedIdentityResourceId string
+@description('Resource id of the identity for a cross-tenant write: the UAMI, or the resource with the system-assigned identity (the managed application); empty when the publisher is in the customer\'s tenant.')
+param delegatedManagedIdentityResourceId string = ''
 
 @description('Built-in role definition ids (GUIDs) to grant.')
 param roleDefinitionIds array
@@ -44,7 +46,7 @@ resource rgGrants 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for ro
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    delegatedManagedIdentityResourceId: delegatedManagedIdentityResourceId
+    delegatedManagedIdentityResourceId: empty(delegatedManagedIdentityResourceId) ? null : delegatedManagedIdentityResourceId
   }
 }]
 
@@ -55,7 +57,7 @@ resource vaultGrants 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    delegatedManagedIdentityResourceId: delegatedManagedIdentityResourceId
+    delegatedManagedIdentityResourceId: empty(delegatedManagedIdentityResourceId) ? null : delegatedManagedIdentityResourceId
   }
 }]
 
@@ -66,6 +68,6 @@ resource namespaceGrants 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    delegatedManagedIdentityResourceId: delegatedManagedIdentityResourceId
+    delegatedManagedIdentityResourceId: empty(delegatedManagedIdentityResourceId) ? null : delegatedManagedIdentityResourceId
   }
 }]

@@ -36,6 +36,8 @@ export interface ManagedApp {
   provisioningState?: string;
   kind?: string;
   managedResourceGroupId?: string;
+  /** `properties.publisherTenantId`: the tenant the publisher acts from. */
+  publisherTenantId?: string;
 }
 
 function _azOptions(options: ArmOptions): AzRunOptions {
@@ -62,6 +64,7 @@ function _toManagedApp(raw: Record<string, any>): ManagedApp {
     provisioningState: props.provisioningState ?? undefined,
     kind: raw.kind ?? undefined,
     managedResourceGroupId: props.managedResourceGroupId ?? undefined,
+    publisherTenantId: props.publisherTenantId ?? undefined,
   };
 }
 

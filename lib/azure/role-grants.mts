@@ -64,6 +64,12 @@ export async function grantRoles(o: {
   deploymentName: string;
   /** The customer's tenant: roles the principal already holds at the scope are left out. */
   tenantId: string;
+  /**
+   * The tenant the publisher writes from (the managed application's publisherTenantId). Only a
+   * write from another tenant than the identity's names it in delegatedManagedIdentityResourceId;
+   * Azure does not take the property on a same-tenant assignment. Unknown: treated as cross-tenant.
+   */
+  publisherTenantId?: string;
 } & ArmOptions): Promise<{ scopeId: string; created: string[]; alreadyHeld: string[] }> {
   const scopeId = grantScopeId(o);
   // An assignment made under another name (an older template's) holds the role already; ARM
@@ -81,7 +87,7 @@ export async function grantRoles(o: {
     templateFile: GRANT_TEMPLATE_FILE,
     parameters: {
       principalId: o.principalId,
-      delegatedManagedIdentityResourceId: o.identityResourceId,
+      delegatedManagedIdentityResourceId: isCrossTenantWrite(o.publisherTenantId, o.tenantId) ? o.identityResourceId : "",
       roleDefinitionIds: missing,
       scopeKind: o.scope.kind,
       ...(o.scope.kind === "resourceGroup" ? {} : { scopeName: o.scope.name }),
@@ -89,6 +95,11 @@ export async function grantRoles(o: {
   });
   const outputResources = (deployment as { properties?: { outputResources?: Array<{ id?: string }> } }).properties?.outputResources ?? [];
   return { scopeId, created: outputResources.map((r) => String(r.id)).filter((id) => /\/roleAssignments\//i.test(id)), alreadyHeld };
+}
+
+/** Whether a publisher of `publisherTenantId` granting an identity of `identityTenantId` writes across tenants (unknown: yes). Pure. */
+export function isCrossTenantWrite(publisherTenantId: string | undefined, identityTenantId: string): boolean {
+  return !publisherTenantId || publisherTenantId.toLowerCase() !== identityTenantId.toLowerCase();
 }
 
 /**
@@ -142,7 +153,7 @@ export async function grantAppIdentity(o: {
   const scopeId = grantScopeId({ subscriptionId: o.subscriptionId, resourceGroup: o.managedResourceGroup, scope: o.scope });
   try {
     const granted = await grantRoles({
-      ...arm, subscriptionId: o.subscriptionId, resourceGroup: o.managedResourceGroup, tenantId, principalId, identityResourceId: details.id,
+      ...arm, subscriptionId: o.subscriptionId, resourceGroup: o.managedResourceGroup, tenantId, publisherTenantId: details.publisherTenantId, principalId, identityResourceId: details.id,
       roleDefinitionIds: o.roleDefinitionIds, scope: o.scope, deploymentName: APP_GRANT_DEPLOYMENT_NAME,
     });
     // A grant the identity already held changed nothing in Azure: no record.

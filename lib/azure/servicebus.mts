@@ -8,6 +8,8 @@ import type { ArmOptions } from "./managed-apps.mts";
 import { bodyDigest } from "../audit/policy.mts";
 
 export const SERVICEBUS_SCOPE = "https://servicebus.azure.net//.default";
+/** The audience a listTokens token for Service Bus is asked for (the resource SERVICEBUS_SCOPE names). */
+export const SERVICEBUS_AUDIENCE = "https://servicebus.azure.net";
 
 export type PropertyValue = string | number | boolean;
 

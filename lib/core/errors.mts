@@ -35,6 +35,16 @@ export class InputError extends MeteringError {
   }
 }
 
+/**
+ * What Azure holds does not match what this ISV would connect (1-connect-customer --adopt: the
+ * offer template's federated credential names another issuer, subject or audience). Exit 2,
+ * nothing written; the message names what differs.
+ */
+export class IdentityMismatchError extends MeteringError {
+  static override code = "ERR_IDENTITY_MISMATCH";
+  override code = "ERR_IDENTITY_MISMATCH";
+}
+
 /** config.json does not exist (yet). */
 export class ConfigMissingError extends MeteringError {
   static override code = "ERR_CONFIG_MISSING";

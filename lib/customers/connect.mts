@@ -14,7 +14,7 @@ export const UAMI_NAME = "metering-submission-uami";
 const REQUIRED_OUTPUTS = ["uamiId", "uamiName", "uamiClientId", "uamiPrincipalId", "tenantId"];
 
 /** The subject every connection of this publisher uses (the bash tool's convention). */
-function defaultSubject(config: MeteringConfig): string {
+export function defaultSubject(config: MeteringConfig): string {
   return `metering-submission-via-uami from ${config.publisher.aadTenantId}`;
 }
 
@@ -85,7 +85,7 @@ export async function connectCustomer(options: {
     options.onProgress?.(`Granting ${uamiName} ${roles.join(", ")} on ${managedResourceGroup}`);
     try {
       const granted = await grantRoles({
-        subscriptionId, resourceGroup: managedResourceGroup, tenantId: output("tenantId"),
+        subscriptionId, resourceGroup: managedResourceGroup, tenantId: output("tenantId"), publisherTenantId: app.publisherTenantId,
         principalId: output("uamiPrincipalId"), identityResourceId: output("uamiId"),
         roleDefinitionIds: grantRoleDefinitionIds, scope: { kind: "resourceGroup" }, deploymentName: GRANT_DEPLOYMENT_NAME,
       });

@@ -37,7 +37,9 @@ async function _rest(options: ArmOptions): Promise<AzRest> {
 export function isArmNotFound(error: unknown): boolean {
   if (!(error instanceof AzError)) return false;
   const line = error.errorLine ?? error.message;
-  return /^Not Found\b/i.test(line) || /"code"\s*:\s*"(ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)"/.test(line);
+  // az prints ARM's error as "(Code) message" (azure-cli's own form), or the raw body, or "Not Found".
+  return /^Not Found\b/i.test(line) || /"code"\s*:\s*"(ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)"/.test(line) ||
+    /^\((ResourceNotFound|ResourceGroupNotFound|NotFound|ParentResourceNotFound)\)/.test(line);
 }
 
 /** `/subscriptions/<sub>/resourceGroups/<mrg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>` */
@@ -63,6 +65,29 @@ export async function getUserAssignedIdentity(options: { id: string } & ArmOptio
   }
   const p = _props(raw);
   return { id: String(raw?.id ?? options.id), name: String(raw?.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") };
+}
+
+/** The user-assigned identities of a resource group (following nextLink); [] when the group is gone. */
+export async function listUserAssignedIdentities(options: { subscriptionId: string; resourceGroup: string } & ArmOptions): Promise<UserAssignedIdentity[]> {
+  const rest = await _rest(options);
+  const e = encodeURIComponent;
+  const out: UserAssignedIdentity[] = [];
+  let url: string | undefined = `/subscriptions/${e(options.subscriptionId)}/resourceGroups/${e(options.resourceGroup)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MANAGED_IDENTITY_API_VERSION}`;
+  for (let page = 0; url && page < 50; page++) {
+    let answer: { value?: Record<string, unknown>[]; nextLink?: string } | null;
+    try {
+      answer = (await rest({ command: options.command, env: options.env, method: "GET", url })) as typeof answer;
+    } catch (cause) {
+      if (isArmNotFound(cause)) return out;
+      throw _fail(`list the managed identities of ${options.subscriptionId}/${options.resourceGroup}`, cause);
+    }
+    for (const r of answer?.value ?? []) {
+      const p = _props(r);
+      out.push({ id: String(r.id), name: String(r.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") });
+    }
+    url = answer?.nextLink || undefined;
+  }
+  return out;
 }
 
 /** Every federated credential of an identity (following nextLink); [] when the identity is gone. */

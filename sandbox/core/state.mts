@@ -32,6 +32,8 @@ export interface WorldSeed {
      * and is the only caller of GET /api/usageEvents (docs/azure-behaviour.md §1.7).
      */
     technicalConfiguration?: { tenantId: string; appId: string; displayName?: string };
+    /** The plan's authorizations on each managed resource group (default: the ISV user as Owner); a purchase copies them. */
+    authorizations?: Array<{ principalId: string; roleDefinitionId: string }>;
   }>;
   customers: Array<{
     name: string;
@@ -149,6 +151,12 @@ export interface SandboxOptions {
      * (400 PrincipalNotFound) is unconfirmed → the likeliest one.
      */
     crossTenantManagedIdentityNeedsDelegatedId: boolean;
+    /**
+     * A same-tenant role assignment (the caller in the subscription's tenant) that sets
+     * `delegatedManagedIdentityResourceId` is refused: the property "cannot be used" there
+     * (docs/azure-behaviour.md §5.4); the error (400 BadRequest) is unconfirmed → the sandbox's own.
+     */
+    sameTenantRefusesDelegatedId: boolean;
   };
   containerApps: {
     /**
@@ -188,6 +196,7 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   arm: {
     crossTenantRoleAssignmentsNeedTenantId: true,
     crossTenantManagedIdentityNeedsDelegatedId: true,
+    sameTenantRefusesDelegatedId: true,
   },
   containerApps: {
     startStatus: 202,

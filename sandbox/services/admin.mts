@@ -117,7 +117,7 @@ export function createAzContext(ctx: SandboxContext) {
   };
 }
 
-export function createAdminService(ctx: SandboxContext): ServiceDef {
+export function createAdminService(ctx: SandboxContext, armDef?: ServiceDef): ServiceDef {
   const { state, obs, tokens } = ctx;
   const json = (body: unknown, status = 200): Reply => ({ status, body });
   let azContext: ReturnType<typeof createAzContext> | undefined;
@@ -231,6 +231,14 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
       },
       { method: "GET", path: "/webhooks/:name", handler: (c) => json(webhooks.get(c.params.name) ?? []) },
       ...containerAppsAdminRoutes(ctx),
+      {
+        // A Marketplace purchase of an offer: the managed application, its MRG and the mainTemplate deployed into it (purchase.mts).
+        method: "POST", path: "/offers/purchase", handler: async (c) => {
+          if (!armDef) throw new HttpReplyError({ status: 501, body: { error: { code: "NotImplemented", message: "This admin API has no ARM service to deploy with." } } });
+          const { purchaseOffer } = await import("./purchase.mts");
+          return purchaseOffer(ctx, armDef, parseJsonObject(c, bad));
+        },
+      },
       { method: "GET", path: "/faults", handler: () => json(obs.faults) },
       {
         method: "POST", path: "/faults", handler: (c: RouteContext) => {

@@ -54,6 +54,30 @@ T("the option turns the requirement off", async () => {
   }
 });
 
+T("same tenant: an assignment naming delegatedManagedIdentityResourceId is refused (400), one without it is made; the option turns that off", async () => {
+  const sub = `/subscriptions/${sb.world.isv.subscriptionId}`;
+  const body = (delegated?: string | null) => ({
+    properties: {
+      roleDefinitionId: `${sub}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.KeyVaultSecretsUser}`,
+      principalId: randomUUID(), principalType: "ServicePrincipal",
+      ...(delegated !== undefined ? { delegatedManagedIdentityResourceId: delegated } : {}),
+    },
+  });
+  const path = () => `${sub}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?${API}`;
+  const refused = await arm(sb, "PUT", path(), body(`${sub}/resourceGroups/x/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u`));
+  assert.is(refused.status, 400);
+  assert.is(refused.json.error.code, "BadRequest");
+  assert.match(refused.json.error.message, /same tenant .* only for a managed identity of another tenant/);
+  assert.is((await arm(sb, "PUT", path(), body())).status, 201);
+  assert.is((await arm(sb, "PUT", path(), body(null))).status, 201);
+  await admin(sb, "PATCH", "/options", { arm: { sameTenantRefusesDelegatedId: false } });
+  try {
+    assert.is((await arm(sb, "PUT", path(), body(`${sub}/resourceGroups/x/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u`))).status, 201);
+  } finally {
+    await admin(sb, "PATCH", "/options", { arm: { sameTenantRefusesDelegatedId: true } });
+  }
+});
+
 T.run();
 
 const Loops = suite("Bicep resource loops (grants template)");
@@ -112,6 +136,10 @@ Loops("one role assignment per role at the chosen scope, named from scope, princ
   await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { ...params, roleDefinitionIds: [ROLE.KeyVaultSecretsUser], scopeKind: "vault", scopeName: "kv1" }, context: context(), putResource: put, getResource: put as any });
   assert.is(puts.length, 1);
   assert.ok(puts[0].id.startsWith(`${mrg}/providers/Microsoft.KeyVault/vaults/kv1/providers/Microsoft.Authorization/roleAssignments/`), puts[0].id);
+  // A same-tenant grant passes no delegated id: the assignments carry null (ARM's "not set").
+  puts.length = 0;
+  await deployBicep({ source: GRANTS, fileName: "g.bicep", parameters: { principalId: params.principalId, roleDefinitionIds: [ROLE.KeyVaultSecretsUser] }, context: context(), putResource: put, getResource: put as any });
+  assert.equal(puts.map((p) => p.body.properties.delegatedManagedIdentityResourceId), [null]);
 });
 
 Loops("loop syntax: index form, a non-array is a template error, filters are refused", async () => {

@@ -133,8 +133,9 @@ Deploy("copy loops: the grants template makes one role assignment per role for t
   const uami = (await arm("GET", `${rgPath}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/metering-submission-uami?api-version=2023-01-31`)).json;
   assert.equal(d.properties.outputs.uamiPrincipalId, { type: "String", value: uami.properties.principalId });
   assert.equal(d.properties.outputs.uamiClientId.value, uami.properties.clientId);
+  // The ISV's own subscription: a same-tenant grant, so no delegatedManagedIdentityResourceId (ARM refuses it here).
   const grants = { properties: { mode: "Incremental", template: GRANTS, parameters: {
-    principalId: { value: uami.properties.principalId }, delegatedManagedIdentityResourceId: { value: d.properties.outputs.uamiId.value }, roleDefinitionIds: { value: roles },
+    principalId: { value: uami.properties.principalId }, roleDefinitionIds: { value: roles },
   } } };
   const g = await arm("PUT", `${deployments}/grants?${API}`, grants);
   assert.is(g.status, 201, JSON.stringify(g.json));
@@ -145,6 +146,7 @@ Deploy("copy loops: the grants template makes one role assignment per role for t
     .filter((r: { properties: { principalId: string } }) => r.properties.principalId === uami.properties.principalId);
   assert.equal(assignments.map((r: { properties: { roleDefinitionId: string } }) => r.properties.roleDefinitionId.split("/").pop()).sort(), [...roles].sort());
   assert.equal(gd.properties.outputResources.map((r: { id: string }) => r.id).sort(), assignments.map((r: { id: string }) => r.id).sort());
+  assert.ok(assignments.every((r: { properties: { delegatedManagedIdentityResourceId?: unknown } }) => r.properties.delegatedManagedIdentityResourceId == null));
 });
 
 Deploy("InvalidTemplate: unsupported functions, unknown dependsOn, missing parameters; on validate and on PUT, nothing created", async () => {
@@ -156,7 +158,8 @@ Deploy("InvalidTemplate: unsupported functions, unknown dependsOn, missing param
     [template([uami("u3", { dependsOn: ["[resourceId('Microsoft.Storage/storageAccounts', 'nope')]"] })]), /The resource '\/subscriptions\/.*\/storageAccounts\/nope' is not defined in the template/],
     [template([uami("u4")], { functions: [{ namespace: "x" }] }), /User-defined functions are not supported/],
     [template({ u: uami("u5") } as unknown as unknown[], { languageVersion: "2.0" }), /languageVersion \(symbolic-name templates\) is not supported/],
-    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments" }]), /nested deployment .* not supported/],
+    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments", properties: { mode: "Incremental", template: template([]) } }]), /nested deployment at 'resources\[0\]' evaluates its template in the outer scope, which is not supported/],
+    [template([{ ...uami("u6"), type: "Microsoft.Resources/deployments", properties: { mode: "Incremental", templateLink: { uri: "https://x" } } }]), /nested deployment at 'resources\[0\]' uses 'templateLink', which is not supported/],
     [template([uami("u7")], { parameters: { p: { type: "string" } } }), /The value for the template parameter 'p' is not provided/],
     [template([uami("[concat('u8', 'x']")]), /The template language expression .* is not valid/],
   ];

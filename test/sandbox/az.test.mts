@@ -641,9 +641,12 @@ deploy("other failures: missing group, missing file, Bicep outside the subset, J
   assert.equal(noFile, { exitCode: 1, stdout: "", stderr: "ERROR: [Errno 2] No such file or directory: 'templates/missing.bicep'\n" });
   const dir = await mkdtemp(join(tmpdir(), "az-bicep-"));
   try {
-    await writeFile(join(dir, "mod.bicep"), "param x string\n\nmodule m 'other.bicep' = {\n  name: 'm'\n}\n");
+    await writeFile(join(dir, "mod.bicep"), "param x string\n\nmodule m 'other.bicep' = [for i in range(0, 2): {\n  name: 'm'\n}]\n");
     const mod = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "mod.bicep"], cwd: dir }, env.ctx);
-    assert.equal(mod, { exitCode: 1, stdout: "", stderr: `ERROR: ${join(dir, "mod.bicep")}:3:1: Modules are not supported by the sandbox's Bicep compiler\n` });
+    assert.equal(mod, { exitCode: 1, stdout: "", stderr: `ERROR: ${join(dir, "mod.bicep")}:3:26: Module loops are not supported by the sandbox's Bicep compiler\n` });
+    await writeFile(join(dir, "missing.bicep"), "module m 'other.bicep' = {\n  name: 'm'\n}\n");
+    const missing = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "missing.bicep"], cwd: dir }, env.ctx);
+    assert.equal(missing, { exitCode: 1, stdout: "", stderr: `ERROR: ${join(dir, "missing.bicep")}:1:10: An error occurred reading file. Could not find file '${join(dir, "other.bicep")}'.\n` });
     await writeFile(join(dir, "t.json"), JSON.stringify({ contentVersion: "1.0.0.0", functions: [], resources: [] }));
     const armJson = await runAz({ argv: ["deployment", "group", "create", "-g", "isv-rg", "-f", "t.json"], cwd: dir }, env.ctx);
     assert.equal([armJson.exitCode, armJson.stderr], [1, `ERROR: {"code": "InvalidTemplate", "message": "Deployment template validation failed: 'The template property 'functions' is not valid: User-defined functions are not supported by the sandbox's template engine. Please see https://aka.ms/arm-syntax for usage details.'.", "additionalInfo": [{"type": "TemplateViolation", "info": {"lineNumber": 0, "linePosition": 0, "path": "properties.template.functions"}}]}\n`]);

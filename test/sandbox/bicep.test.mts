@@ -166,14 +166,17 @@ parse("reads the connect-customer template's declarations", () => {
 
 parse("reads the grants template: an existing vault and namespace, one resource loop per scope", () => {
   const t = parseBicep(readFileSync(new URL("../../templates/1-grant-roles.bicep", import.meta.url), "utf8"), "1-grant-roles.bicep");
-  assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["principalId", "delegatedManagedIdentityResourceId", "roleDefinitionIds"]);
+  // delegatedManagedIdentityResourceId defaults to empty: a same-tenant grant leaves it out.
+  assert.equal(t.params.filter((p) => !p.defaultValue).map((p) => p.name), ["principalId", "roleDefinitionIds"]);
+  assert.ok(t.params.some((p) => p.name === "delegatedManagedIdentityResourceId" && p.defaultValue));
   assert.equal(t.resources.map((r) => r.type), ["Microsoft.KeyVault/vaults", "Microsoft.ServiceBus/namespaces", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleAssignments"]);
   assert.ok(t.resources.slice(2).every((r) => r.loop?.item === "roleDefinitionId"), "the grants are resource loops");
 });
 
 parse("refuses unsupported syntax with file, line and column", () => {
   const cases: Array<[string, number, number, RegExp]> = [
-    ["param a string\nmodule m 'x.bicep' = {\n  name: 'm'\n}\n", 2, 1, /Modules are not supported by the sandbox's Bicep compiler/],
+    ["param a string\nmodule m 'br/public:x:1' = {\n  name: 'm'\n}\n", 2, 10, /Registry and template spec modules .* are not supported by the sandbox's Bicep compiler/],
+    ["param a string\nmodule m 'x.bicep' = [for i in range(0, 2): {\n  name: 'm'\n}]\n", 2, 22, /Module loops are not supported by the sandbox's Bicep compiler/],
     ["var xs = [for i in range(0, 3): i]\n", 1, 11, /'for' loops are not supported/],
     ["resource s 'Microsoft.Storage/storageAccounts@2025-06-01' existing = if (true) {\n  name: 'x'\n}\n", 1, 70, /Conditions on existing resources/],
     ["var f = x => x\n", 1, 9, /Lambda expressions are not supported/],

@@ -96,6 +96,7 @@ export function checkTemplate(tpl: BicepTemplate): void {
   tpl.outputs.forEach((o) => checkExpr(o.value, false));
   const byName = new Map(tpl.resources.map((r) => [r.symbol, r]));
   for (const r of tpl.resources) {
+    if (r.module?.template) checkModuleParams(r, r.module.template, fail);
     if (r.loop) checkExpr(r.loop.iterable, false);
     checkExpr(r.body, false, new Set([r.loop?.item, r.loop?.index].filter((x): x is string => x !== undefined)));
     for (const p of r.body.props) {
@@ -113,6 +114,18 @@ export function checkTemplate(tpl: BicepTemplate): void {
     }
   }
   deploymentOrder(tpl); // cycles are compile errors
+}
+
+/** A module's `params`: each a parameter the module declares, every one without a default given. */
+function checkModuleParams(r: ResourceDecl, module: BicepTemplate, fail: (pos: Pos, message: string) => never): void {
+  const given = r.body.props.find((p) => p.key === "params");
+  const props = given?.value.kind === "object" ? given.value.props : [];
+  const declared = new Map(module.params.map((p) => [p.name, p]));
+  for (const p of props) {
+    if (!declared.has(p.key)) fail(p.pos, `The module '${r.symbol}' has no parameter '${p.key}'; it declares ${[...declared.keys()].map((k) => `'${k}'`).join(", ") || "none"}.`);
+  }
+  const missing = module.params.filter((p) => !p.defaultValue && !props.some((x) => x.key === p.name)).map((p) => `'${p.name}'`);
+  if (missing.length) fail((given ?? r).pos, `The module '${r.symbol}' is missing the required parameter(s) ${missing.join(", ")}.`);
 }
 
 /** Resources in the order to deploy them: dependencies first, otherwise in declaration order. */

@@ -11,6 +11,9 @@
  * equals()/not()/and()/or()/add()/…/coalesce(), `? :` → if(), `a.?b` → tryGet(), symbol
  * references → resourceId() (`.id`), the name expression (`.name`), reference(id, apiVersion)
  * (`.properties…`) or reference(id, apiVersion, 'full') (anything else).
+ * A module becomes a nested deployment (Microsoft.Resources/deployments, inner expression scope,
+ * its compiled template inline, `params` as `parameters: {p: {value}}`); `m.outputs.x` becomes
+ * reference(resourceId('Microsoft.Resources/deployments', name), apiVersion).outputs.x.value.
  * What it cannot express (a loop resource referenced from outside its loop) is a
  * BicepSyntaxError with line and column.
  */
@@ -108,6 +111,15 @@ class Compiler {
     this.checkLoopRef(r, at);
     const [first, ...rest] = path;
     const tail = rest.map((p) => `.${p}`).join("");
+    if (r.module) {
+      const lower = first?.toLowerCase();
+      if (lower === "outputs" && rest.length > 0) {
+        const out = r.module.template?.outputs.find((o) => o.name === rest[0]);
+        if (!out) this.err(at, `The module '${r.symbol}' has no output '${rest[0]}'.`);
+        return `reference(${this.idExpr(r)}, ${quote(r.apiVersion)}).outputs.${rest[0]}.value${rest.slice(1).map((p) => `.${p}`).join("")}`;
+      }
+      if (lower !== "name" && lower !== "id") this.err(at, `Of a module, only '.name', '.id' and '.outputs.<name>' can be referenced in the sandbox's Bicep compiler.`);
+    }
     switch (first?.toLowerCase()) {
       case "id":
         return this.idExpr(r) + tail;
@@ -246,7 +258,17 @@ class Compiler {
       if (r.condition) out.condition = `[${this.expr(r.condition)}]`;
       const scope = this.scopeResource(r);
       if (scope) out.scope = `[${this.idExpr(scope)}]`;
+      if (r.module) {
+        const params = this.prop(r, "params")?.value;
+        out.properties = {
+          expressionEvaluationOptions: { scope: "inner" },
+          mode: "Incremental",
+          parameters: Object.fromEntries((params?.kind === "object" ? params.props : []).map((p) => [p.key, { value: this.json(p.value) }])),
+          template: compileBicep(r.module.template!),
+        };
+      }
       for (const p of r.body.props) {
+        if (r.module) break;
         if (["name", "parent", "scope", "dependsOn"].includes(p.key) && !p.keyExpr) continue;
         out[p.keyExpr ? `[${this.expr(p.keyExpr)}]` : p.key] = this.json(p.value);
       }

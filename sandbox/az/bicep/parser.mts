@@ -16,7 +16,6 @@ const BINARY_PRECEDENCE: Record<string, number> = {
   "*": 7, "/": 7, "%": 7,
 };
 const UNSUPPORTED_DECLARATIONS: Record<string, string> = {
-  module: "Modules are",
   import: "Import statements are",
   type: "User-defined types are",
   func: "User-defined functions are",
@@ -25,6 +24,8 @@ const UNSUPPORTED_DECLARATIONS: Record<string, string> = {
   using: "'using' declarations are",
   assert: "Assertions are",
 };
+/** The api-version Bicep gives the nested deployment of a module. */
+export const MODULE_API_VERSION = "2022-09-01";
 type Decorator = { name: string; args: Value[]; pos: Pos };
 
 export class Parser {
@@ -121,6 +122,9 @@ export class Parser {
           tpl.vars.push({ name: name.v, value: this.parseExpr(), description: d.description as string | undefined, pos: kw.pos });
           break;
         }
+        case "module":
+          tpl.resources.push(this.parseModule(kw.pos, decorators));
+          break;
         case "resource":
           tpl.resources.push(this.parseResource(kw.pos, decorators));
           // Nested child declarations, parents before children.
@@ -322,6 +326,48 @@ export class Parser {
       this.err(dependsOn.pos, "'dependsOn' must be an array of resource symbolic names");
     }
     return { symbol: symbol.v, type, apiVersion, existing, body, ...(loop ? { loop } : {}), ...(condition ? { condition } : {}), description: d.description as string | undefined, pos };
+  }
+
+  /**
+   * `module sym 'relative/path.bicep' = { name: …, params: {…}, dependsOn: […] }`: compiled as
+   * Bicep does, to a nested deployment (Microsoft.Resources/deployments, inner expression scope)
+   * in the same resource group. The module file is read and parsed by parseBicep (evaluate.mts).
+   */
+  parseModule(pos: Pos, decorators: Decorator[]): ResourceDecl {
+    const d = this.applyDecorators(decorators, ["description"], "module");
+    const symbol = this.expectIdent("a module symbolic name");
+    const pathTok = this.peek();
+    if (pathTok.t !== "str" || pathTok.holes.length > 0) this.err(pathTok.pos, "Expected a module path string ('relative/path.bicep') at this location");
+    this.next();
+    const path = pathTok.parts[0];
+    if (/^(br|ts)[:/]/.test(path)) this.err(pathTok.pos, `Registry and template spec modules ('${path}') are ${UNSUPPORTED}; use a relative path to a .bicep file`);
+    if (!path.toLowerCase().endsWith(".bicep")) this.err(pathTok.pos, `The module path '${path}' must name a .bicep file (JSON modules are ${UNSUPPORTED})`);
+    this.expectPunct("=");
+    const t = this.peek();
+    if (t.t === "ident" && t.v === "if") this.err(t.pos, `Conditions on modules are ${UNSUPPORTED}`);
+    if (t.t === "punct" && t.v === "[") this.err(t.pos, `Module loops are ${UNSUPPORTED}`);
+    if (!this.isPunct("{")) this.err(this.peek().pos, "Expected the \"{\" character at this location");
+    const open = this.next();
+    const body = this.parseObject(open.pos, undefined) as ObjectExpr;
+    const keys = new Map(body.props.map((p) => [p.key, p]));
+    if (!keys.has("name")) this.err(body.pos, `The module '${symbol.v}' has no 'name' property (the nested deployment's name)`);
+    for (const p of body.props) {
+      if (p.keyExpr || !["name", "params", "dependsOn"].includes(p.key)) {
+        this.err(p.pos, p.key === "scope"
+          ? `Module scopes are ${UNSUPPORTED}: a module deploys into the same resource group`
+          : `A module takes only name, params and dependsOn in the sandbox's Bicep compiler; '${p.key}' is ${UNSUPPORTED}`);
+      }
+    }
+    const params = keys.get("params");
+    if (params && (params.value.kind !== "object" || params.value.props.some((x) => x.keyExpr))) this.err(params.pos, "'params' must be an object with literal parameter names");
+    const dependsOn = keys.get("dependsOn");
+    if (dependsOn && (dependsOn.value.kind !== "array" || dependsOn.value.items.some((x) => x.kind !== "ident"))) {
+      this.err(dependsOn.pos, "'dependsOn' must be an array of resource symbolic names");
+    }
+    return {
+      symbol: symbol.v, type: "Microsoft.Resources/deployments", apiVersion: MODULE_API_VERSION, existing: false, body,
+      module: { path, pos: pathTok.pos }, description: d.description as string | undefined, pos,
+    };
   }
 
   // --- expressions

@@ -31,6 +31,8 @@ export interface ResourceDecl {
   body: ObjectExpr;
   /** A resource loop `[for item in iterable: {...}]` / `[for (item, index) in iterable: {...}]`. */
   loop?: { item: string; index?: string; iterable: Expr };
+  /** A module: its path as written, and its parsed file (set by parseBicep). */
+  module?: { path: string; pos: Pos; template?: BicepTemplate };
   /** `= if (cond) {…}`: deployed only when cond is true (ARM's `condition`). */
   condition?: Expr;
   description?: string;

@@ -78,7 +78,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
   };
 
   /**
-   * A role assignment written by a caller of another tenant for a managed identity of the
+   * A role assignment written by a caller of another (home) tenant for a managed identity of the
    * subscription's tenant needs `delegatedManagedIdentityResourceId` naming that identity's
    * resource (options.arm.crossTenantManagedIdentityNeedsDelegatedId): ARM otherwise looks the
    * principal up in the caller's directory. Code and wording as Azure's PrincipalNotFound
@@ -86,12 +86,24 @@ export function authorizationRoutes(arm: Arm): Route[] {
    */
   const checkDelegatedIdentity = (a: ArmCall, principalId: string, delegated: unknown) => {
     const subTenant = a.p.subscriptionId ? a.sub.tenantId : undefined;
-    if (!subTenant || !state.options.arm.crossTenantManagedIdentityNeedsDelegatedId) return;
-    if (a.caller.tid.toLowerCase() === subTenant.toLowerCase()) return;
+    if (!subTenant) return;
+    // The caller's own tenant decides, not the token's: the ISV user signed in to a customer's
+    // subscription (az picks the subscription's tenant) is still a publisher writing across tenants.
+    const home = state.users.get(a.caller.oid)?.tenantId ?? a.caller.tid;
+    if (home.toLowerCase() === subTenant.toLowerCase()) {
+      // Same tenant (a publisher trying its own offer, a purchase's mainTemplate): the property is
+      // for an identity of another tenant and "cannot be used" here (docs/azure-behaviour.md §5.4).
+      // Azure's error for it is unconfirmed: 400 BadRequest with the sandbox's wording.
+      if (state.options.arm.sameTenantRefusesDelegatedId && typeof delegated === "string" && delegated !== "") {
+        fail(400, "BadRequest", `The role assignment names delegatedManagedIdentityResourceId '${delegated}', but its principal and the caller are in the same tenant '${subTenant}': the property is only for a managed identity of another tenant. Leave it out.`);
+      }
+      return;
+    }
+    if (!state.options.arm.crossTenantManagedIdentityNeedsDelegatedId) return;
     const owner = managedIdentityResourceOf(principalId, subTenant);
     if (!owner) return;
     if (typeof delegated === "string" && delegated.replace(/\/+$/, "").toLowerCase() === owner.id.toLowerCase()) return;
-    fail(400, "PrincipalNotFound", `Principal ${principalId.replace(/-/g, "")} does not exist in the directory ${a.caller.tid}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group. See https://aka.ms/docs-principaltype`);
+    fail(400, "PrincipalNotFound", `Principal ${principalId.replace(/-/g, "")} does not exist in the directory ${home}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group. See https://aka.ms/docs-principaltype`);
   };
 
   const roleDefinitionIdFor = (scope: string, roleId: string) => {

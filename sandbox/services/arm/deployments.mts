@@ -204,11 +204,15 @@ export function deploymentRoutes(arm: Arm): Route[] {
         const s = String((j.properties as { provisioningState?: unknown } | undefined)?.provisioningState ?? "Succeeded").toLowerCase();
         return ["succeeded", "failed", "canceled"].includes(s);
       };
-      for (let i = 0; (r.status === 202 || !final(r.json)) && i < 100; i++) {
+      // A nested deployment (a Bicep module) runs a whole template: it gets longer than a resource.
+      const polls = r.json.type === DEPLOYMENT_TYPE ? 6000 : 100;
+      for (let i = 0; (r.status === 202 || !final(r.json)) && i < polls; i++) {
         await new Promise((res) => setTimeout(res, 10));
         r = await call("GET", id, apiVersion);
       }
       const s = String((r.json.properties as { provisioningState?: unknown } | undefined)?.provisioningState ?? "Succeeded");
+      const nestedError = (r.json.properties as { error?: ArmError } | undefined)?.error;
+      if (s.toLowerCase() !== "succeeded" && nestedError) throw new ProviderError(200, nestedError);
       if (s.toLowerCase() !== "succeeded") throw new ProviderError(200, { code: "ResourceDeploymentFailure", message: `The resource operation completed with terminal provisioning state '${s}'.` });
       return r.json;
     };

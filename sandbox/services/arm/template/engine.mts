@@ -12,8 +12,11 @@
  * friends, resourceGroup(), subscription(), tenant(), deployment(), deployer(), environment(),
  * copyIndex(), if(), equals(), not(), and(), or(), the arithmetic and comparison functions,
  * createArray(), createObject(), tryGet(), true(), false(), null().
+ * Nested deployments (Microsoft.Resources/deployments, what a Bicep module compiles to) into the
+ * same resource group, with an inline template and the inner expression scope: their PUT goes to
+ * ARM's deployments route like any resource, which runs the inner template (deployments.mts).
  * Anything else (user functions, user types, symbolic-name resources, property and output copy
- * loops, nested deployments, list*() functions, Key Vault parameter references, …) fails
+ * loops, outer-scope or linked nested deployments, list*() functions, Key Vault parameter references, …) fails
  * validation with InvalidTemplate naming it: never a silent success.
  *
  * validateTemplate() does what ARM's preflight does (shape, parameters, names, dependsOn, copy
@@ -80,6 +83,8 @@ const PARAM_TYPES: Record<string, string> = {
 };
 const RESOURCE_META = new Set(["type", "apiversion", "name", "dependson", "copy", "condition", "scope", "resources", "comments", "metadata"]);
 const TOP_LEVEL = new Set(["$schema", "contentversion", "metadata", "parameters", "variables", "resources", "outputs", "apiprofile"]);
+
+const NESTED_DEPLOYMENT = "microsoft.resources/deployments";
 
 const invalid = (inner: string, path?: string): TemplateValidationError =>
   new TemplateValidationError({
@@ -559,7 +564,7 @@ export async function validateTemplate(template: unknown, parameters: unknown, s
       }
       const get = (k: string): Value | undefined => r[Object.keys(r).find((x) => x.toLowerCase() === k.toLowerCase()) ?? ""];
       let type = get("type") as string;
-      if (type.toLowerCase() === "microsoft.resources/deployments") throw invalid(`The template resource at '${path}' is a nested deployment (Microsoft.Resources/deployments), which is ${UNSUPPORTED}.`, `${path}.type`);
+      if (type.toLowerCase() === NESTED_DEPLOYMENT) checkNestedDeployment(r, path);
       if (parent && !type.split("/")[0].includes(".")) type = `${parent.type}/${type}`;
       if (isExpression(type)) throw invalid(`The template resource at '${path}' has an expression as its type. ${SYNTAX_HELP}`, `${path}.type`);
       if (get("resourceGroup") !== undefined || get("subscriptionId") !== undefined) {
@@ -706,11 +711,36 @@ function checkFunctions(tpl: Obj, ev: TemplateEvaluator): void {
   visit(tpl, "");
 }
 
+/**
+ * A nested deployment the engine runs: an inline `properties.template` evaluated in its own
+ * (inner) scope. The outer scope (the parent's parameters and variables seen inside the inner
+ * template) and linked templates are refused, naming the property.
+ */
+function checkNestedDeployment(r: Obj, path: string): void {
+  const props = r[Object.keys(r).find((k) => k.toLowerCase() === "properties") ?? ""];
+  if (!isObject(props)) throw invalid(`The nested deployment at '${path}' has no 'properties'. ${SYNTAX_HELP}`, path);
+  const get = (o: Obj, k: string) => o[Object.keys(o).find((x) => x.toLowerCase() === k.toLowerCase()) ?? ""];
+  if (get(props, "templateLink") !== undefined) throw invalid(`The nested deployment at '${path}' uses 'templateLink', which is ${UNSUPPORTED}; put the template inline.`, `${path}.properties.templateLink`);
+  if (!isObject(get(props, "template") as Value)) throw invalid(`The nested deployment at '${path}' has no inline 'template'. ${SYNTAX_HELP}`, `${path}.properties`);
+  const options = get(props, "expressionEvaluationOptions");
+  const scope = isObject(options as Value) ? get(options as Obj, "scope") : undefined;
+  if (typeof scope !== "string" || scope.toLowerCase() !== "inner") {
+    throw invalid(`The nested deployment at '${path}' evaluates its template in the outer scope, which is ${UNSUPPORTED}; set properties.expressionEvaluationOptions.scope to 'inner' (as Bicep modules do).`, `${path}.properties`);
+  }
+}
+
 /** The body ARM sends to the provider: the resource JSON without the template-only properties. */
 async function resourceBody(ev: TemplateEvaluator, r: PlannedResource): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r.json)) {
     if (RESOURCE_META.has(k.toLowerCase())) continue;
+    if (r.type.toLowerCase() === NESTED_DEPLOYMENT && k.toLowerCase() === "properties" && isObject(v)) {
+      // The inner template's expressions are the nested deployment's own: passed on unevaluated.
+      const props: Obj = {};
+      for (const [pk, pv] of Object.entries(v)) props[pk] = pk.toLowerCase() === "template" ? pv : await ev.value(pv);
+      out[k] = props;
+      continue;
+    }
     out[k] = await ev.value(v);
   }
   return out;
