@@ -277,15 +277,16 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
     async markFile(mark) {
       const { container } = await getClients();
       await ensureContainer();
-      // The record first (the audit trail), then the index blob a later run looks the name up in.
-      await appendOne(this.createWriter(), usageFileRecord(mark));
+      // The index blob a later run looks the name up in, created once (runners that finished the
+      // same file race here: one wins); the winner writes the `usage.file` record of the audit trail.
       const body = JSON.stringify({ ...mark, time: new Date(now()).toISOString() });
       try {
         await container.getBlockBlobClient(_markName(o.prefix, mark.name)).upload(body, Buffer.byteLength(body), { conditions: { ifNoneMatch: "*" } });
       } catch (error) {
-        // Marked already (two runners finished the same file, or a retry): fine if it agrees.
-        if (storageErrorCode(error) !== "BlobAlreadyExists") throw new AuditWriteError(`Cannot record ${mark.name} as billed in ${where}: ${_describe(error)}`, { path: where, cause: error });
+        if (storageErrorCode(error) === "BlobAlreadyExists") return;
+        throw new AuditWriteError(`Cannot record ${mark.name} as billed in ${where}: ${_describe(error)}`, { path: where, cause: error });
       }
+      await appendOne(this.createWriter(), usageFileRecord(mark));
     },
     async importLines({ lines, onProgress }) {
       const { container } = await getClients();
