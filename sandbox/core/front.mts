@@ -8,6 +8,7 @@
 //                             the machine.
 // Which service plays which host is HOSTS below; vaults, Service Bus namespaces and storage
 // accounts are looked up per request, so a vault ARM creates later is reachable at once.
+import { resetSocket } from "./connections.mts";
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
@@ -157,6 +158,8 @@ export async function startFront(ctx: SandboxContext, opts: { port?: number } = 
   };
   const upstream = new HttpsAgent({ keepAlive: true, ca: ctx.tls.caCertPem });
   const sockets = new Set<Socket>();
+  // The CONNECT tunnel's TCP socket under each TLS socket, so a fault can reset it (a TCP RST).
+  const tcpOf = new WeakMap<object, Socket>();
 
   // One key pair for every host certificate; a certificate per host, made on its first use.
   let keys: Promise<CryptoKeyPair> | undefined;
@@ -207,7 +210,48 @@ export async function startFront(ctx: SandboxContext, opts: { port?: number } = 
       plain(res, r.status, r.message);
       return;
     }
+    if (found.rule.host === ".blob.core.windows.net") return storageWithFaults(req, res, host, r);
     forward(req, res, host, r, req.url ?? "/");
+  };
+
+  // Azurite is a process of its own, so faults on blob storage are injected here, on the way to
+  // it, with the sandbox's fault rules (service "storage", route = the request's `comp`, e.g.
+  // "appendblock", "lease", or "blob" for a plain blob request): status (a storage error body),
+  // delay, reset (the connection cut before Azurite sees the request) and drop (Azurite does
+  // the work, and the answer is lost: the case a conditional append must survive).
+  const cut = (req: IncomingMessage) => resetSocket(tcpOf.get(req.socket) ?? req.socket);
+  const storageWithFaults = (req: IncomingMessage, res: ServerResponse, host: string, r: FrontTarget) => {
+    const path = req.url ?? "/";
+    const comp = new URL(path, "https://x").searchParams.get("comp") ?? "blob";
+    const method = req.method ?? "GET";
+    ctx.obs.count("storage", `${method} ${comp}`);
+    const fault = ctx.obs.takeFault("storage", method, comp, path);
+    if (fault?.kind === "reset") {
+      req.resume();
+      cut(req);
+      return;
+    }
+    if (fault?.kind === "status") {
+      req.resume();
+      const status = fault.status ?? 500;
+      const code = status === 503 ? "ServerBusy" : status === 500 ? "InternalError" : "InjectedFault";
+      res.writeHead(status, { "Content-Type": "application/xml", "x-ms-error-code": code, ...(fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : {}) });
+      res.end(`<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>Injected HTTP ${status}.</Message></Error>`);
+      return;
+    }
+    const go = () => {
+      if (fault?.kind === "drop") {
+        // Forwarded whole; the client's connection is cut once Azurite has answered.
+        const original = res.writeHead.bind(res);
+        res.writeHead = ((...args: Parameters<ServerResponse["writeHead"]>) => {
+          cut(req);
+          return original(...args);
+        }) as ServerResponse["writeHead"];
+      }
+      forward(req, res, host, r, path);
+    };
+    if (fault?.kind === "delay") setTimeout(go, fault.delayMs ?? 0);
+    else go();
   };
 
   const server: Server = createHttpServer((req, res) => {
@@ -263,6 +307,7 @@ export async function startFront(ctx: SandboxContext, opts: { port?: number } = 
         },
       });
       tlsSocket.on("error", () => tlsSocket.destroy());
+      tcpOf.set(tlsSocket, socket);
       const inner = createHttpServer(tunnelled(host));
       inner.keepAliveTimeout = 5_000;
       inner.emit("connection", tlsSocket);

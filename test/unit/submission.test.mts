@@ -257,6 +257,26 @@ run("sends at most 25 events per call, each call for one customer, and reports e
     assert.is(tokens.requests.length, 2, "one token request per customer: its batches go out together and share it");
   });
 });
+run("a lost lock stops the run before its next batch: the batches after it are not sent (NotSent), each intent names the lock", async () => {
+  await withAudit(async (auditPath) => {
+    const work = Array.from({ length: 100 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A));
+    const { client, calls } = fakeClient();
+    let lost: Error | undefined;
+    const reports = await runSubmission({
+      work, config, auditPath, client, getToken: fakeTokens().getToken, concurrency: 1,
+      lock: { name: "shard-1-of-2", token: "t-1", lost: () => lost },
+      onProgress: (p) => void (p.eventsDone >= 50 && (lost ??= new Error("Lost the lease on …/locks/shard-1-of-2.lock: not renewed for 45 s"))),
+    });
+    assert.is(calls.length, 2, "two batches went out before the lease was lost");
+    assert.equal(reports.filter((r) => r.status === "Accepted").length, 50);
+    const notSent = reports.filter((r) => r.status === "NotSent");
+    assert.is(notSent.length, 50);
+    assert.match(notSent[0].message!, /^not sent: Lost the lease on .*; the next run sends it$/);
+    const intents = (await readRecords(auditPath)).filter((r) => r.operation.endsWith(".intent"));
+    assert.is(intents.length, 2);
+    assert.ok(intents.every((r) => JSON.stringify(r.lock) === JSON.stringify({ name: "shard-1-of-2", token: "t-1" })));
+  });
+});
 run("batchSize makes smaller chunks but never more than 25", async () => {
   await withAudit(async (auditPath) => {
     const work = Array.from({ length: 30 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A));
