@@ -2,7 +2,7 @@
 // Billed usage per customer × dimension × period from the audit log (the reconciled state where
 // 4-reconcile settled an event), with the amount per customer and in total where config prices it.
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
-import { ConfigInvalidError, UsageError } from "../lib/core/errors.mts";
+import { ConfigInvalidError, describeWriteError, StateWriteError, UsageError } from "../lib/core/errors.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { lineWriters, renderTable, widthOf } from "../lib/cli/output.mts";
 
@@ -76,6 +76,13 @@ function main(args: string[]): Promise<number> {
     const file = values.out as string | undefined;
     if (file === "") throw new UsageError("Cannot use --out \"\": give a file name");
     if (format === "html" && file === undefined && process.stdout.isTTY) throw new UsageError("Cannot print an HTML page on a terminal: give --out report.html (or pipe it)");
+    if (file !== undefined) {
+      const { stat } = await import("node:fs/promises");
+      const { dirname } = await import("node:path");
+      const dir = await stat(dirname(file)).catch(() => undefined);
+      if (!dir?.isDirectory()) throw new UsageError(`Cannot write --out ${JSON.stringify(file)}: the directory ${JSON.stringify(dirname(file))} does not exist`);
+      if ((await stat(file).catch(() => undefined))?.isDirectory()) throw new UsageError(`Cannot write --out ${JSON.stringify(file)}: it is a directory; give a file name`);
+    }
 
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({ stage: "any", allowMissingConfig: true }, async (publisher) => {
@@ -98,7 +105,9 @@ function main(args: string[]): Promise<number> {
       if (file === undefined) process.stdout.write(text);
       else {
         const { writeFile } = await import("node:fs/promises");
-        await writeFile(file, text);
+        await writeFile(file, text).catch((error) => {
+          throw new StateWriteError(`Cannot write the report to ${file}: ${describeWriteError(error)}; choose another --out`, { path: file, errno: (error as NodeJS.ErrnoException).code, cause: error });
+        });
         progress(`Wrote the ${format} report (${result.since} to ${result.until}, per ${by}) to ${file}`);
       }
       if (format !== "json") {

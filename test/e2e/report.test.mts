@@ -93,8 +93,9 @@ R.before(async () => {
 R("refuses bad input with exit 2 and writes nothing", async () => {
   const out = join(dir, "never.html");
   for (const args of [["--by", "week"], ["--since", "2026-02-30"], ["--since", "2026-12-02", "--until", "2026-12-01"], ["--format", "pdf"], ["--customer", "not-a-guid/mrg"],
-    ["--customer", customers[0].subscriptionId], ["--json", "--format", "csv"], ["--since", "2000-01-01", "--until", "2026-01-01", "--by", "hour"], ["--bogus"]]) {
-    const r = await runScript("4-report.mts", [...args, "--out", out], { env });
+    ["--customer", customers[0].subscriptionId], ["--json", "--format", "csv"], ["--since", "2000-01-01", "--until", "2026-01-01", "--by", "hour"], ["--bogus"],
+    ["--out", join(dir, "no-such-dir", "r.html")], ["--out", dir]]) {
+    const r = await runScript("4-report.mts", ["--out", out, ...args], { env });
     assert.is(r.code, 2, `${args.join(" ")}\n${describe(r)}`);
     assert.is(r.stderr.trim().split("\n")[0].length > 0, true);
     assert.is(existsSync(out), false, args.join(" "));
