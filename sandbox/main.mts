@@ -26,6 +26,7 @@ import { createKeyVaultService } from "./services/keyvault/service.mts";
 import { createManagedIdentityService } from "./services/entra/managed-identity.mts";
 import { createMeteringService } from "./services/metering/service.mts";
 import { createServiceBusService } from "./services/servicebus/service.mts";
+import { jobRunner } from "./services/jobs/runner.mts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, "..");
@@ -207,6 +208,8 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
   let identityHeader = "";
   let front: Front | undefined;
   const stopAll = async () => {
+    // Job replicas are the sandbox's children: none outlives it.
+    await jobRunner(ctx).stop();
     await front?.close();
     await Promise.all(servers.map(closeServer));
     if (azuriteChild && azuriteChild.exitCode === null) {
@@ -288,6 +291,12 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     no_proxy: prependList("no_proxy", LOOPBACK_NO_PROXY),
     PATH: `${binDir}:${process.env.PATH ?? ""}`,
   };
+  // A job replica starts from the sandbox's environment as a container starts in Azure's network:
+  // no az stand-in (a container has no az) and no identity of the ISV's compute (the job's own
+  // comes with the execution).
+  const { IDENTITY_ENDPOINT: _ie, IDENTITY_HEADER: _ih, ...platformEnv } = env;
+  jobRunner(ctx).setPlatformEnv({ ...platformEnv, PATH: process.env.PATH ?? "", ...(process.env.HOME ? { HOME: process.env.HOME } : {}) });
+  jobRunner(ctx).startScheduler();
   const envFile = join(dir, "env");
   const frontEnvFile = join(dir, "env-front");
   await writeFile(envFile, envFileText(env, binDir));

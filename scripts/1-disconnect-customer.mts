@@ -63,11 +63,11 @@ function main(args: string[]): Promise<number> {
     const managedResourceGroup = parseResourceGroupName(positionals[1], "managed resource group");
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({ stage: "any" }, async (publisher) => {
-    const { configPath, auditPath } = publisher.paths;
+    const { configPath } = publisher.paths;
     const config = publisher.config;
     const { planDisconnect, executeDisconnect } = await import("../lib/customers/offboard.mts");
     progress(`Reading what ${subscriptionId}/${managedResourceGroup} has`);
-    const plan = await planDisconnect({ config, configPath, auditPath, subscriptionId, managedResourceGroup });
+    const plan = await planDisconnect({ config, configPath, ledger: await publisher.ledger(), subscriptionId, managedResourceGroup });
     const pending = plan.pendingEvents.length;
 
     if (values["dry-run"]) {

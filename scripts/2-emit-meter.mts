@@ -21,7 +21,7 @@ const [
   { DEFAULT_MAX_QUANTITY, parseDimension, parseDurationOption, parseIntOption, parseHoursAgo, parseMaxQuantity, parseQuantity, parseResourceGroupName, parseSubscriptionId },
   { statusMeaning },
   { UsageRows },
-  { checkRunRows, fileRows, MAX_CONCURRENCY, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage },
+  { checkRunRows, fileRows, MAX_CONCURRENCY, MAX_SHARDS, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage },
   { lineWriters, renderTable },
   { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
   { parseWebhookUrl, postWebhook },
@@ -88,7 +88,11 @@ Options:
                       can be set as publisher.meterAs in config.json
   --skip-invalid      send the valid rows of a file with bad rows (default: send nothing)
   --force             send even events the audit log shows as accepted (the API answers Duplicate)
-  --wait-lock S       wait up to S seconds for another run on the same data directory (default 600)
+  --wait-lock S       wait up to S seconds for another run on the same ledger (default 600)
+  --shards N          divide the customers into N shards (1..1024), each sent under its own
+                      lock, a lease in a blob ledger: runners started together over the same
+                      input and ledger take free shards in turn and send every event once
+                      (default: config.json publisher.ledger.shards, else 1)
   --meters            also bill config.json's recurring charges (meters) that are due: every
                       hour of the window with none yet (catching up missed runs), daily and
                       monthly ones at their first hour; charges whose hour left the window
@@ -111,6 +115,8 @@ Environment:
                             or $HOME/clouddrive/metering-data in Cloud Shell
   METERING_API_BASE_URL     metering API; default https://marketplaceapi.microsoft.com
   METERING_HTTP_TRY_TIMEOUT_MS  one HTTP attempt's timeout before it is retried (default 30000)
+  METERING_LEDGER           file, or blob:<account or blob endpoint URL>/<container>[/<prefix>]:
+                            where the audit log lives (default: config.json publisher.ledger)
   AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, METERING_DISABLE_INSTANCE_DISCOVERY,
   METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION (see docs/internals.md)
 
@@ -138,6 +144,7 @@ const OPTIONS = {
   "skip-invalid": { type: "boolean" },
   force: { type: "boolean" },
   "wait-lock": { type: "string" },
+  shards: { type: "string" },
   "max-quantity": { type: "string" },
   notify: { type: "string" },
   "warn-before": { type: "string" },
@@ -155,12 +162,14 @@ function main(args: string[]): Promise<number> {
       const json = values.json === true;
       const concurrency = values.concurrency === undefined ? undefined : parseIntOption(values.concurrency, { name: "concurrency", min: 1, max: MAX_CONCURRENCY });
       const waitLockS = parseIntOption(values["wait-lock"], { name: "wait-lock", min: 0, max: 86_400, fallback: 600 });
+      const shardsOption = values.shards === undefined ? undefined : parseIntOption(values.shards, { name: "shards", min: 1, max: MAX_SHARDS });
       if (values.file !== undefined && values.resend) throw new UsageError("Cannot use --file with --resend: a run with a file resends unconfirmed events anyway");
       if (values.aggregate && values.file === undefined) throw new UsageError("Cannot use --aggregate without --file: it sums a file's raw records into hourly events");
       if (values.late !== undefined && !values.aggregate) throw new UsageError("Cannot use --late without --aggregate: only raw records can be late for an hour billed already");
       if (values.late !== undefined && !LATE_POLICIES.includes(values.late as LatePolicy)) throw new UsageError(`Cannot use --late ${JSON.stringify(values.late)}: expected reject or carry`);
       if (values.meters && values.resend) throw new UsageError("Cannot use --meters with --resend: a run with --meters resends unconfirmed events anyway");
       const single = values.file === undefined && !values.resend && !values.meters;
+      if (shardsOption !== undefined && single) throw new UsageError("Cannot use --shards with one event: shards divide the customers of a --file, --resend or --meters run");
       const notifyUrl = values.notify === undefined ? undefined : parseWebhookUrl(String(values.notify));
       const warnBeforeMs = parseDurationOption(values["warn-before"], { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
       const now = Date.now();
@@ -203,6 +212,7 @@ function main(args: string[]): Promise<number> {
         let bar: ReturnType<typeof createProgress> | undefined;
         const result = await runUsage({
           ...run, concurrency, waitLockMs: waitLockS * 1000, skipped: problems,
+          shards: shardsOption ?? (publisher.ledgerSpec.kind === "blob" ? publisher.ledgerSpec.shards : undefined) ?? 1,
           onProgress: (p, total) => {
             bar ??= createProgress({ stream: process.stderr, total, label: "events", enabled: !single && total > 25 });
             bar.update(p.eventsDone, `events, ${p.customersDone}/${p.customersTotal} customers`);

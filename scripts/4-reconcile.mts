@@ -75,7 +75,7 @@ function main(args: string[]): Promise<number> {
       progress(`Reconciling ${since} to ${until}${ref ? ` for ${ref.subscriptionId}/${ref.managedResourceGroup}` : ""} as the publisher app ${app.app.appId}`);
       let bar: ReturnType<typeof createProgress> | undefined;
       const result = await runReconciliation({
-        auditPath: publisher.paths.auditPath, client, customers, since, until, nowMs, ...(only ? { only } : {}),
+        ledger: await publisher.ledger(), client, customers, since, until, nowMs, ...(only ? { only } : {}),
         getToken: async () => (await app.getToken()).token,
         append: (record) => audit.append(record),
         onProgress: ({ phase, done, total }) => {

@@ -74,13 +74,14 @@ async function usageCheck(o: { json: boolean; warnBefore: string | undefined }):
   const { DEFAULT_WARN_BEFORE_MS } = await import("../lib/metering/attention.mts");
   const warnBeforeMs = parseDurationOption(o.warnBefore, { name: "warn-before", maxMs: 24 * 3_600_000, fallbackMs: DEFAULT_WARN_BEFORE_MS });
   const { usageAttention } = await import("../lib/doctor/usage.mts");
-  const a = await usageAttention({ warnBeforeMs });
+  const { usePublisher } = await import("../lib/publisher/context.mts");
+  const a = await usePublisher({ stage: "any", allowMissingConfig: true }, async (publisher) => usageAttention({ store: await publisher.ledger(), warnBeforeMs }));
   if (o.json) out(JSON.stringify({ ok: !a.needsPerson, counts: a.counts, failed: a.failed, unknown: a.unknown, expiring: a.expiring }, null, 2));
   else {
     const row = (needs: string, i: AttentionItem) => [needs, `${i.subscriptionId}/${i.managedResourceGroup}`, i.dimension, i.effectiveStartTime, String(i.quantity), i.status];
     const rows = [...a.failed.map((i) => row("refused", i)), ...a.unknown.map((i) => row("unknown", i)), ...a.expiring.map((i) => row("expiring", i))];
     const columns = ["NEEDS", "CUSTOMER", "DIMENSION", "HOUR", { header: "QUANTITY", align: "right" as const }, "STATUS"];
-    for (const line of renderTable(rows, { columns, empty: `Nothing needs a person (${a.auditPath}).` })) out(line);
+    for (const line of renderTable(rows, { columns, empty: `Nothing needs a person (${a.where}).` })) out(line);
   }
   progress(a.needsPerson
     ? `${a.counts.failed} refused, ${a.counts.unknown} of unknown fate, ${a.counts.expiring} open and leaving the window within ${o.warnBefore ?? "3h"}`

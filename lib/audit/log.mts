@@ -2,8 +2,9 @@
 // JSON object per line. It holds decoded token claims for accountability but never a token,
 // an assertion or a signature: a guard refuses any record that looks like it holds one where
 // one can be (`_secretsOf`).
+import { Buffer } from "node:buffer";
 import { createReadStream } from "node:fs";
-import { mkdir, open } from "node:fs/promises";
+import { mkdir, open, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { dirname } from "node:path";
 import { AuditLeakError, AuditWriteError, describeWriteError } from "../core/errors.mts";
@@ -155,29 +156,40 @@ const PROBE_CHUNK = 64 * 1024;
  * read: a binary search over the file (by each line's `time`) finds where records older than
  * `sinceMs - AUDIT_ORDER_SLACK_MS` end, so an hourly run reads the last two days, not months.
  * Records before that point are not passed on; records after it are, whatever their time.
+ *
+ * `endOffset` is where the last whole line ends: a scan with `fromOffset` set to it passes on
+ * only the records written since (a line still being written at the end is read next time).
  */
-export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void; sinceMs?: number }): Promise<{ records: number; invalidLines: number; startOffset: number }> {
+export async function scanAuditLog(options: { path: string; onRecord: (record: AuditRecord) => void; sinceMs?: number; fromOffset?: number }): Promise<{ records: number; invalidLines: number; startOffset: number; endOffset: number }> {
   let records = 0;
   let invalidLines = 0;
-  let startOffset = 0;
-  if (options.sinceMs !== undefined) {
-    try {
-      startOffset = await _offsetSince(options.path, options.sinceMs - AUDIT_ORDER_SLACK_MS);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
-      throw error;
-    }
+  let startOffset = options.fromOffset ?? 0;
+  const none = { records: 0, invalidLines: 0, startOffset, endOffset: startOffset };
+  let size: number;
+  try {
+    size = (await stat(options.path)).size;
+    if (options.sinceMs !== undefined && options.fromOffset === undefined) startOffset = await _offsetSince(options.path, options.sinceMs - AUDIT_ORDER_SLACK_MS);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return none;
+    throw error;
   }
-  const stream = createReadStream(options.path, { encoding: "utf8", start: startOffset });
+  if (startOffset >= size) return { ...none, startOffset, endOffset: startOffset };
+  // Only what was there when the scan began: a writer appending meanwhile is read next time.
+  const stream = createReadStream(options.path, { encoding: "utf8", start: startOffset, end: size - 1 });
+  let endOffset = startOffset;
   try {
     const lines = createInterface({ input: stream, crlfDelay: Infinity });
     for await (const raw of lines) {
+      const lineStart = endOffset;
+      endOffset += Buffer.byteLength(raw) + 1;
       if (raw.trim() === "") continue;
       let value: unknown;
       try {
         value = JSON.parse(raw);
       } catch {
         invalidLines++;
+        // The last line, without its newline: a later scan starts there again.
+        if (endOffset > size) endOffset = lineStart;
         continue;
       }
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -188,12 +200,14 @@ export async function scanAuditLog(options: { path: string; onRecord: (record: A
       options.onRecord(value as AuditRecord);
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records: 0, invalidLines: 0, startOffset: 0 };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return none;
     throw error;
   } finally {
     stream.destroy();
   }
-  return { records, invalidLines, startOffset };
+  // A whole record on a last line without a newline counts as read.
+  if (endOffset > size) endOffset = size;
+  return { records, invalidLines, startOffset, endOffset };
 }
 
 /**
@@ -282,6 +296,35 @@ export interface AuditWriter {
 }
 
 /**
+ * Where a writer's bytes go: `write` makes whole lines durable (fsynced, or acknowledged by the
+ * service) or throws AuditWriteError; `where` names the place in messages.
+ */
+export interface RecordSink {
+  readonly where: string;
+  write(lines: string[]): Promise<{ syncMs: number; bytes: number }>;
+  close(): Promise<void>;
+}
+
+/** audit.jsonl as a sink: one write and one fsync per call; a torn last line is closed with a newline first. */
+async function _fileSink(path: string): Promise<RecordSink> {
+  const opened = await _openForAppend(path);
+  const { handle } = opened;
+  let needsNewline = opened.torn;
+  return {
+    where: path,
+    async write(lines) {
+      const bytes = _encoder.encode(`${needsNewline ? "\n" : ""}${lines.map((l) => `${l}\n`).join("")}`);
+      // Until this write is known complete, the file may end mid-line.
+      needsNewline = true;
+      const { syncMs } = await _writeDurably(handle, bytes, path);
+      needsNewline = false;
+      return { syncMs, bytes: bytes.length };
+    },
+    close: () => handle.close(),
+  };
+}
+
+/**
  * An open audit log for many appends: one handle, records in call order, each append's
  * promise resolved only after the fsync that covers its record. Group commit: the appends made
  * while a write is under way wait for it, then all go out together in one write and one fsync
@@ -292,9 +335,11 @@ export interface AuditWriter {
  * longer known, and a run must not go on as if later records were safe.
  */
 export async function createAuditWriter(options: { path: string }): Promise<AuditWriter> {
-  const opened = await _openForAppend(options.path);
-  const { handle } = opened;
-  let needsNewline = opened.torn;
+  return createRecordWriter(await _fileSink(options.path));
+}
+
+/** The group-committing writer of createAuditWriter over any sink (a file, append blobs). */
+export function createRecordWriter(sink: RecordSink): AuditWriter {
   let broken: AuditWriteError | undefined;
   let closed = false;
   type _Pending = { line: string; resolve: () => void; reject: (error: unknown) => void };
@@ -309,19 +354,15 @@ export async function createAuditWriter(options: { path: string }): Promise<Audi
         for (const p of group) p.reject(broken);
         continue;
       }
-      const bytes = _encoder.encode(`${needsNewline ? "\n" : ""}${group.map((p) => `${p.line}\n`).join("")}`);
-      // Until this write is known complete, the file may end mid-line.
-      needsNewline = true;
       try {
-        const { syncMs } = await _writeDurably(handle, bytes, options.path);
-        needsNewline = false;
+        const { syncMs, bytes } = await sink.write(group.map((p) => p.line));
         stats.records += group.length;
         stats.writes++;
         stats.syncMs += syncMs;
-        stats.bytes += bytes.length;
+        stats.bytes += bytes;
       } catch (error) {
-        broken = error as AuditWriteError;
-        for (const p of group) p.reject(error);
+        broken = error instanceof AuditWriteError ? error : new AuditWriteError(`Cannot write to ${sink.where}: ${describeWriteError(error)}`, { path: sink.where, cause: error });
+        for (const p of group) p.reject(broken);
         continue;
       }
       for (const p of group) p.resolve();
@@ -348,7 +389,7 @@ export async function createAuditWriter(options: { path: string }): Promise<Audi
       if (closed) return;
       closed = true;
       while (writing) await writing;
-      await handle.close();
+      await sink.close();
     },
   };
 }

@@ -25,6 +25,8 @@ export interface UsageIntentRecord {
   request: RecordedRequest;
   /** The run's input (digest and the instant its relative hours were resolved against). */
   input?: unknown;
+  /** The lock the run held while it sent (`emit`, or a shard's lease) and the holder's token. */
+  lock?: { name: string; token: string };
 }
 
 /**

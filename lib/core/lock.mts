@@ -22,8 +22,14 @@ export interface LockInfo {
 }
 
 export interface RunLock {
+  /** The lock file, or the lease's blob URL. */
   path: string;
   info: LockInfo;
+  /**
+   * Why this holder can no longer be sure it holds the lock (another run took it over, a lease
+   * renewal failed), or undefined while it holds it. A run checks it before each send.
+   */
+  lost(): Error | undefined;
   release(): Promise<void>;
 }
 
@@ -164,14 +170,20 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
     }
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
   }
+  let lost: Error | undefined;
   const timer = setInterval(() => {
     const now = new Date();
     utimes(path, now, now).catch(() => {});
+    // A lock that names another run now was taken over (judged stale by someone): say so.
+    _readInfo(path).then((held) => {
+      if (held?.info && held.info.token !== info.token) lost ??= new RunLockedError(`Lost the lock ${path}: process ${held.info.pid} on ${held.info.host} holds it now`, { path });
+    }, () => {});
   }, heartbeatMs);
   (timer as { unref?: () => void }).unref?.();
   return {
     path,
     info,
+    lost: () => lost,
     async release() {
       clearInterval(timer);
       const now = await _readInfo(path);

@@ -22,6 +22,7 @@ export const SETTING_VARIABLES: readonly SettingVariable[] = [
   { name: "METERING_HTTP_TRY_TIMEOUT_MS", what: "one HTTP attempt's timeout before the retry policy tries again", default: "30000" },
   { name: "METERING_DISABLE_INSTANCE_DISCOVERY", what: "true for an authority host MSAL does not know", default: "false" },
   { name: "METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION", what: "true for vault hosts outside *.vault.azure.net", default: "false" },
+  { name: "METERING_LEDGER", what: "where the audit log (the ledger) lives: file, or blob:<account or blob endpoint URL>/<container>[/<prefix>]; overrides config.json publisher.ledger", default: "config.json publisher.ledger, else file (audit.jsonl in the data directory)" },
   { name: "METERING_ROTATION_NOW", what: "ISO 8601 time 0-isv-setup --rotate-key takes as now for its waiting times", default: "the clock" },
   { name: "AZURE_AUTHORITY_HOST", what: "the Entra authority", default: "https://login.microsoftonline.com", sdk: true },
   { name: "AZURE_TOKEN_CREDENTIALS", what: "narrows the publisher credential chain", default: "the full DefaultAzureCredential chain", sdk: true },
@@ -64,6 +65,8 @@ export interface Settings {
   managedIdentitySource?: ManagedIdentitySource;
   /** METERING_ROTATION_NOW as given (rotation parses and checks it). */
   rotationNow?: string;
+  /** METERING_LEDGER as given (lib/audit/store.mts parseLedgerSpec checks it). */
+  ledger?: string;
 }
 
 /**
@@ -109,6 +112,7 @@ export function readSettings(env: Env = process.env): Settings {
     managedIdentityClientId: _nonEmpty(env.AZURE_CLIENT_ID),
     managedIdentitySource: _managedIdentitySource(env),
     rotationNow: _nonEmpty(env.METERING_ROTATION_NOW),
+    ledger: _nonEmpty(env.METERING_LEDGER),
   };
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) (settings as unknown as Record<string, unknown>)[k] = v;
   return settings;

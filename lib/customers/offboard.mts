@@ -13,6 +13,7 @@ import { deleteRoleAssignment, listRoleAssignments, type RoleAssignmentRow } fro
 import { scopeWithin } from "../azure/role-grants.mts";
 import type { LedgerEntry } from "../metering/ledger.mts";
 import { loadLedger } from "../metering/submission.mts";
+import type { LedgerStore } from "../audit/store.mts";
 import { USAGE_WINDOW_MS } from "../metering/time.mts";
 
 export interface DisconnectPlan {
@@ -45,7 +46,7 @@ export interface DisconnectPlan {
 export async function planDisconnect(options: {
   config: MeteringConfig;
   configPath: string;
-  auditPath: string;
+  ledger: LedgerStore;
   subscriptionId: string;
   managedResourceGroup: string;
   now?: number;
@@ -67,7 +68,7 @@ export async function planDisconnect(options: {
       .filter((r) => r.principalId.toLowerCase() === principalId.toLowerCase() && scopeWithin(r.scope, mrgId))
     : [];
   const now = options.now ?? Date.now();
-  const { ledger } = await loadLedger({ auditPath: options.auditPath, now });
+  const { ledger } = await loadLedger({ store: options.ledger, now });
   const pendingEvents = ledger.unresolved().filter((e) => isSameCustomer(e.customer, found) && now - Date.parse(e.event.effectiveStartTime) < USAGE_WINDOW_MS);
   return { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup, customer, uamiId, uamiExists: !!uami, federatedCredentials, roleAssignments, pendingEvents };
 }

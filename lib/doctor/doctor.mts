@@ -5,7 +5,7 @@
 // broken link (only for bad input: a customer that is not in config).
 import { createLocalJWKSet, importJWK, jwtVerify } from "jose";
 import { buildClientAssertion, DEFAULT_AUDIENCE } from "../identity/assertion.mts";
-import { scanAuditLog, type AuditRecord } from "../audit/log.mts";
+import type { AuditRecord } from "../audit/log.mts";
 import type { Ledger, LedgerEntry } from "../metering/ledger.mts";
 import { loadLedger } from "../metering/submission.mts";
 import { USAGE_WINDOW_MS } from "../metering/time.mts";
@@ -310,7 +310,7 @@ async function _runChecks(publisher: Publisher, options: DoctorOptions, { run, s
   }
   // Read once for every customer: the whole log, keeping only events whose fate is not known.
   let ledger: Promise<Ledger> | undefined;
-  const unresolvedLedger = () => (ledger ??= loadLedger({ auditPath: publisher.paths.auditPath, now: (options.now ?? Date.now)(), unresolved: true }).then((l) => l.ledger));
+  const unresolvedLedger = () => (ledger ??= publisher.ledger().then((store) => loadLedger({ store, now: (options.now ?? Date.now)(), unresolved: true })).then((l) => l.ledger));
   for (const c of customers) await _checkCustomer({ ...c, idp, publisher, options, signer, run, skip, unresolvedLedger });
 }
 
@@ -467,8 +467,8 @@ async function _checkCustomer(o: {
     const now = (o.options.now ?? Date.now)();
     const mine: AuditRecord[] = [];
     const who = { subscriptionId, managedResourceGroup };
-    await scanAuditLog({
-      path: o.publisher.paths.auditPath, sinceMs: now - USAGE_WINDOW_MS,
+    await (await o.publisher.ledger()).scan({
+      sinceMs: now - USAGE_WINDOW_MS,
       onRecord: (r) => void ((r.response || r.operation.endsWith(".intent")) && isSameCustomer(r.customer, who) && mine.push(r)),
     });
     const verdicts = dimensionVerdicts(mine, who, { now, windowMs: USAGE_WINDOW_MS });

@@ -7,6 +7,7 @@
 // two possible explanations leave the events unresolved, with the numbers.
 import { reconcileRecord, type ReconcileRecord } from "../audit/records.mts";
 import type { AuditRecord } from "../audit/log.mts";
+import type { LedgerStore } from "../audit/store.mts";
 import type { CustomerRef } from "../state/customers.mts";
 import type { UsageEvent, UsageReportClient, UsageReportRow } from "./api.mts";
 import { Ledger, type LedgerEntry } from "./ledger.mts";
@@ -121,10 +122,9 @@ export async function fetchUsageReport(o: {
  * The ledger of every event whose hour is at or after `sinceMs`, from the part of the audit log
  * that can hold them (a record is written after its event's hour).
  */
-export async function loadPeriodLedger(o: { auditPath: string; sinceMs: number }): Promise<Ledger> {
-  const { scanAuditLog } = await import("../audit/log.mts");
+export async function loadPeriodLedger(o: { store: LedgerStore; sinceMs: number }): Promise<Ledger> {
   const ledger = new Ledger({ sinceMs: o.sinceMs });
-  await scanAuditLog({ path: o.auditPath, sinceMs: o.sinceMs, onRecord: (r: AuditRecord) => ledger.add(r) });
+  await o.store.scan({ sinceMs: o.sinceMs, onRecord: (r: AuditRecord) => ledger.add(r) });
   return ledger;
 }
 
@@ -302,7 +302,7 @@ export function reconcileUsage(o: {
  * settled event (`append`: the audit writer), so that the ledger reads them as settled from now on.
  */
 export async function runReconciliation(o: {
-  auditPath: string;
+  ledger: LedgerStore;
   client: UsageReportClient;
   getToken: () => Promise<string>;
   append: (record: ReconcileRecord) => Promise<void>;
@@ -317,7 +317,7 @@ export async function runReconciliation(o: {
   const untilMs = parseUtcDay(o.until);
   if (sinceMs === undefined || untilMs === undefined || sinceMs > untilMs) throw new RangeError(`Cannot reconcile: expected since <= until as YYYY-MM-DD, got ${o.since} and ${o.until}`);
   o.onProgress?.({ phase: "ledger", done: 0, total: 1 });
-  const ledger = await loadPeriodLedger({ auditPath: o.auditPath, sinceMs });
+  const ledger = await loadPeriodLedger({ store: o.ledger, sinceMs });
   o.onProgress?.({ phase: "ledger", done: 1, total: 1 });
   const rows = await fetchUsageReport({
     client: o.client, getToken: o.getToken, sinceMs, untilMs,

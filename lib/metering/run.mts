@@ -11,6 +11,12 @@ import { dueCharges, type Meter } from "./meters.mts";
 import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
+import { refreshLedger } from "./submission.mts";
+import { shardLockName, shardOf } from "./shards.mts";
+export { MAX_SHARDS } from "./shards.mts";
+import { RunLockedError } from "../core/errors.mts";
+import type { RunLock } from "../core/lock.mts";
+import type { LedgerStore, ScanCursor } from "../audit/store.mts";
 import type { MeteringConfig } from "../state/config.mts";
 import { describeUsageRequest, type MeteringClient, type UsageRequestDescription } from "./api.mts";
 import type { FederatedToken } from "../identity/federation.mts";
@@ -19,7 +25,8 @@ import type { CustomerConfig } from "../state/config.mts";
 
 /** What a run needs of the publisher context (lib/publisher/context.mts gives all of it). */
 export interface UsageRunContext {
-  paths: { dataDir: string; auditPath: string };
+  /** The ledger's store (lib/audit/store.mts). */
+  ledger(): Promise<LedgerStore>;
   config: MeteringConfig;
   meteringClient(): Promise<MeteringClient>;
   session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
@@ -196,12 +203,14 @@ export interface UsageRunOptions {
   onProgress?: (progress: SubmissionProgress, total: number) => void;
   /** Default `uami`. */
   as?: MeterAs;
+  /** Customers divided into this many shards, each under its own lock (default 1: one lock for all). */
+  shards?: number;
 }
 
 /** What a dry run would do: the plan, read under no lock, nothing signed, sent or written. */
 export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">): Promise<SubmissionPlan> {
   const now = Date.now();
-  const { ledger } = await loadLedger({ auditPath: o.publisher.paths.auditPath, now, unresolved: o.resend });
+  const { ledger } = await loadLedger({ store: await o.publisher.ledger(), now, unresolved: o.resend });
   return _plan(o, ledger, now).plan;
 }
 
@@ -240,80 +249,159 @@ export interface UsageRunResult {
 }
 
 /**
- * One submission run under the run lock of the data directory (two runs could otherwise both
- * send an open event): plan from the audit log, send through the publisher context's metering
- * client and sessions, then summarise.
+ * One submission run under the run lock of the ledger (two runs could otherwise both send an
+ * open event): plan from the audit log, send through the publisher context's metering client
+ * and sessions, then summarise. With `shards` > 1, customers are divided into that many shards
+ * (lib/metering/shards.mts) and the run takes each free shard's lock in turn (a shard another
+ * runner holds is left to it), so any number of runners can start at once over the same input
+ * and ledger: together they send every event once, and no customer is sent by two at a time.
  */
 export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
   const { publisher } = o;
-  const { acquireRunLock } = await import("../core/lock.mts");
-  const lock = await acquireRunLock({
-    dir: publisher.paths.dataDir,
-    waitMs: o.waitLockMs,
-    onWait: (holder) => o.onNote?.(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${o.waitLockMs / 1000} s)`),
-  });
-  try {
-    const now = Date.now();
-    const { ledger, invalidLines } = await loadLedger({ auditPath: publisher.paths.auditPath, now, unresolved: o.resend });
-    if (invalidLines > 0) o.onNote?.(`Note: ${invalidLines} line(s) of ${publisher.paths.auditPath} are not JSON (a write cut short by a crash) and were skipped`);
-    const { plan, run, late, missed } = _plan(o, ledger, now);
-    for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
-    // Carries durable before the hours they go to are sent (a rerun then carries to the same
-    // hours); missed charges recorded as they are reported (later runs do not report them again).
-    const notes = [...(late?.carries ?? []), ...missed];
-    if (notes.length > 0) {
-      const { createAuditWriter } = await import("../audit/log.mts");
-      const writer = await createAuditWriter({ path: publisher.paths.auditPath });
+  const store = await publisher.ledger();
+  const shards = o.shards ?? 1;
+  const result: UsageRunResult = { plan: { work: [], settled: [], unknown: [] } as unknown as SubmissionPlan, reports: [], counts: {}, ok: true, customers: 0 };
+  let view: { ledger: Ledger; cursor: ScanCursor } | undefined;
+  let toldSkipped = false;
+  const first = shards > 1 ? _firstShard(shards) : 0;
+  /** Takes each shard's lock in turn and sends its part; with `waitMs` 0 a held shard is returned, not waited for. */
+  const pass = async (list: number[], waitMs: number): Promise<number[]> => {
+    const busy: number[] = [];
+    for (const shard of list) {
+      let lock: RunLock;
       try {
-        await Promise.all(notes.map((c) => writer.append(c)));
+        lock = await store.acquireLock({
+          name: shards > 1 ? shardLockName(shard, shards) : "emit",
+          waitMs,
+          onWait: (holder) => o.onNote?.(`Waiting for another run to finish (${holder ? `process ${holder.pid} on ${holder.host}` : "lock held"}; up to ${waitMs / 1000} s)`),
+        });
+      } catch (error) {
+        if (waitMs === 0 && error instanceof RunLockedError) {
+          busy.push(shard);
+          continue;
+        }
+        throw error;
+      }
+      try {
+        const now = Date.now();
+        // The ledger is read once, then only what was written since (by this run or another).
+        if (!view) {
+          const loaded = await loadLedger({ store, now, unresolved: o.resend });
+          if (loaded.invalidLines > 0) o.onNote?.(`Note: ${loaded.invalidLines} line(s) of ${store.where} are not JSON (a write cut short by a crash) and were skipped`);
+          view = loaded;
+        } else view.cursor = (await refreshLedger({ store, ledger: view.ledger, cursor: view.cursor })).cursor;
+        // Bad rows are told once the first lock is held, once per run.
+        if (!toldSkipped) for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
+        toldSkipped = true;
+        _merge(result, await _runLocked(o, { ledger: view.ledger, now, store, lock, inShard: shards > 1 ? (c) => shardOf(c, shards) === shard : undefined }));
       } finally {
-        await writer.close();
+        await lock.release();
       }
     }
-    for (const c of late?.carried ?? []) o.onNote?.(`Carried late usage ${c.quantity} ${c.dimension} of ${c.customer.subscriptionId}/${c.customer.managedResourceGroup} from ${c.from} into ${c.to}`);
-    const resends = plan.work.filter((w) => w.resend).length;
-    if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
-    const shape = planShape(plan);
-    const { customers } = shape;
-    const concurrency = o.concurrency ?? defaultConcurrency(shape);
-    let sent: EventReport[] = [];
-    let audit: AuditWriterStats | undefined;
-    if (plan.work.length > 0) {
-      if (o.single) {
-        const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
-        o.onNote?.(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
-      } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s), ${concurrency} request(s) at a time`);
-      const { runSubmission } = await import("./submission.mts");
-      const app = o.as === "publisher-app" ? publisher.publisherApp?.() : undefined;
-      if (o.as === "publisher-app" && !app) throw new UsageError("Cannot meter as the publisher app: this context has none");
-      const central = app ? _centralToken(app) : undefined;
-      sent = await runSubmission({
-        work: plan.work,
-        config: publisher.config,
-        auditPath: publisher.paths.auditPath,
-        client: await publisher.meteringClient(),
-        mode: o.single ? "single" : "batch",
-        concurrency,
-        ...(run.input ? { input: run.input } : {}),
-        getToken: central ? () => central() : (customer, ref) => publisher.session(ref, customer).getToken(),
-        onProgress: (p) => o.onProgress?.(p, plan.work.length),
-        onAuditStats: (stats) => void (audit = stats),
-      });
-    }
-    // --resend is the place to list every event of an unknown fate; other runs mention them.
-    const reports = [...plan.settled, ...(o.resend ? plan.unknown : []), ...sent];
-    const open = reports.filter((r) => r.state === "open" && r.sent).length;
-    if (open > 0) {
-      o.onNote?.(`${open} event(s) have no final answer. Finish this run with: node scripts/2-emit-meter.mts --resend (it sends them again as recorded; the API's duplicate rule makes that safe and bills nothing twice).`);
-    }
-    if (!o.resend && plan.unknown.length > 0) {
-      o.onNote?.(`Note: ${plan.unknown.length} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
-    }
-    return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}), ...(late ? { carried: late.carried } : {}) };
-  } finally {
-    await lock.release();
+    return busy;
+  };
+  const busy = await pass(Array.from({ length: shards }, (_, i) => (first + i) % shards), shards > 1 ? 0 : o.waitLockMs);
+  // Shards other runners held: waited for, then whatever their holders left (a runner that died
+  // mid-shard) is sent here; usually nothing is left.
+  if (busy.length > 0) {
+    o.onNote?.(`Shard(s) ${busy.map((k) => k + 1).join(", ")} of ${shards} held by other runners: waiting for them to finish what those runners leave`);
+    await pass(busy, o.waitLockMs);
   }
+  // --resend is the place to list every event of an unknown fate; other runs mention them.
+  const open = result.reports.filter((r) => r.state === "open" && r.sent).length;
+  if (open > 0) {
+    o.onNote?.(`${open} event(s) have no final answer. Finish this run with: node scripts/2-emit-meter.mts --resend (it sends them again as recorded; the API's duplicate rule makes that safe and bills nothing twice).`);
+  }
+  const unknown = result.plan.unknown.length;
+  if (!o.resend && unknown > 0) {
+    o.onNote?.(`Note: ${unknown} event(s) of earlier runs were sent without an answer and can no longer be resent; they may have been billed: node scripts/2-emit-meter.mts --resend lists them`);
+  }
+  return { ...result, ...summarise(result.reports) };
 }
+
+/** Where a runner starts among the shards: spread by process, so runners started together take different ones first. */
+function _firstShard(shards: number): number {
+  return (process.pid * 7919 + Math.floor(Math.random() * shards)) % shards;
+}
+
+function _merge(into: UsageRunResult, part: UsageRunResult): void {
+  into.plan.work.push(...part.plan.work);
+  into.plan.settled.push(...part.plan.settled);
+  into.plan.unknown.push(...part.plan.unknown);
+  into.reports.push(...part.reports);
+  into.customers += part.customers;
+  if (part.audit) {
+    const a = into.audit ??= { records: 0, writes: 0, syncMs: 0, bytes: 0 };
+    a.records += part.audit.records;
+    a.writes += part.audit.writes;
+    a.syncMs += part.audit.syncMs;
+    a.bytes += part.audit.bytes;
+  }
+  if (part.carried) (into.carried ??= []).push(...part.carried);
+}
+
+/** The work of one lock (the whole run, or one shard): plan, notes, send. */
+async function _runLocked(o: UsageRunOptions, h: { ledger: Ledger; now: number; store: LedgerStore; lock: RunLock; inShard?: (c: CustomerRef) => boolean }): Promise<UsageRunResult> {
+  const { publisher } = o;
+  const { ledger, now, inShard } = h;
+  const planned = _plan(o, ledger, now);
+  const { run } = planned;
+  let { plan, late, missed } = planned;
+  if (inShard) {
+    plan = { ...plan, work: plan.work.filter((w) => inShard(w.customer)), settled: plan.settled.filter((r) => inShard(r.customer)), unknown: plan.unknown.filter((r) => inShard(r.customer)) };
+    missed = missed.filter((m) => inShard(m.customer));
+    if (late) late = { ...late, carries: late.carries.filter((c) => inShard(c.customer)), carried: late.carried.filter((c) => inShard(c.customer)) };
+  }
+  // Carries durable before the hours they go to are sent (a rerun then carries to the same
+  // hours); missed charges recorded as they are reported (later runs do not report them again).
+  const notes = [...(late?.carries ?? []), ...missed];
+  if (notes.length > 0) {
+    const writer = await h.store.createWriter();
+    try {
+      await Promise.all(notes.map((c) => writer.append(c)));
+    } finally {
+      await writer.close();
+    }
+  }
+  for (const c of late?.carried ?? []) o.onNote?.(`Carried late usage ${c.quantity} ${c.dimension} of ${c.customer.subscriptionId}/${c.customer.managedResourceGroup} from ${c.from} into ${c.to}`);
+  const resends = plan.work.filter((w) => w.resend).length;
+  if (resends > 0) o.onNote?.(`Sending again ${resends} event(s) of earlier runs whose outcome was never recorded`);
+  const shape = planShape(plan);
+  const { customers } = shape;
+  const concurrency = o.concurrency ?? defaultConcurrency(shape);
+  let sent: EventReport[] = [];
+  let audit: AuditWriterStats | undefined;
+  if (plan.work.length > 0) {
+    const where = h.inShard ? ` (${_lockName(h.lock)})` : "";
+    if (o.single) {
+      const w = plan.work.find((i) => i.line === 0) ?? plan.work[0];
+      o.onNote?.(`Sending ${w.event.quantity} ${w.event.dimension} for ${w.event.effectiveStartTime}`);
+    } else o.onNote?.(`Sending ${plan.work.length} event(s) for ${customers} customer(s)${where}, ${concurrency} request(s) at a time`);
+    const { runSubmission } = await import("./submission.mts");
+    const app = o.as === "publisher-app" ? publisher.publisherApp?.() : undefined;
+    if (o.as === "publisher-app" && !app) throw new UsageError("Cannot meter as the publisher app: this context has none");
+    const central = app ? _centralToken(app) : undefined;
+    sent = await runSubmission({
+      work: plan.work,
+      config: publisher.config,
+      ledger: h.store,
+      client: await publisher.meteringClient(),
+      mode: o.single ? "single" : "batch",
+      concurrency,
+      ...(run.input ? { input: run.input } : {}),
+      lock: { name: _lockName(h.lock), token: h.lock.info.token, lost: () => h.lock.lost() },
+      getToken: central ? () => central() : (customer, ref) => publisher.session(ref, customer).getToken(),
+      onProgress: (p) => o.onProgress?.(p, plan.work.length),
+      onAuditStats: (stats) => void (audit = stats),
+    });
+    const lost = h.lock.lost();
+    if (lost) o.onNote?.(`Stopped sending: ${lost.message}. The events not sent stay for the next run.`);
+  }
+  const reports = [...plan.settled, ...(o.resend ? plan.unknown : []), ...sent];
+  return { plan, reports, ...summarise(reports), customers, ...(audit ? { audit } : {}), ...(late ? { carried: late.carried } : {}) };
+}
+
+const _lockName = (lock: RunLock) => lock.path.replace(/^.*[\\/]/, "").replace(/\.lock$/, "");
 
 /** A run's input: its rows, the bad rows, and what identifies it (so a rerun can finish an unfinished run). */
 export interface RunRows {

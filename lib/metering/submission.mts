@@ -3,7 +3,8 @@
 // write each batch's intent (fsynced) before sending and its outcome after. Customers run
 // concurrently up to a bound. The caller holds the data directory's run lock.
 import { randomUUID } from "node:crypto";
-import { createAuditWriter, type AuditWriter, type AuditWriterStats } from "../audit/log.mts";
+import type { AuditWriter, AuditWriterStats } from "../audit/log.mts";
+import { type LedgerStore, type ScanCursor, storeOf } from "../audit/store.mts";
 import { usageIntentRecord, usageOutcomeRecord } from "../audit/records.mts";
 import { AuditWriteError, describeWriteError } from "../core/errors.mts";
 import type { CustomerConfig, MeteringConfig } from "../state/config.mts";
@@ -283,7 +284,9 @@ export interface SubmissionProgress {
 export interface RunSubmissionOptions {
   work: WorkItem[];
   config: MeteringConfig;
-  auditPath: string;
+  /** The ledger's store; `auditPath` names a local audit.jsonl instead. */
+  ledger?: LedgerStore;
+  auditPath?: string;
   client: MeteringClient;
   /** A federated token for a customer (cached by the caller's token source). */
   getToken(customer: CustomerConfig, ref: CustomerRef): Promise<FederatedToken>;
@@ -294,6 +297,11 @@ export interface RunSubmissionOptions {
   concurrency?: number;
   /** This run's input, recorded in every intent so that a rerun of it can finish this run. */
   input?: RunInput;
+  /**
+   * The lock the run holds (recorded in every intent). Before each batch is sent, `lost()` is
+   * asked: once the lock is lost (a lease not renewed), no further batch is sent.
+   */
+  lock?: { name: string; token: string; lost(): Error | undefined };
   onProgress?: (progress: SubmissionProgress) => void;
   /** What the audit writer did (records, writes and fsyncs, bytes), once it is closed. */
   onAuditStats?: (stats: AuditWriterStats) => void;
@@ -392,7 +400,7 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
   const progress: SubmissionProgress = { eventsDone: 0, eventsTotal: options.work.length, customersDone: 0, customersTotal: groups.size };
   const tally = { recorded: [0, 0], unrecorded: [0, 0] };
   let auditFailure: { error: AuditWriteError; stage: "intent" | "outcome" } | undefined;
-  const writer: AuditWriter = await createAuditWriter({ path: options.auditPath });
+  const writer: AuditWriter = await (options.ledger ?? storeOf({ auditPath: options.auditPath! })).createWriter();
   // Batches of a customer that start while its token is being fetched share that fetch (one
   // token request, not one per batch); a later batch asks again (the token source caches it and
   // renews it near expiry). After a failure, none of its batches asks again.
@@ -425,6 +433,8 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
           return notSent(chunk, String((error as Error)?.message ?? error));
         }
         if (auditFailure) return notSent(chunk, auditMessage());
+        const lost = options.lock?.lost();
+        if (lost) return notSent(chunk, `not sent: ${lost.message}; the next run sends it`);
         let sent: { reports: EventReport[]; recorded: boolean; outcomeError?: AuditWriteError };
         try {
           sent = await _sendChunk(chunk, { ...options, mode, writer, token });
@@ -479,7 +489,8 @@ async function _sendChunk(
   // The intent is on disk (every byte, fsynced) before the request leaves: a crash from here
   // on leaves an intent without an outcome, and the next run sends these events again. If it
   // cannot be made durable, this throws and nothing is sent.
-  await options.writer.append(usageIntentRecord({ batch, id, customer, request, ...(options.input ? { input: options.input } : {}) }));
+  const lock = options.lock ? { name: options.lock.name, token: options.lock.token } : undefined;
+  await options.writer.append(usageIntentRecord({ batch, id, customer, request, ...(options.input ? { input: options.input } : {}), ...(lock ? { lock } : {}) }));
   let results: EventResult[];
   let outcomes: UsageOutcome[] | undefined;
   let response: { status: number; requestId?: string; correlationId?: string; body: unknown } | undefined;
@@ -541,11 +552,20 @@ export function summarise(reports: EventReport[]): { counts: Record<string, numb
  * whole log is read and older events are kept too while their fate is not known (what
  * `--resend` and the doctor list until it is reconciled).
  */
-export async function loadLedger(options: { auditPath: string; now?: number; unresolved?: boolean }): Promise<{ ledger: Ledger; invalidLines: number }> {
-  const { scanAuditLog } = await import("../audit/log.mts");
+export async function loadLedger(options: ({ store: LedgerStore } | { auditPath: string }) & { now?: number; unresolved?: boolean }): Promise<{ ledger: Ledger; invalidLines: number; cursor: ScanCursor }> {
+  const store = storeOf(options);
   const now = options.now ?? Date.now();
   const sinceMs = now - 2 * USAGE_WINDOW_MS;
   const ledger = new Ledger({ sinceMs, ...(options.unresolved ? { unresolvedSinceMs: -Infinity } : {}) });
-  const { invalidLines } = await scanAuditLog({ path: options.auditPath, ...(options.unresolved ? {} : { sinceMs }), onRecord: (r) => ledger.add(r) });
-  return { ledger, invalidLines };
+  const { invalidLines, cursor } = await store.scan({ ...(options.unresolved ? {} : { sinceMs }), onRecord: (r) => ledger.add(r) });
+  return { ledger, invalidLines, cursor };
+}
+
+/**
+ * Folds into `ledger` what was written to the store since `cursor` (a runner that holds the
+ * ledger in memory between shards reads only the new records). Returns the next cursor.
+ */
+export async function refreshLedger(o: { store: LedgerStore; ledger: Ledger; cursor: ScanCursor }): Promise<{ cursor: ScanCursor; invalidLines: number }> {
+  const { cursor, invalidLines } = await o.store.scan({ after: o.cursor, onRecord: (r) => o.ledger.add(r) });
+  return { cursor, invalidLines };
 }

@@ -4,7 +4,8 @@
 // minutes ago) → each customer's session → the metering and REST clients → the audit log. Every
 // script and the doctor get their clients here and construct none themselves; `close()` ends
 // them. Everything is created on first use, so `--help` and bad input cost no import and no
-// sign-in.
+// sign-in. The ledger (the audit log) is the store config names: audit.jsonl, or append blobs.
+import { type LedgerSpec, type LedgerStore, openLedgerStore, parseLedgerSpec } from "../audit/store.mts";
 import { ConfigMissingError } from "../core/errors.mts";
 import { readSettings, type Settings } from "../core/settings.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../state/paths.mts";
@@ -53,6 +54,13 @@ export interface OpenPublisherOptions {
 export interface Publisher {
   readonly settings: Settings;
   readonly paths: { dataDir: string; configPath: string; auditPath: string };
+  /**
+   * The ledger's store: audit.jsonl in the data directory, or append blobs in Azure Storage
+   * (METERING_LEDGER, else config.json publisher.ledger), reached with the ISV credential.
+   */
+  ledger(): Promise<LedgerStore>;
+  /** What the ledger's configuration names (its kind, and for blobs the container and shards). */
+  readonly ledgerSpec: LedgerSpec;
   /** config.json as read when the context opened (empty with `stage: "none"`). */
   readonly config: MeteringConfig;
   /** A connected customer's checked entry; CustomerNotConnectedError (exit 2) with how to connect it. */
@@ -187,7 +195,12 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       }),
     });
   })());
-  const getAudit = () => (writer ??= import("../audit/log.mts").then((m) => m.createAuditWriter({ path: paths.auditPath })));
+  const ledgerSpec = settings.ledger !== undefined
+    ? parseLedgerSpec(settings.ledger, "METERING_LEDGER")
+    : parseLedgerSpec(config.publisher.ledger, `${paths.configPath} publisher.ledger`);
+  let store: Promise<LedgerStore> | undefined;
+  const getLedger = () => (store ??= openLedgerStore(ledgerSpec, { ...paths, credential: getCredential, tryTimeoutMs: settings.httpTryTimeoutMs }));
+  const getAudit = () => (writer ??= getLedger().then((l) => l.createWriter()));
   const recorder = (context: ExchangeContext): ExchangeRecorder => async (exchange: Exchange) => {
     const { exchangeRecord } = await import("../audit/records.mts");
     await (await getAudit()).append(exchangeRecord({ ...context, ...exchange }));
@@ -197,6 +210,8 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   const publisher: Publisher = {
     settings,
     paths,
+    ledger: getLedger,
+    ledgerSpec,
     config,
     customer: (ref) => getCustomer(config, { ...ref, path: paths.configPath }),
     credential: getCredential,

@@ -150,6 +150,13 @@ export interface SandboxOptions {
      */
     crossTenantManagedIdentityNeedsDelegatedId: boolean;
   };
+  containerApps: {
+    /**
+     * Status of `POST …/jobs/{name}/start`: the spec lists 200 (body {name, id}) and 202 (Location);
+     * which Azure sends is unconfirmed → 202, with the same body.
+     */
+    startStatus: 200 | 202;
+  };
 }
 
 export const DEFAULT_OPTIONS: SandboxOptions = {
@@ -181,6 +188,9 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   arm: {
     crossTenantRoleAssignmentsNeedTenantId: true,
     crossTenantManagedIdentityNeedsDelegatedId: true,
+  },
+  containerApps: {
+    startStatus: 202,
   },
 };
 

@@ -8,6 +8,7 @@ import { listAcceptedEvents } from "./metering/usage.mts";
 import { readReportOverride, reportOverrides } from "./metering/report.mts";
 import { appDirectory } from "./entra/applications.mts";
 import { namespaceStore, sweepLocks, type SbMessage } from "./servicebus/store.mts";
+import { containerAppsAdminRoutes } from "./jobs/admin.mts";
 
 /** A message as the admin API shows it: body as UTF-8 text, properties, delivery state. */
 function _messageView(m: SbMessage) {
@@ -229,6 +230,7 @@ export function createAdminService(ctx: SandboxContext): ServiceDef {
         },
       },
       { method: "GET", path: "/webhooks/:name", handler: (c) => json(webhooks.get(c.params.name) ?? []) },
+      ...containerAppsAdminRoutes(ctx),
       { method: "GET", path: "/faults", handler: () => json(obs.faults) },
       {
         method: "POST", path: "/faults", handler: (c: RouteContext) => {

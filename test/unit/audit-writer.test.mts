@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, readFile, stat, writeFile } from "node:fs/promises";
 import { mountTmpfs } from "../helpers/tmpfs.mts";
 import { join } from "node:path";
 import { AUDIT_ORDER_SLACK_MS, createAuditWriter, scanAuditLog, type AuditRecord } from "../../lib/audit/log.mts";
@@ -197,7 +197,7 @@ scan("streams records in order, skipping blank lines and counting lines that are
     const seen: string[] = [];
     const result = await scanAuditLog({ path, onRecord: (r) => seen.push(r.operation) });
     assert.equal(seen, ["a", "b", "c"]);
-    assert.equal(result, { records: 3, invalidLines: 4, startOffset: 0 });
+    assert.equal(result, { records: 3, invalidLines: 4, startOffset: 0, endOffset: (await stat(path)).size });
   });
 });
 scan("reads a long log without holding it as one string", async () => {
@@ -206,16 +206,35 @@ scan("reads a long log without holding it as one string", async () => {
     const line = JSON.stringify({ time: "t", operation: "x", pad: "y".repeat(1000) });
     await writeFile(path, `${line}\n`.repeat(5000));
     let n = 0;
-    assert.equal(await scanAuditLog({ path, onRecord: () => void n++ }), { records: 5000, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path, onRecord: () => void n++ }), { records: 5000, invalidLines: 0, startOffset: 0, endOffset: (line.length + 1) * 5000 });
     assert.is(n, 5000);
   });
 });
 scan("a missing file, or a missing directory, has no records", async () => {
   await inTemp(async (dir) => {
     let called = false;
-    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0 });
-    assert.equal(await scanAuditLog({ path: join(dir, "no", "such", "audit.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0, endOffset: 0 });
+    assert.equal(await scanAuditLog({ path: join(dir, "no", "such", "audit.jsonl"), onRecord: () => void (called = true) }), { records: 0, invalidLines: 0, startOffset: 0, endOffset: 0 });
     assert.is(called, false);
+  });
+});
+scan("fromOffset: a second scan from the first one's endOffset passes on only what was written since; a torn last line is read again", async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, "audit.jsonl");
+    const w = await createAuditWriter({ path });
+    await w.append(entry({ operation: "x", id: "1" }));
+    const ids: unknown[] = [];
+    const first = await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) });
+    await w.append(entry({ operation: "y", id: "2" }));
+    await w.close();
+    await appendFile(path, '{"time":"2026-01-01T00:00:00Z","operation":"z","id":"3"');
+    const second = await scanAuditLog({ path, fromOffset: first.endOffset, onRecord: (r) => ids.push(r.id) });
+    assert.equal(ids, ["1", "2"]);
+    assert.equal([second.records, second.invalidLines], [1, 1]);
+    await appendFile(path, "}\n");
+    const third = await scanAuditLog({ path, fromOffset: second.endOffset, onRecord: (r) => ids.push(r.id) });
+    assert.equal(ids, ["1", "2", "3"]);
+    assert.is(third.endOffset, (await stat(path)).size);
   });
 });
 scan("reads what createAuditWriter wrote", async () => {
@@ -226,7 +245,7 @@ scan("reads what createAuditWriter wrote", async () => {
     await w.append(entry({ operation: "y", id: "2" }));
     await w.close();
     const ids: unknown[] = [];
-    assert.equal(await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) }), { records: 2, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path, onRecord: (r) => ids.push(r.id) }), { records: 2, invalidLines: 0, startOffset: 0, endOffset: (await stat(path)).size });
     assert.equal(ids, ["1", "2"]);
   });
 });
@@ -298,12 +317,12 @@ scan("sinceMs: a short log is read whole; a log all newer than sinceMs too; a mi
     const path = join(dir, "audit.jsonl");
     const short = longLog({ days: 3, perHour: 2, endMs: END });
     await writeFile(path, short.text);
-    assert.equal(await scanAuditLog({ path, sinceMs: END - DAY, onRecord: () => {} }), { records: short.times.length, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path, sinceMs: END - DAY, onRecord: () => {} }), { records: short.times.length, invalidLines: 0, startOffset: 0, endOffset: short.text.length });
     const recent = longLog({ days: 1, perHour: 400, endMs: END });
     await writeFile(path, recent.text);
     assert.ok(recent.text.length > 4 << 20, "a log of several MiB");
-    assert.equal(await scanAuditLog({ path, sinceMs: END - 2 * DAY, onRecord: () => {} }), { records: recent.times.length, invalidLines: 0, startOffset: 0 });
-    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), sinceMs: END, onRecord: () => {} }), { records: 0, invalidLines: 0, startOffset: 0 });
+    assert.equal(await scanAuditLog({ path, sinceMs: END - 2 * DAY, onRecord: () => {} }), { records: recent.times.length, invalidLines: 0, startOffset: 0, endOffset: recent.text.length });
+    assert.equal(await scanAuditLog({ path: join(dir, "absent.jsonl"), sinceMs: END, onRecord: () => {} }), { records: 0, invalidLines: 0, startOffset: 0, endOffset: 0 });
   });
 });
 scan.run();

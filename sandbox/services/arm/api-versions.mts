@@ -48,6 +48,9 @@ const ROLE_ASSIGNMENTS_API = [
 const ROLE_DEFINITIONS_API = ["2022-05-01-preview", "2022-04-01", "2018-01-01-preview", "2017-09-01", "2017-05-01", "2016-07-01", "2015-07-01", "2015-06-01"];
 /** Microsoft.ServiceBus namespaces and queues (newest first). */
 const SERVICEBUS_API = ["2024-01-01", "2023-01-01-preview", "2022-10-01-preview", "2022-01-01-preview", "2021-11-01", "2021-06-01-preview", "2021-01-01-preview", "2018-01-01-preview", "2017-04-01", "2015-08-01", "2014-09-01"];
+/** Microsoft.App jobs exist from 2023-05-01 (stable); managed environments from 2022-03-01. */
+const APP_JOBS_API = ["2025-01-01", "2024-03-01", "2023-08-01-preview", "2023-05-01"];
+const APP_ENVIRONMENTS_API = [...APP_JOBS_API, "2022-10-01", "2022-03-01"];
 /** Resource Graph: the versions whose request and response shapes the sandbox implements (docs/azure-behaviour.md §5.6). */
 const GRAPH_API = ["2024-04-01", "2022-10-01", "2021-03-01"];
 
@@ -74,11 +77,13 @@ export const API_VERSIONS: Record<string, string[]> = {
   "microsoft.resourcegraph/resources": GRAPH_API,
   "microsoft.servicebus/namespaces": SERVICEBUS_API,
   "microsoft.servicebus/namespaces/queues": SERVICEBUS_API,
+  "microsoft.app/managedenvironments": APP_ENVIRONMENTS_API,
+  "microsoft.app/jobs": APP_JOBS_API,
 };
 
 /** Resource providers the sandbox knows (lower-case → canonical casing), for InvalidResourceNamespace. */
 export const NAMESPACES: Record<string, string> = Object.fromEntries(
-  ["Microsoft.Resources", "Microsoft.Solutions", "Microsoft.ManagedIdentity", "Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Authorization", "Microsoft.ResourceGraph", "Microsoft.ServiceBus"]
+  ["Microsoft.Resources", "Microsoft.Solutions", "Microsoft.ManagedIdentity", "Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Authorization", "Microsoft.ResourceGraph", "Microsoft.ServiceBus", "Microsoft.App"]
     .map((n) => [n.toLowerCase(), n]),
 );
 

@@ -8,6 +8,7 @@ import { createInProcessDispatcher, type Reply, type RouteContext, type ServiceD
 import type { SandboxContext } from "../../core/context.mts";
 import { API_VERSIONS, NAMESPACES } from "./api-versions.mts";
 import { authorizationRoutes } from "./authorization.mts";
+import { containerAppsRoutes } from "./container-apps.mts";
 import { Arm, armError, armFaultReply, decodeSegment, fail, withArmHeaders, type Caller } from "./core.mts";
 import { deploymentRoutes } from "./deployments.mts";
 import { graphRoutes } from "./graph.mts";
@@ -81,6 +82,7 @@ export function createArmService(ctx: SandboxContext): ServiceDef {
       ...storageRoutes(arm),
       ...keyVaultRoutes(arm),
       ...serviceBusRoutes(arm),
+      ...containerAppsRoutes(arm),
       ...authorizationRoutes(arm),
       ...deploymentRoutes(arm),
       ...graphRoutes(arm),

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import type { Reply, RouteContext, ServiceDef } from "../../core/http.mts";
 import type { SandboxContext } from "../../core/context.mts";
 import { KNOWN_RESOURCES } from "./service.mts";
+import { existingJobRunner, type JobIdentity } from "../jobs/runner.mts";
 
 export const IMDS_TOKEN_PATH = "/metadata/identity/oauth2/token";
 export const APP_SERVICE_TOKEN_PATH = "/msi/token";
@@ -120,9 +121,47 @@ export function createManagedIdentityService(ctx: SandboxContext): { service: Se
     return { status: 200, body: { ..._stringTokenBody(token, claims, resource, Math.floor(state.now() / 1000)), client_id: identity()!.clientId } };
   };
 
+  /**
+   * A Container Apps job replica (docs/azure-behaviour.md §7.2; its IDENTITY_HEADER names the execution): tokens for the job's
+   * user-assigned identities only. The texts are App Service's, which Container Apps shares
+   * (unconfirmed for jobs): an identity not attached is "Unable to load the proper Managed
+   * Identity."; no selector with only user-assigned identities asks for a system-assigned one
+   * the job does not have.
+   */
+  const containerAppsJob = async (c: RouteContext, identities: JobIdentity[]): Promise<Reply> => {
+    const q = c.url.searchParams;
+    const reply = (status: number, message: string): Reply => ({ status, body: { statusCode: status, message, correlationId: c.requestId } });
+    if (q.get("api-version") !== "2019-08-01") return reply(400, `The api-version '${q.get("api-version") ?? ""}' is not supported; use 2019-08-01.`);
+    const resourceBad = checkResource(q.get("resource"));
+    if (resourceBad) return reply(resourceBad.status, (resourceBad.body as { error_description: string }).error_description);
+    const selectors = ["client_id", "principal_id", "object_id", "mi_res_id"].filter((k) => q.has(k));
+    if (selectors.length > 1) return reply(400, "Only one of client_id, principal_id/object_id and mi_res_id may be given.");
+    if (!selectors.length) {
+      return reply(400, "No system-assigned managed identity is enabled for this resource. With only user-assigned identities, you must include one of the optional properties client_id, principal_id or mi_res_id.");
+    }
+    const [k] = selectors;
+    const v = q.get(k)!.toLowerCase();
+    const mi = identities.find((i) => (k === "client_id" ? i.clientId : k === "mi_res_id" ? i.resourceId : i.principalId).toLowerCase() === v);
+    if (!mi) return reply(400, "Unable to load the proper Managed Identity.");
+    const resource = q.get("resource")!;
+    const { token, claims } = await tokens.issue({
+      tenantId: mi.tenantId,
+      audience: resource,
+      objectId: mi.principalId,
+      appId: mi.clientId,
+      idtyp: "app",
+      lifetimeS: state.options.entra.managedIdentityTokenLifetimeS,
+      grant: "container-apps-job",
+      extraClaims: { xms_mirid: mi.resourceId },
+    });
+    return { status: 200, body: { access_token: token, expires_on: String(claims.exp), resource, token_type: "Bearer", client_id: mi.clientId } };
+  };
+
   const appService = async (c: RouteContext): Promise<Reply> => {
     const q = c.url.searchParams;
     const apiVersion = q.get("api-version");
+    const jobIdentities = existingJobRunner(state)?.identitiesForHeader(c.header("X-IDENTITY-HEADER") ?? "");
+    if (jobIdentities) return await containerAppsJob(c, jobIdentities);
     const legacy = apiVersion === LEGACY_APP_SERVICE_API;
     // 2019-08-01 sends IDENTITY_HEADER as X-IDENTITY-HEADER; 2017-09-01 sends MSI_SECRET (the same value) as `secret`.
     const [headerName, envName] = legacy ? ["secret", "MSI_SECRET"] : ["X-IDENTITY-HEADER", "IDENTITY_HEADER"];
