@@ -91,7 +91,7 @@ function main(args: string[]): Promise<number> {
         throw new ConfigInvalidError(`Cannot price the report: ${priced.problem} in ${publisher.paths.configPath}; fix it, or remove "plans" for a report without amounts`, { path: publisher.paths.configPath, problems: [priced.problem] });
       }
       const { loadPeriodLedger } = await import("../lib/metering/reconcile.mts");
-      const ledger = await loadPeriodLedger({ auditPath: publisher.paths.auditPath, sinceMs });
+      const ledger = await loadPeriodLedger({ store: await publisher.ledger(), sinceMs });
       const result = report.buildUsageReport({ ledger, sinceMs, untilMs, by, prices: priced.prices, ...(only ? { only } : {}) });
 
       let text: string;
