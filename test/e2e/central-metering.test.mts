@@ -5,7 +5,7 @@
 // central service connects them (1-connect-customer --billing-only: billing ids read from ARM,
 // nothing deployed). Deploying 400 UAMIs would take the sandbox 3 to 4 minutes on the shared
 // 2-core machine (measured: 400 in full 242 s, 120 in full 158 s at a load average of 10 to 18),
-// where the billing ids of 400 take seconds: this whole file ran in 51 s at a load average of 6 to 8 (83 s at 14).
+// where the billing ids of 400 take seconds: this whole file ran in 37 to 51 s at load averages of 4 to 8 (83 s at 14).
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
