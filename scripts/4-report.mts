@@ -121,11 +121,7 @@ function main(args: string[]): Promise<number> {
 
 function _tableLines(r: import("../lib/metering/report.mts").UsageReport, q: (n: number) => string, width: number): string[] {
   const priced = r.totals.amounts.length > 0;
-  const amountOf = (c: (typeof r.cells)[number]) => {
-    const line = r.customers.find((x) => x.customer.subscriptionId === c.customer.subscriptionId && x.customer.managedResourceGroup === c.customer.managedResourceGroup)
-      ?.lines.find((l) => l.planId === c.planId && l.dimension === c.dimension);
-    return c.amount === undefined ? "" : `${line?.currency ?? ""} ${c.amount}`;
-  };
+  const amountOf = (c: (typeof r.cells)[number]) => (c.amount === undefined ? "" : `${c.currency} ${c.amount}`);
   const rows = r.cells.map((c) => [`${c.customer.subscriptionId}/${c.customer.managedResourceGroup}`, c.dimension, c.period, q(c.quantity), String(c.count), ...(priced ? [amountOf(c)] : [])]);
   const lines = renderTable(rows, {
     columns: [

@@ -42,8 +42,9 @@ export interface ReportCell {
   quantity: number;
   /** Billed events (one per resource, dimension and hour). */
   count: number;
-  /** quantity × the plan's price for the dimension, exact, when priced. */
+  /** quantity × the plan's price for the dimension, exact, when priced; in `currency`. */
   amount?: string;
+  currency?: string;
 }
 
 /** One customer's dimension over the whole report. */
@@ -287,7 +288,7 @@ export function buildUsageReport(o: {
         const p = priceOf(entry.event.planId, entry.event.dimension);
         return {
           customer: entry.customer, resourceId: entry.event.resourceId, planId: entry.event.planId, dimension: entry.event.dimension, period,
-          quantity: tally.quantity, count: tally.count, ...(p ? { amount: formatAmount(_amountUnits(tally.sum, p.price)) } : {}),
+          quantity: tally.quantity, count: tally.count, ...(p ? { amount: formatAmount(_amountUnits(tally.sum, p.price)), currency: p.currency } : {}),
         };
       })
       .sort((a, b) => byText(customerKey(a.customer), customerKey(b.customer)) || byText(a.dimension, b.dimension) || byText(a.period, b.period) || byText(a.planId, b.planId)),
@@ -313,10 +314,9 @@ export function reportCsv(report: UsageReport): string {
     const s = v === undefined ? "" : String(v);
     return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   };
-  const currencyOf = (c: ReportCell) => report.customers.find((x) => isSameCustomer(x.customer, c.customer))?.lines.find((l) => l.planId === c.planId && l.dimension === c.dimension)?.currency;
   const lines = ["subscription,managed-resource-group,resource-id,plan,dimension,period,quantity,events,amount,currency"];
   for (const c of report.cells) {
-    lines.push([c.customer.subscriptionId, c.customer.managedResourceGroup, c.resourceId, c.planId, c.dimension, c.period, c.quantity, c.count, c.amount, c.amount === undefined ? undefined : currencyOf(c)].map(q).join(","));
+    lines.push([c.customer.subscriptionId, c.customer.managedResourceGroup, c.resourceId, c.planId, c.dimension, c.period, c.quantity, c.count, c.amount, c.currency].map(q).join(","));
   }
   return `${lines.join("\r\n")}\r\n`;
 }
