@@ -4,7 +4,9 @@
 // trips per service from the sandbox's request counters, and the client's peak memory; then
 // the one-event-at-a-time path (one process, one signature, one token exchange and one
 // usageEvent call per event, like the bash original) on a sample, as the reference. Per run:
-// audit bytes per event, and the audit writes (one fsync each) and their fsync time.
+// audit bytes per event, and the audit writes (one fsync each) and their fsync time. Beside the
+// per-customer path, the central path: the same events with `--as publisher-app` (one Key Vault
+// signature and one token exchange for every customer), its round trips and the ratios.
 //
 // With --latency kv=MS,token=MS,metering=MS, the sandbox's delay faults (rate 1.0) hold every Key
 // Vault signature, token exchange and batchUsageEvent call that long, as Azure's network would,
@@ -135,7 +137,11 @@ if (nAggregate > 0) {
 
 const sbDir = await mkdtemp(join(tmpdir(), "metering-bench-scale-"));
 const cli = join(ROOT, "sandbox", "cli.mts");
-const seed = fleetSeed(await loadWorldSeed(), { customers: nCustomers, dimensions: nDims });
+const base = await loadWorldSeed();
+const seed = fleetSeed(base, { customers: nCustomers, dimensions: nDims });
+// The offer's technical configuration: the publisher app of the central path (--as publisher-app).
+const publisherAppId = base.offers[0].technicalConfiguration!.appId;
+seed.offers[0].technicalConfiguration = { tenantId: seed.isv.tenantId, appId: publisherAppId };
 const worldFile = join(sbDir, "world.json");
 await writeFile(worldFile, JSON.stringify(seed));
 say(`Starting the sandbox with ${nCustomers} customers`);
@@ -174,6 +180,9 @@ try {
   // The setup's client is this process (connections in-process) plus the two setup scripts it ran.
   const setupCpu = { sandbox: cpuSeconds(info.pid) - setupCpu0.sandbox, client: cpuSeconds(process.pid, true) - setupCpu0.client };
   say(`Fleet ready in ${setupS.toFixed(1)} s (ISV setup and ${nCustomers} connections; not timed below)`);
+  // The publisher app for the central path: its federated credential, as a user sets it up once.
+  const appSetup = await timed(allRuntimes[chosen[0]], [join(ROOT, "scripts", "0-publisher-app.mts"), "--app-id", publisherAppId], env);
+  if (appSetup.code !== 0) throw new Error(`0-publisher-app failed:\n${appSetup.out.slice(-3000)}`);
   const customers = fleetCustomers(seed);
 
   const counts = async () => {
@@ -270,6 +279,23 @@ try {
       print(`client peak memory  ${r.peakMb.toFixed(0)} MB (VmHWM of the 2-emit-meter process, sampled every 20 ms)`);
       print(`audit log           ${auditLine(x)}`);
       print(`sandbox memory      ${(rssMb(info.pid) + rssMb(info.azuritePid)).toFixed(0)} MB after the run (sandbox ${rssMb(info.pid).toFixed(0)} MB + Azurite ${rssMb(info.azuritePid).toFixed(0)} MB)`);
+
+      // The central path: the same events as the publisher app, one signature and one token for all
+      // (not with --against: an older 2-emit-meter may not know --as).
+      if (values.against) print(`## central path: skipped with --against`);
+      else {
+        const central = await emitRun(name, ["--as", "publisher-app"]);
+        const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "-");
+        print(`## central path (--as publisher-app), ${name}`);
+        print(`wall time           ${(central.r.ms / 1000).toFixed(2)} s (${central.rows} events, ${central.accepted} accepted; per-customer path / central ${ratio(r.ms, central.r.ms)})`);
+        print(`Key Vault sign      ${central.c.sign} requests (goal: 1; per-customer path ${c.sign}, ${ratio(c.sign, central.c.sign)}x as many)`);
+        print(`Entra token         ${central.c.token} requests, ${central.tokens} tokens issued (goal: 1; per-customer path ${x.tokens}, ${ratio(x.tokens, central.tokens)}x as many)`);
+        print(`metering            ${central.c.batch} batchUsageEvent calls (goal: ${batchGoal}, as the per-customer path)`);
+        print(`round trips         ${central.c.keyvault + central.c.token + central.c.batch + central.c.single} (Key Vault ${central.c.keyvault}, Entra ${central.c.token}, metering ${central.c.batch + central.c.single}); per-customer path ${c.keyvault + c.token + c.batch + c.single} (${ratio(c.keyvault + c.token + c.batch + c.single, central.c.keyvault + central.c.token + central.c.batch + central.c.single)}x)`);
+        print(`CPU                 sandbox ${central.cpu.sandbox.toFixed(2)} s, client ${central.cpu.client.toFixed(2)} s (per-customer path / central: sandbox ${ratio(cpu.sandbox, central.cpu.sandbox)}, client ${ratio(cpu.client, central.cpu.client)})`);
+        print(`client peak memory  ${central.r.peakMb.toFixed(0)} MB`);
+        if (central.accepted !== central.rows) throw new Error(`${central.accepted} of ${central.rows} accepted on the central path, ${name}`);
+      }
       if (nRef === 0) continue;
 
       // The reference: one event per process, as the bash original sends them.

@@ -127,8 +127,48 @@ export const AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
   },
 };
 
+/**
+ * The same codes for the publisher's Entra app (0-publisher-app: central metering,
+ * reconciliation), where the fix is on the app registration in the ISV tenant, not on a
+ * customer's UAMI. Codes not listed read the same for both.
+ */
+const APP_NO_MATCH_FIX =
+  "The federated credential marketplace-metering-publisher on the publisher app {clientId} (tenant {tenantId}) must carry exactly the issuer {issuer}, subject {subject} and audience {audience} (case-sensitive, no trailing slash). A credential added in the last few minutes may not have reached Entra yet: wait and retry; otherwise run 0-publisher-app --app-id {clientId} again.";
+export const PUBLISHER_APP_AADSTS_ERRORS: Readonly<Record<number, AadstsEntry>> = {
+  70021: { meaning: "No federated credential on the publisher app matches the assertion's issuer, subject and audience.", fix: APP_NO_MATCH_FIX, transient: true },
+  700211: { meaning: "No federated credential on the publisher app has the assertion's issuer.", fix: APP_NO_MATCH_FIX, transient: true },
+  700212: { meaning: "No federated credential on the publisher app has the assertion's audience.", fix: APP_NO_MATCH_FIX, transient: true },
+  700213: { meaning: "No federated credential on the publisher app has the assertion's subject.", fix: APP_NO_MATCH_FIX, transient: true },
+  7002138: {
+    meaning: "The subject matches the publisher app's federated credential only when case is ignored; Entra compares case-sensitively.",
+    fix: "Make the credential's subject exactly {subject}, same upper and lower case: run 0-publisher-app --app-id {clientId} again.",
+  },
+  700016: {
+    meaning: "The publisher app's id is not known in the ISV tenant.",
+    fix: "Check publisher.app.appId {clientId} and publisher.app.tenantId {tenantId} in config.json against the app in Partner Center's technical configuration; run 0-publisher-app --app-id <app id> again. A brand-new app can take a minute to appear: wait and retry.",
+    transient: true,
+  },
+  7000215: {
+    meaning: "The token request carried a client secret; the publisher app signs in here only with the federated assertion.",
+    fix: "This is a bug or a foreign tool: the publisher app {clientId} must be used with a client assertion signed by your issuer.",
+  },
+  90002: {
+    meaning: "The publisher app's tenant was not found.",
+    fix: "Check publisher.app.tenantId {tenantId} in config.json (the ISV tenant) and that you use the right cloud (AZURE_AUTHORITY_HOST); run 0-publisher-app again.",
+  },
+  500011: {
+    meaning: "The requested resource (the Marketplace metering API) is not known in the ISV tenant.",
+    fix: "Check the scope (20e940b3-4c77-4b0b-9a53-9e16a1b010a7/.default) and publisher.app.tenantId {tenantId}.",
+  },
+};
+
+/** Who signs in: a customer's UAMI (default) or the publisher's Entra app. */
+export type SignInKind = "uami" | "publisher-app";
+
 /** Values that make an explanation concrete; any may be missing. */
 export interface AadstsContext {
+  /** Whose sign-in failed: the fixes differ (default a customer's UAMI). */
+  kind?: SignInKind;
   issuer?: string;
   subject?: string;
   audience?: string;
@@ -155,7 +195,7 @@ export function findAadstsCode(source: { errorCodes?: unknown; text?: string }):
  * explainAadsts(700213, { subject: "metering-submission-via-uami from …" })
  */
 export function explainAadsts(code: number, context: AadstsContext = {}): string {
-  const entry = AADSTS_ERRORS[code];
+  const entry = (context.kind === "publisher-app" ? PUBLISHER_APP_AADSTS_ERRORS[code] : undefined) ?? AADSTS_ERRORS[code];
   if (!entry) {
     return `AADSTS${code}: see https://login.microsoftonline.com/error?code=${code}`;
   }

@@ -4,7 +4,7 @@
 // deno-lint-ignore-file no-explicit-any -- MSAL's and the SDK's errors carry untyped fields, read defensively
 import { decodeJwt } from "jose";
 import { ASSERTION_LIFETIME_S, buildClientAssertion } from "./assertion.mts";
-import { explainAadsts, findAadstsCode } from "./aadsts.mts";
+import { explainAadsts, findAadstsCode, type SignInKind } from "./aadsts.mts";
 import { FederationError, SigningError } from "../core/errors.mts";
 import { DEFAULT_AUTHORITY_HOST } from "../core/settings.mts";
 import type { Signer } from "./signer.mts";
@@ -19,6 +19,8 @@ const ASSERTION_REUSE_MARGIN_S = 60;
 
 /** The UAMI to sign in as, and the federated credential's subject and audience. */
 export interface FederatedIdentity {
+  /** A customer's UAMI (default) or the publisher's Entra app: named so in errors, with the fix for it. */
+  kind?: SignInKind;
   tenantId: string;
   clientId: string;
   subject: string;
@@ -79,6 +81,11 @@ function _chain(error: unknown): any[] {
   return out;
 }
 
+/** How an error names who signs in: `UAMI <client id> in tenant <t>` or `the publisher app <app id> in tenant <t>`. */
+export function signInName(identity: Pick<FederatedIdentity, "kind" | "clientId" | "tenantId">): string {
+  return `${identity.kind === "publisher-app" ? "the publisher app" : "UAMI"} ${identity.clientId} in tenant ${identity.tenantId}`;
+}
+
 /** Turns what ClientAssertionCredential threw into a FederationError (or the SigningError inside). */
 export function toFederationError(error: unknown, identity: FederatedIdentity & { issuer?: string; kid?: string; authorityHost?: string }): Error {
   const chain = _chain(error);
@@ -95,9 +102,10 @@ export function toFederationError(error: unknown, identity: FederatedIdentity & 
     oauthError ??= response?.error ?? (e.name === "ServerError" ? e.errorCode : undefined);
     description ??= response?.errorDescription ?? e.errorMessage;
   }
-  const who = `UAMI ${identity.clientId} in tenant ${identity.tenantId}`;
+  const who = signInName(identity);
   if (aadsts !== undefined) {
     return new FederationError(`Cannot get a token for ${who}: ${explainAadsts(aadsts, {
+      ...(identity.kind ? { kind: identity.kind } : {}),
       issuer: identity.issuer,
       subject: identity.subject,
       audience: identity.audience,
@@ -185,7 +193,7 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
         throw toFederationError(error, { ...identity, issuer: options.issuer, kid: options.signer.kid, authorityHost: options.settings.authorityHost });
       }
       if (!result?.token) {
-        throw new FederationError(`Cannot get a token for UAMI ${identity.clientId} in tenant ${identity.tenantId}: Entra returned no token`, {});
+        throw new FederationError(`Cannot get a token for ${signInName(identity)}: Entra returned no token`, {});
       }
       let claims: Record<string, unknown> = {};
       try {

@@ -115,7 +115,7 @@ export const STATUSES = {
   Forbidden: {
     ...REFUSED,
     line: (f) =>
-      `Cannot record the event: the API refused the token (HTTP ${f.httpStatus}); the UAMI must sit in this app's managed resource group and the app must be a Marketplace offer with metering (${_ids(f)})`,
+      `Cannot record the event: the API refused the token (HTTP ${f.httpStatus}); the UAMI must sit in this app's managed resource group (or, with --as publisher-app, the publisher app must be the one in the offer's technical configuration in Partner Center) and the app must be a Marketplace offer with metering (${_ids(f)})`,
   },
   /** A batch item the service could not process (the spec's StatusEnum), or a 200 without a usable answer. */
   Error: NO_ANSWER,

@@ -172,26 +172,44 @@ export async function setupPublisherApp(o: {
     act(`Created its service principal (${sp.id})`, targets.at(-1)!, true);
   }
 
-  // 3. The federated credential: kept when identical, refused when one of ours differs.
+  // 3. The federated credential: kept when identical; ours (by name) updated in place when it
+  // differs (Graph's PATCH keeps its id; a delete and create would leave a moment with none);
+  // another credential holding the same issuer and subject is not ours to change: refused.
   const ficsUrl = `${GRAPH_V1}/applications/${app.id}/federatedIdentityCredentials`;
   const fics = await _list<GraphFic>(rest, `/applications/${app.id}/federatedIdentityCredentials`);
   const same = (f: GraphFic) => f.issuer === want.issuer && f.subject === want.subject && f.audiences.length === 1 && f.audiences[0] === audience;
+  const ours = (f: GraphFic) => f.name.toLowerCase() === want.name.toLowerCase();
+  const describeFic = (f: GraphFic) => `issuer ${f.issuer}, subject ${JSON.stringify(f.subject)}, audiences ${JSON.stringify(f.audiences)}`;
+  const wanted = `issuer ${want.issuer}, subject ${JSON.stringify(subject)}, audience ${audience}`;
   let fic = fics.find(same);
   let ficCreatedAt = fic && previous?.appId === app.appId && previous.ficName === fic.name ? previous.ficCreatedAt : undefined;
   if (fic) act(`Federated credential ${fic.name} matches (issuer, subject, audience)`, `${ficsUrl}/${fic.id}`, true);
   else {
-    const clash = fics.find((f) => f.name.toLowerCase() === want.name.toLowerCase() || (f.issuer === want.issuer && f.subject === want.subject));
-    if (clash) {
+    const other = fics.find((f) => !ours(f) && f.issuer === want.issuer && f.subject === want.subject);
+    if (other) {
       throw new PublisherAppError(
-        `Cannot add the federated credential: ${app.displayName} has ${JSON.stringify(clash.name)} with issuer ${clash.issuer}, subject ${JSON.stringify(clash.subject)}, audiences ${JSON.stringify(clash.audiences)}, not what this project signs (issuer ${want.issuer}, subject ${JSON.stringify(subject)}, audience ${audience}); delete it (az ad app federated-credential delete --id ${app.appId} --federated-credential-id ${clash.id}) and run again`,
+        `Cannot add the federated credential: ${app.displayName} has ${JSON.stringify(other.name)} with ${describeFic(other)}, not what this project signs (${wanted}), and Entra allows one credential per issuer and subject; delete it (az ad app federated-credential delete --id ${app.appId} --federated-credential-id ${other.id}) and run again`,
       );
     }
-    if (o.dryRun) act(`Adding federated credential ${want.name} (issuer ${want.issuer}, subject ${JSON.stringify(subject)}, audience ${audience})`, ficsUrl, false);
+    const mine = fics.find(ours);
+    const stamp = () => new Date((o.now ?? Date.now)()).toISOString();
+    if (mine) {
+      const what = `federated credential ${mine.name} (was ${describeFic(mine)}; now ${wanted})`;
+      if (o.dryRun) act(`Updating ${what}`, `${ficsUrl}/${mine.id}`, false);
+      else {
+        const { name: _name, ...changes } = want;
+        await rest({ method: "PATCH", url: `${ficsUrl}/${mine.id}`, body: changes });
+        fic = { ...mine, issuer: want.issuer, subject, audiences: [audience] };
+        ficCreatedAt = stamp();
+        targets.push(`${ficsUrl}/${mine.id}`);
+        act(`Updated ${what}`, targets.at(-1)!, true);
+      }
+    } else if (o.dryRun) act(`Adding federated credential ${want.name} (${wanted})`, ficsUrl, false);
     else {
       fic = await rest({ method: "POST", url: ficsUrl, body: want }) as GraphFic;
-      ficCreatedAt = new Date((o.now ?? Date.now)()).toISOString();
+      ficCreatedAt = stamp();
       targets.push(`${ficsUrl}/${fic.id}`);
-      act(`Added federated credential ${fic.name} (issuer ${want.issuer}, subject ${JSON.stringify(subject)}, audience ${audience})`, targets.at(-1)!, true);
+      act(`Added federated credential ${fic.name} (${wanted})`, targets.at(-1)!, true);
     }
   }
   return {

@@ -259,7 +259,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       if (!app?.appId) {
         throw new ConfigMissingError(`Cannot sign in as the publisher app: ${paths.configPath} has no publisher.app (run 0-publisher-app first)`, { path: paths.configPath });
       }
-      const identity: FederatedIdentity = { tenantId: app.tenantId, clientId: app.appId, subject: app.subject, audience: app.audience };
+      const identity: FederatedIdentity = { kind: "publisher-app", tenantId: app.tenantId, clientId: app.appId, subject: app.subject, audience: app.audience };
       // A credential added minutes ago may be refused until Entra has it everywhere.
       const isFresh = Date.now() - Date.parse(String(app.ficCreatedAt ?? "")) < FRESH_CONNECTION_MS;
       if (isFresh && options.propagationRetry !== false) fresh.add(app.appId);

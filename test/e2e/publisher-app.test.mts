@@ -95,6 +95,37 @@ P("is idempotent: a second run (without options) writes nothing in Graph and pro
   assert.is((await directory()).applications.find((a) => a.appId === offerApp.appId)!.fics.length, 1);
 });
 
+P("a credential of its name that differs (an earlier setup's subject) is updated in place with Graph's PATCH, never deleted and created", async () => {
+  const before = (await directory()).applications.find((a) => a.appId === offerApp.appId)!;
+  const [ours] = before.fics;
+  // Another setup left the credential with another subject (as `az ad app federated-credential update` would).
+  const { token } = await sb.tokens.issue({ tenantId: isv.tenantId, audience: "https://graph.microsoft.com", objectId: isv.userObjectId, idtyp: "user", lifetimeS: 600, grant: "test" });
+  const url = `${sb.endpoints.graph}/v1.0/applications/${before.id}/federatedIdentityCredentials/${ours.name}`;
+  const edit = await fetch(url, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ subject: "someone else's subject" }) });
+  assert.is(edit.status, 204);
+  const ficId = async () => (await (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).json()).id;
+  const id = await ficId();
+
+  await admin(sb, "DELETE", "/requests");
+  const dry = await runScript("0-publisher-app.mts", ["--dry-run"], { env });
+  assert.is(dry.code, 0, describe(dry));
+  assert.match(dry.stderr + dry.stdout, /Updating federated credential marketplace-metering-publisher \(was issuer .*subject "someone else's subject"/);
+  assert.is(await graphWrites(), 0, "a dry run writes nothing");
+
+  const tokensBefore = (await tokens()).length;
+  const r = await runScript("0-publisher-app.mts", ["--json"], { env });
+  assert.is(r.code, 0, describe(r));
+  const routes = Object.entries((await admin<Record<string, Record<string, number>>>(sb, "GET", "/requests")).graph ?? {}).filter(([route]) => !route.startsWith("GET "));
+  assert.equal(routes.map(([route, n]) => [route.split(" ")[0], n]), [["PATCH", 1]], JSON.stringify(routes));
+  const after = (await directory()).applications.find((a) => a.appId === offerApp.appId)!;
+  assert.is(after.fics.length, 1);
+  assert.equal([await ficId(), after.fics[0].subject], [id, (await config()).publisher.app.subject], "same credential, config's subject");
+  assert.ok(Date.now() - Date.parse(JSON.parse(r.stdout).app.ficCreatedAt) < 120_000, "a changed credential gets the propagation retry again");
+  // Proven after the update: a token of the app in the ISV tenant.
+  const issued = (await tokens()).slice(tokensBefore).filter((t) => t.grant === "client_assertion");
+  assert.equal(issued.map((t) => [t.tenantId, t.appid]), [[isv.tenantId, offerApp.appId]]);
+});
+
 P("the doctor checks the app like a customer UAMI: exact credential and a working exchange", async () => {
   const ok = await runScript("doctor.mts", ["--json"], { env });
   const checks = JSON.parse(ok.stdout).checks as Array<{ id: string; target: string; status: string; detail: string }>;
@@ -113,6 +144,9 @@ P("the doctor checks the app like a customer UAMI: exact credential and a workin
     assert.equal(failed.map((c) => [c.id, c.status]), [["publisher-app-fic", "fail"], ["publisher-app-token", "fail"]]);
     assert.match(failed[0].detail, /differs only in case/);
     assert.match(failed[1].detail, /7002138/);
+    // The exchange's error names the publisher app and its fix, not a UAMI.
+    assert.match(failed[1].detail, new RegExp(`the publisher app ${offerApp.appId} in tenant ${isv.tenantId}: AADSTS7002138: .*publisher app.*0-publisher-app --app-id ${offerApp.appId}`));
+    assert.not.match(failed[1].detail, /UAMI|1-connect-customer/);
   } finally {
     await writeFile(path, JSON.stringify(cfg, null, 2));
   }

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { setAzRunner, type AzRunner } from "../../lib/azure/az.mts";
 import { connectCustomer } from "../../lib/customers/connect.mts";
+import { billingOnlyCustomer } from "../../lib/customers/billing-only.mts";
 import { loadConfig, updateConfig, withCustomer, type CustomerConfig, type MeteringConfig } from "../../lib/state/config.mts";
 import { forEachConcurrently } from "../../lib/metering/submission.mts";
 import type { WorldSeed } from "../../sandbox/core/state.mts";
@@ -73,6 +74,12 @@ export async function setupFleet(options: {
   env: Record<string, string>;
   seed: WorldSeed;
   concurrency?: number;
+  /**
+   * Connect only the first N customers in full (UAMI and federated credential deployed); the rest
+   * as `1-connect-customer --billing-only` does (billing ids and plan read from ARM, nothing
+   * deployed), for central metering at scale. Default: every customer in full.
+   */
+  fullConnections?: number;
   onProgress?: (connected: number, total: number) => void;
 }): Promise<MeteringConfig> {
   const { env, seed } = options;
@@ -86,8 +93,10 @@ export async function setupFleet(options: {
   const previous = setAzRunner(adminAzRunner(env.METERING_SANDBOX_ADMIN));
   const connected: Array<{ subscriptionId: string; managedResourceGroup: string; customer: CustomerConfig }> = [];
   try {
+    const full = new Set(seed.customers.slice(0, options.fullConnections ?? seed.customers.length));
     await forEachConcurrently(seed.customers, options.concurrency ?? 4, async (c) => {
-      const customer = await connectCustomer({ config, subscriptionId: c.subscriptionId, managedResourceGroup: c.managedResourceGroup });
+      const ref = { subscriptionId: c.subscriptionId, managedResourceGroup: c.managedResourceGroup };
+      const customer = full.has(c) ? await connectCustomer({ config, ...ref }) : await billingOnlyCustomer(ref);
       connected.push({ subscriptionId: c.subscriptionId, managedResourceGroup: c.managedResourceGroup, customer });
       options.onProgress?.(connected.length, seed.customers.length);
     });

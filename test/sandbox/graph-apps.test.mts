@@ -113,6 +113,38 @@ Graph("refuses what Entra refuses: audiences, names, issuer+subject twice, a 21s
   assert.match(over.json.error.message, /at most 20/);
 });
 
+Graph("PATCH updates a credential in place (204, same id) with the create's rules; name is immutable", async () => {
+  const app = (await graph("POST", "/applications", { body: { displayName: "patch" } })).json;
+  const base = `/applications/${app.id}/federatedIdentityCredentials`;
+  const first = (await graph("POST", base, { body: fic({ subject: "old" }) })).json;
+  const second = (await graph("POST", base, { body: fic({ subject: "taken" }) })).json;
+  const patched = await graph("PATCH", `${base}/${first.id}`, { body: { subject: "new", description: "changed" } });
+  assert.is(patched.status, 204, patched.text);
+  assert.is(patched.text, "");
+  const read = (await graph("GET", `${base}/${first.name}`)).json;
+  assert.equal([read.id, read.name, read.issuer, read.subject, read.audiences, read.description], [first.id, first.name, first.issuer, "new", [EXCHANGE_AUD], "changed"]);
+  // By the alternate key, and by name.
+  assert.is((await graph("PATCH", `/applications(appId='${app.appId}')/federatedIdentityCredentials/${first.name}`, { body: { audiences: ["api://AzureADTokenExchangeUSGov"] } })).status, 204);
+  assert.equal((await graph("GET", `${base}/${first.id}`)).json.audiences, ["api://AzureADTokenExchangeUSGov"]);
+  // The create's rules, and what only an update can break.
+  for (const [b, message] of [
+    [{ audiences: [EXCHANGE_AUD, "api://other"] }, /exactly one audience/],
+    [{ subject: "" }, /subject is required/],
+    [{ issuer: "x".repeat(601) }, /longer than 600/],
+    [{ subject: "taken" }, /Issuer and subject combination already exists/],
+    [{ name: "renamed" }, /immutable/],
+    [{ claimsMatchingExpression: "x" }, /Invalid property/],
+  ] as Array<[Record<string, unknown>, RegExp]>) {
+    const r = await graph("PATCH", `${base}/${first.id}`, { body: b });
+    assert.is(r.status, 400, JSON.stringify(b));
+    assert.is(r.json.error.code, "Request_BadRequest");
+    assert.match(r.json.error.message, message);
+  }
+  assert.is((await graph("PATCH", `${base}/${first.id}`, { body: { name: first.name.toUpperCase(), subject: "new" } })).status, 204, "the same name may be sent");
+  assert.is((await graph("PATCH", `${base}/${randomUUID()}`, { body: { subject: "x" } })).status, 404);
+  assert.is((await graph("GET", `${base}/${second.id}`)).json.subject, "taken");
+});
+
 Graph("creates one service principal per app (a second is 409); needs a user token", async () => {
   const app = (await graph("POST", "/applications", { body: { displayName: "sp" } })).json;
   const sp = await graph("POST", "/servicePrincipals", { body: { appId: app.appId } });

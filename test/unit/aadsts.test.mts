@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AADSTS_ERRORS, explainAadsts, findAadstsCode, isTransientAadsts } from "../../lib/identity/aadsts.mts";
+import { AADSTS_ERRORS, explainAadsts, findAadstsCode, isTransientAadsts, PUBLISHER_APP_AADSTS_ERRORS } from "../../lib/identity/aadsts.mts";
 import { EMULATED_AADSTS_CODES } from "../../sandbox/services/entra/aadsts.mts";
 
 // Every code in docs/azure-behaviour.md §2.6 (the table, 900384 in the 700027 row), §2.3 (50032) and §2.5 (700022).
@@ -29,6 +29,16 @@ table("each entry has a meaning and a fix in plain sentences", () => {
     assert.ok(entry.meaning.length > 20 && entry.meaning.endsWith("."), `meaning of ${code}`);
     assert.ok(entry.fix.length > 20 && /[.)]$/.test(entry.fix), `fix of ${code}`);
   }
+});
+table("the publisher app's entries: plain sentences, and no UAMI or 1-connect-customer in them", () => {
+  for (const [code, entry] of Object.entries(PUBLISHER_APP_AADSTS_ERRORS)) {
+    assert.ok(AADSTS_ERRORS[Number(code)], `${code} is a known code`);
+    assert.ok(entry.meaning.endsWith(".") && /[.)]$/.test(entry.fix), `sentences of ${code}`);
+    assert.not.match(`${entry.meaning} ${entry.fix}`, /UAMI|1-connect-customer/, String(code));
+    assert.is(entry.transient === true, AADSTS_ERRORS[Number(code)].transient === true, `transient of ${code}`);
+  }
+  assert.match(explainAadsts(700016, { kind: "publisher-app", clientId: "app-1", tenantId: "t-1" }), /publisher\.app\.appId app-1 and publisher\.app\.tenantId t-1/);
+  assert.match(explainAadsts(50166, { kind: "publisher-app", issuer: "https://i" }), /0-isv-setup/, "codes not listed read as for a UAMI");
 });
 table.run();
 

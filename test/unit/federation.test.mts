@@ -176,4 +176,19 @@ mapError("keeps the first line of an error without an AADSTS code", () => {
   assert.is(e.aadsts, undefined);
   assert.match(e.message, /: connect ECONNREFUSED 127\.0\.0\.1:1$/);
 });
+mapError("names the publisher app (app id, tenant) and its fix, never a UAMI, for kind publisher-app", () => {
+  const server = Object.assign(new Error("invalid_client: AADSTS700213: No matching federated identity record found"), {
+    name: "ServerError", errorCode: "invalid_client", errorNo: "700213", errorMessage: "AADSTS700213: No matching federated identity record found",
+  });
+  const app = { ...identity, kind: "publisher-app" as const, subject: "metering-submission-via-publisher-app from t" };
+  const e = toFederationError(server, { ...app, issuer: ISSUER }) as FederationError;
+  assert.is(e.aadsts, 700213);
+  assert.match(e.message, /^Cannot get a token for the publisher app 33333333-3333-4333-8333-333333333333 in tenant 44444444-4444-4444-8444-444444444444: AADSTS700213: No federated credential on the publisher app /);
+  assert.match(e.message, /run 0-publisher-app --app-id 33333333-3333-4333-8333-333333333333 again\.$/);
+  assert.not.match(e.message, /UAMI|1-connect-customer/);
+  const plain = toFederationError(new Error("connect ECONNREFUSED 127.0.0.1:1"), app) as FederationError;
+  assert.match(plain.message, /^Cannot get a token for the publisher app 3{8}-/);
+  // A customer's UAMI keeps its own words.
+  assert.match((toFederationError(server, identity) as FederationError).message, /^Cannot get a token for UAMI .*1-connect-customer with --force/);
+});
 mapError.run();

@@ -116,6 +116,7 @@ lines("are what 2-emit-meter prints for one event", () => {
   assert.is(STATUSES.Duplicate.line(facts("Duplicate")), "The accepted event has the same quantity (5): nothing more to do.");
   assert.is(STATUSES.Expired.line(facts("Expired", { message: "too old" })), "Cannot record 5 cpu for 2024-05-01T12:00:00Z: Expired: too old (request id r, correlation id c)");
   assert.match(STATUSES.Forbidden.line(facts("Forbidden", { httpStatus: 403 })), /^Cannot record the event: the API refused the token \(HTTP 403\); the UAMI must sit/);
+  assert.match(STATUSES.Forbidden.line(facts("Forbidden", { httpStatus: 403 })), /with --as publisher-app, the publisher app must be the one in the offer's technical configuration/);
   assert.is(STATUSES.NotSent.line(facts("NotSent")), "Cannot record the event: no token");
   assert.is(STATUSES.NotSent.line(facts("NotSent", { message: "no disk" })), "no disk");
   assert.is(STATUSES.AlreadyAccepted.line(facts("AlreadyAccepted", { message: "accepted earlier" })), "Already accepted: 5 cpu for 2024-05-01T12:00:00Z; accepted earlier (use --force to send it anyway)");

@@ -53,6 +53,7 @@ export class DirectoryError extends Error {
 }
 
 const lc = (s: unknown) => String(s ?? "").toLowerCase();
+const _bad = (message: string) => new DirectoryError(400, "Request_BadRequest", message);
 
 export class AppDirectory {
   readonly apps = new Map<string, AppRegistration>();
@@ -103,9 +104,50 @@ export class AppDirectory {
    * Graph's `Request_BadRequest`.
    */
   addFic(app: AppRegistration, body: Record<string, unknown>): AppFic {
-    const bad = (message: string) => new DirectoryError(400, "Request_BadRequest", message);
-    const { name, issuer, subject, audiences, description } = body;
-    if (typeof name !== "string" || !FIC_NAME_RE.test(name)) throw bad(`Federated Identity Credential name '${String(name ?? "")}' is invalid.`);
+    const { name } = body;
+    if (typeof name !== "string" || !FIC_NAME_RE.test(name)) throw _bad(`Federated Identity Credential name '${String(name ?? "")}' is invalid.`);
+    if (app.fics.some((f) => f.name.toLowerCase() === name.toLowerCase())) {
+      throw new DirectoryError(409, "Request_MultipleObjectsWithSameKeyValue", `Federated Identity Credential with name '${name}' already exists.`);
+    }
+    this.#checkFic(app, body, undefined);
+    if (app.fics.length >= MAX_FICS_PER_APP) throw _bad(`An application can have at most ${MAX_FICS_PER_APP} federated identity credentials.`);
+    const { issuer, subject, audiences, description } = body;
+    const fic: AppFic = {
+      id: randomUUID(), name, issuer: issuer as string, subject: subject as string, audiences: [(audiences as string[])[0]],
+      description: typeof description === "string" ? description : null, createdAtMs: this.#state.now(),
+    };
+    app.fics.push(fic);
+    return fic;
+  }
+
+  /**
+   * Graph's `PATCH …/federatedIdentityCredentials/{id or name}` (204): the given properties of
+   * `issuer`, `subject`, `audiences`, `description` replace the stored ones, and the result must
+   * pass the same rules as a create (the issuer and subject pair unique among the app's other
+   * credentials). `name` is immutable: the same name may be sent, another is a 400; any other
+   * property is a 400 (Graph's texts for both unconfirmed). The credential keeps its id; its
+   * propagation clock starts again, as a changed credential needs the same time to reach Entra.
+   */
+  updateFic(app: AppRegistration, fic: AppFic, body: Record<string, unknown>): AppFic {
+    for (const key of Object.keys(body)) {
+      if (!["name", "issuer", "subject", "audiences", "description"].includes(key)) throw _bad(`Invalid property '${key}' for a federated identity credential.`);
+    }
+    if (body.name !== undefined && (typeof body.name !== "string" || body.name.toLowerCase() !== fic.name.toLowerCase())) {
+      throw _bad(`Property name of a federated identity credential is immutable: it is '${fic.name}'.`);
+    }
+    const merged = { issuer: fic.issuer, subject: fic.subject, audiences: fic.audiences, description: fic.description, ...body };
+    this.#checkFic(app, merged, fic);
+    Object.assign(fic, {
+      issuer: merged.issuer as string, subject: merged.subject as string, audiences: [(merged.audiences as string[])[0]],
+      description: typeof merged.description === "string" ? merged.description : null, createdAtMs: this.#state.now(),
+    });
+    return fic;
+  }
+
+  /** The rules of a credential's values (`self`: the credential being updated, not compared with itself). */
+  #checkFic(app: AppRegistration, body: Record<string, unknown>, self: AppFic | undefined): void {
+    const bad = _bad;
+    const { issuer, subject, audiences, description } = body;
     for (const [field, v] of [["issuer", issuer], ["subject", subject]] as const) {
       if (typeof v !== "string" || v === "") throw bad(`Property ${field} is required and cannot be empty.`);
       if (v.length > MAX_CLAIM_LENGTH) throw bad(`Property ${field} is longer than ${MAX_CLAIM_LENGTH} characters.`);
@@ -117,17 +159,7 @@ export class AppDirectory {
     if (description !== undefined && description !== null && (typeof description !== "string" || description.length > MAX_CLAIM_LENGTH)) {
       throw bad(`Property description must be a string of at most ${MAX_CLAIM_LENGTH} characters.`);
     }
-    if (app.fics.some((f) => f.name.toLowerCase() === name.toLowerCase())) {
-      throw new DirectoryError(409, "Request_MultipleObjectsWithSameKeyValue", `Federated Identity Credential with name '${name}' already exists.`);
-    }
-    if (app.fics.some((f) => f.issuer === issuer && f.subject === subject)) throw bad("Issuer and subject combination already exists for this application.");
-    if (app.fics.length >= MAX_FICS_PER_APP) throw bad(`An application can have at most ${MAX_FICS_PER_APP} federated identity credentials.`);
-    const fic: AppFic = {
-      id: randomUUID(), name, issuer: issuer as string, subject: subject as string, audiences: [audiences[0] as string],
-      description: typeof description === "string" ? description : null, createdAtMs: this.#state.now(),
-    };
-    app.fics.push(fic);
-    return fic;
+    if (app.fics.some((f) => f !== self && f.issuer === issuer && f.subject === subject)) throw bad("Issuer and subject combination already exists for this application.");
   }
 
   /** A credential by id or by name (Graph's alternate key). */

@@ -183,12 +183,14 @@ export function createGraphService(ctx: SandboxContext): ServiceDef {
     return ok(c, 201, _ficView(app, directory().addFic(app, body(c)), true));
   };
 
-  const ficRoute = (method: "GET" | "DELETE") => async (c: RouteContext): Promise<Reply> => {
+  const ficRoute = (method: "GET" | "PATCH" | "DELETE") => async (c: RouteContext): Promise<Reply> => {
     const app = appFromParams(c, await userTenant(c));
     const fic = directory().fic(app, c.params.fic);
     if (!fic) return graphError(c, state.now(), 404, "Request_ResourceNotFound", `Resource '${c.params.fic}' does not exist or one of its queried reference-property objects are not present.`);
     if (method === "GET") return ok(c, 200, _ficView(app, fic, true));
-    directory().deleteFic(app, fic.id);
+    // PATCH answers 204 No Content, as Graph's update of a federatedIdentityCredential does.
+    if (method === "PATCH") directory().updateFic(app, fic, body(c));
+    else directory().deleteFic(app, fic.id);
     return { status: 204, headers: { "request-id": c.requestId } };
   };
 
@@ -218,11 +220,13 @@ export function createGraphService(ctx: SandboxContext): ServiceDef {
       { method: "GET", path: "/v1.0/applications/:id/federatedIdentityCredentials", handler: route(ficsRoute("GET")) },
       { method: "POST", path: "/v1.0/applications/:id/federatedIdentityCredentials", handler: route(ficsRoute("POST")) },
       { method: "GET", path: "/v1.0/applications/:id/federatedIdentityCredentials/:fic", handler: route(ficRoute("GET")) },
+      { method: "PATCH", path: "/v1.0/applications/:id/federatedIdentityCredentials/:fic", handler: route(ficRoute("PATCH")) },
       { method: "DELETE", path: "/v1.0/applications/:id/federatedIdentityCredentials/:fic", handler: route(ficRoute("DELETE")) },
       // The alternate key: /applications(appId='…')/federatedIdentityCredentials[/{id-or-name}].
       { method: "GET", path: "/v1.0/:alt/federatedIdentityCredentials", handler: route(ficsRoute("GET")) },
       { method: "POST", path: "/v1.0/:alt/federatedIdentityCredentials", handler: route(ficsRoute("POST")) },
       { method: "GET", path: "/v1.0/:alt/federatedIdentityCredentials/:fic", handler: route(ficRoute("GET")) },
+      { method: "PATCH", path: "/v1.0/:alt/federatedIdentityCredentials/:fic", handler: route(ficRoute("PATCH")) },
       { method: "DELETE", path: "/v1.0/:alt/federatedIdentityCredentials/:fic", handler: route(ficRoute("DELETE")) },
       { method: "GET", path: "/v1.0/servicePrincipals", handler: route(listSps) },
       { method: "POST", path: "/v1.0/servicePrincipals", handler: route(createSp) },
