@@ -198,7 +198,7 @@ function main(args: string[]): Promise<number> {
 
       const { usePublisher } = await import("../lib/publisher/context.mts");
       const onPropagationRetry = ({ clientId, aadsts, retryAfterInMs }: { clientId: string; aadsts: number; retryAfterInMs: number }) =>
-        progress(`AADSTS${aadsts} for UAMI ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
+        progress(`AADSTS${aadsts} for ${values.as === "publisher-app" ? "the publisher app" : "UAMI"} ${clientId}: the new federated credential may not have reached Entra yet; retrying in ${(retryAfterInMs / 1000).toFixed(1)} s`);
       return await usePublisher({ onPropagationRetry }, async (publisher) => {
         const { rows, problems, digest, source } = checkRunRows(read, publisher, { skipInvalid: values["skip-invalid"] === true });
         const webhook = notifyUrl ?? configuredWebhook(publisher.config);
