@@ -67,6 +67,18 @@ export type LedgerSpec =
 const CONTAINER_RE = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
 const ACCOUNT_RE = /^[a-z0-9]{3,24}$/;
 
+/**
+ * A blob URL as its account's blob endpoint and the path segments after it (container, then the
+ * blob or prefix). Azurite and other emulators on an IP or localhost put the account in the path:
+ * https://127.0.0.1:10000/devstoreaccount1/container/…
+ */
+export function splitBlobUrl(text: string): { blobEndpoint: string; path: string[] } {
+  const url = new URL(text);
+  const segments = url.pathname.split("/").filter(Boolean);
+  const accountInPath = /^[0-9.]+$|^localhost$|^\[/.test(url.hostname) ? 1 : 0;
+  return { blobEndpoint: blobEndpointOf(`${url.origin}/${segments.slice(0, accountInPath).join("/")}`), path: segments.slice(accountInPath) };
+}
+
 /** `account` as config names it: a storage account name, or its blob endpoint URL (another cloud, Azurite). */
 export function blobEndpointOf(account: string): string {
   if (ACCOUNT_RE.test(account)) return `https://${account}.blob.core.windows.net/`;
@@ -116,14 +128,8 @@ function _parseLedgerText(text: string, source: string): LedgerSpec {
   const rest = text.slice("blob:".length);
   let account: string;
   let path: string[];
-  if (/^https?:\/\//.test(rest)) {
-    const url = new URL(rest);
-    const segments = url.pathname.split("/").filter(Boolean);
-    // Azurite and other emulators put the account in the path: https://host/account/container/…
-    const accountInPath = /^[0-9.]+$|^localhost$|^\[/.test(url.hostname) ? 1 : 0;
-    account = `${url.origin}/${segments.slice(0, accountInPath).join("/")}`;
-    path = segments.slice(accountInPath);
-  } else {
+  if (/^https?:\/\//.test(rest)) ({ blobEndpoint: account, path } = splitBlobUrl(rest));
+  else {
     [account, ...path] = rest.split("/");
   }
   const [container, ...prefix] = path;

@@ -8,7 +8,7 @@
 // until it is fixed or removed. The files of one run are billed one after another, each a run
 // of its own (its own digest: a rerun of a file cut short resumes it).
 import { UsageError } from "../core/errors.mts";
-import { blobEndpointOf } from "../audit/store.mts";
+import { splitBlobUrl } from "../audit/store.mts";
 import { checkRunRows, fileRows, runUsage, type UsageRunOptions, type UsageRunResult } from "../metering/run.mts";
 import type { RowProblem } from "../metering/usage-file.mts";
 import type { Publisher } from "./context.mts";
@@ -38,14 +38,8 @@ export function parseBlobSource(text: string, ledger: Publisher["ledgerSpec"]): 
   const rest = text.slice("blob:".length);
   let blobEndpoint: string;
   let path: string[];
-  if (/^https?:\/\//.test(rest)) {
-    const url = new URL(rest);
-    const segments = url.pathname.split("/").filter(Boolean);
-    // Emulators put the account in the path: https://127.0.0.1:10000/devstoreaccount1/container/…
-    const accountInPath = /^[0-9.]+$|^localhost$|^\[/.test(url.hostname) ? 1 : 0;
-    blobEndpoint = blobEndpointOf(`${url.origin}/${segments.slice(0, accountInPath).join("/")}`);
-    path = segments.slice(accountInPath);
-  } else {
+  if (/^https?:\/\//.test(rest)) ({ blobEndpoint, path } = splitBlobUrl(rest));
+  else {
     if (ledger.kind !== "blob") throw new UsageError(`Cannot use --from ${text}: it names a container of the ledger's storage account, and the ledger is the local file; name the account: blob:https://<account>.blob.core.windows.net/<container>`);
     blobEndpoint = ledger.blobEndpoint;
     path = rest.split("/").filter(Boolean);
