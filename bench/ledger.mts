@@ -7,7 +7,12 @@
 // ratio >= 1), with the machine's load average: on a busy machine the ratios, not the seconds,
 // are what compares. Every run is checked: every event accepted, none twice.
 //
-// Usage: npm run bench:ledger [-- --customers N --dimensions N --runtime node20|node24|deno --shards N]
+// With --latency kv=MS,token=MS,metering=MS the sandbox holds every Key Vault signature, token
+// exchange and batchUsageEvent call that long (delay faults), as Azure's network would: then
+// runners overlap their waits, which on a machine of few cores is where more runners gain.
+//
+// Usage: npm run bench:ledger [-- --customers N --dimensions N --runtime node20|node24|deno --shards N
+//                                 --latency kv=60,token=150,metering=250]
 // Seeds its own world, starts its own sandbox (with Azurite) in a temporary directory, stops it.
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -23,6 +28,7 @@ const { values } = parseArgs({
     dimensions: { type: "string", default: "25" },
     runtime: { type: "string" },
     shards: { type: "string", default: "16" },
+    latency: { type: "string" },
   },
   strict: true,
 });
@@ -35,6 +41,11 @@ const runtimes = installedRuntimes(ROOT);
 const runtime = values.runtime ?? (runtimes.node24 ? "node24" : "node20");
 if (!runtimes[runtime]) {
   process.stderr.write(`unknown or missing runtime ${runtime} (have: ${Object.keys(runtimes).join(", ")}; npm run runtimes installs node24 and deno)\n`);
+  process.exit(2);
+}
+const latency = values.latency === undefined ? undefined : Object.fromEntries(values.latency.split(",").map((p) => p.split("=").map((x) => x.trim()))) as Record<string, string>;
+if (latency && !(["kv", "token", "metering"].every((k) => Number.isInteger(Number(latency[k])) && Number(latency[k]) >= 0) && Object.keys(latency).length === 3)) {
+  process.stderr.write(`Cannot use --latency ${JSON.stringify(values.latency)}: expected kv=MS,token=MS,metering=MS\n`);
   process.exit(2);
 }
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -65,6 +76,16 @@ async function round(label: string, runners: number, ledgerEnv: Record<string, s
 const blobLedger = () => ({ METERING_LEDGER: `blob:${sb.endpoints.blob}/ledger/bench-${++ledgers}/` });
 
 try {
+  if (latency) {
+    await fetch(`${sb.endpoints.admin}/faults`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        { service: "keyvault", method: "POST", route: "/keys/:name/:version/sign", kind: "delay", delayMs: Number(latency.kv), rate: 1 },
+        { service: "entra", method: "POST", route: "/:tenant/oauth2/v2.0/token", kind: "delay", delayMs: Number(latency.token), rate: 1 },
+        { service: "metering", method: "POST", route: "/api/batchUsageEvent", kind: "delay", delayMs: Number(latency.metering), rate: 1 },
+      ]),
+    });
+  }
   const rowsOf: Array<Awaited<ReturnType<typeof round>>> = [];
   say("file ledger, 1 runner…");
   rowsOf.push(await round("file ledger (audit.jsonl)", 1, {}, []));
@@ -73,7 +94,7 @@ try {
     rowsOf.push(await round("blob ledger (Azurite)", n, blobLedger(), n > 1 ? ["--shards", String(shards)] : []));
   }
   const base = rowsOf[0].ms;
-  print(`# the ledger's store: ${nCustomers * nDims} events for ${nCustomers} customers, ${runtime}, ${new Date().toISOString()}`);
+  print(`# the ledger's store: ${nCustomers * nDims} events for ${nCustomers} customers, ${runtime}${latency ? `, latency Key Vault ${latency.kv} ms, token ${latency.token} ms, batchUsageEvent ${latency.metering} ms` : ", no added latency"}, ${new Date().toISOString()}`);
   print(`machine: load average ${loadAverage()}`);
   print("| ledger | runners | wall time | events/s | vs file ledger, 1 runner | peak memory per runner |");
   print("|---|---|---|---|---|---|");

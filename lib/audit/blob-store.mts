@@ -383,7 +383,7 @@ async function _acquireLease(o: Omit<AcquireRunLockOptions, "dir"> & { name?: st
   const blob = o.container.getBlockBlobClient(name);
   const path = `${o.where}/${name}`;
   const waitMs = o.waitMs ?? 600_000;
-  const pollMs = o.pollMs ?? 500;
+  const pollMs = o.pollMs ?? 200;
   try {
     await blob.upload("", 0, { conditions: { ifNoneMatch: "*" } });
   } catch (error) {

@@ -267,6 +267,14 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
   let view: { ledger: Ledger; cursor: ScanCursor } | undefined;
   let toldSkipped = false;
   const first = shards > 1 ? _firstShard(shards) : 0;
+  // Across shards a note is told once (the plan of every shard says the same about the input),
+  // and progress is each shard's "Sending …" note: a bar's total is not known in advance.
+  const told = new Set<string>();
+  const sharded: UsageRunOptions = shards === 1 ? o : {
+    ...o,
+    onNote: (text) => void (!told.has(text) && (told.add(text), o.onNote?.(text))),
+    onProgress: undefined,
+  };
   /** Takes each shard's lock in turn and sends its part; with `waitMs` 0 a held shard is returned, not waited for. */
   const pass = async (list: number[], waitMs: number): Promise<number[]> => {
     const busy: number[] = [];
@@ -296,7 +304,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         // Bad rows are told once the first lock is held, once per run.
         if (!toldSkipped) for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
         toldSkipped = true;
-        _merge(result, await _runLocked(o, { ledger: view.ledger, now, store, lock, inShard: shards > 1 ? (c) => shardOf(c, shards) === shard : undefined }));
+        _merge(result, await _runLocked(sharded, { ledger: view.ledger, now, store, lock, inShard: shards > 1 ? (c) => shardOf(c, shards) === shard : undefined }));
       } finally {
         await lock.release();
       }
