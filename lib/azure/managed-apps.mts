@@ -64,7 +64,7 @@ function _toManagedApp(raw: Record<string, any>): ManagedApp {
     provisioningState: props.provisioningState ?? undefined,
     kind: raw.kind ?? undefined,
     managedResourceGroupId: props.managedResourceGroupId ?? undefined,
-    publisherTenantId: props.publisherTenantId ?? undefined,
+    ...(typeof props.publisherTenantId === "string" ? { publisherTenantId: props.publisherTenantId } : {}),
   };
 }
 
