@@ -67,49 +67,41 @@ export async function getUserAssignedIdentity(options: { id: string } & ArmOptio
   return { id: String(raw?.id ?? options.id), name: String(raw?.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") };
 }
 
-/** The user-assigned identities of a resource group (following nextLink); [] when the group is gone. */
-export async function listUserAssignedIdentities(options: { subscriptionId: string; resourceGroup: string } & ArmOptions): Promise<UserAssignedIdentity[]> {
+/**
+ * Every item of an ARM list, following nextLink (at most 50 pages), each made by `item`; the
+ * items so far when the parent is gone (404).
+ */
+async function _listAll<T>(options: ArmOptions, url: string, what: string, item: (r: Record<string, unknown>, p: Record<string, unknown>) => T): Promise<T[]> {
   const rest = await _rest(options);
-  const e = encodeURIComponent;
-  const out: UserAssignedIdentity[] = [];
-  let url: string | undefined = `/subscriptions/${e(options.subscriptionId)}/resourceGroups/${e(options.resourceGroup)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MANAGED_IDENTITY_API_VERSION}`;
-  for (let page = 0; url && page < 50; page++) {
+  const out: T[] = [];
+  let next: string | undefined = url;
+  for (let page = 0; next && page < 50; page++) {
     let answer: { value?: Record<string, unknown>[]; nextLink?: string } | null;
     try {
-      answer = (await rest({ command: options.command, env: options.env, method: "GET", url })) as typeof answer;
+      answer = (await rest({ command: options.command, env: options.env, method: "GET", url: next })) as typeof answer;
     } catch (cause) {
       if (isArmNotFound(cause)) return out;
-      throw _fail(`list the managed identities of ${options.subscriptionId}/${options.resourceGroup}`, cause);
+      throw _fail(what, cause);
     }
-    for (const r of answer?.value ?? []) {
-      const p = _props(r);
-      out.push({ id: String(r.id), name: String(r.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") });
-    }
-    url = answer?.nextLink || undefined;
+    for (const r of answer?.value ?? []) out.push(item(r, _props(r)));
+    next = answer?.nextLink || undefined;
   }
   return out;
 }
 
+/** The user-assigned identities of a resource group (following nextLink); [] when the group is gone. */
+export function listUserAssignedIdentities(options: { subscriptionId: string; resourceGroup: string } & ArmOptions): Promise<UserAssignedIdentity[]> {
+  const e = encodeURIComponent;
+  return _listAll(options,
+    `/subscriptions/${e(options.subscriptionId)}/resourceGroups/${e(options.resourceGroup)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MANAGED_IDENTITY_API_VERSION}`,
+    `list the managed identities of ${options.subscriptionId}/${options.resourceGroup}`,
+    (r, p) => ({ id: String(r.id), name: String(r.name ?? ""), clientId: String(p.clientId ?? ""), principalId: String(p.principalId ?? ""), tenantId: String(p.tenantId ?? "") }));
+}
+
 /** Every federated credential of an identity (following nextLink); [] when the identity is gone. */
-export async function listFederatedCredentials(options: { uamiId: string } & ArmOptions): Promise<FederatedCredential[]> {
-  const rest = await _rest(options);
-  const out: FederatedCredential[] = [];
-  let url: string | undefined = `${options.uamiId}/federatedIdentityCredentials?api-version=${MANAGED_IDENTITY_API_VERSION}`;
-  for (let page = 0; url && page < 50; page++) {
-    let answer: { value?: Record<string, unknown>[]; nextLink?: string } | null;
-    try {
-      answer = (await rest({ command: options.command, env: options.env, method: "GET", url })) as typeof answer;
-    } catch (cause) {
-      if (isArmNotFound(cause)) return out;
-      throw _fail(`list the federated credentials of ${options.uamiId}`, cause);
-    }
-    for (const f of answer?.value ?? []) {
-      const p = _props(f);
-      out.push({ id: String(f.id), name: String(f.name), issuer: String(p.issuer ?? ""), subject: String(p.subject ?? ""), audiences: Array.isArray(p.audiences) ? p.audiences.map(String) : [] });
-    }
-    url = answer?.nextLink || undefined;
-  }
-  return out;
+export function listFederatedCredentials(options: { uamiId: string } & ArmOptions): Promise<FederatedCredential[]> {
+  return _listAll(options, `${options.uamiId}/federatedIdentityCredentials?api-version=${MANAGED_IDENTITY_API_VERSION}`, `list the federated credentials of ${options.uamiId}`,
+    (f, p) => ({ id: String(f.id), name: String(f.name), issuer: String(p.issuer ?? ""), subject: String(p.subject ?? ""), audiences: Array.isArray(p.audiences) ? p.audiences.map(String) : [] }));
 }
 
 /** Deletes an ARM resource by id (a FIC or a UAMI); true when it existed. */
