@@ -254,7 +254,7 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
         while (next < todo.length) await readOne(todo[next++]);
       }));
       // Time order across writers; a writer's own records keep their order on equal times.
-      found.sort((x, y) => x.t - y.t || x.b - y.b || x.i - y.i);
+      found.sort((x, y) => (x.t === y.t ? 0 : x.t < y.t ? -1 : 1) || x.b - y.b || x.i - y.i);
       for (const f of found) onRecord(f.record);
       return { records: found.length, invalidLines, cursor: { kind: "blob", read } satisfies ScanCursor };
     },
