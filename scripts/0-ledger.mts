@@ -7,6 +7,7 @@ import { lineWriters } from "../lib/cli/output.mts";
 
 const USAGE = `Usage: 0-ledger.mts where [--json]
        0-ledger.mts import [--from PATH] [--json]
+       0-ledger.mts push-config [--json]
 
 The ledger is the audit log every run plans from: audit.jsonl in the data directory, or append
 blobs in Azure Storage shared by many runners (config.json publisher.ledger, or METERING_LEDGER;
@@ -19,6 +20,10 @@ Commands:
            folder of its time; records the ledger has already are left out, so the import can
            be run again (after an interruption, or after the file grew) and copies each once.
            Run it before the first run against the blob ledger, with no run going on
+  push-config
+           copy config.json into the blob ledger (<prefix>config.json) for runners that have no
+           data directory of their own: a job's replica with METERING_LEDGER and no config.json
+           takes that copy. Push again after connecting or disconnecting customers
 
 Options:
   --from PATH   the audit.jsonl to import (default: <data directory>/audit.jsonl)
@@ -38,8 +43,8 @@ const { out, progress } = lineWriters(process);
 function main(args: string[]): Promise<number> {
   return runCommand({ args, usage: USAGE, options: OPTIONS, positionals: ["command"], run: async ({ values, positionals }) => {
     const [command] = positionals;
-    if (command !== "where" && command !== "import") throw new UsageError(`Cannot run 0-ledger ${JSON.stringify(command)}: expected where or import`);
-    if (command === "where" && values.from !== undefined) throw new UsageError("Cannot use --from with where: it names the file to import");
+    if (command !== "where" && command !== "import" && command !== "push-config") throw new UsageError(`Cannot run 0-ledger ${JSON.stringify(command)}: expected where, import or push-config`);
+    if (command !== "import" && values.from !== undefined) throw new UsageError(`Cannot use --from with ${command}: it names the file to import`);
     const { usePublisher } = await import("../lib/publisher/context.mts");
     return await usePublisher({ stage: "any", allowMissingConfig: true }, async (publisher) => {
       const spec = publisher.ledgerSpec;
@@ -51,7 +56,19 @@ function main(args: string[]): Promise<number> {
         return EXIT_OK;
       }
       if (spec.kind !== "blob") {
-        throw new UsageError("Cannot import: the configured ledger is the local file already; set publisher.ledger in config.json (or METERING_LEDGER) to a blob ledger first");
+        throw new UsageError(`Cannot ${command === "import" ? "import" : "push config.json"}: the configured ledger is the local file${command === "import" ? " already" : ""}; set publisher.ledger in config.json (or METERING_LEDGER) to a blob ledger first`);
+      }
+      if (command === "push-config") {
+        const { readFile } = await import("node:fs/promises");
+        const { configPath } = publisher.paths;
+        const text = await readFile(configPath, "utf8").catch(() => {
+          throw new UsageError(`Cannot push config.json: ${configPath} does not exist (run 0-add-defaults and 0-isv-setup first)`);
+        });
+        const store = await publisher.ledger();
+        await store.sharedConfig!.put(text);
+        if (values.json) out(JSON.stringify({ from: configPath, to: `${store.where}config.json`, bytes: text.length }, null, 2));
+        progress(`Copied ${configPath} to ${store.where}config.json`);
+        return EXIT_OK;
       }
       const from = String(values.from ?? publisher.paths.auditPath);
       const { createReadStream } = await import("node:fs");

@@ -263,6 +263,26 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
       await ensureContainer();
       return _acquireLease({ ...options, container, prefix: o.prefix, leaseSeconds: o.leaseSeconds ?? LEASE_SECONDS, where: o.blobEndpoint + o.container });
     },
+    sharedConfig: {
+      async get() {
+        const { container } = await getClients();
+        try {
+          return new TextDecoder().decode(await container.getBlobClient(`${o.prefix}config.json`).downloadToBuffer());
+        } catch (error) {
+          if (storageErrorCode(error) === "BlobNotFound" || storageErrorCode(error) === "ContainerNotFound") return undefined;
+          throw new DataPlaneError(`Cannot read ${where}config.json: ${_describe(error)}`, { service: "storage", cause: error });
+        }
+      },
+      async put(text) {
+        const { container } = await getClients();
+        await ensureContainer();
+        try {
+          await container.getBlockBlobClient(`${o.prefix}config.json`).upload(text, Buffer.byteLength(text), { blobHTTPHeaders: { blobContentType: "application/json" } });
+        } catch (error) {
+          throw new StateWriteError(`Cannot write ${where}config.json: ${_describe(error)}`, { path: `${where}config.json`, cause: error });
+        }
+      },
+    },
     async fileMark(name) {
       const { container } = await getClients();
       try {

@@ -37,6 +37,12 @@ export interface LedgerStore {
    * often it runs (a blob store only; see lib/audit/blob-store.mts).
    */
   importLines?(o: { lines: AsyncIterable<string>; onProgress?: (done: number) => void }): Promise<ImportResult>;
+  /**
+   * config.json kept beside a blob ledger (`<prefix>config.json`), for runners that have no data
+   * directory of their own (a job's replicas): `put` stores a copy, `get` reads it (undefined
+   * when none was put). Only a blob store has one.
+   */
+  sharedConfig?: { get(): Promise<string | undefined>; put(text: string): Promise<void> };
   /** How a usage file (by name, e.g. a blob URL) was billed, if it was: read whatever its age. */
   fileMark(name: string): Promise<FileMark | undefined>;
   /** Records a usage file as billed (a `usage.file` record; in a blob store also an index blob). */

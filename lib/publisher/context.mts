@@ -127,6 +127,21 @@ export interface ExchangeContext {
   tokenClaims?: Record<string, unknown>;
 }
 
+/** Writes the blob ledger's copy of config.json into the data directory when that has none. */
+async function _fetchSharedConfig(spec: LedgerSpec, paths: { dataDir: string; configPath: string; auditPath: string }, credential: () => Promise<TokenCredential>, settings: Settings): Promise<void> {
+  if (spec.kind !== "blob") return;
+  const { access, mkdir, writeFile } = await import("node:fs/promises");
+  if (await access(paths.configPath).then(() => true, () => false)) return;
+  const store = await openLedgerStore(spec, { ...paths, credential, tryTimeoutMs: settings.httpTryTimeoutMs });
+  const text = await store.sharedConfig?.get();
+  if (text === undefined) return;
+  await mkdir(paths.dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(paths.configPath, text, { mode: 0o600, flag: "wx" }).catch((error) => {
+    // Another process of this data directory wrote it first: the same copy.
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  });
+}
+
 /**
  * Opens the publisher context of a data directory.
  *
@@ -145,10 +160,14 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   const paths = { dataDir, configPath: configPathIn(dataDir), auditPath: auditPathIn(dataDir) };
   const stage = options.stage ?? "idp";
   let config: MeteringConfig;
+  let credential: Promise<TokenCredential> | undefined = options.credential ? Promise.resolve(options.credential) : undefined;
+  const getCredential = () => (credential ??= import("../identity/isv-credential.mts").then((m) => m.createIsvCredential({ settings })));
+  // A runner with no config.json of its own (a job's replica) and a blob ledger named by
+  // METERING_LEDGER takes the copy `0-ledger push-config` keeps beside the ledger.
+  if (stage !== "none" && settings.ledger !== undefined) await _fetchSharedConfig(parseLedgerSpec(settings.ledger, "METERING_LEDGER"), paths, getCredential, settings);
   if (stage === "none") config = { publisher: {}, customers: {} } as MeteringConfig;
   else config = await loadConfig({ path: paths.configPath, stage, ...(options.allowMissingConfig ? { allowMissing: true } : {}) });
 
-  let credential: Promise<TokenCredential> | undefined = options.credential ? Promise.resolve(options.credential) : undefined;
   const signers = new Map<string, Promise<Signer>>();
   let tokenSource: Promise<FederatedTokenSource> | undefined;
   let metering: Promise<MeteringClient & UsageReportClient> | undefined;
@@ -157,7 +176,6 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   const fresh = new Set<string>();
   const sessions = new Map<string, CustomerSession>();
 
-  const getCredential = () => (credential ??= import("../identity/isv-credential.mts").then((m) => m.createIsvCredential({ settings })));
   // A failed creation is not cached: the doctor reports it, and a later call may succeed.
   const once = <T,>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> => {
     let p = cache.get(key);

@@ -6,14 +6,15 @@
 // identity through the sandbox's managed identity endpoint. Checked against the sandbox's state:
 // events, tokens, role assignments, executions and their exit codes.
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ROLE } from "../../sandbox/core/state.mts";
 import { tsRunner } from "../../sandbox/core/runtime.mts";
 import { admin, startTestSandbox } from "../helpers/sandbox.mts";
-import { ROOT, sandboxEnv } from "../helpers/scripts.mts";
+import { describe, ROOT, runScript, sandboxEnv } from "../helpers/scripts.mts";
 import { arm } from "../helpers/arm.mts";
 import { isvCredential } from "../helpers/realclients.mts";
 import { Buffer } from "node:buffer";
@@ -247,8 +248,13 @@ J("every hour by itself: two scheduled executions of 4 replicas over files dropp
   const first = Math.floor(now / 60_000) * 60_000 + 3 * 60_000;
   const minutes = [first, first + 60_000].map((t) => new Date(t).getUTCMinutes());
   const prefix = "hourly/";
+  // The replicas have no data directory of their own: config.json reaches them through the ledger.
+  const jobDataDir = await mkdtemp(join(tmpdir(), "metering-job-replica-"));
+  const localConfig = await readFile(join(env.METERING_DATA_DIR, "config.json"), "utf8");
+  const pushed = await runScript("0-ledger.mts", ["push-config", "--json"], { env: { ...env, METERING_LEDGER: `blob:${blobEndpoint}ledger/${prefix}` } });
+  assert.is(pushed.code, 0, describe(pushed));
   await deploy([
-    "jobName=metering-hourly", "ledger=blob", `ledgerPrefix=${prefix}`, "parallelism=4", `cronExpression=${minutes.join(",")} * * * *`,
+    "jobName=metering-hourly", "ledger=blob", `ledgerPrefix=${prefix}`, "parallelism=4", `cronExpression=${minutes.join(",")} * * * *`, `dataDir=${jobDataDir}`,
     `emitArgs=${JSON.stringify(["--from", "blob:usage/drop/", "--shards", "8"])}`,
   ]);
   const executions = async () => (await arm(sb, "GET", `${RG_ID}/providers/Microsoft.App/jobs/metering-hourly/executions?${API}`)).json.value as Array<{ name: string }>;
@@ -282,6 +288,7 @@ J("every hour by itself: two scheduled executions of 4 replicas over files dropp
     assert.is(entry?.state, "accepted", k);
     assert.is(entry?.billedQuantity, q, k);
   }
+  assert.is(await readFile(join(jobDataDir, "config.json"), "utf8"), localConfig, "the replicas took the pushed config.json");
   const files = records.filter((r) => r.operation === "usage.file").map((r) => String(r.name).replace(/^.*\/usage\//, ""));
   assert.equal(files.sort(), ["drop/a.csv", "drop/b.csv", "drop/c.csv"], "each file recorded once");
 });
