@@ -26,7 +26,7 @@ import { hostname } from "node:os";
 import type { TokenCredential } from "@azure/core-auth";
 import { AuditWriteError, DataPlaneError, RunLockedError, StateWriteError } from "../core/errors.mts";
 import { type AcquireRunLockOptions, processExists, type LockInfo, type RunLock } from "../core/lock.mts";
-import { AUDIT_ORDER_SLACK_MS, type AuditRecord, type AuditWriter, createRecordWriter, type RecordSink } from "./log.mts";
+import { AUDIT_ORDER_SLACK_MS, type AuditRecord, type AuditWriter, createRecordWriter, parseRecordLine, type RecordSink } from "./log.mts";
 import { appendOne, type FileMark, type ImportResult, type LedgerStore, type ScanCursor } from "./store.mts";
 import { usageFileRecord } from "./records.mts";
 
@@ -233,20 +233,14 @@ export function blobLedgerStore(o: BlobLedgerOptions): LedgerStore {
         // Blocks hold whole lines: a tail without a newline is read again next time.
         read[b.name] = from + Buffer.byteLength(text.slice(0, end));
         text.slice(0, end).split("\n").forEach((raw, i) => {
-          if (raw.trim() === "") return;
-          let value: unknown;
-          try {
-            value = JSON.parse(raw);
-          } catch {
+          const record = parseRecordLine(raw);
+          if (record === undefined) return;
+          if (record === "invalid") {
             invalidLines++;
             return;
           }
-          if (typeof value !== "object" || value === null || Array.isArray(value)) {
-            invalidLines++;
-            return;
-          }
-          const t = Date.parse(String((value as AuditRecord).time));
-          found.push({ t: Number.isNaN(t) ? Infinity : t, b: b.index, i, record: value as AuditRecord });
+          const t = Date.parse(String(record.time));
+          found.push({ t: Number.isNaN(t) ? Infinity : t, b: b.index, i, record });
         });
       };
       let next = 0;

@@ -182,22 +182,16 @@ export async function scanAuditLog(options: { path: string; onRecord: (record: A
     for await (const raw of lines) {
       const lineStart = endOffset;
       endOffset += Buffer.byteLength(raw) + 1;
-      if (raw.trim() === "") continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(raw);
-      } catch {
+      const record = parseRecordLine(raw);
+      if (record === undefined) continue;
+      if (record === "invalid") {
         invalidLines++;
         // The last line, without its newline: a later scan starts there again.
         if (endOffset > size) endOffset = lineStart;
         continue;
       }
-      if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        invalidLines++;
-        continue;
-      }
       records++;
-      options.onRecord(value as AuditRecord);
+      options.onRecord(record);
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return none;
@@ -208,6 +202,18 @@ export async function scanAuditLog(options: { path: string; onRecord: (record: A
   // A whole record on a last line without a newline counts as read.
   if (endOffset > size) endOffset = size;
   return { records, invalidLines, startOffset, endOffset };
+}
+
+/** One line of a log: its record, `undefined` for a blank line, `"invalid"` for one that is not a JSON object (a torn write). */
+export function parseRecordLine(raw: string): AuditRecord | "invalid" | undefined {
+  if (raw.trim() === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return "invalid";
+  }
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? value as AuditRecord : "invalid";
 }
 
 /**

@@ -11,6 +11,7 @@ import { UsageError } from "../core/errors.mts";
 import { splitBlobUrl } from "../audit/store.mts";
 import { checkRunRows, fileRows, runUsage, type UsageRunOptions, type UsageRunResult } from "../metering/run.mts";
 import type { RowProblem } from "../metering/usage-file.mts";
+import { summarise } from "../metering/submission.mts";
 import type { Publisher } from "./context.mts";
 
 /** Where the files are: a container and a prefix, in the ledger's account unless a URL names another. */
@@ -106,10 +107,9 @@ export async function runUsageFromBlobs(o: Omit<UsageRunOptions, "rows" | "diges
     await store.markFile({ name: url, digest, rows: input.rows.length });
     tell({ name: url, status: "billed", digest, rows: input.rows.length });
   }
-  const counts: Record<string, number> = {};
-  for (const r of merged.reports) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  const { counts, ok } = summarise(merged.reports);
   merged.counts = counts;
-  merged.ok = merged.reports.every((r) => r.ok) && files.every((f) => f.status !== "refused");
+  merged.ok = ok && files.every((f) => f.status !== "refused");
   return { files, result: merged, skipped };
 }
 
