@@ -144,7 +144,9 @@ S("four runners at once with --shards 8 over one file: every event once, each sh
   for (const r of runs) assert.is(r.code, 0, describe(r));
   await assertExactlyOnce(t, intended, "four runners");
   const spans = assertOneHolderAtATime(await recordsOf(store), 8);
-  assert.is(spans.size, 8, "every shard was sent");
+  // Customers' ids are new each fleet, so a shard of the 8 may hold none of the 40.
+  const occupied = new Set(customers.map((c) => shardOf(c, 8))).size;
+  assert.is(spans.size, occupied, "every shard that holds a customer was sent");
   // Each event was sent by exactly one runner.
   const sent = runs.map((r) => Object.values(JSON.parse(r.stdout).counts as Record<string, number>).reduce((a, b) => a + b, 0));
   assert.ok(sent.filter((n) => n > 0).length >= 2, `the work was shared: ${sent}`);
