@@ -23,7 +23,9 @@ Commands:
   push-config
            copy config.json into the blob ledger (<prefix>config.json) for runners that have no
            data directory of their own: a job's replica with METERING_LEDGER and no config.json
-           takes that copy. Push again after connecting or disconnecting customers
+           takes that copy. Once pushed, every change the scripts make to config.json
+           (1-connect-customer, 1-disconnect-customer, 0-isv-setup, 0-publisher-app) rewrites
+           the copy too; push again after editing config.json by hand
 
 Options:
   --from PATH   the audit.jsonl to import (default: <data directory>/audit.jsonl)

@@ -79,8 +79,7 @@ function main(args: string[]): Promise<number> {
         return EXIT_OK;
       }
 
-      const { updateConfig } = await import("../lib/state/config.mts");
-      await updateConfig({ path: publisher.paths.configPath, update: (current) => withPublisherApp(current, result.app) });
+      await publisher.updateConfig((current) => withPublisherApp(current, result.app));
       await (await publisher.audit()).append(changeRecord({
         operation: "publisherApp.setup", targets: result.targets, outcome: "succeeded",
         detail: { tenantId: result.app.tenantId, appId: result.app.appId, objectId: result.app.objectId, subject: result.app.subject, audience: result.app.audience, ficName: result.app.ficName, actions: result.actions.map((a) => a.what) },

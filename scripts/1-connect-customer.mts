@@ -4,7 +4,7 @@
 // --adopt records the UAMI an offer template made at purchase, deploying nothing.
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import { UsageError } from "../lib/core/errors.mts";
-import { findCustomer, updateConfig, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
+import { findCustomer, withCustomer, type CustomerConfig } from "../lib/state/config.mts";
 import { parseResourceGroupName, parseSubscriptionId } from "../lib/core/validate.mts";
 import { BUILT_IN_ROLES, parseRole, roleName } from "../lib/azure/roles.mts";
 import { FEDERATION_AUDIENCE as AUDIENCE, UAMI_NAME } from "../lib/customers/connect.mts";
@@ -85,6 +85,10 @@ function main(args: string[]): Promise<number> {
       const path = publisher.paths.configPath;
       const config = publisher.config;
       const existing = findCustomer(config, { subscriptionId, managedResourceGroup });
+      const record = async (customer: CustomerConfig) => {
+        const { copied } = await publisher.updateConfig((current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }));
+        if (copied) progress("  and in the copy of config.json beside the ledger (what the job's replicas read)");
+      };
       if (existing && !values.force && requested.length === 0) {
         progress(`${subscriptionId}/${managedResourceGroup} is already connected (use --force to deploy and record it again)`);
         printCustomer(existing.customer as CustomerConfig, json);
@@ -93,7 +97,7 @@ function main(args: string[]): Promise<number> {
       if (values["billing-only"]) {
         const { billingOnlyCustomer } = await import("../lib/customers/billing-only.mts");
         const customer = await billingOnlyCustomer({ subscriptionId, managedResourceGroup, onProgress: progress });
-        await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+        await record(customer);
         progress(`Recorded ${subscriptionId}/${managedResourceGroup} for billing only (nothing deployed); bill it with 2-emit-meter --as publisher-app`);
         if (json) out(JSON.stringify(customer, null, 2));
         else for (const line of renderFields([["billing", "only (no UAMI)"], ["planName", customer.planName], ["resourceId", customer.billing.resourceId], ["resourceUri", customer.billing.resourceUri]], { width: widthOf(process.stdout) })) out(line);
@@ -103,7 +107,7 @@ function main(args: string[]): Promise<number> {
         const { adoptCustomer } = await import("../lib/customers/adopt.mts");
         const audit = await publisher.audit();
         const customer = await adoptCustomer({ config, subscriptionId, managedResourceGroup, onProgress: progress, recordChange: (r) => audit.append(r) });
-        await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+        await record(customer);
         progress(`Adopted ${subscriptionId}/${managedResourceGroup}: the offer template's ${customer.uamiName} trusts this ISV (nothing deployed)`);
         progress(`  recorded in ${path}`);
         printCustomer(customer, json);
@@ -119,7 +123,7 @@ function main(args: string[]): Promise<number> {
         // Every change in Azure (the identity, the grants) is an audit record, failed ones too.
         record: (r) => audit.append(r),
       });
-      await updateConfig({ path, update: (current) => withCustomer(current, { subscriptionId, managedResourceGroup, customer }) });
+      await record(customer);
       progress(`Connected ${subscriptionId}/${managedResourceGroup}`);
       progress(`  recorded in ${path}; Entra may take a few minutes to accept the new credential`);
       printCustomer(customer, json);

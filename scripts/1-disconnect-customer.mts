@@ -82,7 +82,7 @@ function main(args: string[]): Promise<number> {
       );
     }
 
-    const result = await executeDisconnect(plan, { configPath, audit: await publisher.audit(), onProgress: progress });
+    const result = await executeDisconnect(plan, { updateConfig: publisher.updateConfig, audit: await publisher.audit(), onProgress: progress });
     const who = { subscriptionId: plan.subscriptionId, managedResourceGroup: plan.managedResourceGroup };
     progress(`Disconnected ${who.subscriptionId}/${who.managedResourceGroup}; removed from ${configPath}, audit log kept`);
     if (values.json) out(JSON.stringify({ ...who, uamiId: plan.uamiId, ...result }, null, 2));

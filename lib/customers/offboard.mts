@@ -2,7 +2,7 @@
 // what stays (the audit log, which only gains a record of the disconnect). Planning reads ARM
 // and the audit log's ledger (the same one 2-emit-meter uses); executing deletes in ARM, then
 // removes the config entry and records the disconnect.
-import { updateConfig, withoutCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { withoutCustomer, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
 import { findCustomer, isSameCustomer } from "../state/customers.mts";
 import { changeRecord, disconnectRecord } from "../audit/records.mts";
 import type { AuditWriter } from "../audit/log.mts";
@@ -79,7 +79,8 @@ export async function planDisconnect(options: {
  * from config.json and appends a `customer.disconnect` record.
  */
 export async function executeDisconnect(plan: DisconnectPlan, options: ArmOptions & {
-  configPath: string;
+  /** config.json's read-modify-write (the publisher context's, which keeps the ledger's copy current). */
+  updateConfig: (update: (config: MeteringConfig) => MeteringConfig) => Promise<unknown>;
   audit: AuditWriter;
   onProgress?: (text: string) => void;
 }): Promise<{ deletedCredentials: string[]; deletedIdentity: boolean; deletedRoleAssignments: string[] }> {
@@ -124,7 +125,7 @@ export async function executeDisconnect(plan: DisconnectPlan, options: ArmOption
       if (deletedIdentity) removed.push(plan.uamiId);
     }
   });
-  await updateConfig({ path: options.configPath, update: (current) => withoutCustomer(current, who) });
+  await options.updateConfig((current) => withoutCustomer(current, who));
   await options.audit.append(disconnectRecord({
     customer: who, uamiId: plan.uamiId, uamiClientId: plan.customer.uamiClientId, deletedCredentials, deletedIdentity,
     ...(plan.pendingEvents.length ? { forcedWithPendingEvents: plan.pendingEvents.map((p) => p.key) } : {}),

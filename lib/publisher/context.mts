@@ -6,10 +6,10 @@
 // them. Everything is created on first use, so `--help` and bad input cost no import and no
 // sign-in. The ledger (the audit log) is the store config names: audit.jsonl, or append blobs.
 import { type LedgerSpec, type LedgerStore, openLedgerStore, parseLedgerSpec } from "../audit/store.mts";
-import { ConfigMissingError } from "../core/errors.mts";
+import { ConfigMissingError, MeteringError } from "../core/errors.mts";
 import { readSettings, type Settings } from "../core/settings.mts";
 import { auditPathIn, configPathIn, resolveDataDir } from "../state/paths.mts";
-import { getCustomer, loadConfig, signingKeyOf, type ConfigStage, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
+import { getCustomer, loadConfig, signingKeyOf, updateConfig, type ConfigStage, type CustomerConfig, type MeteringConfig } from "../state/config.mts";
 import { customerIdentity, type CustomerSession } from "../customers/session.mts";
 import type { CustomerRef } from "../state/customers.mts";
 import type { AuditWriter } from "../audit/log.mts";
@@ -63,6 +63,14 @@ export interface Publisher {
   readonly ledgerSpec: LedgerSpec;
   /** config.json as read when the context opened (empty with `stage: "none"`). */
   readonly config: MeteringConfig;
+  /**
+   * Read-modify-write of config.json under its lock. With a blob ledger that keeps a copy of
+   * it (`0-ledger push-config`, which the job's replicas read), the copy follows under the
+   * same lock, so a customer connected here is one the next replica bills. `copied`: the copy
+   * was rewritten. A copy that cannot be written fails the call after the local file was
+   * saved, saying to push it.
+   */
+  updateConfig(update: (config: MeteringConfig) => MeteringConfig | Promise<MeteringConfig>): Promise<{ config: MeteringConfig; changed: boolean; copied: boolean }>;
   /** A connected customer's checked entry; CustomerNotConnectedError (exit 2) with how to connect it. */
   customer(ref: CustomerRef): CustomerConfig;
   /** The ISV's own credential (az login, or a managed identity). */
@@ -224,6 +232,24 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
     await (await getAudit()).append(exchangeRecord({ ...context, ...exchange }));
   };
 
+  const updateSharedConfig: Publisher["updateConfig"] = async (update) => {
+    let copied = false;
+    const afterSave = ledgerSpec.kind !== "blob" ? undefined : async (text: string) => {
+      const shared = (await getLedger()).sharedConfig;
+      try {
+        const copy = await shared?.get();
+        // Only a copy someone pushed is kept current; none is pushed unasked.
+        if (copy === undefined || copy === text) return;
+        await shared!.put(text);
+        copied = true;
+      } catch (error) {
+        throw new MeteringError(`Saved ${paths.configPath}, but its copy beside the ledger could not be updated (${String((error as Error).message ?? error).split("\n")[0]}): run 0-ledger push-config`, { cause: error });
+      }
+    };
+    const result = await updateConfig({ path: paths.configPath, update, ...(afterSave ? { afterSave } : {}) });
+    return { ...result, copied };
+  };
+
   let tokenSourceValue: FederatedTokenSource | undefined;
   const publisher: Publisher = {
     settings,
@@ -231,6 +257,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
     ledger: getLedger,
     ledgerSpec,
     config,
+    updateConfig: updateSharedConfig,
     customer: (ref) => getCustomer(config, { ...ref, path: paths.configPath }),
     credential: getCredential,
     signer: getSigner,

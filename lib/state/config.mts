@@ -483,11 +483,14 @@ async function _withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
 export async function updateConfig(options: {
   path: string;
   update: (config: MeteringConfig) => MeteringConfig | Promise<MeteringConfig>;
+  /** Run under the same lock after the write (or after finding nothing to write), with the file's text: copies follow in order. */
+  afterSave?: (text: string) => Promise<void>;
 }): Promise<{ config: MeteringConfig; changed: boolean }> {
   return await _withLock(options.path, async () => {
     const current = await loadConfig({ path: options.path, allowMissing: true });
     const config = await options.update(structuredClone(current));
     const { changed } = await saveConfig({ path: options.path, config });
+    if (options.afterSave) await options.afterSave(await readFile(options.path, "utf8"));
     return { config, changed };
   });
 }
