@@ -12,7 +12,7 @@ import { effectiveStartTime } from "./time.mts";
 import { loadLedger, planSubmission, resolveRunInstant, summarise, type EventReport, type SubmissionPlan } from "./submission.mts";
 import type { Ledger, RunInput } from "./ledger.mts";
 import { refreshLedger } from "./submission.mts";
-import { shardLockName, shardOf } from "./shards.mts";
+import { rowsByShard, shardFinder, shardLockName } from "./shards.mts";
 export { MAX_SHARDS } from "./shards.mts";
 import { RunLockedError } from "../core/errors.mts";
 import type { RunLock } from "../core/lock.mts";
@@ -218,12 +218,15 @@ export async function planUsageRun(o: Omit<UsageRunOptions, "concurrency" | "wai
 }
 
 /** The plan of a run from the ledger: an unfinished earlier run of the input resumed, late raw usage settled. */
-function _plan(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">, ledger: Ledger, now: number) {
+function _plan(o: Omit<UsageRunOptions, "concurrency" | "waitLockMs" | "skipped">, ledger: Ledger, now: number, shardRows?: (rows: UsageRows) => UsageRows) {
   const run = resumeIfUnfinished({ rows: o.rows, ledger, digest: o.digest, now, config: o.publisher.config, source: o.source, onNote: o.onNote });
+  // A shard plans its customers' rows only (every step after the resume is per customer), not
+  // the whole input each time: with N shards a runner did N times the planning of one.
+  const mine = shardRows ? shardRows(run.rows) : run.rows;
   const late = o.late && o.digest
-    ? settleLateRows({ rows: run.rows, ledger, config: o.publisher.config, digest: o.digest, now, policy: o.late.policy, linesOf: o.late.linesOf })
+    ? settleLateRows({ rows: mine, ledger, config: o.publisher.config, digest: o.digest, now, policy: o.late.policy, linesOf: o.late.linesOf })
     : undefined;
-  let rows = late?.rows ?? run.rows;
+  let rows = late?.rows ?? mine;
   const charges = o.meters ? dueCharges({ meters: o.meters, config: o.publisher.config, ledger, now }) : undefined;
   if (charges && charges.rows.length > 0) {
     const both = new UsageRows();
@@ -267,6 +270,14 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
   let view: { ledger: Ledger; cursor: ScanCursor } | undefined;
   let toldSkipped = false;
   const first = shards > 1 ? _firstShard(shards) : 0;
+  const shardOfCustomer = shardFinder(shards);
+  // Each input's rows divided among the shards once (the input as read, or as a resumed run resolves it).
+  const divided = new WeakMap<UsageRows, UsageRows[]>();
+  const shardRows = (shard: number) => (rows: UsageRows) => {
+    let parts = divided.get(rows);
+    if (!parts) divided.set(rows, parts = rowsByShard(rows, shards, shardOfCustomer));
+    return parts[shard];
+  };
   // Across shards a note is told once (the plan of every shard says the same about the input),
   // and progress is each shard's "Sending …" note: a bar's total is not known in advance.
   const told = new Set<string>();
@@ -304,7 +315,7 @@ export async function runUsage(o: UsageRunOptions): Promise<UsageRunResult> {
         // Bad rows are told once the first lock is held, once per run.
         if (!toldSkipped) for (const p of o.skipped ?? []) o.onNote?.(`Skipped line ${p.line}: ${p.message}`);
         toldSkipped = true;
-        _merge(result, await _runLocked(sharded, { ledger: view.ledger, now, store, lock, inShard: shards > 1 ? (c) => shardOf(c, shards) === shard : undefined }));
+        _merge(result, await _runLocked(sharded, { ledger: view.ledger, now, store, lock, ...(shards > 1 ? { inShard: (c: CustomerRef) => shardOfCustomer(c) === shard, shardRows: shardRows(shard) } : {}) }));
       } finally {
         await lock.release();
       }
@@ -352,10 +363,10 @@ function _merge(into: UsageRunResult, part: UsageRunResult): void {
 }
 
 /** The work of one lock (the whole run, or one shard): plan, notes, send. */
-async function _runLocked(o: UsageRunOptions, h: { ledger: Ledger; now: number; store: LedgerStore; lock: RunLock; inShard?: (c: CustomerRef) => boolean }): Promise<UsageRunResult> {
+async function _runLocked(o: UsageRunOptions, h: { ledger: Ledger; now: number; store: LedgerStore; lock: RunLock; inShard?: (c: CustomerRef) => boolean; shardRows?: (rows: UsageRows) => UsageRows }): Promise<UsageRunResult> {
   const { publisher } = o;
   const { ledger, now, inShard } = h;
-  const planned = _plan(o, ledger, now);
+  const planned = _plan(o, ledger, now, h.shardRows);
   const { run } = planned;
   let { plan, late, missed } = planned;
   if (inShard) {

@@ -4,7 +4,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { blobEndpointOf, parseLedgerSpec } from "../../lib/audit/store.mts";
 import { UsageError } from "../../lib/core/errors.mts";
-import { shardLockName, shardOf } from "../../lib/metering/shards.mts";
+import { rowsByShard, shardFinder, shardLockName, shardOf } from "../../lib/metering/shards.mts";
+import { UsageRows } from "../../lib/metering/usage-file.mts";
 
 const P = suite("parseLedgerSpec()");
 P("nothing, or file, is the local audit.jsonl", () => {
@@ -60,5 +61,20 @@ S("stable, case-insensitive, and spread over every shard", () => {
   for (let i = 0; i < 800; i++) counts[shardOf({ subscriptionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`, managedResourceGroup: `mrg-${i}` }, 8)]++;
   for (const c of counts) assert.ok(c > 60 && c < 140, `shards of 800 customers: ${counts}`);
   assert.is(shardLockName(0, 8), "shard-1-of-8");
+});
+S("shardFinder answers as shardOf; rowsByShard puts each row in its customer's shard, in input order", () => {
+  const customers = Array.from({ length: 40 }, (_, i) => ({ subscriptionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`, managedResourceGroup: `mrg-${i}` }));
+  const find = shardFinder(4);
+  for (const c of [...customers, ...customers]) assert.is(find(c), shardOf(c, 4));
+  const rows = UsageRows.from(customers.flatMap((c, i) => ["cpu", "gpu"].map((dimension, d) => ({ line: 2 + 2 * i + d, ...c, dimension, quantity: i + 1, effectiveStartTime: "2026-12-01T10:00:00Z" }))));
+  const parts = rowsByShard(rows, 4);
+  assert.is(parts.length, 4);
+  assert.is(parts.reduce((n, p) => n + p.length, 0), rows.length);
+  parts.forEach((part, k) => {
+    const lines = part.toArray().map((r) => r.line);
+    assert.equal(lines, [...lines].sort((a, b) => a - b), `shard ${k} keeps input order`);
+    for (const r of part) assert.is(shardOf(r, 4), k);
+  });
+  assert.equal(parts.flatMap((p) => p.toArray()).sort((a, b) => a.line - b.line), rows.toArray());
 });
 S.run();
