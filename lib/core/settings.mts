@@ -23,6 +23,7 @@ export const SETTING_VARIABLES: readonly SettingVariable[] = [
   { name: "METERING_DISABLE_INSTANCE_DISCOVERY", what: "true for an authority host MSAL does not know", default: "false" },
   { name: "METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION", what: "true for vault hosts outside *.vault.azure.net", default: "false" },
   { name: "METERING_LEDGER", what: "where the audit log (the ledger) lives: file, or blob:<account or blob endpoint URL>/<container>[/<prefix>]; overrides config.json publisher.ledger", default: "config.json publisher.ledger, else file (audit.jsonl in the data directory)" },
+  { name: "METERING_ASSERTION_PER_IDENTITY", what: "true to sign a client assertion per customer identity instead of one for every exchange with the same subject (for an Entra that refused a reused assertion)", default: "false" },
   { name: "METERING_ROTATION_NOW", what: "ISO 8601 time 0-isv-setup --rotate-key takes as now for its waiting times", default: "the clock" },
   { name: "AZURE_AUTHORITY_HOST", what: "the Entra authority", default: "https://login.microsoftonline.com", sdk: true },
   { name: "AZURE_TOKEN_CREDENTIALS", what: "narrows the publisher credential chain", default: "the full DefaultAzureCredential chain", sdk: true },
@@ -58,6 +59,8 @@ export interface Settings {
   authorityHost: string;
   disableInstanceDiscovery: boolean;
   keyVaultDisableChallengeVerification: boolean;
+  /** One signed client assertion per customer identity, not one per subject (lib/identity/federation.mts). */
+  assertionPerIdentity: boolean;
   /** AZURE_TOKEN_CREDENTIALS, trimmed and lower-cased ("" when unset). */
   tokenCredentials: string;
   /** AZURE_CLIENT_ID: a user-assigned managed identity for the fallback. */
@@ -104,6 +107,7 @@ export function readSettings(env: Env = process.env): Settings {
     authorityHost: (_nonEmpty(env.AZURE_AUTHORITY_HOST) ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ""),
     disableInstanceDiscovery: _flag(env.METERING_DISABLE_INSTANCE_DISCOVERY),
     keyVaultDisableChallengeVerification: _flag(env.METERING_KEYVAULT_DISABLE_CHALLENGE_VERIFICATION),
+    assertionPerIdentity: _flag(env.METERING_ASSERTION_PER_IDENTITY),
     tokenCredentials: (env.AZURE_TOKEN_CREDENTIALS ?? "").trim().toLowerCase(),
   };
   const optional: Partial<Settings> = {

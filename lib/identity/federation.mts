@@ -50,7 +50,7 @@ export interface FederatedTokenSourceOptions {
   /** Clock for the assertion's iat/nbf/exp; default Date.now. */
   now?: () => number;
   /** Entra's authority host and whether MSAL may ask it for instance discovery (lib/core/settings.mts). */
-  settings: Pick<Settings, "authorityHost" | "disableInstanceDiscovery">;
+  settings: Pick<Settings, "authorityHost" | "disableInstanceDiscovery"> & Partial<Pick<Settings, "assertionPerIdentity">>;
   /** Replaces ClientAssertionCredential (tests). */
   createCredential?: CredentialFactory;
   /**
@@ -142,34 +142,46 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
   const factory = options.createCredential ?? _defaultFactory;
   const credentials = new Map<string, Promise<TokenCredential>>();
   let assertionsSigned = 0;
+  // Signed assertions by what they say. An assertion names no tenant and no client: only iss,
+  // sub and aud (lib/identity/assertion.mts), and every customer's federated credential trusts
+  // the same three. So by default one signed assertion serves every exchange that presents the
+  // same sub and aud until shortly before it expires: one Key Vault signature per few minutes,
+  // not one per customer (at 4,000 customers that is Key Vault's throttling limit and its
+  // latency before every exchange). Microsoft documents no replay rule for federated
+  // credential assertions (unconfirmed; reuse is taken as allowed, as GitHub's and Kubernetes'
+  // tokens are reused); METERING_ASSERTION_PER_IDENTITY=true keeps one per identity instead.
+  // MSAL (msal-node 7) calls getAssertion twice per token request, even on a cache hit, so even
+  // per identity an assertion is reused: one signature per identity, not two per getToken.
+  const assertions = new Map<string, { assertion: Promise<string>; reuseUntilMs: number }>();
+  const assertionFor = (identity: FederatedIdentity): Promise<string> => {
+    const key = JSON.stringify(options.settings.assertionPerIdentity
+      ? [identity.tenantId, identity.clientId, identity.subject, identity.audience]
+      : [identity.subject, identity.audience]);
+    const nowMs = (options.now ?? Date.now)();
+    const cached = assertions.get(key);
+    if (cached && nowMs < cached.reuseUntilMs) return cached.assertion;
+    assertionsSigned++;
+    const lifetimeS = options.assertionLifetimeS ?? ASSERTION_LIFETIME_S;
+    const assertion = buildClientAssertion({
+      issuer: options.issuer,
+      subject: identity.subject,
+      audience: identity.audience,
+      now: nowMs,
+      lifetimeS,
+      signer: options.signer,
+    });
+    const entry = { assertion, reuseUntilMs: nowMs + Math.max(0, lifetimeS - ASSERTION_REUSE_MARGIN_S) * 1000 };
+    assertions.set(key, entry);
+    // A failed signature must not be reused.
+    assertion.catch(() => { if (assertions.get(key) === entry) assertions.delete(key); });
+    return assertion;
+  };
 
   function credentialFor(identity: FederatedIdentity): Promise<TokenCredential> {
     const key = JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
     let credential = credentials.get(key);
     if (!credential) {
-      // MSAL (msal-node 7) calls getAssertion twice per token request, even on a cache hit, so
-      // one signed assertion is reused until shortly before it expires: one Key Vault signature
-      // per identity instead of two per getToken.
-      let cached: { assertion: Promise<string>; reuseUntilMs: number } | undefined;
-      const getAssertion = () => {
-        const nowMs = (options.now ?? Date.now)();
-        if (cached && nowMs < cached.reuseUntilMs) return cached.assertion;
-        assertionsSigned++;
-        const lifetimeS = options.assertionLifetimeS ?? ASSERTION_LIFETIME_S;
-        const assertion = buildClientAssertion({
-          issuer: options.issuer,
-          subject: identity.subject,
-          audience: identity.audience,
-          now: nowMs,
-          lifetimeS,
-          signer: options.signer,
-        });
-        const entry = { assertion, reuseUntilMs: nowMs + Math.max(0, lifetimeS - ASSERTION_REUSE_MARGIN_S) * 1000 };
-        cached = entry;
-        // A failed signature must not be reused.
-        assertion.catch(() => { if (cached === entry) cached = undefined; });
-        return assertion;
-      };
+      const getAssertion = () => assertionFor(identity);
       credential = (async () => factory(identity.tenantId, identity.clientId, getAssertion, {
         ...(await options.credentialOptions?.(identity)),
         disableInstanceDiscovery: options.settings.disableInstanceDiscovery,

@@ -14,8 +14,8 @@ export interface IssuedTokenRecord {
   idtyp: "app" | "user";
   grant: string;
   xms_mirid?: string;
-  /** For federated sign-ins: the client assertion's issuer, subject and signing key id (never the assertion). */
-  assertion?: { iss: string; sub: string; kid: string };
+  /** For federated sign-ins: the client assertion's issuer, subject, signing key id and jti (never the assertion). */
+  assertion?: { iss: string; sub: string; kid: string; jti?: string };
   iat: number;
   exp: number;
 }

@@ -27,7 +27,7 @@ const keyOf = (e: Ev) => `${e.resourceId}|${e.dimension}|${Date.parse(e.effectiv
 
 const B = suite("2-emit-meter --file");
 
-B("a CSV of 30 events for 6 customers: one token, one signature and one batch call per customer; all accepted", async () => {
+B("a CSV of 30 events for 6 customers: one token and one batch call per customer, one signed assertion for all; all accepted", async () => {
   await admin(sb, "DELETE", "/requests");
   const tokensBefore = (await admin<Array<{ aud: string }>>(sb, "GET", "/tokens")).filter((t) => t.aud === METERING_AUDIENCE).length;
   const { csv, rows } = fleetCsv(customers, { hour: hourBack(1) });
@@ -46,11 +46,13 @@ B("a CSV of 30 events for 6 customers: one token, one signature and one batch ca
   const c = await counters();
   assert.is(sum(c.metering, /batchUsageEvent/), customers.length, "one batch call per customer");
   assert.is(sum(c.metering, /POST \/api\/usageEvent/), 0, "no single-event calls");
-  const tokens = (await admin<Array<{ aud: string }>>(sb, "GET", "/tokens")).filter((t) => t.aud === METERING_AUDIENCE);
-  assert.is(tokens.length - tokensBefore, customers.length, "one token exchange per customer");
-  // One signature per customer (plus one authentication challenge for the run's Key Vault client).
-  assert.ok(sum(c.keyvault, /sign/) <= customers.length + 1, JSON.stringify(c.keyvault));
-  assert.ok(sum(c.keyvault, /sign/) >= customers.length, JSON.stringify(c.keyvault));
+  const tokens = (await admin<Array<{ aud: string; tenantId: string; assertion?: { jti?: string } }>>(sb, "GET", "/tokens")).filter((t) => t.aud === METERING_AUDIENCE).slice(tokensBefore);
+  assert.is(tokens.length, customers.length, "one token exchange per customer");
+  assert.is(new Set(tokens.map((t) => t.tenantId)).size, customers.length, "each in its customer's tenant");
+  // The assertion names no tenant: one signed assertion served every customer's exchange (one
+  // signature, plus the authentication challenge of the run's Key Vault client).
+  assert.is(new Set(tokens.map((t) => t.assertion?.jti)).size, 1, JSON.stringify(tokens.map((t) => t.assertion)));
+  assert.ok(sum(c.keyvault, /sign/) >= 1 && sum(c.keyvault, /sign/) <= 2, JSON.stringify(c.keyvault));
   // The audit log agrees: every event accepted with its quantity, nothing open.
   const { ledger } = await loadLedger({ auditPath });
   assert.is(ledger.unresolved().length, 0);

@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from "jose";
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { readSettings } from "../../lib/core/settings.mts";
 import { createFederatedTokenSource, METERING_SCOPE, toFederationError, type CredentialFactory } from "../../lib/identity/federation.mts";
 import { FederationError, SigningError } from "../../lib/core/errors.mts";
@@ -68,6 +68,24 @@ source("reuses one signed assertion across MSAL's repeated getAssertion calls, a
   await tokens.getToken(identity);
   assert.is(tokens.assertionsSigned, 2);
   assert.is(new Set(assertions).size, 2);
+});
+source("one signed assertion serves every identity with the same subject and audience; METERING_ASSERTION_PER_IDENTITY signs one each", async () => {
+  const key = await makeTestKey();
+  const token = await fakeAccessToken({});
+  const other = { ...identity, tenantId: "55555555-5555-4555-8555-555555555555", clientId: "66666666-6666-4666-8666-666666666666" };
+  const elsewhere = { ...identity, subject: "another subject" };
+  for (const [env, signed] of [[{}, 2], [{ METERING_ASSERTION_PER_IDENTITY: "true" }, 3]] as const) {
+    const assertions: string[] = [];
+    const created: unknown[][] = [];
+    const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, settings: readSettings(env), createCredential: recordingFactory(token, created, assertions) });
+    await Promise.all([tokens.getToken(identity), tokens.getToken(other), tokens.getToken(elsewhere)]);
+    assert.is(created.length, 3, "still one credential (one token cache) per identity");
+    assert.is(tokens.assertionsSigned, signed, JSON.stringify(env));
+    assert.is(new Set(assertions).size, signed);
+    const ofSubject = assertions.filter((a) => decodeJwt(a).sub === identity.subject);
+    assert.is(ofSubject.length, 2);
+    assert.is(new Set(ofSubject).size, signed === 2 ? 1 : 2, "the two identities with one subject: the same assertion unless per identity");
+  }
 });
 source("does not reuse a failed signature", async () => {
   let calls = 0;

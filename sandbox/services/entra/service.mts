@@ -439,7 +439,7 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
       lifetimeS: identity ? opts.managedIdentityTokenLifetimeS : opts.appTokenLifetimeS,
       grant: "client_assertion",
       ...(identity ? { extraClaims: { xms_mirid: identity.id } } : {}),
-      assertion: { iss, sub, kid },
+      assertion: { iss, sub, kid, ...(typeof claims.jti === "string" ? { jti: claims.jti } : {}) },
     });
     const expiresIn = Number(issued.exp) - Math.floor(state.now() / 1000);
     const headers = traceHeaders(rc, correlationIdOf(rc));
