@@ -124,6 +124,12 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
   const fetched = new Map<string, FetchedDocument>();
   /** Imported public keys per JWKS entry object (entries are reused while the JWKS bytes are unchanged). */
   const importedKeys = new WeakMap<object, ReturnType<typeof jose.importJWK>>();
+  /**
+   * Assertions whose signature was verified, per JWKS entry object: a run presents one assertion
+   * for all its customers, and verifying the same bytes against the same key gives the same
+   * answer (the discovery document and JWKS are still fetched per exchange, as Entra does).
+   */
+  const verified = new WeakMap<object, Set<string>>();
   /** Used assertion ids (`iss` + `jti`) with their expiry, for options.entra.singleUseJti. */
   const usedJtis = new Map<string, number>();
 
@@ -410,8 +416,13 @@ export function createEntraService(ctx: SandboxContext): ServiceDef {
     const bits = _modulusBits(rsa.n);
     if (bits < MIN_RSA_MODULUS_BITS) throw aadsts(50032, kid, bits);
     try {
-      const key = await importedKey(entry, rsa);
-      await jose.compactVerify(assertion, key, { algorithms: ["RS256"] });
+      let seen = verified.get(entry);
+      if (!seen?.has(assertion)) {
+        const key = await importedKey(entry, rsa);
+        await jose.compactVerify(assertion, key, { algorithms: ["RS256"] });
+        if (!seen || seen.size >= 1000) verified.set(entry, seen = new Set());
+        seen.add(assertion);
+      }
     } catch {
       throw aadsts(700027);
     }
