@@ -5,7 +5,10 @@
 // same file (--shards). Prints wall time and events per second of each, and each beside the file
 // ledger's one runner as a ratio (the goal: the blob ledger with 4 runners at least as fast, a
 // ratio >= 1), with the machine's load average: on a busy machine the ratios, not the seconds,
-// are what compares. Every run is checked: every event accepted, none twice.
+// are what compares. Every run is checked: every event accepted, none twice. Beside each: the CPU
+// seconds of the runners (with their children: the az stand-in), of the sandbox (this process)
+// and of Azurite, and how many cores that keeps busy: on a small machine that sum, not the
+// network, is what more runners run into.
 //
 // With --latency kv=MS,token=MS,metering=MS the sandbox holds every Key Vault signature, token
 // exchange and batchUsageEvent call that long (delay faults), as Azure's network would: then
@@ -15,11 +18,12 @@
 //                                 --latency kv=60,token=150,metering=250]
 // Seeds its own world, starts its own sandbox (with Azurite) in a temporary directory, stops it.
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { installedRuntimes } from "../sandbox/core/runtime.mts";
 import { fleetCsv, startFleet } from "../test/helpers/fleet.mts";
-import { loadAverage, runMeasured } from "./measure.mts";
+import { childCpuSeconds, cpuSeconds, loadAverage, runMeasured } from "./measure.mts";
 
 const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const { values } = parseArgs({
@@ -63,15 +67,21 @@ async function round(label: string, runners: number, ledgerEnv: Record<string, s
   const file = join(dataDir, "..", `bench-ledger-${process.pid}-${hoursAgo}.csv`);
   await writeFile(file, csv);
   const before = (await events()).length;
+  const cpu0 = { runners: childCpuSeconds(), sandbox: cpuSeconds(process.pid), azurite: sb.azuritePid ? cpuSeconds(sb.azuritePid) : 0 };
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: runners }, () =>
     runMeasured([...runtimes[runtime], join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file, "--json", ...extra], { cwd: ROOT, env: { ...env, ...ledgerEnv } })));
   const ms = performance.now() - t0;
+  const cpu = {
+    runners: childCpuSeconds() - cpu0.runners,
+    sandbox: cpuSeconds(process.pid) - cpu0.sandbox,
+    azurite: sb.azuritePid ? cpuSeconds(sb.azuritePid) - cpu0.azurite : 0,
+  };
   for (const r of results) if (r.code !== 0) throw new Error(`${label}: a runner exited ${r.code}:\n${r.out.slice(-2000)}`);
   const got = (await events()).slice(before);
   const keys = new Set(got.map((e) => `${e.resourceId}|${e.dimension}|${e.effectiveStartTime}`));
   if (got.length !== rows || keys.size !== rows) throw new Error(`${label}: ${got.length} events (${keys.size} distinct) for ${rows} rows`);
-  return { label, runners, ms, rows, peakMb: Math.max(...results.map((r) => r.peakMb)) };
+  return { label, runners, ms, rows, cpu, peakMb: Math.max(...results.map((r) => r.peakMb)) };
 }
 const blobLedger = () => ({ METERING_LEDGER: `blob:${sb.endpoints.blob}/ledger/bench-${++ledgers}/` });
 
@@ -96,10 +106,11 @@ try {
   const base = rowsOf[0].ms;
   print(`# the ledger's store: ${nCustomers * nDims} events for ${nCustomers} customers, ${runtime}${latency ? `, latency Key Vault ${latency.kv} ms, token ${latency.token} ms, batchUsageEvent ${latency.metering} ms` : ", no added latency"}, ${new Date().toISOString()}`);
   print(`machine: load average ${loadAverage()}`);
-  print("| ledger | runners | wall time | events/s | vs file ledger, 1 runner | peak memory per runner |");
-  print("|---|---|---|---|---|---|");
+  print("| ledger | runners | wall time | events/s | vs file ledger, 1 runner | CPU: runners / sandbox / Azurite | peak memory per runner |");
+  print("|---|---|---|---|---|---|---|");
   for (const r of rowsOf) {
-    print(`| ${r.label} | ${r.runners}${r.runners > 1 ? ` (--shards ${shards})` : ""} | ${(r.ms / 1000).toFixed(1)} s | ${Math.round(r.rows / (r.ms / 1000))} | ${(base / r.ms).toFixed(2)}× | ${r.peakMb.toFixed(0)} MB |`);
+    const c = r.cpu;
+    print(`| ${r.label} | ${r.runners}${r.runners > 1 ? ` (--shards ${shards})` : ""} | ${(r.ms / 1000).toFixed(1)} s | ${Math.round(r.rows / (r.ms / 1000))} | ${(base / r.ms).toFixed(2)}× | ${c.runners.toFixed(1)} / ${c.sandbox.toFixed(1)} / ${c.azurite.toFixed(1)} s (${((c.runners + c.sandbox + c.azurite) / (r.ms / 1000)).toFixed(2)} cores busy of ${availableParallelism()}) | ${r.peakMb.toFixed(0)} MB |`);
   }
   const four = rowsOf.at(-1)!;
   print(`goal (the blob ledger with 4 runners at least as fast as 1 runner with the file ledger): ${four.ms <= base ? "met" : "not met"} (${(base / four.ms).toFixed(2)}×)`);
