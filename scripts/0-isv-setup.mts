@@ -342,7 +342,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
       ["key", signing.keyId],
       ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
     ];
-    if (ledgerWhere) fields.push(["ledger", `${ledgerWhere} (${ledgerAction === "keep" ? "already configured" : "configured"}; Storage Blob Data Contributor on ${ledgerContainerName} for you)`]);
+    if (ledgerWhere) fields.push(["ledger", `${ledgerWhere}${ledgerAction === "keep" ? " (already configured)" : ""}`]);
     if (migrated) {
       fields.push(["migration", `phase 1 of 3 done: the thumbprint kid is published, the bash tool's kid still signs; run 0-isv-setup --rotate-key from ${new Date(migrated.next.dueAtMs).toISOString()} to switch`]);
     }
