@@ -152,7 +152,8 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
 
   // Everything that can refuse --ledger blob does so before anything changes in Azure.
   if (o.ledgerContainer !== undefined) {
-    ledgerLib.checkLedgerContainer({ container: o.ledgerContainer, issuerContainer: _given(optional.containerName) ?? "public" });
+    // The template's default issuer container too: a static-website setup may have one from before.
+    ledgerLib.checkLedgerContainer({ container: o.ledgerContainer, issuerContainers: ["public", ...(_given(optional.containerName) ? [optional.containerName as string] : [])] });
     if (ledgerBefore.kind === "blob") {
       const { storageBlobEndpoint } = await import("../lib/azure/arm-resource.mts");
       const account = _given(optional.storageAccountName);

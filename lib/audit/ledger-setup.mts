@@ -21,18 +21,19 @@ export interface BlobLedgerConfig {
 }
 
 /**
- * Checks the name of the ledger container to create: a container name, and not the issuer's
- * public-read container (records there would be readable by anyone). Returns it; UsageError.
+ * Checks the name of the ledger container to create: a container name, and none of the issuer's
+ * public-read containers (records there would be readable by anyone, and the template would make
+ * it private). Returns it; UsageError.
  *
  * @example
- * checkLedgerContainer({ container: "ledger", issuerContainer: "public" }) // "ledger"
+ * checkLedgerContainer({ container: "ledger", issuerContainers: ["public"] }) // "ledger"
  */
-export function checkLedgerContainer(o: { container: string; issuerContainer?: string; source?: string }): string {
+export function checkLedgerContainer(o: { container: string; issuerContainers?: string[]; source?: string }): string {
   const source = o.source ?? "--ledger-container";
   if (!isContainerName(o.container)) {
     throw new UsageError(`Cannot use ${source} ${JSON.stringify(o.container)}: a container name is 3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit`);
   }
-  if (o.container === o.issuerContainer) {
+  if (o.issuerContainers?.includes(o.container)) {
     throw new UsageError(`Cannot use ${source} ${JSON.stringify(o.container)}: it is the issuer's public-read container; choose another name (default ${JSON.stringify(DEFAULT_LEDGER_CONTAINER)})`);
   }
   return o.container;

@@ -25,7 +25,7 @@ const refusal = (fn: () => unknown): Error => {
 const C = suite("checkLedgerContainer()");
 C("a container name passes and is returned; the default is one", () => {
   assert.is(checkLedgerContainer({ container: DEFAULT_LEDGER_CONTAINER }), "ledger");
-  assert.is(checkLedgerContainer({ container: "prod-ledger-01", issuerContainer: "public" }), "prod-ledger-01");
+  assert.is(checkLedgerContainer({ container: "prod-ledger-01", issuerContainers: ["public", "issuer"] }), "prod-ledger-01");
   assert.is(checkLedgerContainer({ container: "a".repeat(63) }), "a".repeat(63));
 });
 C("not a container name: UsageError naming the flag and the rule, one line", () => {
@@ -36,9 +36,10 @@ C("not a container name: UsageError naming the flag and the rule, one line", () 
   }
 });
 C("the issuer's public-read container is refused: the ledger's records would be readable by anyone", () => {
-  const e = refusal(() => checkLedgerContainer({ container: "public", issuerContainer: "public" }));
+  const e = refusal(() => checkLedgerContainer({ container: "public", issuerContainers: ["public"] }));
   assert.instance(e, UsageError);
   assert.match(e.message, /^Cannot use --ledger-container "public": it is the issuer's public-read container; choose another name \(default "ledger"\)$/);
+  assert.instance(refusal(() => checkLedgerContainer({ container: "issuer", issuerContainers: ["public", "issuer"] })), UsageError);
 });
 C.run();
 
