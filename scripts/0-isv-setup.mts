@@ -198,7 +198,9 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
   // The same for a data role on the ledger container made by hand (as the README once said to).
   const ledgerAssignmentName = o.ledgerContainer !== undefined && names.storageAccountName
     ? await existingAssignmentName(
-      `${rgId}/providers/Microsoft.Storage/storageAccounts/${names.storageAccountName}/blobServices/default/containers/${o.ledgerContainer}`, userObjectId, BLOB_DATA_CONTRIBUTOR_ROLE_ID,
+      `${rgId}/providers/Microsoft.Storage/storageAccounts/${names.storageAccountName}/blobServices/default/containers/${o.ledgerContainer}`,
+      userObjectId,
+      (await import("../lib/azure/roles.mts")).BUILT_IN_ROLES["Storage Blob Data Contributor"],
     )
     : undefined;
   const ledgerParameters = o.ledgerContainer === undefined ? {} : { ledgerContainerName: o.ledgerContainer, ...(ledgerAssignmentName ? { ledgerAssignmentName } : {}) };
@@ -353,7 +355,6 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
 }
 
 const CRYPTO_OFFICER_ROLE_ID = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
-const BLOB_DATA_CONTRIBUTOR_ROLE_ID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 
 /**
  * The name of `principalId`'s assignment of a role exactly at `scope`, or undefined (also when
