@@ -163,9 +163,9 @@ resource blobDataContributorOnAccount 'Microsoft.Authorization/roleAssignments@2
   }
 }
 
-// Private: the ledger holds billing records and decoded token claims. ARM evaluates the names of
-// resources whose condition is false too, and an empty name segment fails the template: hence
-// the stand-in name when there is no ledger.
+// Private: the ledger holds billing records and decoded token claims. The names of resources whose
+// condition is false are still evaluated and checked (an empty segment fails the template; the
+// sandbox's engine does the same): hence the stand-in name when there is no ledger.
 resource ledgerContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = if (!empty(ledgerContainerName)) {
   parent: blobServices
   name: empty(ledgerContainerName) ? 'none' : ledgerContainerName
