@@ -4,7 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { EXIT_OK, runCommand } from "../lib/cli/command.mts";
 import {
-  configProblems, idpKeysOf, ISSUER_HOSTS, updateConfig, withPublisher, type IdpConfig, type IdpKey, type IssuerHost, type MeteringConfig,
+  configProblems, idpKeysOf, ISSUER_HOSTS, withPublisher, type IdpConfig, type IdpKey, type IssuerHost, type MeteringConfig,
 } from "../lib/state/config.mts";
 import type { Publisher } from "../lib/publisher/context.mts";
 import type { ChangeRecord } from "../lib/audit/records.mts";
@@ -25,8 +25,17 @@ sign-only key, Key Vault Crypto Officer for you), publishes the issuer's
 .well-known/openid-configuration and .well-known/jwks.json, then verifies both anonymously
 with a test JWT signed by the Key Vault key. Records publisher.idp in config.json.
 Running it again changes nothing (it republishes every key the rotation state publishes).
+
 The storage account, container and vault named in publisher.optional are kept (so a config the
 bash tool wrote keeps its issuer).
+
+--ledger blob also creates a private blob container for the shared ledger (the audit log) in the
+same storage account, gives you Storage Blob Data Contributor on that container alone, and
+records it as publisher.ledger in config.json, so every later run reads and writes the ledger
+there with your credential (no account key). A publisher.ledger that names another blob ledger
+is refused (nothing changed); one that names this container is kept as it is (prefix, shards).
+The records of a local audit.jsonl stay there: setup says when to run 0-ledger import. The
+default, --ledger file, leaves publisher.ledger as it is.
 
 --issuer-host static-website serves the documents from the storage account's static website
 (the $web container, read anonymously whatever allowBlobPublicAccess says, for tenants whose
@@ -53,7 +62,13 @@ Options:
   --rotate-key   run the next key rotation phase (needs a finished setup)
   --issuer-host blob|static-website
                  where the issuer documents are served (default: the setup's, else blob)
-  --json         print the resulting publisher.idp as JSON
+  --ledger file|blob
+                 blob: create the shared ledger's container and your role on it, and record
+                 it in config.json (default file: publisher.ledger stays as it is)
+  --ledger-container NAME
+                 the ledger container with --ledger blob (default ledger; 3-63 lower-case
+                 letters, digits and single hyphens)
+  --json         print the resulting publisher.idp as JSON (0-ledger where --json prints the ledger)
   -v, --verbose  show details on errors
   -h, --help     show this help
 
@@ -67,7 +82,9 @@ Exit codes: 0 ok, 1 failed (or a rotation phase is not due yet: nothing changed)
             2 usage error or missing defaults (run 0-add-defaults)
 `;
 
-const OPTIONS = { json: { type: "boolean" }, "rotate-key": { type: "boolean" }, "issuer-host": { type: "string" } } as const;
+const OPTIONS = {
+  json: { type: "boolean" }, "rotate-key": { type: "boolean" }, "issuer-host": { type: "string" }, ledger: { type: "string" }, "ledger-container": { type: "string" },
+} as const;
 
 const { out, progress } = lineWriters(process);
 
@@ -86,9 +103,17 @@ function main(args: string[]): Promise<number> {
       throw new UsageError(`Cannot use --issuer-host ${JSON.stringify(hostFlag)}: expected ${ISSUER_HOSTS.join(" or ")}`);
     }
     if (hostFlag !== undefined && values["rotate-key"]) throw new UsageError("Cannot use --issuer-host with --rotate-key: a rotation keeps the issuer");
+    const ledgerFlag = values.ledger as string | undefined;
+    const containerFlag = values["ledger-container"] as string | undefined;
+    if (ledgerFlag !== undefined && ledgerFlag !== "file" && ledgerFlag !== "blob") throw new UsageError(`Cannot use --ledger ${JSON.stringify(ledgerFlag)}: expected file or blob`);
+    if ((ledgerFlag !== undefined || containerFlag !== undefined) && values["rotate-key"]) throw new UsageError("Cannot use --ledger or --ledger-container with --rotate-key: a rotation changes only the signing key");
+    if (containerFlag !== undefined && ledgerFlag !== "blob") throw new UsageError("Cannot use --ledger-container without --ledger blob: it names the container of a blob ledger");
+    const { checkLedgerContainer, DEFAULT_LEDGER_CONTAINER } = await import("../lib/audit/ledger-setup.mts");
+    const ledgerContainer = ledgerFlag === "blob" ? checkLedgerContainer({ container: containerFlag ?? DEFAULT_LEDGER_CONTAINER }) : undefined;
     const { usePublisher } = await import("../lib/publisher/context.mts");
     if (values["rotate-key"]) return await usePublisher({ stage: "idp" }, (publisher) => rotateKey(publisher, values.json === true));
-    return await usePublisher({ stage: "defaults" }, (ctx) => setup(ctx, { json: values.json === true, issuerHost: hostFlag as IssuerHost | undefined }));
+    return await usePublisher({ stage: "defaults" }, (ctx) =>
+      setup(ctx, { json: values.json === true, issuerHost: hostFlag as IssuerHost | undefined, ledgerContainer, keepLedger: ledgerFlag === "file" }));
   } });
 }
 
@@ -115,10 +140,29 @@ async function recorded<T>(ctx: Publisher, change: Omit<ChangeRecord, "outcome" 
   }
 }
 
-async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost | undefined }): Promise<number> {
+async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost | undefined; ledgerContainer: string | undefined; keepLedger: boolean }): Promise<number> {
   const { config, paths: { configPath: path } } = ctx;
   const publisher = config.publisher as Required<Pick<typeof config.publisher, "subscriptionId" | "resourceGroup" | "location">>;
   const issuerHost: IssuerHost = o.issuerHost ?? config.publisher.idp?.issuerHost ?? "blob";
+  const ledgerLib = await import("../lib/audit/ledger-setup.mts");
+  const { parseLedgerSpec } = await import("../lib/audit/store.mts");
+  const ledgerBefore = parseLedgerSpec(config.publisher.ledger, `${path} publisher.ledger`);
+  const rgId = `/subscriptions/${publisher.subscriptionId}/resourceGroups/${publisher.resourceGroup}`;
+  const optional = config.publisher.optional ?? {};
+
+  // Everything that can refuse --ledger blob does so before anything changes in Azure.
+  if (o.ledgerContainer !== undefined) {
+    // The template's default issuer container too: a static-website setup may have one from before.
+    ledgerLib.checkLedgerContainer({ container: o.ledgerContainer, issuerContainers: ["public", ...(_given(optional.containerName) ? [optional.containerName as string] : [])] });
+    if (ledgerBefore.kind === "blob") {
+      const { storageBlobEndpoint } = await import("../lib/azure/arm-resource.mts");
+      const account = _given(optional.storageAccountName);
+      const blobEndpoint = account ? await storageBlobEndpoint({ subscriptionId: publisher.subscriptionId, resourceGroup: publisher.resourceGroup, name: account }) : undefined;
+      ledgerLib.planLedgerConfig({ current: config.publisher.ledger, blobEndpoint, container: o.ledgerContainer, path });
+    }
+  } else if (o.keepLedger && ledgerBefore.kind === "blob") {
+    progress(`Note: ${path} publisher.ledger stays the blob ledger ${ledgerBefore.blobEndpoint}${ledgerBefore.container}/${ledgerBefore.prefix}; setup does not move a ledger back (remove publisher.ledger to use audit.jsonl again)`);
+  }
 
   const az = await import("../lib/azure/az.mts");
   const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
@@ -134,14 +178,12 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
 
   const credential = await ctx.credential();
   const userObjectId = await getSignedInObjectId({ credential });
-  const rgId = `/subscriptions/${publisher.subscriptionId}/resourceGroups/${publisher.resourceGroup}`;
 
   progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
   await recorded(ctx, { operation: "issuer.resourceGroup", targets: [rgId], detail: { location: publisher.location } },
     () => az.groupCreate({ subscriptionId: publisher.subscriptionId, name: publisher.resourceGroup, location: publisher.location }));
 
   // The names a config already holds (the bash tool's too) stay: another account is another issuer.
-  const optional = config.publisher.optional ?? {};
   const names = {
     storageAccountName: _given(optional.storageAccountName),
     keyVaultName: _given(optional.keyVaultName),
@@ -153,20 +195,29 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
   const cryptoOfficerAssignmentName = names.keyVaultName
     ? await existingAssignmentName(`${rgId}/providers/Microsoft.KeyVault/vaults/${names.keyVaultName}`, userObjectId, CRYPTO_OFFICER_ROLE_ID)
     : undefined;
-  progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key; issuer host ${issuerHost}): a few minutes`);
+  // The same for a data role on the ledger container made by hand (as the README once said to).
+  const ledgerAssignmentName = o.ledgerContainer !== undefined && names.storageAccountName
+    ? await existingAssignmentName(
+      `${rgId}/providers/Microsoft.Storage/storageAccounts/${names.storageAccountName}/blobServices/default/containers/${o.ledgerContainer}`,
+      userObjectId,
+      (await import("../lib/azure/roles.mts")).BUILT_IN_ROLES["Storage Blob Data Contributor"],
+    )
+    : undefined;
+  const ledgerParameters = o.ledgerContainer === undefined ? {} : { ledgerContainerName: o.ledgerContainer, ...(ledgerAssignmentName ? { ledgerAssignmentName } : {}) };
+  progress(`Deploying ${DEPLOYMENT_NAME} (storage, Key Vault, signing key${o.ledgerContainer === undefined ? "" : `, ledger container ${o.ledgerContainer}`}; issuer host ${issuerHost}): a few minutes`);
   const deployment = await recorded(ctx, {
     operation: "issuer.deploy", targets: [`${rgId}/providers/Microsoft.Resources/deployments/${DEPLOYMENT_NAME}`],
-    detail: { template: "templates/0-isv-setup.bicep", issuerHost, ...names },
+    detail: { template: "templates/0-isv-setup.bicep", issuerHost, ...names, ...(o.ledgerContainer === undefined ? {} : { ledgerContainerName: o.ledgerContainer }) },
   }, () => az.deploymentGroupCreate({
     subscriptionId: publisher.subscriptionId,
     resourceGroup: publisher.resourceGroup,
     name: DEPLOYMENT_NAME,
     templateFile: TEMPLATE_FILE,
-    parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}) },
+    parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}), ...ledgerParameters },
   }));
   const outputs = az.deploymentOutputs(deployment);
   const output = (name: string) => az.getDeploymentOutput(outputs, name);
-  const required = [...REQUIRED_OUTPUTS, ...(issuerHost === "static-website" ? ["webEndpoint"] : [])];
+  const required = [...REQUIRED_OUTPUTS, ...(issuerHost === "static-website" ? ["webEndpoint"] : []), ...(o.ledgerContainer === undefined ? [] : ["ledgerContainerName"])];
   const missing = required.filter((name) => typeof output(name) !== "string" || output(name) === "");
   if (missing.length > 0) {
     throw new MeteringError(`Cannot use deployment ${DEPLOYMENT_NAME}: outputs ${missing.join(", ")} are missing (is ${TEMPLATE_FILE} up to date?)`);
@@ -255,20 +306,32 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
     await retry(() => issuerLib.verifyIssuerSetup({ issuer, signer }), rbacRetry);
   }
 
-  const { config: saved, changed } = await updateConfig({
-    path,
-    update: (current) =>
-      withPublisher(current, {
-        optional: {
-          ...current.publisher.optional,
-          storageAccountName: output("storageAccountName") as string,
-          containerName,
-          keyVaultName: output("keyVaultName") as string,
-        },
-        idp: _withoutUndefined({ ...current.publisher.idp, ...idp, ...(issuerHost === "blob" ? { blobEndpoint: undefined } : {}) }),
-      }),
+  // The ledger is decided again on the file as it is now (under its lock): another run may have set one.
+  const ledgerContainerName = o.ledgerContainer === undefined ? undefined : output("ledgerContainerName") as string;
+  let ledgerAction: "set" | "keep" | undefined;
+  const { config: saved, changed, copied } = await ctx.updateConfig((current) => {
+    ledgerAction = ledgerContainerName === undefined
+      ? undefined
+      : ledgerLib.planLedgerConfig({ current: current.publisher.ledger, blobEndpoint, container: ledgerContainerName, path });
+    return withPublisher(current, {
+      optional: {
+        ...current.publisher.optional,
+        storageAccountName: output("storageAccountName") as string,
+        containerName,
+        keyVaultName: output("keyVaultName") as string,
+      },
+      idp: _withoutUndefined({ ...current.publisher.idp, ...idp, ...(issuerHost === "blob" ? { blobEndpoint: undefined } : {}) }),
+      ...(ledgerAction === "set" ? { ledger: ledgerLib.blobLedgerConfig({ blobEndpoint, container: ledgerContainerName! }) } : {}),
+    });
   });
   progress(changed ? `Wrote ${path}` : `${path} already up to date`);
+  if (copied) progress("  and the copy of config.json beside the ledger (what the job's replicas read)");
+  const ledger = ledgerAction === undefined ? undefined : parseLedgerSpec(saved.publisher.ledger, `${path} publisher.ledger`);
+  const ledgerWhere = ledger?.kind === "blob" ? `${ledger.blobEndpoint}${ledger.container}/${ledger.prefix}` : undefined;
+  if (ledgerAction === "set" && ledgerBefore.kind === "file" && await ledgerLib.hasLocalRecords(ctx.paths.auditPath)) {
+    progress(`Note: the records of ${ctx.paths.auditPath} stay there; copy them into the new ledger once: node scripts/0-ledger.mts import`);
+  }
+  if (ledgerAction !== undefined && ctx.settings.ledger !== undefined) progress("Note: METERING_LEDGER is set and names the ledger instead of publisher.ledger while it is");
 
   const signing = idpKeysOf(saved.publisher.idp!).find((k) => k.state === "active")!;
   if (o.json) out(JSON.stringify(saved.publisher.idp, null, 2));
@@ -282,6 +345,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
       ["key", signing.keyId],
       ["verified", "yes: both documents are public and a Key Vault-signed JWT verifies against the JWKS"],
     ];
+    if (ledgerWhere) fields.push(["ledger", `${ledgerWhere}${ledgerAction === "keep" ? " (already configured)" : ""}`]);
     if (migrated) {
       fields.push(["migration", `phase 1 of 3 done: the thumbprint kid is published, the bash tool's kid still signs; run 0-isv-setup --rotate-key from ${new Date(migrated.next.dueAtMs).toISOString()} to switch`]);
     }
@@ -374,8 +438,8 @@ async function rotateKey(publisher: Publisher, json: boolean): Promise<number> {
     config, step, nowMs, credential, signerFor: publisher.signerFor, settings: publisher.settings, onProgress: progress,
   }));
   // A phase may drop a key of idp (legacyJwksPath once the bash tool's JWKS is deleted): idp is whole.
-  await updateConfig({ path, update: (current) => withPublisher(current, { idp: { ...idp } }) });
-  progress(`Wrote ${path}`);
+  const { copied } = await publisher.updateConfig((current) => withPublisher(current, { idp: { ...idp } }));
+  progress(`Wrote ${path}${copied ? " and the copy of config.json beside the ledger" : ""}`);
 
   const dueAt = next.phase === "publish" ? null : new Date(next.dueAtMs).toISOString();
   if (json) out(JSON.stringify({ phase: step.number, done: step.phase, keys: idp.keys, next: { phase: next.phase, dueAt } }, null, 2));

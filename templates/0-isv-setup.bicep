@@ -11,6 +11,8 @@
 // - A Key Vault (RBAC mode) holding an RSA key that can only sign. The private half never
 //   leaves the vault; the scripts ask the vault to sign each client assertion.
 // - Key Vault Crypto Officer on that vault for the user running the scripts.
+// - With ledgerContainerName: a private container for the shared ledger (the audit log) in the
+//   same account, and Storage Blob Data Contributor on that container for the same user.
 
 @description('Azure region for every resource; defaults to the resource group\'s region.')
 param location string = resourceGroup().location
@@ -48,6 +50,12 @@ param keySize int = 4096
 
 @description('Name of an existing Key Vault Crypto Officer assignment of userObjectId on the vault (the bash tool named its own differently; Azure refuses a second assignment of the same role, principal and scope). Empty: the name this template derives.')
 param cryptoOfficerAssignmentName string = ''
+
+@description('Private blob container for the shared ledger (the audit log) in this storage account; userObjectId gets Storage Blob Data Contributor on it. Empty: none.')
+param ledgerContainerName string = ''
+
+@description('Name of an existing Storage Blob Data Contributor assignment of userObjectId on the ledger container (one made by hand; Azure refuses a second assignment of the same role, principal and scope). Empty: the name this template derives.')
+param ledgerAssignmentName string = ''
 
 @description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault and Storage Blob Data Contributor on the issuer container.')
 param userObjectId string
@@ -155,6 +163,28 @@ resource blobDataContributorOnAccount 'Microsoft.Authorization/roleAssignments@2
   }
 }
 
+// Private: the ledger holds billing records and decoded token claims. The names of resources whose
+// condition is false are still evaluated and checked (an empty segment fails the template; the
+// sandbox's engine does the same): hence the stand-in name when there is no ledger.
+resource ledgerContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = if (!empty(ledgerContainerName)) {
+  parent: blobServices
+  name: empty(ledgerContainerName) ? 'none' : ledgerContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Scoped to the ledger container alone, not the account: the ISV's runs read and append there.
+resource ledgerDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(ledgerContainerName)) {
+  name: empty(ledgerAssignmentName) ? guid(ledgerContainer.id, userObjectId, blobDataContributorRoleId) : ledgerAssignmentName
+  scope: ledgerContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+    principalId: userObjectId
+    principalType: 'User'
+  }
+}
+
 output storageAccountName string = storage.name
 output containerName string = issuerHost == 'blob' ? containerName : '$web'
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
@@ -163,3 +193,4 @@ output keyVaultName string = vault.name
 output keyVaultUri string = vault.properties.vaultUri
 output keyUri string = key.properties.keyUri
 output keyUriWithVersion string = key.properties.keyUriWithVersion
+output ledgerContainerName string = ledgerContainerName

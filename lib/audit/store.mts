@@ -74,6 +74,18 @@ const CONTAINER_RE = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
 const ACCOUNT_RE = /^[a-z0-9]{3,24}$/;
 
 /**
+ * True when `name` is a valid blob container name: 3-63 characters, lower-case letters, digits
+ * and single hyphens, starting and ending with a letter or digit.
+ *
+ * @example
+ * isContainerName("ledger") // true
+ * isContainerName("Ledger--1") // false
+ */
+export function isContainerName(name: unknown): name is string {
+  return typeof name === "string" && CONTAINER_RE.test(name);
+}
+
+/**
  * A blob URL as its account's blob endpoint and the path segments after it (container, then the
  * blob or prefix). Azurite and other emulators on an IP or localhost put the account in the path:
  * https://127.0.0.1:10000/devstoreaccount1/container/…
@@ -115,7 +127,7 @@ export function parseLedgerSpec(value: unknown, source: string): LedgerSpec {
   if (v.kind === "file") return { kind: "file" };
   if (v.kind !== "blob") throw new UsageError(`Cannot use ${source}: kind must be "file" or "blob", not ${JSON.stringify(v.kind)}`);
   if (typeof v.account !== "string" || v.account === "") throw new UsageError(`Cannot use ${source}: a blob ledger needs "account" (a storage account name or its blob endpoint URL)`);
-  if (typeof v.container !== "string" || !CONTAINER_RE.test(v.container)) {
+  if (!isContainerName(v.container)) {
     throw new UsageError(`Cannot use ${source}: "container" must be a container name (3-63 lower-case letters, digits and single hyphens), not ${JSON.stringify(v.container)}`);
   }
   const prefix = v.prefix === undefined ? "" : v.prefix;

@@ -71,3 +71,24 @@ export async function armRequest(options: {
     throw cause;
   }
 }
+
+/**
+ * The blob endpoint (`primaryEndpoints.blob`) of a storage account, or undefined when the account
+ * does not exist (yet).
+ */
+export async function storageBlobEndpoint(o: { subscriptionId: string; resourceGroup: string; name: string } & ArmOptions): Promise<string | undefined> {
+  const { subscriptionId, resourceGroup, name, ...options } = o;
+  try {
+    const account = await armRequest({
+      ...options,
+      method: "GET",
+      url: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Storage/storageAccounts/${name}?api-version=2025-06-01`,
+      what: `storage account '${name}' in ${subscriptionId}/${resourceGroup}`,
+    }) as { properties?: { primaryEndpoints?: { blob?: unknown } } };
+    const blob = account?.properties?.primaryEndpoints?.blob;
+    return typeof blob === "string" && blob !== "" ? blob : undefined;
+  } catch (error) {
+    if (error instanceof ResourceNotFoundError) return undefined;
+    throw error;
+  }
+}

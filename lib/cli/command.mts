@@ -83,7 +83,7 @@ export function assertOptionsBelong(values: Record<string, unknown>, command: st
 export function exitCodeFor(error: unknown): number {
   const code = (error as MeteringError)?.code;
   return code === "ERR_USAGE" || code === "ERR_INPUT" || code === "ERR_CUSTOMER_NOT_CONNECTED" || code === "ERR_CONFIG_INVALID" || code === "ERR_CONFIG_MISSING" ||
-      code === "ERR_RESOURCE_NOT_FOUND" || code === "ERR_IDENTITY_MISMATCH"
+      code === "ERR_RESOURCE_NOT_FOUND" || code === "ERR_IDENTITY_MISMATCH" || code === "ERR_LEDGER_CONFLICT"
     ? EXIT_USAGE
     : EXIT_FAILED;
 }

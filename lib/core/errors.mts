@@ -45,6 +45,20 @@ export class IdentityMismatchError extends MeteringError {
   override code = "ERR_IDENTITY_MISMATCH";
 }
 
+/**
+ * config.json's publisher.ledger names another ledger than the one a command was asked to
+ * configure: exit 2, nothing changed; the message says what to do.
+ */
+export class LedgerConflictError extends MeteringError {
+  static override code = "ERR_LEDGER_CONFLICT";
+  override code = "ERR_LEDGER_CONFLICT";
+  path: string;
+  constructor(message: string, options: { path: string; cause?: unknown }) {
+    super(message, options);
+    this.path = options.path;
+  }
+}
+
 /** config.json does not exist (yet). */
 export class ConfigMissingError extends MeteringError {
   static override code = "ERR_CONFIG_MISSING";

@@ -8,7 +8,7 @@
 // until it is fixed or removed. The files of one run are billed one after another, each a run
 // of its own (its own digest: a rerun of a file cut short resumes it).
 import { UsageError } from "../core/errors.mts";
-import { splitBlobUrl } from "../audit/store.mts";
+import { isContainerName, splitBlobUrl } from "../audit/store.mts";
 import { checkRunRows, fileRows, runUsage, type UsageRunOptions, type UsageRunResult } from "../metering/run.mts";
 import type { RowProblem } from "../metering/usage-file.mts";
 import { summarise } from "../metering/submission.mts";
@@ -46,7 +46,7 @@ export function parseBlobSource(text: string, ledger: Publisher["ledgerSpec"]): 
     path = rest.split("/").filter(Boolean);
   }
   const [container, ...prefix] = path;
-  if (!container || !/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container)) throw new UsageError(`Cannot use --from ${text}: ${JSON.stringify(container ?? "")} is not a container name`);
+  if (!isContainerName(container)) throw new UsageError(`Cannot use --from ${text}: ${JSON.stringify(container ?? "")} is not a container name`);
   const p = prefix.join("/");
   return { blobEndpoint, container, prefix: p === "" || rest.endsWith("/") ? (p ? `${p}/` : "") : p };
 }

@@ -91,7 +91,7 @@ Deploy("PUT answers 201 Accepted with Azure-AsyncOperation; the deployment runs,
   const d = (await arm("GET", `${deployments}/isv-setup?${API}`)).json;
   assert.is(d.properties.provisioningState, "Succeeded", JSON.stringify(d.properties.error));
   const vaultName = d.properties.outputs.keyVaultName.value as string;
-  assert.equal(Object.keys(d.properties.outputs).sort(), ["blobEndpoint", "containerName", "keyUri", "keyUriWithVersion", "keyVaultName", "keyVaultUri", "storageAccountName", "webEndpoint"]);
+  assert.equal(Object.keys(d.properties.outputs).sort(), ["blobEndpoint", "containerName", "keyUri", "keyUriWithVersion", "keyVaultName", "keyVaultUri", "ledgerContainerName", "storageAccountName", "webEndpoint"]);
   assert.is(d.properties.outputs.containerName.type, "String");
   assert.match(d.properties.outputs.keyVaultUri.value, /^https:\/\/127\.0\.0\.1:\d+\/$/);
   assert.match(d.properties.outputs.keyUriWithVersion.value, /\/keys\/idpkey\/[0-9a-f]{32}$/);
@@ -120,6 +120,34 @@ Deploy("PUT answers 201 Accepted with Azure-AsyncOperation; the deployment runs,
   assert.equal(one.json, ops[0]);
   const list = (await arm("GET", `${deployments}?${API}`)).json.value.map((x: { name: string }) => x.name);
   assert.ok(list.includes("isv-setup"));
+});
+
+Deploy("the setup template with ledgerContainerName: a private container and Storage Blob Data Contributor scoped to it; again, the same assignment", async () => {
+  const params = { userObjectId: { value: isv.userObjectId }, keySize: { value: 2048 }, ledgerContainerName: { value: "ledger-d" } };
+  const assignmentsAt = (scope: string) => sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((r) =>
+    String(r.properties.scope).toLowerCase() === scope.toLowerCase() && String(r.properties.principalId) === isv.userObjectId &&
+    String(r.properties.roleDefinitionId).endsWith("/ba92f5b4-2d11-453d-a403-e96b0029c9fe"));
+  let containerId = "";
+  for (const run of ["first", "again"]) {
+    const put = await arm("PUT", `${deployments}/isv-setup-ledger?${API}`, { properties: { mode: "Incremental", template: ISV_SETUP, parameters: params } });
+    assert.is(put.status, run === "first" ? 201 : 200, JSON.stringify(put.json));
+    await poll(put.headers.get("azure-asyncoperation")!);
+    const d = (await arm("GET", `${deployments}/isv-setup-ledger?${API}`)).json;
+    assert.is(d.properties.provisioningState, "Succeeded", JSON.stringify(d.properties.error));
+    assert.equal(d.properties.outputs.ledgerContainerName, { type: "String", value: "ledger-d" });
+    containerId = `${rgPath}/providers/Microsoft.Storage/storageAccounts/${d.properties.outputs.storageAccountName.value}/blobServices/default/containers/ledger-d`;
+    const container = await arm("GET", `${containerId}?api-version=2025-06-01`);
+    assert.is(container.status, 200, JSON.stringify(container.json));
+    assert.is(container.json.properties.publicAccess, "None");
+    assert.is(assignmentsAt(containerId).length, 1, `${run}: one assignment at the container`);
+  }
+  // Without the parameter the deployment makes no ledger container (the stand-in name is not deployed).
+  const put = await arm("PUT", `${deployments}/isv-setup-none?${API}`, { properties: { mode: "Incremental", template: ISV_SETUP, parameters: { ...params, ledgerContainerName: { value: "" } } } });
+  await poll(put.headers.get("azure-asyncoperation")!);
+  const d = (await arm("GET", `${deployments}/isv-setup-none?${API}`)).json;
+  assert.is(d.properties.provisioningState, "Succeeded", JSON.stringify(d.properties.error));
+  assert.is(d.properties.outputs.ledgerContainerName.value, "");
+  assert.is((await arm("GET", `${containerId.replace(/ledger-d$/, "none")}?api-version=2025-06-01`)).status, 404);
 });
 
 Deploy("copy loops: the grants template makes one role assignment per role for the identity the connect template created", async () => {

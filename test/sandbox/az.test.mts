@@ -565,8 +565,9 @@ deploy("deploys the ISV setup template and prints the deployment as az does", as
   assert.is(put.query["api-version"], "2022-09-01");
   const sent = (put.body as { properties: { template: { resources: unknown[] }; parameters: unknown; mode: string } }).properties;
   assert.equal(Object.keys(sent), ["template", "parameters", "mode"]);
-  // 8 resources in the JSON: the 7 deployed and the account-wide data role of the static-website issuer host, whose condition is false here.
-  assert.equal([sent.template.resources.length, sent.parameters, sent.mode], [8, { userObjectId: { value: USER.objectId }, keySize: { value: 2048 } }, "Incremental"]);
+  // 10 resources in the JSON: the 7 deployed, the account-wide data role of the static-website issuer host, and the
+  // ledger container with its data role (no ledgerContainerName), whose conditions are false here.
+  assert.equal([sent.template.resources.length, sent.parameters, sent.mode], [10, { userObjectId: { value: USER.objectId }, keySize: { value: 2048 } }, "Incremental"]);
 
   const shown = await az("deployment", "group", "show", "-g", "isv-rg", "-n", "0-isv-setup", "--query", "properties.outputs.keyVaultUri.value", "-o", "tsv");
   assert.equal(shown, { exitCode: 0, stdout: `https://${account}.vault.azure.net/\n`, stderr: "" });
@@ -619,7 +620,7 @@ deploy("template validation errors print ARM's InvalidTemplate and put nothing",
   const typed = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", JSON.stringify({ userObjectId: { value: "u" }, keySize: { value: "4096" } }));
   assert.match(typed.stderr, /Expected a value of type 'Int', but received a value of type 'String'/);
   const kv = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "colour=blue");
-  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, cryptoOfficerAssignmentName, issuerHost, keyName, keySize, keyVaultName, location, storageAccountName, userObjectId\n"]);
+  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, cryptoOfficerAssignmentName, issuerHost, keyName, keySize, keyVaultName, ledgerAssignmentName, ledgerContainerName, location, storageAccountName, userObjectId\n"]);
   const badInt = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "keySize=big");
   assert.equal(badInt.stderr, "ERROR: invalid literal for int() with base 10: 'big'\n");
 });

@@ -137,6 +137,8 @@ parse("reads the ISV setup template's declarations", () => {
     ["keyName", "string", true],
     ["keySize", "int", true],
     ["cryptoOfficerAssignmentName", "string", true],
+    ["ledgerContainerName", "string", true],
+    ["ledgerAssignmentName", "string", true],
     ["userObjectId", "string", false],
   ]);
   const keySize = t.params.find((p) => p.name === "keySize")!;
@@ -151,10 +153,13 @@ parse("reads the ISV setup template's declarations", () => {
     "cryptoOfficer Microsoft.Authorization/roleAssignments@2022-04-01",
     "blobDataContributor Microsoft.Authorization/roleAssignments@2022-04-01",
     "blobDataContributorOnAccount Microsoft.Authorization/roleAssignments@2022-04-01",
+    "ledgerContainer Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01",
+    "ledgerDataContributor Microsoft.Authorization/roleAssignments@2022-04-01",
   ]);
   assert.equal(t.params.find((p) => p.name === "issuerHost")!.allowed, ["blob", "static-website"]);
   assert.ok(t.resources.find((r) => r.symbol === "container")!.condition, "the public container is conditional");
-  assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "webEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion"]);
+  assert.ok(t.resources.find((r) => r.symbol === "ledgerContainer")!.condition, "the ledger container is conditional");
+  assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "webEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion", "ledgerContainerName"]);
 });
 
 parse("reads the connect-customer template's declarations", () => {
@@ -338,6 +343,7 @@ templates("ISV setup puts storage, container, vault, key and role assignment in 
     keyVaultUri: { type: "String", value: `https://${account}.vault.azure.net/` },
     keyUri: { type: "String", value: `https://${account}.vault.azure.net/keys/idpkey` },
     keyUriWithVersion: { type: "String", value: `https://${account}.vault.azure.net/keys/idpkey/0123456789abcdef0123456789abcdef` },
+    ledgerContainerName: { type: "String", value: "" },
   });
   assert.equal(result.parameters.keySize, { type: "Int", value: 4096 });
   assert.equal(result.parameters.location, { type: "String", value: "westeurope" });
@@ -366,7 +372,31 @@ templates("ISV setup with issuerHost static-website: no public access, no contai
   assert.is((arm.calls[0].body!.properties as Record<string, unknown>).allowBlobPublicAccess, false);
   assert.is(result.outputs.containerName.value, "$web");
   assert.is(result.outputs.webEndpoint.value, `https://${account}.z6.web.core.windows.net/`);
-  assert.is((result.template.resources as Array<Record<string, unknown>>).filter((r) => typeof r.condition === "string").length, 3, "compiled to ARM's condition");
+  assert.is((result.template.resources as Array<Record<string, unknown>>).filter((r) => typeof r.condition === "string").length, 5, "compiled to ARM's condition (the ledger's two too)");
+});
+
+templates("ISV setup with ledgerContainerName: a private container, then the data role scoped to it, named by container, user and role", async () => {
+  const arm = fakeArm();
+  const result = await deploy(ISV_SETUP, { userObjectId: USER, ledgerContainerName: "ledger" }, arm);
+  const account = `idp${uniqueString(RG_ID)}`;
+  const ledgerId = `${RG_ID}/providers/Microsoft.Storage/storageAccounts/${account}/blobServices/default/containers/ledger`;
+  const blobRoleId = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+  const ids = arm.calls.map((c) => c.id);
+  const container = arm.calls.find((c) => c.id === ledgerId);
+  assert.equal(container?.body, { properties: { publicAccess: "None" } });
+  const roleAt = `${ledgerId}/providers/Microsoft.Authorization/roleAssignments/${guid(ledgerId, USER, blobRoleId)}`;
+  assert.ok(ids.indexOf(roleAt) > ids.indexOf(ledgerId), ids.join("\n"));
+  assert.equal(arm.calls.find((c) => c.id === roleAt)!.body, {
+    properties: { roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${blobRoleId}`, principalId: USER, principalType: "User" },
+  });
+  assert.is(result.outputs.ledgerContainerName.value, "ledger");
+  assert.ok(ids.some((id) => id.endsWith("/containers/public")), "the issuer's container stays");
+
+  // An assignment made by hand keeps its name; another principal gets another name.
+  const byHand = fakeArm();
+  await deploy(ISV_SETUP, { userObjectId: USER, ledgerContainerName: "ledger", ledgerAssignmentName: "11111111-2222-3333-4444-555555555555" }, byHand);
+  assert.ok(byHand.calls.some((c) => c.id === `${ledgerId}/providers/Microsoft.Authorization/roleAssignments/11111111-2222-3333-4444-555555555555`));
+  assert.not.equal(guid(ledgerId, USER, blobRoleId), guid(ledgerId, "another-principal", blobRoleId));
 });
 
 templates("connect-customer puts the identity, then its federated credential", async () => {

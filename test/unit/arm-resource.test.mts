@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { armRequest, parseAzArmError } from "../../lib/azure/arm-resource.mts";
+import { armRequest, parseAzArmError, storageBlobEndpoint } from "../../lib/azure/arm-resource.mts";
 import { ArmError, AzError, ResourceNotFoundError } from "../../lib/core/errors.mts";
 
 const T = suite("parseAzArmError() / armRequest()");
@@ -26,6 +26,24 @@ T("not found → ResourceNotFoundError naming the thing; forbidden → ArmError 
   } catch (e) {
     assert.instance(e, ArmError);
     assert.match((e as Error).message, /^Cannot change role assignment r: AuthorizationFailed: No\. \(check the subscription/);
+  }
+});
+T("storageBlobEndpoint(): the account's primaryEndpoints.blob; an account not there yet is undefined; other failures throw", async () => {
+  const where = { subscriptionId: "sub", resourceGroup: "rg", name: "idpabc" };
+  let url = "";
+  const answering = (async (o: { url: string }) => {
+    url = o.url;
+    return { properties: { primaryEndpoints: { blob: "https://idpabc.blob.core.windows.net/" } } };
+  }) as never;
+  assert.is(await storageBlobEndpoint({ ...where, azRest: answering }), "https://idpabc.blob.core.windows.net/");
+  assert.is(url, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/idpabc?api-version=2025-06-01");
+  assert.is(await storageBlobEndpoint({ ...where, azRest: failing("Not Found({\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"gone\"}})") }), undefined);
+  try {
+    await storageBlobEndpoint({ ...where, azRest: failing("Forbidden({\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"No.\"}})") });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, ArmError);
+    assert.match((e as Error).message, /^Cannot read storage account 'idpabc' in sub\/rg: AuthorizationFailed/);
   }
 });
 T.run();

@@ -2,10 +2,17 @@
 // fall into shards (lib/metering/shards.mts). Pure.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { blobEndpointOf, parseLedgerSpec } from "../../lib/audit/store.mts";
+import { blobEndpointOf, isContainerName, parseLedgerSpec } from "../../lib/audit/store.mts";
 import { UsageError } from "../../lib/core/errors.mts";
 import { rowsByShard, shardFinder, shardLockName, shardOf } from "../../lib/metering/shards.mts";
 import { UsageRows } from "../../lib/metering/usage-file.mts";
+
+const N = suite("isContainerName()");
+N("Azure's rule: 3-63 lower-case letters, digits and single hyphens, a letter or digit at each end", () => {
+  for (const good of ["abc", "ledger", "a-b-c", "0ledger9", "a".repeat(63)]) assert.ok(isContainerName(good), good);
+  for (const bad of ["ab", "a".repeat(64), "Ledger", "a--b", "-abc", "abc-", "a_b", "a.b", "", "$web", undefined, 42]) assert.not.ok(isContainerName(bad), String(bad));
+});
+N.run();
 
 const P = suite("parseLedgerSpec()");
 P("nothing, or file, is the local audit.jsonl", () => {
