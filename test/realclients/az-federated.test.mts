@@ -27,7 +27,7 @@ if (!missing) {
   env = await frontShellEnv(sb);
 }
 
-interface Issued { aud: string; appid?: string; tenantId: string; grant: string; assertion?: { iss: string; sub: string; kid: string } }
+interface Issued { aud: string; appid?: string; tenantId: string; grant: string; assertion?: { iss: string; sub: string; kid: string; jti?: string } }
 
 const T = suite("real az: federated sign-in as a customer's UAMI, metering through the front");
 
@@ -52,7 +52,9 @@ testOrSkip(T, FILE, missing, "az account get-access-token --resource <metering>:
   const mine = issued.filter((t) => t.appid === cc.uamiClientId && t.aud === METERING_RESOURCE);
   assert.ok(mine.length >= 1, JSON.stringify(issued.slice(-3)));
   assert.is(mine.at(-1)!.grant, "client_assertion");
-  assert.equal(mine.at(-1)!.assertion, { iss: pub.issuer, sub: cc.subject, kid: pub.kid });
+  const { jti, ...named } = mine.at(-1)!.assertion!;
+  assert.equal(named, { iss: pub.issuer, sub: cc.subject, kid: pub.kid });
+  assert.type(jti, "string", "the sandbox records the assertion's jti");
 });
 
 testOrSkip(T, FILE, missing, "az rest POST https://marketplaceapi.microsoft.com/api/usageEvent: the sandbox accepts the event", async () => {
