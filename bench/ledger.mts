@@ -17,6 +17,8 @@
 // Usage: npm run bench:ledger [-- --customers N --dimensions N --runtime node20|node24|deno --shards N
 //                                 --latency kv=60,token=150,metering=250]
 // Seeds its own world, starts its own sandbox (with Azurite) in a temporary directory, stops it.
+// BENCH_CLIENT_NODE_OPTIONS: node flags for the runners (e.g. --import of a preload that profiles
+// them), with CPU_PROFILE_DIR and CPU_PROFILE_MATCH passed on.
 import { writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
@@ -59,6 +61,9 @@ say(`Setting up ${nCustomers} customers…`);
 const { sb, env, customers, events, dataDir } = await startFleet({ customers: nCustomers, dimensions: nDims });
 let hoursAgo = 0;
 let ledgers = 0;
+const profiling: Record<string, string> = process.env.BENCH_CLIENT_NODE_OPTIONS
+  ? Object.fromEntries(Object.entries({ NODE_OPTIONS: process.env.BENCH_CLIENT_NODE_OPTIONS, CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR, CPU_PROFILE_MATCH: process.env.CPU_PROFILE_MATCH }).filter(([, v]) => v !== undefined) as Array<[string, string]>)
+  : {};
 
 /** `runners` processes of 2-emit-meter at once over one fresh hour's file; checks the emulator got each event once. */
 async function round(label: string, runners: number, ledgerEnv: Record<string, string>, extra: string[]) {
@@ -70,7 +75,7 @@ async function round(label: string, runners: number, ledgerEnv: Record<string, s
   const cpu0 = { runners: childCpuSeconds(), sandbox: cpuSeconds(process.pid), azurite: sb.azuritePid ? cpuSeconds(sb.azuritePid) : 0 };
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: runners }, () =>
-    runMeasured([...runtimes[runtime], join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file, "--json", ...extra], { cwd: ROOT, env: { ...env, ...ledgerEnv } })));
+    runMeasured([...runtimes[runtime], join(ROOT, "scripts", "2-emit-meter.mts"), "--file", file, "--json", ...extra], { cwd: ROOT, env: { ...env, ...ledgerEnv, ...profiling } })));
   const ms = performance.now() - t0;
   const cpu = {
     runners: childCpuSeconds() - cpu0.runners,

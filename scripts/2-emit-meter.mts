@@ -23,7 +23,7 @@ const [
   { statusMeaning },
   { UsageRows },
   { checkRunRows, fileRows, MAX_CONCURRENCY, MAX_SHARDS, oneEventDryRun, oneEventRows, planShape, planUsageRun, runUsage },
-  { lineWriters, renderTable },
+  { jsonPieces, lineWriters, renderTable },
   { attentionOfRun, DEFAULT_WARN_BEFORE_MS, notificationBody },
   { parseWebhookUrl, postWebhook },
   { LATE_POLICIES },
@@ -159,7 +159,7 @@ const OPTIONS = {
 } as const;
 const EVENT_POSITIONALS = ["subscription", "managed-resource-group", "hours-ago", "dimension", "quantity"];
 
-const { out, progress } = lineWriters(process);
+const { out, outAll, progress } = lineWriters(process);
 
 function main(args: string[]): Promise<number> {
   return runCommand({
@@ -229,7 +229,7 @@ function main(args: string[]): Promise<number> {
           if (files.length === 0) progress(`No usage files (.csv, .jsonl) under ${String(values.from)}`);
           const attention = attentionOfRun({ reports: result.reports, skipped, now: Date.now(), warnBeforeMs });
           const notified = await raiseAlarm(attention, { url: webhook, publisher });
-          reportMany(result.reports, { counts: result.counts, json, skipped, customers: result.customers, attention, files });
+          await reportMany(result.reports, { counts: result.counts, json, skipped, customers: result.customers, attention, files });
           return result.ok && skipped.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
         }
 
@@ -253,14 +253,14 @@ function main(args: string[]): Promise<number> {
           for (const r of reports) if (r !== mine) progress(`Earlier event ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}: ${r.status}${r.message ? ` (${r.message})` : ""}`);
           return reportOne(mine, { json }) === EXIT_OK && ok && notified ? EXIT_OK : EXIT_FAILED;
         }
-        reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention, carried: result.carried });
+        await reportMany(reports, { counts, json, skipped: problems, customers: result.customers, audit: result.audit, aggregated, attention, carried: result.carried });
         return ok && problems.length === 0 && notified ? EXIT_OK : EXIT_FAILED;
       });
     },
   });
 }
 
-function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; single: boolean; problems: RowProblem[] }): number {
+async function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; single: boolean; problems: RowProblem[] }): Promise<number> {
   const { problems, publisher } = o;
   if (o.single) {
     const one = oneEventDryRun(plan, publisher);
@@ -278,7 +278,8 @@ function dryRun(plan: SubmissionPlan, o: { publisher: Publisher; json: boolean; 
   }
   const { customers, batchCalls } = planShape(plan);
   if (o.json) {
-    out(JSON.stringify({ dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers, batchCalls }, null, 2));
+    const dry = { dryRun: true, wouldSend: plan.work, settled: plan.settled, unknown: plan.unknown, skipped: problems, customers, batchCalls };
+    await outAll(jsonPieces(dry, { stream: ["wouldSend", "settled", "unknown", "skipped"] }));
   } else {
     out(`Would send ${plan.work.length} event(s) (${plan.work.filter((w) => w.resend).length} resent) for ${customers} customer(s) in ${batchCalls} batch call(s)`);
     for (const r of [...plan.settled, ...plan.unknown]) out(`Would not send ${r.line !== undefined ? `line ${r.line}` : `an earlier run's ${r.event.quantity} ${r.event.dimension} for ${r.event.effectiveStartTime}`}: ${r.status}: ${r.message}`);
@@ -327,13 +328,15 @@ async function raiseAlarm(attention: Attention, o: { url: URL | undefined; publi
 }
 
 /** The end of a file run: a table per status, failures listed, or the JSON report. */
-function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"]; files?: BlobFileOutcome[] }) {
+async function reportMany(reports: EventReport[], o: { counts: Record<string, number>; json: boolean; skipped: RowProblem[]; customers: number; audit?: AuditWriterStats; aggregated?: RunRows["aggregated"]; attention: Attention; carried?: UsageRunResult["carried"]; files?: BlobFileOutcome[] }) {
   if (o.json) {
     // `audit`: the usage records this run appended, in how many writes (one fsync each), and the fsync time.
-    out(JSON.stringify({
+    // Written a group of events at a time: never the whole report as one string.
+    const report = {
       ok: reports.every((r) => r.ok) && o.skipped.length === 0, counts: o.counts, skipped: o.skipped,
       ...(o.aggregated ? { aggregated: o.aggregated } : {}), ...(o.carried ? { carried: o.carried } : {}), ...(o.files ? { files: o.files } : {}), attention: o.attention.counts, ...(o.audit ? { audit: o.audit } : {}), events: reports,
-    }, null, 2));
+    };
+    await outAll(jsonPieces(report, { stream: ["events", "skipped"] }));
     return;
   }
   const failures = reports.filter((r) => !r.ok);

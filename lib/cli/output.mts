@@ -10,7 +10,9 @@ export const ELLIPSIS = "…";
 
 /** Anything with `write`: process.stdout, process.stderr, a collector in tests. */
 export interface TextStream {
+  /** False when the stream's buffer is full (a pipe); then `drain` is emitted once it has room. */
   write(text: string): unknown;
+  once?(event: "drain", listener: () => void): unknown;
   isTTY?: boolean;
   columns?: number;
 }
@@ -21,6 +23,12 @@ export interface LineWriters {
   out(text: string): void;
   /** One line of progress or a note on stderr (a newline is added); never data. */
   progress(text: string): void;
+  /**
+   * Lines of data (jsonPieces' pieces), each followed by a newline, waiting whenever stdout's
+   * buffer is full: a pipe takes writes without blocking, so 100,000 events written at once
+   * would sit in memory until the reader caught up.
+   */
+  outAll(pieces: Iterable<string>): Promise<void>;
 }
 
 /**
@@ -33,6 +41,12 @@ export function lineWriters(streams: { stdout: TextStream; stderr: TextStream })
   return {
     out: (text) => void streams.stdout.write(`${text}\n`),
     progress: (text) => void streams.stderr.write(`${text}\n`),
+    async outAll(pieces) {
+      const { stdout } = streams;
+      for (const piece of pieces) {
+        if (stdout.write(`${piece}\n`) === false && stdout.once) await new Promise<void>((resolve) => stdout.once!("drain", resolve));
+      }
+    },
   };
 }
 
@@ -259,4 +273,44 @@ export function renderFields(fields: Array<[string, string]>, options: { width?:
   return fields.flatMap(([label, value]) =>
     wrapText(value, valueWidth).map((part, i) => `${pad(i === 0 ? label : "", indent, "left")}${part}`.trimEnd())
   );
+}
+
+/** Array items per piece of jsonPieces: a few hundred records at a time. */
+const JSON_ITEMS_PER_PIECE = 256;
+
+/**
+ * The text of `JSON.stringify(value, null, 2)` for an object, in pieces of whole lines (joined
+ * with newlines they are exactly that text), with the arrays under the keys in `stream` given an
+ * item group at a time. A report of 100,000 events as one string took more memory than the whole
+ * run before it (the string, then its UTF-8 copy for stdout); written piece by piece through a
+ * line writer it never exists at once. Pure.
+ *
+ * @example
+ * for (const piece of jsonPieces({ ok: true, events }, { stream: ["events"] })) out(piece);
+ */
+export function* jsonPieces(value: Record<string, unknown>, options: { stream: string[]; itemsPerPiece?: number }): Generator<string> {
+  const per = Math.max(1, options.itemsPerPiece ?? JSON_ITEMS_PER_PIECE);
+  // JSON.stringify leaves out members it cannot write.
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== "function" && typeof v !== "symbol");
+  if (entries.length === 0) {
+    yield "{}";
+    return;
+  }
+  yield "{";
+  for (let e = 0; e < entries.length; e++) {
+    const [key, v] = entries[e];
+    const comma = e < entries.length - 1 ? "," : "";
+    if (!options.stream.includes(key) || !Array.isArray(v) || v.length === 0) {
+      yield `  ${JSON.stringify(key)}: ${JSON.stringify(v, null, 2).replaceAll("\n", "\n  ")}${comma}`;
+      continue;
+    }
+    yield `  ${JSON.stringify(key)}: [`;
+    for (let i = 0; i < v.length; i += per) {
+      const group: string[] = [];
+      for (let j = i; j < Math.min(v.length, i + per); j++) group.push(`    ${(JSON.stringify(v[j], null, 2) ?? "null").replaceAll("\n", "\n    ")}`);
+      yield `${group.join(",\n")}${i + per < v.length ? "," : ""}`;
+    }
+    yield `  ]${comma}`;
+  }
+  yield "}";
 }

@@ -65,6 +65,8 @@ export interface FederatedTokenSource {
   getToken(identity: FederatedIdentity & { scope?: string }): Promise<FederatedToken>;
   /** How many assertions were signed so far (each one is a Key Vault call). */
   readonly assertionsSigned: number;
+  /** Drops the identity's credential (and MSAL's token cache with it); a later getToken makes a new one. */
+  forget(identity: FederatedIdentity): void;
 }
 
 const _defaultFactory: CredentialFactory = async (tenantId, clientId, getAssertion, options) => {
@@ -177,8 +179,9 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
     return assertion;
   };
 
+  const credentialKey = (identity: FederatedIdentity) => JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
   function credentialFor(identity: FederatedIdentity): Promise<TokenCredential> {
-    const key = JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
+    const key = credentialKey(identity);
     let credential = credentials.get(key);
     if (!credential) {
       const getAssertion = () => assertionFor(identity);
@@ -194,6 +197,9 @@ export function createFederatedTokenSource(options: FederatedTokenSourceOptions)
   return {
     get assertionsSigned() {
       return assertionsSigned;
+    },
+    forget(identity) {
+      credentials.delete(credentialKey(identity));
     },
     async getToken(identity) {
       const scope = identity.scope ?? METERING_SCOPE;

@@ -30,6 +30,8 @@ export interface UsageRunContext {
   config: MeteringConfig;
   meteringClient(): Promise<MeteringClient>;
   session(ref: CustomerRef, customer?: CustomerConfig): { getToken(): Promise<FederatedToken> };
+  /** Lets go of a customer's session (its credential and cached token): the run is done with it. */
+  endSession?(ref: CustomerRef, customer?: CustomerConfig): void;
   /** The publisher's Entra app (config publisher.app): one token for every customer (`as: "publisher-app"`). */
   publisherApp?(): { getToken(): Promise<FederatedToken> };
 }
@@ -414,6 +416,9 @@ async function _runLocked(o: UsageRunOptions, h: { ledger: Ledger; now: number; 
       lock: { name: _lockName(h.lock), token: h.lock.info.token, lost: () => h.lock.lost() },
       getToken: central ? () => central() : (customer, ref) => publisher.session(ref, customer).getToken(),
       onProgress: (p) => o.onProgress?.(p, plan.work.length),
+      // Each customer's credential (an MSAL application with its token cache) is let go once its
+      // batches are done: what a run holds follows its request slots, not its customers.
+      ...(central || !publisher.endSession ? {} : { onCustomerDone: (customer: CustomerConfig, ref: CustomerRef) => publisher.endSession!(ref, customer) }),
       onAuditStats: (stats) => void (audit = stats),
     });
     const lost = h.lock.lost();

@@ -303,6 +303,11 @@ export interface RunSubmissionOptions {
    */
   lock?: { name: string; token: string; lost(): Error | undefined };
   onProgress?: (progress: SubmissionProgress) => void;
+  /**
+   * A customer's last batch of the run is done (sent or not): its token is not asked for again,
+   * so the caller can let go of what it holds for it (a credential and its cached token each).
+   */
+  onCustomerDone?: (customer: CustomerConfig, ref: CustomerRef) => void;
   /** What the audit writer did (records, writes and fsyncs, bytes), once it is closed. */
   onAuditStats?: (stats: AuditWriterStats) => void;
 }
@@ -455,6 +460,7 @@ export async function runSubmission(options: RunSubmissionOptions): Promise<Even
         if (--of.chunksLeft === 0) {
           progress.customersDone++;
           options.onProgress?.({ ...progress });
+          options.onCustomerDone?.(of.customer, of.ref);
         }
       }
     });

@@ -111,6 +111,20 @@ source("keeps one credential per (tenant, UAMI)", async () => {
   await tokens.getToken({ ...identity, clientId: "66666666-6666-4666-8666-666666666666" });
   assert.is(created.length, 2);
 });
+source("forget() drops one identity's credential: the next token makes a new one, others are kept", async () => {
+  const key = await makeTestKey();
+  const token = await fakeAccessToken({});
+  const created: unknown[][] = [];
+  const tokens = createFederatedTokenSource({ issuer: ISSUER, signer: key.signer, settings: readSettings({}), createCredential: recordingFactory(token, created, []) });
+  const other = { ...identity, clientId: "66666666-6666-4666-8666-666666666666" };
+  await tokens.getToken(identity);
+  await tokens.getToken(other);
+  tokens.forget(identity);
+  await tokens.getToken(other);
+  assert.is(created.length, 2, "the other identity's credential is still there");
+  await tokens.getToken(identity);
+  assert.is(created.length, 3, "a new credential for the forgotten one");
+});
 source("passes disableInstanceDiscovery from METERING_DISABLE_INSTANCE_DISCOVERY", async () => {
   const key = await makeTestKey();
   const created: unknown[][] = [];

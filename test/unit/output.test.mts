@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  DEFAULT_WIDTH, displayWidth, ELLIPSIS, lineWriters, renderFields, renderTable, shortenMiddle, widthOf, wrapText,
+  DEFAULT_WIDTH, displayWidth, ELLIPSIS, jsonPieces, lineWriters, renderFields, renderTable, shortenMiddle, widthOf, wrapText,
 } from "../../lib/cli/output.mts";
 
 const SUB = "998924ac-3f47-4b8a-af68-c30c6d16e086";
@@ -120,3 +120,59 @@ writers("a terminal's columns, else 80", () => {
   assert.is(widthOf(undefined), 80);
 });
 writers.run();
+
+const pieces = suite("jsonPieces()");
+const report = (i: number) => ({ ok: i % 3 !== 0, status: i % 3 ? "Accepted" : "Duplicate", line: i + 2, event: { dimension: `dim-${i}`, quantity: i / 4, note: undefined }, tags: [i, null, "x\ny"] });
+pieces("joined with newlines, exactly JSON.stringify(value, null, 2), whatever the piece size", () => {
+  const events = Array.from({ length: 1000 }, (_, i) => report(i));
+  const value = { ok: true, counts: { Accepted: 666, Duplicate: 334 }, skipped: [], nothing: undefined, fn: () => 1, events, after: { done: "yes" } };
+  for (const per of [1, 7, 256, 1000, 5000]) {
+    const got = [...jsonPieces(value, { stream: ["events", "skipped"], itemsPerPiece: per })];
+    assert.is(got.join("\n"), JSON.stringify(value, null, 2), `${per} per piece`);
+    assert.ok(got.every((p) => !p.endsWith("\n")), "whole lines: a line writer adds the newline");
+    // "{", ok, counts, skipped (empty: one line), `"events": [`, the groups, "],", after, "}"
+    if (per === 7) assert.is(got.length, 1 + 3 + 1 + Math.ceil(1000 / 7) + 1 + 1 + 1, "the streamed array is in groups of 7");
+  }
+});
+pieces("empty objects and arrays, and array items JSON writes as null", () => {
+  for (const value of [{}, { events: [] }, { a: undefined }, { events: [undefined, () => 1, 1] }, { events: [[], {}, [[1]]], z: 1 }]) {
+    assert.is([...jsonPieces(value as Record<string, unknown>, { stream: ["events"] })].join("\n"), JSON.stringify(value, null, 2));
+  }
+});
+pieces("no piece holds more than its group of a streamed array", () => {
+  const events = Array.from({ length: 10_000 }, (_, i) => report(i));
+  const whole = JSON.stringify({ events }, null, 2).length;
+  const largest = Math.max(...[...jsonPieces({ events }, { stream: ["events"], itemsPerPiece: 100 })].map((p) => p.length));
+  assert.ok(largest * 50 < whole, `largest piece ${largest} of ${whole}`);
+});
+pieces.run();
+
+const all = suite("lineWriters().outAll()");
+all("writes every piece with its newline, and waits for drain while the stream is full", async () => {
+  const written: string[] = [];
+  let full = false;
+  let onDrain: (() => void) | undefined;
+  const stdout = {
+    write(text: string) {
+      written.push(text);
+      full = written.length % 2 === 0;
+      return !full;
+    },
+    once(_event: "drain", listener: () => void) {
+      onDrain = listener;
+    },
+  };
+  const { outAll } = lineWriters({ stdout, stderr: { write: () => true } });
+  const done = outAll(["a", "b", "c", "d"]);
+  let finished = false;
+  void done.then(() => (finished = true));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(written, ["a\n", "b\n"], "stopped at the full buffer");
+  assert.is(finished, false);
+  onDrain!();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(written, ["a\n", "b\n", "c\n", "d\n"]);
+  onDrain!();
+  await done;
+});
+all.run();

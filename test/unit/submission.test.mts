@@ -277,6 +277,27 @@ run("a lost lock stops the run before its next batch: the batches after it are n
     assert.ok(intents.every((r) => JSON.stringify(r.lock) === JSON.stringify({ name: "shard-1-of-2", token: "t-1" })));
   });
 });
+run("onCustomerDone: once per customer, after its last batch has its outcome", async () => {
+  await withAudit(async (auditPath) => {
+    const work = [
+      ...Array.from({ length: 60 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A)),
+      ...Array.from({ length: 3 }, (_, i) => item(usageEvent(B, `d${i}`, 1), B)),
+    ];
+    const { client, calls } = fakeClient();
+    const done: Array<{ subscriptionId: string; callsBefore: number; ofThisCustomer: number }> = [];
+    await runSubmission({
+      work, config, auditPath, client, getToken: fakeTokens().getToken, concurrency: 4,
+      onCustomerDone: (_customer, ref) => done.push({
+        subscriptionId: ref.subscriptionId,
+        callsBefore: calls.length,
+        ofThisCustomer: calls.filter((c) => c.events[0].resourceId === CUSTOMERS.find((x) => x.subscriptionId === ref.subscriptionId)!.resourceId).length,
+      }),
+    });
+    assert.equal(done.map((d) => d.subscriptionId).sort(), [A.subscriptionId, B.subscriptionId].sort());
+    assert.is(done.find((d) => d.subscriptionId === A.subscriptionId)!.ofThisCustomer, 3, "told after all three of A's batches");
+    assert.is(done.find((d) => d.subscriptionId === B.subscriptionId)!.ofThisCustomer, 1);
+  });
+});
 run("batchSize makes smaller chunks but never more than 25", async () => {
   await withAudit(async (auditPath) => {
     const work = Array.from({ length: 30 }, (_, i) => item(usageEvent(A, `d${i}`, 1), A));
