@@ -189,6 +189,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
   // Client ids of connections made minutes ago: their token requests get the propagation retry.
   const fresh = new Set<string>();
   const sessions = new Map<string, CustomerSession>();
+  const sessionKey = (identity: FederatedIdentity) => JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
 
   // A failed creation is not cached: the doctor reports it, and a later call may succeed.
   const once = <T,>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> => {
@@ -274,7 +275,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
     session(ref, entry) {
       const customer = entry ?? getCustomer(config, { ...ref, path: paths.configPath });
       const identity = customerIdentity(customer);
-      const key = JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]);
+      const key = sessionKey(identity);
       let session = sessions.get(key);
       if (session) return session;
       const isFresh = Date.now() - Date.parse(String(customer.connectedAt ?? "")) < FRESH_CONNECTION_MS;
@@ -309,7 +310,7 @@ export async function openPublisher(options: OpenPublisherOptions = {}): Promise
       const customer = entry ?? getCustomer(config, { ...ref, path: paths.configPath });
       if (customer.billingOnly === true) return;
       const identity = customerIdentity(customer);
-      sessions.delete(JSON.stringify([identity.tenantId, identity.clientId, identity.subject, identity.audience]));
+      sessions.delete(sessionKey(identity));
       tokenSourceValue?.forget(identity);
     },
     publisherApp(given) {
