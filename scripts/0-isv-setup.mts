@@ -165,7 +165,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
   }
 
   const az = await import("../lib/azure/az.mts");
-  const { getSignedInObjectId } = await import("../lib/identity/isv-credential.mts");
+  const { getSignedInPrincipal } = await import("../lib/identity/isv-credential.mts");
   const { getKeyVaultPublicKey } = await import("../lib/identity/signing-key.mts");
   const issuerLib = await import("../lib/issuer/oidc.mts");
   const rotateLib = await import("../lib/issuer/rotate-key.mts");
@@ -177,7 +177,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
   };
 
   const credential = await ctx.credential();
-  const userObjectId = await getSignedInObjectId({ credential });
+  const { objectId: userObjectId, principalType: userPrincipalType } = await getSignedInPrincipal({ credential });
 
   progress(`Resource group ${publisher.resourceGroup} in ${publisher.location}`);
   await recorded(ctx, { operation: "issuer.resourceGroup", targets: [rgId], detail: { location: publisher.location } },
@@ -213,7 +213,7 @@ async function setup(ctx: Publisher, o: { json: boolean; issuerHost: IssuerHost 
     resourceGroup: publisher.resourceGroup,
     name: DEPLOYMENT_NAME,
     templateFile: TEMPLATE_FILE,
-    parameters: { userObjectId, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}), ...ledgerParameters },
+    parameters: { userObjectId, userPrincipalType, location: publisher.location, issuerHost, ...names, ...(cryptoOfficerAssignmentName ? { cryptoOfficerAssignmentName } : {}), ...ledgerParameters },
   }));
   const outputs = az.deploymentOutputs(deployment);
   const output = (name: string) => az.getDeploymentOutput(outputs, name);

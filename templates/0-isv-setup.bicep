@@ -60,6 +60,13 @@ param ledgerAssignmentName string = ''
 @description('Object id of the principal (the user running the scripts) that gets Key Vault Crypto Officer on the vault and Storage Blob Data Contributor on the issuer container.')
 param userObjectId string
 
+@description('What userObjectId is: a person (User), or a service principal or managed identity (ServicePrincipal) when automation runs the setup. Azure refuses an assignment whose type does not match the directory (UnmatchedPrincipalType); 0-isv-setup.mts reads it from the signed-in token.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param userPrincipalType string = 'User'
+
 // Built-in role "Key Vault Crypto Officer": all key operations, including sign.
 var cryptoOfficerRoleId = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
 // Built-in role "Storage Blob Data Contributor": the scripts upload the issuer documents with
@@ -137,7 +144,7 @@ resource cryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoOfficerRoleId)
     principalId: userObjectId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
@@ -147,7 +154,7 @@ resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
     principalId: userObjectId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
@@ -159,7 +166,7 @@ resource blobDataContributorOnAccount 'Microsoft.Authorization/roleAssignments@2
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
     principalId: userObjectId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
@@ -181,7 +188,7 @@ resource ledgerDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
     principalId: userObjectId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 

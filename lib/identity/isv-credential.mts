@@ -62,11 +62,17 @@ export async function createIsvCredential(options: {
   return withFallback(primary, managedIdentity);
 }
 
+/** How a role assignment names the kind of its principal (ARM refuses one that does not match the directory: UnmatchedPrincipalType). */
+export type PrincipalType = "User" | "ServicePrincipal";
+
 /**
- * The object id (`oid`) of the signed-in ISV principal, read from its ARM token's claims:
- * there is no ARM call that returns it, and az's Graph call needs Graph permissions.
+ * The signed-in ISV principal, read from its ARM token's claims: its object id (`oid`; there
+ * is no ARM call that returns it, and az's Graph call needs Graph permissions), and whether it
+ * is a person or a service principal (automation signed in with `az login --service-principal`,
+ * a managed identity): `idtyp` says `user` or `app`; a token without it is delegated (a user)
+ * when it has `scp`, app-only otherwise.
  */
-export async function getSignedInObjectId(options: { credential: TokenCredential; scope?: string }): Promise<string> {
+export async function getSignedInPrincipal(options: { credential: TokenCredential; scope?: string }): Promise<{ objectId: string; principalType: PrincipalType }> {
   let token;
   try {
     token = await options.credential.getToken(options.scope ?? ARM_SCOPE);
@@ -74,9 +80,15 @@ export async function getSignedInObjectId(options: { credential: TokenCredential
     throw new MeteringError(`Cannot sign in as the ISV: ${String((cause as Error)?.message ?? cause).split("\n")[0]} (run az login)`, { cause });
   }
   if (!token?.token) throw new MeteringError("Cannot sign in as the ISV: no token (run az login)");
-  const oid = (decodeJwt(token.token) as { oid?: unknown }).oid;
-  if (typeof oid !== "string" || oid === "") {
+  const claims = decodeJwt(token.token) as { oid?: unknown; idtyp?: unknown; scp?: unknown };
+  if (typeof claims.oid !== "string" || claims.oid === "") {
     throw new MeteringError("Cannot find the signed-in principal's object id: the ARM token has no oid claim");
   }
-  return oid;
+  const app = claims.idtyp === "app" || (claims.idtyp !== "user" && typeof claims.scp !== "string");
+  return { objectId: claims.oid, principalType: app ? "ServicePrincipal" : "User" };
+}
+
+/** The object id of the signed-in ISV principal (getSignedInPrincipal). */
+export async function getSignedInObjectId(options: { credential: TokenCredential; scope?: string }): Promise<string> {
+  return (await getSignedInPrincipal(options)).objectId;
 }

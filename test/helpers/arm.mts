@@ -49,10 +49,15 @@ export async function armPut(sb: SandboxHandle, path: string, body: unknown, who
   return r.json;
 }
 
-/** Assigns a built-in role (by role definition GUID) to a principal at `scope`, as the ISV user. */
+/**
+ * Assigns a built-in role (by role definition GUID) to a principal at `scope`, as the ISV user;
+ * a user of the sandbox's directory as User, any other principal as ServicePrincipal (ARM refuses
+ * a type the directory contradicts).
+ */
 export async function grantRole(sb: SandboxHandle, scope: string, principalId: string, roleId: string): Promise<void> {
+  const principalType = [...sb.state.users.values()].some((u) => u.objectId.toLowerCase() === principalId.toLowerCase()) ? "User" : "ServicePrincipal";
   await armPut(sb, `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${roleId}`, principalId, principalType: "ServicePrincipal" },
+    properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${roleId}`, principalId, principalType },
   });
 }
 

@@ -150,6 +150,23 @@ Deploy("the setup template with ledgerContainerName: a private container and Sto
   assert.is((await arm("GET", `${containerId.replace(/ledger-d$/, "none")}?api-version=2025-06-01`)).status, 404);
 });
 
+Deploy("the setup template for a service principal (automation, a managed identity): as a User it fails UnmatchedPrincipalType; with userPrincipalType ServicePrincipal it succeeds", async () => {
+  const mi = isv.managedIdentity!.principalId;
+  const run = async (name: string, extra: Record<string, { value: unknown }>) => {
+    const put = await arm("PUT", `${deployments}/${name}?${API}`, { properties: { mode: "Incremental", template: ISV_SETUP, parameters: { userObjectId: { value: mi }, keySize: { value: 2048 }, ...extra } } });
+    assert.is(put.status, 201, JSON.stringify(put.json));
+    return (await poll(put.headers.get("azure-asyncoperation")!)).at(-1)!.json;
+  };
+  const ofMi = () => sb.state.ofType("Microsoft.Authorization/roleAssignments").filter((r) => String(r.properties.principalId) === mi);
+  const asUser = await run("isv-setup-sp-as-user", {});
+  assert.is(asUser.status, "Failed");
+  assert.match(JSON.stringify(asUser.error), /UnmatchedPrincipalType/);
+  assert.is(ofMi().length, 0, "no assignment of the wrong type was made");
+  const asSp = await run("isv-setup-sp", { userPrincipalType: { value: "ServicePrincipal" } });
+  assert.is(asSp.status, "Succeeded", JSON.stringify(asSp));
+  assert.equal(ofMi().map((r) => r.properties.principalType), ["ServicePrincipal", "ServicePrincipal"], "Crypto Officer on the vault, the data role on the container");
+});
+
 Deploy("copy loops: the grants template makes one role assignment per role for the identity the connect template created", async () => {
   const roles = ["b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "4633458b-17de-408a-b874-0445c86b69e6"];
   const body = { properties: { mode: "Incremental", template: CONNECT, parameters: { issuer: { value: "https://idp.example/public" }, subject: { value: "s" } } } };

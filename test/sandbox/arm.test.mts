@@ -589,6 +589,21 @@ Rbac("a Reader assignment lets a principal read but not write; deleting it takes
   assertError(await arm("GET", `${rg}?${RG_API}`, { who: reader }), 403, "AuthorizationFailed");
 });
 
+Rbac("a principalType the directory contradicts is 400 UnmatchedPrincipalType; the right one is recorded", async () => {
+  const rg = `${isvSub}/resourceGroups/rbac-rg`;
+  const put = (principalId: string, principalType: string) => arm("PUT", `${rg}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, {
+    body: { properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${ROLE.Reader}`, principalId, principalType } },
+  });
+  const mi = isv.managedIdentity!.principalId;
+  assertError(await put(mi, "User"), 400, "UnmatchedPrincipalType", new RegExp(`has type 'ServicePrincipal' , which is different from specified PrinciaplType 'User'`));
+  assertError(await put(isv.userObjectId, "ServicePrincipal"), 400, "UnmatchedPrincipalType", /has type 'User'/);
+  const made = await put(mi, "ServicePrincipal");
+  assert.is(made.status, 201);
+  assert.is(made.json.properties.principalType, "ServicePrincipal");
+  // A principal the directory does not know is taken as given (a replication delay, another directory).
+  assert.is((await put(randomUUID(), "User")).status, 201);
+});
+
 Rbac("PUT records scope, role and principal; GET returns it; a second name for the same grant is 409 RoleAssignmentExists", async () => {
   const principal = randomUUID();
   const rg = `${isvSub}/resourceGroups/rbac-rg`;

@@ -620,7 +620,7 @@ deploy("template validation errors print ARM's InvalidTemplate and put nothing",
   const typed = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", JSON.stringify({ userObjectId: { value: "u" }, keySize: { value: "4096" } }));
   assert.match(typed.stderr, /Expected a value of type 'Int', but received a value of type 'String'/);
   const kv = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "colour=blue");
-  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, cryptoOfficerAssignmentName, issuerHost, keyName, keySize, keyVaultName, ledgerAssignmentName, ledgerContainerName, location, storageAccountName, userObjectId\n"]);
+  assert.equal([kv.exitCode, kv.stderr], [1, "ERROR: unrecognized template parameter 'colour'. Allowed parameters: containerName, cryptoOfficerAssignmentName, issuerHost, keyName, keySize, keyVaultName, ledgerAssignmentName, ledgerContainerName, location, storageAccountName, userObjectId, userPrincipalType\n"]);
   const badInt = await az("deployment", "group", "create", "-g", "isv-rg", "-f", "templates/0-isv-setup.bicep", "-p", "keySize=big");
   assert.equal(badInt.stderr, "ERROR: invalid literal for int() with base 10: 'big'\n");
 });

@@ -140,6 +140,7 @@ parse("reads the ISV setup template's declarations", () => {
     ["ledgerContainerName", "string", true],
     ["ledgerAssignmentName", "string", true],
     ["userObjectId", "string", false],
+    ["userPrincipalType", "string", true],
   ]);
   const keySize = t.params.find((p) => p.name === "keySize")!;
   assert.equal(keySize.allowed, [2048, 3072, 4096]);
@@ -157,6 +158,7 @@ parse("reads the ISV setup template's declarations", () => {
     "ledgerDataContributor Microsoft.Authorization/roleAssignments@2022-04-01",
   ]);
   assert.equal(t.params.find((p) => p.name === "issuerHost")!.allowed, ["blob", "static-website"]);
+  assert.equal(t.params.find((p) => p.name === "userPrincipalType")!.allowed, ["User", "ServicePrincipal"]);
   assert.ok(t.resources.find((r) => r.symbol === "container")!.condition, "the public container is conditional");
   assert.ok(t.resources.find((r) => r.symbol === "ledgerContainer")!.condition, "the ledger container is conditional");
   assert.equal(t.outputs.map((o) => o.name), ["storageAccountName", "containerName", "blobEndpoint", "webEndpoint", "keyVaultName", "keyVaultUri", "keyUri", "keyUriWithVersion", "ledgerContainerName"]);

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { generateKeyPair, SignJWT } from "jose";
-import { ARM_SCOPE, createIsvCredential, getSignedInObjectId } from "../../lib/identity/isv-credential.mts";
+import { ARM_SCOPE, createIsvCredential, getSignedInObjectId, getSignedInPrincipal } from "../../lib/identity/isv-credential.mts";
 import { MeteringError } from "../../lib/core/errors.mts";
 import { readSettings } from "../../lib/core/settings.mts";
 
@@ -15,6 +15,17 @@ oid("returns the oid claim of the ARM token, asked for the ARM scope", async () 
   const credential = { getToken: async (s: string | string[]) => { scopes.push(s); return { token: t, expiresOnTimestamp: Date.now() + 3_600_000 }; } };
   assert.is(await getSignedInObjectId({ credential }), "8a7e726f-af43-4b4a-a882-b5477900bbb2");
   assert.equal(scopes, [ARM_SCOPE]);
+});
+oid("getSignedInPrincipal: a person is User, a service principal or managed identity is ServicePrincipal (idtyp; scp when idtyp is absent)", async () => {
+  const of = async (claims: Record<string, unknown>) => {
+    const t = await token({ oid: "8a7e726f-af43-4b4a-a882-b5477900bbb2", ...claims });
+    return (await getSignedInPrincipal({ credential: { getToken: async () => ({ token: t, expiresOnTimestamp: 0 }) } })).principalType;
+  };
+  assert.is(await of({ idtyp: "user", scp: "user_impersonation" }), "User");
+  assert.is(await of({ idtyp: "app", roles: [] }), "ServicePrincipal");
+  assert.is(await of({ scp: "user_impersonation" }), "User");
+  assert.is(await of({ appid: "x" }), "ServicePrincipal");
+  assert.is(await of({ idtyp: "user" }), "User");
 });
 oid("a token without oid is an error that says so", async () => {
   const t = await token({ aud: "x" });

@@ -2,6 +2,7 @@
 // group, resource, child resource) and the built-in role definitions the sandbox knows.
 import type { Route } from "../../core/http.mts";
 import { ROLE_DEFINITIONS, scopeContains, type ArmResource } from "../../core/state.mts";
+import { appDirectory } from "../entra/applications.mts";
 import { Arm, decodeSegment, fail, isGuid, lastSegment, ok, type ArmCall } from "./core.mts";
 
 const RA_TYPE = "Microsoft.Authorization/roleAssignments";
@@ -106,6 +107,37 @@ export function authorizationRoutes(arm: Arm): Route[] {
     fail(400, "PrincipalNotFound", `Principal ${principalId.replace(/-/g, "")} does not exist in the directory ${home}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group. See https://aka.ms/docs-principaltype`);
   };
 
+  /**
+   * What the directory of `tenantId` says `principalId` is, when the sandbox knows it: a user,
+   * or a service principal (an app's, a managed identity's, a managed app's system identity, the
+   * ISV's compute identity).
+   */
+  const directoryTypeOf = (principalId: string, tenantId: string): "User" | "ServicePrincipal" | undefined => {
+    const want = principalId.toLowerCase();
+    const inTenant = (t: unknown) => String(t ?? "").toLowerCase() === tenantId.toLowerCase();
+    for (const u of state.users.values()) if (u.objectId.toLowerCase() === want && inTenant(u.tenantId)) return "User";
+    if (managedIdentityResourceOf(principalId, tenantId)) return "ServicePrincipal";
+    // The ISV's own compute identity (the world's timer job), which has no resource in ARM's state.
+    const isvMi = state.seed.isv.managedIdentity;
+    if (isvMi && isvMi.principalId.toLowerCase() === want && inTenant(state.seed.isv.tenantId)) return "ServicePrincipal";
+    for (const sp of appDirectory(state).servicePrincipals.values()) if (sp.id.toLowerCase() === want && inTenant(sp.tenantId)) return "ServicePrincipal";
+    return undefined;
+  };
+
+  /**
+   * ARM checks `principalType` against the directory and refuses a mismatch (a service principal
+   * named as a User: automation running a template written for a person). Code and wording as
+   * Azure's, its "PrinciaplType" misspelling included; the object id's form in the message is
+   * unconfirmed (as PrincipalNotFound's: without dashes). An unknown principal is not checked here.
+   */
+  const checkPrincipalType = (a: ArmCall, principalId: string, principalType: string) => {
+    const tenantId = a.sub?.tenantId ?? a.caller.tid;
+    const actual = directoryTypeOf(principalId, tenantId);
+    if (actual && actual !== principalType && (principalType === "User" || principalType === "ServicePrincipal")) {
+      fail(400, "UnmatchedPrincipalType", `The PrincipalId '${principalId.replace(/-/g, "")}' has type '${actual}' , which is different from specified PrinciaplType '${principalType}'.`);
+    }
+  };
+
   const roleDefinitionIdFor = (scope: string, roleId: string) => {
     const sub = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0];
     return `${sub ?? ""}/providers/${RD_TYPE}/${roleId}`;
@@ -179,6 +211,7 @@ export function authorizationRoutes(arm: Arm): Route[] {
       fail(400, "InvalidRequestContent", `The request content was invalid and could not be deserialized: 'Error converting value "${String(principalType)}" to type 'PrincipalType'.'.`);
     }
     checkDelegatedIdentity(a, p.principalId, p.delegatedManagedIdentityResourceId);
+    checkPrincipalType(a, p.principalId, principalType);
     const id = raIdOf(scope, name);
     const principalId = p.principalId.toLowerCase();
     const roleDefinitionId = roleDefinitionIdFor(scope, roleId);
