@@ -277,6 +277,8 @@ export function renderFields(fields: Array<[string, string]>, options: { width?:
 
 /** Array items per piece of jsonPieces: a few hundred records at a time. */
 const JSON_ITEMS_PER_PIECE = 256;
+/** How `JSON.stringify({ key: [items] }, null, 2)` ends after its last item. */
+const GROUP_CLOSE = "\n  ]\n}";
 
 /**
  * The text of `JSON.stringify(value, null, 2)` for an object, in pieces of whole lines (joined
@@ -306,9 +308,12 @@ export function* jsonPieces(value: Record<string, unknown>, options: { stream: s
     }
     yield `  ${JSON.stringify(key)}: [`;
     for (let i = 0; i < v.length; i += per) {
-      const group: string[] = [];
-      for (let j = i; j < Math.min(v.length, i + per); j++) group.push(`    ${(JSON.stringify(v[j], null, 2) ?? "null").replaceAll("\n", "\n    ")}`);
-      yield `${group.join(",\n")}${i + per < v.length ? "," : ""}`;
+      // One stringify per group, nested as deep as the items sit in the whole text, then the
+      // group's lines cut out of it: no string per item, no re-indenting copy (a 4,000-customer
+      // report allocated a fifth of its run's memory in those copies).
+      const text = JSON.stringify({ [key]: v.slice(i, i + per) }, null, 2);
+      const items = text.slice(text.indexOf("[\n") + 2, text.length - GROUP_CLOSE.length);
+      yield i + per < v.length ? `${items},` : items;
     }
     yield `  ]${comma}`;
   }
