@@ -11,7 +11,7 @@ import type { AuditRecord } from "../audit/log.mts";
 import type { CustomerRef } from "../state/customers.mts";
 import type { UsageEvent, UsageOutcome } from "./api.mts";
 import { answerMeaning, httpStatusName, isTransientHttpStatus, statusOf, type EventState, type UsageStatus } from "./status.mts";
-import { hourStartMs, usageKey } from "./time.mts";
+import { hourStartMs, resourceOfKey, usageKey } from "./time.mts";
 
 /** One event's outcome as recorded in an outcome record's `events` array. */
 export interface EventResult {
@@ -128,7 +128,18 @@ function _legacyResults(record: AuditRecord, events: UsageEvent[]): EventResult[
  * is not known (open, unknown): a full scan that lists what still needs reconciling.
  */
 export class Ledger {
-  readonly entries = new Map<string, LedgerEntry>();
+  readonly #entries = new Map<string, LedgerEntry>();
+  /** One entry per key; changed only through `add` (the indexes below follow every change). */
+  get entries(): ReadonlyMap<string, LedgerEntry> {
+    return this.#entries;
+  }
+  /**
+   * Keys of the open and unknown entries, and the resources of all keys ever held (see
+   * hasResource): kept as entries change, so that a plan (one per shard pass of a run) does
+   * not walk the 54 hours of entries the ledger holds to learn that nothing is unresolved.
+   */
+  readonly #unresolved = new Set<string>();
+  readonly #resources = new Set<string>();
   /** Intents seen, by id, until their outcome arrives. */
   readonly #intents = new Map<string, { events: UsageEvent[]; customer: CustomerRef }>();
   readonly #sinceMs: number;
@@ -148,16 +159,20 @@ export class Ledger {
   }
 
   #set(entry: LedgerEntry) {
-    const before = this.entries.get(entry.key);
+    const before = this.#entries.get(entry.key);
     // Once the API holds a quantity for a key, nothing later changes what it holds.
     if (before?.state === "accepted" && entry.state !== "accepted") return;
     if (before?.state === "accepted" && before.billedQuantity !== undefined && entry.billedQuantity === undefined) return;
     // An old key is followed only while its fate is not known.
     if ((entry.state === "accepted" || entry.state === "failed") && this.#hourMs(entry.event) < this.#sinceMs) {
-      this.entries.delete(entry.key);
+      this.#entries.delete(entry.key);
+      this.#unresolved.delete(entry.key);
       return;
     }
-    this.entries.set(entry.key, entry);
+    if (!before) this.#resources.add(resourceOfKey(entry.key));
+    this.#entries.set(entry.key, entry);
+    if (entry.state === "open" || entry.state === "unknown") this.#unresolved.add(entry.key);
+    else this.#unresolved.delete(entry.key);
   }
 
   /** Late usage a run carried: `${digest} ${fromKey}` → the key it was carried into (see lib/metering/late.mts). */
@@ -189,7 +204,7 @@ export class Ledger {
       const input = _runInputOf(record);
       for (const event of events) {
         const key = usageKey(event);
-        const before = this.entries.get(key);
+        const before = this.#entries.get(key);
         if (before?.state === "accepted") continue;
         const unresolved = before?.state === "open" || before?.state === "unknown";
         // The run that first sent an unresolved event keeps it, whoever resends it, so a rerun
@@ -211,7 +226,7 @@ export class Ledger {
     const byKey = new Map(results.map((r) => [r.key, r]));
     for (const event of intent.events) {
       const key = usageKey(event);
-      const sent = this.entries.get(key);
+      const sent = this.#entries.get(key);
       let r = byKey.get(key) ?? { key, status: "Unconfirmed", state: "open" as const };
       // Records of runs that did not know the rule yet: the ledger applies it itself.
       if (sent?.resent) r = unresolvedIfRefused(r);
@@ -238,7 +253,7 @@ export class Ledger {
     if (!billed && record.settled !== "notBilled") return;
     if (!this.#keep(event)) return;
     const key = usageKey(event);
-    const before = this.entries.get(key);
+    const before = this.#entries.get(key);
     if (before && before.state !== "open" && before.state !== "unknown") return;
     this.#set({
       key, event: before?.event ?? event, customer: before?.customer ?? customer, time: record.time,
@@ -253,7 +268,18 @@ export class Ledger {
    * reconciliation with the API's own records can.
    */
   unresolved(): LedgerEntry[] {
-    return [...this.entries.values()].filter((e) => e.state === "open" || e.state === "unknown");
+    // In the entries' order (the order of first sight), as callers list and resend them.
+    if (this.#unresolved.size === 0) return [];
+    return [...this.#entries.values()].filter((e) => this.#unresolved.has(e.key));
+  }
+
+  /**
+   * Whether any key of this resource (`keyResource(resourceId)`) was held: false means the
+   * ledger has no entry for it, so a plan need not build the keys of its rows to look them up.
+   * (A key dropped later, past the window, leaves its resource here: a true is only a hint.)
+   */
+  hasResource(resource: string): boolean {
+    return this.#resources.has(resource);
   }
 
   /**
@@ -271,7 +297,7 @@ export class Ledger {
   }
 
   get(key: string): LedgerEntry | undefined {
-    return this.entries.get(key);
+    return this.#entries.get(key);
   }
 }
 

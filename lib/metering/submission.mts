@@ -12,7 +12,7 @@ import { customerIndexOf, customerKey, type CustomerRef } from "../state/custome
 import { Ledger, resultOf, type EventResult, type LedgerEntry, type RunInput } from "./ledger.mts";
 import { MAX_BATCH_SIZE, type MeteringClient, type UsageEvent, type UsageOutcome, type UsageRequestDescription } from "./api.mts";
 import { answerMeaning, statusOfRefusal, type EventState, type UsageStatus } from "./status.mts";
-import { hourOf, isInUsageWindow, keyResource, resourceOfKey, USAGE_WINDOW_MS, usageKey, usageKeyPrefix } from "./time.mts";
+import { hourOf, isInUsageWindow, keyResource, USAGE_WINDOW_MS, usageKey, usageKeyPrefix } from "./time.mts";
 import { UsageRows, type UsageRow } from "./usage-file.mts";
 import type { FederatedToken } from "../identity/federation.mts";
 
@@ -164,8 +164,6 @@ export function planSubmission(options: {
   const rows = options.rows instanceof UsageRows ? options.rows : UsageRows.from(options.rows);
   const shared: _PlanRows = { rows, customers: [], customerOf: new Int32Array(rows.length) };
   const RowWork = _rowWorkClass(shared);
-  const ledgerResources = new Set<string>();
-  for (const k of options.ledger.entries.keys()) ledgerResources.add(resourceOfKey(k));
   for (let i = 0; i < rows.length; i++) {
     // Field by field: most rows need only their customer, and then no row object is built.
     const subscriptionId = rows.fieldAt(i, "subscriptionId"), managedResourceGroup = rows.fieldAt(i, "managedResourceGroup");
@@ -183,7 +181,7 @@ export function planSubmission(options: {
         ref: { subscriptionId: found.subscriptionId, managedResourceGroup: found.managedResourceGroup },
         resourceId: customer.billing.resourceId, resourceUri: customer.billing.resourceUri, planId: customer.planName,
         keyPrefixes: new Map(),
-        inLedger: ledgerResources.has(keyResource(customer.billing.resourceId)),
+        inLedger: options.ledger.hasResource(keyResource(customer.billing.resourceId)),
       };
       bySpelling.set(managedResourceGroup, c);
       shared.customers.push(c);

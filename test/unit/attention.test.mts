@@ -5,6 +5,8 @@ import { Ledger, type LedgerEntry } from "../../lib/metering/ledger.mts";
 import { usageKey } from "../../lib/metering/time.mts";
 import { parseDurationOption } from "../../lib/core/validate.mts";
 import type { EventReport } from "../../lib/metering/submission.mts";
+import { intentRecord, outcomeRecord } from "./_usage-support.mts";
+import type { UsageStatus } from "../../lib/metering/status.mts";
 
 const NOW = Date.parse("2026-12-02T03:30:00Z");
 const HOUR = 3_600_000;
@@ -45,7 +47,11 @@ led("failed in the window, unknown, open past the window, open near its end; not
   const ledger = new Ledger();
   const add = (hoursBack: number, state: LedgerEntry["state"], dimension: string) => {
     const ev = event(hoursBack, dimension);
-    ledger.entries.set(usageKey(ev), { key: usageKey(ev), state, event: ev, customer, status: state === "failed" ? "Expired" : "Unconfirmed", time: new Date(NOW).toISOString() });
+    const id = `i-${dimension}`;
+    ledger.add(intentRecord(id, customer, [ev]));
+    const status = ({ failed: "Expired", unknown: "Unknown", accepted: "Accepted" } as Record<string, UsageStatus>)[state];
+    if (status) ledger.add(outcomeRecord(id, customer, [{ key: usageKey(ev), status, state, ...(state === "accepted" ? { billedQuantity: ev.quantity } : {}) }]));
+    assert.is(ledger.get(usageKey(ev))?.state, state);
   };
   add(3, "failed", "a");
   add(30, "failed", "b");

@@ -1,10 +1,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { eventsOfIntent, Ledger, resultOf, type EventResult } from "../../lib/metering/ledger.mts";
-import { usageKey } from "../../lib/metering/time.mts";
+import { keyResource, usageKey } from "../../lib/metering/time.mts";
 import { parseBatchResponse, parseUsageEventResponse, type UsageEvent, type UsageOutcome } from "../../lib/metering/api.mts";
 import type { AuditRecord } from "../../lib/audit/log.mts";
-import { A, B, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
+import { A, B, C, HOUR_MS, hoursAgo, intentRecord, NOW, outcomeRecord, ref, usageEvent } from "./_usage-support.mts";
 
 const ev = usageEvent(A, "cpu", 5, hoursAgo(1));
 const keyOf = (e: UsageEvent) => usageKey(e);
@@ -267,5 +267,24 @@ ledger("unresolvedSinceMs keeps old keys only while their fate is unknown", () =
   assert.equal([...l.entries.keys()], [keyOf(old)]);
   const tail = fold([intentRecord("i1", ref(A), [old])], { sinceMs: NOW - 48 * 3_600_000 });
   assert.equal(tail.entries.size, 0);
+});
+ledger("unresolved() and hasResource() follow every change of an entry, in the entries' order", () => {
+  const e1 = usageEvent(A, "cpu", 1, hoursAgo(2)), e2 = usageEvent(A, "mem", 2, hoursAgo(2)), e3 = usageEvent(B, "cpu", 3, hoursAgo(1));
+  const l = new Ledger();
+  assert.equal(l.unresolved(), []);
+  assert.is(l.hasResource(keyResource(A.resourceId)), false);
+  l.add(intentRecord("i1", ref(A), [e1, e2]));
+  l.add(intentRecord("i2", ref(B), [e3]));
+  assert.equal(l.unresolved().map((e) => e.key), [keyOf(e1), keyOf(e2), keyOf(e3)]);
+  assert.ok(l.hasResource(keyResource(A.resourceId)));
+  assert.is(l.hasResource(keyResource(C.resourceId)), false);
+  l.add(outcomeRecord("i1", ref(A), [{ key: keyOf(e1), status: "Accepted", state: "accepted", billedQuantity: 1 }, { key: keyOf(e2), status: "Unknown", state: "unknown" }]));
+  assert.equal(l.unresolved().map((e) => [e.key, e.state]), [[keyOf(e2), "unknown"], [keyOf(e3), "open"]]);
+  l.add(outcomeRecord("i2", ref(B), [{ key: keyOf(e3), status: "Expired", state: "failed" }]));
+  assert.equal(l.unresolved().map((e) => e.key), [keyOf(e2)]);
+  // Sent again (a resend): open once more, in its first place.
+  l.add(intentRecord("i3", ref(A), [e2]));
+  l.add(intentRecord("i4", ref(A), [e1]));
+  assert.equal(l.unresolved().map((e) => [e.key, e.state]), [[keyOf(e2), "open"]], "an accepted event is not reopened by an intent");
 });
 ledger.run();
