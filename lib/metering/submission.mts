@@ -43,6 +43,18 @@ interface _PlanCustomer {
   inLedger: boolean;
 }
 
+/**
+ * usageKey of a row of this customer: its customer's prefix for the dimension (built once) and
+ * the row's hour, joined. A report holds its key for the whole run: two shared parts cost a
+ * 32-byte joined string per event where a key built anew cost about 175 bytes (4,000 customers:
+ * 100,000 of them).
+ */
+function _rowKey(c: _PlanCustomer, dimension: string, effectiveStartTime: string): string {
+  let prefix = c.keyPrefixes.get(dimension);
+  if (prefix === undefined) c.keyPrefixes.set(dimension, prefix = usageKeyPrefix({ resourceId: c.resourceId, dimension }));
+  return prefix + hourOf(effectiveStartTime);
+}
+
 /** What the work items of one planSubmission call share: the rows and each row's customer. */
 interface _PlanRows {
   rows: UsageRows;
@@ -69,8 +81,8 @@ function _rowWorkClass(plan: _PlanRows) {
     }
 
     get event(): UsageEvent {
-      const c = customerOf(this.#index), r = plan.rows.at(this.#index);
-      return { resourceId: c.resourceId, resourceUri: c.resourceUri, planId: c.planId, dimension: r.dimension, quantity: r.quantity, effectiveStartTime: r.effectiveStartTime };
+      const i = this.#index, c = customerOf(i), rows = plan.rows;
+      return { resourceId: c.resourceId, resourceUri: c.resourceUri, planId: c.planId, dimension: rows.fieldAt(i, "dimension"), quantity: rows.fieldAt(i, "quantity"), effectiveStartTime: rows.fieldAt(i, "effectiveStartTime") };
     }
 
     get customer(): CustomerRef {
@@ -78,12 +90,12 @@ function _rowWorkClass(plan: _PlanRows) {
     }
 
     get key(): string {
-      const r = plan.rows.at(this.#index);
-      return usageKey({ resourceId: customerOf(this.#index).resourceId, dimension: r.dimension, effectiveStartTime: r.effectiveStartTime });
+      const i = this.#index;
+      return _rowKey(customerOf(i), plan.rows.fieldAt(i, "dimension"), plan.rows.fieldAt(i, "effectiveStartTime"));
     }
 
     get line(): number {
-      return plan.rows.at(this.#index).line;
+      return plan.rows.fieldAt(this.#index, "line");
     }
 
     toJSON(): WorkItem {
@@ -191,12 +203,7 @@ export function planSubmission(options: {
     // usageKey(event), from a prefix per customer and dimension (one string per row, not
     // five), and only for a resource the ledger knows: a million rows make little garbage.
     let key = "";
-    if (c.inLedger) {
-      const dimension = rows.fieldAt(i, "dimension");
-      let prefix = c.keyPrefixes.get(dimension);
-      if (prefix === undefined) c.keyPrefixes.set(dimension, prefix = usageKeyPrefix({ resourceId: c.resourceId, dimension }));
-      key = prefix + hourOf(rows.fieldAt(i, "effectiveStartTime"));
-    }
+    if (c.inLedger) key = _rowKey(c, rows.fieldAt(i, "dimension"), rows.fieldAt(i, "effectiveStartTime"));
     const entry = c.inLedger ? options.ledger.get(key) : undefined;
     if (options.force || !entry || entry.state === "failed") {
       plan.work.push(item);
