@@ -45,9 +45,10 @@ interface _PlanCustomer {
 
 /**
  * usageKey of a row of this customer: its customer's prefix for the dimension (built once per
- * customer and dimension) and the row's hour (the row's own stored string when it is an hour start), joined. Rows of one dimension over many
- * hours share the prefix; an input of one hour per dimension (as the benchmark's) still builds
- * one prefix per key, about 175 bytes held by its report for the whole run.
+ * customer and dimension) and the row's hour (the row's own stored string when it is an hour
+ * start), joined. Rows of one dimension over many hours share the prefix; an input of one hour
+ * per dimension (as the benchmark's) still builds one prefix per key, about 175 bytes held by
+ * its report for the whole run.
  */
 function _rowKey(c: _PlanCustomer, dimension: string, effectiveStartTime: string): string {
   let prefix = c.keyPrefixes.get(dimension);
